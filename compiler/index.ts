@@ -1,0 +1,15 @@
+/** Kiln's public API: the typed DSL, autodiff, optimizers and the float64 reference evaluator. */
+export { Tensor } from './dsl/tensor';
+export type { Operand } from './dsl/tensor';
+export type { ShapeError } from './dsl/shape-types';
+export { input, param, full, zeros, ones, scalar, constant, iota, arange, Rng } from './dsl/creation';
+export * from './dsl/functional';
+export { grad, valueAndGrad, trainableParams } from './autodiff/grad';
+export { adamw, sgd } from './autodiff/optim';
+export type { GraphSpec, Update } from './ir/graph';
+export { evaluate } from './reference/evaluate';
+export type { ParamStore } from './reference/evaluate';
+export { KilnShapeError } from './ir/errors';
+export type { DType } from './ir/dtype';
+export type { Shape } from './ir/shape';
+export { OPS, OP_NAMES } from './ops/registry';

@@ -1,0 +1,45 @@
+import type { DType } from './dtype';
+import type { Shape } from './shape';
+import type { Op, OpAttrs } from '../ops/attrs';
+
+/** One immutable graph node. Nodes are hash-consed (same op, inputs and attributes give the same object), so
+ * common subexpressions are shared as they are built. `src` is the caller's file:line of the first build. */
+export interface Node<K extends Op = Op> {
+  readonly id: number;
+  readonly op: K;
+  readonly inputs: readonly Node[];
+  readonly attrs: OpAttrs[K];
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly src: string;
+  readonly key: string;
+}
+
+let nextId = 1;
+const table = new Map<string, WeakRef<Node>>();
+const registry = new FinalizationRegistry<string>((key) => {
+  const ref = table.get(key);
+  if (ref && ref.deref() === undefined) table.delete(key);
+});
+
+/** Attributes to a canonical string; typed arrays (tensor constants) never take part: those nodes are unique. */
+function attrKey(attrs: object): string {
+  return JSON.stringify(attrs, (_k, v) => {
+    if (v instanceof Float64Array) return `#${v.length}`;
+    if (typeof v === 'number' && (!Number.isFinite(v) || Object.is(v, -0))) return `#${Object.is(v, -0) ? '-0' : v}`;
+    return v;
+  });
+}
+
+export function intern<K extends Op>(op: K, inputs: readonly Node[], attrs: OpAttrs[K], shape: Shape, dtype: DType, src: string): Node<K> {
+  const key = `${op}(${inputs.map((n) => n.id).join(',')})${attrKey(attrs)}:${dtype}`;
+  const hit = table.get(key)?.deref();
+  if (hit) return hit as Node<K>;
+  const node: Node<K> = Object.freeze({ id: nextId++, op, inputs: Object.freeze([...inputs]), attrs: Object.freeze(attrs) as OpAttrs[K], shape: Object.freeze([...shape]), dtype, src, key });
+  table.set(key, new WeakRef(node));
+  registry.register(node, key);
+  return node;
+}
+
+/** A fresh id for nodes that must never be shared (parameters, constant tensors). */
+export const uniqueId = (): number => nextId++;

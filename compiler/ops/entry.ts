@@ -1,0 +1,41 @@
+import type { DType } from '../ir/dtype';
+import type { Shape } from '../ir/shape';
+import type { NDArray } from '../reference/ndarray';
+import type { Tensor } from '../dsl/tensor';
+import type { Lowering } from './lowering';
+import type { Op, OpAttrs } from './attrs';
+
+export interface TypeInfo { readonly shape: Shape; readonly dtype: DType }
+
+/** Thrown by a shape rule with the reason only; `apply` adds op, operands and the caller's location. */
+export class RuleError extends Error {}
+export const fail = (reason: string): never => { throw new RuleError(reason); };
+
+export interface VjpCtx<K extends Op> {
+  readonly inputs: readonly Tensor[];
+  readonly out: Tensor;
+  readonly attrs: OpAttrs[K];
+}
+
+/** A reverse-mode rule: one cotangent per input (null where none flows). `saves` declares which forward values
+ * the rule reads, so the memory planner knows what the backward pass keeps alive. */
+export interface Vjp<K extends Op> {
+  readonly saves: { readonly inputs: readonly number[]; readonly output: boolean };
+  grad(g: Tensor, ctx: VjpCtx<K>): readonly (Tensor | null)[];
+}
+/** Ops with no derivative say why (comparisons, integer generators, backward-only ops). */
+export interface NotDifferentiable { readonly none: string }
+
+/** One op, defined once: its shape/dtype rule, VJP, float64 reference and lowering. */
+export interface OpDef<K extends Op> {
+  /** Number of inputs, or -1 for any number (concat). */
+  readonly arity: number;
+  infer(ins: readonly TypeInfo[], attrs: OpAttrs[K]): TypeInfo;
+  readonly vjp: Vjp<K> | NotDifferentiable;
+  ref(ins: readonly NDArray[], attrs: OpAttrs[K], out: TypeInfo, inTypes: readonly TypeInfo[]): Float64Array;
+  readonly lower: Lowering<OpAttrs[K]>;
+}
+
+export type OpTable = { readonly [K in Op]: OpDef<K> };
+
+export const isDifferentiable = <K extends Op>(v: Vjp<K> | NotDifferentiable): v is Vjp<K> => 'grad' in v;

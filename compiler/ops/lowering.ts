@@ -1,0 +1,43 @@
+import type { DType } from '../ir/dtype';
+import type { Shape } from '../ir/shape';
+
+/** Scalar operations of the kernel IR: the ops-handler interface every renderer implements, one method each.
+ * Index arithmetic uses the same ops on i32 values. */
+export type ScalarOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'idiv' | 'mod' | 'pow' | 'max' | 'min'
+  | 'lt' | 'le' | 'eq' | 'ne' | 'and' | 'or' | 'not'
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'recip' | 'abs' | 'tanh' | 'sigmoid' | 'erf' | 'sin' | 'cos' | 'floor';
+
+/** What a pointwise lowering builds with. `V` is the back end's scalar value (a kernel-IR node, or a number in
+ * the test interpreter). Loads take i32 index values, one per input dimension. */
+export interface Builder<V> {
+  c(value: number, dtype: DType): V;
+  alu(op: ScalarOp, ...args: V[]): V;
+  where(cond: V, a: V, b: V): V;
+  cast(x: V, dtype: DType): V;
+  /** With `mask`, the load happens only where the mask is true (0 elsewhere): out-of-range indices are safe. */
+  load(input: number, idx: readonly V[], mask?: V): V;
+  /** Philox4x32-10 uniform in [0,1) for element `counter` of stream `stream` under `key` (see ir/philox.ts). */
+  philox(key: V, counter: V, stream: number): V;
+}
+
+export interface LowerCtx<A> {
+  readonly attrs: A;
+  readonly inShapes: readonly Shape[];
+  readonly inDtypes: readonly DType[];
+  readonly outShape: Shape;
+  readonly outDtype: DType;
+}
+
+/** How the back end turns an op into kernels. The kind is the property fusion decides on:
+ * - `source`: a buffer (input, parameter, constant data); no kernel.
+ * - `pointwise`: each output element is an expression of loads at computed indices (elementwise, broadcast,
+ *   movement, gather, generators). Chains of these fuse into one kernel by substituting loads.
+ * - `reduce`: combines input 0 over `axes`; pointwise producers fuse in as a prologue, consumers as epilogue.
+ * - `extern`: a hand-written template (GEMM, conv, attention); pointwise consumers fuse as its epilogue.
+ * `cost` is a rough per-element price that rematerialization weighs against bytes kept. */
+export type Lowering<A> =
+  | { readonly kind: 'source' }
+  | { readonly kind: 'pointwise'; readonly cost: number; emit<V>(b: Builder<V>, out: readonly V[], ctx: LowerCtx<A>): V }
+  | { readonly kind: 'reduce'; readonly combine: 'add' | 'max'; axes(attrs: A, inShape: Shape): readonly number[] }
+  | { readonly kind: 'extern'; readonly template: string; readonly flops: (ctx: LowerCtx<A>) => number };

@@ -1,0 +1,76 @@
+/**
+ * The native addon (runtime/native/), loaded lazily so that code which only compiles kernels (for
+ * instance a CUDA build on a machine without a GPU) works before the addon is built.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { addonPath } from './paths';
+
+/** An opaque handle owned by the addon (a type-tagged napi External). */
+export type NativeHandle = { readonly __kilnNativeHandle: unique symbol };
+
+/** Raw bytes the addon reads or writes in place. */
+export type HostBytes = ArrayBuffer | ArrayBufferView;
+
+export interface CudaDeviceInfo {
+  readonly name: string;
+  readonly computeCapability: readonly [number, number];
+  readonly freeBytes: number;
+  readonly totalBytes: number;
+}
+
+export interface NativeAddon {
+  /** A zeroed ArrayBuffer whose data is 64-byte aligned; freed when collected. */
+  allocArena(bytes: number): ArrayBuffer;
+
+  /** dlopen(soPath, RTLD_NOW | RTLD_LOCAL). */
+  cpuLoad(soPath: string): NativeHandle;
+  cpuHasSymbol(lib: NativeHandle, symbol: string): boolean;
+  /** Calls `extern "C" int symbol(uint8_t* arena, const int64_t* args)`; throws (with `code`) if it returns non-zero. */
+  cpuCall(lib: NativeHandle, symbol: string, arena: HostBytes, args?: BigInt64Array | Float64Array): void;
+  cpuClose(lib: NativeHandle): void;
+
+  /** Never throws. `reason` says why CUDA cannot be used (empty when ok). */
+  cudaAvailable(): { ok: boolean; reason: string };
+  /** Makes the device's primary context current and creates the launch stream. Idempotent. */
+  cudaInit(ordinal?: number): CudaDeviceInfo;
+  cudaMemInfo(): { freeBytes: number; totalBytes: number };
+  cudaMalloc(bytes: number | bigint): bigint;
+  cudaFree(dptr: bigint): void;
+  cudaMemcpyHtoD(dptr: bigint, byteOffset: number | bigint, src: HostBytes): void;
+  cudaMemcpyDtoH(dst: HostBytes, dptr: bigint, byteOffset: number | bigint): void;
+  cudaLoadModule(cubin: Uint8Array): NativeHandle;
+  cudaUnloadModule(module: NativeHandle): void;
+  cudaGetFunction(module: NativeHandle, name: string): NativeHandle;
+  /** Each kernel parameter is one 8-byte slot of `params`. */
+  cudaLaunch(
+    fn: NativeHandle,
+    grid: readonly [number, number, number],
+    block: readonly [number, number, number],
+    sharedBytes: number,
+    params?: BigInt64Array,
+  ): void;
+  cudaSynchronize(): void;
+  cudaEventCreate(): NativeHandle;
+  cudaEventRecord(event: NativeHandle): void;
+  /** Milliseconds between two recorded events; waits for `end`. */
+  cudaEventElapsed(start: NativeHandle, end: NativeHandle): number;
+}
+
+let addon: NativeAddon | undefined;
+
+/** The addon, loaded on first use. Throws a one-line fix if it has not been built. */
+export function native(): NativeAddon {
+  if (addon !== undefined) return addon;
+  if (!existsSync(addonPath)) {
+    throw new Error(`Kiln's native addon is not built: run npm install (expected ${addonPath})`);
+  }
+  const require = createRequire(import.meta.url);
+  addon = require(addonPath) as NativeAddon;
+  return addon;
+}
+
+/** Allocates a host arena: see NativeAddon.allocArena. */
+export function allocArena(bytes: number): ArrayBuffer {
+  return native().allocArena(bytes);
+}

@@ -1,0 +1,33 @@
+/** A Builder<number> that runs pointwise lowerings directly in float64: it checks every op's lowering against
+ * its reference before any code generator sees it. */
+import type { Builder, ScalarOp } from '../../compiler/ops/lowering';
+import { castValue, type DType } from '../../compiler/ir/dtype';
+import { stridesOf, type Shape } from '../../compiler/ir/shape';
+import { erf, sigmoid } from '../../compiler/reference/math';
+import { uniformFill } from '../../compiler/ir/philox';
+
+const alu: Record<ScalarOp, (...a: number[]) => number> = {
+  add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b,
+  idiv: (a, b) => Math.trunc(a / b), mod: (a, b) => a % b, pow: Math.pow, max: Math.max, min: Math.min,
+  lt: (a, b) => +(a < b), le: (a, b) => +(a <= b), eq: (a, b) => +(a === b), ne: (a, b) => +(a !== b),
+  and: (a, b) => +(a && b), or: (a, b) => +(a || b), not: (a) => +!a,
+  neg: (a) => -a, exp: Math.exp, log: Math.log, sqrt: Math.sqrt, rsqrt: (a) => 1 / Math.sqrt(a), recip: (a) => 1 / a,
+  abs: Math.abs, tanh: Math.tanh, sigmoid, erf, sin: Math.sin, cos: Math.cos, floor: Math.floor,
+};
+
+export function interpBuilder(inputs: readonly { shape: Shape; data: Float64Array }[]): Builder<number> {
+  const strides = inputs.map((t) => stridesOf(t.shape));
+  return {
+    c: (v: number, d: DType) => castValue(v, d),
+    alu: (op, ...args) => alu[op](...args),
+    where: (c, a, b) => (c ? a : b),
+    cast: (x, d) => castValue(x, d),
+    load: (i, idx, mask) => {
+      if (mask === 0) return 0;
+      const t = inputs[i];
+      idx.forEach((v, a) => { if (!(v >= 0 && v < t.shape[a])) throw new RangeError(`load ${i}: index ${v} out of [0,${t.shape[a]}) on axis ${a}`); });
+      return t.data[idx.reduce((o, v, a) => o + v * strides[i][a], 0)];
+    },
+    philox: (key, counter, stream) => uniformFill(counter + 1, key, stream)[counter],
+  };
+}
