@@ -13,3 +13,7 @@ export { KilnShapeError } from './ir/errors';
 export type { DType } from './ir/dtype';
 export type { Shape } from './ir/shape';
 export { OPS, OP_NAMES } from './ops/registry';
+export { compile } from './compile';
+export type { CompileOptions } from './compile';
+export { Program } from './program';
+export type { MemoryReport, HostArray, Feed } from './program';

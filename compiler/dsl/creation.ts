@@ -45,8 +45,8 @@ export const arange = <D extends DType = 'i32'>(n: number, dtype: D = 'i32' as D
  * every back end (ir/philox.ts). */
 export class Rng {
   private next = 0;
-  readonly seed: Tensor<[], 'i32'>;
-  constructor(seed: number | Tensor<[], 'i32'>, firstStream = 0) {
+  readonly seed: Tensor<readonly [], 'i32'>;
+  constructor(seed: number | Tensor<readonly [], 'i32'>, firstStream = 0) {
     this.seed = typeof seed === 'number' ? full([], seed, 'i32') : seed;
     this.next = firstStream;
   }

@@ -40,4 +40,7 @@ export type Lowering<A> =
   | { readonly kind: 'source' }
   | { readonly kind: 'pointwise'; readonly cost: number; emit<V>(b: Builder<V>, out: readonly V[], ctx: LowerCtx<A>): V }
   | { readonly kind: 'reduce'; readonly combine: 'add' | 'max'; axes(attrs: A, inShape: Shape): readonly number[] }
-  | { readonly kind: 'extern'; readonly template: string; readonly flops: (ctx: LowerCtx<A>) => number };
+  | { readonly kind: 'extern'; readonly template: string; readonly flops: (ctx: LowerCtx<A>) => number;
+      /** The template reads operands through arbitrary strides (so transposes and broadcasts need no copy);
+       * otherwise operands must be contiguous buffers. */
+      readonly stridedOperands?: boolean };

@@ -1,0 +1,193 @@
+/** Constructors for kernel-IR expressions with constant folding and index simplification: linear index
+ * arithmetic is normalized to sums of terms, and `idiv`/`mod` by a constant use the known ranges of loop
+ * variables to vanish (so a reshape between two contiguous shapes costs no divisions in the inner loop). */
+import type { DType } from '../ir/dtype';
+import { castValue } from '../ir/dtype';
+import type { ScalarOp } from '../ops/lowering';
+import { erf, sigmoid } from '../reference/math';
+import type { Expr } from './kir';
+
+const cache = new Map<string, Expr>();
+type Dist<T> = T extends Expr ? Omit<T, 'key'> : never;
+const mk = (e: Dist<Expr>, key: string): Expr => {
+  let hit = cache.get(key);
+  if (!hit) { hit = { ...e, key } as Expr; cache.set(key, hit); }
+  return hit;
+};
+
+export const cnst = (v: number, dt: DType): Expr => { const x = castValue(v, dt); return mk({ k: 'const', v: x, dt }, `c${dt}:${Object.is(x, -0) ? '-0' : x}`); };
+export const idx = (n: number): Expr => cnst(n, 'i32');
+export const variable = (name: string, extent: number): Expr => mk({ k: 'var', name, extent, dt: 'i32' }, `v${name}<${extent}`);
+export const acc = (dt: DType): Expr => mk({ k: 'acc', dt }, `acc:${dt}`);
+export const load = (buf: number, off: Expr, dt: DType, mask: Expr | null = null): Expr =>
+  mask && mask.k === 'const' ? (mask.v ? load(buf, off, dt) : cnst(0, dt)) : mk({ k: 'load', buf, off, mask, dt }, `L${buf}[${off.key}]${mask ? `?${mask.key}` : ''}:${dt}`);
+export const philox = (key_: Expr, ctr: Expr, stream: number): Expr => mk({ k: 'philox', key_, ctr, stream, dt: 'f32' }, `P(${key_.key},${ctr.key},${stream})`);
+
+const FOLD: Partial<Record<ScalarOp, (...a: number[]) => number>> = {
+  add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b,
+  idiv: (a, b) => Math.trunc(a / b), mod: (a, b) => a % b, pow: Math.pow, max: Math.max, min: Math.min,
+  lt: (a, b) => +(a < b), le: (a, b) => +(a <= b), eq: (a, b) => +(a === b), ne: (a, b) => +(a !== b),
+  and: (a, b) => +(a && b), or: (a, b) => +(a || b), not: (a) => +!a, neg: (a) => -a, exp: Math.exp, log: Math.log,
+  sqrt: Math.sqrt, rsqrt: (a) => 1 / Math.sqrt(a), recip: (a) => 1 / a, abs: Math.abs, tanh: Math.tanh, sigmoid, erf,
+  sin: Math.sin, cos: Math.cos, floor: Math.floor,
+};
+const BOOL_OPS = new Set<ScalarOp>(['lt', 'le', 'eq', 'ne', 'and', 'or', 'not']);
+
+// ---- ranges and linear forms of integer index expressions
+
+/** Inclusive [min, max] of an i32 expression, or null when unknown. */
+export function range(e: Expr): [number, number] | null {
+  if (e.dt !== 'i32') return null;
+  switch (e.k) {
+    case 'const': return [e.v, e.v];
+    case 'var': return [0, e.extent - 1];
+    case 'alu': {
+      const rs = e.args.map(range);
+      if (rs.some((r) => !r)) return null;
+      const [a, b] = rs as [number, number][];
+      switch (e.op) {
+        case 'add': return [a[0] + b[0], a[1] + b[1]];
+        case 'sub': return [a[0] - b[1], a[1] - b[0]];
+        case 'mul': { const p = [a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]]; return [Math.min(...p), Math.max(...p)]; }
+        case 'idiv': return b[0] === b[1] && b[0] > 0 && a[0] >= 0 ? [Math.trunc(a[0] / b[0]), Math.trunc(a[1] / b[0])] : null;
+        case 'mod': return b[0] === b[1] && b[0] > 0 && a[0] >= 0 ? [0, Math.min(b[0] - 1, a[1])] : null;
+        case 'max': return [Math.max(a[0], b[0]), Math.max(a[1], b[1])];
+        case 'min': return [Math.min(a[0], b[0]), Math.min(a[1], b[1])];
+        default: return null;
+      }
+    }
+    default: return null;
+  }
+}
+
+/** sum(coef * term) + c over non-constant, non-additive terms. */
+interface Linear { terms: Map<string, { coef: number; e: Expr }>; c: number }
+function linear(e: Expr): Linear {
+  const out: Linear = { terms: new Map(), c: 0 };
+  const walk = (x: Expr, s: number) => {
+    if (x.k === 'const') { out.c += s * x.v; return; }
+    if (x.k === 'alu' && x.dt === 'i32') {
+      if (x.op === 'add') { walk(x.args[0], s); walk(x.args[1], s); return; }
+      if (x.op === 'sub') { walk(x.args[0], s); walk(x.args[1], -s); return; }
+      if (x.op === 'mul' && x.args[1].k === 'const') { walk(x.args[0], s * x.args[1].v); return; }
+      if (x.op === 'mul' && x.args[0].k === 'const') { walk(x.args[1], s * x.args[0].v); return; }
+    }
+    const t = out.terms.get(x.key);
+    if (t) t.coef += s; else out.terms.set(x.key, { coef: s, e: x });
+  };
+  walk(e, 1);
+  for (const [k, t] of out.terms) if (t.coef === 0) out.terms.delete(k);
+  return out;
+}
+function fromLinear(l: Linear): Expr {
+  let e: Expr | null = null;
+  const terms = [...l.terms.values()].sort((a, b) => (a.e.key < b.e.key ? -1 : 1));
+  for (const t of terms) {
+    const term = t.coef === 1 ? t.e : mkAlu('mul', [t.e, idx(t.coef)], 'i32');
+    e = e ? mkAlu('add', [e, term], 'i32') : term;
+  }
+  if (!e) return idx(l.c);
+  return l.c ? mkAlu('add', [e, idx(l.c)], 'i32') : e;
+}
+const linRange = (l: Linear): [number, number] | null => {
+  let lo = l.c, hi = l.c;
+  for (const t of l.terms.values()) {
+    const r = range(t.e);
+    if (!r) return null;
+    lo += Math.min(t.coef * r[0], t.coef * r[1]);
+    hi += Math.max(t.coef * r[0], t.coef * r[1]);
+  }
+  return [lo, hi];
+};
+
+/** idiv/mod of a non-negative linear form by a positive constant: terms whose coefficient the divisor divides
+ * move to the quotient; if what is left stays in [0, d) the division is exact. */
+function divmod(op: 'idiv' | 'mod', a: Expr, d: number): Expr | null {
+  const r = range(a);
+  if (!r || r[0] < 0) return null;
+  if (r[1] < d) return op === 'idiv' ? idx(0) : a;
+  const l = linear(a);
+  const q: Linear = { terms: new Map(), c: 0 }, rest: Linear = { terms: new Map(), c: 0 };
+  for (const [k, t] of l.terms) (t.coef % d === 0 ? q : rest).terms.set(k, { coef: t.coef, e: t.e });
+  if (l.c % d === 0) q.c = l.c; else rest.c = l.c;
+  const rr = linRange(rest);
+  if (!rr || rr[0] < 0 || rr[1] >= d || q.terms.size + (q.c ? 1 : 0) === 0) {
+    // mod of a form with a zero remainder range but divisible terms: drop them
+    if (op === 'mod' && q.terms.size && rr && rr[0] >= 0) return mkAlu('mod', [fromLinear(rest), idx(d)], 'i32');
+    return null;
+  }
+  if (op === 'mod') return fromLinear(rest);
+  for (const t of q.terms.values()) t.coef /= d;
+  q.c /= d;
+  return fromLinear(q);
+}
+
+function mkAlu(op: ScalarOp, args: readonly Expr[], dt: DType): Expr {
+  return mk({ k: 'alu', op, args, dt }, `${op}(${args.map((a) => a.key).join(',')}):${dt}`);
+}
+
+/** An ALU op, folded and simplified. Result dtype: bool for comparisons and logic, else the first operand's. */
+export function alu(op: ScalarOp, ...args: Expr[]): Expr {
+  const dt: DType = BOOL_OPS.has(op) ? 'bool' : args[0].dt;
+  if (args.every((a) => a.k === 'const') && FOLD[op]) return cnst(FOLD[op]!(...args.map((a) => (a as { v: number }).v)), dt);
+  const [a, b] = args;
+  const isC = (x: Expr | undefined, v: number) => x !== undefined && x.k === 'const' && x.v === v;
+  switch (op) {
+    case 'add': if (isC(b, 0)) return a; if (isC(a, 0)) return b; break;
+    case 'sub': if (isC(b, 0)) return a; break;
+    case 'mul': if (isC(b, 1)) return a; if (isC(a, 1)) return b; if (dt === 'i32' && (isC(a, 0) || isC(b, 0))) return idx(0); break;
+    case 'div': if (isC(b, 1)) return a; break;
+    case 'idiv': case 'mod':
+      if (b.k === 'const' && b.v > 0) { if (op === 'idiv' && b.v === 1) return a; if (op === 'mod' && b.v === 1) return idx(0); const s = divmod(op, a, b.v); if (s) return s; }
+      break;
+    case 'and': if (isC(a, 1)) return b; if (isC(b, 1)) return a; if (isC(a, 0) || isC(b, 0)) return cnst(0, 'bool'); break;
+    case 'lt': case 'le': {
+      const ra = range(a), rb = range(b);
+      if (ra && rb) {
+        if (op === 'lt' ? ra[1] < rb[0] : ra[1] <= rb[0]) return cnst(1, 'bool');
+        if (op === 'lt' ? ra[0] >= rb[1] : ra[0] > rb[1]) return cnst(0, 'bool');
+      }
+      break;
+    }
+    case 'max': case 'min': {
+      const ra = range(a), rb = range(b);
+      if (ra && rb) {
+        if (op === 'max' ? ra[0] >= rb[1] : ra[1] <= rb[0]) return a;
+        if (op === 'max' ? rb[0] >= ra[1] : rb[1] <= ra[0]) return b;
+      }
+      break;
+    }
+  }
+  if (dt === 'i32' && (op === 'add' || op === 'sub' || op === 'mul')) {
+    const l = linear(mkAlu(op, args, dt));
+    return fromLinear(l);
+  }
+  return mkAlu(op, args, dt);
+}
+
+export function where(c: Expr, a: Expr, b: Expr): Expr {
+  if (c.k === 'const') return c.v ? a : b;
+  if (a.key === b.key) return a;
+  return mk({ k: 'where', args: [c, a, b], dt: a.dt }, `W(${c.key},${a.key},${b.key})`);
+}
+
+export function cast(x: Expr, dt: DType): Expr {
+  if (x.dt === dt) return x;
+  if (x.k === 'const') return cnst(x.v, dt);
+  return mk({ k: 'cast', x, dt }, `C(${x.key}):${dt}`);
+}
+
+/** Flat offset of a multi-index into a contiguous buffer of `shape`. */
+export function flatIndex(ix: readonly Expr[], shape: readonly number[]): Expr {
+  let off = idx(0), st = 1;
+  for (let i = shape.length - 1; i >= 0; i--) { off = alu('add', off, alu('mul', ix[i], idx(st))); st *= shape[i]; }
+  return off;
+}
+
+/** Multi-index of flat position `flat` in `shape` (row-major). */
+export function unflatten(flat: Expr, shape: readonly number[]): Expr[] {
+  const out: Expr[] = new Array(shape.length);
+  let st = 1;
+  for (let i = shape.length - 1; i >= 0; i--) { out[i] = shape[i] === 1 ? idx(0) : alu('mod', alu('idiv', flat, idx(st)), idx(shape[i])); st *= shape[i]; }
+  return out;
+}

@@ -1,0 +1,135 @@
+/** Lowering: one fusion group to one kernel. Each op's registry lowering builds scalar expressions through a
+ * Builder over kernel-IR expressions; loads of inlined nodes are replaced by their own expressions at the
+ * loaded index (fusion by substitution), loads of realized nodes become buffer loads. */
+import type { Node } from '../ir/node';
+import { numel, stridesOf, type Shape } from '../ir/shape';
+import { OPS } from '../ops/registry';
+import type { Builder, LowerCtx } from '../ops/lowering';
+import type { Group } from '../schedule/fusion';
+import { isView } from '../schedule/fusion';
+import * as E from './expr';
+import type { Expr, Kernel, Store, StridedView } from './kir';
+
+/** Thrown when an epilogue reads its anchor at another element than the one being produced; the compiler then
+ * realizes the anchor and fuses again. */
+export class AnchorMismatch extends Error {
+  constructor(readonly anchor: Node) { super(`anchor ${anchor.op}#${anchor.id} read off-position`); }
+}
+
+export interface LowerEnv {
+  /** Buffer id of every realized node. */
+  readonly bufferOf: ReadonlyMap<number, number>;
+}
+
+class Emitter {
+  private memo = new Map<string, Expr>();
+  constructor(private env: LowerEnv, private root: Node, private anchor: Node | null, private anchorPos: Expr | null) {}
+
+  /** Value of `n` at multi-index `ix`, under `mask` (loads happen only where it holds). */
+  emit(n: Node, ix: readonly Expr[], mask: Expr | null): Expr {
+    const key = `${n.id}|${ix.map((e) => e.key).join(',')}|${mask?.key ?? ''}`;
+    const hit = this.memo.get(key);
+    if (hit) return hit;
+    let out: Expr;
+    const buf = n === this.root ? undefined : this.env.bufferOf.get(n.id);
+    if (n === this.anchor) {
+      if (E.flatIndex(ix, n.shape).key !== this.anchorPos!.key) throw new AnchorMismatch(n);
+      out = E.acc(n.dtype);
+    } else if (buf !== undefined) {
+      out = E.load(buf, E.flatIndex(ix, n.shape), n.dtype, mask);
+    } else {
+      const low = OPS[n.op].lower;
+      if (low.kind !== 'pointwise') throw new Error(`lower: ${n.op}#${n.id} is neither realized nor pointwise`);
+      const b: Builder<Expr> = {
+        c: (v, dt) => E.cnst(v, dt),
+        alu: (op, ...args) => E.alu(op, ...args),
+        where: (c, x, y) => E.where(c, x, y),
+        cast: (x, dt) => E.cast(x, dt),
+        load: (i, idx, m) => this.emit(n.inputs[i], idx, m ? (mask ? E.alu('and', mask, m) : m) : mask),
+        philox: (k, c, s) => E.philox(k, c, s),
+      };
+      out = (low.emit as (b: Builder<Expr>, o: readonly Expr[], c: LowerCtx<unknown>) => Expr)(b, ix, ctxOf(n));
+    }
+    this.memo.set(key, out);
+    return out;
+  }
+}
+
+export const ctxOf = (n: Node): LowerCtx<unknown> => ({
+  attrs: n.attrs, inShapes: n.inputs.map((i) => i.shape), inDtypes: n.inputs.map((i) => i.dtype), outShape: n.shape, outDtype: n.dtype,
+});
+
+const vars = (prefix: string, shape: Shape) => shape.map((d, i) => E.variable(`${prefix}${i}`, d));
+
+/** Stores of the group's root, computed at the element whose flat position in the anchor's space is `flat`. */
+function epilogue(g: Group, em: Emitter, buf: number, flat: Expr, anchorVars: readonly Expr[] | null): Store[] {
+  const r = g.root;
+  const ix = anchorVars && g.anchor && g.anchor.shape.length === r.shape.length && g.anchor.shape.every((d, i) => d === r.shape[i]) ? anchorVars : E.unflatten(flat, r.shape);
+  return [{ buf, off: E.flatIndex(ix, r.shape), value: em.emit(r, ix, null), dt: r.dtype }];
+}
+
+/** A template operand as a strided view of a realized buffer (through reshape/permute/expand/slice). */
+function viewOf(n: Node, env: LowerEnv): StridedView {
+  const buf = env.bufferOf.get(n.id);
+  if (buf !== undefined) return { buf, shape: n.shape, strides: stridesOf(n.shape), offset: 0, dt: n.dtype };
+  if (!isView(n)) throw new Error(`lower: template operand ${n.op}#${n.id} is not a view`);
+  const src = viewOf(n.inputs[0], env);
+  const a = n.attrs as Record<string, readonly number[]>;
+  switch (n.op) {
+    case 'permute': return { ...src, shape: n.shape, strides: a.perm.map((p) => src.strides[p]) };
+    case 'expand': {
+      const lead = n.shape.length - src.shape.length;
+      return { ...src, shape: n.shape, strides: n.shape.map((_d, i) => (i < lead || src.shape[i - lead] === 1 ? 0 : src.strides[i - lead])) };
+    }
+    case 'slice':
+      return { ...src, shape: n.shape, offset: src.offset + a.starts.reduce((o, s, i) => o + s * src.strides[i], 0), strides: src.strides.map((s, i) => s * a.steps[i]) };
+    case 'reshape': {
+      // Contiguous sources reshape freely; otherwise only when dims merge/split within contiguous runs.
+      const contiguous = src.strides.every((s, i) => s === stridesOf(src.shape)[i] || src.shape[i] === 1);
+      if (contiguous) return { ...src, shape: n.shape, strides: stridesOf(n.shape) };
+      throw new Error(`lower: reshape of a non-contiguous view feeding a template (${n.src})`);
+    }
+  }
+  throw new Error('unreachable');
+}
+
+/** Lowers one group. `name` is the kernel's name (it says what it fuses). */
+export function lowerGroup(g: Group, env: LowerEnv, name: string): Kernel {
+  const rootBuf = env.bufferOf.get(g.root.id)!;
+  const ops = [...new Set(g.region.filter((n) => !isView(n) && n.op !== 'const').map((n) => n.op))];
+  const a = g.anchor;
+  if (!a) {
+    const v = vars('i', g.root.shape);
+    const em = new Emitter(env, g.root, null, null);
+    return { kind: 'pointwise', name, vars: v, shape: g.root.shape, stores: [{ buf: rootBuf, off: E.flatIndex(v, g.root.shape), value: em.emit(g.root, v, null), dt: g.root.dtype }], ops };
+  }
+  const low = OPS[a.op].lower;
+  if (low.kind === 'reduce') {
+    const x = a.inputs[0];
+    const axes = low.axes(a.attrs as never, x.shape);
+    const outer = x.shape.filter((_d, i) => !axes.includes(i)), inner = axes.map((i) => x.shape[i]);
+    const ov = vars('o', outer), iv = vars('r', inner);
+    let j = 0;
+    const inIdx = x.shape.map((_d, i) => (axes.includes(i) ? iv[axes.indexOf(i)] : ov[j++]));
+    const keep = a.shape.length === x.shape.length;
+    let o = 0;
+    const aIdx = keep ? x.shape.map((_d, i) => (axes.includes(i) ? E.idx(0) : ov[o++])) : ov;
+    const pos = E.flatIndex(aIdx, a.shape);
+    const em = new Emitter(env, g.root, a, pos);
+    const value = em.emit(x, inIdx, null);
+    return { kind: 'reduce', name, outerVars: ov, outer, innerVars: iv, inner, combine: low.combine, value, accDtype: a.dtype, stores: epilogue(g, em, rootBuf, pos, keep ? aIdx : null), ops };
+  }
+  if (low.kind === 'extern') {
+    const ov = vars('o', a.shape);
+    const pos = E.flatIndex(ov, a.shape);
+    const em = new Emitter(env, g.root, a, pos);
+    return {
+      kind: 'extern', name, template: low.template, attrs: a.attrs as Record<string, unknown>, operands: a.inputs.map((i) => viewOf(i, env)),
+      outShape: a.shape, outVars: ov, accDtype: a.dtype, stores: epilogue(g, em, rootBuf, pos, ov), ops, flops: low.flops(ctxOf(a) as never),
+    };
+  }
+  throw new Error(`lower: anchor ${a.op} has lowering kind ${low.kind}`);
+}
+
+export const kernelElements = (k: Kernel): number =>
+  k.kind === 'pointwise' ? numel(k.shape) : k.kind === 'reduce' ? numel(k.outer) * numel(k.inner) : k.kind === 'extern' ? numel(k.outShape) : 0;

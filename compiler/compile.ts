@@ -1,0 +1,55 @@
+/** The compiler pipeline, top to bottom: collect → simplify → schedule (fusion + lowering) → memory plan →
+ * render → native compile. `KILN_DUMP=graph,kernels,source` prints the IR after those stages. */
+import { collect, type GraphSpec } from './ir/graph';
+import type { Node } from './ir/node';
+import { simplifyGraph } from './passes/simplify';
+import { schedule } from './schedule/schedule';
+import { planMemory } from './schedule/memory';
+import { remapKernel } from './codegen/remap';
+import type { Kernel } from './codegen/kir';
+import { renderProgramCpp, type BufferInfo } from './render/cpp';
+import { describeKernel } from './explain';
+import { compileCpp } from '../runtime/cpu';
+import { Program } from './program';
+
+export interface CompileOptions {
+  readonly backend?: 'cpu';
+  /** Arena byte budget: the planner rematerializes cheap values to meet it, or fails with the minimum. */
+  readonly budget?: number;
+}
+
+const dump = (stage: string) => (process.env.KILN_DUMP ?? '').split(',').includes(stage);
+
+export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promise<Program> {
+  const g = simplifyGraph(spec);
+  const { order, inputs, params } = collect(g);
+  if (dump('graph')) console.error(order.map((n) => `${n.id} = ${n.op}(${n.inputs.map((i) => i.id).join(', ')}) [${n.shape.join(',')}]:${n.dtype}  ${n.src}`).join('\n'));
+  const outputs: Record<string, Node> = Object.fromEntries(Object.entries(g.outputs).map(([k, t]) => [k, t.node]));
+  const updates = (g.updates ?? []).map((u) => ({ param: u.param.node, value: u.value.node }));
+  const s = schedule(order, Object.values(outputs), updates);
+  const plan = planMemory({ ...s.plan, budget: opts.budget });
+
+  // Apply the planner's recompute clones and moved reads to the kernels.
+  const byStep = new Map(s.plan.steps.map((st, i) => [st.id, s.kernels[i]]));
+  const kernels: Kernel[] = plan.steps.map((st, i) => {
+    const base = byStep.get(st.recomputeOf ?? st.id)!;
+    const orig = s.plan.steps.find((o) => o.id === (st.recomputeOf ?? st.id))!;
+    const reads = new Map<number, number>(), writes = new Map<number, number>();
+    orig.reads.forEach((r, j) => { if (st.reads[j] !== r) reads.set(r, st.reads[j]); });
+    orig.writes.forEach((w, j) => { if (st.writes[j] !== w) writes.set(w, st.writes[j]); });
+    return remapKernel(base, reads, writes, st.recomputeOf !== undefined ? `${base.name}_recompute${i}` : base.name);
+  });
+  const info = new Map<number, BufferInfo>();
+  for (const b of plan.buffers) {
+    const node = s.nodeOf.get(b.id) ?? s.nodeOf.get(plan.recomputed.find((r) => r.replacement === b.id)?.buffer ?? -1);
+    info.set(b.id, { offset: plan.offsets.get(b.id)!, dtype: node!.dtype, bytes: b.bytes });
+  }
+  if (dump('kernels')) console.error(kernels.map((k) => describeKernel(k, plan.offsets)).join('\n'));
+  const source = renderProgramCpp(kernels, info);
+  if (dump('source')) console.error(source);
+  const lib = await compileCpp(source, { extraFlags: ['-fno-math-errno', '-fno-trapping-math'] });
+  return new Program({
+    backend: 'cpu', kernels, plan, fusion: s.fusion, unfusedKernels: s.unfusedKernels, source, sourcePath: lib.sourcePath, lib,
+    inputs, params, consts: order.filter((n): n is Node<'tensor'> => n.op === 'tensor'), outputs,
+  });
+}

@@ -1,0 +1,147 @@
+/** C++ renderer: one static function per kernel (OpenMP over the outer loops, `omp simd` on the innermost),
+ * templates from kernels/cpu for GEMM, conv and attention with the fused epilogue as a lambda, and the
+ * entry points `kiln_run` (every kernel in order) and `kiln_kernel` (one kernel, for profiling). */
+import { numel, type Shape } from '../ir/shape';
+import type { DType } from '../ir/dtype';
+import type { Expr, ExternKernel, Kernel, ReduceKernel, Store } from '../codegen/kir';
+import { cOps, ExprPrinter, literal, type Lang } from './cstyle';
+import { templateCall } from './templates-cpp';
+
+export const cppLang: Lang = {
+  ops: cOps,
+  valueType: (dt) => {
+    if (dt === 'f16' || dt === 'bf16') throw new Error(`C++ back end: ${dt} tensors are not supported on the CPU yet (use f32)`);
+    return dt === 'f32' ? 'float' : dt === 'bool' ? 'bool' : 'int64_t';
+  },
+  storageType: (dt) => {
+    if (dt === 'f16' || dt === 'bf16') throw new Error(`C++ back end: ${dt} tensors are not supported on the CPU yet (use f32)`);
+    return dt === 'f32' ? 'float' : dt === 'bool' ? 'uint8_t' : 'int32_t';
+  },
+  literal,
+  philox: (k, c, s) => `kiln_philox_uniform((uint32_t)(${k}), (uint32_t)(${c}), ${s}u)`,
+};
+
+export interface BufferInfo { readonly offset: number; readonly dtype: DType; readonly bytes: number }
+
+const ind = (s: string[], n: number) => s.map((l) => '  '.repeat(n) + l);
+
+/** Buffers a kernel touches, as pointer declarations (restrict unless two of them overlap, as in-place does). */
+function pointers(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>, written: ReadonlySet<number>): string[] {
+  const overlaps = (a: number, b: number) => {
+    const x = info.get(a)!, y = info.get(b)!;
+    return x.offset < y.offset + y.bytes && y.offset < x.offset + x.bytes;
+  };
+  return bufs.map((b) => {
+    const i = info.get(b)!;
+    const alias = bufs.some((o) => o !== b && overlaps(o, b));
+    const t = cppLang.storageType(i.dtype);
+    return `${written.has(b) ? '' : 'const '}${t}* ${alias ? '' : 'KILN_RESTRICT '}b${b} = kiln_at<${t}>(A, ${i.offset});`;
+  });
+}
+
+export function buffersOf(k: Kernel): { reads: number[]; writes: number[] } {
+  const reads = new Set<number>();
+  const walk = (e: Expr, seen: Set<string>) => {
+    if (seen.has(e.key)) return;
+    seen.add(e.key);
+    if (e.k === 'load') { reads.add(e.buf); walk(e.off, seen); if (e.mask) walk(e.mask, seen); }
+    else if (e.k === 'alu') e.args.forEach((a) => walk(a, seen));
+    else if (e.k === 'where') e.args.forEach((a) => walk(a, seen));
+    else if (e.k === 'cast') walk(e.x, seen);
+    else if (e.k === 'philox') { walk(e.key_, seen); walk(e.ctr, seen); }
+  };
+  if (k.kind === 'commit') return { reads: k.copies.map((c) => c.from), writes: k.copies.map((c) => c.to) };
+  const seen = new Set<string>();
+  for (const s of k.stores) { walk(s.value, seen); walk(s.off, seen); }
+  if (k.kind === 'reduce') walk(k.value, seen);
+  if (k.kind === 'extern') k.operands.forEach((o) => reads.add(o.buf));
+  return { reads: [...reads], writes: k.stores.map((s) => s.buf) };
+}
+
+/** Statements computing and writing the stores. */
+export function storeLines(stores: readonly Store[], p: ExprPrinter): string[] {
+  const stmts = stores.map((st) => {
+    const o = p.print(st.off), v = p.print(st.value);
+    return `b${st.buf}[${o}] = ${st.dt === 'bool' ? `(uint8_t)(${v})` : v};`;
+  });
+  return [...p.lines.splice(0), ...stmts];
+}
+
+/** A loop nest over `shape`; `inner` is the pragma on the innermost loop, `outer` the one on the whole nest
+ * (OpenMP collapse over all but the innermost loop, or over the only one). */
+function loops(vars: readonly Expr[], shape: Shape, body: string[], inner: string | null, outer: string | null): string[] {
+  if (shape.length === 0) return body;
+  let out = body;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const v = vars[i] as { name: string };
+    out = [`for (int64_t ${v.name} = 0; ${v.name} < ${shape[i]}; ++${v.name}) {`, ...ind(out, 1), '}'];
+    if (i === shape.length - 1 && inner && !(outer && shape.length === 1)) out = [inner, ...out];
+  }
+  if (outer) {
+    const c = shape.length > 1 ? shape.length - 1 : 1;
+    out = [`${outer}${c > 1 ? ` collapse(${c})` : ''}`, ...out];
+  }
+  return out;
+}
+
+const parallelFor = (n: number) => `#pragma omp parallel for schedule(static) if(${n} > 16384)`;
+
+function reduceBody(k: ReduceKernel): string[] {
+  const p = new ExprPrinter(cppLang, (b) => `b${b}`);
+  const v = p.print(k.value);
+  const op = k.combine === 'add' ? '+' : 'max';
+  const body = [...p.lines.splice(0), k.combine === 'add' ? `acc += ${v};` : `acc = fmaxf(acc, ${v});`];
+  const init = k.combine === 'add' ? literal(0, k.accDtype) : literal(-Infinity, k.accDtype);
+  // Few rows, long reductions: parallelize the reduction itself; otherwise the rows.
+  const red = numel(k.outer) < 8 && numel(k.inner) > 16384;
+  const innerLoops = red
+    ? loops(k.innerVars, k.inner, body, null, `#pragma omp parallel for reduction(${op}:acc)`)
+    : loops(k.innerVars, k.inner, body, `#pragma omp simd reduction(${op}:acc)`, null);
+  const ep = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
+  const row = [`${cppLang.valueType(k.accDtype)} acc = ${init};`, ...innerLoops, ...storeLines(k.stores, ep)];
+  return loops(k.outerVars, k.outer, row, null, red ? null : parallelFor(numel(k.outer) * numel(k.inner)));
+}
+
+export function renderKernelCpp(k: Kernel, info: ReadonlyMap<number, BufferInfo>): string {
+  const { reads, writes } = buffersOf(k);
+  const decl = pointers([...new Set([...reads, ...writes])], info, new Set(writes));
+  let body: string[];
+  switch (k.kind) {
+    case 'pointwise': {
+      const p = new ExprPrinter(cppLang, (b) => `b${b}`);
+      body = loops(k.vars, k.shape, storeLines(k.stores, p), '#pragma omp simd', parallelFor(numel(k.shape)));
+      break;
+    }
+    case 'reduce': body = reduceBody(k); break;
+    case 'extern': body = templateCall(k as ExternKernel); break;
+    case 'commit': body = k.copies.map((c) => `std::memcpy(A + ${info.get(c.to)!.offset}, A + ${info.get(c.from)!.offset}, ${c.bytes});`); break;
+  }
+  return [`// ${k.kind}: ${k.ops.join(', ')}`, `static void ${k.name}(uint8_t* A) {`, ...ind([...decl, ...body], 1), '}'].join('\n');
+}
+
+export function renderProgramCpp(kernels: readonly Kernel[], info: ReadonlyMap<number, BufferInfo>): string {
+  const usesTemplates = new Set(kernels.filter((k): k is ExternKernel => k.kind === 'extern').map((k) => k.template));
+  const includes = ['prelude.h', 'philox.h', ...(usesTemplates.has('matmul') ? ['gemm.h'] : []),
+    ...([...usesTemplates].some((t) => t.startsWith('conv2d')) ? ['gemm.h', 'conv2d.h'] : []),
+    ...([...usesTemplates].some((t) => t.startsWith('sdpa')) ? ['attention.h'] : []),
+    ...(usesTemplates.has('scatter_add') ? ['scatter_add.h'] : [])];
+  return [
+    '// Generated by Kiln. Do not edit.',
+    ...[...new Set(includes)].map((h) => `#include "${h}"`),
+    '#include <vector>',
+    '',
+    ...kernels.map((k) => renderKernelCpp(k, info) + '\n'),
+    'KILN_ENTRY int kiln_run(uint8_t* A, const int64_t* /*args*/) {',
+    ...kernels.map((k) => `  ${k.name}(A);`),
+    '  return 0;',
+    '}',
+    '',
+    'KILN_ENTRY int kiln_kernel(uint8_t* A, const int64_t* args) {',
+    '  switch (args[0]) {',
+    ...kernels.map((k, i) => `    case ${i}: ${k.name}(A); return 0;`),
+    '  }',
+    '  return 1;',
+    '}',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,144 @@
+/** Rematerialization under a byte budget: while the arena is over budget, pick a temp that is live across the
+ * peak but not used there, written by a cheap pure step, and re-run that step just before the value's next
+ * use; the original copy then dies early. Greedy by bytes saved at the peak per unit of cost. */
+import { MemoryBudgetError, type PlanBuffer, type PlanStep, type Recompute } from './plan-types';
+import { computeLifetimes, findInPlace, liveCurve, type InPlacePair, type Lifetime, type LiveCurve } from './memory-liveness';
+import { assignOffsets, type Layout } from './memory-offsets';
+
+export interface Analysis {
+  readonly lifetimes: Map<number, Lifetime>;
+  readonly inPlace: InPlacePair[];
+  readonly curve: LiveCurve;
+}
+
+export function analyze(bufs: ReadonlyMap<number, PlanBuffer>, steps: readonly PlanStep[]): Analysis {
+  const lifetimes = computeLifetimes(bufs, steps);
+  const inPlace = findInPlace(bufs, steps, lifetimes);
+  return { lifetimes, inPlace, curve: liveCurve(bufs, steps, lifetimes, inPlace) };
+}
+
+export interface RematResult {
+  readonly steps: PlanStep[];
+  readonly bufs: Map<number, PlanBuffer>;
+  readonly analysis: Analysis;
+  readonly layout: Layout;
+  readonly recomputed: Recompute[];
+}
+
+interface Candidate { buffer: number; writer: number; nextRead: number }
+
+/** Buffers worth splitting at the peak: temps live across it but not touched there, with one writer that is
+ * recomputable and writes only them. */
+function candidates(steps: readonly PlanStep[], bufs: ReadonlyMap<number, PlanBuffer>, a: Analysis): Candidate[] {
+  const p = a.curve.peakAt;
+  if (p < 0) return [];
+  const touched = new Set([...steps[p].reads, ...steps[p].writes]);
+  // One pass for writer counts and the first read after the peak, rather than a scan per buffer.
+  const writers = new Map<number, number>(), nextRead = new Map<number, number>();
+  steps.forEach((s, i) => {
+    for (const id of s.writes) writers.set(id, (writers.get(id) ?? 0) + 1);
+    if (i > p) for (const id of s.reads) if (!nextRead.has(id)) nextRead.set(id, i);
+  });
+  const found: Candidate[] = [];
+  for (const [id, [first, last]] of a.lifetimes) {
+    if (bufs.get(id)!.kind !== 'temp' || first >= p || last <= p || touched.has(id)) continue;
+    const w = steps[first];
+    if (!w.recomputable || w.writes.length !== 1 || w.reads.includes(id) || writers.get(id) !== 1) continue;
+    const n = nextRead.get(id);
+    if (n !== undefined) found.push({ buffer: id, writer: first, nextRead: n });
+  }
+  return found;
+}
+
+interface Ids { nextStep: number; nextBuf: number; rootStep: Map<number, number>; rootBuf: Map<number, number> }
+const rootOf = (m: ReadonlyMap<number, number>, id: number): number => m.get(id) ?? id;
+
+/** The schedule with a clone of the candidate's writer inserted before its next read, or null when a value
+ * the clone reads is overwritten in between (it would compute something else). Each read of the clone uses
+ * the newest copy of that value before the clone, so a recomputed input is not kept alive for it. */
+function withClone(steps: readonly PlanStep[], c: Candidate, ids: Ids, bufs: ReadonlyMap<number, PlanBuffer>): { steps: PlanStep[]; replacement: PlanBuffer; clone: PlanStep } | null {
+  const w = steps[c.writer];
+  const version = new Map(w.reads.map((x) => [x, x]));
+  for (let i = c.writer + 1; i < c.nextRead; i++) {
+    for (const y of steps[i].writes) {
+      for (const x of w.reads) {
+        if (y === x) return null;
+        if (rootOf(ids.rootBuf, y) === rootOf(ids.rootBuf, x)) version.set(x, y);
+      }
+    }
+  }
+  const orig = bufs.get(c.buffer)!;
+  const replacement: PlanBuffer = { id: ids.nextBuf, bytes: orig.bytes, kind: 'temp', label: `${orig.label} (recomputed)` };
+  const clone: PlanStep = {
+    id: ids.nextStep, label: `${w.label} (recompute)`, reads: w.reads.map((x) => version.get(x)!),
+    writes: [replacement.id], recomputable: true, cost: w.cost, recomputeOf: rootOf(ids.rootStep, w.id),
+    ...(w.inPlace ? { inPlace: w.inPlace.map((q) => ({ read: version.get(q.read) ?? q.read, write: replacement.id })) } : {}),
+  };
+  const swap = (x: number): number => (x === c.buffer ? replacement.id : x);
+  const later = steps.slice(c.nextRead).map((s): PlanStep => ({
+    ...s, reads: s.reads.map(swap), ...(s.inPlace ? { inPlace: s.inPlace.map((q) => ({ read: swap(q.read), write: q.write })) } : {}),
+  }));
+  return { steps: [...steps.slice(0, c.nextRead), clone, ...later], replacement, clone };
+}
+
+/** Progress measure: the peak, then how many points reach it. Requiring it to fall strictly on every pick
+ * guarantees termination (integer bytes, finitely many points) and that no pick makes things worse. */
+const better = (x: LiveCurve, y: LiveCurve): boolean => x.peak < y.peak || (x.peak === y.peak && x.peakCount < y.peakCount);
+
+export function rematerialize(bufsIn: ReadonlyMap<number, PlanBuffer>, input: readonly PlanStep[], budget: number, alignment: number): RematResult {
+  let steps = [...input];
+  const bufs = new Map(bufsIn);
+  const ids: Ids = {
+    nextStep: Math.max(-1, ...input.map((s) => s.id)) + 1, nextBuf: Math.max(-1, ...bufsIn.keys()) + 1,
+    rootStep: new Map(), rootBuf: new Map(),
+  };
+  const clones: { step: number; clone: number; buffer: number; replacement: number; bytes: number }[] = [];
+  let a = analyze(bufs, steps);
+  let best = Infinity;
+  for (let round = 0; ; round++) {
+    const layout = assignOffsets(bufs, steps, a.lifetimes, a.inPlace, alignment);
+    if (layout.arenaBytes <= budget) {
+      const at = new Map(steps.map((s, i) => [s.id, i]));
+      const recomputed = clones.map((c): Recompute => ({ step: c.step, at: at.get(c.clone)!, buffer: c.buffer, replacement: c.replacement, bytes: c.bytes }))
+        .sort((x, y) => x.at - y.at);
+      return { steps, bufs, analysis: a, layout, recomputed };
+    }
+    best = Math.min(best, layout.arenaBytes);
+    let pick: { steps: PlanStep[]; replacement: PlanBuffer; clone: PlanStep; c: Candidate; a: Analysis; score: number } | null = null;
+    if (round < 4 * input.length + 64) {
+      // Best first by an upper bound (a split saves at most the buffer's own bytes), later writers first on a
+      // tie: once the best found beats the next bound, nothing after it can win, so most rounds run one trial.
+      const bound = (c: Candidate): number => bufs.get(c.buffer)!.bytes / Math.max(steps[c.writer].cost, 1e-9);
+      const ordered = candidates(steps, bufs, a).sort((x, y) => bound(y) - bound(x) || y.writer - x.writer);
+      for (const c of ordered) {
+        if (pick && pick.score >= bound(c)) break;
+        const trial = withClone(steps, c, ids, bufs);
+        if (!trial) continue;
+        const trialBufs = new Map(bufs).set(trial.replacement.id, trial.replacement);
+        const ta = analyze(trialBufs, trial.steps);
+        if (!better(ta.curve, a.curve)) continue;
+        // Clones go in after the peak, so the peak's index is unchanged in the trial schedule.
+        const saved = a.curve.live[a.curve.peakAt + 1] - ta.curve.live[a.curve.peakAt + 1];
+        const score = saved / Math.max(steps[c.writer].cost, 1e-9);
+        if (saved > 0 && (!pick || score > pick.score)) pick = { ...trial, c, a: ta, score };
+      }
+    }
+    if (!pick) throw new MemoryBudgetError(budget, best, describePeak(steps, bufs, a));
+    bufs.set(pick.replacement.id, pick.replacement);
+    ids.rootBuf.set(pick.replacement.id, rootOf(ids.rootBuf, pick.c.buffer));
+    ids.rootStep.set(pick.clone.id, pick.clone.recomputeOf!);
+    clones.push({ step: pick.clone.recomputeOf!, clone: pick.clone.id, buffer: rootOf(ids.rootBuf, pick.c.buffer), replacement: pick.replacement.id, bytes: pick.replacement.bytes });
+    ids.nextBuf++; ids.nextStep++;
+    steps = pick.steps;
+    a = pick.a;
+  }
+}
+
+/** Why the budget failed, in one line: what is live at the peak, largest first. */
+function describePeak(steps: readonly PlanStep[], bufs: ReadonlyMap<number, PlanBuffer>, a: Analysis): string {
+  const p = a.curve.peakAt;
+  const live = [...a.lifetimes].filter(([, [f, l]]) => f <= p && p <= l).map(([id]) => bufs.get(id)!).sort((x, y) => y.bytes - x.bytes);
+  const where = p < 0 ? 'before the first step' : `at step ${p} (${steps[p].label})`;
+  const top = live.slice(0, 5).map((b) => `${b.label} ${b.kind} ${b.bytes} B`).join(', ');
+  return `peak of ${a.curve.peak} live bytes ${where}: ${top}${live.length > 5 ? `, and ${live.length - 5} more` : ''}; nothing live there can be recomputed to lower it`;
+}

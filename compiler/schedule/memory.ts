@@ -1,0 +1,55 @@
+/** The memory planner: one arena per program. Liveness from the step list, offsets by best fit with in-place
+ * reuse where legal, and under a byte budget, rematerialization of cheap values instead of keeping them.
+ * See README.md (Memory planner) for the algorithm; plan-types.ts for the contract with the scheduler. */
+import { MemoryBudgetError, type MemoryPlan, type PlanInput, type PlanStep } from './plan-types';
+import { bufferMap } from './memory-liveness';
+import { alignUp, assignOffsets } from './memory-offsets';
+import { analyze, rematerialize } from './memory-remat';
+
+export { checkPlan } from './memory-check';
+export { formatMemoryReport, formatBytes } from './memory-report';
+export { MemoryBudgetError };
+
+export function planMemory(input: PlanInput): MemoryPlan {
+  const alignment = input.alignment ?? 64;
+  if (!Number.isInteger(alignment) || alignment < 1) throw new Error(`memory plan: alignment must be a positive integer, got ${alignment}`);
+  const bufs = bufferMap(input.buffers);
+  const stepIds = new Set<number>();
+  for (const s of input.steps) {
+    if (stepIds.has(s.id)) throw new Error(`memory plan: step id ${s.id} appears twice`);
+    stepIds.add(s.id);
+  }
+  const naiveBytes = input.buffers.reduce((sum, b) => sum + b.bytes, 0);
+  const { budget } = input;
+
+  // Params and consts are resident and cannot be recomputed: below their footprint nothing can help.
+  let resident = 0;
+  for (const b of input.buffers) if ((b.kind === 'param' || b.kind === 'const') && b.bytes > 0) resident = alignUp(resident, alignment) + b.bytes;
+  if (budget !== undefined && budget < resident) {
+    throw new MemoryBudgetError(budget, resident, `parameters and constants alone take ${resident} bytes`);
+  }
+
+  let steps: readonly PlanStep[] = input.steps;
+  let planBufs = bufs;
+  let result;
+  if (budget === undefined) {
+    const a = analyze(bufs, steps);
+    result = { a, layout: assignOffsets(bufs, steps, a.lifetimes, a.inPlace, alignment), recomputed: [] };
+  } else {
+    const r = rematerialize(bufs, steps, budget, alignment);
+    steps = r.steps; planBufs = r.bufs;
+    result = { a: r.analysis, layout: r.layout, recomputed: r.recomputed };
+  }
+  return {
+    steps,
+    buffers: [...planBufs.values()],
+    offsets: result.layout.offsets,
+    lifetimes: result.a.lifetimes,
+    arenaBytes: result.layout.arenaBytes,
+    naiveBytes,
+    peakLiveBytes: result.a.curve.peak,
+    ...(budget !== undefined ? { budget } : {}),
+    recomputed: result.recomputed,
+    inPlace: result.a.inPlace.map(({ read, write }) => ({ read, write })),
+  };
+}

@@ -1,0 +1,76 @@
+/** Scheduling: fuse, lower each group to a kernel (re-fusing when an epilogue turns out not to fit), order
+ * kernels, add the parameter-update commit, and describe the result to the memory planner. */
+import type { Node } from '../ir/node';
+import { numel } from '../ir/shape';
+import { byteSize } from '../ir/dtype';
+import { fuse, type FusionResult } from './fusion';
+import { AnchorMismatch, kernelElements, lowerGroup } from '../codegen/lower';
+import type { Expr, Kernel } from '../codegen/kir';
+import type { BufferKind, PlanBuffer, PlanInput, PlanStep } from './plan-types';
+import { buffersOf } from '../render/cpp';
+
+export interface Scheduled {
+  readonly kernels: readonly Kernel[];
+  readonly fusion: FusionResult;
+  /** Buffer id → the node it holds. */
+  readonly nodeOf: ReadonlyMap<number, Node>;
+  readonly bufferOf: ReadonlyMap<number, number>;
+  readonly plan: Omit<PlanInput, 'budget'>;
+  /** Unfused kernel count: every non-source node in its own kernel. */
+  readonly unfusedKernels: number;
+}
+
+const safeName = (ops: readonly string[]) => ops.slice(0, 6).join('_').replace(/[^a-z0-9_]/gi, '') || 'copy';
+
+export function schedule(order: readonly Node[], outputs: readonly Node[], updates: readonly { param: Node; value: Node }[]): Scheduled {
+  const roots = [...outputs, ...updates.map((u) => u.value)];
+  const forced = new Set<number>();
+  for (;;) {
+    const fusion = fuse(order, roots, forced, 8);
+    const bufferOf = new Map<number, number>(), nodeOf = new Map<number, Node>();
+    for (const n of order) if (fusion.realized.has(n.id)) { bufferOf.set(n.id, n.id); nodeOf.set(n.id, n); }
+    try {
+      const kernels: Kernel[] = fusion.groups.map((g, i) => lowerGroup(g, { bufferOf }, `k${i}_${safeName(g.region.filter((n) => n.op !== 'const').map((n) => n.op))}`));
+      const copies = updates.filter((u) => u.value !== u.param).map((u) => ({ from: bufferOf.get(u.value.id)!, to: bufferOf.get(u.param.id)!, bytes: numel(u.param.shape) * byteSize[u.param.dtype] }));
+      if (copies.length) kernels.push({ kind: 'commit', name: `k${kernels.length}_commit_updates`, copies, ops: ['update'] });
+      const outIds = new Set(outputs.map((o) => o.id));
+      const kindOf = (n: Node): BufferKind => (n.op === 'param' ? 'param' : n.op === 'tensor' ? 'const' : n.op === 'input' ? 'input' : outIds.has(n.id) ? 'output' : 'temp');
+      const buffers: PlanBuffer[] = [...nodeOf.values()].map((n) => ({ id: n.id, bytes: Math.max(numel(n.shape) * byteSize[n.dtype], 1), kind: kindOf(n), label: n.op === 'param' || n.op === 'input' ? (n.attrs as { name: string }).name : `${n.op}#${n.id} (${n.src})` }));
+      const steps: PlanStep[] = kernels.map((k, i) => {
+        const { reads, writes } = buffersOf(k);
+        return { id: i, label: k.name, reads, writes, recomputable: k.kind === 'pointwise' || k.kind === 'reduce', cost: kernelElements(k) * Math.max(k.ops.length, 1), inPlace: inPlacePairs(k) };
+      });
+      let unfused = 0;
+      for (const n of order) if (n.inputs.length || n.op === 'const' || n.op === 'iota') unfused++;
+      return { kernels, fusion, nodeOf, bufferOf, plan: { buffers, steps }, unfusedKernels: unfused };
+    } catch (e) {
+      if (!(e instanceof AnchorMismatch)) throw e;
+      forced.add(e.anchor.id);
+    }
+  }
+}
+
+/** Inputs a pointwise kernel reads only at exactly the offset it writes (every load of that buffer), with the
+ * same element size: the output may then overwrite the input in place. */
+function inPlacePairs(k: Kernel): { read: number; write: number }[] {
+  if (k.kind !== 'pointwise' || k.stores.length !== 1) return [];
+  const s = k.stores[0];
+  const offsets = new Map<number, Set<string>>(), sizes = new Map<number, number>();
+  const seen = new Set<string>();
+  const walk = (e: Expr) => {
+    if (seen.has(e.key)) return;
+    seen.add(e.key);
+    if (e.k === 'load') {
+      const o = offsets.get(e.buf) ?? new Set<string>();
+      o.add(e.mask ? `${e.off.key}?masked` : e.off.key);
+      offsets.set(e.buf, o);
+      sizes.set(e.buf, byteSize[e.dt]);
+    }
+    if (e.k === 'alu' || e.k === 'where') e.args.forEach(walk);
+    else if (e.k === 'cast') walk(e.x);
+    else if (e.k === 'load') { walk(e.off); if (e.mask) walk(e.mask); }
+    else if (e.k === 'philox') { walk(e.key_); walk(e.ctr); }
+  };
+  walk(s.value);
+  return [...offsets].filter(([b, o]) => b !== s.buf && o.size === 1 && o.has(s.off.key) && sizes.get(b) === byteSize[s.dt]).map(([b]) => ({ read: b, write: s.buf }));
+}

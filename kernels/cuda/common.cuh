@@ -1,0 +1,54 @@
+// Helpers shared by Kiln's hand-written CUDA templates (gemm, conv2d, attention, groupnorm_silu,
+// scatter_add). Self-contained on purpose: it does not need prelude.cuh, and it names nothing outside
+// namespace kiln, so both can be included together.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+namespace kiln {
+
+// The block's dynamic shared memory. Every template that needs shared memory documents its size as a
+// `smem_bytes` constant; the launcher passes it as sharedMemBytes (and, above 48 KiB, first raises
+// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES on the function).
+extern __shared__ __align__(16) unsigned char kiln_smem[];
+
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
+
+template <class T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
+template <> __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half(x); }
+
+// Reductions over aligned groups of W lanes (W a power of two <= 32); every lane of the group gets the result.
+template <int W = 32>
+__device__ __forceinline__ float group_sum(float v) {
+#pragma unroll
+  for (int o = W / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+template <int W = 32>
+__device__ __forceinline__ float group_max(float v) {
+#pragma unroll
+  for (int o = W / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Block-wide sum; every thread gets the result. blockDim.x must be a multiple of 32. Ends with a barrier so
+// it can be called again right away.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float partials[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = group_sum<32>(v);
+  if (lane == 0) partials[warp] = v;
+  __syncthreads();
+  v = lane < nw ? partials[lane] : 0.0f;
+  v = group_sum<32>(v);
+  __syncthreads();
+  return v;
+}
+
+}  // namespace kiln

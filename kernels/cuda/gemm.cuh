@@ -1,0 +1,199 @@
+// kiln GEMM tiles for CUDA: each thread block computes one BM x BN tile of
+//   C(b,i,j) = sum_k A(b,i,k) B(b,k,j)      and calls epi(b, i, j, float acc) once per in-range element.
+//
+// Two paths, chosen by the element type T:
+//   T = __nv_bfloat16 / __half : tensor cores, mma.sync.m16n8k16 (f32 accumulate), config GemmTileMma
+//   T = float                  : SIMT FMA, 8x8 outputs per thread, config GemmTileF32
+// Operands come through loader functors (gemm_tile_generic) so conv2d.cuh can feed im2col gathers; the
+// strided entry point gemm_tile builds them from BLIS-style strides plus per-batch offset functors.
+//
+// Launch contract (both configs): grid = (ceil(N/BN), ceil(M/BM), batch), block = THREADS,
+// dynamic shared memory = Cfg::smem_bytes; call gemm_tile<Cfg>(blockIdx.x, blockIdx.y, blockIdx.z, ...).
+#pragma once
+
+#include "common.cuh"
+
+namespace kiln {
+
+struct GemmTileMma {  // bf16 / f16 in, f32 accumulate
+  static constexpr bool tensor_cores = true;
+  static constexpr int BM = 128, BN = 128, BK = 32, THREADS = 256;
+  static constexpr int WARPS_M = 2, WARPS_N = 4;               // warp tile 64 x 32
+  static constexpr int MT = BM / WARPS_M / 16, NT = BN / WARPS_N / 8;  // 4 x 4 mma tiles per warp
+  static constexpr int LDS = BK + 8;  // row pitch in elements: 80 B, so fragment loads hit distinct banks
+  static constexpr int smem_bytes = (BM + BN) * LDS * 2;  // 20480
+};
+
+struct GemmTileF32 {  // f32 SIMT
+  static constexpr bool tensor_cores = false;
+  static constexpr int BM = 128, BN = 128, BK = 8, THREADS = 256;
+  static constexpr int TM = 8, TN = 8;  // outputs per thread: rows ty + 16r, cols tx + 16c
+  static constexpr int smem_bytes = BK * (BM + BN + 8) * 4;  // 8448
+};
+
+namespace gemm_detail {
+
+template <class T> struct MmaOp;
+template <> struct MmaOp<__nv_bfloat16> {
+  static __device__ __forceinline__ void run(float* c, const uint32_t* a, const uint32_t* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  }
+};
+template <> struct MmaOp<__half> {
+  static __device__ __forceinline__ void run(float* c, const uint32_t* a, const uint32_t* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  }
+};
+
+// Tensor-core tile. As is [BM][LDS] (k contiguous), Bs is [BN][LDS] (k contiguous, i.e. "col" operand).
+template <class Cfg, class T, class ALoad, class BLoad, class Epi>
+__device__ __forceinline__ void tile_mma(int tn, int tm, int b, int M, int N, int K, ALoad aLoad, BLoad bLoad,
+                                         Epi& epi) {
+  T* As = reinterpret_cast<T*>(kiln_smem);
+  T* Bs = As + Cfg::BM * Cfg::LDS;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / Cfg::WARPS_N, wn = warp % Cfg::WARPS_N;
+  const int g = lane >> 2, tig = lane & 3;
+  const int i0 = tm * Cfg::BM, j0 = tn * Cfg::BN;
+  float acc[Cfg::MT][Cfg::NT][4];
+#pragma unroll
+  for (int a = 0; a < Cfg::MT; ++a)
+#pragma unroll
+    for (int c = 0; c < Cfg::NT; ++c)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[a][c][e] = 0.0f;
+  const T zero = from_f32<T>(0.0f);
+  for (int k0 = 0; k0 < K; k0 += Cfg::BK) {
+    // Fill: A with k fastest (coalesced for row-major A), B with n fastest (coalesced for row-major B).
+    for (int e = tid; e < Cfg::BM * Cfg::BK; e += Cfg::THREADS) {
+      const int r = e / Cfg::BK, kk = e % Cfg::BK;
+      const int i = i0 + r, k = k0 + kk;
+      As[r * Cfg::LDS + kk] = (i < M && k < K) ? aLoad(b, i, k) : zero;
+    }
+    for (int e = tid; e < Cfg::BN * Cfg::BK; e += Cfg::THREADS) {
+      const int n = e % Cfg::BN, kk = e / Cfg::BN;
+      const int j = j0 + n, k = k0 + kk;
+      Bs[n * Cfg::LDS + kk] = (j < N && k < K) ? bLoad(b, k, j) : zero;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < Cfg::BK; kk += 16) {
+      uint32_t af[Cfg::MT][4], bf[Cfg::NT][2];
+#pragma unroll
+      for (int a = 0; a < Cfg::MT; ++a) {
+        const T* p = As + (wm * (Cfg::MT * 16) + a * 16 + g) * Cfg::LDS + kk + tig * 2;
+        af[a][0] = *reinterpret_cast<const uint32_t*>(p);
+        af[a][1] = *reinterpret_cast<const uint32_t*>(p + 8 * Cfg::LDS);
+        af[a][2] = *reinterpret_cast<const uint32_t*>(p + 8);
+        af[a][3] = *reinterpret_cast<const uint32_t*>(p + 8 * Cfg::LDS + 8);
+      }
+#pragma unroll
+      for (int c = 0; c < Cfg::NT; ++c) {
+        const T* p = Bs + (wn * (Cfg::NT * 8) + c * 8 + g) * Cfg::LDS + kk + tig * 2;
+        bf[c][0] = *reinterpret_cast<const uint32_t*>(p);
+        bf[c][1] = *reinterpret_cast<const uint32_t*>(p + 8);
+      }
+#pragma unroll
+      for (int a = 0; a < Cfg::MT; ++a)
+#pragma unroll
+        for (int c = 0; c < Cfg::NT; ++c) MmaOp<T>::run(acc[a][c], af[a], bf[c]);
+    }
+    __syncthreads();
+  }
+  // Accumulator layout of m16n8: c0,c1 -> (g, 2*tig + {0,1}); c2,c3 -> (g + 8, 2*tig + {0,1}).
+#pragma unroll
+  for (int a = 0; a < Cfg::MT; ++a)
+#pragma unroll
+    for (int c = 0; c < Cfg::NT; ++c)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = i0 + wm * (Cfg::MT * 16) + a * 16 + g + (e >= 2 ? 8 : 0);
+        const int j = j0 + wn * (Cfg::NT * 8) + c * 8 + tig * 2 + (e & 1);
+        if (i < M && j < N) epi(b, i, j, acc[a][c][e]);
+      }
+}
+
+// SIMT f32 tile. As is [BK][BM + 4], Bs is [BK][BN + 4].
+template <class Cfg, class ALoad, class BLoad, class Epi>
+__device__ __forceinline__ void tile_f32(int tn, int tm, int b, int M, int N, int K, ALoad aLoad, BLoad bLoad,
+                                         Epi& epi) {
+  constexpr int LA = Cfg::BM + 4, LB = Cfg::BN + 4;
+  float* As = reinterpret_cast<float*>(kiln_smem);
+  float* Bs = As + Cfg::BK * LA;
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int i0 = tm * Cfg::BM, j0 = tn * Cfg::BN;
+  float acc[Cfg::TM][Cfg::TN];
+#pragma unroll
+  for (int r = 0; r < Cfg::TM; ++r)
+#pragma unroll
+    for (int c = 0; c < Cfg::TN; ++c) acc[r][c] = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += Cfg::BK) {
+    for (int e = tid; e < Cfg::BM * Cfg::BK; e += Cfg::THREADS) {
+      const int r = e / Cfg::BK, kk = e % Cfg::BK, i = i0 + r, k = k0 + kk;
+      As[kk * LA + r] = (i < M && k < K) ? to_f32(aLoad(b, i, k)) : 0.0f;
+    }
+    for (int e = tid; e < Cfg::BN * Cfg::BK; e += Cfg::THREADS) {
+      const int n = e % Cfg::BN, kk = e / Cfg::BN, j = j0 + n, k = k0 + kk;
+      Bs[kk * LB + n] = (j < N && k < K) ? to_f32(bLoad(b, k, j)) : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < Cfg::BK; ++kk) {
+      float av[Cfg::TM], bv[Cfg::TN];
+#pragma unroll
+      for (int r = 0; r < Cfg::TM; ++r) av[r] = As[kk * LA + ty + 16 * r];
+#pragma unroll
+      for (int c = 0; c < Cfg::TN; ++c) bv[c] = Bs[kk * LB + tx + 16 * c];
+#pragma unroll
+      for (int r = 0; r < Cfg::TM; ++r)
+#pragma unroll
+        for (int c = 0; c < Cfg::TN; ++c) acc[r][c] = fmaf(av[r], bv[c], acc[r][c]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < Cfg::TM; ++r)
+#pragma unroll
+    for (int c = 0; c < Cfg::TN; ++c) {
+      const int i = i0 + ty + 16 * r, j = j0 + tx + 16 * c;
+      if (i < M && j < N) epi(b, i, j, acc[r][c]);
+    }
+}
+
+}  // namespace gemm_detail
+
+// Loader form: aLoad(int b, int i, int k) -> T and bLoad(int b, int k, int j) -> T are only called in range.
+// T = float uses the SIMT path (Cfg = GemmTileF32); bf16/half use tensor cores (Cfg = GemmTileMma).
+template <class Cfg, class T, class ALoad, class BLoad, class Epi>
+__device__ __forceinline__ void gemm_tile_generic(int tile_n, int tile_m, int b, int M, int N, int K, ALoad aLoad,
+                                                  BLoad bLoad, Epi epi) {
+  static_assert(Cfg::tensor_cores == (sizeof(T) == 2), "GemmTileF32 goes with float, GemmTileMma with bf16 / half");
+  if constexpr (sizeof(T) == 4)
+    gemm_detail::tile_f32<Cfg>(tile_n, tile_m, b, M, N, K, aLoad, bLoad, epi);
+  else
+    gemm_detail::tile_mma<Cfg, T>(tile_n, tile_m, b, M, N, K, aLoad, bLoad, epi);
+}
+
+// Strided form, the CUDA twin of the CPU gemm_f32:
+//   A(b,i,k) = A[aOff(b) + i*rsA + k*csA],  B(b,k,j) = B[bOff(b) + k*rsB + j*csB],  epi(b, i, j, float acc).
+// aOff/bOff: int64_t(int b). Strides and offsets are 64-bit; M, N, K, batch fit in int.
+template <class Cfg, class T, class AOff, class BOff, class Epi>
+__device__ __forceinline__ void gemm_tile(int tile_n, int tile_m, int b, int M, int N, int K,
+                                          const T* __restrict__ A, int64_t rsA, int64_t csA, AOff aOff,
+                                          const T* __restrict__ B, int64_t rsB, int64_t csB, BOff bOff, Epi epi) {
+  const T* Ab = A + aOff(b);
+  const T* Bb = B + bOff(b);
+  gemm_tile_generic<Cfg, T>(
+      tile_n, tile_m, b, M, N, K, [=](int, int i, int k) { return Ab[i * rsA + k * csA]; },
+      [=](int, int k, int j) { return Bb[k * rsB + j * csB]; }, epi);
+}
+
+}  // namespace kiln
