@@ -16,6 +16,8 @@ export interface CompileOptions {
   readonly backend?: 'cpu';
   /** Arena byte budget: the planner rematerializes cheap values to meet it, or fails with the minimum. */
   readonly budget?: number;
+  /** false: every node its own kernel (for testing fusion and measuring what it saves). */
+  readonly fusion?: boolean;
 }
 
 const dump = (stage: string) => (process.env.KILN_DUMP ?? '').split(',').includes(stage);
@@ -26,7 +28,7 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
   if (dump('graph')) console.error(order.map((n) => `${n.id} = ${n.op}(${n.inputs.map((i) => i.id).join(', ')}) [${n.shape.join(',')}]:${n.dtype}  ${n.src}`).join('\n'));
   const outputs: Record<string, Node> = Object.fromEntries(Object.entries(g.outputs).map(([k, t]) => [k, t.node]));
   const updates = (g.updates ?? []).map((u) => ({ param: u.param.node, value: u.value.node }));
-  const s = schedule(order, Object.values(outputs), updates);
+  const s = schedule(order, Object.values(outputs), updates, opts.fusion ?? true);
   const plan = planMemory({ ...s.plan, budget: opts.budget });
 
   // Apply the planner's recompute clones and moved reads to the kernels.
@@ -50,6 +52,6 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
   const lib = await compileCpp(source, { extraFlags: ['-fno-math-errno', '-fno-trapping-math'] });
   return new Program({
     backend: 'cpu', kernels, plan, fusion: s.fusion, unfusedKernels: s.unfusedKernels, source, sourcePath: lib.sourcePath, lib,
-    inputs, params, consts: order.filter((n): n is Node<'tensor'> => n.op === 'tensor'), outputs,
+    inputs, params, consts: order.filter((n): n is Node<'tensor'> => n.op === 'tensor'), outputs, bufferOf: s.bufferOf,
   });
 }

@@ -12,8 +12,8 @@ import { allocArena } from '../runtime/cpu';
 import type { FusionResult } from './schedule/fusion';
 import { describeKernel } from './explain';
 
-export type HostArray = Float32Array | Int32Array | Uint8Array;
-export type Feed = HostArray | readonly number[] | number;
+export type HostArray = Float32Array | Int32Array | Uint8Array | Uint16Array;
+export type Feed = ArrayLike<number> | number;
 
 export interface MemoryReport {
   readonly naiveBytes: number;
@@ -25,8 +25,9 @@ export interface MemoryReport {
   readonly text: string;
 }
 
+/** Host view of a buffer. f16/bf16 buffers are viewed as raw 16-bit words (Uint16Array). */
 const viewOf = (buf: ArrayBuffer, offset: number, dtype: DType, n: number): HostArray =>
-  dtype === 'f32' ? new Float32Array(buf, offset, n) : dtype === 'i32' ? new Int32Array(buf, offset, n) : new Uint8Array(buf, offset, n);
+  dtype === 'f32' ? new Float32Array(buf, offset, n) : dtype === 'i32' ? new Int32Array(buf, offset, n) : dtype === 'bool' ? new Uint8Array(buf, offset, n) : new Uint16Array(buf, offset, n);
 
 export interface ProgramParts {
   readonly backend: 'cpu';
@@ -41,6 +42,8 @@ export interface ProgramParts {
   readonly params: readonly Node<'param'>[];
   readonly consts: readonly Node<'tensor'>[];
   readonly outputs: Readonly<Record<string, Node>>;
+  /** Node id → buffer id. */
+  readonly bufferOf: ReadonlyMap<number, number>;
 }
 
 export class Program {
@@ -58,7 +61,7 @@ export class Program {
   get source(): string { return this.parts.source; }
 
   private view(n: Node): HostArray {
-    const off = this.parts.plan.offsets.get(n.id);
+    const off = this.parts.plan.offsets.get(this.parts.bufferOf.get(n.id) ?? -1);
     if (off === undefined) throw new Error(`program: ${n.op}#${n.id} has no buffer`);
     return viewOf(this.arena, off, n.dtype, numel(n.shape));
   }
@@ -82,7 +85,16 @@ export class Program {
     }
     this.parts.lib.call('kiln_run', this.arena);
     const out: Record<string, HostArray> = {};
-    for (const [k, n] of Object.entries(this.parts.outputs)) out[k] = this.view(n).slice();
+    for (const [k, n] of Object.entries(this.parts.outputs)) {
+      // An input that is also an output: its buffer may be reused once read, so return what was fed.
+      out[k] = n.op === 'input' ? this.fedCopy(n, feeds[(n.attrs as { name: string }).name]) : this.view(n).slice();
+    }
+    return out;
+  }
+
+  private fedCopy(n: Node, v: Feed | undefined): HostArray {
+    const out = viewOf(new ArrayBuffer(numel(n.shape) * (n.dtype === 'f32' || n.dtype === 'i32' ? 4 : n.dtype === 'bool' ? 1 : 2)), 0, n.dtype, numel(n.shape));
+    if (typeof v === 'number') out[0] = v; else out.set(v as ArrayLike<number>);
     return out;
   }
 

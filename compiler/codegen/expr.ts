@@ -76,6 +76,21 @@ function linear(e: Expr): Linear {
     if (t) t.coef += s; else out.terms.set(x.key, { coef: s, e: x });
   };
   walk(e, 1);
+  // Recombine (x / c) * (k c) + (x % c) * k into x * k: the flat index a reshape took apart and put back.
+  for (let again = true; again;) {
+    again = false;
+    for (const [kd, td] of out.terms) {
+      if (td.e.k !== 'alu' || td.e.op !== 'idiv' || td.e.args[1].k !== 'const') continue;
+      const [x, c] = td.e.args as [Expr, { v: number } & Expr];
+      const modKey = `mod(${x.key},${c.key}):i32`;
+      const tm = out.terms.get(modKey);
+      if (!tm || td.coef !== tm.coef * c.v) continue;
+      out.terms.delete(kd); out.terms.delete(modKey);
+      walk(x, tm.coef);
+      again = true;
+      break;
+    }
+  }
   for (const [k, t] of out.terms) if (t.coef === 0) out.terms.delete(k);
   return out;
 }
@@ -100,8 +115,13 @@ const linRange = (l: Linear): [number, number] | null => {
   return [lo, hi];
 };
 
-/** idiv/mod of a non-negative linear form by a positive constant: terms whose coefficient the divisor divides
- * move to the quotient; if what is left stays in [0, d) the division is exact. */
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/** idiv/mod of a non-negative linear form by a positive constant d. Terms whose coefficient d divides move to
+ * the quotient. What is left, `rest`, is exact when it stays in [0, d); otherwise, when its largest terms share
+ * a factor g that divides d and the small terms stay in [0, g), rest = g*B + s gives
+ * rest / d = B / (d/g) and rest % d = (B % (d/g))*g + s: the index of a reshape between two shapes that
+ * share a factor, with no division left over the inner dims. */
 function divmod(op: 'idiv' | 'mod', a: Expr, d: number): Expr | null {
   const r = range(a);
   if (!r || r[0] < 0) return null;
@@ -111,15 +131,29 @@ function divmod(op: 'idiv' | 'mod', a: Expr, d: number): Expr | null {
   for (const [k, t] of l.terms) (t.coef % d === 0 ? q : rest).terms.set(k, { coef: t.coef, e: t.e });
   if (l.c % d === 0) q.c = l.c; else rest.c = l.c;
   const rr = linRange(rest);
-  if (!rr || rr[0] < 0 || rr[1] >= d || q.terms.size + (q.c ? 1 : 0) === 0) {
-    // mod of a form with a zero remainder range but divisible terms: drop them
-    if (op === 'mod' && q.terms.size && rr && rr[0] >= 0) return mkAlu('mod', [fromLinear(rest), idx(d)], 'i32');
-    return null;
+  if (!rr || rr[0] < 0) return null;
+  const quotient = (inner: Expr) => {
+    for (const t of q.terms.values()) t.coef /= d;
+    q.c /= d;
+    return alu('add', fromLinear(q), inner);
+  };
+  if (rr[1] < d) return op === 'mod' ? fromLinear(rest) : quotient(idx(0));
+  const terms = [...rest.terms.entries()].sort((x, y) => Math.abs(y[1].coef) - Math.abs(x[1].coef));
+  for (let k = 1; k <= terms.length; k++) {
+    const g = terms.slice(0, k).reduce((acc, [, t]) => gcd(acc, Math.abs(t.coef)), 0);
+    if (g <= 1 || d % g !== 0) continue;
+    const small: Linear = { terms: new Map(terms.slice(k).map(([key, t]) => [key, { ...t }])), c: rest.c };
+    const sr = linRange(small);
+    if (!sr || sr[0] < 0 || sr[1] >= g) continue;
+    const big: Linear = { terms: new Map(terms.slice(0, k).map(([key, t]) => [key, { coef: t.coef / g, e: t.e }])), c: 0 };
+    const bigE = fromLinear(big);
+    const br = range(bigE);
+    if (!br || br[0] < 0) continue;
+    const inner = alu(op, bigE, idx(d / g));
+    return op === 'idiv' ? quotient(inner) : alu('add', alu('mul', inner, idx(g)), fromLinear(small));
   }
-  if (op === 'mod') return fromLinear(rest);
-  for (const t of q.terms.values()) t.coef /= d;
-  q.c /= d;
-  return fromLinear(q);
+  if (op === 'mod' && q.terms.size) return mkAlu('mod', [fromLinear(rest), idx(d)], 'i32');
+  return null;
 }
 
 function mkAlu(op: ScalarOp, args: readonly Expr[], dt: DType): Expr {

@@ -61,10 +61,33 @@ export const ctxOf = (n: Node): LowerCtx<unknown> => ({
 
 const vars = (prefix: string, shape: Shape) => shape.map((d, i) => E.variable(`${prefix}${i}`, d));
 
-/** Stores of the group's root, computed at the element whose flat position in the anchor's space is `flat`. */
-function epilogue(g: Group, em: Emitter, buf: number, flat: Expr, anchorVars: readonly Expr[] | null): Store[] {
+/** The root's index of the element that anchor element `ix` becomes: follow the chain from anchor to root,
+ * mapping the index through elementwise ops (unchanged) and bijective moves (their `forward`); anywhere else
+ * assume flat order is kept (lowering then checks it). */
+function rootIndex(g: Group, ix: readonly Expr[]): readonly Expr[] {
+  const path: Node[] = [];
+  const find = (n: Node): boolean => {
+    if (n === g.anchor) return true;
+    for (const i of n.inputs) if (g.region.includes(i) && find(i)) { path.push(n); return true; }
+    return false;
+  };
+  find(g.root);
+  let cur = ix, prev = g.anchor!;
+  const b = { c: (v: number, dt: 'i32') => E.cnst(v, dt), alu: E.alu } as unknown as Builder<Expr>;
+  for (const n of path) {
+    const low = OPS[n.op].lower;
+    if (low.kind === 'pointwise' && low.elementwise && prev.shape.length === n.shape.length && prev.shape.every((d, i) => d === n.shape[i])) { prev = n; continue; }
+    if (low.kind === 'pointwise' && low.forward && n.inputs[0] === prev) cur = low.forward(b, cur, ctxOf(n) as never);
+    else cur = E.unflatten(E.flatIndex(cur, prev.shape), n.shape);
+    prev = n;
+  }
+  return cur;
+}
+
+/** Stores of the group's root for the anchor element at `anchorIdx`. */
+function epilogue(g: Group, em: Emitter, buf: number, anchorIdx: readonly Expr[]): Store[] {
   const r = g.root;
-  const ix = anchorVars && g.anchor && g.anchor.shape.length === r.shape.length && g.anchor.shape.every((d, i) => d === r.shape[i]) ? anchorVars : E.unflatten(flat, r.shape);
+  const ix = g.anchor === r ? anchorIdx : rootIndex(g, anchorIdx);
   return [{ buf, off: E.flatIndex(ix, r.shape), value: em.emit(r, ix, null), dt: r.dtype }];
 }
 
@@ -117,7 +140,7 @@ export function lowerGroup(g: Group, env: LowerEnv, name: string): Kernel {
     const pos = E.flatIndex(aIdx, a.shape);
     const em = new Emitter(env, g.root, a, pos);
     const value = em.emit(x, inIdx, null);
-    return { kind: 'reduce', name, outerVars: ov, outer, innerVars: iv, inner, combine: low.combine, value, accDtype: a.dtype, stores: epilogue(g, em, rootBuf, pos, keep ? aIdx : null), ops };
+    return { kind: 'reduce', name, outerVars: ov, outer, innerVars: iv, inner, combine: low.combine, value, accDtype: a.dtype, stores: epilogue(g, em, rootBuf, aIdx), ops };
   }
   if (low.kind === 'extern') {
     const ov = vars('o', a.shape);
@@ -125,7 +148,7 @@ export function lowerGroup(g: Group, env: LowerEnv, name: string): Kernel {
     const em = new Emitter(env, g.root, a, pos);
     return {
       kind: 'extern', name, template: low.template, attrs: a.attrs as Record<string, unknown>, operands: a.inputs.map((i) => viewOf(i, env)),
-      outShape: a.shape, outVars: ov, accDtype: a.dtype, stores: epilogue(g, em, rootBuf, pos, ov), ops, flops: low.flops(ctxOf(a) as never),
+      outShape: a.shape, outVars: ov, accDtype: a.dtype, stores: epilogue(g, em, rootBuf, ov), ops, flops: low.flops(ctxOf(a) as never),
     };
   }
   throw new Error(`lower: anchor ${a.op} has lowering kind ${low.kind}`);

@@ -28,7 +28,7 @@ function unary<K extends Unary>(f: (x: number) => number, scalar: ScalarOp, dom:
     infer: ([x]) => (domain[dom](x.dtype), x),
     vjp,
     ref: ([x], _a, out) => refElementwise([x], out, f),
-    lower: { kind: 'pointwise', cost, emit: (b, out) => b.alu(scalar, b.load(0, out)) },
+    lower: { kind: 'pointwise', cost, elementwise: true, emit: (b, out) => b.alu(scalar, b.load(0, out)) },
   };
 }
 
@@ -64,7 +64,7 @@ export const cast: OpDef<'cast'> = {
     grad: (g, { inputs: [x] }) => [isFloat(x.dtype) && isFloat(g.dtype) ? g.cast(x.dtype) : null],
   },
   ref: ([x], _a, out) => refElementwise([x], out, (v) => v),
-  lower: { kind: 'pointwise', cost: 1, emit: (b, out, c) => b.cast(b.load(0, out), c.attrs.dtype) },
+  lower: { kind: 'pointwise', cost: 1, elementwise: true, emit: (b, out, c) => b.cast(b.load(0, out), c.attrs.dtype) },
 };
 
 export const stopGradient: OpDef<'stop_gradient'> = {
@@ -72,7 +72,7 @@ export const stopGradient: OpDef<'stop_gradient'> = {
   infer: ([x]) => x,
   vjp: { saves: { inputs: [], output: false }, grad: () => [null] },
   ref: ([x]) => x.data.slice(),
-  lower: { kind: 'pointwise', cost: 0, emit: (b, out) => b.load(0, out) },
+  lower: { kind: 'pointwise', cost: 0, elementwise: true, emit: (b, out) => b.load(0, out) },
 };
 
 function binary<K extends Binary>(f: (a: number, b: number) => number, scalar: ScalarOp, dom: keyof typeof domain, vjp: Vjp<K> | NotDifferentiable, outBool = false, cost = 1): OpDef<K> {
@@ -86,7 +86,7 @@ function binary<K extends Binary>(f: (a: number, b: number) => number, scalar: S
     },
     vjp,
     ref: (ins, _a, out) => refElementwise(ins, out, f),
-    lower: { kind: 'pointwise', cost, emit: (b, out, c) => b.alu(scalar, ...loadsBroadcast(b, out, c.inShapes)) },
+    lower: { kind: 'pointwise', cost, elementwise: true, emit: (b, out, c) => b.alu(scalar, ...loadsBroadcast(b, out, c.inShapes)) },
   };
 }
 
@@ -127,7 +127,7 @@ export const where: OpDef<'where'> = {
     grad: (g, { inputs: [c, a, b] }) => [null, sumTo(c.select(g, 0), a.shape), sumTo(c.select(0, g), b.shape)],
   },
   ref: (ins, _a, out) => refElementwise(ins, out, (c, a, b) => (c ? a : b)),
-  lower: { kind: 'pointwise', cost: 1, emit: (b, out, c) => { const [p, x, y] = loadsBroadcast(b, out, c.inShapes); return b.where(p, x, y); } },
+  lower: { kind: 'pointwise', cost: 1, elementwise: true, emit: (b, out, c) => { const [p, x, y] = loadsBroadcast(b, out, c.inShapes); return b.where(p, x, y); } },
 };
 
 export type { OpAttrs };

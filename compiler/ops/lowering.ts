@@ -38,7 +38,12 @@ export interface LowerCtx<A> {
  * `cost` is a rough per-element price that rematerialization weighs against bytes kept. */
 export type Lowering<A> =
   | { readonly kind: 'source' }
-  | { readonly kind: 'pointwise'; readonly cost: number; emit<V>(b: Builder<V>, out: readonly V[], ctx: LowerCtx<A>): V }
+  | { readonly kind: 'pointwise'; readonly cost: number; emit<V>(b: Builder<V>, out: readonly V[], ctx: LowerCtx<A>): V;
+      /** Elementwise: output element i reads element i of every input of the output's shape. */
+      readonly elementwise?: boolean;
+      /** For bijective movement ops: where element `inIdx` of input 0 lands in the output (the inverse of
+       * `emit`'s index map), so an epilogue can store a template's result straight into a moved layout. */
+      forward?<V>(b: Builder<V>, inIdx: readonly V[], ctx: LowerCtx<A>): V[] }
   | { readonly kind: 'reduce'; readonly combine: 'add' | 'max'; axes(attrs: A, inShape: Shape): readonly number[] }
   | { readonly kind: 'extern'; readonly template: string; readonly flops: (ctx: LowerCtx<A>) => number;
       /** The template reads operands through arbitrary strides (so transposes and broadcasts need no copy);

@@ -24,6 +24,12 @@ export const reshape: OpDef<'reshape'> = {
       out.forEach((o, i) => { flat = b.alu('add', flat, b.alu('mul', o, i32(b, so[i]))); });
       return b.load(0, c.inShapes[0].map((d, j) => b.alu('mod', b.alu('idiv', flat, i32(b, si[j])), i32(b, d))));
     },
+    forward: (b, ix, c) => {
+      const si = stridesOf(c.inShapes[0]), so = stridesOf(c.outShape);
+      let flat = i32(b, 0);
+      ix.forEach((v, j) => { flat = b.alu('add', flat, b.alu('mul', v, i32(b, si[j]))); });
+      return c.outShape.map((d, i) => b.alu('mod', b.alu('idiv', flat, i32(b, so[i])), i32(b, d)));
+    },
   },
 };
 
@@ -47,6 +53,7 @@ export const permute: OpDef<'permute'> = {
   lower: {
     kind: 'pointwise', cost: 0,
     emit: (b, out, c) => { const idx = new Array(out.length); c.attrs.perm.forEach((p, i) => { idx[p] = out[i]; }); return b.load(0, idx); },
+    forward: (_b, ix, c) => c.attrs.perm.map((p) => ix[p]),
   },
 };
 

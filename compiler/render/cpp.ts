@@ -9,14 +9,8 @@ import { templateCall } from './templates-cpp';
 
 export const cppLang: Lang = {
   ops: cOps,
-  valueType: (dt) => {
-    if (dt === 'f16' || dt === 'bf16') throw new Error(`C++ back end: ${dt} tensors are not supported on the CPU yet (use f32)`);
-    return dt === 'f32' ? 'float' : dt === 'bool' ? 'bool' : 'int64_t';
-  },
-  storageType: (dt) => {
-    if (dt === 'f16' || dt === 'bf16') throw new Error(`C++ back end: ${dt} tensors are not supported on the CPU yet (use f32)`);
-    return dt === 'f32' ? 'float' : dt === 'bool' ? 'uint8_t' : 'int32_t';
-  },
+  valueType: (dt) => (dt === 'f32' || dt === 'f16' || dt === 'bf16' ? 'float' : dt === 'bool' ? 'bool' : 'int64_t'),
+  storageType: (dt) => (dt === 'f32' ? 'float' : dt === 'bool' ? 'uint8_t' : dt === 'i32' ? 'int32_t' : 'uint16_t'),
   literal,
   philox: (k, c, s) => `kiln_philox_uniform((uint32_t)(${k}), (uint32_t)(${c}), ${s}u)`,
 };
@@ -62,7 +56,7 @@ export function buffersOf(k: Kernel): { reads: number[]; writes: number[] } {
 export function storeLines(stores: readonly Store[], p: ExprPrinter): string[] {
   const stmts = stores.map((st) => {
     const o = p.print(st.off), v = p.print(st.value);
-    return `b${st.buf}[${o}] = ${st.dt === 'bool' ? `(uint8_t)(${v})` : v};`;
+    return `b${st.buf}[${o}] = ${st.dt === 'bool' ? `(uint8_t)(${v})` : st.dt === 'f16' ? `kiln_f32_to_f16(${v})` : st.dt === 'bf16' ? `kiln_f32_to_bf16(${v})` : v};`;
   });
   return [...p.lines.splice(0), ...stmts];
 }
@@ -121,7 +115,7 @@ export function renderKernelCpp(k: Kernel, info: ReadonlyMap<number, BufferInfo>
 
 export function renderProgramCpp(kernels: readonly Kernel[], info: ReadonlyMap<number, BufferInfo>): string {
   const usesTemplates = new Set(kernels.filter((k): k is ExternKernel => k.kind === 'extern').map((k) => k.template));
-  const includes = ['prelude.h', 'philox.h', ...(usesTemplates.has('matmul') ? ['gemm.h'] : []),
+  const includes = ['prelude.h', 'philox.h', 'half.h', ...(usesTemplates.has('matmul') ? ['gemm.h'] : []),
     ...([...usesTemplates].some((t) => t.startsWith('conv2d')) ? ['gemm.h', 'conv2d.h'] : []),
     ...([...usesTemplates].some((t) => t.startsWith('sdpa')) ? ['attention.h'] : []),
     ...(usesTemplates.has('scatter_add') ? ['scatter_add.h'] : [])];

@@ -62,10 +62,15 @@ export class ExprPrinter {
       case 'acc': return 'acc';
       case 'alu': s = this.lang.ops[e.op](e.args.map((a) => this.print(a)), e.args[0].dt); break;
       case 'where': s = `(${this.print(e.args[0])} ? ${this.print(e.args[1])} : ${this.print(e.args[2])})`; break;
-      case 'cast': s = e.dt === 'bool' ? `(${this.print(e.x)} != 0)` : `(${this.lang.valueType(e.dt)})(${this.print(e.x)})`; break;
+      case 'cast': {
+        const x = this.print(e.x);
+        // Narrow floats round in registers too, so a cast means what storing would.
+        s = e.dt === 'bool' ? `(${x} != 0)` : e.dt === 'f16' ? `kiln_f16_to_f32(kiln_f32_to_f16((float)(${x})))` : e.dt === 'bf16' ? `kiln_bf16_to_f32(kiln_f32_to_bf16((float)(${x})))` : `(${this.lang.valueType(e.dt)})(${x})`;
+        break;
+      }
       case 'load': {
         const v = `${this.bufName(e.buf)}[${this.print(e.off)}]`;
-        const val = e.dt === 'bool' ? `(${v} != 0)` : v;
+        const val = e.dt === 'bool' ? `(${v} != 0)` : e.dt === 'f16' ? `kiln_f16_to_f32(${v})` : e.dt === 'bf16' ? `kiln_bf16_to_f32(${v})` : v;
         s = e.mask ? `(${this.print(e.mask)} ? ${val} : ${this.lang.literal(0, e.dt)})` : val;
         break;
       }

@@ -1,6 +1,16 @@
 /** Fusion: decides which nodes are materialized in memory ("realized") and which are inlined into the kernel
- * of a realized consumer. Decisions come only from registry properties (lowering kind and cost), never from op
- * names, and every decision not to fuse records why (`explain()` prints them). */
+ * of a realized consumer. Decisions come only from registry properties (lowering kind, cost, whether a
+ * template reads strided operands), never from op names, and every decision not to fuse records why
+ * (`explain()` prints them).
+ *
+ * 1. Leaves, outputs, reductions and templates start realized; template operands must be buffers (or strided
+ *    views of buffers, where the template reads through strides).
+ * 2. Pointwise nodes are inlined into every kernel that reads them; one read by several kernels is realized
+ *    instead when recomputing it would cost more than `maxInlineCost` (repeated to a fixed point).
+ * 3. Epilogues: a reduction or template whose value flows through single-use pointwise nodes into one realized
+ *    pointwise root of the same size becomes that root's anchor, so the kernel computes it and applies the
+ *    epilogue before storing. Lowering verifies that the epilogue reads the anchor at the element it produces;
+ *    if not, the compiler marks the anchor `forced` and fuses again. */
 import type { Node } from '../ir/node';
 import { numel } from '../ir/shape';
 import { OPS } from '../ops/registry';
@@ -23,35 +33,27 @@ const kind = (n: Node) => OPS[n.op].lower.kind;
 const cost = (n: Node) => { const l = OPS[n.op].lower; return l.kind === 'pointwise' ? l.cost : Infinity; };
 /** Movement ops a template can read through strides instead of a copy. */
 export const isView = (n: Node) => n.op === 'reshape' || n.op === 'permute' || n.op === 'expand' || n.op === 'slice';
-
-/** Views that keep a strided layout: a reshape only directly over a contiguous buffer (see codegen viewOf). */
+/** Views that keep a strided layout: a reshape only directly over a buffer (see codegen viewOf). */
 const viewable = (v: Node) => v.op !== 'reshape' || !isView(v.inputs[0]);
 
-/** Inlined region of a realized root: DFS through unrealized inputs. */
-function regionOf(root: Node, realized: ReadonlySet<number>): Node[] {
+/** Inlined region of a realized root: DFS through unrealized inputs, inputs first. */
+function regionOf(root: Node, realized: ReadonlySet<number>, anchor?: Node): Node[] {
   const seen = new Set<number>(), out: Node[] = [];
   const visit = (n: Node) => {
     if (seen.has(n.id)) return;
     seen.add(n.id);
-    for (const i of n.inputs) if (!realized.has(i.id)) visit(i);
+    for (const i of n.inputs) if (!realized.has(i.id) || i === anchor) visit(i);
     out.push(n);
   };
   visit(root);
   return out;
 }
 
-/** Pointwise cost of recomputing `n` with its inlined pointwise inputs (stops at anything not pointwise). */
-function inlineCost(n: Node, realized: ReadonlySet<number>, memo = new Map<number, number>()): number {
-  const hit = memo.get(n.id);
-  if (hit !== undefined) return hit;
-  let c = cost(n);
-  for (const i of n.inputs) if (!realized.has(i.id)) c += inlineCost(i, realized, memo);
-  memo.set(n.id, c);
-  return c;
+function regionCost(region: readonly Node[]): number {
+  return region.reduce((c, n) => c + (kind(n) === 'pointwise' ? cost(n) : 0), 0);
 }
 
-/** `forced`: nodes that lowering found cannot be inlined after all (an epilogue read its anchor elsewhere). */
-export function fuse(order: readonly Node[], roots: readonly Node[], forced: ReadonlySet<number> = new Set(), maxInlineCost = 2): FusionResult {
+export function fuse(order: readonly Node[], roots: readonly Node[], forced: ReadonlySet<number> = new Set(), maxInlineCost = 8, enabled = true): FusionResult {
   const whyNot: string[] = [];
   const realized = new Set<number>();
   const realize = (n: Node, why: string) => {
@@ -60,22 +62,15 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
     if (why) whyNot.push(`${n.op}#${n.id} (${n.src}): ${why}`);
   };
   const users = new Map<number, Node[]>();
-  for (const n of order) for (const i of n.inputs) users.set(i.id, [...(users.get(i.id) ?? []), n]);
+  for (const n of order) for (const i of new Set(n.inputs)) users.set(i.id, [...(users.get(i.id) ?? []), n]);
   const rootIds = new Set(roots.map((r) => r.id));
 
+  // 1. What must be in memory.
   for (const n of order) {
     const k = kind(n);
-    if (k === 'source') { realize(n, ''); continue; }
-    if (rootIds.has(n.id)) { realize(n, ''); continue; }
-    if (forced.has(n.id)) { realize(n, 'an epilogue reads it at another index than the element it computes'); continue; }
-    const us = users.get(n.id) ?? [];
-    if (k === 'reduce' || k === 'extern') {
-      if (us.length !== 1) realize(n, `${us.length} consumers: its epilogue cannot be fused into each`);
-      else if (kind(us[0]) !== 'pointwise') realize(n, `its consumer ${us[0].op} is a ${kind(us[0])}, not a pointwise epilogue`);
-      else if (numel(us[0].shape) !== numel(n.shape)) realize(n, `its consumer ${us[0].op} has another size (broadcast): not an epilogue`);
-    }
+    if (k === 'source' || rootIds.has(n.id) || k === 'reduce' || k === 'extern') realize(n, '');
+    else if (!enabled && n.op !== 'const') realize(n, '');
   }
-  // Template operands are buffers, or strided views of buffers where the template reads through strides.
   for (const n of order) {
     const low = OPS[n.op].lower;
     if (low.kind !== 'extern') continue;
@@ -85,43 +80,53 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
       if (!realized.has(v.id)) realize(v, `operand of ${n.op}#${n.id} must be in memory${low.stridedOperands ? ` (a ${v.op} is not a strided view)` : ' (the template reads contiguous buffers)'}`);
     }
   }
-  // Shared pointwise values: inline (recompute) only when cheap and free of reductions.
+
+  // 2. Pointwise values read by several kernels: recompute when cheap, else realize.
   for (let changed = true; changed;) {
     changed = false;
-    for (const n of order) {
-      if (realized.has(n.id) || kind(n) !== 'pointwise') continue;
-      const us = users.get(n.id) ?? [];
-      if (us.length <= 1) continue;
-      const region = regionOf(n, realized);
-      const heavy = region.some((r) => kind(r) !== 'pointwise');
-      const c = inlineCost(n, realized);
-      if (heavy || c > maxInlineCost) {
-        realize(n, heavy ? `${us.length} consumers and it contains a reduction or template` : `${us.length} consumers and recomputing costs ${c} > ${maxInlineCost}`);
-        changed = true;
-      }
-    }
-    // One anchor per kernel, and only as the kernel's iteration space.
+    const readers = new Map<number, number>();
     for (const n of order) {
       if (!realized.has(n.id) || kind(n) === 'source') continue;
-      const region = regionOf(n, realized);
-      const anchors = region.filter((r) => r !== n && kind(r) !== 'pointwise');
-      const self = kind(n) !== 'pointwise';
-      if (anchors.length + (self ? 1 : 0) > 1) {
-        for (const a of anchors) realize(a, `a second reduction/template in the kernel of ${n.op}#${n.id}`);
-        changed = true;
-      } else if (anchors.length === 1 && numel(anchors[0].shape) !== numel(n.shape)) {
-        realize(anchors[0], `the kernel of ${n.op}#${n.id} iterates over ${numel(n.shape)} elements, the ${anchors[0].op} has ${numel(anchors[0].shape)}`);
-        changed = true;
+      for (const r of regionOf(n, realized)) if (r !== n) readers.set(r.id, (readers.get(r.id) ?? 0) + 1);
+    }
+    for (const n of order) {
+      const k = readers.get(n.id) ?? 0;
+      if (k < 2 || realized.has(n.id)) continue;
+      const c = regionCost(regionOf(n, realized));
+      if (c > maxInlineCost) { realize(n, `read by ${k} kernels and recomputing it costs ${c} > ${maxInlineCost}`); changed = true; }
+    }
+  }
+
+  // 3. Epilogue fusion.
+  const anchorOf = new Map<number, Node>();
+  if (enabled) {
+    for (const a of order) {
+      if (kind(a) !== 'reduce' && kind(a) !== 'extern') continue;
+      if (rootIds.has(a.id)) continue;
+      if (forced.has(a.id)) { whyNot.push(`${a.op}#${a.id} (${a.src}): an epilogue reads it at another index than the element it computes`); continue; }
+      let n = a, ok = true;
+      for (;;) {
+        const us = users.get(n.id) ?? [];
+        // The chain ends where its value is shared: store it there (same bytes as storing the anchor).
+        if (us.length > 1 && n !== a && numel(n.shape) === numel(a.shape)) { realize(n, ''); break; }
+        if (us.length !== 1) { ok = false; whyNot.push(`${a.op}#${a.id} (${a.src}): ${n === a ? '' : `its epilogue ${n.op} has `}${us.length} consumers, not one epilogue chain`); break; }
+        n = us[0];
+        if (kind(n) !== 'pointwise') { ok = false; whyNot.push(`${a.op}#${a.id} (${a.src}): its consumer ${n.op} is a ${kind(n)}, not a pointwise epilogue`); break; }
+        if (realized.has(n.id)) break;
       }
+      if (!ok) continue;
+      if (numel(n.shape) !== numel(a.shape)) { whyNot.push(`${a.op}#${a.id} (${a.src}): the epilogue ${n.op}#${n.id} has ${numel(n.shape)} elements, the ${a.op} ${numel(a.shape)} (a broadcast)`); continue; }
+      if (anchorOf.has(n.id)) { whyNot.push(`${a.op}#${a.id} (${a.src}): the kernel of ${n.op}#${n.id} already has an anchor`); continue; }
+      anchorOf.set(n.id, a);
+      realized.delete(a.id);
     }
   }
 
   const groups: Group[] = [];
   for (const n of order) {
     if (!realized.has(n.id) || kind(n) === 'source') continue;
-    const region = regionOf(n, realized);
-    const anchor = kind(n) !== 'pointwise' ? n : region.find((r) => kind(r) !== 'pointwise') ?? null;
-    groups.push({ root: n, anchor, region });
+    const anchor = kind(n) !== 'pointwise' ? n : anchorOf.get(n.id) ?? null;
+    groups.push({ root: n, anchor, region: regionOf(n, realized, anchor ?? undefined) });
   }
   return { realized, groups, whyNot };
 }

@@ -22,20 +22,21 @@ export interface Scheduled {
 
 const safeName = (ops: readonly string[]) => ops.slice(0, 6).join('_').replace(/[^a-z0-9_]/gi, '') || 'copy';
 
-export function schedule(order: readonly Node[], outputs: readonly Node[], updates: readonly { param: Node; value: Node }[]): Scheduled {
+export function schedule(order: readonly Node[], outputs: readonly Node[], updates: readonly { param: Node; value: Node }[], fuseKernels = true): Scheduled {
   const roots = [...outputs, ...updates.map((u) => u.value)];
   const forced = new Set<number>();
   for (;;) {
-    const fusion = fuse(order, roots, forced, 8);
+    const fusion = fuse(order, roots, forced, 8, fuseKernels);
     const bufferOf = new Map<number, number>(), nodeOf = new Map<number, Node>();
-    for (const n of order) if (fusion.realized.has(n.id)) { bufferOf.set(n.id, n.id); nodeOf.set(n.id, n); }
+    // Buffers are numbered in graph order, so the same graph built twice renders the same source (cache hits).
+    for (const n of order) if (fusion.realized.has(n.id)) { bufferOf.set(n.id, nodeOf.size); nodeOf.set(nodeOf.size, n); }
     try {
       const kernels: Kernel[] = fusion.groups.map((g, i) => lowerGroup(g, { bufferOf }, `k${i}_${safeName(g.region.filter((n) => n.op !== 'const').map((n) => n.op))}`));
       const copies = updates.filter((u) => u.value !== u.param).map((u) => ({ from: bufferOf.get(u.value.id)!, to: bufferOf.get(u.param.id)!, bytes: numel(u.param.shape) * byteSize[u.param.dtype] }));
       if (copies.length) kernels.push({ kind: 'commit', name: `k${kernels.length}_commit_updates`, copies, ops: ['update'] });
       const outIds = new Set(outputs.map((o) => o.id));
       const kindOf = (n: Node): BufferKind => (n.op === 'param' ? 'param' : n.op === 'tensor' ? 'const' : n.op === 'input' ? 'input' : outIds.has(n.id) ? 'output' : 'temp');
-      const buffers: PlanBuffer[] = [...nodeOf.values()].map((n) => ({ id: n.id, bytes: Math.max(numel(n.shape) * byteSize[n.dtype], 1), kind: kindOf(n), label: n.op === 'param' || n.op === 'input' ? (n.attrs as { name: string }).name : `${n.op}#${n.id} (${n.src})` }));
+      const buffers: PlanBuffer[] = [...nodeOf].map(([id, n]) => ({ id, bytes: Math.max(numel(n.shape) * byteSize[n.dtype], 1), kind: kindOf(n), label: n.op === 'param' || n.op === 'input' ? (n.attrs as { name: string }).name : `${n.op}#${n.id} (${n.src})` }));
       const steps: PlanStep[] = kernels.map((k, i) => {
         const { reads, writes } = buffersOf(k);
         return { id: i, label: k.name, reads, writes, recomputable: k.kind === 'pointwise' || k.kind === 'reduce', cost: kernelElements(k) * Math.max(k.ops.length, 1), inPlace: inPlacePairs(k) };

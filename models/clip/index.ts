@@ -1,0 +1,4 @@
+export * from './encoder';
+export * from './text';
+export * from './vision';
+export * from './tokenizer';

@@ -1,0 +1,5 @@
+export * from './module';
+export * from './layers';
+export * from './attention';
+export * from './resnet';
+export * from './embeddings';
