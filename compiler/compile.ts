@@ -10,6 +10,7 @@ import type { Kernel } from './codegen/kir';
 import { renderProgramCpp, type BufferInfo } from './render/cpp';
 import { describeKernel } from './explain';
 import { compileCpp } from '../runtime/cpu';
+import { linkKernelLibrary } from '../runtime/kernel-lib';
 import { Program } from './program';
 
 export interface CompileOptions {
@@ -49,7 +50,7 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
   if (dump('kernels')) console.error(kernels.map((k) => describeKernel(k, plan.offsets)).join('\n'));
   const source = renderProgramCpp(kernels, info);
   if (dump('source')) console.error(source);
-  const lib = await compileCpp(source, { extraFlags: ['-fno-math-errno', '-fno-trapping-math'] });
+  const lib = await compileCpp(source, { extraFlags: ['-fno-math-errno', '-fno-trapping-math', ...(await linkKernelLibrary())] });
   return new Program({
     backend: 'cpu', kernels, plan, fusion: s.fusion, unfusedKernels: s.unfusedKernels, source, sourcePath: lib.sourcePath, lib,
     inputs, params, consts: order.filter((n): n is Node<'tensor'> => n.op === 'tensor'), outputs, bufferOf: s.bufferOf,

@@ -11,6 +11,8 @@ import type { CompiledLibrary } from '../runtime/cpu';
 import { allocArena } from '../runtime/cpu';
 import type { FusionResult } from './schedule/fusion';
 import { describeKernel } from './explain';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export type HostArray = Float32Array | Int32Array | Uint8Array | Uint16Array;
 export type Feed = ArrayLike<number> | number;
@@ -51,7 +53,7 @@ export class Program {
   private byName = new Map<string, Node>();
 
   constructor(readonly parts: ProgramParts) {
-    this.arena = allocArena(Math.max(parts.plan.arenaBytes, 64));
+    this.arena = allocArena(M.max(parts.plan.arenaBytes, 64));
     for (const n of [...parts.inputs, ...parts.params]) this.byName.set((n.attrs as { name: string }).name, n);
     for (const p of parts.params) this.view(p).set(initValues(p.attrs.init, numel(p.shape)));
     for (const c of parts.consts) this.view(c).set(c.attrs.data);

@@ -6,6 +6,8 @@ import { castValue } from '../ir/dtype';
 import type { ScalarOp } from '../ops/lowering';
 import { erf, sigmoid } from '../reference/math';
 import type { Expr } from './kir';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 const cache = new Map<string, Expr>();
 type Dist<T> = T extends Expr ? Omit<T, 'key'> : never;
@@ -25,11 +27,11 @@ export const philox = (key_: Expr, ctr: Expr, stream: number): Expr => mk({ k: '
 
 const FOLD: Partial<Record<ScalarOp, (...a: number[]) => number>> = {
   add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b,
-  idiv: (a, b) => Math.trunc(a / b), mod: (a, b) => a % b, pow: Math.pow, max: Math.max, min: Math.min,
+  idiv: (a, b) => M.trunc(a / b), mod: (a, b) => a % b, pow: M.pow, max: M.max, min: M.min,
   lt: (a, b) => +(a < b), le: (a, b) => +(a <= b), eq: (a, b) => +(a === b), ne: (a, b) => +(a !== b),
-  and: (a, b) => +(a && b), or: (a, b) => +(a || b), not: (a) => +!a, neg: (a) => -a, exp: Math.exp, log: Math.log,
-  sqrt: Math.sqrt, rsqrt: (a) => 1 / Math.sqrt(a), recip: (a) => 1 / a, abs: Math.abs, tanh: Math.tanh, sigmoid, erf,
-  sin: Math.sin, cos: Math.cos, floor: Math.floor,
+  and: (a, b) => +(a && b), or: (a, b) => +(a || b), not: (a) => +!a, neg: (a) => -a, exp: M.exp, log: M.log,
+  sqrt: M.sqrt, rsqrt: (a) => 1 / M.sqrt(a), recip: (a) => 1 / a, abs: M.abs, tanh: M.tanh, sigmoid, erf,
+  sin: M.sin, cos: M.cos, floor: M.floor,
 };
 const BOOL_OPS = new Set<ScalarOp>(['lt', 'le', 'eq', 'ne', 'and', 'or', 'not']);
 
@@ -48,11 +50,11 @@ export function range(e: Expr): [number, number] | null {
       switch (e.op) {
         case 'add': return [a[0] + b[0], a[1] + b[1]];
         case 'sub': return [a[0] - b[1], a[1] - b[0]];
-        case 'mul': { const p = [a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]]; return [Math.min(...p), Math.max(...p)]; }
-        case 'idiv': return b[0] === b[1] && b[0] > 0 && a[0] >= 0 ? [Math.trunc(a[0] / b[0]), Math.trunc(a[1] / b[0])] : null;
-        case 'mod': return b[0] === b[1] && b[0] > 0 && a[0] >= 0 ? [0, Math.min(b[0] - 1, a[1])] : null;
-        case 'max': return [Math.max(a[0], b[0]), Math.max(a[1], b[1])];
-        case 'min': return [Math.min(a[0], b[0]), Math.min(a[1], b[1])];
+        case 'mul': { const p = [a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]]; return [M.min(...p), M.max(...p)]; }
+        case 'idiv': return b[0] === b[1] && b[0] > 0 && a[0] >= 0 ? [M.trunc(a[0] / b[0]), M.trunc(a[1] / b[0])] : null;
+        case 'mod': return b[0] === b[1] && b[0] > 0 && a[0] >= 0 ? [0, M.min(b[0] - 1, a[1])] : null;
+        case 'max': return [M.max(a[0], b[0]), M.max(a[1], b[1])];
+        case 'min': return [M.min(a[0], b[0]), M.min(a[1], b[1])];
         default: return null;
       }
     }
@@ -109,8 +111,8 @@ const linRange = (l: Linear): [number, number] | null => {
   for (const t of l.terms.values()) {
     const r = range(t.e);
     if (!r) return null;
-    lo += Math.min(t.coef * r[0], t.coef * r[1]);
-    hi += Math.max(t.coef * r[0], t.coef * r[1]);
+    lo += M.min(t.coef * r[0], t.coef * r[1]);
+    hi += M.max(t.coef * r[0], t.coef * r[1]);
   }
   return [lo, hi];
 };
@@ -138,9 +140,9 @@ function divmod(op: 'idiv' | 'mod', a: Expr, d: number): Expr | null {
     return alu('add', fromLinear(q), inner);
   };
   if (rr[1] < d) return op === 'mod' ? fromLinear(rest) : quotient(idx(0));
-  const terms = [...rest.terms.entries()].sort((x, y) => Math.abs(y[1].coef) - Math.abs(x[1].coef));
+  const terms = [...rest.terms.entries()].sort((x, y) => M.abs(y[1].coef) - M.abs(x[1].coef));
   for (let k = 1; k <= terms.length; k++) {
-    const g = terms.slice(0, k).reduce((acc, [, t]) => gcd(acc, Math.abs(t.coef)), 0);
+    const g = terms.slice(0, k).reduce((acc, [, t]) => gcd(acc, M.abs(t.coef)), 0);
     if (g <= 1 || d % g !== 0) continue;
     const small: Linear = { terms: new Map(terms.slice(k).map(([key, t]) => [key, { ...t }])), c: rest.c };
     const sr = linRange(small);

@@ -5,6 +5,8 @@ import { uniqueId } from '../ir/node';
 import type { Init } from '../ops/attrs';
 import { apply } from '../ops/apply';
 import { Tensor } from './tensor';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 /** A value fed at run time, by name. */
 export function input<const S extends Shape, D extends DType = 'f32'>(name: string, shape: S, dtype: D = 'f32' as D): Tensor<S, D> {
@@ -57,6 +59,6 @@ export class Rng {
   normal<const S extends Shape>(shape: S): Tensor<S, 'f32'> {
     if (this.next % 2) this.next++;
     const u1 = this.uniform(shape), u2 = this.uniform(shape);
-    return u1.neg().add(1).log().mul(-2).sqrt().mul(u2.mul(2 * Math.PI).cos() as never) as never;
+    return u1.neg().add(1).log().mul(-2).sqrt().mul(u2.mul(2 * M.PI).cos() as never) as never;
   }
 }

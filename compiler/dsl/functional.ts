@@ -4,6 +4,8 @@ import { normAxis, type Shape } from '../ir/shape';
 import { apply } from '../ops/apply';
 import type { Conv2dAttrs } from '../ops/attrs';
 import { Tensor } from './tensor';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 const pair = (v: number | readonly [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
 
@@ -25,8 +27,8 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 
 /** GELU, exact (erf) or with the tanh approximation. */
 export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
-  if (approximate === 'tanh') return x.mul(0.5).mul(x.add(x.pow(3).mul(0.044715)).mul(Math.sqrt(2 / Math.PI)).tanh().add(1));
-  return x.mul(0.5).mul(x.mul(Math.SQRT1_2).erf().add(1));
+  if (approximate === 'tanh') return x.mul(0.5).mul(x.add(x.pow(3).mul(0.044715)).mul(M.sqrt(2 / M.PI)).tanh().add(1));
+  return x.mul(0.5).mul(x.mul(M.SQRT1_2).erf().add(1));
 }
 
 /** GEGLU: split the last axis in two halves h, g; return h * gelu(g) (diffusers' order). */
@@ -72,8 +74,8 @@ export interface ConvOptions {
 }
 
 function samePad(n: number, k: number, s: number, d: number): [number, number] {
-  const out = Math.ceil(n / s), total = Math.max((out - 1) * s + d * (k - 1) + 1 - n, 0);
-  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+  const out = M.ceil(n / s), total = M.max((out - 1) * s + d * (k - 1) + 1 - n, 0);
+  return [M.floor(total / 2), total - M.floor(total / 2)];
 }
 
 export function convAttrs(x: Shape, w: Shape, o: ConvOptions = {}): Conv2dAttrs {
@@ -106,7 +108,7 @@ function pool(x: Tensor, k: number | readonly [number, number], s: number | read
   const [pt, pb, pl, pr] = convAttrs(x.shape, [1, 1, kh, kw], { stride: [sh, sw], padding }).padding;
   const padded = pt || pb || pl || pr ? x.pad([[0, 0], [0, 0], [pt, pb], [pl, pr]], mode === 'max' ? -Infinity : 0) : x;
   const [n, c, h, w] = padded.shape;
-  const ho = Math.floor((h - kh) / sh) + 1, wo = Math.floor((w - kw) / sw) + 1;
+  const ho = M.floor((h - kh) / sh) + 1, wo = M.floor((w - kw) / sw) + 1;
   let acc: Tensor | null = null;
   for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
     const win = padded.slice([0, 0, i, j], [n, c, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [1, 1, sh, sw]);
@@ -124,7 +126,7 @@ export function avgPool2d(x: Tensor, k: number | readonly [number, number], stri
 
 /** softmax(scale q k^T) v over [..., L, D] tensors; scale defaults to 1/sqrt(D). */
 export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: { scale?: number; causal?: boolean } = {}): Tensor {
-  return new Tensor(apply('sdpa', [q.node, k.node, v.node], { scale: opts.scale ?? 1 / Math.sqrt(q.shape[q.rank - 1]), causal: opts.causal ?? false }));
+  return new Tensor(apply('sdpa', [q.node, k.node, v.node], { scale: opts.scale ?? 1 / M.sqrt(q.shape[q.rank - 1]), causal: opts.causal ?? false }));
 }
 
 export function cosineSimilarity(a: Tensor, b: Tensor, axis = -1, eps = 1e-8): Tensor {

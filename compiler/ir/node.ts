@@ -1,6 +1,9 @@
 import type { DType } from './dtype';
 import type { Shape } from './shape';
 import type { Op, OpAttrs } from '../ops/attrs';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
+const M_isFinite = Number.isFinite;
 
 /** One immutable graph node. Nodes are hash-consed (same op, inputs and attributes give the same object), so
  * common subexpressions are shared as they are built. `src` is the caller's file:line of the first build. */
@@ -26,7 +29,7 @@ const registry = new FinalizationRegistry<string>((key) => {
 function attrKey(attrs: object): string {
   return JSON.stringify(attrs, (_k, v) => {
     if (v instanceof Float64Array) return `#${v.length}`;
-    if (typeof v === 'number' && (!Number.isFinite(v) || Object.is(v, -0))) return `#${Object.is(v, -0) ? '-0' : v}`;
+    if (typeof v === 'number' && (!M_isFinite(v) || Object.is(v, -0))) return `#${Object.is(v, -0) ? '-0' : v}`;
     return v;
   });
 }

@@ -1,4 +1,6 @@
 /** Shapes are readonly tuples of non-negative integers; the empty tuple is a scalar. */
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 export type Shape = readonly number[];
 
 export const numel = (s: Shape): number => s.reduce((a, b) => a * b, 1);
@@ -15,7 +17,7 @@ export function stridesOf(s: Shape): number[] {
 
 /** NumPy broadcasting of two shapes (right-aligned, equal or 1); null when they do not broadcast. */
 export function broadcastShapes(a: Shape, b: Shape): number[] | null {
-  const n = Math.max(a.length, b.length);
+  const n = M.max(a.length, b.length);
   const out = new Array<number>(n);
   for (let i = 0; i < n; i++) {
     const x = a[a.length - n + i] ?? 1, y = b[b.length - n + i] ?? 1;

@@ -4,6 +4,8 @@ import { fmt, numel, type Shape } from '../ir/shape';
 import { isFloat } from '../ir/dtype';
 import type { NDArray } from '../reference/ndarray';
 import { fail, type OpDef, type TypeInfo } from './entry';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 function check(q: TypeInfo, k: TypeInfo, v: TypeInfo): void {
   const r = q.shape.length;
@@ -30,10 +32,10 @@ function probs(q: NDArray, k: NDArray, s: Dims, scale: number, causal: boolean):
       let dot = 0;
       for (let t = 0; t < s.d; t++) dot += q.data[(b * s.lq + i) * s.d + t] * k.data[(b * s.lk + j) * s.d + t];
       p[row + j] = causal && j > i ? -Infinity : dot * scale;
-      mx = Math.max(mx, p[row + j]);
+      mx = M.max(mx, p[row + j]);
     }
     let z = 0;
-    for (let j = 0; j < s.lk; j++) { p[row + j] = Math.exp(p[row + j] - mx); z += p[row + j]; }
+    for (let j = 0; j < s.lk; j++) { p[row + j] = M.exp(p[row + j] - mx); z += p[row + j]; }
     for (let j = 0; j < s.lk; j++) p[row + j] /= z;
   }
   return p;

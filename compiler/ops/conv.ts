@@ -4,9 +4,11 @@ import { fmt, numel, type Shape } from '../ir/shape';
 import { isFloat } from '../ir/dtype';
 import type { Conv2dAttrs } from './attrs';
 import { fail, type OpDef, type TypeInfo } from './entry';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 /** Output spatial size of a conv along one dim. */
-const outDim = (n: number, k: number, s: number, lo: number, hi: number, d: number) => Math.floor((n + lo + hi - d * (k - 1) - 1) / s) + 1;
+const outDim = (n: number, k: number, s: number, lo: number, hi: number, d: number) => M.floor((n + lo + hi - d * (k - 1) - 1) / s) + 1;
 
 export function convOutShape(x: Shape, w: Shape, a: Conv2dAttrs): number[] {
   if (x.length !== 4 || w.length !== 4) fail('conv2d needs x [N,C,H,W] and w [O,C/groups,kh,kw]');
@@ -23,7 +25,7 @@ function convLoop(x: Shape, w: Shape, y: Shape, a: Conv2dAttrs, f: (yo: number, 
   const [n, c, h, wd] = x, [o, cg, kh, kw] = w, [, , ho, wo] = y;
   const og = o / a.groups;
   for (let b = 0; b < n; b++) for (let oc = 0; oc < o; oc++) {
-    const g = Math.floor(oc / og);
+    const g = M.floor(oc / og);
     for (let i = 0; i < ho; i++) for (let j = 0; j < wo; j++) {
       const yo = ((b * o + oc) * ho + i) * wo + j;
       for (let ci = 0; ci < cg; ci++) for (let p = 0; p < kh; p++) {

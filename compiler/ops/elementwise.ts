@@ -6,6 +6,8 @@ import type { OpAttrs } from './attrs';
 import type { ScalarOp } from './lowering';
 import { fail, type NotDifferentiable, type OpDef, type TypeInfo, type Vjp } from './entry';
 import { broadcastAll, loadsBroadcast, refElementwise, requireSameDtype, sumTo } from './helpers';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 type Unary = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'recip' | 'abs' | 'tanh' | 'sigmoid' | 'erf' | 'sin' | 'cos' | 'floor' | 'not';
 type Binary = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum' | 'cmplt' | 'cmple' | 'cmpeq' | 'cmpne' | 'and' | 'or';
@@ -41,18 +43,18 @@ type Op1 = Unary | 'cast' | 'stop_gradient';
 
 export const unaryOps: { [K in Unary]: OpDef<K> } = {
   neg: unary((x) => -x, 'neg', 'numeric', { saves: { inputs: [], output: false }, grad: (g) => [g.neg()] }),
-  exp: unary(Math.exp, 'exp', 'float', dx('y', (g, _x, y) => g.mul(y)), 4),
-  log: unary(Math.log, 'log', 'float', dx('x', (g, x) => g.div(x)), 4),
-  sqrt: unary(Math.sqrt, 'sqrt', 'float', dx('y', (g, _x, y) => g.mul(0.5).div(y)), 2),
-  rsqrt: unary((x) => 1 / Math.sqrt(x), 'rsqrt', 'float', dx('y', (g, _x, y) => g.mul(y.mul(y).mul(y)).mul(-0.5)), 2),
+  exp: unary(M.exp, 'exp', 'float', dx('y', (g, _x, y) => g.mul(y)), 4),
+  log: unary(M.log, 'log', 'float', dx('x', (g, x) => g.div(x)), 4),
+  sqrt: unary(M.sqrt, 'sqrt', 'float', dx('y', (g, _x, y) => g.mul(0.5).div(y)), 2),
+  rsqrt: unary((x) => 1 / M.sqrt(x), 'rsqrt', 'float', dx('y', (g, _x, y) => g.mul(y.mul(y).mul(y)).mul(-0.5)), 2),
   recip: unary((x) => 1 / x, 'recip', 'float', dx('y', (g, _x, y) => g.mul(y).mul(y).neg()), 2),
-  abs: unary(Math.abs, 'abs', 'numeric', dx('x', (g, x) => x.lt(0).select(g.neg(), g)), 1),
-  tanh: unary(Math.tanh, 'tanh', 'float', dx('y', (g, _x, y) => g.mul(y.mul(y).neg().add(1))), 6),
+  abs: unary(M.abs, 'abs', 'numeric', dx('x', (g, x) => x.lt(0).select(g.neg(), g)), 1),
+  tanh: unary(M.tanh, 'tanh', 'float', dx('y', (g, _x, y) => g.mul(y.mul(y).neg().add(1))), 6),
   sigmoid: unary(sigmoid, 'sigmoid', 'float', dx('y', (g, _x, y) => g.mul(y).mul(y.neg().add(1))), 5),
-  erf: unary(erf, 'erf', 'float', dx('x', (g, x) => g.mul(x.mul(x).neg().exp()).mul(2 / Math.sqrt(Math.PI))), 8),
-  sin: unary(Math.sin, 'sin', 'float', dx('x', (g, x) => g.mul(x.cos())), 6),
-  cos: unary(Math.cos, 'cos', 'float', dx('x', (g, x) => g.mul(x.sin()).neg()), 6),
-  floor: unary(Math.floor, 'floor', 'float', piecewiseConstant),
+  erf: unary(erf, 'erf', 'float', dx('x', (g, x) => g.mul(x.mul(x).neg().exp()).mul(2 / M.sqrt(M.PI))), 8),
+  sin: unary(M.sin, 'sin', 'float', dx('x', (g, x) => g.mul(x.cos())), 6),
+  cos: unary(M.cos, 'cos', 'float', dx('x', (g, x) => g.mul(x.sin()).neg()), 6),
+  floor: unary(M.floor, 'floor', 'float', piecewiseConstant),
   not: unary((x) => (x ? 0 : 1), 'not', 'bool', boolean),
 };
 
@@ -104,9 +106,9 @@ export const binaryOps: { [K in Binary]: OpDef<K> } = {
   sub: binary((a, b) => a - b, 'sub', 'numeric', dab([], false, (g) => [g, g.neg()])),
   mul: binary((a, b) => a * b, 'mul', 'numeric', dab([0, 1], false, (g, a, b) => [g.mul(b), g.mul(a)])),
   div: binary((a, b) => a / b, 'div', 'numeric', dab([1], true, (g, _a, b, y) => [g.div(b), g.mul(y).div(b).neg()]), false, 2),
-  pow: binary(Math.pow, 'pow', 'float', dab([0, 1], true, (g, a, b, y) => [g.mul(b).mul(a.pow(b.sub(1))), g.mul(y).mul(a.log())]), false, 8),
-  maximum: binary(Math.max, 'max', 'numeric', dab([0, 1], false, (g, a, b) => [pick(g, a.gt(b), a.eq(b)), pick(g, b.gt(a), a.eq(b))])),
-  minimum: binary(Math.min, 'min', 'numeric', dab([0, 1], false, (g, a, b) => [pick(g, a.lt(b), a.eq(b)), pick(g, b.lt(a), a.eq(b))])),
+  pow: binary(M.pow, 'pow', 'float', dab([0, 1], true, (g, a, b, y) => [g.mul(b).mul(a.pow(b.sub(1))), g.mul(y).mul(a.log())]), false, 8),
+  maximum: binary(M.max, 'max', 'numeric', dab([0, 1], false, (g, a, b) => [pick(g, a.gt(b), a.eq(b)), pick(g, b.gt(a), a.eq(b))])),
+  minimum: binary(M.min, 'min', 'numeric', dab([0, 1], false, (g, a, b) => [pick(g, a.lt(b), a.eq(b)), pick(g, b.lt(a), a.eq(b))])),
   cmplt: binary((a, b) => +(a < b), 'lt', 'any', boolean, true),
   cmple: binary((a, b) => +(a <= b), 'le', 'any', boolean, true),
   cmpeq: binary((a, b) => +(a === b), 'eq', 'any', boolean, true),

@@ -5,6 +5,8 @@ import { forEachIndex } from '../reference/ndarray';
 import type { Builder } from './lowering';
 import { fail, type OpDef } from './entry';
 import { sumTo } from './helpers';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 const i32 = <V>(b: Builder<V>, n: number) => b.c(n, 'i32');
 
@@ -79,7 +81,7 @@ export const expand: OpDef<'expand'> = {
 };
 
 /** Elements a slice keeps along one dim. */
-const sliceLen = (start: number, stop: number, step: number) => Math.ceil((stop - start) / step);
+const sliceLen = (start: number, stop: number, step: number) => M.ceil((stop - start) / step);
 
 export const slice: OpDef<'slice'> = {
   arity: 1,
@@ -115,7 +117,7 @@ export const pad: OpDef<'pad'> = {
   infer: ([x], a) => {
     if (a.pads.length !== x.shape.length) fail(`pad needs ${x.shape.length} [low, high, interior] triples`);
     if (a.pads.some(([l, h, it]) => l < 0 || h < 0 || it < 0)) fail('pad amounts must be >= 0 (use slice to crop)');
-    return { shape: x.shape.map((d, i) => { const [l, h, it] = a.pads[i]; return l + d + Math.max(d - 1, 0) * it + h; }), dtype: x.dtype };
+    return { shape: x.shape.map((d, i) => { const [l, h, it] = a.pads[i]; return l + d + M.max(d - 1, 0) * it + h; }), dtype: x.dtype };
   },
   vjp: {
     saves: { inputs: [], output: false },

@@ -4,6 +4,8 @@ import { castValue } from '../ir/dtype';
 import type { OpAttrs } from './attrs';
 import { fail, type OpDef, type TypeInfo } from './entry';
 import { product } from './helpers';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 type R = OpAttrs['sum'];
 
@@ -68,6 +70,6 @@ export const max: OpDef<'max'> = {
       return [hit.mul(g.reshape(kept)).div(hit.sum(axes, true))];
     },
   },
-  ref: ([x], a, out) => refReduce(x, a, -Infinity, Math.max, out.dtype),
+  ref: ([x], a, out) => refReduce(x, a, -Infinity, M.max, out.dtype),
   lower: { kind: 'reduce', combine: 'max', axes: axesOf },
 };

@@ -3,6 +3,8 @@ import { castValue } from '../ir/dtype';
 import { isValidShape, numel } from '../ir/shape';
 import { uniformFill } from '../ir/philox';
 import { fail, type OpDef } from './entry';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 const leaf = { none: 'a leaf: gradients stop here and are read off by autodiff' } as const;
 const generator = { none: 'a generator with no differentiable input' } as const;
@@ -43,7 +45,7 @@ export const iota: OpDef<'iota'> = {
   vjp: generator,
   ref: (_i, a) => {
     const inner = numel(a.shape.slice(a.axis + 1)), d = a.shape[a.axis];
-    return new Float64Array(numel(a.shape)).map((_v, k) => Math.floor(k / inner) % d);
+    return new Float64Array(numel(a.shape)).map((_v, k) => M.floor(k / inner) % d);
   },
   lower: { kind: 'pointwise', cost: 0, emit: (b, out, c) => b.cast(out[c.attrs.axis], c.outDtype) },
 };

@@ -4,6 +4,10 @@
 import type { DType } from '../ir/dtype';
 import type { ScalarOp } from '../ops/lowering';
 import type { Expr } from '../codegen/kir';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
+const M_isFinite = Number.isFinite;
+const M_isNaN = Number.isNaN;
 
 export type OpsHandler = Record<ScalarOp, (a: string[], dt: DType) => string>;
 
@@ -38,9 +42,9 @@ export interface Lang {
 export function literal(v: number, dt: DType): string {
   if (dt === 'bool') return v ? 'true' : 'false';
   if (dt === 'i32') return `${v}`;
-  if (Number.isNaN(v)) return 'NAN';
-  if (!Number.isFinite(v)) return v > 0 ? 'INFINITY' : '(-INFINITY)';
-  const s = Math.fround(v).toPrecision(9);
+  if (M_isNaN(v)) return 'NAN';
+  if (!M_isFinite(v)) return v > 0 ? 'INFINITY' : '(-INFINITY)';
+  const s = M.fround(v).toPrecision(9);
   return `${s.includes('.') || s.includes('e') ? s : `${s}.0`}f`;
 }
 

@@ -1,5 +1,6 @@
-/** Calls into the hand-written CPU templates (kernels/cpu): each template's arguments from the operand views
- * and attributes, and the fused epilogue as a lambda over the template's output indices. */
+/** Calls into the precompiled CPU kernel library (kernels/cpu/kiln_lib.h): each template's arguments from the
+ * operand views and attributes, and the fused epilogue as a static function over the template's output
+ * indices (it finds the arena through `kiln_A`, set by the entry points). */
 import { numel, stridesOf } from '../ir/shape';
 import type { ExternKernel, StridedView } from '../codegen/kir';
 import { ExprPrinter, literal } from './cstyle';
@@ -7,29 +8,6 @@ import { cppLang, storeLines } from './cpp';
 
 const ptr = (v: StridedView) => `(b${v.buf} + ${v.offset})`;
 const contiguous = (v: StridedView) => v.strides.every((s, i) => s === stridesOf(v.shape)[i] || v.shape[i] === 1);
-
-/** `[=](int64_t b){...}`: offset of batch element b (flattened over the output's batch dims) in a view whose
- * batch dims broadcast against them. */
-function batchOffset(v: StridedView, outBatch: readonly number[]): string {
-  const vb = v.shape.slice(0, -2), lead = outBatch.length - vb.length;
-  const terms: string[] = [];
-  let st = 1;
-  for (let i = outBatch.length - 1; i >= 0; i--) {
-    const j = i - lead;
-    if (j >= 0 && vb[j] !== 1 && v.strides[j] !== 0) terms.push(`((b / ${st}) % ${outBatch[i]}) * ${v.strides[j]}`);
-    st *= outBatch[i];
-  }
-  return `[=](int64_t b) -> int64_t { (void)b; return ${terms.length ? terms.join(' + ') : '0'}; }`;
-}
-
-/** The epilogue lambda: binds the kernel's output vars from the template's index arguments, then stores. */
-function epilogue(k: ExternKernel, params: string[], bind: string[]): string[] {
-  const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
-  const body = [...bind, ...storeLines(k.stores, p)];
-  return [`[=](${params.map((x) => `int64_t ${x}`).join(', ')}, float acc) {`, ...body.map((l) => `  ${l}`), '}'];
-}
-
-const names = (k: ExternKernel) => k.outVars.map((v) => (v as { name: string }).name);
 
 /** Binds batch output vars from a flattened batch index `b`. */
 function bindBatch(vs: readonly string[], shape: readonly number[], b: string): string[] {
@@ -43,38 +21,53 @@ function requireContiguous(k: ExternKernel): void {
   k.operands.forEach((o, i) => { if (!contiguous(o)) throw new Error(`render: operand ${i} of ${k.template} must be contiguous`); });
 }
 
-export function templateCall(k: ExternKernel): string[] {
-  const v = names(k), r = k.outShape.length, a = k.attrs as Record<string, never>;
-  const call = (head: string, ep: string[]) => [`${head}`, ...ep.map((l) => `  ${l}`), ');'];
+export interface TemplateCode { readonly helpers: string[]; readonly body: string[] }
+
+/** `decls` are the kernel's buffer pointer declarations (the epilogue function needs them too). */
+export function templateCall(k: ExternKernel, decls: readonly string[]): TemplateCode {
+  const v = k.outVars.map((x) => (x as { name: string }).name), r = k.outShape.length, a = k.attrs as Record<string, never>;
+  const epiName = `${k.name}_epilogue`;
+  const epilogue = (params: string[], bind: string[]) => {
+    const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
+    return [`static void ${epiName}(${params.map((x) => `int64_t ${x}`).join(', ')}, float acc) {`,
+      '  uint8_t* A = kiln_A;', ...decls.map((l) => `  ${l}`), ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`), '}'];
+  };
   switch (k.template) {
     case 'matmul': {
       const [A, B] = k.operands;
       const batch = k.outShape.slice(0, -2);
       const [M, N] = k.outShape.slice(-2), K = A.shape[A.shape.length - 1];
-      const ep = epilogue(k, ['bb', 'ii', 'jj'], [...bindBatch(v.slice(0, -2), batch, 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jj;`]);
-      return call(`kiln::gemm_f32(${numel(batch)}, ${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${batchOffset(A, batch)}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, ${batchOffset(B, batch)},`, ep);
+      const bstride = (x: StridedView) => batch.map((_d, i) => { const j = i - (batch.length - (x.shape.length - 2)); return j < 0 || x.shape[j] === 1 ? 0 : x.strides[j]; });
+      const list = (xs: readonly number[]) => `{${xs.length ? xs.join(', ') : '0'}}`;
+      return {
+        helpers: epilogue(['bb', 'ii', 'jj'], [...bindBatch(v.slice(0, -2), batch, 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jj;`]),
+        body: [`const kiln_batch bt = {${batch.length}, ${list(batch)}, ${list(bstride(A))}, ${list(bstride(B))}};`,
+          `kiln_gemm_f32(${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt, ${epiName});`],
+      };
     }
     case 'conv2d': case 'conv2d_bwd_data': case 'conv2d_bwd_weight': {
       requireContiguous(k);
       const [p, q] = k.operands;
-      const xs = k.template === 'conv2d' ? p.shape : k.template === 'conv2d_bwd_data' ? k.outShape : p.shape;
-      const ws = k.template === 'conv2d' ? q.shape : k.template === 'conv2d_bwd_data' ? q.shape : k.outShape;
+      const xs = k.template === 'conv2d_bwd_data' ? k.outShape : p.shape;
+      const ws = k.template === 'conv2d_bwd_weight' ? k.outShape : q.shape;
       const [N, C, H, W] = xs, [O, , KH, KW] = ws;
       const st = a.stride as number[], pd = a.padding as number[], dl = a.dilation as number[];
-      const fn = k.template === 'conv2d' ? 'conv2d_f32' : k.template === 'conv2d_bwd_data' ? 'conv2d_bwd_data_f32' : 'conv2d_bwd_weight_f32';
-      const ep = epilogue(k, ['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3;`]);
-      return call(`kiln::${fn}(${N}, ${C}, ${H}, ${W}, ${O}, ${KH}, ${KW}, ${st[0]}, ${st[1]}, ${pd[0]}, ${pd[1]}, ${pd[2]}, ${pd[3]}, ${dl[0]}, ${dl[1]}, ${a.groups}, ${ptr(p)}, ${ptr(q)},`, ep);
+      const dims = [N, C, H, W, O, KH, KW, st[0], st[1], pd[0], pd[1], pd[2], pd[3], dl[0], dl[1], a.groups];
+      return {
+        helpers: epilogue(['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3;`]),
+        body: [`static const int64_t dims[16] = {${dims.join(', ')}};`, `kiln_${k.template}_f32(dims, ${ptr(p)}, ${ptr(q)}, ${epiName});`],
+      };
     }
     case 'sdpa': case 'sdpa_grad': {
       requireContiguous(k);
       const [q, kk, vv] = k.operands;
       const batch = q.shape.slice(0, -2), [lq, d] = q.shape.slice(-2), [lk, dv] = vv.shape.slice(-2);
-      const ep = epilogue(k, ['bb', 'ii', 'tt'], [...bindBatch(v.slice(0, -2), batch, 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = tt;`]);
       const common = `${numel(batch)}, ${lq}, ${lk}, ${d}, ${dv}, ${ptr(q)}, ${ptr(kk)}, ${ptr(vv)}`;
-      const tail = `${literal(a.scale, 'f32')}, ${a.causal ? 'true' : 'false'}`;
-      return k.template === 'sdpa'
-        ? call(`kiln::sdpa_f32(${common}, ${tail},`, ep)
-        : call(`kiln::sdpa_grad_f32(${common}, ${ptr(k.operands[3])}, ${tail}, ${a.wrt},`, ep);
+      const tail = `${literal(a.scale, 'f32')}, ${a.causal ? 1 : 0}`;
+      return {
+        helpers: epilogue(['bb', 'ii', 'tt'], [...bindBatch(v.slice(0, -2), k.outShape.slice(0, -2), 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = tt;`]),
+        body: [k.template === 'sdpa' ? `kiln_sdpa_f32(${common}, ${tail}, ${epiName});` : `kiln_sdpa_grad_f32(${common}, ${ptr(k.operands[3])}, ${tail}, ${a.wrt}, ${epiName});`],
+      };
     }
     case 'scatter_add': {
       requireContiguous(k);
@@ -82,15 +75,18 @@ export function templateCall(k: ExternKernel): string[] {
       const outer = numel(k.outShape.slice(0, ax)), inner = numel(k.outShape.slice(ax + 1)), nIdx = numel(ix.shape);
       const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
       const bind = k.outShape.map((_d, i) => `const int64_t ${v[i]} = (f / ${numel(k.outShape.slice(i + 1))}) % ${k.outShape[i]}; (void)${v[i]};`);
-      return [
-        `std::vector<float> tmp(${numel(k.outShape)}, 0.0f);`,
-        `kiln::scatter_add_f32(${outer}, ${nIdx}, ${inner}, ${a.size}, ${ptr(upd)}, ${ptr(ix)}, tmp.data());`,
-        `#pragma omp parallel for if(${numel(k.outShape)} > 16384)`,
-        `for (int64_t f = 0; f < ${numel(k.outShape)}; ++f) {`,
-        '  const float acc = tmp[f];',
-        ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`),
-        '}',
-      ];
+      return {
+        helpers: [],
+        body: [
+          `std::vector<float> tmp(${numel(k.outShape)}, 0.0f);`,
+          `kiln_scatter_add_f32(${outer}, ${nIdx}, ${inner}, ${a.size}, ${ptr(upd)}, ${ptr(ix)}, tmp.data());`,
+          `#pragma omp parallel for if(${numel(k.outShape)} > 16384)`,
+          `for (int64_t f = 0; f < ${numel(k.outShape)}; ++f) {`,
+          '  const float acc = tmp[f];',
+          ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`),
+          '}',
+        ],
+      };
     }
   }
   throw new Error(`C++ back end: no template for ${k.template}`);

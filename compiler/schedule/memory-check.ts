@@ -3,6 +3,8 @@
  * time share bytes (except an in-place pair on the step where one hands its memory to the other). */
 import type { MemoryPlan, PlanBuffer } from './plan-types';
 import { computeLifetimes } from './memory-liveness';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export function checkPlan(plan: MemoryPlan): void {
   const fail = (msg: string): never => { throw new Error(`memory plan check: ${msg}`); };
@@ -32,7 +34,7 @@ export function checkPlan(plan: MemoryPlan): void {
     const off = plan.offsets.get(id) ?? fail(`buffer ${id} (${b.label}) has no offset`);
     if (off < 0) fail(`buffer ${id} has negative offset ${off}`);
     if ((b.kind === 'param' || b.kind === 'const') && (f !== -1 || l !== plan.steps.length)) fail(`${b.kind} ${id} is not live for the whole program`);
-    arena = Math.max(arena, off + b.bytes);
+    arena = M.max(arena, off + b.bytes);
     if (b.bytes > 0) placed.push({ id, start: off, end: off + b.bytes });
   }
   if (arena !== plan.arenaBytes) fail(`arenaBytes is ${plan.arenaBytes}, the offsets give ${arena}`);
@@ -51,7 +53,7 @@ export function checkPlan(plan: MemoryPlan): void {
       const a = placed[i].id, b = placed[j].id;
       const [af, al] = life(a), [bf, bl] = life(b);
       if (af > bl || bf > al) continue;
-      if (pairs.has(`${a},${b}`) && (al === bf || bl === af) && Math.max(af, bf) === Math.min(al, bl)) continue;
+      if (pairs.has(`${a},${b}`) && (al === bf || bl === af) && M.max(af, bf) === M.min(al, bl)) continue;
       fail(`buffers ${a} (${bufs.get(a)!.label}) and ${b} (${bufs.get(b)!.label}) are live together ([${af}, ${al}] and [${bf}, ${bl}]) and overlap in memory`);
     }
   }

@@ -2,6 +2,8 @@
  * bytes are live at each point of the schedule. Everything here is a pure function of the step list, so the
  * rematerializer can re-run it on every trial schedule and the checker can re-derive it independently. */
 import type { PlanBuffer, PlanStep } from './plan-types';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 /** [first step index, last step index], inclusive; -1 = before the first step, steps.length = after the last. */
 export type Lifetime = readonly [number, number];
@@ -109,7 +111,7 @@ export function liveCurve(bufs: ReadonlyMap<number, PlanBuffer>, steps: readonly
   for (const [id, [first, last]] of lifetimes) {
     const bytes = bufs.get(id)!.bytes;
     delta[first + 1] += bytes;
-    delta[Math.min(last, steps.length - 1) + 2] -= bytes;
+    delta[M.min(last, steps.length - 1) + 2] -= bytes;
   }
   for (const p of inPlace) {
     delta[p.step + 1] -= bufs.get(p.write)!.bytes;

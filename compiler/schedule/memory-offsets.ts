@@ -2,8 +2,10 @@
  * everything else lives in the heap above them, where freed blocks become holes that later buffers reuse. */
 import type { PlanBuffer, PlanStep } from './plan-types';
 import type { InPlacePair, Lifetime } from './memory-liveness';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
-export const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+export const alignUp = (n: number, a: number): number => M.ceil(n / a) * a;
 
 export interface Layout {
   readonly offsets: Map<number, number>;
@@ -99,6 +101,6 @@ export function assignOffsets(bufs: ReadonlyMap<number, PlanBuffer>, steps: read
     }
   }
   let arenaBytes = 0;
-  for (const [id, off] of offsets) arenaBytes = Math.max(arenaBytes, off + bufs.get(id)!.bytes);
+  for (const [id, off] of offsets) arenaBytes = M.max(arenaBytes, off + bufs.get(id)!.bytes);
   return { offsets, arenaBytes };
 }

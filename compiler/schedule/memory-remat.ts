@@ -4,6 +4,8 @@
 import { MemoryBudgetError, type PlanBuffer, type PlanStep, type Recompute } from './plan-types';
 import { computeLifetimes, findInPlace, liveCurve, type InPlacePair, type Lifetime, type LiveCurve } from './memory-liveness';
 import { assignOffsets, type Layout } from './memory-offsets';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export interface Analysis {
   readonly lifetimes: Map<number, Lifetime>;
@@ -89,7 +91,7 @@ export function rematerialize(bufsIn: ReadonlyMap<number, PlanBuffer>, input: re
   let steps = [...input];
   const bufs = new Map(bufsIn);
   const ids: Ids = {
-    nextStep: Math.max(-1, ...input.map((s) => s.id)) + 1, nextBuf: Math.max(-1, ...bufsIn.keys()) + 1,
+    nextStep: M.max(-1, ...input.map((s) => s.id)) + 1, nextBuf: M.max(-1, ...bufsIn.keys()) + 1,
     rootStep: new Map(), rootBuf: new Map(),
   };
   const clones: { step: number; clone: number; buffer: number; replacement: number; bytes: number }[] = [];
@@ -103,12 +105,12 @@ export function rematerialize(bufsIn: ReadonlyMap<number, PlanBuffer>, input: re
         .sort((x, y) => x.at - y.at);
       return { steps, bufs, analysis: a, layout, recomputed };
     }
-    best = Math.min(best, layout.arenaBytes);
+    best = M.min(best, layout.arenaBytes);
     let pick: { steps: PlanStep[]; replacement: PlanBuffer; clone: PlanStep; c: Candidate; a: Analysis; score: number } | null = null;
     if (round < 4 * input.length + 64) {
       // Best first by an upper bound (a split saves at most the buffer's own bytes), later writers first on a
       // tie: once the best found beats the next bound, nothing after it can win, so most rounds run one trial.
-      const bound = (c: Candidate): number => bufs.get(c.buffer)!.bytes / Math.max(steps[c.writer].cost, 1e-9);
+      const bound = (c: Candidate): number => bufs.get(c.buffer)!.bytes / M.max(steps[c.writer].cost, 1e-9);
       const ordered = candidates(steps, bufs, a).sort((x, y) => bound(y) - bound(x) || y.writer - x.writer);
       for (const c of ordered) {
         if (pick && pick.score >= bound(c)) break;
@@ -119,7 +121,7 @@ export function rematerialize(bufsIn: ReadonlyMap<number, PlanBuffer>, input: re
         if (!better(ta.curve, a.curve)) continue;
         // Clones go in after the peak, so the peak's index is unchanged in the trial schedule.
         const saved = a.curve.live[a.curve.peakAt + 1] - ta.curve.live[a.curve.peakAt + 1];
-        const score = saved / Math.max(steps[c.writer].cost, 1e-9);
+        const score = saved / M.max(steps[c.writer].cost, 1e-9);
         if (saved > 0 && (!pick || score > pick.score)) pick = { ...trial, c, a: ta, score };
       }
     }

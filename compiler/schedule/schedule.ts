@@ -8,6 +8,8 @@ import { AnchorMismatch, kernelElements, lowerGroup } from '../codegen/lower';
 import type { Expr, Kernel } from '../codegen/kir';
 import type { BufferKind, PlanBuffer, PlanInput, PlanStep } from './plan-types';
 import { buffersOf } from '../render/cpp';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export interface Scheduled {
   readonly kernels: readonly Kernel[];
@@ -36,10 +38,10 @@ export function schedule(order: readonly Node[], outputs: readonly Node[], updat
       if (copies.length) kernels.push({ kind: 'commit', name: `k${kernels.length}_commit_updates`, copies, ops: ['update'] });
       const outIds = new Set(outputs.map((o) => o.id));
       const kindOf = (n: Node): BufferKind => (n.op === 'param' ? 'param' : n.op === 'tensor' ? 'const' : n.op === 'input' ? 'input' : outIds.has(n.id) ? 'output' : 'temp');
-      const buffers: PlanBuffer[] = [...nodeOf].map(([id, n]) => ({ id, bytes: Math.max(numel(n.shape) * byteSize[n.dtype], 1), kind: kindOf(n), label: n.op === 'param' || n.op === 'input' ? (n.attrs as { name: string }).name : `${n.op}#${n.id} (${n.src})` }));
+      const buffers: PlanBuffer[] = [...nodeOf].map(([id, n]) => ({ id, bytes: M.max(numel(n.shape) * byteSize[n.dtype], 1), kind: kindOf(n), label: n.op === 'param' || n.op === 'input' ? (n.attrs as { name: string }).name : `${n.op}#${n.id} (${n.src})` }));
       const steps: PlanStep[] = kernels.map((k, i) => {
         const { reads, writes } = buffersOf(k);
-        return { id: i, label: k.name, reads, writes, recomputable: k.kind === 'pointwise' || k.kind === 'reduce', cost: kernelElements(k) * Math.max(k.ops.length, 1), inPlace: inPlacePairs(k) };
+        return { id: i, label: k.name, reads, writes, recomputable: k.kind === 'pointwise' || k.kind === 'reduce', cost: kernelElements(k) * M.max(k.ops.length, 1), inPlace: inPlacePairs(k) };
       });
       let unfused = 0;
       for (const n of order) if (n.inputs.length || n.op === 'const' || n.op === 'iota') unfused++;

@@ -2,6 +2,8 @@
  * layer_norm1, self_attn.{q,k,v,out}_proj, layer_norm2, mlp.fc1, mlp.fc2), pre-LN. */
 import { gelu, sdpa, type Tensor } from '../../compiler/index';
 import { LayerNorm, Linear, type ParamScope } from '../nn/index';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export type ClipActivation = 'quick_gelu' | 'gelu';
 
@@ -34,7 +36,7 @@ export class ClipEncoderLayer {
     const [b, l, d] = x.shape, h = this.c.heads, hd = d / h;
     const split = (t: Tensor) => t.reshape([b, l, h, hd]).permute([0, 2, 1, 3]);
     const n = this.ln1.forward(x);
-    const att = sdpa(split(this.q.forward(n)), split(this.k.forward(n)), split(this.v.forward(n)), { causal, scale: 1 / Math.sqrt(hd) });
+    const att = sdpa(split(this.q.forward(n)), split(this.k.forward(n)), split(this.v.forward(n)), { causal, scale: 1 / M.sqrt(hd) });
     const y = x.add(this.o.forward(att.permute([0, 2, 1, 3]).reshape([b, l, d])));
     return y.add(this.fc2.forward(activate(this.fc1.forward(this.ln2.forward(y)), this.c.act)));
   }

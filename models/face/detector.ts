@@ -11,6 +11,8 @@
 import { concat, type Tensor } from '../../compiler/index';
 import { faceApiNetInput, type Image } from '../io/image';
 import { channelwise, convBias, depthwise, FrozenParams, relu6 } from './layers';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export const DETECTOR_INPUT_SIZE = 512;
 const BN_EPS = 0.0010000000474974513;
@@ -96,19 +98,19 @@ export function decodeBoxes(anchors: ArrayLike<number>, enc: ArrayLike<number>):
   for (let i = 0; i < n; i++) {
     const [a0, a1, a2, a3] = [anchors[4 * i]!, anchors[4 * i + 1]!, anchors[4 * i + 2]!, anchors[4 * i + 3]!];
     const s0 = a2 - a0, s1 = a3 - a1, c0 = a0 + s0 / 2, c1 = a1 + s1 / 2;
-    const h2 = (Math.exp(enc[4 * i + 2]! / 5) * s0) / 2, cy = (enc[4 * i]! / 10) * s0 + c0;
-    const w2 = (Math.exp(enc[4 * i + 3]! / 5) * s1) / 2, cx = (enc[4 * i + 1]! / 10) * s1 + c1;
+    const h2 = (M.exp(enc[4 * i + 2]! / 5) * s0) / 2, cy = (enc[4 * i]! / 10) * s0 + c0;
+    const w2 = (M.exp(enc[4 * i + 3]! / 5) * s1) / 2, cx = (enc[4 * i + 1]! / 10) * s1 + c1;
     out.set([cy - h2, cx - w2, cy + h2, cx + w2], 4 * i);
   }
   return out;
 }
 
 function iou(b: ArrayLike<number>, i: number, j: number): number {
-  const [y0i, x0i, y1i, x1i] = [Math.min(b[4 * i]!, b[4 * i + 2]!), Math.min(b[4 * i + 1]!, b[4 * i + 3]!), Math.max(b[4 * i]!, b[4 * i + 2]!), Math.max(b[4 * i + 1]!, b[4 * i + 3]!)];
-  const [y0j, x0j, y1j, x1j] = [Math.min(b[4 * j]!, b[4 * j + 2]!), Math.min(b[4 * j + 1]!, b[4 * j + 3]!), Math.max(b[4 * j]!, b[4 * j + 2]!), Math.max(b[4 * j + 1]!, b[4 * j + 3]!)];
+  const [y0i, x0i, y1i, x1i] = [M.min(b[4 * i]!, b[4 * i + 2]!), M.min(b[4 * i + 1]!, b[4 * i + 3]!), M.max(b[4 * i]!, b[4 * i + 2]!), M.max(b[4 * i + 1]!, b[4 * i + 3]!)];
+  const [y0j, x0j, y1j, x1j] = [M.min(b[4 * j]!, b[4 * j + 2]!), M.min(b[4 * j + 1]!, b[4 * j + 3]!), M.max(b[4 * j]!, b[4 * j + 2]!), M.max(b[4 * j + 1]!, b[4 * j + 3]!)];
   const ai = (y1i - y0i) * (x1i - x0i), aj = (y1j - y0j) * (x1j - x0j);
   if (ai <= 0 || aj <= 0) return 0;
-  const inter = Math.max(Math.min(y1i, y1j) - Math.max(y0i, y0j), 0) * Math.max(Math.min(x1i, x1j) - Math.max(x0i, x0j), 0);
+  const inter = M.max(M.min(y1i, y1j) - M.max(y0i, y0j), 0) * M.max(M.min(x1i, x1j) - M.max(x0i, x0j), 0);
   return inter / (ai + aj - inter);
 }
 
@@ -117,7 +119,7 @@ export function nonMaxSuppression(boxes: ArrayLike<number>, scores: ArrayLike<nu
   const order = Array.from(scores, (s, i) => ({ s, i })).filter((c) => c.s > scoreThreshold).sort((a, b) => b.s - a.s);
   const selected: number[] = [];
   for (const c of order) {
-    if (selected.length >= Math.min(maxOut, scores.length)) break;
+    if (selected.length >= M.min(maxOut, scores.length)) break;
     if (!selected.some((j) => iou(boxes, c.i, j) > iouThreshold)) selected.push(c.i);
   }
   return selected;
@@ -130,11 +132,11 @@ export function postprocessDetections(encodings: ArrayLike<number>, scores: Arra
   const boxes = decodeBoxes(anchors, encodings);
   const keep = nonMaxSuppression(boxes, scores, opts.maxResults ?? 100, 0.5, opts.minConfidence ?? 0.5);
   // computeReshapedDimensions: the image's size inside the 512 square, rounded.
-  const scale = DETECTOR_INPUT_SIZE / Math.max(width, height);
-  const padX = DETECTOR_INPUT_SIZE / Math.round(width * scale), padY = DETECTOR_INPUT_SIZE / Math.round(height * scale);
+  const scale = DETECTOR_INPUT_SIZE / M.max(width, height);
+  const padX = DETECTOR_INPUT_SIZE / M.round(width * scale), padY = DETECTOR_INPUT_SIZE / M.round(height * scale);
   return keep.map((i) => {
-    const top = Math.max(0, boxes[4 * i]!) * padY, bottom = Math.min(1, boxes[4 * i + 2]!) * padY;
-    const left = Math.max(0, boxes[4 * i + 1]!) * padX, right = Math.min(1, boxes[4 * i + 3]!) * padX;
+    const top = M.max(0, boxes[4 * i]!) * padY, bottom = M.min(1, boxes[4 * i + 2]!) * padY;
+    const left = M.max(0, boxes[4 * i + 1]!) * padX, right = M.min(1, boxes[4 * i + 3]!) * padX;
     // FaceDetection keeps the relative box and rescales it to the image.
     return { score: scores[i]!, box: [left * width, top * height, (right - left) * width, (bottom - top) * height] };
   });

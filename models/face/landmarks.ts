@@ -13,6 +13,8 @@ import { avgPool2d, constant, conv2d, linear, type Tensor } from '../../compiler
 import { faceApiNetInput, type Image } from '../io/image';
 import { channelwise, depthwise, FrozenParams } from './layers';
 import { RECOGNIZER_MEAN_RGB } from './recognizer';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export const LANDMARK_INPUT_SIZE = 112;
 export type Point = [number, number];
@@ -59,9 +61,9 @@ export const landmarkInput = (crop: Image<Uint8Array | Float32Array>): Float32Ar
  * 68 points in crop pixels, then shifted by (shiftX, shiftY) (face-api shifts by the detection box's
  * unrounded corner). */
 export function landmarkPoints(out: ArrayLike<number>, w: number, h: number, shiftX = 0, shiftY = 0): Point[] {
-  const s = LANDMARK_INPUT_SIZE / Math.max(w, h);
+  const s = LANDMARK_INPUT_SIZE / M.max(w, h);
   const sw = w * s, sh = h * s;
-  const padX = sw < sh ? Math.abs(sw - sh) / 2 : 0, padY = sh < sw ? Math.abs(sw - sh) / 2 : 0;
+  const padX = sw < sh ? M.abs(sw - sh) / 2 : 0, padY = sh < sw ? M.abs(sw - sh) / 2 : 0;
   const pts: Point[] = [];
   for (let i = 0; i < 68; i++) {
     const rx = (out[2 * i]! * LANDMARK_INPUT_SIZE - padX) / sw, ry = (out[2 * i + 1]! * LANDMARK_INPUT_SIZE - padY) / sh;
@@ -77,11 +79,11 @@ const centre = (pts: readonly Point[]): Point => [pts.reduce((a, p) => a + p[0],
 export function alignedFaceBox(pts: readonly Point[], cropW: number, cropH: number): [number, number, number, number] {
   const refs = [centre(pts.slice(36, 42)), centre(pts.slice(42, 48)), centre(pts.slice(48, 68))];
   const [le, re, mouth] = refs;
-  const dist = (a: Point) => Math.hypot(mouth[0] - a[0], mouth[1] - a[1]);
-  const size = Math.floor((dist(le) + dist(re)) / 2 / 0.45);
+  const dist = (a: Point) => M.hypot(mouth[0] - a[0], mouth[1] - a[1]);
+  const size = M.floor((dist(le) + dist(re)) / 2 / 0.45);
   const c = centre(refs);
-  const x = Math.floor(Math.max(0, c[0] - 0.5 * size)), y = Math.floor(Math.max(0, c[1] - 0.43 * size));
-  return [x, y, Math.min(size, cropW + x), Math.min(size, cropH + y)];
+  const x = M.floor(M.max(0, c[0] - 0.5 * size)), y = M.floor(M.max(0, c[1] - 0.43 * size));
+  return [x, y, M.min(size, cropW + x), M.min(size, cropH + y)];
 }
 
 /** The 5 points PuLID / insightface align with, in image order: eye centres (image-left first), nose tip,

@@ -7,6 +7,8 @@
  * exact float32 mirrors of the tfjs-cpu kernels; on a Uint8Array image results are rounded to nearest
  * (halves up) — for face-api parity convert with toFloatImage first, as face-api casts to float32 first.
  */
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export type PixelArray = Uint8Array | Float32Array;
 
@@ -67,7 +69,7 @@ export function fromFloatCHW(chw: Float32Array, width: number, height: number, n
     const mean = norm.mean?.[c] ?? 0;
     const std = norm.std?.[c] ?? 1;
     for (let p = 0; p < plane; p++) {
-      const v = Math.round((chw[c * plane + p]! * std + mean) / norm.scale);
+      const v = M.round((chw[c * plane + p]! * std + mean) / norm.scale);
       data[p * C + c] = v > 255 ? 255 : v >= 0 ? v : 0; // NaN → 0
     }
   }
@@ -104,14 +106,14 @@ export function resizeBilinear<D extends PixelArray>(img: Image<D>, newWidth: nu
   let o = 0;
   for (let r = 0; r < newHeight; r++) {
     const fr = half ? rowRatio * (r + 0.5) - 0.5 : rowRatio * r;
-    const r0 = Math.max(0, Math.floor(fr));
+    const r0 = M.max(0, M.floor(fr));
     const dy = fr - r0;
-    const r1 = Math.min(H - 1, Math.ceil(fr));
+    const r1 = M.min(H - 1, M.ceil(fr));
     for (let c = 0; c < newWidth; c++) {
       const fc = half ? colRatio * (c + 0.5) - 0.5 : colRatio * c;
-      const c0 = Math.max(0, Math.floor(fc));
+      const c0 = M.max(0, M.floor(fc));
       const dx = fc - c0;
-      const c1 = Math.min(W - 1, Math.ceil(fc));
+      const c1 = M.min(W - 1, M.ceil(fc));
       const tl = (r0 * W + c0) * C;
       const tr = (r0 * W + c1) * C;
       const bl = (r1 * W + c0) * C;
@@ -120,7 +122,7 @@ export function resizeBilinear<D extends PixelArray>(img: Image<D>, newWidth: nu
         const top = src[tl + d]! + (src[tr + d]! - src[tl + d]!) * dx;
         const bottom = src[bl + d]! + (src[br + d]! - src[bl + d]!) * dx;
         const v = top + (bottom - top) * dy;
-        out[o++] = round ? Math.round(Math.fround(v)) : v; // as if resized in float32, then rounded
+        out[o++] = round ? M.round(M.fround(v)) : v; // as if resized in float32, then rounded
       }
     }
   }
@@ -152,11 +154,11 @@ export interface Box {
 
 /** face-api's Box.clipAtImageBorders: clamp the top-left to 0, the far edges to the image, then floor all four. */
 export function clipBox(box: Box, imageWidth: number, imageHeight: number): Box {
-  const x = Math.max(box.x, 0);
-  const y = Math.max(box.y, 0);
-  const width = Math.min(box.x + box.width - x, imageWidth - x);
-  const height = Math.min(box.y + box.height - y, imageHeight - y);
-  return { x: Math.floor(x), y: Math.floor(y), width: Math.floor(width), height: Math.floor(height) };
+  const x = M.max(box.x, 0);
+  const y = M.max(box.y, 0);
+  const width = M.min(box.x + box.width - x, imageWidth - x);
+  const height = M.min(box.y + box.height - y, imageHeight - y);
+  return { x: M.floor(x), y: M.floor(y), width: M.floor(width), height: M.floor(height) };
 }
 
 /**
@@ -168,10 +170,10 @@ export function padToSquare<D extends PixelArray>(img: Image<D>, isCenterImage =
   checkImage(img, 'padToSquare');
   const { width: W, height: H, channels: C } = img;
   if (W === H) return img;
-  const diff = Math.abs(H - W);
-  const after = Math.round(diff * (isCenterImage ? 0.5 : 1));
+  const diff = M.abs(H - W);
+  const after = M.round(diff * (isCenterImage ? 0.5 : 1));
   const before = diff - after;
-  const S = Math.max(W, H);
+  const S = M.max(W, H);
   const out = alloc(img.data, S * S * C);
   const [dx, dy] = H > W ? [before, 0] : [0, before];
   for (let r = 0; r < H; r++) {

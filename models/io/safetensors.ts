@@ -34,6 +34,8 @@ import {
   type SafetensorsDtype,
   type TensorArray,
 } from './safetensorsFormat';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export * from './safetensorsFormat';
 
@@ -68,7 +70,7 @@ const READ_CHUNK = 1 << 30;
 function readExactly(fd: number, into: Uint8Array, position: number, file: string, tensor?: string): void {
   let done = 0;
   while (done < into.byteLength) {
-    const n = fs.readSync(fd, into, done, Math.min(READ_CHUNK, into.byteLength - done), position + done);
+    const n = fs.readSync(fd, into, done, M.min(READ_CHUNK, into.byteLength - done), position + done);
     if (n === 0) {
       throw new SafetensorsTruncatedError(file, tensor, `file ends after ${position + done} bytes, ${into.byteLength - done} more expected`);
     }
@@ -300,7 +302,7 @@ export function writeSafetensors(path: string, tensors: Readonly<Record<string, 
     json[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: offsets.get(name) };
   }
   const headerText = Buffer.from(JSON.stringify(json), 'utf8');
-  const padded = Buffer.alloc(Math.ceil(headerText.byteLength / 8) * 8, 0x20);
+  const padded = Buffer.alloc(M.ceil(headerText.byteLength / 8) * 8, 0x20);
   headerText.copy(padded);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(padded.byteLength));

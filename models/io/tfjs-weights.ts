@@ -5,13 +5,15 @@
  * order, hold its weights back to back in `weights` order with no padding. A weight takes
  * prod(shape) × size(quantization.dtype ?? dtype) bytes. Decoding follows tfjs-core's io.decodeWeights
  * exactly: uint8/uint16 quantized values become `v * scale + min` (computed in float64, stored as float32;
- * rounded with Math.round for int32 weights), float16 quantized values are widened exactly.
+ * rounded with M.round for int32 weights), float16 quantized values are widened exactly.
  *
  * Shards are read with positioned reads, one weight at a time, never concatenated in memory.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { f16ArrayToF32 } from './halfFloat';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export type TfjsDtype = 'float32' | 'int32' | 'bool';
 export type TfjsQuantDtype = 'uint8' | 'uint16' | 'float16';
@@ -95,7 +97,7 @@ class ShardReader {
     for (const s of this.shards) {
       while (done < length && offset + done < base + s.size) {
         const pos = offset + done - base;
-        const n = fs.readSync(s.fd, out, done, Math.min(length - done, s.size - pos), pos);
+        const n = fs.readSync(s.fd, out, done, M.min(length - done, s.size - pos), pos);
         if (n === 0) throw new TfjsSizeMismatchError(`weight shard ${s.file} shrank while being read`);
         done += n;
       }
@@ -169,7 +171,7 @@ function decode(spec: WeightSpec, bytes: ArrayBuffer): Float32Array {
   const round = spec.dtype === 'int32';
   for (let i = 0; i < raw.length; i++) {
     const v = raw[i]! * q.scale + q.min;
-    out[i] = round ? Math.round(v) : v;
+    out[i] = round ? M.round(v) : v;
   }
   return out;
 }

@@ -3,6 +3,8 @@
 import { geglu, sdpa, type Tensor } from '../../compiler/index';
 import { GroupNorm, LayerNorm, Linear } from './layers';
 import type { ParamScope } from './module';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 /** What a cross-attention hook sees, at one attn2 layer for one UNet evaluation. All head-split tensors
  * are laid out [B, heads, L, headDim]. */
@@ -82,7 +84,7 @@ export class Attention {
   /** x [B, Lq, queryDim]; context [B, Lk, crossDim] for cross-attention (self-attention when absent). */
   forward(x: Tensor, context?: Tensor, hooks?: AttentionHooks): Tensor {
     const ctxIn = context ?? x;
-    const scale = 1 / Math.sqrt(this.headDim);
+    const scale = 1 / M.sqrt(this.headDim);
     const q = this.splitHeads(this.toQ.forward(x));
     const k = this.splitHeads(this.toK.forward(ctxIn));
     const v = this.splitHeads(this.toV.forward(ctxIn));

@@ -3,11 +3,13 @@
 import { concat, constant, type Tensor } from '../../compiler/index';
 import { Linear } from './layers';
 import type { ParamScope } from './module';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 /** The frequencies exp(-ln(maxPeriod) · i / (half - shift)), i < half. */
 export function timestepFrequencies(dim: number, shift = 0, maxPeriod = 10000): Float64Array {
-  const half = Math.floor(dim / 2);
-  return Float64Array.from({ length: half }, (_v, i) => Math.exp((-Math.log(maxPeriod) * i) / (half - shift)));
+  const half = M.floor(dim / 2);
+  return Float64Array.from({ length: half }, (_v, i) => M.exp((-M.log(maxPeriod) * i) / (half - shift)));
 }
 
 /** t [N] (float) → [N, dim]: [cos, sin] of t·freq when flipSinToCos (SDXL), else [sin, cos]; an odd dim is

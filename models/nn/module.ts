@@ -6,6 +6,8 @@
  * mixed with the registry's seed, so adding a module never changes another module's initial values. */
 import { param, type Tensor } from '../../compiler/index';
 import type { Init } from '../../compiler/ops/attrs';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 /** How a parameter is initialized when no checkpoint value is loaded. `fanIn` gives PyTorch's default
  * (kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fanIn), 1/sqrt(fanIn)), used for weights and biases). */
@@ -23,7 +25,7 @@ export interface RegistryOptions {
 /** 32-bit FNV-1a of a string. */
 export function hashKey(key: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
+  for (let i = 0; i < key.length; i++) h = M.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
   return h >>> 0;
 }
 
@@ -46,14 +48,14 @@ export class ParamRegistry {
   shapes(): Map<string, readonly number[]> { return new Map([...this.params].map(([k, t]) => [k, t.shape])); }
 
   toInit(key: string, spec: InitSpec): Init {
-    const seed = (hashKey(key) ^ Math.imul(this.seed, 0x9e3779b1)) >>> 0;
+    const seed = (hashKey(key) ^ M.imul(this.seed, 0x9e3779b1)) >>> 0;
     switch (spec.kind) {
       case 'ones': return { kind: 'ones' };
       case 'zeros': return { kind: 'zeros' };
       case 'normal': return { kind: 'normal', std: spec.std ?? 0.02, seed };
       case 'fanIn': {
         if (this.initMode === 'normal') return spec.bias ? { kind: 'zeros' } : { kind: 'normal', std: 0.02, seed };
-        const b = 1 / Math.sqrt(spec.fanIn);
+        const b = 1 / M.sqrt(spec.fanIn);
         return { kind: 'uniform', low: -b, high: b, seed };
       }
     }

@@ -2,6 +2,8 @@
  * with every step written as DSL ops, so a whole sampling loop is one differentiable graph. The schedule
  * numbers (timesteps, sigmas) are host constants computed in float64. */
 import { type Tensor } from '../../compiler/index';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export interface SchedulerConfig {
   numTrainTimesteps: number;
@@ -17,7 +19,7 @@ export const sdxlSchedulerConfig: SchedulerConfig = { numTrainTimesteps: 1000, b
 
 /** Scaled-linear betas: linspace(sqrt(start), sqrt(end), N)². */
 export function scaledLinearBetas(c: SchedulerConfig): Float64Array {
-  const a = Math.sqrt(c.betaStart), b = Math.sqrt(c.betaEnd), n = c.numTrainTimesteps;
+  const a = M.sqrt(c.betaStart), b = M.sqrt(c.betaEnd), n = c.numTrainTimesteps;
   return Float64Array.from({ length: n }, (_v, i) => (a + ((b - a) * i) / (n - 1)) ** 2);
 }
 
@@ -31,7 +33,7 @@ export function alphasCumprod(c: SchedulerConfig): Float64Array {
 
 /** sqrt((1 - ᾱ_t) / ᾱ_t) for every training timestep. */
 export function trainSigmas(c: SchedulerConfig): Float64Array {
-  return alphasCumprod(c).map((a) => Math.sqrt((1 - a) / a));
+  return alphasCumprod(c).map((a) => M.sqrt((1 - a) / a));
 }
 
 /** The discrete timesteps of an n-step schedule, highest first. */
@@ -39,11 +41,11 @@ export function timesteps(c: SchedulerConfig, steps: number): number[] {
   const N = c.numTrainTimesteps;
   if (c.spacing === 'trailing') {
     const ratio = N / steps, out: number[] = [];
-    for (let t = N; t > 0; t -= ratio) out.push(Math.round(t) - 1);
+    for (let t = N; t > 0; t -= ratio) out.push(M.round(t) - 1);
     return out;
   }
   if (c.spacing === 'leading') {
-    const ratio = Math.floor(N / steps);
+    const ratio = M.floor(N / steps);
     return Array.from({ length: steps }, (_v, i) => (steps - 1 - i) * ratio + c.stepsOffset);
   }
   return Array.from({ length: steps }, (_v, i) => ((N - 1) * (steps - 1 - i)) / (steps - 1));
@@ -62,16 +64,16 @@ export interface EulerSchedule {
 export function eulerSchedule(c: SchedulerConfig, steps: number): EulerSchedule {
   const train = trainSigmas(c), ts = timesteps(c, steps);
   const interp = (t: number) => {
-    const lo = Math.floor(t), hi = Math.min(lo + 1, train.length - 1), f = t - lo;
+    const lo = M.floor(t), hi = M.min(lo + 1, train.length - 1), f = t - lo;
     return train[lo] * (1 - f) + train[hi] * f;
   };
   const sigmas = [...ts.map(interp), 0];
-  const max = Math.max(...sigmas);
-  return { timesteps: ts, sigmas, initNoiseSigma: c.spacing === 'linspace' || c.spacing === 'trailing' ? max : Math.sqrt(max * max + 1) };
+  const max = M.max(...sigmas);
+  return { timesteps: ts, sigmas, initNoiseSigma: c.spacing === 'linspace' || c.spacing === 'trailing' ? max : M.sqrt(max * max + 1) };
 }
 
 /** scale_model_input: x / sqrt(σ² + 1). */
-export const scaleModelInput = (x: Tensor, sigma: number): Tensor => x.mul(1 / Math.sqrt(sigma * sigma + 1));
+export const scaleModelInput = (x: Tensor, sigma: number): Tensor => x.mul(1 / M.sqrt(sigma * sigma + 1));
 
 /** One Euler step for epsilon prediction: x0 = x − σ·ε, d = (x − x0)/σ = ε, x' = x + d·(σ_next − σ). */
 export const eulerStep = (x: Tensor, eps: Tensor, sigma: number, sigmaNext: number): Tensor => x.add(eps.mul(sigmaNext - sigma));

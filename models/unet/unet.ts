@@ -3,6 +3,8 @@ import { concat, type Tensor } from '../../compiler/index';
 import { Conv2d, Downsample2D, GroupNorm, ParamRegistry, ResnetBlock2D, TimestepEmbedding, Transformer2DModel, Upsample2D, timestepEmbedding,
   type AttentionHooks, type ParamScope, type RegistryOptions } from '../nn/index';
 import { pooledTextDim, type UnetConfig } from './config';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export interface UnetInputs {
   /** Noisy latents [B, inChannels, H, W] (already scaled by the scheduler's scale_model_input). */
@@ -68,7 +70,7 @@ export class UNet2DConditionModel {
     const rcross = [...c.crossAttnDown].reverse();
     let prev = rch[0];
     for (let i = 0; i < n; i++) {
-      const bs = s.child(`up_blocks.${i}`), o = rch[i], inC = rch[Math.min(i + 1, n - 1)];
+      const bs = s.child(`up_blocks.${i}`), o = rch[i], inC = rch[M.min(i + 1, n - 1)];
       const stage: Stage = { resnets: [], attentions: [] };
       for (let j = 0; j <= c.layersPerBlock; j++) {
         const skip = j === c.layersPerBlock ? inC : o;

@@ -4,6 +4,8 @@ import { Tensor } from '../../compiler/index';
 import { intern, type Node } from '../../compiler/ir/node';
 import { topoSort } from '../../compiler/ir/graph';
 import { apply } from '../../compiler/ops/apply';
+// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
+const M = Math;
 
 export function liftConstants(outputs: Record<string, Tensor>, prefix: string): { outputs: Record<string, Tensor>; feeds: Record<string, Float64Array> } {
   const map = new Map<number, Node>();
@@ -26,5 +28,5 @@ export function liftConstants(outputs: Record<string, Tensor>, prefix: string): 
 export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   let d = 0, n = 0;
   for (let i = 0; i < want.length; i++) { d += (got[i] - want[i]) ** 2; n += want[i] ** 2; }
-  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-30);
+  return M.sqrt(d) / M.max(M.sqrt(n), 1e-30);
 }

@@ -1,0 +1,41 @@
+// The precompiled CPU kernel library (kernels/cpu/lib.cpp): the GEMM, conv, attention and scatter templates
+// instantiated once, behind plain C entry points whose epilogue is a function pointer. Generated programs
+// include only this header and link the library, so a program with hundreds of GEMM and conv calls compiles
+// in seconds instead of instantiating the templates at every call site. The epilogue is called once per
+// output element (an indirect call costs about a nanosecond, small next to the K-long dot product behind it).
+#pragma once
+#include <cstdint>
+
+extern "C" {
+typedef void (*kiln_epi3)(int64_t, int64_t, int64_t, float);
+typedef void (*kiln_epi4)(int64_t, int64_t, int64_t, int64_t, float);
+
+// Batch dims of a batched GEMM: batch element b unflattens over `shape`; the operands' offsets for it are
+// sum_i index_i * strideA[i] (and strideB[i]); a broadcast dim has stride 0.
+struct kiln_batch {
+  int32_t rank;
+  int64_t shape[8];
+  int64_t strideA[8];
+  int64_t strideB[8];
+};
+
+// C(b,i,j) = sum_k A(b,i,k) B(b,k,j), A(b,i,k) = A[offA(b) + i*rsA + k*csA], B likewise; epi(b, i, j, acc).
+void kiln_gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsA, int64_t csA, const float* B,
+                   int64_t rsB, int64_t csB, const kiln_batch* batch, kiln_epi3 epi);
+
+// NCHW x, OIHW w; padding [top, bottom, left, right].
+void kiln_conv2d_f32(const int64_t* dims /* N,C,H,W,O,KH,KW,sh,sw,pt,pb,pl,pr,dh,dw,groups */, const float* x,
+                     const float* w, kiln_epi4 epi);                     // epi(n, o, oh, ow, acc)
+void kiln_conv2d_bwd_data_f32(const int64_t* dims, const float* dy, const float* w, kiln_epi4 epi);   // epi(n, c, ih, iw, acc)
+void kiln_conv2d_bwd_weight_f32(const int64_t* dims, const float* x, const float* dy, kiln_epi4 epi); // epi(o, ci, kh, kw, acc)
+
+// q [nb,lq,d], k [nb,lk,d], v [nb,lk,dv] contiguous; epi(b, i, t, acc).
+void kiln_sdpa_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q, const float* k,
+                   const float* v, float scale, int causal, kiln_epi3 epi);
+// wrt 0: dQ, 1: dK, 2: dV; epi(b, row, t, acc).
+void kiln_sdpa_grad_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q, const float* k,
+                        const float* v, const float* dout, float scale, int causal, int wrt, kiln_epi3 epi);
+
+void kiln_scatter_add_f32(int64_t outer, int64_t n_idx, int64_t inner, int64_t size, const float* upd,
+                          const int32_t* idx, float* out);
+}
