@@ -11,10 +11,15 @@ import { renderProgramCpp, type BufferInfo } from './render/cpp';
 import { describeKernel } from './explain';
 import { compileCpp } from '../runtime/cpu';
 import { linkKernelLibrary } from '../runtime/kernel-lib';
-import { Program } from './program';
+import { CpuProgram, Program, type LoweredProgram } from './program';
+import { CudaProgram } from './program-cuda';
+import { renderProgramCuda, type CudaLaunch } from './render/cuda';
+import { compileCuda, cudaAvailable, type CompiledCubin } from '../runtime/cuda';
 
 export interface CompileOptions {
-  readonly backend?: 'cpu';
+  /** 'cpu' (default): generated C++, compiled with g++ and run here. 'cuda': generated CUDA, compiled with nvcc
+   * for sm_90a and run through the CUDA driver (a clear error where there is none). */
+  readonly backend?: 'cpu' | 'cuda';
   /** Arena byte budget: the planner rematerializes cheap values to meet it, or fails with the minimum. */
   readonly budget?: number;
   /** false: every node its own kernel (for testing fusion and measuring what it saves). */
@@ -23,7 +28,8 @@ export interface CompileOptions {
 
 const dump = (stage: string) => (process.env.KILN_DUMP ?? '').split(',').includes(stage);
 
-export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promise<Program> {
+/** The back-end-independent part: simplify, schedule, plan memory, apply the plan's recomputes. */
+export function lowerProgram(spec: GraphSpec, opts: CompileOptions = {}): LoweredProgram {
   const g = simplifyGraph(spec);
   const { order, inputs, params } = collect(g);
   if (dump('graph')) console.error(order.map((n) => `${n.id} = ${n.op}(${n.inputs.map((i) => i.id).join(', ')}) [${n.shape.join(',')}]:${n.dtype}  ${n.src}`).join('\n'));
@@ -48,11 +54,35 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
     info.set(b.id, { offset: plan.offsets.get(b.id)!, dtype: node!.dtype, bytes: b.bytes });
   }
   if (dump('kernels')) console.error(kernels.map((k) => describeKernel(k, plan.offsets)).join('\n'));
-  const source = renderProgramCpp(kernels, info);
+  return {
+    kernels, plan, info, fusion: s.fusion, unfusedKernels: s.unfusedKernels, inputs, params,
+    consts: order.filter((n): n is Node<'tensor'> => n.op === 'tensor'), outputs, bufferOf: s.bufferOf,
+  };
+}
+
+/** Generated CUDA for a graph, compiled with nvcc (no GPU needed): what CI checks and what CudaProgram loads. */
+export async function compileCudaSource(spec: GraphSpec, opts: CompileOptions = {}): Promise<LoweredProgram & { source: string; cubin: CompiledCubin; launches: readonly CudaLaunch[]; scratchBytes: number }> {
+  const low = lowerProgram(spec, opts);
+  const scratchOffset = Math.ceil(low.plan.arenaBytes / 256) * 256;
+  const cu = renderProgramCuda(low.kernels, low.info, scratchOffset);
+  if (dump('source')) console.error(cu.source);
+  const cubin = await compileCuda(cu.source);
+  return { ...low, source: cu.source, cubin, launches: cu.launches, scratchBytes: cu.scratchBytes };
+}
+
+export async function compile(spec: GraphSpec, opts?: CompileOptions & { backend?: 'cpu' }): Promise<CpuProgram>;
+export async function compile(spec: GraphSpec, opts: CompileOptions & { backend: 'cuda' }): Promise<CudaProgram>;
+export async function compile(spec: GraphSpec, opts?: CompileOptions): Promise<Program>;
+export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promise<Program> {
+  if (opts.backend === 'cuda') {
+    const available = cudaAvailable();
+    const cu = await compileCudaSource(spec, opts);
+    if (!available.ok) throw new Error(`compile: the CUDA back end needs an NVIDIA driver: ${available.reason} (the generated CUDA compiled: ${cu.cubin.sourcePath})`);
+    return new CudaProgram(cu);
+  }
+  const low = lowerProgram(spec, opts);
+  const source = renderProgramCpp(low.kernels, low.info);
   if (dump('source')) console.error(source);
   const lib = await compileCpp(source, { extraFlags: ['-fno-math-errno', '-fno-trapping-math', ...(await linkKernelLibrary())] });
-  return new Program({
-    backend: 'cpu', kernels, plan, fusion: s.fusion, unfusedKernels: s.unfusedKernels, source, sourcePath: lib.sourcePath, lib,
-    inputs, params, consts: order.filter((n): n is Node<'tensor'> => n.op === 'tensor'), outputs, bufferOf: s.bufferOf,
-  });
+  return new CpuProgram({ ...low, source, sourcePath: lib.sourcePath, lib });
 }

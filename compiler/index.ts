@@ -15,5 +15,7 @@ export type { Shape } from './ir/shape';
 export { OPS, OP_NAMES } from './ops/registry';
 export { compile } from './compile';
 export type { CompileOptions } from './compile';
-export { Program } from './program';
+export { Program, CpuProgram } from './program';
+export { CudaProgram } from './program-cuda';
+export { compileCudaSource, lowerProgram } from './compile';
 export type { MemoryReport, HostArray, Feed } from './program';

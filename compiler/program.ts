@@ -1,19 +1,20 @@
 /** A compiled program: generated native code plus its one arena. Parameters stay resident in the arena across
- * runs; inputs are written into it and outputs read out of it through typed-array views. */
+ * runs; inputs are written into it and outputs read out of it. `CpuProgram` owns a host arena and views it
+ * through typed arrays (zero copy); `CudaProgram` (program-cuda.ts) owns a device arena. */
 import type { Node } from './ir/node';
 import { numel } from './ir/shape';
-import type { DType } from './ir/dtype';
+import { byteSize, type DType } from './ir/dtype';
 import { initValues } from './ir/init';
 import type { Kernel } from './codegen/kir';
 import type { MemoryPlan } from './schedule/plan-types';
 import { formatMemoryReport, formatBytes } from './schedule/memory';
+import type { FusionResult } from './schedule/fusion';
+import type { BufferInfo } from './render/cpp';
 import type { CompiledLibrary } from '../runtime/cpu';
 import { allocArena } from '../runtime/cpu';
-import type { FusionResult } from './schedule/fusion';
 import { describeKernel } from './explain';
-// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
-const M = Math;
 
+/** f16/bf16 buffers are seen on the host as raw 16-bit words. */
 export type HostArray = Float32Array | Int32Array | Uint8Array | Uint16Array;
 export type Feed = ArrayLike<number> | number;
 
@@ -27,19 +28,13 @@ export interface MemoryReport {
   readonly text: string;
 }
 
-/** Host view of a buffer. f16/bf16 buffers are viewed as raw 16-bit words (Uint16Array). */
-const viewOf = (buf: ArrayBuffer, offset: number, dtype: DType, n: number): HostArray =>
-  dtype === 'f32' ? new Float32Array(buf, offset, n) : dtype === 'i32' ? new Int32Array(buf, offset, n) : dtype === 'bool' ? new Uint8Array(buf, offset, n) : new Uint16Array(buf, offset, n);
-
-export interface ProgramParts {
-  readonly backend: 'cpu';
+/** What lowering produced, before any back end. */
+export interface LoweredProgram {
   readonly kernels: readonly Kernel[];
   readonly plan: MemoryPlan;
+  readonly info: ReadonlyMap<number, BufferInfo>;
   readonly fusion: FusionResult;
   readonly unfusedKernels: number;
-  readonly source: string;
-  readonly sourcePath: string;
-  readonly lib: CompiledLibrary;
   readonly inputs: readonly Node<'input'>[];
   readonly params: readonly Node<'param'>[];
   readonly consts: readonly Node<'tensor'>[];
@@ -48,24 +43,36 @@ export interface ProgramParts {
   readonly bufferOf: ReadonlyMap<number, number>;
 }
 
-export class Program {
-  readonly arena: ArrayBuffer;
-  private byName = new Map<string, Node>();
+export const hostArray = (buf: ArrayBuffer, offset: number, dtype: DType, n: number): HostArray =>
+  dtype === 'f32' ? new Float32Array(buf, offset, n) : dtype === 'i32' ? new Int32Array(buf, offset, n) : dtype === 'bool' ? new Uint8Array(buf, offset, n) : new Uint16Array(buf, offset, n);
+const fresh = (n: Node) => hostArray(new ArrayBuffer(Math.max(numel(n.shape) * byteSize[n.dtype], 1)), 0, n.dtype, numel(n.shape));
 
-  constructor(readonly parts: ProgramParts) {
-    this.arena = allocArena(M.max(parts.plan.arenaBytes, 64));
+export abstract class Program {
+  private byName = new Map<string, Node>();
+  abstract readonly backend: 'cpu' | 'cuda';
+  abstract readonly source: string;
+  abstract readonly sourcePath: string;
+
+  constructor(readonly parts: LoweredProgram) {
     for (const n of [...parts.inputs, ...parts.params]) this.byName.set((n.attrs as { name: string }).name, n);
-    for (const p of parts.params) this.view(p).set(initValues(p.attrs.init, numel(p.shape)));
-    for (const c of parts.consts) this.view(c).set(c.attrs.data);
   }
 
   get kernels(): readonly Kernel[] { return this.parts.kernels; }
-  get source(): string { return this.parts.source; }
 
-  private view(n: Node): HostArray {
+  /** Byte offset of a node's buffer in the arena. */
+  protected offsetOf(n: Node): number {
     const off = this.parts.plan.offsets.get(this.parts.bufferOf.get(n.id) ?? -1);
     if (off === undefined) throw new Error(`program: ${n.op}#${n.id} has no buffer`);
-    return viewOf(this.arena, off, n.dtype, numel(n.shape));
+    return off;
+  }
+  protected abstract write(n: Node, data: HostArray): void;
+  protected abstract read(n: Node): HostArray;
+  protected abstract execute(): void;
+
+  /** Parameters and constants, written once at construction by the back ends. */
+  protected initialize(): void {
+    for (const p of this.parts.params) { const a = fresh(p); a.set(initValues(p.attrs.init, numel(p.shape))); this.write(p, a); }
+    for (const c of this.parts.consts) { const a = fresh(c); a.set(c.attrs.data); this.write(c, a); }
   }
 
   private leaf(name: string, op: 'input' | 'param'): Node {
@@ -74,49 +81,38 @@ export class Program {
     return n;
   }
 
-  /** Runs every kernel once. Feeds are copied into the arena; outputs are copied out. */
+  private toHost(n: Node, v: Feed, what: string): HostArray {
+    const a = fresh(n);
+    if (typeof v === 'number') {
+      if (a.length !== 1) throw new Error(`program: ${what} needs ${a.length} values [${n.shape.join(',')}], got a number`);
+      a[0] = v;
+    } else {
+      if (v.length !== a.length) throw new Error(`program: ${what} needs ${a.length} values [${n.shape.join(',')}], got ${v.length}`);
+      a.set(v);
+    }
+    return a;
+  }
+
+  /** Runs every kernel once. Feeds are copied in; outputs are copied out. */
   run(feeds: Readonly<Record<string, Feed>> = {}): Record<string, HostArray> {
+    const fed = new Map<number, HostArray>();
     for (const n of this.parts.inputs) {
-      const name = n.attrs.name;
-      const v = feeds[name];
+      const name = n.attrs.name, v = feeds[name];
       if (v === undefined) throw new Error(`program: no value fed for input '${name}' [${n.shape.join(',')}]`);
-      const dst = this.view(n);
-      if (typeof v === 'number') { if (dst.length !== 1) throw new Error(`program: input '${name}' needs ${dst.length} values, got a number`); dst[0] = v; continue; }
-      if (v.length !== dst.length) throw new Error(`program: input '${name}' needs ${dst.length} values [${n.shape.join(',')}], got ${v.length}`);
-      dst.set(v as ArrayLike<number>);
+      const a = this.toHost(n, v, `input '${name}'`);
+      fed.set(n.id, a);
+      this.write(n, a);
     }
-    this.parts.lib.call('kiln_run', this.arena);
+    this.execute();
     const out: Record<string, HostArray> = {};
-    for (const [k, n] of Object.entries(this.parts.outputs)) {
-      // An input that is also an output: its buffer may be reused once read, so return what was fed.
-      out[k] = n.op === 'input' ? this.fedCopy(n, feeds[(n.attrs as { name: string }).name]) : this.view(n).slice();
-    }
+    // An input that is also an output: its buffer may be reused once read, so return what was fed.
+    for (const [k, n] of Object.entries(this.parts.outputs)) out[k] = n.op === 'input' ? fed.get(n.id)!.slice() : this.read(n);
     return out;
   }
 
-  private fedCopy(n: Node, v: Feed | undefined): HostArray {
-    const out = viewOf(new ArrayBuffer(numel(n.shape) * (n.dtype === 'f32' || n.dtype === 'i32' ? 4 : n.dtype === 'bool' ? 1 : 2)), 0, n.dtype, numel(n.shape));
-    if (typeof v === 'number') out[0] = v; else out.set(v as ArrayLike<number>);
-    return out;
-  }
-
-  getParam(name: string): HostArray { return this.view(this.leaf(name, 'param')).slice(); }
-  setParam(name: string, data: ArrayLike<number>): void {
-    const v = this.view(this.leaf(name, 'param'));
-    if (data.length !== v.length) throw new Error(`program: parameter '${name}' holds ${v.length} values, got ${data.length}`);
-    v.set(data);
-  }
+  getParam(name: string): HostArray { return this.read(this.leaf(name, 'param')); }
+  setParam(name: string, data: ArrayLike<number>): void { const n = this.leaf(name, 'param'); this.write(n, this.toHost(n, data, `parameter '${name}'`)); }
   paramNames(): string[] { return this.parts.params.map((p) => p.attrs.name); }
-
-  /** Milliseconds per kernel, each run `reps` times (inputs must have been fed by a previous run). */
-  profile(reps = 3): { name: string; ms: number }[] {
-    return this.parts.kernels.map((k, i) => {
-      const args = BigInt64Array.of(BigInt(i));
-      const t0 = performance.now();
-      for (let r = 0; r < reps; r++) this.parts.lib.call('kiln_kernel', this.arena, args);
-      return { name: k.name, ms: (performance.now() - t0) / reps };
-    });
-  }
 
   memoryReport(): MemoryReport {
     const p = this.parts.plan;
@@ -133,13 +129,44 @@ export class Program {
   explain(): string {
     const p = this.parts;
     const lines = [
-      `Kiln program (${p.backend}): ${p.kernels.length} kernels (unfused: ${p.unfusedKernels}), arena ${formatBytes(p.plan.arenaBytes)} (naive ${formatBytes(p.plan.naiveBytes)})`,
-      `source: ${p.sourcePath}`,
+      `Kiln program (${this.backend}): ${p.kernels.length} kernels (unfused: ${p.unfusedKernels}), arena ${formatBytes(p.plan.arenaBytes)} (naive ${formatBytes(p.plan.naiveBytes)})`,
+      `source: ${this.sourcePath}`,
       '',
       ...p.kernels.map((k, i) => `${String(i).padStart(3)} ${describeKernel(k, p.plan.offsets)}`),
     ];
     if (p.fusion.whyNot.length) lines.push('', 'not fused:', ...p.fusion.whyNot.map((w) => `  ${w}`));
     lines.push('', formatMemoryReport(p.plan));
     return lines.join('\n');
+  }
+}
+
+export interface CpuParts extends LoweredProgram { readonly source: string; readonly sourcePath: string; readonly lib: CompiledLibrary }
+
+/** Generated C++ in a shared library, run on this machine's cores; the arena is host memory. */
+export class CpuProgram extends Program {
+  readonly backend = 'cpu';
+  declare readonly parts: CpuParts;
+  readonly arena: ArrayBuffer;
+  constructor(cpu: CpuParts) {
+    super(cpu);
+    this.arena = allocArena(Math.max(cpu.plan.arenaBytes, 64));
+    this.initialize();
+  }
+  get source(): string { return this.parts.source; }
+  get sourcePath(): string { return this.parts.sourcePath; }
+  get lib(): CompiledLibrary { return this.parts.lib; }
+  private view(n: Node): HostArray { return hostArray(this.arena, this.offsetOf(n), n.dtype, numel(n.shape)); }
+  protected write(n: Node, data: HostArray): void { this.view(n).set(data as never); }
+  protected read(n: Node): HostArray { return this.view(n).slice(); }
+  protected execute(): void { this.parts.lib.call('kiln_run', this.arena); }
+
+  /** Milliseconds per kernel, each run `reps` times (feed inputs with a run first). */
+  profile(reps = 3): { name: string; ms: number }[] {
+    return this.parts.kernels.map((k, i) => {
+      const args = BigInt64Array.of(BigInt(i));
+      const t0 = performance.now();
+      for (let r = 0; r < reps; r++) this.parts.lib.call('kiln_kernel', this.arena, args);
+      return { name: k.name, ms: (performance.now() - t0) / reps };
+    });
   }
 }

@@ -6,6 +6,7 @@ import type { DType } from '../ir/dtype';
 import type { Expr, ExternKernel, Kernel, ReduceKernel, Store } from '../codegen/kir';
 import { cOps, ExprPrinter, literal, type Lang } from './cstyle';
 import { templateCall } from './templates-cpp';
+import { buffersOf } from '../codegen/buffers';
 
 export const cppLang: Lang = {
   ops: cOps,
@@ -13,6 +14,9 @@ export const cppLang: Lang = {
   storageType: (dt) => (dt === 'f32' ? 'float' : dt === 'bool' ? 'uint8_t' : dt === 'i32' ? 'int32_t' : 'uint16_t'),
   literal,
   philox: (k, c, s) => `kiln_philox_uniform((uint32_t)(${k}), (uint32_t)(${c}), ${s}u)`,
+  fromStorage: (v, dt) => (dt === 'bool' ? `(${v} != 0)` : dt === 'f16' ? `kiln_f16_to_f32(${v})` : dt === 'bf16' ? `kiln_bf16_to_f32(${v})` : v),
+  toStorage: (v, dt) => (dt === 'bool' ? `(uint8_t)(${v})` : dt === 'f16' ? `kiln_f32_to_f16(${v})` : dt === 'bf16' ? `kiln_f32_to_bf16(${v})` : v),
+  round: (v, dt) => (dt === 'f16' ? `kiln_f16_to_f32(kiln_f32_to_f16(${v}))` : `kiln_bf16_to_f32(kiln_f32_to_bf16(${v}))`),
 };
 
 export interface BufferInfo { readonly offset: number; readonly dtype: DType; readonly bytes: number }
@@ -33,31 +37,9 @@ function pointers(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>
   });
 }
 
-export function buffersOf(k: Kernel): { reads: number[]; writes: number[] } {
-  const reads = new Set<number>();
-  const walk = (e: Expr, seen: Set<string>) => {
-    if (seen.has(e.key)) return;
-    seen.add(e.key);
-    if (e.k === 'load') { reads.add(e.buf); walk(e.off, seen); if (e.mask) walk(e.mask, seen); }
-    else if (e.k === 'alu') e.args.forEach((a) => walk(a, seen));
-    else if (e.k === 'where') e.args.forEach((a) => walk(a, seen));
-    else if (e.k === 'cast') walk(e.x, seen);
-    else if (e.k === 'philox') { walk(e.key_, seen); walk(e.ctr, seen); }
-  };
-  if (k.kind === 'commit') return { reads: k.copies.map((c) => c.from), writes: k.copies.map((c) => c.to) };
-  const seen = new Set<string>();
-  for (const s of k.stores) { walk(s.value, seen); walk(s.off, seen); }
-  if (k.kind === 'reduce') walk(k.value, seen);
-  if (k.kind === 'extern') k.operands.forEach((o) => reads.add(o.buf));
-  return { reads: [...reads], writes: k.stores.map((s) => s.buf) };
-}
-
 /** Statements computing and writing the stores. */
-export function storeLines(stores: readonly Store[], p: ExprPrinter): string[] {
-  const stmts = stores.map((st) => {
-    const o = p.print(st.off), v = p.print(st.value);
-    return `b${st.buf}[${o}] = ${st.dt === 'bool' ? `(uint8_t)(${v})` : st.dt === 'f16' ? `kiln_f32_to_f16(${v})` : st.dt === 'bf16' ? `kiln_f32_to_bf16(${v})` : v};`;
-  });
+export function storeLines(stores: readonly Store[], p: ExprPrinter, lang: Lang = cppLang): string[] {
+  const stmts = stores.map((st) => `b${st.buf}[${p.print(st.off)}] = ${lang.toStorage(p.print(st.value), st.dt)};`);
   return [...p.lines.splice(0), ...stmts];
 }
 

@@ -37,6 +37,11 @@ export interface Lang {
   storageType(dt: DType): string;
   literal(v: number, dt: DType): string;
   philox(key: string, ctr: string, stream: number): string;
+  /** A stored element as a register value, a register value as a stored element, and a value rounded to a
+   * narrower float (what a cast means). */
+  fromStorage(v: string, dt: DType): string;
+  toStorage(v: string, dt: DType): string;
+  round(v: string, dt: 'f16' | 'bf16'): string;
 }
 
 export function literal(v: number, dt: DType): string {
@@ -69,12 +74,12 @@ export class ExprPrinter {
       case 'cast': {
         const x = this.print(e.x);
         // Narrow floats round in registers too, so a cast means what storing would.
-        s = e.dt === 'bool' ? `(${x} != 0)` : e.dt === 'f16' ? `kiln_f16_to_f32(kiln_f32_to_f16((float)(${x})))` : e.dt === 'bf16' ? `kiln_bf16_to_f32(kiln_f32_to_bf16((float)(${x})))` : `(${this.lang.valueType(e.dt)})(${x})`;
+        s = e.dt === 'bool' ? `(${x} != 0)` : e.dt === 'f16' || e.dt === 'bf16' ? this.lang.round(`(float)(${x})`, e.dt) : `(${this.lang.valueType(e.dt)})(${x})`;
         break;
       }
       case 'load': {
         const v = `${this.bufName(e.buf)}[${this.print(e.off)}]`;
-        const val = e.dt === 'bool' ? `(${v} != 0)` : e.dt === 'f16' ? `kiln_f16_to_f32(${v})` : e.dt === 'bf16' ? `kiln_bf16_to_f32(${v})` : v;
+        const val = this.lang.fromStorage(v, e.dt);
         s = e.mask ? `(${this.print(e.mask)} ? ${val} : ${this.lang.literal(0, e.dt)})` : val;
         break;
       }

@@ -7,7 +7,7 @@ import { fuse, type FusionResult } from './fusion';
 import { AnchorMismatch, kernelElements, lowerGroup } from '../codegen/lower';
 import type { Expr, Kernel } from '../codegen/kir';
 import type { BufferKind, PlanBuffer, PlanInput, PlanStep } from './plan-types';
-import { buffersOf } from '../render/cpp';
+import { buffersOf } from '../codegen/buffers';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 

@@ -1,0 +1,126 @@
+/** CUDA renderer: the same kernel IR as the C++ renderer, printed as `extern "C" __global__` kernels (one
+ * thread per element in a grid-stride loop for pointwise kernels; one block per row with a shared-memory
+ * block reduction for reductions; the hand-written templates of kernels/cuda for GEMM, conv and attention
+ * with the fused epilogue as a device lambda), plus the launch list the host runs them with. */
+import { numel, type Shape } from '../ir/shape';
+import type { Expr, ExternKernel, Kernel, ReduceKernel, Store } from '../codegen/kir';
+import { buffersOf } from '../codegen/buffers';
+import { cOps, ExprPrinter, literal, type Lang } from './cstyle';
+import type { BufferInfo } from './cpp';
+import { templateCallCuda } from './templates-cuda';
+
+/** Integer max/min are CUDA's device overloads, not std::. */
+const cudaOps = { ...cOps,
+  max: (a: string[], dt: Parameters<typeof cOps.max>[1]) => (dt === 'i32' ? `max((long long)(${a[0]}), (long long)(${a[1]}))` : cOps.max(a, dt)),
+  min: (a: string[], dt: Parameters<typeof cOps.min>[1]) => (dt === 'i32' ? `min((long long)(${a[0]}), (long long)(${a[1]}))` : cOps.min(a, dt)),
+};
+
+export const cudaLang: Lang = {
+  ops: cudaOps,
+  valueType: (dt) => (dt === 'f32' || dt === 'f16' || dt === 'bf16' ? 'float' : dt === 'bool' ? 'bool' : 'int64_t'),
+  storageType: (dt) => (dt === 'f32' ? 'float' : dt === 'bool' ? 'uint8_t' : dt === 'i32' ? 'int32_t' : dt === 'f16' ? '__half' : '__nv_bfloat16'),
+  literal,
+  philox: (k, c, s) => `kiln_philox_uniform((uint32_t)(${k}), (uint32_t)(${c}), ${s}u)`,
+  fromStorage: (v, dt) => (dt === 'bool' ? `(${v} != 0)` : dt === 'f16' ? `__half2float(${v})` : dt === 'bf16' ? `__bfloat162float(${v})` : v),
+  toStorage: (v, dt) => (dt === 'bool' ? `(uint8_t)(${v})` : dt === 'f16' ? `__float2half_rn(${v})` : dt === 'bf16' ? `__float2bfloat16_rn(${v})` : v),
+  round: (v, dt) => (dt === 'f16' ? `__half2float(__float2half_rn(${v}))` : `__bfloat162float(__float2bfloat16_rn(${v}))`),
+};
+
+export interface CudaLaunch {
+  readonly kernel: string;
+  readonly grid: readonly [number, number, number];
+  readonly block: readonly [number, number, number];
+  readonly smem: number;
+}
+
+const THREADS = 256;
+const ind = (s: string[], n = 1) => s.map((l) => '  '.repeat(n) + l);
+const gridFor = (n: number) => Math.max(1, Math.min(Math.ceil(n / THREADS), 65535 * 8));
+
+export function pointerDecls(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>, written: ReadonlySet<number>): string[] {
+  return bufs.map((b) => {
+    const i = info.get(b)!, t = cudaLang.storageType(i.dtype);
+    return `${written.has(b) ? '' : 'const '}${t}* b${b} = reinterpret_cast<${written.has(b) ? '' : 'const '}${t}*>(A + ${i.offset});`;
+  });
+}
+
+/** Binds loop variables from a flat index over `shape`. */
+export function bindVars(vars: readonly Expr[], shape: Shape, flat: string): string[] {
+  let st = 1;
+  const out: string[] = [];
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const name = (vars[i] as { name: string }).name;
+    out.unshift(`const int64_t ${name} = (${flat} / ${st}) % ${shape[i]};`);
+    st *= shape[i];
+  }
+  return out;
+}
+
+export function storeLinesCuda(stores: readonly Store[], p: ExprPrinter): string[] {
+  const stmts = stores.map((st) => `b${st.buf}[${p.print(st.off)}] = ${cudaLang.toStorage(p.print(st.value), st.dt)};`);
+  return [...p.lines.splice(0), ...stmts];
+}
+
+function reduceKernel(k: ReduceKernel, decl: string[]): string[] {
+  const p = new ExprPrinter(cudaLang, (b) => `b${b}`);
+  const v = p.print(k.value);
+  const inner = [...bindVars(k.innerVars, k.inner, 'r'), ...p.lines.splice(0), k.combine === 'add' ? `acc += ${v};` : `acc = fmaxf(acc, ${v});`];
+  const ep = new ExprPrinter(cudaLang, (b) => `b${b}`, 'e');
+  const init = k.combine === 'add' ? literal(0, k.accDtype) : literal(-Infinity, k.accDtype);
+  return [
+    `KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A) {`,
+    ...ind(decl),
+    `  for (int64_t row = blockIdx.x; row < ${numel(k.outer)}; row += gridDim.x) {`,
+    ...ind(bindVars(k.outerVars, k.outer, 'row'), 2),
+    `    float acc = ${init};`,
+    `    for (int64_t r = threadIdx.x; r < ${numel(k.inner)}; r += blockDim.x) {`,
+    ...ind(inner, 3),
+    '    }',
+    `    acc = ${k.combine === 'add' ? 'blockReduceSum' : 'blockReduceMax'}(acc, true);`,
+    '    if (threadIdx.x == 0) {',
+    ...ind(storeLinesCuda(k.stores, ep), 3),
+    '    }',
+    '  }',
+    '}',
+  ];
+}
+
+export function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo>): { code: string[]; launches: CudaLaunch[]; scratch: number } {
+  const { reads, writes } = buffersOf(k);
+  const decl = pointerDecls([...new Set([...reads, ...writes])], info, new Set(writes));
+  switch (k.kind) {
+    case 'pointwise': {
+      const n = numel(k.shape);
+      const p = new ExprPrinter(cudaLang, (b) => `b${b}`);
+      const body = [...bindVars(k.vars, k.shape, 'f'), ...storeLinesCuda(k.stores, p)];
+      return {
+        code: [`KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A) {`, ...ind(decl),
+          `  for (int64_t f = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; f < ${n}; f += (int64_t)gridDim.x * blockDim.x) {`, ...ind(body, 2), '  }', '}'],
+        launches: [{ kernel: k.name, grid: [gridFor(n), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0,
+      };
+    }
+    case 'reduce':
+      return { code: reduceKernel(k, decl), launches: [{ kernel: k.name, grid: [Math.max(1, Math.min(numel(k.outer), 65535 * 8)), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
+    case 'extern': return templateCallCuda(k as ExternKernel, decl);
+    case 'commit': {
+      const lines = k.copies.map((c) => `  for (int64_t f = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; f < ${c.bytes}; f += (int64_t)gridDim.x * blockDim.x) A[${info.get(c.to)!.offset} + f] = A[${info.get(c.from)!.offset} + f];`);
+      const n = Math.max(...k.copies.map((c) => c.bytes));
+      return { code: [`KILN_KERNEL void ${k.name}(uint8_t* __restrict__ A) {`, ...lines, '}'], launches: [{ kernel: k.name, grid: [gridFor(n), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
+    }
+  }
+}
+
+export interface CudaProgramSource { readonly source: string; readonly launches: readonly CudaLaunch[]; readonly scratchBytes: number }
+
+/** The whole program as one .cu translation unit. Templates that need a workspace get it at `scratchOffset`
+ * (the end of the planned arena). */
+export function renderProgramCuda(kernels: readonly Kernel[], info: ReadonlyMap<number, BufferInfo>, scratchOffset: number): CudaProgramSource {
+  const parts = kernels.map((k) => renderKernelCuda(k, info));
+  const code = parts.map((p) => p.code.join('\n').replaceAll('KILN_SCRATCH', `(A + ${scratchOffset})`));
+  return {
+    source: ['// Generated by Kiln. Do not edit.', '#include "prelude.cuh"', '#include "philox.cuh"', '#include "gemm.cuh"', '#include "conv2d.cuh"',
+      '#include "attention.cuh"', '#include "attention_small.cuh"', '#include "scatter_add.cuh"', '', ...code.map((c) => c + '\n')].join('\n'),
+    launches: parts.flatMap((p) => p.launches),
+    scratchBytes: Math.max(0, ...parts.map((p) => p.scratch)),
+  };
+}
