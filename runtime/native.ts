@@ -65,6 +65,10 @@ export function native(): NativeAddon {
   if (!existsSync(addonPath)) {
     throw new Error(`Kiln's native addon is not built: run npm install (expected ${addonPath})`);
   }
+  // OpenMP threads that spin at barriers lose whole scheduler slices when another process shares the cores
+  // (measured: a conv went from 20 ms to 244 ms). Sleep instead, unless the user chose a policy. libgomp reads
+  // this when the first OpenMP library loads, which is after this point.
+  process.env.OMP_WAIT_POLICY ??= 'passive';
   const require = createRequire(import.meta.url);
   addon = require(addonPath) as NativeAddon;
   return addon;

@@ -16,6 +16,7 @@ export function buffersOf(k: Kernel): { reads: number[]; writes: number[] } {
   const seen = new Set<string>();
   for (const s of k.stores) { walk(s.value, seen); walk(s.off, seen); }
   if (k.kind === 'reduce') walk(k.value, seen);
+  if (k.kind === 'row') k.reductions.forEach((r) => walk(r.value, seen));
   if (k.kind === 'extern') k.operands.forEach((o) => reads.add(o.buf));
   return { reads: [...reads], writes: k.stores.map((s) => s.buf) };
 }

@@ -20,7 +20,7 @@ const mk = (e: Dist<Expr>, key: string): Expr => {
 export const cnst = (v: number, dt: DType): Expr => { const x = castValue(v, dt); return mk({ k: 'const', v: x, dt }, `c${dt}:${Object.is(x, -0) ? '-0' : x}`); };
 export const idx = (n: number): Expr => cnst(n, 'i32');
 export const variable = (name: string, extent: number): Expr => mk({ k: 'var', name, extent, dt: 'i32' }, `v${name}<${extent}`);
-export const acc = (dt: DType): Expr => mk({ k: 'acc', dt }, `acc:${dt}`);
+export const acc = (dt: DType, slot = 0): Expr => mk({ k: 'acc', slot, dt }, `acc${slot}:${dt}`);
 export const load = (buf: number, off: Expr, dt: DType, mask: Expr | null = null): Expr =>
   mask && mask.k === 'const' ? (mask.v ? load(buf, off, dt) : cnst(0, dt)) : mk({ k: 'load', buf, off, mask, dt }, `L${buf}[${off.key}]${mask ? `?${mask.key}` : ''}:${dt}`);
 export const philox = (key_: Expr, ctr: Expr, stream: number): Expr => mk({ k: 'philox', key_, ctr, stream, dt: 'f32' }, `P(${key_.key},${ctr.key},${stream})`);
@@ -78,19 +78,24 @@ function linear(e: Expr): Linear {
     if (t) t.coef += s; else out.terms.set(x.key, { coef: s, e: x });
   };
   walk(e, 1);
-  // Recombine (x / c) * (k c) + (x % c) * k into x * k: the flat index a reshape took apart and put back.
+  // Recombine (x / (d m)) * (k m) + ((x / d) % m) * k into (x / d) * k: the flat index a reshape took apart
+  // and put back (d = 1 is the plain case x / m, x % m).
   for (let again = true; again;) {
     again = false;
-    for (const [kd, td] of out.terms) {
+    outer: for (const [kd, td] of out.terms) {
       if (td.e.k !== 'alu' || td.e.op !== 'idiv' || td.e.args[1].k !== 'const') continue;
       const [x, c] = td.e.args as [Expr, { v: number } & Expr];
-      const modKey = `mod(${x.key},${c.key}):i32`;
-      const tm = out.terms.get(modKey);
-      if (!tm || td.coef !== tm.coef * c.v) continue;
-      out.terms.delete(kd); out.terms.delete(modKey);
-      walk(x, tm.coef);
-      again = true;
-      break;
+      for (const [km, tm] of out.terms) {
+        if (tm.e.k !== 'alu' || tm.e.op !== 'mod' || tm.e.args[1].k !== 'const') continue;
+        const [y, mc] = tm.e.args as [Expr, { v: number } & Expr];
+        const m = mc.v;
+        const d = y.key === x.key ? 1 : y.k === 'alu' && y.op === 'idiv' && y.args[0].key === x.key && y.args[1].k === 'const' ? y.args[1].v : 0;
+        if (!d || d * m !== c.v || td.coef !== tm.coef * m) continue;
+        out.terms.delete(kd); out.terms.delete(km);
+        walk(y, tm.coef);
+        again = true;
+        break outer;
+      }
     }
   }
   for (const [k, t] of out.terms) if (t.coef === 0) out.terms.delete(k);
@@ -154,8 +159,10 @@ function divmod(op: 'idiv' | 'mod', a: Expr, d: number): Expr | null {
     const inner = alu(op, bigE, idx(d / g));
     return op === 'idiv' ? quotient(inner) : alu('add', alu('mul', inner, idx(g)), fromLinear(small));
   }
-  if (op === 'mod' && q.terms.size) return mkAlu('mod', [fromLinear(rest), idx(d)], 'i32');
-  return null;
+  // Otherwise peel off the divisible part: (q + rest) / d = q/d + rest/d and (q + rest) % d = rest % d.
+  if (!q.terms.size && !q.c) return null;
+  const r2 = fromLinear(rest);
+  return op === 'mod' ? mkAlu('mod', [r2, idx(d)], 'i32') : quotient(mkAlu('idiv', [r2, idx(d)], 'i32'));
 }
 
 function mkAlu(op: ScalarOp, args: readonly Expr[], dt: DType): Expr {
@@ -174,6 +181,8 @@ export function alu(op: ScalarOp, ...args: Expr[]): Expr {
     case 'mul': if (isC(b, 1)) return a; if (isC(a, 1)) return b; if (dt === 'i32' && (isC(a, 0) || isC(b, 0))) return idx(0); break;
     case 'div': if (isC(b, 1)) return a; break;
     case 'idiv': case 'mod':
+      // (x / a) / b = x / (a b) for non-negative x
+      if (op === 'idiv' && b.k === 'const' && b.v > 0 && a.k === 'alu' && a.op === 'idiv' && a.args[1].k === 'const' && a.args[1].v > 0 && (range(a.args[0])?.[0] ?? -1) >= 0) return alu('idiv', a.args[0], idx(a.args[1].v * b.v));
       if (b.k === 'const' && b.v > 0) { if (op === 'idiv' && b.v === 1) return a; if (op === 'mod' && b.v === 1) return idx(0); const s = divmod(op, a, b.v); if (s) return s; }
       break;
     case 'and': if (isC(a, 1)) return b; if (isC(b, 1)) return a; if (isC(a, 0) || isC(b, 0)) return cnst(0, 'bool'); break;

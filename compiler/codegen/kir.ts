@@ -15,7 +15,7 @@ export type Expr =
   | { readonly k: 'load'; readonly buf: number; readonly off: Expr; readonly mask: Expr | null; readonly dt: DType; readonly key: string }
   | { readonly k: 'philox'; readonly key_: Expr; readonly ctr: Expr; readonly stream: number; readonly dt: 'f32'; readonly key: string }
   /** The value of the kernel's reduction or template at the current output element. */
-  | { readonly k: 'acc'; readonly dt: DType; readonly key: string };
+  | { readonly k: 'acc'; readonly slot: number; readonly dt: DType; readonly key: string };
 
 /** One buffer write: `value` stored at flat offset `off` of `buf`. */
 export interface Store { readonly buf: number; readonly off: Expr; readonly value: Expr; readonly dt: DType }
@@ -73,4 +73,19 @@ export interface CommitKernel {
   readonly ops: readonly string[];
 }
 
-export type Kernel = PointwiseKernel | ReduceKernel | ExternKernel | CommitKernel;
+/** A row kernel (a persistent reduction): for each outer index, several reductions over the same inner loop
+ * nest run one after another (a later one may read an earlier one's `acc` slot), then the stores run over the
+ * same inner nest. Softmax, layer norm and group norm + SiLU each become one such kernel. */
+export interface RowKernel {
+  readonly kind: 'row';
+  readonly name: string;
+  readonly outerVars: readonly Expr[];
+  readonly outer: Shape;
+  readonly innerVars: readonly Expr[];
+  readonly inner: Shape;
+  readonly reductions: readonly { readonly combine: 'add' | 'max'; readonly value: Expr; readonly dt: DType }[];
+  readonly stores: readonly Store[];
+  readonly ops: readonly string[];
+}
+
+export type Kernel = PointwiseKernel | ReduceKernel | ExternKernel | CommitKernel | RowKernel;

@@ -23,6 +23,8 @@ export interface LowerEnv {
 
 class Emitter {
   private memo = new Map<string, Expr>();
+  /** Row-kernel reductions: node id → accumulator slot, all at position `anchorPos`. */
+  rows = new Map<number, number>();
   constructor(private env: LowerEnv, private root: Node, private anchor: Node | null, private anchorPos: Expr | null) {}
 
   /** Value of `n` at multi-index `ix`, under `mask` (loads happen only where it holds). */
@@ -32,9 +34,10 @@ class Emitter {
     if (hit) return hit;
     let out: Expr;
     const buf = n === this.root ? undefined : this.env.bufferOf.get(n.id);
-    if (n === this.anchor) {
+    const slot = this.rows.get(n.id);
+    if (n === this.anchor || slot !== undefined) {
       if (E.flatIndex(ix, n.shape).key !== this.anchorPos!.key) throw new AnchorMismatch(n);
-      out = E.acc(n.dtype);
+      out = E.acc(n.dtype, slot ?? 0);
     } else if (buf !== undefined) {
       out = E.load(buf, E.flatIndex(ix, n.shape), n.dtype, mask);
     } else {
@@ -121,6 +124,7 @@ export function lowerGroup(g: Group, env: LowerEnv, name: string): Kernel {
   const rootBuf = env.bufferOf.get(g.root.id)!;
   const ops = [...new Set(g.region.filter((n) => !isView(n) && n.op !== 'const').map((n) => n.op))];
   const a = g.anchor;
+  if (g.rows.length) return lowerRows(g, env, name, rootBuf, ops);
   if (!a) {
     const v = vars('i', g.root.shape);
     const em = new Emitter(env, g.root, null, null);
@@ -154,5 +158,28 @@ export function lowerGroup(g: Group, env: LowerEnv, name: string): Kernel {
   throw new Error(`lower: anchor ${a.op} has lowering kind ${low.kind}`);
 }
 
+/** A row kernel: the reductions' kept (leading) dims are the rows; each reduction and the root are indexed
+ * through the flat position row * inner + i, which index simplification turns back into plain loop
+ * variables wherever the shapes agree. */
+function lowerRows(g: Group, env: LowerEnv, name: string, rootBuf: number, ops: string[]): Kernel {
+  const first = g.rows[0].inputs[0];
+  const low0 = OPS[g.rows[0].op].lower as { axes(a: unknown, s: Shape): readonly number[] };
+  const nAxes = low0.axes(g.rows[0].attrs, first.shape).length;
+  const outer = first.shape.slice(0, first.shape.length - nAxes), inner = first.shape.slice(first.shape.length - nAxes);
+  const ov = vars('o', outer), iv = vars('r', inner);
+  const pos = E.flatIndex(ov, outer);
+  const flat = E.alu('add', E.alu('mul', pos, E.idx(numel(inner))), E.flatIndex(iv, inner));
+  const em = new Emitter(env, g.root, null, pos);
+  const reductions = g.rows.map((r, slot) => {
+    const x = r.inputs[0];
+    const value = em.emit(x, E.unflatten(flat, x.shape), null);
+    em.rows.set(r.id, slot);
+    return { combine: (OPS[r.op].lower as { combine: 'add' | 'max' }).combine, value, dt: r.dtype };
+  });
+  const ix = E.unflatten(flat, g.root.shape);
+  const stores = [{ buf: rootBuf, off: E.flatIndex(ix, g.root.shape), value: em.emit(g.root, ix, null), dt: g.root.dtype }];
+  return { kind: 'row', name, outerVars: ov, outer, innerVars: iv, inner, reductions, stores, ops };
+}
+
 export const kernelElements = (k: Kernel): number =>
-  k.kind === 'pointwise' ? numel(k.shape) : k.kind === 'reduce' ? numel(k.outer) * numel(k.inner) : k.kind === 'extern' ? numel(k.outShape) : 0;
+  k.kind === 'pointwise' ? numel(k.shape) : k.kind === 'reduce' || k.kind === 'row' ? numel(k.outer) * numel(k.inner) : k.kind === 'extern' ? numel(k.outShape) : 0;

@@ -28,6 +28,7 @@ export function remapKernel(k: Kernel, reads: ReadonlyMap<number, number>, write
     case 'pointwise': return { ...k, name, stores: k.stores.map(st) };
     case 'reduce': return { ...k, name, value: remapExpr(k.value, reads, memo), stores: k.stores.map(st) };
     case 'extern': return { ...k, name, operands: k.operands.map((o) => ({ ...o, buf: reads.get(o.buf) ?? o.buf })), stores: k.stores.map(st) };
+    case 'row': return { ...k, name, reductions: k.reductions.map((r) => ({ ...r, value: remapExpr(r.value, reads, memo) })), stores: k.stores.map(st) };
     case 'commit': return { ...k, name, copies: k.copies.map((c) => ({ ...c, from: reads.get(c.from) ?? c.from, to: writes.get(c.to) ?? c.to })) };
   }
 }

@@ -68,7 +68,7 @@ export class ExprPrinter {
     switch (e.k) {
       case 'const': return this.lang.literal(e.v, e.dt);
       case 'var': return e.name;
-      case 'acc': return 'acc';
+      case 'acc': return e.slot ? `acc${e.slot}` : 'acc';
       case 'alu': s = this.lang.ops[e.op](e.args.map((a) => this.print(a)), e.args[0].dt); break;
       case 'where': s = `(${this.print(e.args[0])} ? ${this.print(e.args[1])} : ${this.print(e.args[2])})`; break;
       case 'cast': {

@@ -3,7 +3,7 @@
  * block reduction for reductions; the hand-written templates of kernels/cuda for GEMM, conv and attention
  * with the fused epilogue as a device lambda), plus the launch list the host runs them with. */
 import { numel, type Shape } from '../ir/shape';
-import type { Expr, ExternKernel, Kernel, ReduceKernel, Store } from '../codegen/kir';
+import type { Expr, ExternKernel, Kernel, ReduceKernel, RowKernel, Store } from '../codegen/kir';
 import { buffersOf } from '../codegen/buffers';
 import { cOps, ExprPrinter, literal, type Lang } from './cstyle';
 import type { BufferInfo } from './cpp';
@@ -85,6 +85,24 @@ function reduceKernel(k: ReduceKernel, decl: string[]): string[] {
   ];
 }
 
+function rowKernel(k: RowKernel, decl: string[]): string[] {
+  const stages: string[] = [];
+  k.reductions.forEach((r, slot) => {
+    const p = new ExprPrinter(cudaLang, (b) => `b${b}`, `t${slot}_`);
+    const v = p.print(r.value), name = slot ? `acc${slot}` : 'acc';
+    const inner = [...bindVars(k.innerVars, k.inner, 'r'), ...p.lines.splice(0), r.combine === 'add' ? `${name} += ${v};` : `${name} = fmaxf(${name}, ${v});`];
+    stages.push(`float ${name} = ${r.combine === 'add' ? literal(0, r.dt) : literal(-Infinity, r.dt)};`,
+      `for (int64_t r = threadIdx.x; r < ${numel(k.inner)}; r += blockDim.x) {`, ...ind(inner), '}',
+      `${name} = ${r.combine === 'add' ? 'blockReduceSum' : 'blockReduceMax'}(${name}, true);`);
+  });
+  const ep = new ExprPrinter(cudaLang, (b) => `b${b}`, 'e');
+  stages.push(`for (int64_t r = threadIdx.x; r < ${numel(k.inner)}; r += blockDim.x) {`, ...ind([...bindVars(k.innerVars, k.inner, 'r'), ...storeLinesCuda(k.stores, ep)]), '}');
+  return [
+    `KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A) {`, ...ind(decl),
+    `  for (int64_t row = blockIdx.x; row < ${numel(k.outer)}; row += gridDim.x) {`, ...ind(bindVars(k.outerVars, k.outer, 'row'), 2), ...ind(stages, 2), '  }', '}',
+  ];
+}
+
 export function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo>): { code: string[]; launches: CudaLaunch[]; scratch: number } {
   const { reads, writes } = buffersOf(k);
   const decl = pointerDecls([...new Set([...reads, ...writes])], info, new Set(writes));
@@ -101,6 +119,7 @@ export function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo
     }
     case 'reduce':
       return { code: reduceKernel(k, decl), launches: [{ kernel: k.name, grid: [Math.max(1, Math.min(numel(k.outer), 65535 * 8)), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
+    case 'row': return { code: rowKernel(k, decl), launches: [{ kernel: k.name, grid: [Math.max(1, Math.min(numel(k.outer), 65535 * 8)), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
     case 'extern': return templateCallCuda(k as ExternKernel, decl);
     case 'commit': {
       const lines = k.copies.map((c) => `  for (int64_t f = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; f < ${c.bytes}; f += (int64_t)gridDim.x * blockDim.x) A[${info.get(c.to)!.offset} + f] = A[${info.get(c.from)!.offset} + f];`);

@@ -10,7 +10,10 @@
  * 3. Epilogues: a reduction or template whose value flows through single-use pointwise nodes into one realized
  *    pointwise root of the same size becomes that root's anchor, so the kernel computes it and applies the
  *    epilogue before storing. Lowering verifies that the epilogue reads the anchor at the element it produces;
- *    if not, the compiler marks the anchor `forced` and fuses again. */
+ *    if not, the compiler marks the anchor `forced` and fuses again.
+ * 4. Row kernels: reductions over trailing axes whose every reader lies in one pointwise kernel of the
+ *    reduced input's size run as stages of that kernel (softmax, layer norm, group norm + SiLU: one kernel
+ *    each, when nothing else needs the statistics). */
 import type { Node } from '../ir/node';
 import { numel } from '../ir/shape';
 import { OPS } from '../ops/registry';
@@ -21,6 +24,8 @@ export interface Group {
   readonly root: Node;
   readonly anchor: Node | null;
   readonly region: readonly Node[];
+  /** Row kernels: reductions over the trailing axes that run as stages of this kernel, in order. */
+  readonly rows: readonly Node[];
 }
 
 export interface FusionResult {
@@ -104,17 +109,31 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
       if (kind(a) !== 'reduce' && kind(a) !== 'extern') continue;
       if (rootIds.has(a.id)) continue;
       if (forced.has(a.id)) { whyNot.push(`${a.op}#${a.id} (${a.src}): an epilogue reads it at another index than the element it computes`); continue; }
-      let n = a, ok = true;
-      for (;;) {
-        const us = users.get(n.id) ?? [];
-        // The chain ends where its value is shared: store it there (same bytes as storing the anchor).
-        if (us.length > 1 && n !== a && numel(n.shape) === numel(a.shape)) { realize(n, ''); break; }
-        if (us.length !== 1) { ok = false; whyNot.push(`${a.op}#${a.id} (${a.src}): ${n === a ? '' : `its epilogue ${n.op} has `}${us.length} consumers, not one epilogue chain`); break; }
-        n = us[0];
-        if (kind(n) !== 'pointwise') { ok = false; whyNot.push(`${a.op}#${a.id} (${a.src}): its consumer ${n.op} is a ${kind(n)}, not a pointwise epilogue`); break; }
-        if (realized.has(n.id)) break;
+      // Everything downstream of `a` through unrealized pointwise nodes must end in one realized node: then
+      // those nodes are inlined only there, and that kernel can be built around `a`.
+      const seen = new Set<number>(), exits = new Set<Node>();
+      let bad = '';
+      for (const stack = [a]; stack.length && !bad;) {
+        for (const u of users.get(stack.pop()!.id) ?? []) {
+          if (kind(u) !== 'pointwise') { bad = `its consumer ${u.op} is a ${kind(u)}, not a pointwise epilogue`; break; }
+          if (realized.has(u.id)) exits.add(u);
+          else if (!seen.has(u.id)) { seen.add(u.id); stack.push(u); }
+        }
       }
-      if (!ok) continue;
+      let n: Node;
+      if (!bad && exits.size === 1) n = [...exits][0];
+      else {
+        // Several exits: store at the first shared value of the single-use chain, when it has the same size.
+        n = a;
+        for (;;) {
+          const us = users.get(n.id) ?? [];
+          if (us.length > 1 && n !== a && numel(n.shape) === numel(a.shape) && kind(n) === 'pointwise') { realize(n, ''); break; }
+          if (us.length !== 1 || kind(us[0]) !== 'pointwise') { bad ||= `${us.length} consumers reach ${exits.size} kernels`; break; }
+          n = us[0];
+          if (realized.has(n.id)) break;
+        }
+        if (n === a || (bad && !realized.has(n.id))) { whyNot.push(`${a.op}#${a.id} (${a.src}): ${bad || 'no epilogue'}`); continue; }
+      }
       if (numel(n.shape) !== numel(a.shape)) { whyNot.push(`${a.op}#${a.id} (${a.src}): the epilogue ${n.op}#${n.id} has ${numel(n.shape)} elements, the ${a.op} ${numel(a.shape)} (a broadcast)`); continue; }
       if (anchorOf.has(n.id)) { whyNot.push(`${a.op}#${a.id} (${a.src}): the kernel of ${n.op}#${n.id} already has an anchor`); continue; }
       anchorOf.set(n.id, a);
@@ -122,11 +141,53 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
     }
   }
 
+  // 4. Row kernels.
+  const rowsOf = new Map<number, Node[]>();
+  if (enabled) {
+    const pos = new Map(order.map((n, i) => [n.id, i]));
+    // Which kernels (by root) compute each inlined node: a reduction may join a row kernel only if every
+    // reader of it is computed in that kernel alone.
+    const readers = new Map<number, Set<number>>();
+    for (const r of order) {
+      if (!realized.has(r.id) || kind(r) === 'source') continue;
+      for (const m of regionOf(r, realized, anchorOf.get(r.id))) if (m !== r) readers.set(m.id, (readers.get(m.id) ?? new Set()).add(r.id));
+    }
+    for (const p of order) {
+      if (!realized.has(p.id) || kind(p) !== 'pointwise' || anchorOf.has(p.id)) continue;
+      const taken: Node[] = [];
+      let inner = -1;
+      for (let grew = true; grew;) {
+        grew = false;
+        const without = new Set([...realized].filter((id) => !taken.some((t) => t.id === id)));
+        for (const r of regionOf(p, without)) for (const c of r.inputs) {
+          if (kind(c) !== 'reduce' || !realized.has(c.id) || taken.includes(c) || rootIds.has(c.id) || forced.has(c.id)) continue;
+          const x = c.inputs[0], low = OPS[c.op].lower;
+          if (low.kind !== 'reduce') continue;
+          const axes = low.axes(c.attrs as never, x.shape);
+          const trailing = axes.every((a, i) => a === x.shape.length - axes.length + i);
+          const n = axes.reduce((m, a) => m * x.shape[a], 1);
+          if (!trailing || numel(x.shape) !== numel(p.shape) || (inner >= 0 && n !== inner)) continue;
+          without.delete(c.id);
+          const region = new Set(regionOf(p, without).map((m) => m.id));
+          const mine = (u: Node) => u === p || (region.has(u.id) && [...(readers.get(u.id) ?? [])].every((k) => k === p.id || taken.some((t) => t.id === k)));
+          if (!(users.get(c.id) ?? []).every(mine)) { without.add(c.id); continue; }
+          taken.push(c);
+          inner = n;
+          grew = true;
+        }
+      }
+      if (!taken.length) continue;
+      for (const r of taken) realized.delete(r.id);
+      rowsOf.set(p.id, taken.sort((a, b) => pos.get(a.id)! - pos.get(b.id)!));
+    }
+  }
+
   const groups: Group[] = [];
   for (const n of order) {
     if (!realized.has(n.id) || kind(n) === 'source') continue;
     const anchor = kind(n) !== 'pointwise' ? n : anchorOf.get(n.id) ?? null;
-    groups.push({ root: n, anchor, region: regionOf(n, realized, anchor ?? undefined) });
+    const rows = rowsOf.get(n.id) ?? [];
+    groups.push({ root: n, anchor, rows, region: regionOf(n, realized, anchor ?? undefined) });
   }
   return { realized, groups, whyNot };
 }

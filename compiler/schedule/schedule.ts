@@ -41,7 +41,7 @@ export function schedule(order: readonly Node[], outputs: readonly Node[], updat
       const buffers: PlanBuffer[] = [...nodeOf].map(([id, n]) => ({ id, bytes: M.max(numel(n.shape) * byteSize[n.dtype], 1), kind: kindOf(n), label: n.op === 'param' || n.op === 'input' ? (n.attrs as { name: string }).name : `${n.op}#${n.id} (${n.src})` }));
       const steps: PlanStep[] = kernels.map((k, i) => {
         const { reads, writes } = buffersOf(k);
-        return { id: i, label: k.name, reads, writes, recomputable: k.kind === 'pointwise' || k.kind === 'reduce', cost: kernelElements(k) * M.max(k.ops.length, 1), inPlace: inPlacePairs(k) };
+        return { id: i, label: k.name, reads, writes, recomputable: k.kind === 'pointwise' || k.kind === 'reduce' || k.kind === 'row', cost: kernelElements(k) * M.max(k.ops.length, 1), inPlace: inPlacePairs(k) };
       });
       let unfused = 0;
       for (const n of order) if (n.inputs.length || n.op === 'const' || n.op === 'iota') unfused++;

@@ -36,9 +36,11 @@ describe('training steps compiled to C++', () => {
     const fused = await compile({ outputs: spec.outputs });
     const unfused = await compile({ outputs: spec.outputs }, { fusion: false });
     expect(unfused.kernels.length).toBeGreaterThan(2 * fused.kernels.length);
-    // group norm + SiLU: two reduction kernels (mean, variance) and one that normalizes, scales, shifts and
-    // applies SiLU; the conv's bias add runs in the conv's epilogue.
-    expect(fused.kernels.some((k) => k.ops.includes('sigmoid') && k.ops.includes('rsqrt'))).toBe(true);
+    // group norm + SiLU is one row kernel (mean, variance, then normalize, scale, shift and SiLU per row); so is
+    // layer norm; the conv's bias add runs in the conv's epilogue.
+    const rows = fused.kernels.filter((k) => k.kind === 'row');
+    expect(rows.some((k) => k.ops.includes('sigmoid') && k.ops.includes('rsqrt') && k.kind === 'row' && k.reductions.length === 2)).toBe(true);
+    expect(rows.length).toBe(2);
     expect(fused.kernels.some((k) => k.kind === 'extern' && k.template === 'conv2d' && k.ops.includes('add'))).toBe(true);
     const a = fused.run(feeds).loss[0], b = unfused.run(feeds).loss[0];
     expect(Math.abs(a - b) / Math.abs(b)).toBeLessThan(1e-5);

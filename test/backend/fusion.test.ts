@@ -1,0 +1,49 @@
+/** Pass tests: small graphs and the kernels they must become. */
+import { compile, input, param, softmax, layerNorm, groupNorm, linear, evaluate } from '../../compiler/index';
+import { normalFill } from '../../compiler/ir/philox';
+import { relErr } from '../support/lift';
+
+const feedsFor = (shapes: Record<string, number[]>) => Object.fromEntries(Object.entries(shapes).map(([k, s], i) => [k, normalFill(s.reduce((a, b) => a * b, 1), 40 + i)]));
+
+async function check(outputs: Record<string, ReturnType<typeof input>>, shapes: Record<string, number[]>) {
+  const prog = await compile({ outputs });
+  const feeds = feedsFor(shapes);
+  const got = prog.run(feeds), want = evaluate({ outputs }, feeds).outputs;
+  for (const k of Object.keys(outputs)) expect(relErr(got[k], want[k].data)).toBeLessThan(1e-5);
+  return prog;
+}
+
+describe('fusion', () => {
+  test('softmax over the last axis is one row kernel (max, sum, normalize)', async () => {
+    const x = input('x', [6, 40]);
+    const prog = await check({ y: softmax(x) as never }, { x: [6, 40] });
+    expect(prog.kernels.map((k) => k.kind)).toEqual(['row']);
+  });
+
+  test('layer norm with affine is one row kernel', async () => {
+    const x = input('x', [5, 32]);
+    const prog = await check({ y: layerNorm(x, param('w', [32], { init: { kind: 'normal', std: 1, seed: 1 } }), param('b', [32])) as never }, { x: [5, 32] });
+    expect(prog.kernels.length).toBe(1);
+  });
+
+  test('group norm + SiLU on NCHW is one row kernel over [N, groups] rows', async () => {
+    const x = input('x', [2, 8, 4, 4]);
+    const prog = await check({ y: groupNorm(x, 4, param('g', [8], { init: { kind: 'ones' } }), param('b', [8])).silu() as never }, { x: [2, 8, 4, 4] });
+    expect(prog.kernels.length).toBe(1);
+    const k = prog.kernels[0];
+    expect(k.kind === 'row' && k.outer.join() === '2,4' && k.reductions.length === 2).toBe(true);
+  });
+
+  test('a chain of elementwise ops with broadcasts is one kernel; matmul + bias + GELU-ish epilogue fuse into the GEMM', async () => {
+    const x = input('x', [8, 16]), w = param('w', [12, 16], { init: { kind: 'normal', std: 0.3, seed: 2 } }), b = param('b', [12], { init: { kind: 'normal', std: 0.3, seed: 3 } });
+    const prog = await check({ y: linear(x, w, b).silu().mul(2).add(1) as never }, { x: [8, 16] });
+    expect(prog.kernels.length).toBe(1);
+    expect(prog.kernels[0].kind).toBe('extern');
+  });
+
+  test('a statistic that something else needs is kept in memory (no row kernel), and results still match', async () => {
+    const x = input('x', [4, 16]);
+    const m = x.mean(1, true);
+    await check({ y: x.sub(m) as never, m: m as never }, { x: [4, 16] });
+  });
+});
