@@ -98,7 +98,9 @@ function linear(e: Expr): Linear {
       }
     }
   }
-  for (const [k, t] of out.terms) if (t.coef === 0) out.terms.delete(k);
+  // Drop zero terms, and terms that can only be 0 (a loop over a dim of size 1), so an index is the same
+  // expression whether a broadcast wrote 0 or the loop variable for that dim.
+  for (const [k, t] of out.terms) { const r = range(t.e); if (t.coef === 0 || (r && r[0] === 0 && r[1] === 0)) out.terms.delete(k); }
   return out;
 }
 function fromLinear(l: Linear): Expr {

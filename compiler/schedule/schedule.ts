@@ -32,8 +32,23 @@ export function schedule(order: readonly Node[], outputs: readonly Node[], updat
     const bufferOf = new Map<number, number>(), nodeOf = new Map<number, Node>();
     // Buffers are numbered in graph order, so the same graph built twice renders the same source (cache hits).
     for (const n of order) if (fusion.realized.has(n.id)) { bufferOf.set(n.id, nodeOf.size); nodeOf.set(nodeOf.size, n); }
-    try {
-      const kernels: Kernel[] = fusion.groups.map((g, i) => lowerGroup(g, { bufferOf }, `k${i}_${safeName(g.region.filter((n) => n.op !== 'const').map((n) => n.op))}`));
+    // Lower every group; anchors whose epilogue does not fit are collected and all forced at once.
+    const misfits: Node[] = [];
+    const kernels: Kernel[] = [];
+    fusion.groups.forEach((g, i) => {
+      try {
+        kernels.push(lowerGroup(g, { bufferOf }, `k${i}_${safeName(g.region.filter((n) => n.op !== 'const').map((n) => n.op))}`));
+      } catch (e) {
+        if (!(e instanceof AnchorMismatch)) throw e;
+        misfits.push(e.anchor);
+      }
+    });
+    if (misfits.length) {
+      if (process.env.KILN_DUMP?.includes('fusion')) console.error(`re-fusing without: ${misfits.map((m) => `${m.op}#${m.id} (${m.src})`).join(', ')}`);
+      misfits.forEach((m) => forced.add(m.id));
+      continue;
+    }
+    {
       const copies = updates.filter((u) => u.value !== u.param).map((u) => ({ from: bufferOf.get(u.value.id)!, to: bufferOf.get(u.param.id)!, bytes: numel(u.param.shape) * byteSize[u.param.dtype] }));
       if (copies.length) kernels.push({ kind: 'commit', name: `k${kernels.length}_commit_updates`, copies, ops: ['update'] });
       const outIds = new Set(outputs.map((o) => o.id));
@@ -46,9 +61,6 @@ export function schedule(order: readonly Node[], outputs: readonly Node[], updat
       let unfused = 0;
       for (const n of order) if (n.inputs.length || n.op === 'const' || n.op === 'iota') unfused++;
       return { kernels, fusion, nodeOf, bufferOf, plan: { buffers, steps }, unfusedKernels: unfused };
-    } catch (e) {
-      if (!(e instanceof AnchorMismatch)) throw e;
-      forced.add(e.anchor.id);
     }
   }
 }
