@@ -7,15 +7,14 @@
  * (largest face first), or with --aligned (the image is already an aligned face crop) {"descriptor":[…]}.
  * Exit status: 0 with at least one face, 1 when no face is found, 2 for bad arguments or an unreadable image.
  *
- * --backend: 'reference' (the float64 evaluator, several seconds per network) is what runs today; 'cpu' and
- * 'cuda' are accepted and fall back to it, with a note on stderr, until the compiled back ends are wired in.
+ * --backend: 'cpu' (default) compiles the three networks with Kiln's CPU back end (native code, cached on disk:
+ * the first run builds it, later runs load it); 'reference' runs the float64 reference evaluator (the oracle:
+ * seconds per network, minutes for the detector); 'cuda' exits with status 2 and says why it cannot run
+ * (no NVIDIA driver here, or no whole-program CUDA compile yet).
  */
 import fs from 'node:fs';
 import { decodeImage, type Image } from '../models/io/image';
-import { createFaceEmbedder, referenceExecutor, type Executor } from '../models/face/embedder';
-
-const BACKENDS = ['cpu', 'cuda', 'reference'] as const;
-type Backend = (typeof BACKENDS)[number];
+import { BACKENDS, createFaceEmbedder, executorFor, type Backend, type FaceEmbedder } from '../models/face/embedder';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`face-embed: ${message}\n`);
@@ -23,7 +22,7 @@ function fail(message: string, code = 2): never {
 }
 
 function parseArgs(argv: string[]): { image: string; aligned: boolean; backend: Backend } {
-  let image: string | undefined, aligned = false, backend: Backend = 'reference';
+  let image: string | undefined, aligned = false, backend: Backend = 'cpu';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--aligned') aligned = true;
@@ -39,12 +38,11 @@ function parseArgs(argv: string[]): { image: string; aligned: boolean; backend: 
   return { image, aligned, backend };
 }
 
-function executorFor(backend: Backend): Executor {
-  if (backend !== 'reference') process.stderr.write(`face-embed: the ${backend} back end is not wired in yet; using the reference evaluator\n`);
-  return referenceExecutor;
-}
-
 const round = (v: number, d = 6) => Number(v.toFixed(d));
+
+// libgomp's default active wait makes each kernel 10–30× slower when the cores are shared with other busy
+// processes; it is read when the kernel library loads (at the first compile), so set it before that.
+process.env.OMP_WAIT_POLICY ??= 'passive';
 
 const args = parseArgs(process.argv.slice(2));
 let img: Image;
@@ -54,7 +52,12 @@ try {
 } catch (e) {
   fail(`cannot read ${args.image} as an image: ${(e as Error).message}`);
 }
-const embedder = createFaceEmbedder({ evaluate: executorFor(args.backend) });
+let embedder: FaceEmbedder;
+try {
+  embedder = await createFaceEmbedder({ evaluate: executorFor(args.backend), networks: args.aligned ? ['recognizer'] : undefined });
+} catch (e) {
+  fail(`--backend ${args.backend}: ${(e as Error).message}`);
+}
 if (args.aligned) {
   process.stdout.write(`${JSON.stringify({ descriptor: embedder.embedAligned(img).descriptor.map((v) => round(v, 8)) })}\n`);
 } else {

@@ -1,7 +1,7 @@
 /**
  * Time per forward of each face network on a given Executor (default: the float64 reference evaluator).
  *   npx tsx bench/face/reference-forward.ts [recognizer|landmarks|detector ...]
- * Swap `referenceExecutor` for a compiled executor to compare back ends on the same graphs.
+ * (bench/face/recognizer.ts times the compiled programs against face-api on tfjs-wasm.)
  */
 import { faceNetSpec, referenceExecutor } from '../../models/face/embedder';
 import { loadFaceApiParams, checkParams, type FaceApiModel } from '../../models/face/weights';
@@ -15,7 +15,7 @@ for (const net of nets) {
   const { spec, params } = faceNetSpec(net);
   const store = loadFaceApiParams(MODEL[net] as FaceApiModel);
   checkParams(store, params.declared, MODEL[net]);
-  const program = referenceExecutor(spec, store);
+  const program = await referenceExecutor(spec, store);
   const image = Float32Array.from({ length: 3 * SIZE[net] ** 2 }, (_v, i) => (i * 37) % 256);
   const t = performance.now();
   program.run({ image });

@@ -2,32 +2,21 @@
  * The face pipeline face-api runs for `detectAllFaces(img).withFaceLandmarks().withFaceDescriptors()`, on
  * Kiln graphs: SSD detection → per face, landmarks on the detection crop → dlib-style aligned box → descriptor.
  *
- * Each network is built once as a graph with a fixed-size `input('image', …)` and run many times with feeds
- * through an `Executor`, which is the one pluggable piece: the float64 reference evaluator by default, a
- * compiled program (`compile(spec, { backend: 'cpu' })`) once that back end exists.
+ * Each network is built once as a graph with a fixed-size `input('image', …)` and prepared once by an
+ * `Executor` (executor.ts) — the compiled CPU back end by default, the float64 reference evaluator as the
+ * oracle — then run many times with feeds. Preparing is async (compiling), so `createFaceEmbedder` is too;
+ * everything after it is synchronous.
  */
-import { evaluate, input, type GraphSpec, type ParamStore, type Tensor } from '../../compiler/index';
+import { input, type GraphSpec, type ParamStore, type Tensor } from '../../compiler/index';
 import { clipBox, crop, decodeImage, type Image } from '../io/image';
 import { DETECTOR_INPUT_SIZE, detectorInput, faceDetectorGraph, postprocessDetections, type DetectOptions, type Detection } from './detector';
 import { alignedFaceBox, faceLandmarkGraph, fivePoints, LANDMARK_INPUT_SIZE, landmarkInput, landmarkPoints, planarNetInput, type Point } from './landmarks';
 import { FrozenParams } from './layers';
 import { faceRecognizerGraph, RECOGNIZER_INPUT_SIZE } from './recognizer';
 import { checkParams, loadFaceApiParams, type FaceApiModel } from './weights';
+import { compiledExecutor, type Executor, type FaceProgram } from './executor';
 
-/** A graph made runnable: feeds by input name → outputs by name. */
-export interface Program {
-  run(feeds: Readonly<Record<string, ArrayLike<number>>>): Record<string, ArrayLike<number>>;
-}
-/** Prepares a graph once (compile, upload parameters) for many runs. */
-export type Executor = (spec: GraphSpec, params: ParamStore) => Program;
-
-/** The float64 reference evaluator as an Executor (slow: seconds per network; the oracle, not the fast path). */
-export const referenceExecutor: Executor = (spec, params) => ({
-  run(feeds) {
-    const { outputs } = evaluate(spec, feeds, params);
-    return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.data]));
-  },
-});
+export { BACKENDS, compiledExecutor, cudaExecutor, executorFor, referenceExecutor, type Backend, type Executor, type FaceProgram } from './executor';
 
 export interface EmbeddedFace {
   /** Detection box [x, y, width, height] in image pixels. */
@@ -43,8 +32,10 @@ export interface EmbeddedFace {
 }
 
 export interface FaceEmbedderOptions extends DetectOptions {
-  /** How graphs run (default: referenceExecutor). */
+  /** How graphs run (default: compiledExecutor, the compiled CPU back end; referenceExecutor is the oracle). */
   readonly evaluate?: Executor;
+  /** The networks to prepare (default: all three; `['recognizer']` suffices for `describe`/`embedAligned`). */
+  readonly networks?: readonly Net[];
   /** face-api's model/ folder (default: the installed package's). */
   readonly modelDir?: string;
   /** Compute landmarks and descriptors for at most this many faces, largest first (default: all). */
@@ -64,7 +55,7 @@ export interface FaceEmbedder {
   describe(planar: ArrayLike<number>): number[];
 }
 
-type Net = 'detector' | 'landmarks' | 'recognizer';
+export type Net = 'detector' | 'landmarks' | 'recognizer';
 const MODEL: Record<Net, FaceApiModel> = { detector: 'ssd_mobilenetv1_model', landmarks: 'face_landmark_68_model', recognizer: 'face_recognition_model' };
 const SIZE: Record<Net, number> = { detector: DETECTOR_INPUT_SIZE, landmarks: LANDMARK_INPUT_SIZE, recognizer: RECOGNIZER_INPUT_SIZE };
 
@@ -82,20 +73,23 @@ export function faceNetSpec(net: Net): { spec: GraphSpec; params: FrozenParams }
 const asImage = (img: Image<Uint8Array | Float32Array> | string) => (typeof img === 'string' ? decodeImage(img) : img);
 type Box4 = [number, number, number, number];
 
-export function createFaceEmbedder(opts: FaceEmbedderOptions = {}): FaceEmbedder {
-  const executor = opts.evaluate ?? referenceExecutor;
-  const programs = new Map<Net, Program>();
+/** Builds, loads and prepares the networks (compiles them on the default back end), then returns the
+ * synchronous pipeline. */
+export async function createFaceEmbedder(opts: FaceEmbedderOptions = {}): Promise<FaceEmbedder> {
+  const executor = opts.evaluate ?? compiledExecutor;
+  const networks = opts.networks ?? (['detector', 'landmarks', 'recognizer'] as const);
   let anchors: Float64Array | undefined;
-  const program = (net: Net): Program => {
-    let p = programs.get(net);
-    if (!p) {
-      const { spec, params } = faceNetSpec(net);
-      const store = loadFaceApiParams(MODEL[net], opts.modelDir);
-      checkParams(store, params.declared, MODEL[net]);
-      if (net === 'detector') anchors = store.get('Output/extra_dim');
-      p = executor(spec, store);
-      programs.set(net, p);
-    }
+  const prepare = async (net: Net): Promise<[Net, FaceProgram]> => {
+    const { spec, params } = faceNetSpec(net);
+    const store = loadFaceApiParams(MODEL[net], opts.modelDir);
+    checkParams(store, params.declared, MODEL[net]);
+    if (net === 'detector') anchors = store.get('Output/extra_dim');
+    return [net, await executor(spec, store)];
+  };
+  const programs = new Map(await Promise.all(networks.map(prepare)));
+  const program = (net: Net): FaceProgram => {
+    const p = programs.get(net);
+    if (!p) throw new Error(`face embedder: the ${net} network was not prepared (networks: ${networks.join(', ')})`);
     return p;
   };
   const describe = (planar: ArrayLike<number>) => Array.from(program('recognizer').run({ image: planar }).descriptor);

@@ -1,15 +1,19 @@
 /** The recognizer φ against face-api's own FaceRecognitionNet on the same 150×150 input, and its gradient
- * with respect to the image against central differences, both on the float64 reference evaluator (about
- * 10 s per forward at 150×150 on an idle core; the gradient check's forward + backward + batch-2 forward
- * took 200 s on a busy 2-core machine: the tests run as few forwards as they can). */
+ * with respect to the image against central differences, both on the compiled CPU back end (float32). The
+ * float64 reference evaluator checked both before (cosine 1.00000000, gradient rel err 1.9e-8) at 10 s per
+ * forward and 200 s for the gradient check; the compiled forward takes tens of milliseconds. */
 import { describe, expect, it } from '@jest/globals';
 import path from 'node:path';
-import { constant, evaluate, grad, input } from '../../compiler/index';
+import { constant, grad, input } from '../../compiler/index';
+import { compiledExecutor, createFaceEmbedder } from '../../models/face/embedder';
 import { crop, decodeImage, faceApiNetInput } from '../../models/io/image';
 import { planarNetInput } from '../../models/face/landmarks';
 import { faceRecognizerGraph, loadFaceRecognizerParams } from '../../models/face/recognizer';
 import { depthwiseToOihw, hwioToOihw, kilnShape, transpose2d } from '../../models/face/weights';
 import { faceApi } from './oracle';
+
+// libgomp's default active wait costs 10–30× per kernel on a shared, busy machine (read when it loads).
+process.env.OMP_WAIT_POLICY ??= 'passive';
 
 const demo = path.resolve('node_modules/@vladmandic/face-api/demo');
 const cosine = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -35,42 +39,43 @@ describe('weight layout conversion', () => {
 });
 
 describe('face recognizer vs face-api', () => {
-  it('gives face-api\'s descriptor on an aligned crop of sample1.jpg (cosine ≥ 0.9999)', () => {
+  it('gives face-api\'s descriptor on an aligned crop of sample1.jpg (compiled, cosine ≥ 0.9999)', async () => {
     const img = decodeImage(path.join(demo, 'sample1.jpg'));
     // The dlib-aligned box face-api computes for the first face of sample1 (see pipeline.test.ts).
     const face = faceApiNetInput(crop(img, 369, 394, 213, 213), 150);
-    const ours = evaluate({ outputs: { d: faceRecognizerGraph(input('image', [1, 3, 150, 150])) } }, { image: planarNetInput(face, 150) }, loadFaceRecognizerParams()).outputs.d.data;
+    const embedder = await createFaceEmbedder({ networks: ['recognizer'] });
+    const ours = embedder.describe(planarNetInput(face, 150));
     const theirs = faceApi<{ descriptor: number[] }>('descriptor', face).descriptor;
     const cos = cosine(ours, theirs);
     const maxAbs = Math.max(...theirs.map((v, i) => Math.abs(v - ours[i]!)));
     console.log(`recognizer: cosine ${cos.toFixed(8)}, max |Δ| ${maxAbs.toExponential(2)}`);
     expect(cos).toBeGreaterThanOrEqual(0.9999);
-  }, 600_000);
+  }, 120_000);
 });
 
-describe('gradient of φ with respect to the image', () => {
-  it('matches central differences along a direction on a 4×4 patch (rel err ≤ 1e-4)', () => {
+describe('gradient of φ with respect to the image (compiled)', () => {
+  it('matches central differences of the compiled forward along a ±1 direction over the whole image (rel err ≤ 3e-2)', async () => {
+    // Both sides in float32: the gradient graph grad(φ(x)·c, x) compiled, and (f(x + εv) − f(x − εv)) / 2ε with
+    // the compiled forward. The direction covers the whole image so the difference stands well above float32
+    // rounding of f (≈ 0.44); ε = 0.1 (pixels 0..255) keeps the ReLU kinks crossed few. A wrong gradient (a
+    // transposed filter, a lost branch) is off by O(1); float32 rounding and curvature leave ≈ 1e-2.
     const params = loadFaceRecognizerParams();
     const img = decodeImage(path.join(demo, 'sample1.jpg'));
     const x0 = planarNetInput(faceApiNetInput(crop(img, 369, 394, 213, 213), 150), 150);
     const c = Float64Array.from({ length: 128 }, (_v, i) => Math.sin(1 + 7 * i));
     const x = input('image', [1, 3, 150, 150]);
-    const loss = faceRecognizerGraph(x).mul(constant(c, [1, 128])).sum();
-    const [g] = grad(loss, [x]);
-    const dx = evaluate({ outputs: { g } }, { image: x0 }, params).outputs.g.data;
-    // Direction: ±1 on a 4×4 patch around the left eye, all 3 channels (48 pixels).
-    const v = new Float64Array(x0.length);
-    for (let ch = 0; ch < 3; ch++) for (let r = 60; r < 64; r++) for (let col = 50; col < 54; col++) v[(ch * 150 + r) * 150 + col] = Math.cos(ch + 3 * r + 5 * col) > 0 ? 1 : -1;
-    const eps = 1e-3;
-    const xb = input('image', [2, 3, 150, 150]);
-    const fb = faceRecognizerGraph(xb).mul(constant(c, [1, 128])).sum(1);
-    const feed = new Float64Array(2 * x0.length);
-    for (let i = 0; i < x0.length; i++) { feed[i] = x0[i]! + eps * v[i]!; feed[x0.length + i] = x0[i]! - eps * v[i]!; }
-    const f = evaluate({ outputs: { f: fb } }, { image: feed }, params).outputs.f.data;
-    const numeric = (f[0]! - f[1]!) / (2 * eps);
-    const analytic = dx.reduce((a, gi, i) => a + gi * v[i]!, 0);
+    const f = faceRecognizerGraph(x).mul(constant(c, [1, 128])).sum();
+    const [g] = grad(f, [x]);
+    const [backward, forward] = await Promise.all([compiledExecutor({ outputs: { g } }, params), compiledExecutor({ outputs: { f } }, params)]);
+    const dx = backward.run({ image: x0 }).g;
+    const v = Float32Array.from(x0, (_x, i) => (Math.cos(1 + 3 * i + 0.001 * i * i) > 0 ? 1 : -1));
+    const eps = 0.1;
+    const at = (s: number) => forward.run({ image: Float32Array.from(x0, (xi, i) => xi + s * eps * v[i]!) }).f[0]!;
+    const numeric = (at(1) - at(-1)) / (2 * eps);
+    let analytic = 0;
+    for (let i = 0; i < v.length; i++) analytic += dx[i]! * v[i]!;
     const rel = Math.abs(numeric - analytic) / Math.max(Math.abs(numeric), Math.abs(analytic));
     console.log(`φ gradient: analytic ${analytic.toExponential(6)}, numeric ${numeric.toExponential(6)}, rel err ${rel.toExponential(2)}`);
-    expect(rel).toBeLessThanOrEqual(1e-4);
-  }, 900_000);
+    expect(rel).toBeLessThanOrEqual(3e-2);
+  }, 120_000);
 });
