@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import Benchmark from 'benchmark';
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
-import { compile, conv2d, groupNorm, input, sdpa, softmax, type Program, type Tensor } from '../compiler/index';
+import { compile, conv2d, groupNorm, input, sdpa, softmax, type CpuProgram, type Tensor } from '../compiler/index';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -173,7 +173,7 @@ async function main() {
   const results = [];
   for (const c of CASES) {
     const t0 = performance.now();
-    const prog: Program = await compile(c.kiln());
+    const prog: CpuProgram = await compile(c.kiln());
     const compileMs = performance.now() - t0;
     const ky = prog.run(c.feeds).y as Float32Array;
     const kiln = time(`kiln ${c.name}`, () => prog.parts.lib.call('kiln_run', prog.arena));

@@ -13,7 +13,7 @@
  * `run`), so no host copies are timed.
  */
 import os from 'node:os';
-import { adamw, compile, grad, input, trainableParams, type Program, type Tensor } from '../compiler/index';
+import { adamw, compile, grad, input, trainableParams, type CpuProgram, type Tensor } from '../compiler/index';
 import { UNet2DConditionModel, tinyUnetConfig, pooledTextDim } from '../models/unet/index';
 import { Downsample2D, ParamRegistry, ResnetBlock2D, Transformer2DModel } from '../models/nn/index';
 
@@ -36,7 +36,7 @@ const MiB = (b: number) => +(b / 2 ** 20).toFixed(2);
 async function measure(label: string, spec: { outputs: Record<string, Tensor>; updates?: never }, feeds: Record<string, Float32Array>) {
   log(`${label}: compiling…`);
   const t0 = performance.now();
-  const prog: Program = await compile(spec as never);
+  const prog: CpuProgram = await compile(spec as never);
   const compileMs = performance.now() - t0;
   const t1 = performance.now();
   prog.run(feeds);
