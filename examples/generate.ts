@@ -114,7 +114,7 @@ export async function generate(opts: ReturnType<typeof args>, runner: Runner = o
   const t = input('t', [1]), cin = input('cin', [1]), dt = input('dt', [1]);
   const eps = (c: Tensor, p: Tensor) => unet.forward({ sample: x.mul(cin), timestep: t, encoderHiddenStates: c, textEmbeds: p, timeIds });
   const e = uncond ? cfg(eps(ctxU, pooledU), eps(ctx, pooled), opts.guidance) : eps(ctx, pooled);
-  const runStep = await runner.prepare({ outputs: { next: x.add(e.mul(dt)) } }, store);
+  const runStep = await runner.prepare({ outputs: { next: e.mul(dt).add(x) } }, store);
   let lat: ArrayLike<number> = normalFill(4 * S * S, opts.seed).map((v) => v * sched.initNoiseSigma);
   for (let i = 0; i < sched.timesteps.length; i++) {
     const s = sched.sigmas[i];

@@ -90,15 +90,15 @@ export class Tensor<S extends Shape = Shape, D extends DType = DType> {
     const list = axes === undefined ? this.shape.map((_d, i) => i) : typeof axes === 'number' ? [axes] : [...axes];
     return list.map((a) => (a < 0 ? a + this.rank : a)).sort((a, b) => a - b);
   }
-  sum(axes?: number | readonly number[], keepdims = false): Tensor { return this.un('sum', { axes: this.axesOf(axes), keepdims }); }
-  max(axes?: number | readonly number[], keepdims = false): Tensor { return this.un('max', { axes: this.axesOf(axes), keepdims }); }
-  min(axes?: number | readonly number[], keepdims = false): Tensor { return this.neg().max(axes, keepdims).neg(); }
-  mean(axes?: number | readonly number[], keepdims = false): Tensor {
+  sum(axes?: number | readonly number[], keepdims = false): Tensor<Shape, D> { return this.un('sum', { axes: this.axesOf(axes), keepdims }); }
+  max(axes?: number | readonly number[], keepdims = false): Tensor<Shape, D> { return this.un('max', { axes: this.axesOf(axes), keepdims }); }
+  min(axes?: number | readonly number[], keepdims = false): Tensor<Shape, D> { return this.neg().max(axes, keepdims).neg(); }
+  mean(axes?: number | readonly number[], keepdims = false): Tensor<Shape, D> {
     const ax = this.axesOf(axes);
     return this.sum(ax, keepdims).div(ax.reduce((n, a) => n * this.shape[a], 1));
   }
   /** Variance with `correction` subtracted from the count (0: population, as the norms use; 1: unbiased). */
-  var(axes?: number | readonly number[], keepdims = false, correction = 0): Tensor {
+  var(axes?: number | readonly number[], keepdims = false, correction = 0): Tensor<Shape, D> {
     const ax = this.axesOf(axes);
     const n = ax.reduce((c, a) => c * this.shape[a], 1);
     const d = this.sub(this.mean(ax, true) as never);
@@ -111,42 +111,42 @@ export class Tensor<S extends Shape = Shape, D extends DType = DType> {
     const resolved = shape.map((d) => (d === -1 ? this.size / known : d));
     return this.un('reshape', { shape: resolved });
   }
-  permute(perm: readonly number[]): Tensor { return this.un('permute', { perm: perm.map((p) => normAxis(p, this.rank)) }); }
-  transpose(a: number, b: number): Tensor {
+  permute(perm: readonly number[]): Tensor<Shape, D> { return this.un('permute', { perm: perm.map((p) => normAxis(p, this.rank)) }); }
+  transpose(a: number, b: number): Tensor<Shape, D> {
     const perm = this.shape.map((_d, i) => i);
     const [x, y] = [normAxis(a, this.rank), normAxis(b, this.rank)];
     [perm[x], perm[y]] = [perm[y], perm[x]];
     return this.permute(perm);
   }
   /** Swaps the last two axes. */
-  mT(): Tensor { return this.transpose(-2, -1); }
+  mT(): Tensor<Shape, D> { return this.transpose(-2, -1); }
   expand<const T extends Shape>(shape: T): Tensor<T, D> { return this.un('expand', { shape }); }
-  slice(starts: readonly number[], stops: readonly number[], steps?: readonly number[]): Tensor {
+  slice(starts: readonly number[], stops: readonly number[], steps?: readonly number[]): Tensor<Shape, D> {
     return this.un('slice', { starts, stops, steps: steps ?? starts.map(() => 1) });
   }
   /** `length` elements of `axis` from `start`. */
-  narrow(axis: number, start: number, length: number): Tensor {
+  narrow(axis: number, start: number, length: number): Tensor<Shape, D> {
     const ax = normAxis(axis, this.rank);
     return this.slice(this.shape.map((_d, i) => (i === ax ? start : 0)), this.shape.map((d, i) => (i === ax ? start + length : d)));
   }
-  pad(pads: readonly (readonly [number, number] | readonly [number, number, number])[], value = 0): Tensor {
+  pad(pads: readonly (readonly [number, number] | readonly [number, number, number])[], value = 0): Tensor<Shape, D> {
     return this.un('pad', { pads: pads.map((p) => [p[0], p[1], p[2] ?? 0]), value });
   }
-  unsqueeze(axis: number): Tensor {
+  unsqueeze(axis: number): Tensor<Shape, D> {
     const ax = axis < 0 ? axis + this.rank + 1 : axis;
     return this.reshape([...this.shape.slice(0, ax), 1, ...this.shape.slice(ax)]);
   }
-  squeeze(axis: number): Tensor {
+  squeeze(axis: number): Tensor<Shape, D> {
     const ax = normAxis(axis, this.rank);
     if (this.shape[ax] !== 1) throw new Error(`squeeze: axis ${axis} of [${this.shape.join(',')}] is not 1`);
     return this.reshape(this.shape.filter((_d, i) => i !== ax));
   }
-  flatten(start = 0, end = -1): Tensor {
+  flatten(start = 0, end = -1): Tensor<Shape, D> {
     const [s, e] = [normAxis(start, this.rank), normAxis(end, this.rank)];
     return this.reshape([...this.shape.slice(0, s), this.shape.slice(s, e + 1).reduce((a, b) => a * b, 1), ...this.shape.slice(e + 1)]);
   }
-  gather(idx: Tensor, axis: number): Tensor { return new Tensor(apply('gather', [this.node, idx.node], { axis: normAxis(axis, this.rank) })); }
-  scatterAdd(idx: Tensor, axis: number, size: number): Tensor { return new Tensor(apply('scatter_add', [this.node, idx.node], { axis, size })); }
+  gather(idx: Tensor, axis: number): Tensor<Shape, D> { return new Tensor(apply('gather', [this.node, idx.node], { axis: normAxis(axis, this.rank) })); }
+  scatterAdd(idx: Tensor, axis: number, size: number): Tensor<Shape, D> { return new Tensor(apply('scatter_add', [this.node, idx.node], { axis, size })); }
 
   // ---- compute
   matmul<X extends Shape, E extends DType, B extends Shape>(this: Tensor<X, E>, o: Tensor<B, NoInfer<E>> & Check<Matmul<X, B>>): Tensor<Result<Matmul<X, B>>, E> {
