@@ -134,6 +134,44 @@ void conv2d_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K
   const Conv2dShape s{N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, groups};
   const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = s.Cg(), Og = s.Og(), G = groups;
   if (Ho <= 0 || Wo <= 0) return;
+  if (Cg == 1 && Og == 1) {
+    // Depthwise (MobileNet): one tiny GEMM per channel would waste the micro-kernel; a direct loop over each
+    // output row, vectorized along it, is several times faster. Rows of partial sums stay in registers/L1.
+#pragma omp parallel
+    {
+      std::vector<float> row(static_cast<size_t>(Wo));
+#pragma omp for collapse(2) schedule(static)
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t c = 0; c < C; ++c) {
+          const float* xc = x + (n * C + c) * H * W;
+          const float* wc = w + c * KH * KW;
+          for (int64_t oh = 0; oh < Ho; ++oh) {
+            std::fill(row.begin(), row.end(), 0.0f);
+            for (int64_t kh = 0; kh < KH; ++kh) {
+              const int64_t ih = oh * sh - pt + kh * dh;
+              if (ih < 0 || ih >= H) continue;
+              const float* xr = xc + ih * W;
+              for (int64_t kw = 0; kw < KW; ++kw) {
+                const float wv = wc[kh * KW + kw];
+                const int64_t off = kw * dw - pl;
+                // valid ow: 0 <= ow*sw + off < W
+                const int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                const int64_t hi = std::min<int64_t>(Wo, (W - off + sw - 1) / sw);
+                float* r = row.data();
+                if (sw == 1) {
+#pragma omp simd
+                  for (int64_t ow = lo; ow < hi; ++ow) r[ow] += wv * xr[ow + off];
+                } else {
+                  for (int64_t ow = lo; ow < hi; ++ow) r[ow] += wv * xr[ow * sw + off];
+                }
+              }
+            }
+            for (int64_t ow = 0; ow < Wo; ++ow) epi(n, c, oh, ow, row[size_t(ow)]);
+          }
+        }
+    }
+    return;
+  }
   auto out = [&](int64_t b, int64_t i, int64_t j, float acc) { epi(b / G, (b % G) * Og + i, j / Wo, j % Wo, acc); };
   const int64_t Kd = Cg * KH * KW;
   auto aOff = [=](int64_t b) { return (b % G) * Og * Kd; };
