@@ -4,7 +4,7 @@
 import { numel, type Shape } from '../ir/shape';
 import type { DType } from '../ir/dtype';
 import type { Expr, ExternKernel, Kernel, ReduceKernel, RowKernel, Store } from '../codegen/kir';
-import { cOps, ExprPrinter, literal, type Lang } from './cstyle';
+import { cOps, ExprPrinter, literal, printStores, type Lang } from './cstyle';
 import { templateCall } from './templates-cpp';
 import { buffersOf } from '../codegen/buffers';
 
@@ -48,11 +48,8 @@ function pointers(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>
   });
 }
 
-/** Statements computing and writing the stores. */
-export function storeLines(stores: readonly Store[], p: ExprPrinter, lang: Lang = cppLang): string[] {
-  const stmts = stores.map((st) => `b${st.buf}[${p.print(st.off)}] = ${lang.toStorage(p.print(st.value), st.dt)};`);
-  return [...p.lines.splice(0), ...stmts];
-}
+/** Statements computing and writing the stores, in C++. */
+export const storeLines = (stores: readonly Store[], p: ExprPrinter): string[] => printStores(stores, p, cppLang);
 
 /** A loop nest over `shape`; `inner` is the pragma on the innermost loop, `outer` the one on the whole nest
  * (OpenMP collapse over all but the innermost loop, or over the only one). */

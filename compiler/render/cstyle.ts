@@ -3,7 +3,7 @@
  * (tinygrad's CStyleLanguage). */
 import type { DType } from '../ir/dtype';
 import type { ScalarOp } from '../ops/lowering';
-import type { Expr } from '../codegen/kir';
+import type { Expr, Store } from '../codegen/kir';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 const M_isFinite = Number.isFinite;
@@ -92,4 +92,10 @@ export class ExprPrinter {
     this.names.set(e.key, name);
     return name;
   }
+}
+
+/** The statements that compute a kernel's stored values (the printer's pending lines), then the stores. */
+export function printStores(stores: readonly Store[], p: ExprPrinter, lang: Lang): string[] {
+  const stmts = stores.map((st) => `b${st.buf}[${p.print(st.off)}] = ${lang.toStorage(p.print(st.value), st.dt)};`);
+  return [...p.lines.splice(0), ...stmts];
 }

@@ -5,7 +5,7 @@
 import { numel, type Shape } from '../ir/shape';
 import type { Expr, ExternKernel, Kernel, ReduceKernel, RowKernel, Store } from '../codegen/kir';
 import { buffersOf } from '../codegen/buffers';
-import { cOps, ExprPrinter, literal, type Lang } from './cstyle';
+import { cOps, ExprPrinter, literal, printStores, type Lang } from './cstyle';
 import type { BufferInfo } from './cpp';
 import { templateCallCuda } from './templates-cuda';
 
@@ -56,10 +56,7 @@ export function bindVars(vars: readonly Expr[], shape: Shape, flat: string): str
   return out;
 }
 
-export function storeLinesCuda(stores: readonly Store[], p: ExprPrinter): string[] {
-  const stmts = stores.map((st) => `b${st.buf}[${p.print(st.off)}] = ${cudaLang.toStorage(p.print(st.value), st.dt)};`);
-  return [...p.lines.splice(0), ...stmts];
-}
+export const storeLinesCuda = (stores: readonly Store[], p: ExprPrinter): string[] => printStores(stores, p, cudaLang);
 
 function reduceKernel(k: ReduceKernel, decl: string[]): string[] {
   const p = new ExprPrinter(cudaLang, (b) => `b${b}`);
