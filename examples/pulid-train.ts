@@ -6,6 +6,7 @@
  * Flags: --config micro|tiny|sdxl  --steps N | s1,s2,s3  --stage 1|2|3 (run only up to / from that stage: `--stage 2`
  * trains stage 2 only)  --backend cpu  --memory-budget BYTES|NNMB  --weights DIR (diffusers SDXL folder: unet/, vae/)
  * --data DIR (images + .txt captions)  --out DIR  --resume CKPT  --lr  --accumulation  --seed  --mode plain|ortho|ortho_v2
+ * --fusion on|off|lightning-off (lightning-off: fuse the L_diff program, not the Lightning one; see models/pulid/README.md)
  * Writes <out>/metrics.json, <out>/stage<k>.safetensors (+ last.safetensors), <out>/sample_stage<k>.png. */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -51,7 +52,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   }
   const trainer = new PulidTrainer(model, samples, text, {
     steps, seed, lr: Number(a.lr ?? 1e-3), accumulation: Number(a.accumulation ?? 1), memoryBudget: a['memory-budget'] ? bytes(a['memory-budget']) : undefined,
-    mode: (a.mode ?? 'plain') as IdAttentionMode, baseWeights,
+    mode: (a.mode ?? 'plain') as IdAttentionMode, baseWeights, fusion: a.fusion ? { diff: !/^(off|none|lightning-off)$/.test(a.fusion) || a.fusion === 'lightning-off', full: a.fusion === 'on' } : undefined,
   });
   if (a.resume) { trainer.load(a.resume); console.log(`  resumed from ${a.resume}: stage ${trainer.stage}, done ${JSON.stringify(trainer.done)}`); }
 
@@ -62,7 +63,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const save = () => fs.writeFileSync(metricsFile, JSON.stringify(metrics, null, 1));
 
   for (const stage of stages) {
-    if (stage < trainer.stage) continue;
+    if (stage < trainer.stage || trainer.done[stage] >= steps[stage]) continue;
     trainer.stage = stage;
     console.log(`\nstage ${stage}: ${stage === 1 ? 'L_diff' : stage === 2 ? 'L_diff + λ_id·L_id' : 'L_diff + λ_id·L_id + L_align'}; compiling the training step…`);
     const c = await trainer.compileStage(stage);

@@ -1,0 +1,117 @@
+/** PuLID's training losses as DSL graphs (see /work/shared/pulid-method.md):
+ * - L_diff: ε-prediction MSE;
+ * - the Lightning T2I branch: the same noise and prompt sampled twice with the 4-step Euler (trailing) schedule,
+ *   text only (path t) and text + ID (path tid), as one differentiable graph, recording each cross-attention
+ *   layer's Q and text K on both paths;
+ * - L_align-sem / L_align-layout over those records;
+ * - L_id = 1 − cos(φ(C_id), φ(x̂0)), φ the face recognizer on a fixed face region of the decoded tid image.
+ * The paper writes the alignment terms as 2-norms; here each is the mean of squared differences (‖·‖²/numel),
+ * averaged over layers and steps, so its size does not grow with the number of layers (70 in SDXL). */
+import { constant, cosineSimilarity, full, mseLoss, softmax, type Tensor } from '../../compiler/index';
+import { eulerSample, type EulerSchedule } from '../sched/index';
+import type { UNet2DConditionModel } from '../unet/index';
+import type { VaeDecoder } from '../vae/index';
+import { faceRecognizerGraph, RECOGNIZER_INPUT_SIZE } from '../face/recognizer';
+import type { FrozenParams } from '../face/layers';
+import type { IdAttention, IdAttentionMode, RecordedAttention } from './id-attention';
+
+export const diffusionLoss = (epsPred: Tensor, noise: Tensor): Tensor => mseLoss(epsPred, noise);
+
+/** softmax(K Qᵀ/√d) Q per head: [B, h, Lk, d]. */
+export function semanticAttention(q: Tensor, k: Tensor): Tensor {
+  const d = q.shape[q.rank - 1];
+  return softmax(k.matmul(q.mT() as never).mul(1 / Math.sqrt(d)) as Tensor, -1).matmul(q as never) as Tensor;
+}
+
+/** Alignment losses between the text-only and the text+ID records (same layers, same order). */
+export function alignmentLosses(t: readonly RecordedAttention[], tid: readonly RecordedAttention[]): { sem: Tensor; layout: Tensor } {
+  if (t.length !== tid.length || t.length === 0) throw new Error(`alignmentLosses: ${t.length} vs ${tid.length} recorded layers`);
+  let sem: Tensor | undefined, layout: Tensor | undefined;
+  t.forEach((a, i) => {
+    const b = tid[i];
+    if (a.layer !== b.layer) throw new Error(`alignmentLosses: layer ${a.layer} vs ${b.layer}`);
+    const s = mseLoss(semanticAttention(b.q, b.k), semanticAttention(a.q, a.k)), l = mseLoss(b.q, a.q);
+    sem = sem ? sem.add(s) : s;
+    layout = layout ? layout.add(l) : l;
+  });
+  return { sem: sem!.mul(1 / t.length), layout: layout!.mul(1 / t.length) };
+}
+
+/** 1 − cos(a, b), averaged over the batch. a, b: [B, D]. */
+export const idLoss = (ref: Tensor, gen: Tensor): Tensor => cosineSimilarity(ref, gen, -1).mean().neg().add(1);
+
+/** Bilinear resize weights (PyTorch align_corners=False, half-pixel centres): [out, in]. */
+export function resizeMatrix(outSize: number, inSize: number): Float64Array {
+  const m = new Float64Array(outSize * inSize), r = inSize / outSize;
+  for (let o = 0; o < outSize; o++) {
+    const src = Math.max(0, (o + 0.5) * r - 0.5), i0 = Math.min(Math.floor(src), inSize - 1), i1 = Math.min(i0 + 1, inSize - 1), f = src - i0;
+    m[o * inSize + i0] += 1 - f;
+    m[o * inSize + i1] += f;
+  }
+  return m;
+}
+
+export interface FaceRegion { x: number; y: number; size: number }
+
+/** Decoded image [B, 3, H, W] in about [-1, 1] → the recognizer's input [B, 3, 150, 150] in 0..255: a fixed square
+ * face region (the whole image by default: training images are face crops), resized bilinearly as two matmuls. */
+export function faceInput(img: Tensor, region?: FaceRegion): Tensor {
+  const [, , H, W] = img.shape, r = region ?? { x: 0, y: 0, size: Math.min(H, W) }, S = RECOGNIZER_INPUT_SIZE;
+  const px = img.add(1).mul(127.5).maximum(0).minimum(255);
+  const cropped = px.narrow(2, r.y, r.size).narrow(3, r.x, r.size);
+  const R = constant(resizeMatrix(S, r.size), [S, r.size]);
+  return R.matmul(cropped as never).matmul(R.mT() as never) as Tensor;
+}
+
+export interface LightningOptions {
+  unet: UNet2DConditionModel;
+  idAttention: IdAttention;
+  schedule: EulerSchedule;
+  /** [B, 4, h, w] unit Gaussian (scaled by init_noise_sigma inside). */
+  noise: Tensor;
+  context: Tensor;
+  pooled: Tensor;
+  timeIds: Tensor;
+  idTokens: Tensor;
+  mode?: IdAttentionMode;
+  idScale?: number | Tensor;
+  /** How many of the last steps carry gradients on the tid path (default: all). */
+  gradSteps?: number;
+}
+
+export interface LightningResult {
+  latentsT: Tensor;
+  latentsTid: Tensor;
+  /** Per step, per cross-attention layer. */
+  recordsT: RecordedAttention[][];
+  recordsTid: RecordedAttention[][];
+}
+
+/** Both paths of the Lightning T2I branch: the whole 4-step loop twice, one graph. */
+export function lightningBranch(o: LightningOptions): LightningResult {
+  const steps = o.schedule.timesteps.length, cut = steps - (o.gradSteps ?? steps);
+  const recordsT: RecordedAttention[][] = [], recordsTid: RecordedAttention[][] = [];
+  const path = (withId: boolean, rec: RecordedAttention[][]) => eulerSample((x, t, step) => {
+    const r: RecordedAttention[] = [];
+    rec.push(r);
+    const eps = o.unet.forward({
+      sample: x, timestep: full([1], t), encoderHiddenStates: o.context, textEmbeds: o.pooled, timeIds: o.timeIds,
+      hooks: { crossAttention: o.idAttention.hook({ idTokens: withId ? o.idTokens : undefined, mode: o.mode, idScale: o.idScale, record: r }) },
+    });
+    return withId && step < cut ? eps.stopGradient() : eps;
+  }, o.noise, o.schedule).latents;
+  const latentsT = path(false, recordsT), latentsTid = path(true, recordsTid);
+  return { latentsT, latentsTid, recordsT, recordsTid };
+}
+
+/** L_align over every step and layer of a Lightning branch. */
+export function lightningAlignment(r: LightningResult): { sem: Tensor; layout: Tensor } {
+  return alignmentLosses(r.recordsT.flat(), r.recordsTid.flat());
+}
+
+/** L_id of the tid path: decode, take the face region, φ, compare with the reference embedding [B, 128]. */
+export function lightningIdLoss(latents: Tensor, vae: VaeDecoder, refEmbedding: Tensor, recognizerParams?: FrozenParams, region?: FaceRegion): { loss: Tensor; image: Tensor } {
+  const image = vae.decode(latents);
+  const emb = faceRecognizerGraph(faceInput(image, region), recognizerParams);
+  return { loss: idLoss(refEmbedding, emb), image };
+}

@@ -1,0 +1,190 @@
+/** The PuLID model: the frozen base (UNet under `unet.`, VAE decoder under `vae.`, face recognizer φ by its tfjs
+ * names) and the trainable part (ID encoder under `id_adapter.`, ID attention under `id_adapter_attn_layers.`), and
+ * the graphs built on them: the training step (one graph: losses, gradients, AdamW, gradient accumulation) and
+ * ID-conditioned sampling. */
+import { adamw, concat, full, grad, input, param, type Tensor, type Update } from '../../compiler/index';
+import { ParamRegistry } from '../nn/index';
+import { UNet2DConditionModel, pooledTextDim } from '../unet/index';
+import { VaeDecoder } from '../vae/index';
+import { eulerSample, eulerSchedule, sdxlSchedulerConfig, type EulerSchedule } from '../sched/index';
+import { FrozenParams } from '../face/layers';
+import type { PulidConfig } from './config';
+import { IdEncoder, type IdFeatures } from './id-encoder';
+import { IdAttention, type IdAttentionMode } from './id-attention';
+import { diffusionLoss, lightningAlignment, lightningBranch, lightningIdLoss, type FaceRegion } from './losses';
+
+const tsConst = (t: number): Tensor => full([1], t);
+
+export class PulidModel {
+  readonly base: ParamRegistry;
+  readonly trainable: ParamRegistry;
+  readonly unet: UNet2DConditionModel;
+  readonly vae: VaeDecoder;
+  readonly idEncoder: IdEncoder;
+  readonly idAttention: IdAttention;
+  readonly recognizer = new FrozenParams();
+  readonly schedule: EulerSchedule;
+  constructor(readonly config: PulidConfig, opts: { seed?: number } = {}) {
+    const seed = opts.seed ?? 0;
+    this.base = new ParamRegistry({ seed: seed + 13, trainable: false });
+    this.trainable = new ParamRegistry({ seed: seed + 17, trainable: true });
+    this.unet = new UNet2DConditionModel(config.unet, { registry: this.base, prefix: 'unet' });
+    this.vae = new VaeDecoder(this.base.scope('vae'), config.vae);
+    this.idEncoder = new IdEncoder(this.trainable.scope('id_adapter'), config.idEncoder);
+    this.idAttention = new IdAttention(this.trainable.scope('id_adapter_attn_layers'), this.unet, config.idEncoder.bodyTokens);
+    this.schedule = eulerSchedule(sdxlSchedulerConfig, config.lightningSteps);
+  }
+  get latentSize(): number { return this.config.unet.sampleSize; }
+  get imageSize(): number { return this.config.unet.sampleSize * 8; }
+  get vitTokens(): number { const v = this.config.vision; return (v.imageSize / v.patchSize) ** 2 + 1; }
+  get pooledDim(): number { return pooledTextDim(this.config.unet); }
+
+  /** Graph inputs for one reference's ID features, named `<prefix>id_cond`, `<prefix>vit_<i>`. */
+  idInputs(batch: number, prefix = ''): IdFeatures {
+    const e = this.config.idEncoder;
+    return {
+      idCond: input(`${prefix}id_cond`, [batch, e.faceDim + e.clipEmbedDim]),
+      vitHidden: Array.from({ length: e.vitLayers }, (_v, i) => input(`${prefix}vit_${i}`, [batch, this.vitTokens, e.vitWidth])),
+    };
+  }
+  textInputs(batch: number, prefix = ''): { context: Tensor; pooled: Tensor; timeIds: Tensor } {
+    const c = this.config;
+    return {
+      context: input(`${prefix}context`, [batch, c.textLength, c.unet.crossAttentionDim]),
+      pooled: input(`${prefix}pooled`, [batch, this.pooledDim]),
+      timeIds: input(`${prefix}time_ids`, [batch, c.unet.timeIds]),
+    };
+  }
+}
+
+export type Stage = 1 | 2 | 3;
+
+export interface TrainStepOptions {
+  /** 1: L_diff only (small graph). 2 and 3 share one graph with the Lightning branch; λ's are inputs. */
+  stage: Stage;
+  batch?: number;
+  /** Micro-steps per optimizer step: gradients are summed in `<param>.grad_acc` and applied when input `apply` = 1. */
+  accumulation?: number;
+  mode?: IdAttentionMode;
+  faceRegion?: FaceRegion;
+  weightDecay?: number;
+  /** false: leave out the decode + φ + L_id part of the Lightning graph (for cheap float64 gradient checks). */
+  idLoss?: boolean;
+}
+
+export interface TrainStepGraph {
+  outputs: Record<string, Tensor>;
+  updates: Update[];
+  /** The trainable parameter names. */
+  params: string[];
+  /** Non-trainable state the optimizer owns (moments, step, gradient accumulators). */
+  state: string[];
+  /** Input names the step expects. */
+  inputs: string[];
+}
+
+/** Which graph a stage uses: stages 2 and 3 are the same program. */
+export const graphKind = (stage: Stage): 'diff' | 'full' => (stage === 1 ? 'diff' : 'full');
+
+/** The whole training step as one graph. Inputs: latents, noise, alpha (√ᾱ_t) and sigma (√(1−ᾱ_t)) [B], timestep [B],
+ * context / pooled / time_ids, id_cond, vit_0..4, lr, apply; for stages 2–3 also t2i_noise, t2i_context, t2i_pooled,
+ * t2i_time_ids, face_ref [B, 128] (φ of the reference), lambda_id, lambda_sem, lambda_layout.
+ * Outputs: loss, l_diff (and l_id, l_sem, l_layout, image for the Lightning graph). */
+export function trainStepGraph(m: PulidModel, o: TrainStepOptions): TrainStepGraph {
+  const B = o.batch ?? 1, S = m.latentSize, acc = o.accumulation ?? 1;
+  const latents = input('latents', [B, 4, S, S]), noise = input('noise', [B, 4, S, S]);
+  const alpha = input('alpha', [B]), sigma = input('sigma', [B]), timestep = input('timestep', [B]);
+  const text = m.textInputs(B);
+  const tokens = m.idEncoder.forward(m.idInputs(B));
+  const xt = latents.mul(alpha.reshape([B, 1, 1, 1]) as never).add(noise.mul(sigma.reshape([B, 1, 1, 1]) as never) as never);
+  const eps = m.unet.forward({
+    sample: xt, timestep, encoderHiddenStates: text.context, textEmbeds: text.pooled, timeIds: text.timeIds,
+    hooks: { crossAttention: m.idAttention.hook({ idTokens: tokens, mode: o.mode }) },
+  });
+  const lDiff = diffusionLoss(eps, noise);
+  const outputs: Record<string, Tensor> = { l_diff: lDiff };
+  let loss = lDiff;
+  if (graphKind(o.stage) === 'full') {
+    const t2i = m.textInputs(B, 't2i_');
+    const br = lightningBranch({
+      unet: m.unet, idAttention: m.idAttention, schedule: m.schedule, noise: input('t2i_noise', [B, 4, S, S]),
+      context: t2i.context, pooled: t2i.pooled, timeIds: t2i.timeIds, idTokens: tokens, mode: o.mode, gradSteps: m.config.gradSteps,
+    });
+    const al = lightningAlignment(br);
+    const lamSem = input('lambda_sem', []), lamLayout = input('lambda_layout', []);
+    loss = loss.add(al.sem.mul(lamSem as never) as never).add(al.layout.mul(lamLayout as never) as never);
+    Object.assign(outputs, { l_sem: al.sem, l_layout: al.layout });
+    if (o.idLoss ?? true) {
+      const id = lightningIdLoss(br.latentsTid, m.vae, input('face_ref', [B, 128]), m.recognizer, o.faceRegion);
+      loss = loss.add(id.loss.mul(input('lambda_id', []) as never) as never);
+      Object.assign(outputs, { l_id: id.loss, image: id.image });
+    }
+  }
+  outputs.loss = loss;
+
+  const params = [...m.trainable.params.values()];
+  const grads = grad(loss, params);
+  const lr = input('lr', []);
+  const state: string[] = [];
+  let updates: Update[];
+  const nameOf = (t: Tensor) => (t.node.attrs as { name: string }).name;
+  if (acc === 1) {
+    updates = adamw(params, grads, { lr, weightDecay: o.weightDecay ?? 0.01 });
+  } else {
+    const apply = input('apply', []).gt(0.5);
+    const sums = params.map((p, i) => {
+      const a = param(`${nameOf(p)}.grad_acc`, p.shape, { trainable: false });
+      return { a, s: a.add(grads[i] as never) as Tensor };
+    });
+    const inner = adamw(params, sums.map((x) => x.s.mul(1 / acc)), { lr, weightDecay: o.weightDecay ?? 0.01 });
+    updates = [
+      ...inner.map((u) => ({ param: u.param, value: apply.select(u.value, u.param) })),
+      ...sums.map((x) => ({ param: x.a, value: apply.select(0, x.s) })),
+    ];
+  }
+  for (const u of updates) if (!(u.param.node.attrs as { trainable?: boolean }).trainable) state.push(nameOf(u.param));
+  const inputs = ['latents', 'noise', 'alpha', 'sigma', 'timestep', 'context', 'pooled', 'time_ids', 'id_cond',
+    ...Array.from({ length: m.config.idEncoder.vitLayers }, (_v, i) => `vit_${i}`), 'lr',
+    ...(acc > 1 ? ['apply'] : []),
+    ...(graphKind(o.stage) === 'full' ? ['t2i_noise', 't2i_context', 't2i_pooled', 't2i_time_ids', 'face_ref', 'lambda_id', 'lambda_sem', 'lambda_layout'] : [])];
+  return { outputs, updates, params: params.map(nameOf), state, inputs };
+}
+
+export interface GenerateGraphOptions {
+  batch?: number;
+  /** Reference photos of the person (their ID tokens are concatenated). */
+  references?: number;
+  mode?: IdAttentionMode;
+  /** Classifier-free guidance scale (1: conditional branch only, as Lightning uses ≈ 1.2 or 1). */
+  guidance?: number;
+}
+
+/** ID-conditioned 4-step sampling + decode as one graph. Inputs: noise, context, pooled, time_ids, id_scale,
+ * ref<r>_id_cond / ref<r>_vit_<i>; with guidance ≠ 1 also uncond_context, uncond_pooled (uncond ID = the encoder on zeros).
+ * Output: image [B, 3, 8h, 8w] in about [-1, 1]. */
+export function generateGraph(m: PulidModel, o: GenerateGraphOptions = {}): Record<string, Tensor> {
+  const B = o.batch ?? 1, S = m.latentSize, R = o.references ?? 1, g = o.guidance ?? 1;
+  const text = m.textInputs(B);
+  const idScale = input('id_scale', []);
+  const tokens = m.idEncoder.forwardMulti(Array.from({ length: R }, (_v, r) => m.idInputs(B, `ref${r}_`)));
+  let uncond: { context: Tensor; pooled: Tensor; tokens: Tensor } | undefined;
+  if (g !== 1) {
+    const u = m.idEncoder.unconditional(B, m.vitTokens);
+    uncond = { context: input('uncond_context', text.context.shape), pooled: input('uncond_pooled', text.pooled.shape), tokens: R === 1 ? u : concat(Array(R).fill(u), 1) };
+  }
+  const epsC = (x: Tensor, t: number) => m.unet.forward({
+    sample: x, timestep: tsConst(t), encoderHiddenStates: text.context, textEmbeds: text.pooled, timeIds: text.timeIds,
+    hooks: { crossAttention: m.idAttention.hook({ idTokens: tokens, mode: o.mode, idScale }) },
+  });
+  const model = (x: Tensor, t: number): Tensor => {
+    const c = epsC(x, t);
+    if (!uncond) return c;
+    const u = m.unet.forward({
+      sample: x, timestep: tsConst(t), encoderHiddenStates: uncond.context, textEmbeds: uncond.pooled, timeIds: text.timeIds,
+      hooks: { crossAttention: m.idAttention.hook({ idTokens: uncond.tokens, mode: o.mode, idScale }) },
+    });
+    return u.add(c.sub(u).mul(g));
+  };
+  const lat = eulerSample(model, input('noise', [B, 4, S, S]), m.schedule).latents;
+  return { image: m.vae.decode(lat), tokens };
+}
