@@ -42,15 +42,16 @@ describe('PuLID compiled training step (micro)', () => {
     for (const [k, v] of sa) expect(Array.from(sb.get(k)!)).toEqual(Array.from(v));
   }, 900_000);
 
-  test('memory budget below the unplanned arena: planned ≤ budget, same losses', async () => {
+  test('memory budget below the planned arena: rematerialization meets it, same losses', async () => {
     const base = new PulidTrainer(model, data.samples, data.text, { steps: { ...steps } });
     const ref = (await base.compileStage(1)).memory;
-    const budget = Math.floor((ref.plannedBytes + ref.naiveBytes) / 2);
-    expect(budget).toBeLessThan(ref.naiveBytes);
+    // 3% under what the planner needs without a budget (its minimum for this step is about 7% under).
+    const budget = Math.floor(ref.plannedBytes * 0.97);
     const tb = new PulidTrainer(model, data.samples, data.text, { steps: { ...steps }, memoryBudget: budget });
     const cb = await tb.compileStage(1);
     console.log(`micro stage-1 step: naive ${ref.naiveBytes} B, planned ${ref.plannedBytes} B, budget ${budget} B → planned ${cb.memory.plannedBytes} B`);
     expect(cb.memory.plannedBytes).toBeLessThanOrEqual(budget);
+    expect(cb.memory.recomputed.length).toBeGreaterThan(0);
     const la = [(await base.step()).loss, (await base.step()).loss], lb = [(await tb.step()).loss, (await tb.step()).loss];
     expect(lb).toEqual(la);
   }, 900_000);
