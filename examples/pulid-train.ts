@@ -32,7 +32,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   if ((a.backend ?? 'cpu') !== 'cpu') throw new Error(`--backend ${a.backend}: only cpu is available in this build`);
   const config = pulidConfigs[a.config ?? 'micro'];
   if (!config) throw new Error(`--config: one of ${Object.keys(pulidConfigs).join(', ')}`);
-  const defaults: Record<string, [number, number, number]> = { micro: [30, 12, 12], tiny: [20, 8, 8], sdxl: [1, 1, 1] };
+  const defaults: Record<string, [number, number, number]> = { micro: [300, 60, 60], tiny: [20, 8, 8], sdxl: [1, 1, 1] };
   const st = (a.steps ?? '').split(',').filter(Boolean).map(Number);
   const steps: Record<Stage, number> = st.length === 3 ? { 1: st[0], 2: st[1], 3: st[2] } : st.length === 1 ? { 1: st[0], 2: st[0], 3: st[0] } : { 1: defaults[config.name][0], 2: defaults[config.name][1], 3: defaults[config.name][2] };
   const stages: Stage[] = a.stage ? [Number(a.stage) as Stage] : [1, 2, 3];
