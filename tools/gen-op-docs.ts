@@ -41,8 +41,8 @@ export function renderOpDocs(): string {
     const v = d.vjp;
     const vjp = isDifferentiable(v) ? `yes (saves ${[...v.saves.inputs.map((i) => `in${i}`), ...(v.saves.output ? ['out'] : [])].join(', ') || 'nothing'})` : `no: ${(v as { none: string }).none}`;
     const low = d.lower;
-    const lowering = low.kind === 'extern' ? `extern: ${low.template}${low.stridedOperands ? ' (strided operands)' : ''}` : low.kind === 'pointwise' ? `pointwise (cost ${low.cost}${low.elementwise ? ', elementwise' : ''}${low.forward ? ', bijective' : ''})` : low.kind === 'reduce' ? `reduce (${low.combine})` : 'source';
-    return `| \`${op}\` | ${d.arity < 0 ? 'n' : d.arity} | ${lowering} | ${vjp} | ${sites.get(op) ?? '?'} |`;
+    const lowering = low.kind === 'extern' ? `extern: ${low.template}${low.stridedOperands ? ' (strided operands)' : ''}` : low.kind === 'pointwise' ? `pointwise (cost ${low.cost}${low.elementwise ? ', elementwise' : ''}${low.forward ? ', bijective' : ''}${low.view ? ', strided view' : ''})` : low.kind === 'reduce' ? `reduce (${low.combine})` : `source (${low.storage})`;
+    return `| \`${op}\` | ${d.arity < 0 ? 'n' : d.arity} | ${lowering} | ${vjp} | ${d.simplify ? 'yes' : ''} | ${sites.get(op) ?? '?'} |`;
   });
   return [
     '# Kiln primitives',
@@ -51,8 +51,8 @@ export function renderOpDocs(): string {
     'with its shape/dtype rule, VJP, float64 reference and lowering. Composite ops (softmax, layer/group norm, GELU,',
     'pooling, linear, cosine similarity, ...) are compositions in compiler/dsl/functional.ts and need no entry.',
     '',
-    '| op | inputs | lowering | VJP | defined at |',
-    '| --- | --- | --- | --- | --- |',
+    '| op | inputs | lowering | VJP | identities | defined at |',
+    '| --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
   ].join('\n');

@@ -6,7 +6,8 @@ import { numel, stridesOf, type Shape } from '../ir/shape';
 import { OPS } from '../ops/registry';
 import type { Builder, LowerCtx } from '../ops/lowering';
 import type { Group } from '../schedule/fusion';
-import { isView } from '../schedule/fusion';
+import { isFreeLeaf, isView, viewLayout } from '../schedule/fusion';
+import { ctxOf } from '../ops/context';
 import * as E from './expr';
 import type { Expr, Kernel, Store, StridedView } from './kir';
 
@@ -58,9 +59,7 @@ class Emitter {
   }
 }
 
-export const ctxOf = (n: Node): LowerCtx<unknown> => ({
-  attrs: n.attrs, inShapes: n.inputs.map((i) => i.shape), inDtypes: n.inputs.map((i) => i.dtype), outShape: n.shape, outDtype: n.dtype,
-});
+export { ctxOf };
 
 const vars = (prefix: string, shape: Shape) => shape.map((d, i) => E.variable(`${prefix}${i}`, d));
 
@@ -94,35 +93,20 @@ function epilogue(g: Group, em: Emitter, buf: number, anchorIdx: readonly Expr[]
   return [{ buf, off: E.flatIndex(ix, r.shape), value: em.emit(r, ix, null), dt: r.dtype }];
 }
 
-/** A template operand as a strided view of a realized buffer (through reshape/permute/expand/slice). */
+/** A template operand as a strided view of a realized buffer (through the ops' `view` layouts). */
 function viewOf(n: Node, env: LowerEnv): StridedView {
-  const buf = env.bufferOf.get(n.id);
-  if (buf !== undefined) return { buf, shape: n.shape, strides: stridesOf(n.shape), offset: 0, dt: n.dtype };
-  if (!isView(n)) throw new Error(`lower: template operand ${n.op}#${n.id} is not a view`);
-  const src = viewOf(n.inputs[0], env);
-  const a = n.attrs as Record<string, readonly number[]>;
-  switch (n.op) {
-    case 'permute': return { ...src, shape: n.shape, strides: a.perm.map((p) => src.strides[p]) };
-    case 'expand': {
-      const lead = n.shape.length - src.shape.length;
-      return { ...src, shape: n.shape, strides: n.shape.map((_d, i) => (i < lead || src.shape[i - lead] === 1 ? 0 : src.strides[i - lead])) };
-    }
-    case 'slice':
-      return { ...src, shape: n.shape, offset: src.offset + a.starts.reduce((o, s, i) => o + s * src.strides[i], 0), strides: src.strides.map((s, i) => s * a.steps[i]) };
-    case 'reshape': {
-      // Contiguous sources reshape freely; otherwise only when dims merge/split within contiguous runs.
-      const contiguous = src.strides.every((s, i) => s === stridesOf(src.shape)[i] || src.shape[i] === 1);
-      if (contiguous) return { ...src, shape: n.shape, strides: stridesOf(n.shape) };
-      throw new Error(`lower: reshape of a non-contiguous view feeding a template (${n.src})`);
-    }
-  }
-  throw new Error('unreachable');
+  const realized = new Set(env.bufferOf.keys());
+  const layout = viewLayout(n, realized);
+  if (!layout) throw new Error(`lower: template operand ${n.op}#${n.id} is not a strided view of a buffer (${n.src})`);
+  let base = n;
+  while (!env.bufferOf.has(base.id)) base = base.inputs[0];
+  return { buf: env.bufferOf.get(base.id)!, shape: layout.shape, strides: layout.strides, offset: layout.offset, dt: n.dtype };
 }
 
 /** Lowers one group. `name` is the kernel's name (it says what it fuses). */
 export function lowerGroup(g: Group, env: LowerEnv, name: string): Kernel {
   const rootBuf = env.bufferOf.get(g.root.id)!;
-  const ops = [...new Set(g.region.filter((n) => !isView(n) && n.op !== 'const').map((n) => n.op))];
+  const ops = [...new Set(g.region.filter((n) => !isView(n) && !isFreeLeaf(n)).map((n) => n.op))];
   const a = g.anchor;
   if (g.rows.length) return lowerRows(g, env, name, rootBuf, ops);
   if (!a) {

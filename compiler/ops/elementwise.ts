@@ -5,7 +5,7 @@ import type { Tensor } from '../dsl/tensor';
 import type { OpAttrs } from './attrs';
 import type { ScalarOp } from './lowering';
 import { fail, type NotDifferentiable, type OpDef, type TypeInfo, type Vjp } from './entry';
-import { broadcastAll, loadsBroadcast, refElementwise, requireSameDtype, sumTo } from './helpers';
+import { broadcastAll, identity, loadsBroadcast, refElementwise, requireSameDtype, sumTo } from './helpers';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 
@@ -42,7 +42,7 @@ const dx = <K extends Op1>(saves: 'x' | 'y' | 'xy', f: (g: Tensor, x: Tensor, y:
 type Op1 = Unary | 'cast' | 'stop_gradient';
 
 export const unaryOps: { [K in Unary]: OpDef<K> } = {
-  neg: unary((x) => -x, 'neg', 'numeric', { saves: { inputs: [], output: false }, grad: (g) => [g.neg()] }),
+  neg: { ...unary((x) => -x, 'neg', 'numeric', { saves: { inputs: [], output: false }, grad: (g) => [g.neg()] }), simplify: (n) => (n.inputs[0].op === 'neg' ? n.inputs[0].inputs[0] : null) },
   exp: unary(M.exp, 'exp', 'float', dx('y', (g, _x, y) => g.mul(y)), 4),
   log: unary(M.log, 'log', 'float', dx('x', (g, x) => g.div(x)), 4),
   sqrt: unary(M.sqrt, 'sqrt', 'float', dx('y', (g, _x, y) => g.mul(0.5).div(y)), 2),
@@ -60,6 +60,7 @@ export const unaryOps: { [K in Unary]: OpDef<K> } = {
 
 export const cast: OpDef<'cast'> = {
   arity: 1,
+  simplify: (n) => (n.inputs[0].dtype === n.dtype ? n.inputs[0] : null),
   infer: ([x], a) => ({ shape: x.shape, dtype: a.dtype }),
   vjp: {
     saves: { inputs: [], output: false },
@@ -71,6 +72,8 @@ export const cast: OpDef<'cast'> = {
 
 export const stopGradient: OpDef<'stop_gradient'> = {
   arity: 1,
+  // Only autodiff reads it: after differentiation it is the identity.
+  simplify: (n) => n.inputs[0],
   infer: ([x]) => x,
   vjp: { saves: { inputs: [], output: false }, grad: () => [null] },
   ref: ([x]) => x.data.slice(),
@@ -102,10 +105,10 @@ const dab = <K extends Binary>(saves: readonly number[], output: boolean, f: (g:
 const pick = (g: Tensor, win: Tensor, tie: Tensor): Tensor => win.select(g, tie.select(g.mul(0.5), 0));
 
 export const binaryOps: { [K in Binary]: OpDef<K> } = {
-  add: binary((a, b) => a + b, 'add', 'numeric', dab([], false, (g) => [g, g])),
-  sub: binary((a, b) => a - b, 'sub', 'numeric', dab([], false, (g) => [g, g.neg()])),
-  mul: binary((a, b) => a * b, 'mul', 'numeric', dab([0, 1], false, (g, a, b) => [g.mul(b), g.mul(a)])),
-  div: binary((a, b) => a / b, 'div', 'numeric', dab([1], true, (g, _a, b, y) => [g.div(b), g.mul(y).div(b).neg()]), false, 2),
+  add: { ...binary((a, b) => a + b, 'add', 'numeric', dab([], false, (g) => [g, g])), simplify: identity('both', 0) },
+  sub: { ...binary((a, b) => a - b, 'sub', 'numeric', dab([], false, (g) => [g, g.neg()])), simplify: identity(1, 0) },
+  mul: { ...binary((a, b) => a * b, 'mul', 'numeric', dab([0, 1], false, (g, a, b) => [g.mul(b), g.mul(a)])), simplify: identity('both', 1) },
+  div: { ...binary((a, b) => a / b, 'div', 'numeric', dab([1], true, (g, _a, b, y) => [g.div(b), g.mul(y).div(b).neg()]), false, 2), simplify: identity(1, 1) },
   pow: binary(M.pow, 'pow', 'float', dab([0, 1], true, (g, a, b, y) => [g.mul(b).mul(a.pow(b.sub(1))), g.mul(y).mul(a.log())]), false, 8),
   maximum: binary(M.max, 'max', 'numeric', dab([0, 1], false, (g, a, b) => [pick(g, a.gt(b), a.eq(b)), pick(g, b.gt(a), a.eq(b))])),
   minimum: binary(M.min, 'min', 'numeric', dab([0, 1], false, (g, a, b) => [pick(g, a.lt(b), a.eq(b)), pick(g, b.lt(a), a.eq(b))])),

@@ -3,6 +3,7 @@ import type { Shape } from '../ir/shape';
 import type { NDArray } from '../reference/ndarray';
 import type { Tensor } from '../dsl/tensor';
 import type { Lowering } from './lowering';
+import type { Node } from '../ir/node';
 import type { Op, OpAttrs } from './attrs';
 
 export interface TypeInfo { readonly shape: Shape; readonly dtype: DType }
@@ -34,6 +35,9 @@ export interface OpDef<K extends Op> {
   readonly vjp: Vjp<K> | NotDifferentiable;
   ref(ins: readonly NDArray[], attrs: OpAttrs[K], out: TypeInfo, inTypes: readonly TypeInfo[]): Float64Array;
   readonly lower: Lowering<OpAttrs[K]>;
+  /** Algebraic identities of this op (x + 0 → x, reshape of a reshape, ...), applied by passes/simplify.ts to
+   * a node whose inputs are already simplified; null keeps the node. */
+  readonly simplify?: (n: Node<K>) => Node | null;
 }
 
 export type OpTable = { readonly [K in Op]: OpDef<K> };

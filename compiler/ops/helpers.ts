@@ -1,5 +1,6 @@
 /** Pieces shared by several op entries: broadcasting in the reference, in lowering and in VJPs. */
-import { broadcastShapes, fmt, type Shape } from '../ir/shape';
+import { broadcastShapes, fmt, sameShape, type Shape } from '../ir/shape';
+import type { Node } from '../ir/node';
 import { castValue, type DType } from '../ir/dtype';
 import { broadcastOffsets, type NDArray } from '../reference/ndarray';
 import type { Tensor } from '../dsl/tensor';
@@ -52,3 +53,15 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
 }
 
 export const product = (s: Shape): number => s.reduce((a, b) => a * b, 1);
+
+/** A scalar constant equal to `v` (for algebraic identities). */
+export const isScalarConst = (n: Node, v: number): boolean => n.op === 'const' && (n.attrs as { value: number }).value === v && product(n.shape) === 1;
+
+/** x op c → x when c is the identity `v` on that side and the result keeps x's shape and dtype. */
+export const identity = (side: 0 | 1 | 'both', v: number) => (n: Node): Node | null => {
+  const [a, b] = n.inputs;
+  const keeps = (x: Node) => sameShape(x.shape, n.shape) && x.dtype === n.dtype;
+  if (side !== 0 && isScalarConst(b, v) && keeps(a)) return a;
+  if (side !== 1 && isScalarConst(a, v) && keeps(b)) return b;
+  return null;
+};

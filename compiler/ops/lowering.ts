@@ -21,6 +21,9 @@ export interface Builder<V> {
   philox(key: V, counter: V, stream: number): V;
 }
 
+/** Shape, element strides and element offset of a view of a buffer. */
+export interface StridedLayout { readonly shape: Shape; readonly strides: readonly number[]; readonly offset: number }
+
 export interface LowerCtx<A> {
   readonly attrs: A;
   readonly inShapes: readonly Shape[];
@@ -37,13 +40,18 @@ export interface LowerCtx<A> {
  * - `extern`: a hand-written template (GEMM, conv, attention); pointwise consumers fuse as its epilogue.
  * `cost` is a rough per-element price that rematerialization weighs against bytes kept. */
 export type Lowering<A> =
-  | { readonly kind: 'source' }
+  /** A buffer the program holds: fed by the host (`input`), resident across runs (`param`), or embedded data
+   * (`const`). */
+  | { readonly kind: 'source'; readonly storage: 'input' | 'param' | 'const' }
   | { readonly kind: 'pointwise'; readonly cost: number; emit<V>(b: Builder<V>, out: readonly V[], ctx: LowerCtx<A>): V;
       /** Elementwise: output element i reads element i of every input of the output's shape. */
       readonly elementwise?: boolean;
       /** For bijective movement ops: where element `inIdx` of input 0 lands in the output (the inverse of
        * `emit`'s index map), so an epilogue can store a template's result straight into a moved layout. */
-      forward?<V>(b: Builder<V>, inIdx: readonly V[], ctx: LowerCtx<A>): V[] }
+      forward?<V>(b: Builder<V>, inIdx: readonly V[], ctx: LowerCtx<A>): V[];
+      /** Movement ops that a strided layout can express: the layout of the output given input 0's (null when
+       * it cannot, e.g. a reshape of a non-contiguous view). Templates read such views without a copy. */
+      view?(src: StridedLayout, ctx: LowerCtx<A>): StridedLayout | null }
   | { readonly kind: 'reduce'; readonly combine: 'add' | 'max'; axes(attrs: A, inShape: Shape): readonly number[] }
   | { readonly kind: 'extern'; readonly template: string; readonly flops: (ctx: LowerCtx<A>) => number;
       /** The template reads operands through arbitrary strides (so transposes and broadcasts need no copy);

@@ -1,6 +1,7 @@
 /** Movement primitives: reshape, permute, expand, slice, pad, concat, gather, scatter_add. All but scatter_add
  * lower to index arithmetic, so they fuse into their neighbours' kernels without copies. */
-import { fmt, numel, stridesOf, type Shape } from '../ir/shape';
+import { fmt, numel, sameShape, stridesOf, type Shape } from '../ir/shape';
+import { intern, type Node } from '../ir/node';
 import { forEachIndex } from '../reference/ndarray';
 import type { Builder } from './lowering';
 import { fail, type OpDef } from './entry';
@@ -12,6 +13,11 @@ const i32 = <V>(b: Builder<V>, n: number) => b.c(n, 'i32');
 
 export const reshape: OpDef<'reshape'> = {
   arity: 1,
+  simplify: (n) => {
+    const [a] = n.inputs;
+    if (sameShape(a.shape, n.shape)) return a;
+    return a.op === 'reshape' ? intern('reshape', [a.inputs[0]], n.attrs, n.shape, n.dtype, n.src) : null;
+  },
   infer: ([x], a) => {
     if (numel(a.shape) !== numel(x.shape)) fail(`cannot reshape ${numel(x.shape)} elements to ${fmt(a.shape)}`);
     return { shape: a.shape, dtype: x.dtype };
@@ -26,6 +32,8 @@ export const reshape: OpDef<'reshape'> = {
       out.forEach((o, i) => { flat = b.alu('add', flat, b.alu('mul', o, i32(b, so[i]))); });
       return b.load(0, c.inShapes[0].map((d, j) => b.alu('mod', b.alu('idiv', flat, i32(b, si[j])), i32(b, d))));
     },
+    // Reshape keeps a strided layout when the source is contiguous (a view of a view may not be).
+    view: (src, c) => (src.strides.every((s, i) => s === stridesOf(src.shape)[i] || src.shape[i] === 1) ? { shape: c.outShape, strides: stridesOf(c.outShape), offset: src.offset } : null),
     forward: (b, ix, c) => {
       const si = stridesOf(c.inShapes[0]), so = stridesOf(c.outShape);
       let flat = i32(b, 0);
@@ -37,6 +45,13 @@ export const reshape: OpDef<'reshape'> = {
 
 export const permute: OpDef<'permute'> = {
   arity: 1,
+  simplify: (n) => {
+    const [a] = n.inputs, perm = n.attrs.perm;
+    if (perm.every((p, i) => p === i)) return a;
+    if (a.op !== 'permute') return null;
+    const inner = (a as Node<'permute'>).attrs.perm;
+    return intern('permute', [a.inputs[0]], { perm: perm.map((p) => inner[p]) }, n.shape, n.dtype, n.src);
+  },
   infer: ([x], a) => {
     const r = x.shape.length;
     if (a.perm.length !== r || [...a.perm].sort((p, q) => p - q).some((p, i) => p !== i)) fail(`[${a.perm.join(',')}] is not a permutation of ${r} axes`);
@@ -56,11 +71,13 @@ export const permute: OpDef<'permute'> = {
     kind: 'pointwise', cost: 0,
     emit: (b, out, c) => { const idx = new Array(out.length); c.attrs.perm.forEach((p, i) => { idx[p] = out[i]; }); return b.load(0, idx); },
     forward: (_b, ix, c) => c.attrs.perm.map((p) => ix[p]),
+    view: (src, c) => ({ shape: c.outShape, strides: c.attrs.perm.map((p) => src.strides[p]), offset: src.offset }),
   },
 };
 
 export const expand: OpDef<'expand'> = {
   arity: 1,
+  simplify: (n) => (sameShape(n.inputs[0].shape, n.shape) ? n.inputs[0] : null),
   infer: ([x], a) => {
     const lead = a.shape.length - x.shape.length;
     if (lead < 0 || x.shape.some((d, i) => d !== 1 && d !== a.shape[i + lead])) fail(`cannot expand ${fmt(x.shape)} to ${fmt(a.shape)}`);
@@ -77,6 +94,10 @@ export const expand: OpDef<'expand'> = {
   lower: {
     kind: 'pointwise', cost: 0,
     emit: (b, out, c) => { const s = c.inShapes[0], lead = out.length - s.length; return b.load(0, s.map((d, j) => (d === 1 ? i32(b, 0) : out[j + lead]))); },
+    view: (src, c) => {
+      const lead = c.outShape.length - src.shape.length;
+      return { shape: c.outShape, strides: c.outShape.map((_d, i) => (i < lead || src.shape[i - lead] === 1 ? 0 : src.strides[i - lead])), offset: src.offset };
+    },
   },
 };
 
@@ -109,6 +130,7 @@ export const slice: OpDef<'slice'> = {
   lower: {
     kind: 'pointwise', cost: 0,
     emit: (b, out, c) => b.load(0, out.map((o, i) => b.alu('add', b.alu('mul', o, i32(b, c.attrs.steps[i])), i32(b, c.attrs.starts[i])))),
+    view: (src, c) => ({ shape: c.outShape, strides: src.strides.map((s, i) => s * c.attrs.steps[i]), offset: src.offset + c.attrs.starts.reduce((o, s, i) => o + s * src.strides[i], 0) }),
   },
 };
 

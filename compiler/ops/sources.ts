@@ -14,8 +14,8 @@ const declared = (a: { shape: readonly number[]; dtype: import('../ir/dtype').DT
 };
 const fed = (what: string) => (): never => { throw new Error(`reference: ${what} values are supplied by the evaluator, not computed`); };
 
-export const input: OpDef<'input'> = { arity: 0, infer: (_i, a) => declared(a), vjp: leaf, ref: fed('input'), lower: { kind: 'source' } };
-export const param: OpDef<'param'> = { arity: 0, infer: (_i, a) => declared(a), vjp: leaf, ref: fed('parameter'), lower: { kind: 'source' } };
+export const input: OpDef<'input'> = { arity: 0, infer: (_i, a) => declared(a), vjp: leaf, ref: fed('input'), lower: { kind: 'source', storage: 'input' } };
+export const param: OpDef<'param'> = { arity: 0, infer: (_i, a) => declared(a), vjp: leaf, ref: fed('parameter'), lower: { kind: 'source', storage: 'param' } };
 
 export const constant: OpDef<'const'> = {
   arity: 0,
@@ -33,7 +33,7 @@ export const tensor: OpDef<'tensor'> = {
   },
   vjp: generator,
   ref: (_i, a) => a.data.map((v) => castValue(v, a.dtype)),
-  lower: { kind: 'source' },
+  lower: { kind: 'source', storage: 'const' },
 };
 
 export const iota: OpDef<'iota'> = {

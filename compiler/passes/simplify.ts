@@ -1,9 +1,9 @@
-/** Graph simplification before scheduling: algebraic identities, constant folding and dropping
- * stop_gradient (it only matters to autodiff). Rules read registry data and node structure; rewritten nodes
- * are re-interned, so common subexpressions stay shared (CSE) and unreachable ones vanish (DCE). */
+/** Graph simplification before scheduling: each op's algebraic identities (from its registry entry) and
+ * constant folding. Rewritten nodes are re-interned, so common subexpressions stay shared (CSE) and
+ * unreachable ones vanish (DCE). */
 import { intern, type Node } from '../ir/node';
 import { topoSort, type GraphSpec } from '../ir/graph';
-import { numel, sameShape } from '../ir/shape';
+import { numel } from '../ir/shape';
 import { OPS } from '../ops/registry';
 import type { NDArray } from '../reference/ndarray';
 import { Tensor } from '../dsl/tensor';
@@ -11,40 +11,19 @@ import { Tensor } from '../dsl/tensor';
 /** Constant folding stops at this many elements (bigger constants would bloat the program). */
 const FOLD_LIMIT = 4096;
 
-const isScalarConst = (n: Node, v: number) => n.op === 'const' && (n.attrs as { value: number }).value === v && numel(n.shape) === 1;
-const isConstant = (n: Node) => n.op === 'const' || n.op === 'tensor';
+/** Constants the folder may evaluate: embedded data and generators with no inputs. */
+const isConstant = (n: Node) => { const l = OPS[n.op].lower; return (l.kind === 'source' && l.storage === 'const') || (l.kind === 'pointwise' && n.inputs.length === 0); };
 
 function constValue(n: Node): NDArray {
   const ref = OPS[n.op].ref as (i: readonly NDArray[], a: unknown, o: object, t: object[]) => Float64Array;
   return { shape: n.shape, data: ref([], n.attrs, { shape: n.shape, dtype: n.dtype }, []) };
 }
 
-/** One rewrite of `n` (whose inputs are already simplified), or null to keep it. */
+/** One rewrite of `n` (whose inputs are already simplified), or null to keep it: the op's own identities
+ * (its registry entry's `simplify`), then constant folding. */
 function rewrite(n: Node): Node | null {
-  const [a, b] = n.inputs;
-  const same = (x: Node) => sameShape(x.shape, n.shape) && x.dtype === n.dtype;
-  switch (n.op) {
-    case 'stop_gradient': return a;
-    case 'add': if (isScalarConst(b, 0) && same(a)) return a; if (isScalarConst(a, 0) && same(b)) return b; break;
-    case 'sub': if (isScalarConst(b, 0) && same(a)) return a; break;
-    case 'mul': if (isScalarConst(b, 1) && same(a)) return a; if (isScalarConst(a, 1) && same(b)) return b; break;
-    case 'div': if (isScalarConst(b, 1) && same(a)) return a; break;
-    case 'neg': if (a.op === 'neg') return a.inputs[0]; break;
-    case 'cast': if (a.dtype === n.dtype) return a; break;
-    case 'reshape': case 'expand':
-      if (sameShape(a.shape, n.shape)) return a;
-      if (n.op === 'reshape' && a.op === 'reshape') return intern('reshape', [a.inputs[0]], n.attrs as never, n.shape, n.dtype, n.src);
-      break;
-    case 'permute': {
-      const perm = (n.attrs as { perm: readonly number[] }).perm;
-      if (perm.every((p, i) => p === i)) return a;
-      if (a.op === 'permute') {
-        const inner = (a.attrs as { perm: readonly number[] }).perm;
-        return intern('permute', [a.inputs[0]], { perm: perm.map((p) => inner[p]) }, n.shape, n.dtype, n.src);
-      }
-      break;
-    }
-  }
+  const own = (OPS[n.op].simplify as ((m: Node) => Node | null) | undefined)?.(n);
+  if (own) return own;
   // Constant folding: every input constant, the result small.
   if (n.inputs.length && n.inputs.every(isConstant) && numel(n.shape) <= FOLD_LIMIT && OPS[n.op].lower.kind !== 'source') {
     const ref = OPS[n.op].ref as (i: readonly NDArray[], a: unknown, o: object, t: object[]) => Float64Array;

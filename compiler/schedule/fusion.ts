@@ -15,7 +15,9 @@
  *    reduced input's size run as stages of that kernel (softmax, layer norm, group norm + SiLU: one kernel
  *    each, when nothing else needs the statistics). */
 import type { Node } from '../ir/node';
-import { numel } from '../ir/shape';
+import { numel, stridesOf } from '../ir/shape';
+import type { StridedLayout } from '../ops/lowering';
+import { ctxOf } from '../ops/context';
 import { OPS } from '../ops/registry';
 
 /** A kernel to generate: `root` is realized; `region` is every node inlined into it (root included); `anchor`
@@ -36,10 +38,19 @@ export interface FusionResult {
 
 const kind = (n: Node) => OPS[n.op].lower.kind;
 const cost = (n: Node) => { const l = OPS[n.op].lower; return l.kind === 'pointwise' ? l.cost : Infinity; };
-/** Movement ops a template can read through strides instead of a copy. */
-export const isView = (n: Node) => n.op === 'reshape' || n.op === 'permute' || n.op === 'expand' || n.op === 'slice';
-/** Views that keep a strided layout: a reshape only directly over a buffer (see codegen viewOf). */
-const viewable = (v: Node) => v.op !== 'reshape' || !isView(v.inputs[0]);
+/** Movement ops a strided layout can express (their lowering has a `view`): templates read them without a copy. */
+export const isView = (n: Node): boolean => { const l = OPS[n.op].lower; return l.kind === 'pointwise' && l.view !== undefined; };
+/** Generators with no inputs (constants, iota): always recomputed where used, never a kernel of their own. */
+export const isFreeLeaf = (n: Node): boolean => OPS[n.op].lower.kind === 'pointwise' && n.inputs.length === 0;
+
+/** The strided layout of `n` as a view of a realized (contiguous) buffer, or null. */
+export function viewLayout(n: Node, realized: ReadonlySet<number>): StridedLayout | null {
+  if (realized.has(n.id)) return { shape: n.shape, strides: stridesOf(n.shape), offset: 0 };
+  const l = OPS[n.op].lower;
+  if (l.kind !== 'pointwise' || !l.view) return null;
+  const src = viewLayout(n.inputs[0], realized);
+  return src && (l.view as (s: StridedLayout, c: unknown) => StridedLayout | null)(src, ctxOf(n));
+}
 
 /** Inlined region of a realized root: DFS through unrealized inputs, inputs first. */
 function regionOf(root: Node, realized: ReadonlySet<number>, anchor?: Node): Node[] {
@@ -74,15 +85,19 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
   for (const n of order) {
     const k = kind(n);
     if (k === 'source' || rootIds.has(n.id) || k === 'reduce' || k === 'extern') realize(n, '');
-    else if (!enabled && n.op !== 'const') realize(n, '');
+    else if (!enabled && !isFreeLeaf(n)) realize(n, '');
   }
   for (const n of order) {
     const low = OPS[n.op].lower;
     if (low.kind !== 'extern') continue;
     for (const i of n.inputs) {
-      let v = i;
-      if (low.stridedOperands) while (!realized.has(v.id) && isView(v) && viewable(v)) v = v.inputs[0];
-      if (!realized.has(v.id)) realize(v, `operand of ${n.op}#${n.id} must be in memory${low.stridedOperands ? ` (a ${v.op} is not a strided view)` : ' (the template reads contiguous buffers)'}`);
+      if (low.stridedOperands) {
+        // Walk down the views to the first node that must hold memory; realize it unless the chain is a view.
+        let v = i;
+        while (!realized.has(v.id) && isView(v)) v = v.inputs[0];
+        if (!realized.has(v.id)) realize(v, `operand of ${n.op}#${n.id} must be in memory (a ${v.op} is not a strided view)`);
+        if (!viewLayout(i, realized)) realize(i, `operand of ${n.op}#${n.id}: this chain of views has no strided layout`);
+      } else if (!realized.has(i.id)) realize(i, `operand of ${n.op}#${n.id} must be in memory (the template reads contiguous buffers)`);
     }
   }
 

@@ -3,7 +3,8 @@
 import type { Node } from '../ir/node';
 import { numel } from '../ir/shape';
 import { byteSize } from '../ir/dtype';
-import { fuse, type FusionResult } from './fusion';
+import { fuse, isFreeLeaf, type FusionResult } from './fusion';
+import { OPS } from '../ops/registry';
 import { AnchorMismatch, kernelElements, lowerGroup } from '../codegen/lower';
 import type { Expr, Kernel } from '../codegen/kir';
 import type { BufferKind, PlanBuffer, PlanInput, PlanStep } from './plan-types';
@@ -37,7 +38,7 @@ export function schedule(order: readonly Node[], outputs: readonly Node[], updat
     const kernels: Kernel[] = [];
     fusion.groups.forEach((g, i) => {
       try {
-        kernels.push(lowerGroup(g, { bufferOf }, `k${i}_${safeName(g.region.filter((n) => n.op !== 'const').map((n) => n.op))}`));
+        kernels.push(lowerGroup(g, { bufferOf }, `k${i}_${safeName(g.region.filter((n) => !isFreeLeaf(n)).map((n) => n.op))}`));
       } catch (e) {
         if (!(e instanceof AnchorMismatch)) throw e;
         misfits.push(e.anchor);
@@ -52,14 +53,15 @@ export function schedule(order: readonly Node[], outputs: readonly Node[], updat
       const copies = updates.filter((u) => u.value !== u.param).map((u) => ({ from: bufferOf.get(u.value.id)!, to: bufferOf.get(u.param.id)!, bytes: numel(u.param.shape) * byteSize[u.param.dtype] }));
       if (copies.length) kernels.push({ kind: 'commit', name: `k${kernels.length}_commit_updates`, copies, ops: ['update'] });
       const outIds = new Set(outputs.map((o) => o.id));
-      const kindOf = (n: Node): BufferKind => (n.op === 'param' ? 'param' : n.op === 'tensor' ? 'const' : n.op === 'input' ? 'input' : outIds.has(n.id) ? 'output' : 'temp');
-      const buffers: PlanBuffer[] = [...nodeOf].map(([id, n]) => ({ id, bytes: M.max(numel(n.shape) * byteSize[n.dtype], 1), kind: kindOf(n), label: n.op === 'param' || n.op === 'input' ? (n.attrs as { name: string }).name : `${n.op}#${n.id} (${n.src})` }));
+      const kindOf = (n: Node): BufferKind => { const l = OPS[n.op].lower; return l.kind === 'source' ? l.storage : outIds.has(n.id) ? 'output' : 'temp'; };
+      const label = (n: Node) => { const a = n.attrs as { name?: string }; return a.name ?? `${n.op}#${n.id} (${n.src})`; };
+      const buffers: PlanBuffer[] = [...nodeOf].map(([id, n]) => ({ id, bytes: M.max(numel(n.shape) * byteSize[n.dtype], 1), kind: kindOf(n), label: label(n) }));
       const steps: PlanStep[] = kernels.map((k, i) => {
         const { reads, writes } = buffersOf(k);
         return { id: i, label: k.name, reads, writes, recomputable: k.kind === 'pointwise' || k.kind === 'reduce' || k.kind === 'row', cost: kernelElements(k) * M.max(k.ops.length, 1), inPlace: inPlacePairs(k) };
       });
       let unfused = 0;
-      for (const n of order) if (n.inputs.length || n.op === 'const' || n.op === 'iota') unfused++;
+      for (const n of order) if (OPS[n.op].lower.kind !== 'source') unfused++;
       return { kernels, fusion, nodeOf, bufferOf, plan: { buffers, steps }, unfusedKernels: unfused };
     }
   }
