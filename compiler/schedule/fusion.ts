@@ -169,6 +169,8 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
     }
     for (const p of order) {
       if (!realized.has(p.id) || kind(p) !== 'pointwise' || anchorOf.has(p.id)) continue;
+      // Most kernels read no reduction: skip them before copying the realized set.
+      if (!regionOf(p, realized).some((r) => r.inputs.some((c) => kind(c) === 'reduce' && realized.has(c.id)))) continue;
       const taken: Node[] = [];
       let inner = -1;
       for (let grew = true; grew;) {
