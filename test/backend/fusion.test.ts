@@ -1,5 +1,5 @@
 /** Pass tests: small graphs and the kernels they must become. */
-import { compile, input, param, softmax, layerNorm, groupNorm, linear, evaluate } from '../../compiler/index';
+import { compile, input, param, softmax, layerNorm, groupNorm, linear, evaluate, grad } from '../../compiler/index';
 import { normalFill } from '../../compiler/ir/philox';
 import { relErr } from '../support/lift';
 
@@ -39,6 +39,13 @@ describe('fusion', () => {
     const prog = await check({ y: linear(x, w, b).silu().mul(2).add(1) as never }, { x: [8, 16] });
     expect(prog.kernels.length).toBe(1);
     expect(prog.kernels[0].kind).toBe('extern');
+  });
+
+  test('regression: the gradient of leakyRelu(layerNorm(linear(x))) compiles and matches (a row-kernel candidate read by two kernels)', async () => {
+    const x = input('x', [3, 4]), w = param('w', [10, 4], { init: { kind: 'normal', std: 0.5, seed: 5 } }), b = param('b', [10]);
+    const y = layerNorm(linear(x, w, b)).leakyRelu(0.1).sum();
+    const [gw] = grad(y, [w]);
+    await check({ y: y as never, gw: gw as never }, { x: [3, 4] });
   });
 
   test('a statistic that something else needs is kept in memory (no row kernel), and results still match', async () => {
