@@ -3,6 +3,7 @@
 import { collect, type GraphSpec } from './ir/graph';
 import type { Node } from './ir/node';
 import { simplifyGraph } from './passes/simplify';
+import { OPS } from './ops/registry';
 import { schedule } from './schedule/schedule';
 import { planMemory } from './schedule/memory';
 import { remapKernel } from './codegen/remap';
@@ -56,7 +57,7 @@ export function lowerProgram(spec: GraphSpec, opts: CompileOptions = {}): Lowere
   if (dump('kernels')) console.error(kernels.map((k) => describeKernel(k, plan.offsets)).join('\n'));
   return {
     kernels, plan, info, fusion: s.fusion, unfusedKernels: s.unfusedKernels, inputs, params,
-    consts: order.filter((n): n is Node<'tensor'> => n.op === 'tensor'), outputs, bufferOf: s.bufferOf,
+    consts: order.filter((n): n is Node<'tensor'> => { const l = OPS[n.op].lower; return l.kind === 'source' && l.storage === 'const'; }), outputs, bufferOf: s.bufferOf,
   };
 }
 

@@ -106,7 +106,7 @@ export abstract class Program {
     this.execute();
     const out: Record<string, HostArray> = {};
     // An input that is also an output: its buffer may be reused once read, so return what was fed.
-    for (const [k, n] of Object.entries(this.parts.outputs)) out[k] = n.op === 'input' ? fed.get(n.id)!.slice() : this.read(n);
+    for (const [k, n] of Object.entries(this.parts.outputs)) out[k] = fed.has(n.id) ? fed.get(n.id)!.slice() : this.read(n);
     return out;
   }
 
