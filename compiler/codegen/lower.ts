@@ -95,8 +95,7 @@ function epilogue(g: Group, em: Emitter, buf: number, anchorIdx: readonly Expr[]
 
 /** A template operand as a strided view of a realized buffer (through the ops' `view` layouts). */
 function viewOf(n: Node, env: LowerEnv): StridedView {
-  const realized = new Set(env.bufferOf.keys());
-  const layout = viewLayout(n, realized);
+  const layout = viewLayout(n, { has: (id: number) => env.bufferOf.has(id) });
   if (!layout) throw new Error(`lower: template operand ${n.op}#${n.id} is not a strided view of a buffer (${n.src})`);
   let base = n;
   while (!env.bufferOf.has(base.id)) base = base.inputs[0];

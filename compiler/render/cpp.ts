@@ -1,12 +1,17 @@
-/** C++ renderer: one static function per kernel (OpenMP over the outer loops, `omp simd` on the innermost),
- * templates from kernels/cpu for GEMM, conv and attention with the fused epilogue as a lambda, and the
- * entry points `kiln_run` (every kernel in order) and `kiln_kernel` (one kernel, for profiling). */
+/** C++ renderer: one static function per distinct kernel body (OpenMP over the outer loops, `omp simd` on the
+ * innermost), templates from kernels/cpu for GEMM, conv and attention with the fused epilogue as a static
+ * function, and the entry points `kiln_run` (every kernel in order) and `kiln_kernel` (one kernel, for profiling).
+ *
+ * Kernels that differ only in where their buffers live share one function: buffers are renamed to their local
+ * position and their arena offsets come from a table (`O`), so the 8 UNet passes of the Lightning branch or the
+ * repeated blocks of a network compile once (tiny PuLID step: 8521 kernels, 666 functions). */
 import { numel, type Shape } from '../ir/shape';
 import type { DType } from '../ir/dtype';
 import type { Expr, ExternKernel, Kernel, ReduceKernel, RowKernel, Store } from '../codegen/kir';
 import { cOps, ExprPrinter, literal, printStores, type Lang } from './cstyle';
 import { templateCall } from './templates-cpp';
 import { buffersOf } from '../codegen/buffers';
+import { remapKernel } from '../codegen/remap';
 
 /** Float max/min as selects (vectorizable; NaN propagates as in the reference), exp and sigmoid through the
  * vectorizable kiln_expf (kernels/cpu/mathfun.h). */
@@ -34,8 +39,9 @@ export interface BufferInfo { readonly offset: number; readonly dtype: DType; re
 
 const ind = (s: string[], n: number) => s.map((l) => '  '.repeat(n) + l);
 
-/** Buffers a kernel touches, as pointer declarations (restrict unless two of them overlap, as in-place does). */
-function pointers(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>, written: ReadonlySet<number>): string[] {
+/** Buffers a kernel touches, as pointer declarations (restrict unless two of them overlap, as in-place does).
+ * `at` prints a buffer's offset (a literal, or its slot in the offset table). */
+function pointers(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>, written: ReadonlySet<number>, at: (b: number) => string): string[] {
   const overlaps = (a: number, b: number) => {
     const x = info.get(a)!, y = info.get(b)!;
     return x.offset < y.offset + y.bytes && y.offset < x.offset + x.bytes;
@@ -44,7 +50,7 @@ function pointers(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>
     const i = info.get(b)!;
     const alias = bufs.some((o) => o !== b && overlaps(o, b));
     const t = cppLang.storageType(i.dtype);
-    return `${written.has(b) ? '' : 'const '}${t}* ${alias ? '' : 'KILN_RESTRICT '}b${b} = kiln_at<${t}>(A, ${i.offset});`;
+    return `${written.has(b) ? '' : 'const '}${t}* ${alias ? '' : 'KILN_RESTRICT '}b${b} = kiln_at<${t}>(A, ${at(b)});`;
   });
 }
 
@@ -102,9 +108,10 @@ function rowBody(k: RowKernel): string[] {
   return loops(k.outerVars, k.outer, row, null, red ? null : parallelFor(numel(k.outer) * numel(k.inner)));
 }
 
-export function renderKernelCpp(k: Kernel, info: ReadonlyMap<number, BufferInfo>): string {
+/** One kernel as a static function `name(uint8_t* A, const int64_t* O)`; `at` prints a buffer's arena offset. */
+export function renderKernelCpp(k: Kernel, info: ReadonlyMap<number, BufferInfo>, at: (b: number) => string = (b) => String(info.get(b)!.offset)): string {
   const { reads, writes } = buffersOf(k);
-  const decl = pointers([...new Set([...reads, ...writes])], info, new Set(writes));
+  const decl = pointers([...new Set([...reads, ...writes])], info, new Set(writes), at);
   let body: string[];
   let helpers: string[] = [];
   switch (k.kind) {
@@ -115,32 +122,65 @@ export function renderKernelCpp(k: Kernel, info: ReadonlyMap<number, BufferInfo>
     }
     case 'reduce': body = reduceBody(k); break;
     case 'row': body = rowBody(k); break;
-    case 'extern': { const t = templateCall(k as ExternKernel, decl); helpers = t.helpers; body = t.body; break; }
-    case 'commit': body = k.copies.map((c) => `std::memcpy(A + ${info.get(c.to)!.offset}, A + ${info.get(c.from)!.offset}, ${c.bytes});`); break;
+    case 'extern': { const t = templateCall(k as ExternKernel, decl); helpers = t.helpers; body = ['kiln_O = O;', ...t.body]; break; }
+    case 'commit': body = k.copies.map((c) => `std::memcpy(A + ${at(c.to)}, A + ${at(c.from)}, ${c.bytes});`); break;
   }
-  return [`// ${k.kind}: ${k.ops.join(', ')}`, ...helpers, `static void ${k.name}(uint8_t* A) {`, ...ind([...decl, ...body], 1), '}'].join('\n');
+  return [`// ${k.kind}: ${k.ops.join(', ')}`, ...helpers, `KILN_NOINLINE static void ${k.name}(uint8_t* A, const int64_t* O) {`, '  (void)O;', ...ind([...decl, ...body], 1), '}'].join('\n');
+}
+
+/** The program's functions (one per distinct body) and, per kernel, the function and its offset table. */
+function shareKernels(kernels: readonly Kernel[], info: ReadonlyMap<number, BufferInfo>): { defs: string[]; calls: { fn: string; slot: number }[]; table: number[] } {
+  const fnOf = new Map<string, string>(), defs: string[] = [], table: number[] = [];
+  const calls = kernels.map((k) => {
+    const { reads, writes } = buffersOf(k);
+    const bufs = [...new Set([...reads, ...writes])];
+    const local = new Map(bufs.map((b, i) => [b, i]));
+    const localInfo = new Map(bufs.map((b, i) => [i, info.get(b)!]));
+    const text = renderKernelCpp(remapKernel(k, local, local, 'KILN_FN'), localInfo, (i) => `O[${i}]`);
+    const key = text.slice(text.indexOf('\n') + 1);
+    let fn = fnOf.get(key);
+    if (!fn) {
+      fn = `${k.name}`;
+      fnOf.set(key, fn);
+      defs.push(text.replaceAll('KILN_FN', fn) + '\n');
+    }
+    const slot = table.length;
+    table.push(...bufs.map((b) => info.get(b)!.offset));
+    return { fn, slot };
+  });
+  return { defs, calls, table };
 }
 
 export function renderProgramCpp(kernels: readonly Kernel[], info: ReadonlyMap<number, BufferInfo>): string {
+  const { defs, calls, table } = shareKernels(kernels, info);
+  const call = (i: number) => `${calls[i].fn}(A, kiln_offsets + ${calls[i].slot});`;
   return [
     '// Generated by Kiln. Do not edit.',
     ...['prelude.h', 'philox.h', 'half.h', 'mathfun.h', 'kiln_lib.h'].map((h) => `#include "${h}"`),
     '#include <vector>',
     '',
-    '// The arena of the running program, for template epilogues (called back from the kernel library).',
+    '// The arena of the running program and the offset table of the running kernel, for template epilogues',
+    '// (called back from the kernel library).',
     'static uint8_t* kiln_A = nullptr;',
+    'static const int64_t* kiln_O = nullptr;',
     '',
-    ...kernels.map((k) => renderKernelCpp(k, info) + '\n'),
+    `// ${kernels.length} kernels, ${defs.length} distinct functions.`,
+    ...defs,
+    '// Arena byte offsets of each kernel\'s buffers, in the order its function numbers them.',
+    `static const int64_t kiln_offsets[${Math.max(1, table.length)}] = {`,
+    ...Array.from({ length: Math.ceil(table.length / 16) }, (_, r) => `  ${table.slice(r * 16, r * 16 + 16).join(', ')},`),
+    '};',
+    '',
     'KILN_ENTRY int kiln_run(uint8_t* A, const int64_t* /*args*/) {',
     '  kiln_A = A;',
-    ...kernels.map((k) => `  ${k.name}(A);`),
+    ...kernels.map((_k, i) => `  ${call(i)}`),
     '  return 0;',
     '}',
     '',
     'KILN_ENTRY int kiln_kernel(uint8_t* A, const int64_t* args) {',
     '  kiln_A = A;',
     '  switch (args[0]) {',
-    ...kernels.map((k, i) => `    case ${i}: ${k.name}(A); return 0;`),
+    ...kernels.map((_k, i) => `    case ${i}: ${call(i)} return 0;`),
     '  }',
     '  return 1;',
     '}',

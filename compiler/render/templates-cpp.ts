@@ -1,6 +1,7 @@
 /** Calls into the precompiled CPU kernel library (kernels/cpu/kiln_lib.h): each template's arguments from the
  * operand views and attributes, and the fused epilogue as a static function over the template's output
- * indices (it finds the arena through `kiln_A`, set by the entry points). */
+ * indices (it finds the arena through `kiln_A`, set by the entry points, and its buffers' offsets through `kiln_O`,
+ * set by the kernel). */
 import { numel, stridesOf } from '../ir/shape';
 import type { ExternKernel, StridedView } from '../codegen/kir';
 import { ExprPrinter, literal } from './cstyle';
@@ -30,7 +31,7 @@ export function templateCall(k: ExternKernel, decls: readonly string[]): Templat
   const epilogue = (params: string[], bind: string[]) => {
     const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
     return [`static void ${epiName}(${params.map((x) => `int64_t ${x}`).join(', ')}, float acc) {`,
-      '  uint8_t* A = kiln_A;', ...decls.map((l) => `  ${l}`), ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`), '}'];
+      '  uint8_t* A = kiln_A;', '  const int64_t* O = kiln_O; (void)O;', ...decls.map((l) => `  ${l}`), ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`), '}'];
   };
   switch (k.template) {
     case 'matmul': {

@@ -44,7 +44,7 @@ export const isView = (n: Node): boolean => { const l = OPS[n.op].lower; return 
 export const isFreeLeaf = (n: Node): boolean => OPS[n.op].lower.kind === 'pointwise' && n.inputs.length === 0;
 
 /** The strided layout of `n` as a view of a realized (contiguous) buffer, or null. */
-export function viewLayout(n: Node, realized: ReadonlySet<number>): StridedLayout | null {
+export function viewLayout(n: Node, realized: { has(id: number): boolean }): StridedLayout | null {
   if (realized.has(n.id)) return { shape: n.shape, strides: stridesOf(n.shape), offset: 0 };
   const l = OPS[n.op].lower;
   if (l.kind !== 'pointwise' || !l.view) return null;
@@ -53,7 +53,7 @@ export function viewLayout(n: Node, realized: ReadonlySet<number>): StridedLayou
 }
 
 /** Inlined region of a realized root: DFS through unrealized inputs, inputs first. */
-function regionOf(root: Node, realized: ReadonlySet<number>, anchor?: Node): Node[] {
+function regionOf(root: Node, realized: { has(id: number): boolean }, anchor?: Node): Node[] {
   const seen = new Set<number>(), out: Node[] = [];
   const visit = (n: Node) => {
     if (seen.has(n.id)) return;
@@ -78,7 +78,7 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
     if (why) whyNot.push(`${n.op}#${n.id} (${n.src}): ${why}`);
   };
   const users = new Map<number, Node[]>();
-  for (const n of order) for (const i of new Set(n.inputs)) users.set(i.id, [...(users.get(i.id) ?? []), n]);
+  for (const n of order) for (const i of new Set(n.inputs)) { const us = users.get(i.id); if (us) us.push(n); else users.set(i.id, [n]); }
   const rootIds = new Set(roots.map((r) => r.id));
 
   // 1. What must be in memory.
@@ -173,9 +173,11 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
       if (!regionOf(p, realized).some((r) => r.inputs.some((c) => kind(c) === 'reduce' && realized.has(c.id)))) continue;
       const taken: Node[] = [];
       let inner = -1;
+      // The realized set without the reductions taken (or being tried) as stages of this kernel.
+      const dropped = new Set<number>();
+      const without = { has: (id: number) => realized.has(id) && !dropped.has(id) };
       for (let grew = true; grew;) {
         grew = false;
-        const without = new Set([...realized].filter((id) => !taken.some((t) => t.id === id)));
         for (const r of regionOf(p, without)) for (const c of r.inputs) {
           if (kind(c) !== 'reduce' || !realized.has(c.id) || taken.includes(c) || rootIds.has(c.id) || forced.has(c.id)) continue;
           const x = c.inputs[0], low = OPS[c.op].lower;
@@ -184,10 +186,10 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
           const trailing = axes.every((a, i) => a === x.shape.length - axes.length + i);
           const n = axes.reduce((m, a) => m * x.shape[a], 1);
           if (!trailing || numel(x.shape) !== numel(p.shape) || (inner >= 0 && n !== inner)) continue;
-          without.delete(c.id);
+          dropped.add(c.id);
           const region = new Set(regionOf(p, without).map((m) => m.id));
           const mine = (u: Node) => u === p || (region.has(u.id) && [...(readers.get(u.id) ?? [])].every((k) => k === p.id || taken.some((t) => t.id === k)));
-          if (!(users.get(c.id) ?? []).every(mine)) { without.add(c.id); continue; }
+          if (!(users.get(c.id) ?? []).every(mine)) { dropped.delete(c.id); continue; }
           taken.push(c);
           inner = n;
           grew = true;

@@ -17,6 +17,10 @@
 // pointers that the memory planner guarantees do not alias.
 #define KILN_RESTRICT __restrict__
 
+// Kernel functions: called once each from the entry points, where inlining thousands of them gains nothing at
+// run time and doubles g++'s time (tiny PuLID step: 56 s -> 27 s).
+#define KILN_NOINLINE __attribute__((noinline))
+
 // Exported, unmangled, and visible even if the caller builds with -fvisibility=hidden.
 #define KILN_ENTRY extern "C" __attribute__((visibility("default")))
 
