@@ -41,17 +41,19 @@ export function lowerProgram(spec: GraphSpec, opts: CompileOptions = {}): Lowere
 
   // Apply the planner's recompute clones and moved reads to the kernels.
   const byStep = new Map(s.plan.steps.map((st, i) => [st.id, s.kernels[i]]));
+  const stepById = new Map(s.plan.steps.map((st) => [st.id, st]));
   const kernels: Kernel[] = plan.steps.map((st, i) => {
     const base = byStep.get(st.recomputeOf ?? st.id)!;
-    const orig = s.plan.steps.find((o) => o.id === (st.recomputeOf ?? st.id))!;
+    const orig = stepById.get(st.recomputeOf ?? st.id)!;
     const reads = new Map<number, number>(), writes = new Map<number, number>();
     orig.reads.forEach((r, j) => { if (st.reads[j] !== r) reads.set(r, st.reads[j]); });
     orig.writes.forEach((w, j) => { if (st.writes[j] !== w) writes.set(w, st.writes[j]); });
     return remapKernel(base, reads, writes, st.recomputeOf !== undefined ? `${base.name}_recompute${i}` : base.name);
   });
   const info = new Map<number, BufferInfo>();
+  const replaced = new Map(plan.recomputed.map((r) => [r.replacement, r.buffer]));
   for (const b of plan.buffers) {
-    const node = s.nodeOf.get(b.id) ?? s.nodeOf.get(plan.recomputed.find((r) => r.replacement === b.id)?.buffer ?? -1);
+    const node = s.nodeOf.get(b.id) ?? s.nodeOf.get(replaced.get(b.id) ?? -1);
     info.set(b.id, { offset: plan.offsets.get(b.id)!, dtype: node!.dtype, bytes: b.bytes });
   }
   if (dump('kernels')) console.error(kernels.map((k) => describeKernel(k, plan.offsets)).join('\n'));

@@ -1,12 +1,13 @@
 /** PuLID training, all three stages, as compiled CPU programs.
  *
- *   npx tsx examples/pulid-train.ts                      # micro-sized default: all 3 stages, embedded face-api photos
- *   npx tsx examples/pulid-train.ts --config tiny --steps 20,10,10 --memory-budget 64MB --out runs/tiny
+ *   npx tsx examples/pulid-train.ts                      # tiny default: all 3 stages, embedded face-api photos
+ *   npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --memory-budget 20MB --out runs/micro
  *
  * Flags: --config micro|tiny|sdxl  --steps N | s1,s2,s3  --stage 1|2|3 (run only up to / from that stage: `--stage 2`
  * trains stage 2 only)  --backend cpu  --memory-budget BYTES|NNMB  --weights DIR (diffusers SDXL folder: unet/, vae/)
  * --data DIR (images + .txt captions)  --out DIR  --resume CKPT  --lr  --accumulation  --seed  --mode plain|ortho|ortho_v2
  * --fusion on|off|lightning-off (lightning-off: fuse the L_diff program, not the Lightning one; see models/pulid/README.md)
+ * Each stage is scored on a fixed evaluation set (one draw per face, never trained on) before and after it.
  * Writes <out>/metrics.json, <out>/stage<k>.safetensors (+ last.safetensors), <out>/sample_stage<k>.png. */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,9 +31,9 @@ const fmt = (v?: number) => (v === undefined ? '-' : v.toFixed(4));
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const a = parseArgs(argv);
   if ((a.backend ?? 'cpu') !== 'cpu') throw new Error(`--backend ${a.backend}: only cpu is available in this build`);
-  const config = pulidConfigs[a.config ?? 'micro'];
+  const config = pulidConfigs[a.config ?? 'tiny'];
   if (!config) throw new Error(`--config: one of ${Object.keys(pulidConfigs).join(', ')}`);
-  const defaults: Record<string, [number, number, number]> = { micro: [300, 60, 60], tiny: [20, 8, 8], sdxl: [1, 1, 1] };
+  const defaults: Record<string, [number, number, number]> = { micro: [300, 60, 60], tiny: [300, 60, 60], sdxl: [1, 1, 1] };
   const st = (a.steps ?? '').split(',').filter(Boolean).map(Number);
   const steps: Record<Stage, number> = st.length === 3 ? { 1: st[0], 2: st[1], 3: st[2] } : st.length === 1 ? { 1: st[0], 2: st[0], 3: st[0] } : { 1: defaults[config.name][0], 2: defaults[config.name][1], 3: defaults[config.name][2] };
   const stages: Stage[] = a.stage ? [Number(a.stage) as Stage] : [1, 2, 3];
@@ -72,6 +73,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     console.log(`  memory: naive ${(mr.naiveBytes / 2 ** 20).toFixed(2)} MiB, planned ${(mr.plannedBytes / 2 ** 20).toFixed(2)} MiB, peak live ${(mr.peakLiveBytes / 2 ** 20).toFixed(2)} MiB` +
       (mr.budget ? `, budget ${(mr.budget / 2 ** 20).toFixed(2)} MiB, ${mr.recomputed.length} values recomputed` : ''));
     metrics.programs[c.kind] = { kernels: c.program.kernels.length, compileSeconds: c.compileSeconds, naiveBytes: mr.naiveBytes, plannedBytes: mr.plannedBytes, peakLiveBytes: mr.peakLiveBytes, budget: mr.budget, recomputed: mr.recomputed.length };
+    const evalBefore = await trainer.evaluate(stage);
     const bar = new cliProgress.SingleBar({
       format: 'stage {stage} |{bar}| {value}/{total} | loss {loss} diff {diff} id {id} sem {sem} layout {layout} | {rate} steps/s | ETA {eta_formatted}',
       hideCursor: true, noTTYOutput: true, notTTYSchedule: 5000,
@@ -92,8 +94,11 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     const n = Math.max(1, Math.floor(hist.length / 3)), head = hist.slice(0, n), tail = hist.slice(-n);
     const summary: Record<string, unknown> = { steps: hist.length, msPerStep: mean('ms', hist.slice(1)) ?? mean('ms', hist) };
     for (const k of ['loss', 'l_diff', 'l_id', 'l_sem', 'l_layout'] as const) summary[k] = { first: mean(k, head), last: mean(k, tail) };
+    const evalAfter = await trainer.evaluate(stage);
+    summary.eval = { before: evalBefore, after: evalAfter };
     metrics.stages[String(stage)] = summary;
     console.log(`  stage ${stage} done: ${JSON.stringify(summary)}`);
+    console.log(`  fixed evaluation set (${samples.length} draws): ` + Object.keys(evalBefore).map((k) => `${k} ${fmt(evalBefore[k])} → ${fmt(evalAfter[k])}`).join(', '));
     trainer.save(path.join(out, `stage${stage}.safetensors`));
     trainer.save(path.join(out, 'last.safetensors'));
     if (last?.image) writeImagePng(path.join(out, `sample_stage${stage}.png`), last.image, model.imageSize);

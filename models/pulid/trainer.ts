@@ -46,6 +46,8 @@ export interface CompiledStep { kind: 'diff' | 'full'; program: Program; graph: 
 const shared = new WeakMap<PulidModel, Map<string, CompiledStep>>();
 
 const ALPHAS = alphasCumprod(sdxlSchedulerConfig);
+/** First draw key of the evaluation set (training keys count up from 0). */
+const EVAL_DRAWS = 2 ** 30;
 
 export class PulidTrainer {
   readonly lr: number;
@@ -128,7 +130,13 @@ export class PulidTrainer {
 
   /** The feeds of one micro-step. */
   feeds(stage: Stage, step: number, micro: number): Record<string, Feed> {
-    const m = this.model, B = this.batch, S = m.latentSize, k0 = this.microIndex(stage, step, micro);
+    return this.feedsAt(stage, this.microIndex(stage, step, micro), micro === this.accumulation - 1);
+  }
+
+  /** The feeds whose random draws are keyed by `k0` .. `k0 + batch - 1`; `apply` gates the update when
+   * accumulating gradients. */
+  feedsAt(stage: Stage, k0: number, apply = true): Record<string, Feed> {
+    const m = this.model, B = this.batch, S = m.latentSize;
     const cat = (xs: ArrayLike<number>[]) => { const n = xs[0].length, o = new Float64Array(n * xs.length); xs.forEach((x, i) => o.set(x as ArrayLike<number>, i * n)); return o; };
     const picks = Array.from({ length: B }, (_v, b) => k0 + b);
     const samples = picks.map((k) => this.data[k % this.data.length]);
@@ -142,7 +150,7 @@ export class PulidTrainer {
       id_cond: cat(samples.map((s) => s.id.idCond)), lr: this.lr,
     };
     samples[0].id.vit.forEach((_v, i) => { f[`vit_${i}`] = cat(samples.map((s) => s.id.vit[i])); });
-    if (this.accumulation > 1) f.apply = micro === this.accumulation - 1 ? 1 : 0;
+    if (this.accumulation > 1) f.apply = apply ? 1 : 0;
     if (graphKind(stage) === 'full') {
       // Stage 2: the paper's fixed ID-loss prompt; stage 3: the style prompts too (the alignment branch's).
       const prompts = picks.map((k) => (stage === 2 ? ID_LOSS_PROMPT : STYLE_PROMPTS[k % STYLE_PROMPTS.length]));
@@ -172,6 +180,23 @@ export class PulidTrainer {
     const r: StepRecord = { stage: this.stage, step: this.done[this.stage], micro: this.accumulation, loss: rec.loss, l_diff: rec.l_diff, l_id: rec.l_id, l_sem: rec.l_sem, l_layout: rec.l_layout, ms: performance.now() - t0 };
     this.done[this.stage]++;
     return { ...r, image };
+  }
+
+  /** Losses of the current weights on a fixed evaluation set: one feed per training face, keyed by draws no
+   * training step uses. The step program runs and its update is undone (weights, optimizer state and
+   * accumulators restored), so the same weights give the same numbers, before and after a stage. */
+  async evaluate(stage: Stage): Promise<Record<string, number>> {
+    const c = await this.compileStage(stage);
+    this.activate(c);
+    const keep = this.stateNames(c).map((n) => [n, Float32Array.from(c.program.getParam(n) as Float32Array)] as const);
+    const sum: Record<string, number> = {};
+    const n = this.data.length;
+    for (let i = 0; i < n; i++) {
+      const out = c.program.run(this.feedsAt(stage, EVAL_DRAWS + i * this.batch, false));
+      for (const k of ['loss', 'l_diff', 'l_id', 'l_sem', 'l_layout']) if (out[k]) sum[k] = (sum[k] ?? 0) + out[k][0] / n;
+      for (const [name, v] of keep) c.program.setParam(name, v);
+    }
+    return sum;
   }
 
   /** Current trainable weights and optimizer state. */

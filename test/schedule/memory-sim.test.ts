@@ -155,3 +155,40 @@ describe('memory planner, executed', () => {
     expectSameSemantics(input, plan);
   });
 });
+
+describe('memory planner, deep schedules', () => {
+  // 400 layers forward and backward (1201 steps): rematerialization takes its splits in batches here.
+  const L = 400, act = 1024;
+  const W = (i: number) => 10000 + i, h = (i: number) => (i === 0 ? 0 : 20000 + i), g = (i: number) => 30000 + i, dW = (i: number) => 40000 + i;
+  const buffers: PlanBuffer[] = [{ id: 0, bytes: act, kind: 'input', label: 'x' }];
+  const steps: PlanStep[] = [];
+  for (let i = 1; i <= L; i++) {
+    buffers.push({ id: W(i), bytes: 256, kind: 'param', label: `W${i}` }, { id: h(i), bytes: act + 64 * (i % 5), kind: 'temp', label: `h${i}` },
+      { id: g(i), bytes: act, kind: 'temp', label: `g${i}` }, { id: dW(i), bytes: 256, kind: 'output', label: `dW${i}` });
+    steps.push({ id: i, label: `f${i}`, reads: [h(i - 1), W(i)], writes: [h(i)], recomputable: true, cost: 10 + (i % 3) });
+  }
+  steps.push({ id: 1000, label: 'loss', reads: [h(L)], writes: [g(L)], recomputable: false, cost: 1 });
+  for (let i = L; i >= 1; i--) steps.push({ id: 2000 + i, label: `b${i}`, reads: [g(i), h(i), h(i - 1), W(i)], writes: i > 1 ? [g(i - 1), dW(i)] : [dW(i)], recomputable: false, cost: 20 });
+  const input = { buffers, steps };
+
+  test('a budget at 40% of the planned arena is met with batched recomputes, and the plan computes the same values', () => {
+    const free = planMemory(input);
+    const budget = Math.floor(0.4 * free.arenaBytes);
+    const plan = planMemory({ ...input, budget });
+    checkPlan(plan);
+    expect(plan.arenaBytes).toBeLessThanOrEqual(budget);
+    expect(plan.recomputed.length).toBeGreaterThan(100);
+    expectSameSemantics(input, plan);
+  });
+
+  test('a budget below what any split reaches is refused with a minimum that is then met', () => {
+    const resident = L * 256;
+    let minimum = 0;
+    try { planMemory({ ...input, budget: resident + 4 * act }); } catch (e) { minimum = (e as MemoryBudgetError).minimumBytes; }
+    expect(minimum).toBeGreaterThan(resident + 4 * act);
+    const plan = planMemory({ ...input, budget: minimum });
+    checkPlan(plan);
+    expect(plan.arenaBytes).toBeLessThanOrEqual(minimum);
+    expectSameSemantics(input, plan);
+  });
+});
