@@ -40,7 +40,7 @@ export class CudaProgram extends Program {
     return out;
   }
   protected execute(): void {
-    for (const { fn, l } of this.fns) this.device.launch(fn, l.grid as [number, number, number], l.block as [number, number, number], l.smem, [this.base]);
+    for (const { fn, l } of this.fns) this.device.launch(fn, l.grid as [number, number, number], l.block as [number, number, number], l.smem, [this.base, ...(l.args ?? [])]);
     this.device.sync();
   }
 

@@ -7,7 +7,7 @@ import { byteSize, type DType } from './ir/dtype';
 import { initValues } from './ir/init';
 import type { Kernel } from './codegen/kir';
 import type { MemoryPlan } from './schedule/plan-types';
-import { formatMemoryReport, formatBytes } from './schedule/memory';
+import { formatMemoryReport, residentBytes, formatBytes } from './schedule/memory';
 import type { FusionResult } from './schedule/fusion';
 import type { BufferInfo } from './render/cpp';
 import type { CompiledLibrary } from '../runtime/cpu';
@@ -22,6 +22,8 @@ export interface MemoryReport {
   readonly naiveBytes: number;
   readonly plannedBytes: number;
   readonly peakLiveBytes: number;
+  /** Parameters and constants (weights, optimizer state): resident for the program's whole run. */
+  readonly residentBytes: number;
   readonly budget?: number;
   readonly recomputed: readonly { label: string; bytes: number }[];
   readonly inPlace: number;
@@ -118,7 +120,7 @@ export abstract class Program {
     const p = this.parts.plan;
     const byId = new Map(p.buffers.map((b) => [b.id, b]));
     return {
-      naiveBytes: p.naiveBytes, plannedBytes: p.arenaBytes, peakLiveBytes: p.peakLiveBytes, budget: p.budget,
+      naiveBytes: p.naiveBytes, plannedBytes: p.arenaBytes, peakLiveBytes: p.peakLiveBytes, residentBytes: residentBytes(p), budget: p.budget,
       recomputed: p.recomputed.map((r) => ({ label: byId.get(r.buffer)?.label ?? `#${r.buffer}`, bytes: r.bytes })),
       inPlace: p.inPlace.length, text: formatMemoryReport(p),
     };

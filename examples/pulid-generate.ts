@@ -2,11 +2,11 @@
  * with ID attention → VAE decode → PNG.
  *
  *   npx tsx examples/pulid-generate.ts --id node_modules/@vladmandic/face-api/demo/sample2.jpg --prompt "a watercolor portrait"
- *   npx tsx examples/pulid-generate.ts --id a.jpg --id b.jpg --prompt "…" --id-scale 0.8 --mode ortho_v2 --ckpt runs/pulid-micro/last.safetensors
+ *   npx tsx examples/pulid-generate.ts --id a.jpg --id b.jpg --prompt "…" --id-scale 0.8 --mode ortho_v2 --ckpt runs/pulid-tiny/last.safetensors
  *
  * Flags: --id PHOTO (repeatable: tokens concatenated)  --prompt  --id-scale S (default: the config's)  --mode plain|ortho|ortho_v2
- * --config micro|tiny|sdxl  --ckpt ID-adapter checkpoint (from pulid-train)  --weights DIR (diffusers SDXL)  --seed  --guidance
- * --backend reference|cpu  --out FILE (default pulid.png; with several --id-scale values, one file per scale). */
+ * --config micro|tiny|sdxl (default tiny, as pulid-train)  --ckpt ID-adapter checkpoint (from pulid-train)  --weights DIR (diffusers SDXL)  --seed  --guidance
+ * --backend cpu|reference (cpu: the compiled program, default; reference: the float64 evaluator)  --out FILE (default pulid.png; with several --id-scale values, one file per scale). */
 import path from 'node:path';
 import { compile, evaluate, type ParamStore } from '../compiler/index';
 import { normalFill } from '../compiler/ir/philox';
@@ -31,7 +31,7 @@ function parseArgs(argv: string[]): { o: Record<string, string>; ids: string[]; 
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const { o, ids, scales } = parseArgs(argv);
   if (!ids.length) throw new Error('pulid-generate: give at least one --id PHOTO');
-  const config = pulidConfigs[o.config ?? 'micro'];
+  const config = pulidConfigs[o.config ?? 'tiny'];
   const seed = Number(o.seed ?? 0), guidance = Number(o.guidance ?? 1), mode = (o.mode ?? 'plain') as IdAttentionMode;
   const model = new PulidModel(config, { seed: 0 });
   const store: ParamStore = new Map();
@@ -57,7 +57,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   if (guidance !== 1) { const u = text.encode(''); Object.assign(feeds, { uncond_context: u.context, uncond_pooled: u.pooled }); }
   const outputs = generateGraph(model, { references: ids.length, mode, guidance });
   let run: (f: Record<string, ArrayLike<number>>) => ArrayLike<number>;
-  if ((o.backend ?? 'reference') === 'cpu') {
+  if ((o.backend ?? 'cpu') === 'cpu') {
     const prog = await compile({ outputs: { image: outputs.image } });
     for (const n of prog.paramNames()) { const v = store.get(n); if (v) prog.setParam(n, v); }
     run = (f) => prog.run(f).image;

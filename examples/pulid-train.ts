@@ -71,8 +71,9 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     const mr = c.memory;
     console.log(`  program '${c.kind}': ${c.program.kernels.length} kernels, compiled in ${c.compileSeconds.toFixed(1)} s`);
     console.log(`  memory: naive ${(mr.naiveBytes / 2 ** 20).toFixed(2)} MiB, planned ${(mr.plannedBytes / 2 ** 20).toFixed(2)} MiB, peak live ${(mr.peakLiveBytes / 2 ** 20).toFixed(2)} MiB` +
+      ` (weights and optimizer state ${(mr.residentBytes / 2 ** 20).toFixed(2)} MiB; activations naive ${((mr.naiveBytes - mr.residentBytes) / 2 ** 20).toFixed(2)} MiB, planned ${((mr.plannedBytes - mr.residentBytes) / 2 ** 20).toFixed(2)} MiB)` +
       (mr.budget ? `, budget ${(mr.budget / 2 ** 20).toFixed(2)} MiB, ${mr.recomputed.length} values recomputed` : ''));
-    metrics.programs[c.kind] = { kernels: c.program.kernels.length, compileSeconds: c.compileSeconds, naiveBytes: mr.naiveBytes, plannedBytes: mr.plannedBytes, peakLiveBytes: mr.peakLiveBytes, budget: mr.budget, recomputed: mr.recomputed.length };
+    metrics.programs[c.kind] = { kernels: c.program.kernels.length, compileSeconds: c.compileSeconds, naiveBytes: mr.naiveBytes, plannedBytes: mr.plannedBytes, peakLiveBytes: mr.peakLiveBytes, residentBytes: mr.residentBytes, budget: mr.budget, recomputed: mr.recomputed.length };
     const evalBefore = await trainer.evaluate(stage);
     const bar = new cliProgress.SingleBar({
       format: 'stage {stage} |{bar}| {value}/{total} | loss {loss} diff {diff} id {id} sem {sem} layout {layout} | {rate} steps/s | ETA {eta_formatted}',

@@ -5,6 +5,7 @@
 import { numel, type Shape } from '../ir/shape';
 import type { Expr, ExternKernel, Kernel, ReduceKernel, RowKernel, Store } from '../codegen/kir';
 import { buffersOf } from '../codegen/buffers';
+import { remapKernel } from '../codegen/remap';
 import { cOps, ExprPrinter, literal, printStores, type Lang } from './cstyle';
 import type { BufferInfo } from './cpp';
 import { templateCallCuda } from './templates-cuda';
@@ -31,16 +32,19 @@ export interface CudaLaunch {
   readonly grid: readonly [number, number, number];
   readonly block: readonly [number, number, number];
   readonly smem: number;
+  /** Kernel parameters after the arena pointer: the arena offsets of the kernel's buffers. */
+  readonly args?: readonly number[];
 }
 
 const THREADS = 256;
 const ind = (s: string[], n = 1) => s.map((l) => '  '.repeat(n) + l);
 const gridFor = (n: number) => Math.max(1, Math.min(Math.ceil(n / THREADS), 65535 * 8));
 
-export function pointerDecls(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>, written: ReadonlySet<number>): string[] {
+/** Buffer pointers; `at` prints a buffer's arena offset (a literal, or the kernel parameter holding it). */
+export function pointerDecls(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>, written: ReadonlySet<number>, at: (b: number) => string = (b) => String(info.get(b)!.offset)): string[] {
   return bufs.map((b) => {
-    const i = info.get(b)!, t = cudaLang.storageType(i.dtype);
-    return `${written.has(b) ? '' : 'const '}${t}* b${b} = reinterpret_cast<${written.has(b) ? '' : 'const '}${t}*>(A + ${i.offset});`;
+    const t = cudaLang.storageType(info.get(b)!.dtype);
+    return `${written.has(b) ? '' : 'const '}${t}* b${b} = reinterpret_cast<${written.has(b) ? '' : 'const '}${t}*>(A + ${at(b)});`;
   });
 }
 
@@ -65,7 +69,7 @@ function reduceKernel(k: ReduceKernel, decl: string[]): string[] {
   const ep = new ExprPrinter(cudaLang, (b) => `b${b}`, 'e');
   const init = k.combine === 'add' ? literal(0, k.accDtype) : literal(-Infinity, k.accDtype);
   return [
-    `KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A) {`,
+    `KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A KILN_OFFSETS) {`,
     ...ind(decl),
     `  for (int64_t row = blockIdx.x; row < ${numel(k.outer)}; row += gridDim.x) {`,
     ...ind(bindVars(k.outerVars, k.outer, 'row'), 2),
@@ -95,21 +99,22 @@ function rowKernel(k: RowKernel, decl: string[]): string[] {
   const ep = new ExprPrinter(cudaLang, (b) => `b${b}`, 'e');
   stages.push(`for (int64_t r = threadIdx.x; r < ${numel(k.inner)}; r += blockDim.x) {`, ...ind([...bindVars(k.innerVars, k.inner, 'r'), ...storeLinesCuda(k.stores, ep)]), '}');
   return [
-    `KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A) {`, ...ind(decl),
+    `KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A KILN_OFFSETS) {`, ...ind(decl),
     `  for (int64_t row = blockIdx.x; row < ${numel(k.outer)}; row += gridDim.x) {`, ...ind(bindVars(k.outerVars, k.outer, 'row'), 2), ...ind(stages, 2), '  }', '}',
   ];
 }
 
-export function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo>): { code: string[]; launches: CudaLaunch[]; scratch: number } {
+/** One kernel's functions (signatures end in `KILN_OFFSETS`, where the offset parameters go) and launches. */
+export function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo>, at: (b: number) => string = (b) => String(info.get(b)!.offset)): { code: string[]; launches: CudaLaunch[]; scratch: number } {
   const { reads, writes } = buffersOf(k);
-  const decl = pointerDecls([...new Set([...reads, ...writes])], info, new Set(writes));
+  const decl = pointerDecls([...new Set([...reads, ...writes])], info, new Set(writes), at);
   switch (k.kind) {
     case 'pointwise': {
       const n = numel(k.shape);
       const p = new ExprPrinter(cudaLang, (b) => `b${b}`);
       const body = [...bindVars(k.vars, k.shape, 'f'), ...storeLinesCuda(k.stores, p)];
       return {
-        code: [`KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A) {`, ...ind(decl),
+        code: [`KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A KILN_OFFSETS) {`, ...ind(decl),
           `  for (int64_t f = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; f < ${n}; f += (int64_t)gridDim.x * blockDim.x) {`, ...ind(body, 2), '  }', '}'],
         launches: [{ kernel: k.name, grid: [gridFor(n), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0,
       };
@@ -119,9 +124,9 @@ export function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo
     case 'row': return { code: rowKernel(k, decl), launches: [{ kernel: k.name, grid: [Math.max(1, Math.min(numel(k.outer), 65535 * 8)), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
     case 'extern': return templateCallCuda(k as ExternKernel, decl);
     case 'commit': {
-      const lines = k.copies.map((c) => `  for (int64_t f = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; f < ${c.bytes}; f += (int64_t)gridDim.x * blockDim.x) A[${info.get(c.to)!.offset} + f] = A[${info.get(c.from)!.offset} + f];`);
+      const lines = k.copies.map((c) => `  for (int64_t f = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; f < ${c.bytes}; f += (int64_t)gridDim.x * blockDim.x) A[${at(c.to)} + f] = A[${at(c.from)} + f];`);
       const n = Math.max(...k.copies.map((c) => c.bytes));
-      return { code: [`KILN_KERNEL void ${k.name}(uint8_t* __restrict__ A) {`, ...lines, '}'], launches: [{ kernel: k.name, grid: [gridFor(n), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
+      return { code: [`KILN_KERNEL void ${k.name}(uint8_t* __restrict__ A KILN_OFFSETS) {`, ...lines, '}'], launches: [{ kernel: k.name, grid: [gridFor(n), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
     }
   }
 }
@@ -129,14 +134,36 @@ export function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo
 export interface CudaProgramSource { readonly source: string; readonly launches: readonly CudaLaunch[]; readonly scratchBytes: number }
 
 /** The whole program as one .cu translation unit. Templates that need a workspace get it at `scratchOffset`
- * (the end of the planned arena). */
+ * (the end of the planned arena). As in the C++ renderer, kernels that differ only in where their buffers live
+ * share their functions: buffers are renamed to their local position, and their arena offsets are kernel
+ * parameters (`o0`, `o1`, …) that each launch passes. */
 export function renderProgramCuda(kernels: readonly Kernel[], info: ReadonlyMap<number, BufferInfo>, scratchOffset: number): CudaProgramSource {
-  const parts = kernels.map((k) => renderKernelCuda(k, info));
-  const code = parts.map((p) => p.code.join('\n').replaceAll('KILN_SCRATCH', `(A + ${scratchOffset})`));
+  const shared = new Map<string, { name: string; launches: CudaLaunch[] }>();
+  const code: string[] = [], launches: CudaLaunch[] = [];
+  let scratchBytes = 0;
+  for (const k of kernels) {
+    const { reads, writes } = buffersOf(k);
+    const bufs = [...new Set([...reads, ...writes])];
+    const local = new Map(bufs.map((b, i) => [b, i]));
+    const part = renderKernelCuda(remapKernel(k, local, local, 'KILN_FN'), new Map(bufs.map((b, i) => [i, info.get(b)!])), (i) => `o${i}`);
+    const params = bufs.map((_b, i) => `, int64_t o${i}`).join('');
+    const text = part.code.join('\n').replaceAll('KILN_SCRATCH', `(A + ${scratchOffset})`).replaceAll('KILN_OFFSETS', params);
+    const key = text + JSON.stringify(part.launches);
+    let fn = shared.get(key);
+    if (!fn) {
+      fn = { name: k.name, launches: part.launches.map((l) => ({ ...l, kernel: l.kernel.replace('KILN_FN', k.name) })) };
+      shared.set(key, fn);
+      code.push(text.replaceAll('KILN_FN', k.name) + '\n');
+    }
+    const args = bufs.map((b) => info.get(b)!.offset);
+    launches.push(...fn.launches.map((l) => ({ ...l, args })));
+    scratchBytes = Math.max(scratchBytes, part.scratch);
+  }
   return {
     source: ['// Generated by Kiln. Do not edit.', '#include "prelude.cuh"', '#include "philox.cuh"', '#include "gemm.cuh"', '#include "conv2d.cuh"',
-      '#include "attention.cuh"', '#include "attention_small.cuh"', '#include "scatter_add.cuh"', '', ...code.map((c) => c + '\n')].join('\n'),
-    launches: parts.flatMap((p) => p.launches),
-    scratchBytes: Math.max(0, ...parts.map((p) => p.scratch)),
+      '#include "attention.cuh"', '#include "attention_small.cuh"', '#include "scatter_add.cuh"', '',
+      `// ${kernels.length} kernels, ${shared.size} distinct.`, ...code].join('\n'),
+    launches,
+    scratchBytes,
   };
 }

@@ -32,7 +32,7 @@ export function templateCallCuda(k: ExternKernel, decl: readonly string[]): Cuda
     const p = new ExprPrinter(cudaLang, (b) => `b${b}`, 'e');
     return [`[=](${params}, float acc) {`, ...ind([...bind, ...storeLinesCuda(k.stores, p)]), '}'];
   };
-  const kernel = (name: string, body: string[]) => [`KILN_KERNEL void __launch_bounds__(256) ${name}(uint8_t* __restrict__ A) {`, ...ind([...decl, ...body]), '}'];
+  const kernel = (name: string, body: string[]) => [`KILN_KERNEL void __launch_bounds__(256) ${name}(uint8_t* __restrict__ A KILN_OFFSETS) {`, ...ind([...decl, ...body]), '}'];
   const bindBatch = (b: string) => bindVars(k.outVars.slice(0, -2), k.outShape.slice(0, -2), b);
   switch (k.template) {
     case 'matmul': {

@@ -12,6 +12,13 @@ export function formatBytes(n: number): string {
   return u === 0 ? `${n} B` : `${v.toFixed(2)} ${units[u]} (${n} B)`;
 }
 
+/** Bytes of parameters and constants: resident for the whole run, the part no plan can shrink. */
+export function residentBytes(plan: Pick<MemoryPlan, 'buffers'>): number {
+  let n = 0;
+  for (const b of plan.buffers) if (b.kind === 'param' || b.kind === 'const') n += b.bytes;
+  return n;
+}
+
 export function formatMemoryReport(plan: MemoryPlan): string {
   const labels = new Map(plan.buffers.map((b) => [b.id, b.label]));
   const steps = new Map(plan.steps.map((s) => [s.id, s.label]));
@@ -21,6 +28,7 @@ export function formatMemoryReport(plan: MemoryPlan): string {
     `  naive (every buffer separate): ${formatBytes(plan.naiveBytes)}`,
     `  planned arena:                 ${formatBytes(plan.arenaBytes)}${saved}`,
     `  peak live:                     ${formatBytes(plan.peakLiveBytes)}`,
+    `  of which resident:             ${formatBytes(residentBytes(plan))} (parameters, optimizer state, constants)`,
   ];
   if (plan.budget !== undefined) lines.push(`  budget:                        ${formatBytes(plan.budget)}`);
   lines.push(`  buffers: ${plan.buffers.length}, steps: ${plan.steps.length}, in-place pairs: ${plan.inPlace.length}`);

@@ -60,17 +60,18 @@ export const sdxlPulidConfig: PulidConfig = {
   idEncoder: idEncoderConfig(512, 768, 1024, 2048), textLength: 77, lightningSteps: 4, gradSteps: 4, lambdas: paperLossWeights, idScale: 0.8,
 };
 
-/** Tiny: the 128-d face-api recognizer + the tiny CLIP vision tower (16 wide, 3 layers, projection 8) → id_cond 136;
- * ID tokens 10 × 32 (the tiny UNet's context width); 128×128 images (16×16 latents). */
+/** Tiny: the default of the examples. The 128-d face-api recognizer + the tiny CLIP vision tower (16 wide, 3 layers,
+ * projection 8) → id_cond 136; ID tokens 10 × 32 (the tiny UNet's context width); 128×128 images (16×16 latents);
+ * gradients through all 4 Lightning steps, as SDXL. */
 export const tinyPulidConfig: PulidConfig = {
   name: 'tiny', unet: tinyUnetConfig, vae: tinyVaeConfig, vision: tinyClipVisionConfig, vitHiddenLayers: [1, 1, 2, 2, 3],
   idEncoder: idEncoderConfig(128, tinyClipVisionConfig.projectionDim, tinyClipVisionConfig.hiddenSize, tinyUnetConfig.crossAttentionDim),
-  textLength: 16, lightningSteps: 4, gradSteps: 1, lambdas: paperLossWeights, idScale: 1.0,
+  textLength: 16, lightningSteps: 4, gradSteps: 4, lambdas: paperLossWeights, idScale: 1.0,
 };
 
-/** Micro: the default training run and float64 gradient checks (8-wide UNet on 8×8 latents, 64×64 images; the ID
- * encoder sees the first 8 of the 128 descriptor values, the ID loss all 128). tiny and micro carry gradients through
- * the last Lightning step only (gradSteps 1, the paper's cheapest row) to keep the native compile short. */
+/** Micro: tests and float64 gradient checks (8-wide UNet on 8×8 latents, 64×64 images; the ID encoder sees the
+ * first 8 of the 128 descriptor values, the ID loss all 128). Gradients through the last Lightning step only
+ * (gradSteps 1, the paper's cheapest row) keep the tests' training steps small. */
 export const microPulidConfig: PulidConfig = {
   name: 'micro', unet: microUnetConfig, vae: tinyVaeConfig, vision: { ...tinyClipVisionConfig, layers: 2 }, vitHiddenLayers: [1, 1, 2, 2, 2],
   idEncoder: idEncoderConfig(8, tinyClipVisionConfig.projectionDim, tinyClipVisionConfig.hiddenSize, microUnetConfig.crossAttentionDim),

@@ -1,0 +1,68 @@
+/**
+ * The PuLID training step through the compiler without running it: schedule (fusion + lowering), memory plan
+ * (optionally under a budget, with rematerialization) and the C++ source, for any config, e.g. the SDXL-size step
+ * that does not fit this machine.
+ *
+ *   npx tsx bench/pulid-plan.ts --config sdxl --stage 2 --budget 64GiB [--compile cpp,cuda] [--json bench/results/x.json]
+ *
+ * --compile also builds the generated program: `cpp` with g++ (a shared object, not loaded), `cuda` with nvcc
+ * for sm_90a (a cubin; no GPU needed). Both go to the kernel cache.
+ * --stage 1: the L_diff program; 2 (or 3): the Lightning program of stages 2 and 3. Prints kernels (fused and
+ * unfused), distinct kernel functions in the generated C++, naive / planned / resident / budget bytes and times.
+ */
+import fs from 'node:fs';
+import { lowerProgram } from '../compiler/compile';
+import { renderProgramCpp } from '../compiler/render/cpp';
+import { renderProgramCuda } from '../compiler/render/cuda';
+import { buildCpp } from '../runtime/cpu';
+import { compileCuda } from '../runtime/cuda';
+import { linkKernelLibrary } from '../runtime/kernel-lib';
+import { residentBytes } from '../compiler/schedule/memory';
+import { pulidConfigs } from '../models/pulid/config';
+import { PulidModel, trainStepGraph, type Stage } from '../models/pulid/model';
+
+const argv = process.argv.slice(2);
+const opt = (f: string, d?: string) => { const i = argv.indexOf(`--${f}`); return i >= 0 ? argv[i + 1] : d; };
+const bytes = (s: string) => { const m = /^([\d.]+)\s*(k|m|g)?i?b?$/i.exec(s); if (!m) throw new Error(`--budget: cannot read '${s}'`); return Math.round(Number(m[1]) * (m[2] ? 1024 ** ('kmg'.indexOf(m[2].toLowerCase()) + 1) : 1)); };
+const config = pulidConfigs[opt('config', 'sdxl')!];
+if (!config) throw new Error(`--config: one of ${Object.keys(pulidConfigs).join(', ')}`);
+const stage = Number(opt('stage', '2')) as Stage;
+const budget = opt('budget') ? bytes(opt('budget')!) : undefined;
+const GiB = (b: number) => +(b / 2 ** 30).toFixed(3);
+
+let t = performance.now();
+const lap = () => { const n = performance.now(), s = (n - t) / 1000; t = n; return +s.toFixed(1); };
+const model = new PulidModel(config, { seed: 0 });
+const g = trainStepGraph(model, { stage, batch: 1, accumulation: 1 });
+const graphSeconds = lap();
+console.error(`${config.name} stage ${stage}: graph built in ${graphSeconds} s; scheduling and planning…`);
+const low = lowerProgram({ outputs: g.outputs, updates: g.updates }, { budget });
+const lowerSeconds = lap();
+const source = renderProgramCpp(low.kernels, low.info);
+const renderSeconds = lap();
+const p = low.plan, resident = residentBytes(p);
+const builds = (opt('compile') ?? '').split(',').filter(Boolean);
+const compiled: Record<string, unknown> = {};
+if (builds.includes('cpp')) {
+  console.error('g++…');
+  const a = await buildCpp(source, { extraFlags: ['-fno-math-errno', '-fno-trapping-math', ...(await linkKernelLibrary())] });
+  compiled.cpp = { seconds: lap(), cacheHit: a.cacheHit, artifact: a.artifactPath };
+}
+if (builds.includes('cuda')) {
+  const cu = renderProgramCuda(low.kernels, low.info, Math.ceil(p.arenaBytes / 256) * 256);
+  console.error(`nvcc (${(cu.source.length / 1e6).toFixed(1)} MB, ${/\/\/ \d+ kernels, (\d+) distinct/.exec(cu.source)?.[1]} distinct kernels)…`);
+  lap();
+  const c = await compileCuda(cu.source);
+  compiled.cuda = { seconds: lap(), launches: cu.launches.length, distinctKernels: Number(/\/\/ \d+ kernels, (\d+) distinct/.exec(cu.source)?.[1]), cubin: c.artifactPath, cacheHit: c.cacheHit };
+}
+const result = {
+  config: config.name, stage, program: stage === 1 ? 'diff' : 'full', date: new Date().toISOString().slice(0, 10),
+  kernels: low.kernels.length, unfusedKernels: low.unfusedKernels, cppFunctions: Number(/\/\/ \d+ kernels, (\d+) distinct functions/.exec(source)?.[1]),
+  cppSourceMB: +(source.length / 1e6).toFixed(1),
+  naiveGiB: GiB(p.naiveBytes), plannedGiB: GiB(p.arenaBytes), peakLiveGiB: GiB(p.peakLiveBytes), residentGiB: GiB(resident),
+  budgetGiB: budget === undefined ? null : GiB(budget), recomputed: p.recomputed.length, recomputedGiB: GiB(p.recomputed.reduce((s, r) => s + r.bytes, 0)),
+  seconds: { graph: graphSeconds, scheduleAndPlan: lowerSeconds, renderCpp: renderSeconds }, compiled,
+};
+console.log(JSON.stringify(result, null, 1));
+const out = opt('json');
+if (out) fs.writeFileSync(out, JSON.stringify(result, null, 1) + '\n');
