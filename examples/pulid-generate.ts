@@ -6,7 +6,7 @@
  *
  * Flags: --id PHOTO (repeatable: tokens concatenated)  --prompt  --id-scale S (default: the config's)  --mode plain|ortho|ortho_v2
  * --config micro|tiny|sdxl (default tiny, as pulid-train)  --ckpt ID-adapter checkpoint (from pulid-train)  --weights DIR (diffusers SDXL)  --seed  --guidance
- * --backend cpu|reference (cpu: the compiled program, default; reference: the float64 evaluator)  --out FILE (default pulid.png; with several --id-scale values, one file per scale). */
+ * --backend cpu|cuda|reference (cpu: the compiled program, default; cuda: on an NVIDIA GPU; reference: the float64 evaluator)  --out FILE (default pulid.png; with several --id-scale values, one file per scale). */
 import path from 'node:path';
 import { compile, evaluate, type ParamStore } from '../compiler/index';
 import { normalFill } from '../compiler/ir/philox';
@@ -57,8 +57,10 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   if (guidance !== 1) { const u = text.encode(''); Object.assign(feeds, { uncond_context: u.context, uncond_pooled: u.pooled }); }
   const outputs = generateGraph(model, { references: ids.length, mode, guidance });
   let run: (f: Record<string, ArrayLike<number>>) => ArrayLike<number>;
-  if ((o.backend ?? 'cpu') === 'cpu') {
-    const prog = await compile({ outputs: { image: outputs.image } });
+  const backend = o.backend ?? 'cpu';
+  if (!['cpu', 'cuda', 'reference'].includes(backend)) throw new Error(`--backend ${backend}: cpu, cuda or reference`);
+  if (backend !== 'reference') {
+    const prog = await compile({ outputs: { image: outputs.image } }, { backend: backend as 'cpu' | 'cuda' });
     for (const n of prog.paramNames()) { const v = store.get(n); if (v) prog.setParam(n, v); }
     run = (f) => prog.run(f).image;
   } else run = (f) => evaluate({ outputs: { image: outputs.image } }, f, store).outputs.image.data;
@@ -72,4 +74,12 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await main();
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    await main();
+  } catch (e) {
+    // One clear line (the message names the file, shape or tool at fault); KILN_DEBUG=1 shows the stack.
+    console.error(process.env.KILN_DEBUG ? e : `error: ${(e as Error).message}`);
+    process.exit(1);
+  }
+}

@@ -4,9 +4,9 @@
  *   npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --memory-budget 20MB --out runs/micro
  *
  * Flags: --config micro|tiny|sdxl  --steps N | s1,s2,s3  --stage 1|2|3 (run only up to / from that stage: `--stage 2`
- * trains stage 2 only)  --backend cpu  --memory-budget BYTES|NNMB  --weights DIR (diffusers SDXL folder: unet/, vae/)
+ * trains stage 2 only)  --backend cpu|cuda (cuda: nvcc + the driver; needs an NVIDIA GPU)  --memory-budget BYTES|NNMB  --weights DIR (diffusers SDXL folder: unet/, vae/)
  * --data DIR (images + .txt captions)  --out DIR  --resume CKPT  --lr  --accumulation  --seed  --mode plain|ortho|ortho_v2
- * --fusion on|off|lightning-off (lightning-off: fuse the L_diff program, not the Lightning one; see models/pulid/README.md)
+ * --fusion on|off|lightning-off (off: one kernel per op; lightning-off: only the Lightning program unfused)
  * Each stage is scored on a fixed evaluation set (one draw per face, never trained on) before and after it.
  * Writes <out>/metrics.json, <out>/stage<k>.safetensors (+ last.safetensors), <out>/sample_stage<k>.png. */
 import fs from 'node:fs';
@@ -30,7 +30,8 @@ const fmt = (v?: number) => (v === undefined ? '-' : v.toFixed(4));
 
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const a = parseArgs(argv);
-  if ((a.backend ?? 'cpu') !== 'cpu') throw new Error(`--backend ${a.backend}: only cpu is available in this build`);
+  const backend = a.backend ?? 'cpu';
+  if (backend !== 'cpu' && backend !== 'cuda') throw new Error(`--backend ${backend}: cpu or cuda`);
   const config = pulidConfigs[a.config ?? 'tiny'];
   if (!config) throw new Error(`--config: one of ${Object.keys(pulidConfigs).join(', ')}`);
   const defaults: Record<string, [number, number, number]> = { micro: [300, 60, 60], tiny: [300, 60, 60], sdxl: [1, 1, 1] };
@@ -53,7 +54,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   }
   const trainer = new PulidTrainer(model, samples, text, {
     steps, seed, lr: Number(a.lr ?? 1e-3), accumulation: Number(a.accumulation ?? 1), memoryBudget: a['memory-budget'] ? bytes(a['memory-budget']) : undefined,
-    mode: (a.mode ?? 'plain') as IdAttentionMode, baseWeights, fusion: a.fusion ? { diff: !/^(off|none|lightning-off)$/.test(a.fusion) || a.fusion === 'lightning-off', full: a.fusion === 'on' } : undefined,
+    mode: (a.mode ?? 'plain') as IdAttentionMode, baseWeights, backend, fusion: a.fusion ? { diff: !/^(off|none|lightning-off)$/.test(a.fusion) || a.fusion === 'lightning-off', full: a.fusion === 'on' } : undefined,
   });
   if (a.resume) { trainer.load(a.resume); console.log(`  resumed from ${a.resume}: stage ${trainer.stage}, done ${JSON.stringify(trainer.done)}`); }
 
@@ -109,4 +110,12 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   console.log(`\nwrote ${metricsFile}, checkpoints and samples in ${out}`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await main();
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    await main();
+  } catch (e) {
+    // One clear line (the message names the file, shape or tool at fault); KILN_DEBUG=1 shows the stack.
+    console.error(process.env.KILN_DEBUG ? e : `error: ${(e as Error).message}`);
+    process.exit(1);
+  }
+}

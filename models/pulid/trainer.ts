@@ -30,9 +30,10 @@ export interface TrainerOptions {
   memoryBudget?: number;
   mode?: IdAttentionMode;
   lambdas?: LossWeights;
-  /** Kernel fusion for the Lightning program (default true). The fusion pass's time grows steeply with graph
-   * size (micro stage 1: 192 s fused vs 1.7 s unfused scheduling), so 'full': false unfuses only that program. */
+  /** Kernel fusion per program (default true; false: one kernel per op, for measuring what fusion saves). */
   fusion?: { diff?: boolean; full?: boolean };
+  /** 'cpu' (default) or 'cuda' (generated CUDA through nvcc and the driver; a clear error where there is no GPU). */
+  backend?: 'cpu' | 'cuda';
   /** Frozen base weights (unet.*, vae.*) by key, e.g. from a diffusers folder. */
   baseWeights?: ParamStore;
 }
@@ -75,14 +76,14 @@ export class PulidTrainer {
     const kind = graphKind(stage);
     const have = this.programs.get(kind);
     if (have) return have;
-    const key = JSON.stringify([kind, this.batch, this.accumulation, this.opts.mode ?? 'plain', this.opts.memoryBudget ?? null, this.opts.baseWeights ? 'w' : '', this.fusionFor(kind)]);
+    const key = JSON.stringify([kind, this.batch, this.accumulation, this.opts.mode ?? 'plain', this.opts.memoryBudget ?? null, this.opts.baseWeights ? 'w' : '', this.fusionFor(kind), this.opts.backend ?? 'cpu']);
     const byModel = shared.get(this.model) ?? new Map<string, CompiledStep>();
     shared.set(this.model, byModel);
     const prior = byModel.get(key);
     if (prior) { this.programs.set(kind, prior); return prior; }
     const graph = trainStepGraph(this.model, { stage, batch: this.batch, accumulation: this.accumulation, mode: this.opts.mode });
     const t0 = performance.now();
-    const program = await compile({ outputs: graph.outputs, updates: graph.updates }, { budget: this.opts.memoryBudget, fusion: this.fusionFor(kind) });
+    const program = await compile({ outputs: graph.outputs, updates: graph.updates }, { backend: this.opts.backend ?? 'cpu', budget: this.opts.memoryBudget, fusion: this.fusionFor(kind) });
     const compileSeconds = (performance.now() - t0) / 1000;
     const names = new Set(program.paramNames());
     const frozen: ParamStore = new Map(this.opts.baseWeights ?? []);
