@@ -8,12 +8,20 @@
  * --data DIR (images + .txt captions)  --out DIR  --resume CKPT  --lr  --accumulation  --seed  --mode plain|ortho|ortho_v2
  * --fusion on|off|lightning-off (off: one kernel per op; lightning-off: only the Lightning program unfused)
  * Each stage is scored on a fixed evaluation set (one draw per face, never trained on) before and after it.
- * Writes <out>/metrics.json, <out>/stage<k>.safetensors (+ last.safetensors), <out>/sample_stage<k>.png. */
+ * Writes <out>/metrics.json, <out>/stage<k>.safetensors (+ last.safetensors), <out>/sample_stage<k>.png (the first
+ * face through the compiled 4-step generation with the adapter after stage k; stages 2–3 also write
+ * train_image_stage<k>.png, the last training step's Lightning image). */
 import fs from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { pulidConfigs } from '../models/pulid/config';
-import { PulidModel, type Stage } from '../models/pulid/model';
+import { PulidModel, generateGraph, type Stage } from '../models/pulid/model';
+import { ID_LOSS_PROMPT } from '../models/pulid/text';
+import type { PulidSample } from '../models/pulid/data';
+import type { TextConditioner } from '../models/pulid/text';
+import { normalFill } from '../compiler/ir/philox';
+import { compile } from '../compiler/index';
+import { materialize } from '../models/weights';
 import { loadDataset } from '../models/pulid/data';
 import { PulidTrainer, writeImagePng, type StepRecord } from '../models/pulid/trainer';
 import { loadSafetensorsInto } from '../models/weights';
@@ -63,6 +71,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const metricsFile = path.join(out, 'metrics.json');
   if (a.resume && fs.existsSync(metricsFile)) metrics.history = JSON.parse(fs.readFileSync(metricsFile, 'utf8')).history ?? [];
   const save = () => fs.writeFileSync(metricsFile, JSON.stringify(metrics, null, 1));
+  let sample: ((w: Map<string, Float32Array>) => ArrayLike<number>) | undefined;
 
   for (const stage of stages) {
     if (stage < trainer.stage || trainer.done[stage] >= steps[stage]) continue;
@@ -103,11 +112,29 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     console.log(`  fixed evaluation set (${samples.length} draws): ` + Object.keys(evalBefore).map((k) => `${k} ${fmt(evalBefore[k])} → ${fmt(evalAfter[k])}`).join(', '));
     trainer.save(path.join(out, `stage${stage}.safetensors`));
     trainer.save(path.join(out, 'last.safetensors'));
-    if (last?.image) writeImagePng(path.join(out, `sample_stage${stage}.png`), last.image, model.imageSize);
+    if (last?.image) writeImagePng(path.join(out, `train_image_stage${stage}.png`), last.image, model.imageSize);
+    sample ??= await sampler(model, samples[0], text, baseWeights, backend as 'cpu' | 'cuda', seed);
+    writeImagePng(path.join(out, `sample_stage${stage}.png`), sample(trainer.snapshot()), model.imageSize);
     save();
   }
   save();
   console.log(`\nwrote ${metricsFile}, checkpoints and samples in ${out}`);
+}
+
+/** The compiled generation program (one reference face, the ID-loss prompt, fixed noise): the trained adapter's
+ * weights in, an image [1, 3, H, W] out. */
+async function sampler(model: PulidModel, face: PulidSample, text: TextConditioner, base: ParamStore | undefined, backend: 'cpu' | 'cuda', seed: number) {
+  const prog = await compile({ outputs: { image: generateGraph(model, { references: 1 }).image } }, { backend });
+  const frozen = materialize(materialize(new Map(base ?? []), model.base), model.trainable);
+  const names = new Set(prog.paramNames());
+  for (const n of names) { const v = frozen.get(n); if (v) prog.setParam(n, v); }
+  const cond = text.encode(ID_LOSS_PROMPT), px = model.imageSize;
+  const feeds: Record<string, ArrayLike<number>> = { ref0_id_cond: face.id.idCond, context: cond.context, pooled: cond.pooled, time_ids: [px, px, 0, 0, px, px], noise: normalFill(4 * model.latentSize ** 2, seed + 404), id_scale: [model.config.idScale] };
+  face.id.vit.forEach((v, i) => { feeds[`ref0_vit_${i}`] = v; });
+  return (w: Map<string, Float32Array>) => {
+    for (const [k, v] of w) if (names.has(k)) prog.setParam(k, v);
+    return prog.run(feeds).image;
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
