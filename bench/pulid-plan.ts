@@ -17,13 +17,13 @@ import { renderProgramCuda } from '../compiler/render/cuda';
 import { buildCpp } from '../runtime/cpu';
 import { compileCuda } from '../runtime/cuda';
 import { linkKernelLibrary } from '../runtime/kernel-lib';
-import { residentBytes } from '../compiler/schedule/memory';
+import { parseBytes, residentBytes } from '../compiler/schedule/memory';
 import { pulidConfigs } from '../models/pulid/config';
 import { PulidModel, trainStepGraph, type Stage } from '../models/pulid/model';
 
 const argv = process.argv.slice(2);
 const opt = (f: string, d?: string) => { const i = argv.indexOf(`--${f}`); return i >= 0 ? argv[i + 1] : d; };
-const bytes = (s: string) => { const m = /^([\d.]+)\s*(k|m|g)?i?b?$/i.exec(s); if (!m) throw new Error(`--budget: cannot read '${s}'`); return Math.round(Number(m[1]) * (m[2] ? 1024 ** ('kmg'.indexOf(m[2].toLowerCase()) + 1) : 1)); };
+const bytes = (s: string) => { try { return parseBytes(s); } catch (e) { throw new Error(`--budget: ${(e as Error).message}`); } };
 const config = pulidConfigs[opt('config', 'sdxl')!];
 if (!config) throw new Error(`--config: one of ${Object.keys(pulidConfigs).join(', ')}`);
 const stage = Number(opt('stage', '2')) as Stage;

@@ -19,3 +19,4 @@ export { Program, CpuProgram } from './program';
 export { CudaProgram } from './program-cuda';
 export { compileCudaSource, lowerProgram } from './compile';
 export type { MemoryReport, HostArray, Feed } from './program';
+export { formatBytes, parseBytes } from './schedule/memory';

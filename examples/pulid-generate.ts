@@ -18,6 +18,7 @@ import { writeImagePng } from '../models/pulid/trainer';
 import { readSafetensors } from '../models/io/safetensors';
 import { loadSafetensorsInto, materialize } from '../models/weights';
 import type { IdAttentionMode } from '../models/pulid/id-attention';
+import { runCli } from './cli';
 
 function parseArgs(argv: string[]): { o: Record<string, string>; ids: string[]; scales: number[] } {
   const o: Record<string, string> = {}, ids: string[] = [], scales: number[] = [];
@@ -74,12 +75,4 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  try {
-    await main();
-  } catch (e) {
-    // One clear line (the message names the file, shape or tool at fault); KILN_DEBUG=1 shows the stack.
-    console.error(process.env.KILN_DEBUG ? e : `error: ${(e as Error).message}`);
-    process.exit(1);
-  }
-}
+if (import.meta.url === `file://${process.argv[1]}`) await runCli(() => main());

@@ -14,26 +14,23 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
+import { compile, parseBytes, type ParamStore } from '../compiler/index';
+import { normalFill } from '../compiler/ir/philox';
 import { pulidConfigs } from '../models/pulid/config';
 import { PulidModel, generateGraph, type Stage } from '../models/pulid/model';
-import { ID_LOSS_PROMPT } from '../models/pulid/text';
-import type { PulidSample } from '../models/pulid/data';
-import type { TextConditioner } from '../models/pulid/text';
-import { normalFill } from '../compiler/ir/philox';
-import { compile } from '../compiler/index';
-import { materialize } from '../models/weights';
-import { loadDataset } from '../models/pulid/data';
+import { ID_LOSS_PROMPT, type TextConditioner } from '../models/pulid/text';
+import { loadDataset, type PulidSample } from '../models/pulid/data';
 import { PulidTrainer, writeImagePng, type StepRecord } from '../models/pulid/trainer';
-import { loadSafetensorsInto } from '../models/weights';
+import { loadSafetensorsInto, materialize } from '../models/weights';
 import type { IdAttentionMode } from '../models/pulid/id-attention';
-import type { ParamStore } from '../compiler/index';
+import { runCli } from './cli';
 
 function parseArgs(argv: string[]): Record<string, string> {
   const o: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) if (argv[i].startsWith('--')) { const k = argv[i].slice(2); o[k] = argv[i + 1]?.startsWith('--') || argv[i + 1] === undefined ? 'true' : argv[++i]; }
   return o;
 }
-const bytes = (s: string) => { const m = /^([\d.]+)\s*(k|m|g)?i?b?$/i.exec(s); if (!m) throw new Error(`--memory-budget: cannot read '${s}'`); return Math.round(Number(m[1]) * (m[2] ? 1024 ** ('kmg'.indexOf(m[2].toLowerCase()) + 1) : 1)); };
+const bytes = (s: string) => { try { return parseBytes(s); } catch (e) { throw new Error(`--memory-budget: ${(e as Error).message}`); } };
 const fmt = (v?: number) => (v === undefined ? '-' : v.toFixed(4));
 
 export async function main(argv = process.argv.slice(2)): Promise<void> {
@@ -137,12 +134,4 @@ async function sampler(model: PulidModel, face: PulidSample, text: TextCondition
   };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  try {
-    await main();
-  } catch (e) {
-    // One clear line (the message names the file, shape or tool at fault); KILN_DEBUG=1 shows the stack.
-    console.error(process.env.KILN_DEBUG ? e : `error: ${(e as Error).message}`);
-    process.exit(1);
-  }
-}
+if (import.meta.url === `file://${process.argv[1]}`) await runCli(() => main());

@@ -4,6 +4,13 @@ import type { MemoryPlan } from './plan-types';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 
+/** "64GiB", "56 MiB", "512kb", "1000": a byte count as people write budgets (powers of 1024). */
+export function parseBytes(s: string): number {
+  const m = /^([\d.]+)\s*(k|m|g|t)?i?b?$/i.exec(s.trim());
+  if (!m || !Number.isFinite(Number(m[1]))) throw new Error(`cannot read '${s}' as a byte count (e.g. 64GiB, 56MiB, 1000)`);
+  return M.round(Number(m[1]) * (m[2] ? 1024 ** ('kmgt'.indexOf(m[2].toLowerCase()) + 1) : 1));
+}
+
 /** "1.50 MiB (1572864 B)": the rounded figure to read, the exact one to compare. */
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -7,7 +7,7 @@ import { alignUp, assignOffsets } from './memory-offsets';
 import { analyze, rematerialize } from './memory-remat';
 
 export { checkPlan } from './memory-check';
-export { formatMemoryReport, formatBytes, residentBytes } from './memory-report';
+export { formatMemoryReport, formatBytes, parseBytes, residentBytes } from './memory-report';
 export { MemoryBudgetError };
 
 export function planMemory(input: PlanInput): MemoryPlan {
