@@ -12,7 +12,7 @@
  */
 import fs from 'node:fs';
 import { lowerProgram } from '../compiler/compile';
-import { renderProgramCpp } from '../compiler/render/cpp';
+import { renderProgramCppParts } from '../compiler/render/cpp';
 import { renderProgramCuda } from '../compiler/render/cuda';
 import { buildCpp } from '../runtime/cpu';
 import { compileCuda } from '../runtime/cuda';
@@ -38,7 +38,7 @@ const graphSeconds = lap();
 console.error(`${config.name} stage ${stage}: graph built in ${graphSeconds} s; scheduling and planning…`);
 const low = lowerProgram({ outputs: g.outputs, updates: g.updates }, { budget });
 const lowerSeconds = lap();
-const source = renderProgramCpp(low.kernels, low.info);
+const { source, functions } = renderProgramCppParts(low.kernels, low.info);
 const renderSeconds = lap();
 const p = low.plan, resident = residentBytes(p);
 const builds = (opt('compile') ?? '').split(',').filter(Boolean);
@@ -50,14 +50,14 @@ if (builds.includes('cpp')) {
 }
 if (builds.includes('cuda')) {
   const cu = renderProgramCuda(low.kernels, low.info, Math.ceil(p.arenaBytes / 256) * 256);
-  console.error(`nvcc (${(cu.source.length / 1e6).toFixed(1)} MB, ${/\/\/ \d+ kernels, (\d+) distinct/.exec(cu.source)?.[1]} distinct kernels)…`);
+  console.error(`nvcc (${(cu.source.length / 1e6).toFixed(1)} MB, ${cu.distinct} distinct kernels)…`);
   lap();
   const c = await compileCuda(cu.source);
-  compiled.cuda = { seconds: lap(), launches: cu.launches.length, distinctKernels: Number(/\/\/ \d+ kernels, (\d+) distinct/.exec(cu.source)?.[1]), cubin: c.artifactPath, cacheHit: c.cacheHit };
+  compiled.cuda = { seconds: lap(), launches: cu.launches.length, distinctKernels: cu.distinct, cubin: c.artifactPath, cacheHit: c.cacheHit };
 }
 const result = {
   config: config.name, stage, program: stage === 1 ? 'diff' : 'full', date: new Date().toISOString().slice(0, 10),
-  kernels: low.kernels.length, unfusedKernels: low.unfusedKernels, cppFunctions: Number(/\/\/ \d+ kernels, (\d+) distinct functions/.exec(source)?.[1]),
+  kernels: low.kernels.length, unfusedKernels: low.unfusedKernels, cppFunctions: functions,
   cppSourceMB: +(source.length / 1e6).toFixed(1),
   naiveGiB: GiB(p.naiveBytes), plannedGiB: GiB(p.arenaBytes), peakLiveGiB: GiB(p.peakLiveBytes), residentGiB: GiB(resident),
   budgetGiB: budget === undefined ? null : GiB(budget), recomputed: p.recomputed.length, recomputedGiB: GiB(p.recomputed.reduce((s, r) => s + r.bytes, 0)),

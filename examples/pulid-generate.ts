@@ -11,7 +11,7 @@ import path from 'node:path';
 import { compile, evaluate, type ParamStore } from '../compiler/index';
 import { normalFill } from '../compiler/ir/philox';
 import { pulidConfigs } from '../models/pulid/config';
-import { PulidModel, generateGraph } from '../models/pulid/model';
+import { PulidModel, generateFeeds, generateGraph } from '../models/pulid/model';
 import { alignFace, compiledFaceEmbedder, FaceConditioner } from '../models/pulid/condition';
 import { TextConditioner } from '../models/pulid/text';
 import { writeImagePng } from '../models/pulid/trainer';
@@ -46,15 +46,13 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   console.log(`PuLID ${config.name}: ${ids.length} reference photo(s), mode ${mode}, prompt "${o.prompt ?? ''}"`);
   const embedder = await compiledFaceEmbedder();
   const face = new FaceConditioner(config, { seed: 0 }), text = new TextConditioner(config, { weights: o.weights, seed: 0 });
-  const feeds: Record<string, ArrayLike<number>> = {};
-  ids.forEach((file, r) => {
+  const refs = ids.map((file) => {
     const f = face.features(alignFace(embedder, file));
-    feeds[`ref${r}_id_cond`] = f.idCond;
-    f.vit.forEach((v, i) => { feeds[`ref${r}_vit_${i}`] = v; });
     console.log(`  ${file}: face found, descriptor ‖·‖ = ${Math.hypot(...f.descriptor).toFixed(3)}`);
+    return f;
   });
-  const cond = text.encode(o.prompt ?? 'a portrait photo of a person'), px = model.imageSize;
-  Object.assign(feeds, { context: cond.context, pooled: cond.pooled, time_ids: [px, px, 0, 0, px, px], noise: normalFill(4 * model.latentSize ** 2, seed) });
+  const px = model.imageSize;
+  const feeds = generateFeeds(model, refs, text.encode(o.prompt ?? 'a portrait photo of a person'), normalFill(4 * model.latentSize ** 2, seed), config.idScale);
   if (guidance !== 1) { const u = text.encode(''); Object.assign(feeds, { uncond_context: u.context, uncond_pooled: u.pooled }); }
   const outputs = generateGraph(model, { references: ids.length, mode, guidance });
   let run: (f: Record<string, ArrayLike<number>>) => ArrayLike<number>;

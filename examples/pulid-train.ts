@@ -17,10 +17,10 @@ import cliProgress from 'cli-progress';
 import { compile, parseBytes, type ParamStore } from '../compiler/index';
 import { normalFill } from '../compiler/ir/philox';
 import { pulidConfigs } from '../models/pulid/config';
-import { PulidModel, generateGraph, type Stage } from '../models/pulid/model';
+import { PulidModel, generateFeeds, generateGraph, type Stage } from '../models/pulid/model';
 import { ID_LOSS_PROMPT, type TextConditioner } from '../models/pulid/text';
 import { loadDataset, type PulidSample } from '../models/pulid/data';
-import { PulidTrainer, writeImagePng, type StepRecord } from '../models/pulid/trainer';
+import { LOSS_KEYS, PulidTrainer, writeImagePng, type StepRecord } from '../models/pulid/trainer';
 import { loadSafetensorsInto, materialize } from '../models/weights';
 import type { IdAttentionMode } from '../models/pulid/id-attention';
 import { runCli } from './cli';
@@ -101,7 +101,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     const mean = (k: keyof StepRecord, xs: StepRecord[]) => { const v = xs.map((h) => h[k] as number).filter((x) => x !== undefined); return v.length ? v.reduce((p, q) => p + q, 0) / v.length : undefined; };
     const n = Math.max(1, Math.floor(hist.length / 3)), head = hist.slice(0, n), tail = hist.slice(-n);
     const summary: Record<string, unknown> = { steps: hist.length, msPerStep: mean('ms', hist.slice(1)) ?? mean('ms', hist) };
-    for (const k of ['loss', 'l_diff', 'l_id', 'l_sem', 'l_layout'] as const) summary[k] = { first: mean(k, head), last: mean(k, tail) };
+    for (const k of LOSS_KEYS) summary[k] = { first: mean(k, head), last: mean(k, tail) };
     const evalAfter = await trainer.evaluate(stage);
     summary.eval = { before: evalBefore, after: evalAfter };
     metrics.stages[String(stage)] = summary;
@@ -125,9 +125,7 @@ async function sampler(model: PulidModel, face: PulidSample, text: TextCondition
   const frozen = materialize(materialize(new Map(base ?? []), model.base), model.trainable);
   const names = new Set(prog.paramNames());
   for (const n of names) { const v = frozen.get(n); if (v) prog.setParam(n, v); }
-  const cond = text.encode(ID_LOSS_PROMPT), px = model.imageSize;
-  const feeds: Record<string, ArrayLike<number>> = { ref0_id_cond: face.id.idCond, context: cond.context, pooled: cond.pooled, time_ids: [px, px, 0, 0, px, px], noise: normalFill(4 * model.latentSize ** 2, seed + 404), id_scale: [model.config.idScale] };
-  face.id.vit.forEach((v, i) => { feeds[`ref0_vit_${i}`] = v; });
+  const feeds = generateFeeds(model, [face.id], text.encode(ID_LOSS_PROMPT), normalFill(4 * model.latentSize ** 2, seed + 404), model.config.idScale);
   return (w: Map<string, Float32Array>) => {
     for (const [k, v] of w) if (names.has(k)) prog.setParam(k, v);
     return prog.run(feeds).image;

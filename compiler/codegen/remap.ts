@@ -2,6 +2,7 @@
  * move to the recomputed copies). */
 import * as E from './expr';
 import type { Expr, Kernel, Store } from './kir';
+import { buffersOf } from './buffers';
 
 export function remapExpr(e: Expr, map: ReadonlyMap<number, number>, memo = new Map<string, Expr>()): Expr {
   const hit = memo.get(e.key);
@@ -31,4 +32,14 @@ export function remapKernel(k: Kernel, reads: ReadonlyMap<number, number>, write
     case 'row': return { ...k, name, reductions: k.reductions.map((r) => ({ ...r, value: remapExpr(r.value, reads, memo) })), stores: k.stores.map(st) };
     case 'commit': return { ...k, name, copies: k.copies.map((c) => ({ ...c, from: reads.get(c.from) ?? c.from, to: writes.get(c.to) ?? c.to })) };
   }
+}
+
+/** The kernel with its buffers renamed to their position among the buffers it touches (0, 1, …) and named
+ * `name`: kernels that differ only in where their buffers live become equal. `bufs[i]` is local buffer i's
+ * original id. What both renderers print once per distinct kernel. */
+export function localizeBuffers(k: Kernel, name: string): { kernel: Kernel; bufs: number[] } {
+  const { reads, writes } = buffersOf(k);
+  const bufs = [...new Set([...reads, ...writes])];
+  const local = new Map(bufs.map((b, i) => [b, i]));
+  return { kernel: remapKernel(k, local, local, name), bufs };
 }

@@ -5,7 +5,7 @@
 import { numel, type Shape } from '../ir/shape';
 import type { Expr, ExternKernel, Kernel, ReduceKernel, RowKernel, Store } from '../codegen/kir';
 import { buffersOf } from '../codegen/buffers';
-import { remapKernel } from '../codegen/remap';
+import { localizeBuffers } from '../codegen/remap';
 import { cOps, ExprPrinter, literal, printStores, type Lang } from './cstyle';
 import type { BufferInfo } from './cpp';
 import { templateCallCuda } from './templates-cuda';
@@ -41,7 +41,7 @@ const ind = (s: string[], n = 1) => s.map((l) => '  '.repeat(n) + l);
 const gridFor = (n: number) => Math.max(1, Math.min(Math.ceil(n / THREADS), 65535 * 8));
 
 /** Buffer pointers; `at` prints a buffer's arena offset (a literal, or the kernel parameter holding it). */
-export function pointerDecls(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>, written: ReadonlySet<number>, at: (b: number) => string = (b) => String(info.get(b)!.offset)): string[] {
+function pointerDecls(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>, written: ReadonlySet<number>, at: (b: number) => string): string[] {
   return bufs.map((b) => {
     const t = cudaLang.storageType(info.get(b)!.dtype);
     return `${written.has(b) ? '' : 'const '}${t}* b${b} = reinterpret_cast<${written.has(b) ? '' : 'const '}${t}*>(A + ${at(b)});`;
@@ -105,7 +105,7 @@ function rowKernel(k: RowKernel, decl: string[]): string[] {
 }
 
 /** One kernel's functions (signatures end in `KILN_OFFSETS`, where the offset parameters go) and launches. */
-export function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo>, at: (b: number) => string = (b) => String(info.get(b)!.offset)): { code: string[]; launches: CudaLaunch[]; scratch: number } {
+function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo>, at: (b: number) => string): { code: string[]; launches: CudaLaunch[]; scratch: number } {
   const { reads, writes } = buffersOf(k);
   const decl = pointerDecls([...new Set([...reads, ...writes])], info, new Set(writes), at);
   switch (k.kind) {
@@ -131,7 +131,13 @@ export function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo
   }
 }
 
-export interface CudaProgramSource { readonly source: string; readonly launches: readonly CudaLaunch[]; readonly scratchBytes: number }
+export interface CudaProgramSource {
+  readonly source: string;
+  readonly launches: readonly CudaLaunch[];
+  readonly scratchBytes: number;
+  /** Distinct kernels in the source (kernels differing only in buffer offsets share one). */
+  readonly distinct: number;
+}
 
 /** The whole program as one .cu translation unit. Templates that need a workspace get it at `scratchOffset`
  * (the end of the planned arena). As in the C++ renderer, kernels that differ only in where their buffers live
@@ -142,10 +148,8 @@ export function renderProgramCuda(kernels: readonly Kernel[], info: ReadonlyMap<
   const code: string[] = [], launches: CudaLaunch[] = [];
   let scratchBytes = 0;
   for (const k of kernels) {
-    const { reads, writes } = buffersOf(k);
-    const bufs = [...new Set([...reads, ...writes])];
-    const local = new Map(bufs.map((b, i) => [b, i]));
-    const part = renderKernelCuda(remapKernel(k, local, local, 'KILN_FN'), new Map(bufs.map((b, i) => [i, info.get(b)!])), (i) => `o${i}`);
+    const { kernel, bufs } = localizeBuffers(k, 'KILN_FN');
+    const part = renderKernelCuda(kernel, new Map(bufs.map((b, i) => [i, info.get(b)!])), (i) => `o${i}`);
     const params = bufs.map((_b, i) => `, int64_t o${i}`).join('');
     const text = part.code.join('\n').replaceAll('KILN_SCRATCH', `(A + ${scratchOffset})`).replaceAll('KILN_OFFSETS', params);
     const key = text + JSON.stringify(part.launches);
@@ -165,5 +169,6 @@ export function renderProgramCuda(kernels: readonly Kernel[], info: ReadonlyMap<
       `// ${kernels.length} kernels, ${shared.size} distinct.`, ...code].join('\n'),
     launches,
     scratchBytes,
+    distinct: shared.size,
   };
 }

@@ -175,8 +175,9 @@ function safeBatch(steps: readonly PlanStep[], bufsIn: ReadonlyMap<number, PlanB
   const bufs = new Map(bufsIn);
   const ids: Ids = { ...idsIn, rootStep: new Map(idsIn.rootStep), rootBuf: new Map(idsIn.rootBuf) };
   const live = (x: number, until: number) => { const b = bufs.get(x)!; return b.kind === 'param' || b.kind === 'const' || (a.lifetimes.get(x)?.[1] ?? -2) >= until; };
+  const perCost = (c: Candidate) => bufs.get(c.buffer)!.bytes / M.max(steps[c.writer].cost, 1e-9);
   const safe = candidates(steps, bufs, a).filter((c) => steps[c.writer].reads.every((x) => live(x, c.nextRead)))
-    .sort((x, y) => bufs.get(y.buffer)!.bytes / M.max(steps[y.writer].cost, 1e-9) - bufs.get(x.buffer)!.bytes / M.max(steps[x.writer].cost, 1e-9));
+    .sort((x, y) => perCost(y) - perCost(x));
   const chosen: Candidate[] = [];
   const split = new Set<number>(), readByClones = new Set<number>();
   let saved = 0;

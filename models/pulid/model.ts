@@ -159,6 +159,16 @@ export interface GenerateGraphOptions {
   guidance?: number;
 }
 
+/** The conditional inputs of `generateGraph` (batch 1): each reference's id_cond and ViT states (a face's
+ * `FaceFeatures`), the prompt's encoding, the initial noise [1, 4, h, w], and the ID scale. */
+export function generateFeeds(m: PulidModel, refs: readonly { idCond: ArrayLike<number>; vit: readonly ArrayLike<number>[] }[],
+  prompt: { context: ArrayLike<number>; pooled: ArrayLike<number> }, noise: ArrayLike<number>, idScale: number): Record<string, ArrayLike<number>> {
+  const px = m.imageSize;
+  const f: Record<string, ArrayLike<number>> = { context: prompt.context, pooled: prompt.pooled, time_ids: [px, px, 0, 0, px, px], noise, id_scale: [idScale] };
+  refs.forEach((r, i) => { f[`ref${i}_id_cond`] = r.idCond; r.vit.forEach((v, j) => { f[`ref${i}_vit_${j}`] = v; }); });
+  return f;
+}
+
 /** ID-conditioned 4-step sampling + decode as one graph. Inputs: noise, context, pooled, time_ids, id_scale,
  * ref<r>_id_cond / ref<r>_vit_<i>; with guidance ≠ 1 also uncond_context, uncond_pooled (uncond ID = the encoder on zeros).
  * Output: image [B, 3, 8h, 8w] in about [-1, 1]. */

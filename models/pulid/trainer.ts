@@ -38,6 +38,9 @@ export interface TrainerOptions {
   baseWeights?: ParamStore;
 }
 
+/** The loss outputs of a training step program (stage 1 has only the first two). */
+export const LOSS_KEYS = ['loss', 'l_diff', 'l_id', 'l_sem', 'l_layout'] as const;
+
 export interface StepRecord { stage: Stage; step: number; micro: number; loss: number; l_diff: number; l_id?: number; l_sem?: number; l_layout?: number; ms: number }
 
 export interface CompiledStep { kind: 'diff' | 'full'; program: Program; graph: TrainStepGraph; compileSeconds: number; memory: MemoryReport; owner?: PulidTrainer }
@@ -175,7 +178,7 @@ export class PulidTrainer {
     let image: Float32Array | undefined;
     for (let micro = 0; micro < this.accumulation; micro++) {
       const out = c.program.run(this.feeds(this.stage, this.done[this.stage], micro));
-      for (const k of ['loss', 'l_diff', 'l_id', 'l_sem', 'l_layout']) if (out[k]) rec[k] = (rec[k] ?? 0) + out[k][0] / this.accumulation;
+      for (const k of LOSS_KEYS) if (out[k]) rec[k] = (rec[k] ?? 0) + out[k][0] / this.accumulation;
       if (out.image) image = out.image as Float32Array;
     }
     const r: StepRecord = { stage: this.stage, step: this.done[this.stage], micro: this.accumulation, loss: rec.loss, l_diff: rec.l_diff, l_id: rec.l_id, l_sem: rec.l_sem, l_layout: rec.l_layout, ms: performance.now() - t0 };
@@ -194,7 +197,7 @@ export class PulidTrainer {
     const n = this.data.length;
     for (let i = 0; i < n; i++) {
       const out = c.program.run(this.feedsAt(stage, EVAL_DRAWS + i * this.batch, false));
-      for (const k of ['loss', 'l_diff', 'l_id', 'l_sem', 'l_layout']) if (out[k]) sum[k] = (sum[k] ?? 0) + out[k][0] / n;
+      for (const k of LOSS_KEYS) if (out[k]) sum[k] = (sum[k] ?? 0) + out[k][0] / n;
       for (const [name, v] of keep) c.program.setParam(name, v);
     }
     return sum;

@@ -8,11 +8,31 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { microPulidConfig, tinyPulidConfig } from '../../models/pulid/config';
-import { PulidModel } from '../../models/pulid/model';
+import { PulidModel, type Stage } from '../../models/pulid/model';
+import type { MemoryReport } from '../../compiler/index';
 import { loadDataset } from '../../models/pulid/data';
 import { PulidTrainer } from '../../models/pulid/trainer';
 
 const steps = { 1: 6, 2: 0, 3: 0 } as const;
+
+/** Compiles `stage`'s step without and with a budget below its planned arena (from `budgetOf`): the budget is met
+ * by recomputing, and two steps from the same start give the same losses. */
+async function budgetKeepsLosses(label: string, model: PulidModel, data: Awaited<ReturnType<typeof loadDataset>>, stage: Stage,
+  st: Record<Stage, number>, budgetOf: (m: MemoryReport) => number): Promise<void> {
+  const base = new PulidTrainer(model, data.samples, data.text, { steps: { ...st } });
+  base.stage = stage;
+  const ref = (await base.compileStage(stage)).memory;
+  const budget = budgetOf(ref);
+  const tb = new PulidTrainer(model, data.samples, data.text, { steps: { ...st }, memoryBudget: budget });
+  tb.stage = stage;
+  const cb = await tb.compileStage(stage);
+  console.log(`${label}: naive ${ref.naiveBytes} B, planned ${ref.plannedBytes} B, budget ${budget} B → planned ${cb.memory.plannedBytes} B, ${cb.memory.recomputed.length} recomputed`);
+  expect(budget).toBeLessThan(ref.plannedBytes);
+  expect(cb.memory.plannedBytes).toBeLessThanOrEqual(budget);
+  expect(cb.memory.recomputed.length).toBeGreaterThan(0);
+  const la = [(await base.step()).loss, (await base.step()).loss], lb = [(await tb.step()).loss, (await tb.step()).loss];
+  expect(lb).toEqual(la);
+}
 
 describe('PuLID compiled training step (micro)', () => {
   let data: Awaited<ReturnType<typeof loadDataset>>;
@@ -45,17 +65,8 @@ describe('PuLID compiled training step (micro)', () => {
   }, 900_000);
 
   test('memory budget below the planned arena: rematerialization meets it, same losses', async () => {
-    const base = new PulidTrainer(model, data.samples, data.text, { steps: { ...steps } });
-    const ref = (await base.compileStage(1)).memory;
     // 3% under what the planner needs without a budget (its minimum for this step is about 7% under).
-    const budget = Math.floor(ref.plannedBytes * 0.97);
-    const tb = new PulidTrainer(model, data.samples, data.text, { steps: { ...steps }, memoryBudget: budget });
-    const cb = await tb.compileStage(1);
-    console.log(`micro stage-1 step: naive ${ref.naiveBytes} B, planned ${ref.plannedBytes} B, budget ${budget} B → planned ${cb.memory.plannedBytes} B`);
-    expect(cb.memory.plannedBytes).toBeLessThanOrEqual(budget);
-    expect(cb.memory.recomputed.length).toBeGreaterThan(0);
-    const la = [(await base.step()).loss, (await base.step()).loss], lb = [(await tb.step()).loss, (await tb.step()).loss];
-    expect(lb).toEqual(la);
+    await budgetKeepsLosses('micro stage-1 step', model, data, 1, steps, (m) => Math.floor(m.plannedBytes * 0.97));
   }, 900_000);
 });
 
@@ -76,20 +87,8 @@ describe('PuLID compiled Lightning step (micro, stage 3)', () => {
   }, 900_000);
 
   test('memory budget below the planned arena: rematerialization meets it, same losses', async () => {
-    const base = new PulidTrainer(model, data.samples, data.text, { steps: { ...steps3 } });
-    base.stage = 3;
-    const ref = (await base.compileStage(3)).memory;
     // Most of this arena is the frozen weights (face recognizer, UNet, VAE); the budget takes 20% off the rest.
-    const budget = Math.floor(ref.plannedBytes - 0.2 * (ref.plannedBytes - ref.residentBytes));
-    const tb = new PulidTrainer(model, data.samples, data.text, { steps: { ...steps3 }, memoryBudget: budget });
-    tb.stage = 3;
-    const cb = await tb.compileStage(3);
-    console.log(`micro Lightning step: naive ${ref.naiveBytes} B, planned ${ref.plannedBytes} B, budget ${budget} B → planned ${cb.memory.plannedBytes} B, ${cb.memory.recomputed.length} recomputed`);
-    expect(budget).toBeLessThan(ref.plannedBytes);
-    expect(cb.memory.plannedBytes).toBeLessThanOrEqual(budget);
-    expect(cb.memory.recomputed.length).toBeGreaterThan(0);
-    const la = [(await base.step()).loss, (await base.step()).loss], lb = [(await tb.step()).loss, (await tb.step()).loss];
-    expect(lb).toEqual(la);
+    await budgetKeepsLosses('micro Lightning step', model, data, 3, steps3, (m) => Math.floor(m.plannedBytes - 0.2 * (m.plannedBytes - m.residentBytes)));
   }, 900_000);
 });
 
