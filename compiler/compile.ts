@@ -16,11 +16,16 @@ import { CpuProgram, Program, type LoweredProgram } from './program';
 import { CudaProgram } from './program-cuda';
 import { renderProgramCuda, type CudaLaunch } from './render/cuda';
 import { compileCuda, cudaAvailable, type CompiledCubin } from '../runtime/cuda';
+import { compileCudaEmu, openEmulatedDevice, type CompiledEmuModule } from '../runtime/cuda-emu';
 
 export interface CompileOptions {
   /** 'cpu' (default): generated C++, compiled with g++ and run here. 'cuda': generated CUDA, compiled with nvcc
-   * for sm_90a and run through the CUDA driver (a clear error where there is none). */
-  readonly backend?: 'cpu' | 'cuda';
+   * for sm_90a and run through the CUDA driver (a clear error where there is none). 'cuda-emu': the same CUDA
+   * source built with g++ against Kiln's CUDA emulator and run on the CPU through the same launches
+   * (kernels/cuda/emu). `KILN_CUDA=emulate` turns 'cuda' into 'cuda-emu'. */
+  readonly backend?: 'cpu' | 'cuda' | 'cuda-emu';
+  /** cuda-emu only: memcheck, racecheck and initcheck on every access (default $KILN_CUDA_EMU_CHECKS === '1'). */
+  readonly checks?: boolean;
   /** Arena byte budget: the planner rematerializes cheap values to meet it, or fails with the minimum. */
   readonly budget?: number;
   /** false: every node its own kernel (for testing fusion and measuring what it saves). */
@@ -63,21 +68,38 @@ export function lowerProgram(spec: GraphSpec, opts: CompileOptions = {}): Lowere
   };
 }
 
-/** Generated CUDA for a graph, compiled with nvcc (no GPU needed): what CI checks and what CudaProgram loads. */
-export async function compileCudaSource(spec: GraphSpec, opts: CompileOptions = {}): Promise<LoweredProgram & { source: string; cubin: CompiledCubin; launches: readonly CudaLaunch[]; scratchBytes: number }> {
+/** The graph lowered and rendered as one CUDA translation unit, with its launch list. */
+function renderCuda(spec: GraphSpec, opts: CompileOptions) {
   const low = lowerProgram(spec, opts);
   const scratchOffset = Math.ceil(low.plan.arenaBytes / 256) * 256;
   const cu = renderProgramCuda(low.kernels, low.info, scratchOffset);
   if (dump('source')) console.error(cu.source);
-  const cubin = await compileCuda(cu.source);
-  return { ...low, source: cu.source, cubin, launches: cu.launches, scratchBytes: cu.scratchBytes };
+  return { ...low, source: cu.source, launches: cu.launches, scratchBytes: cu.scratchBytes };
+}
+
+/** Generated CUDA for a graph, compiled with nvcc (no GPU needed): what CI checks and what CudaProgram loads. */
+export async function compileCudaSource(spec: GraphSpec, opts: CompileOptions = {}): Promise<LoweredProgram & { source: string; cubin: CompiledCubin; launches: readonly CudaLaunch[]; scratchBytes: number }> {
+  const r = renderCuda(spec, opts);
+  return { ...r, cubin: await compileCuda(r.source) };
+}
+
+/** The same CUDA source built for the emulator (g++, no nvcc, no GPU). */
+export async function compileCudaEmuSource(spec: GraphSpec, opts: CompileOptions = {}): Promise<LoweredProgram & { source: string; cubin: CompiledEmuModule; launches: readonly CudaLaunch[]; scratchBytes: number }> {
+  const r = renderCuda(spec, opts);
+  const checks = opts.checks ?? process.env.KILN_CUDA_EMU_CHECKS === '1';
+  return { ...r, cubin: await compileCudaEmu(r.source, { checks, kernels: [...new Set(r.launches.map((l) => l.kernel))] }) };
 }
 
 export async function compile(spec: GraphSpec, opts?: CompileOptions & { backend?: 'cpu' }): Promise<CpuProgram>;
-export async function compile(spec: GraphSpec, opts: CompileOptions & { backend: 'cuda' }): Promise<CudaProgram>;
+export async function compile(spec: GraphSpec, opts: CompileOptions & { backend: 'cuda' | 'cuda-emu' }): Promise<CudaProgram>;
 export async function compile(spec: GraphSpec, opts?: CompileOptions): Promise<Program>;
 export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promise<Program> {
-  if (opts.backend === 'cuda') {
+  const backend = opts.backend === 'cuda' && process.env.KILN_CUDA === 'emulate' ? 'cuda-emu' : opts.backend;
+  if (backend === 'cuda-emu') {
+    const cu = await compileCudaEmuSource(spec, opts);
+    return new CudaProgram(cu, await openEmulatedDevice());
+  }
+  if (backend === 'cuda') {
     const available = cudaAvailable();
     const cu = await compileCudaSource(spec, opts);
     if (!available.ok) throw new Error(`compile: the CUDA back end needs an NVIDIA driver: ${available.reason} (the generated CUDA compiled: ${cu.cubin.sourcePath})`);

@@ -17,6 +17,6 @@ export { compile } from './compile';
 export type { CompileOptions } from './compile';
 export { Program, CpuProgram } from './program';
 export { CudaProgram } from './program-cuda';
-export { compileCudaSource, lowerProgram } from './compile';
+export { compileCudaSource, compileCudaEmuSource, lowerProgram } from './compile';
 export type { MemoryReport, HostArray, Feed } from './program';
 export { formatBytes, parseBytes } from './schedule/memory';

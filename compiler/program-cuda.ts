@@ -1,33 +1,44 @@
 /** A compiled program on an NVIDIA GPU: one device arena (planned, plus the templates' workspace), the
- * generated kernels loaded from the cubin, launched in order on one stream. */
+ * generated kernels loaded from the cubin, launched in order on one stream. The same class runs the program on
+ * Kiln's CUDA emulator (backend 'cuda-emu'): the same source, launches, arena layout and uploads, through the
+ * emulator's driver; there each launch first names its buffers, so memcheck reports name them. */
 import type { Node } from './ir/node';
 import { numel } from './ir/shape';
 import { byteSize } from './ir/dtype';
 import { CudaDevice, type CompiledCubin, type CudaKernel } from '../runtime/cuda';
+import type { CompiledEmuModule } from '../runtime/cuda-emu';
 import type { CudaLaunch } from './render/cuda';
 import { hostArray, Program, type HostArray, type LoweredProgram } from './program';
 
 export interface CudaParts extends LoweredProgram {
   readonly source: string;
-  readonly cubin: CompiledCubin;
+  /** The cubin (GPU) or the emulated module (emulator): its source path and the image the driver loads. */
+  readonly cubin: CompiledCubin | CompiledEmuModule;
   readonly launches: readonly CudaLaunch[];
   readonly scratchBytes: number;
 }
 
+type Annotation = readonly { name: string; offset: number; bytes: number }[];
+
 export class CudaProgram extends Program {
-  readonly backend = 'cuda';
-  private device: CudaDevice;
+  readonly backend: 'cuda' | 'cuda-emu';
   private base: bigint;
-  private fns: { fn: CudaKernel; l: CudaLaunch }[];
+  private fns: { fn: CudaKernel; l: CudaLaunch; bufs: Annotation }[];
 
   declare readonly parts: CudaParts;
-  constructor(cuda: CudaParts) {
+  /** `device`: the GPU (default) or the emulated device (runtime/cuda-emu.ts openEmulatedDevice). */
+  constructor(cuda: CudaParts, private readonly device: CudaDevice = CudaDevice.open()) {
     super(cuda);
-    this.device = CudaDevice.open();
+    this.backend = device.emulated ? 'cuda-emu' : 'cuda';
     const scratchOffset = Math.ceil(cuda.plan.arenaBytes / 256) * 256;
     this.base = this.device.allocArena(scratchOffset + cuda.scratchBytes + 256);
     const mod = this.device.loadModule(cuda.cubin);
-    this.fns = cuda.launches.map((l) => ({ fn: mod.kernel(l.kernel), l }));
+    const label = new Map(cuda.plan.buffers.map((b) => [b.id, b.label]));
+    const scratch = cuda.scratchBytes > 0 ? [{ name: 'scratch (template workspace)', offset: scratchOffset, bytes: cuda.scratchBytes }] : [];
+    this.fns = cuda.launches.map((l) => ({
+      fn: mod.kernel(l.kernel), l,
+      bufs: device.emulated ? [...(l.bufs ?? []).map((b) => ({ name: `b${b} ${label.get(b) ?? ''}`.trim(), offset: cuda.info.get(b)!.offset, bytes: cuda.info.get(b)!.bytes })), ...scratch] : [],
+    }));
     this.initialize();
   }
   get source(): string { return this.parts.source; }
@@ -40,7 +51,10 @@ export class CudaProgram extends Program {
     return out;
   }
   protected execute(): void {
-    for (const { fn, l } of this.fns) this.device.launch(fn, l.grid as [number, number, number], l.block as [number, number, number], l.smem, [this.base, ...(l.args ?? [])]);
+    for (const { fn, l, bufs } of this.fns) {
+      if (bufs.length) this.device.annotateNextLaunch(bufs);
+      this.device.launch(fn, l.grid as [number, number, number], l.block as [number, number, number], l.smem, [this.base, ...(l.args ?? [])]);
+    }
     this.device.sync();
   }
 

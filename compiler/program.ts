@@ -51,7 +51,7 @@ const fresh = (n: Node) => hostArray(new ArrayBuffer(Math.max(numel(n.shape) * b
 
 export abstract class Program {
   private byName = new Map<string, Node>();
-  abstract readonly backend: 'cpu' | 'cuda';
+  abstract readonly backend: 'cpu' | 'cuda' | 'cuda-emu';
   abstract readonly source: string;
   abstract readonly sourcePath: string;
 

@@ -73,10 +73,10 @@ export async function compileCuda(source: string, opts: CudaCompileOptions = {})
   return { ...artifact, read: () => readFileSync(artifact.artifactPath) };
 }
 
-/** Whether kernels can run here, and if not why. Never throws. */
-export function cudaAvailable(): { ok: boolean; reason: string } {
+/** Whether kernels can run here, and if not why. Never throws. `driver`: another driver library (the emulator's). */
+export function cudaAvailable(driver?: string): { ok: boolean; reason: string } {
   try {
-    return native().cudaAvailable();
+    return native().cudaAvailable(driver);
   } catch (e) {
     return { ok: false, reason: (e as Error).message };
   }
@@ -122,16 +122,25 @@ export class CudaModule {
 export class CudaDevice {
   private arenaBase: bigint | undefined;
   private arenaBytes = 0;
+  private readonly session: NativeHandle;
+  /** The driver library in use: libcuda.so.1 ($KILN_LIBCUDA), or the CUDA emulator's. */
+  readonly driver: string;
 
-  private constructor(readonly info: CudaDeviceInfo) {}
+  private constructor(info: CudaDeviceInfo & { session: NativeHandle; driver: string }, readonly emulated: boolean) {
+    this.info = { name: info.name, computeCapability: info.computeCapability, freeBytes: info.freeBytes, totalBytes: info.totalBytes };
+    this.session = info.session;
+    this.driver = info.driver;
+  }
+  readonly info: CudaDeviceInfo;
 
-  /** Initialises the driver on device `ordinal`. Throws, saying why, when there is no usable driver or GPU. */
-  static open(ordinal = 0): CudaDevice {
-    return new CudaDevice(native().cudaInit(ordinal));
+  /** Initialises the driver on device `ordinal`. Throws, saying why, when there is no usable driver or GPU.
+   * `driver` loads another driver library instead (runtime/cuda-emu.ts opens the emulator this way). */
+  static open(ordinal = 0, opts: { driver?: string; emulated?: boolean } = {}): CudaDevice {
+    return new CudaDevice(native().cudaInit(ordinal, opts.driver), opts.emulated ?? false);
   }
 
   memInfo(): { freeBytes: number; totalBytes: number } {
-    return native().cudaMemInfo();
+    return native().cudaMemInfo(this.session);
   }
 
   /**
@@ -141,7 +150,7 @@ export class CudaDevice {
   allocArena(bytes: number): bigint {
     if (this.arenaBase !== undefined && bytes <= this.arenaBytes) return this.arenaBase;
     this.freeArena();
-    this.arenaBase = native().cudaMalloc(bytes);
+    this.arenaBase = native().cudaMalloc(this.session, bytes);
     this.arenaBytes = bytes;
     return this.arenaBase;
   }
@@ -154,18 +163,28 @@ export class CudaDevice {
   /** Copies all of `src` to the arena at `byteOffset`. */
   upload(byteOffset: number, src: HostBytes): void {
     this.checkRange(byteOffset, src.byteLength);
-    native().cudaMemcpyHtoD(this.base(), byteOffset, src);
+    native().cudaMemcpyHtoD(this.session, this.base(), byteOffset, src);
   }
 
   /** Fills all of `dst` from the arena at `byteOffset`. Waits for queued kernels first. */
   download(dst: HostBytes, byteOffset: number): void {
     this.checkRange(byteOffset, dst.byteLength);
-    native().cudaMemcpyDtoH(dst, this.base(), byteOffset);
+    native().cudaMemcpyDtoH(this.session, dst, this.base(), byteOffset);
   }
 
-  loadModule(cubin: Uint8Array | CompiledCubin): CudaModule {
+  /** A cubin on a GPU; on the emulator, the image of an emulated module (runtime/cuda-emu.ts). */
+  loadModule(cubin: Uint8Array | { read(): Buffer }): CudaModule {
     const image = cubin instanceof Uint8Array ? cubin : cubin.read();
-    return new CudaModule(native().cudaLoadModule(image));
+    return new CudaModule(native().cudaLoadModule(this.session, image));
+  }
+
+  /** Names the buffers the next launch may touch (arena byte ranges). The emulator's memcheck bounds every
+   * global access of that launch by them and names them in its reports; a real driver ignores this. */
+  annotateNextLaunch(buffers: readonly { readonly name: string; readonly offset: number; readonly bytes: number }[]): void {
+    if (!this.emulated) return;
+    const ranges = new BigUint64Array(buffers.length * 2);
+    buffers.forEach((b, i) => { ranges[2 * i] = this.ptr(b.offset); ranges[2 * i + 1] = this.ptr(b.offset + b.bytes); });
+    native().cudaEmuAnnotate(this.session, ranges, buffers.map((b) => b.name.replaceAll('\n', ' ')).join('\n'));
   }
 
   /** Queues `kernel` on the stream; returns before it runs. */
@@ -176,14 +195,14 @@ export class CudaDevice {
 
   /** Waits for all queued work; errors raised inside kernels surface here. */
   sync(): void {
-    native().cudaSynchronize();
+    native().cudaSynchronize(this.session);
   }
 
   /** Milliseconds of GPU time taken by the work that `body` queues, measured with events. */
   time(body: () => void): number {
     const n = native();
-    const start = n.cudaEventCreate();
-    const end = n.cudaEventCreate();
+    const start = n.cudaEventCreate(this.session);
+    const end = n.cudaEventCreate(this.session);
     n.cudaEventRecord(start);
     body();
     n.cudaEventRecord(end);
@@ -192,7 +211,7 @@ export class CudaDevice {
 
   /** Frees the arena. The context stays for the process (other handles may still use it). */
   freeArena(): void {
-    if (this.arenaBase !== undefined) native().cudaFree(this.arenaBase);
+    if (this.arenaBase !== undefined) native().cudaFree(this.session, this.arenaBase);
     this.arenaBase = undefined;
     this.arenaBytes = 0;
   }

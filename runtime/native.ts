@@ -30,16 +30,17 @@ export interface NativeAddon {
   cpuCall(lib: NativeHandle, symbol: string, arena: HostBytes, args?: BigInt64Array | Float64Array): void;
   cpuClose(lib: NativeHandle): void;
 
-  /** Never throws. `reason` says why CUDA cannot be used (empty when ok). */
-  cudaAvailable(): { ok: boolean; reason: string };
-  /** Makes the device's primary context current and creates the launch stream. Idempotent. */
-  cudaInit(ordinal?: number): CudaDeviceInfo;
-  cudaMemInfo(): { freeBytes: number; totalBytes: number };
-  cudaMalloc(bytes: number | bigint): bigint;
-  cudaFree(dptr: bigint): void;
-  cudaMemcpyHtoD(dptr: bigint, byteOffset: number | bigint, src: HostBytes): void;
-  cudaMemcpyDtoH(dst: HostBytes, dptr: bigint, byteOffset: number | bigint): void;
-  cudaLoadModule(cubin: Uint8Array): NativeHandle;
+  /** Never throws. `reason` says why CUDA cannot be used (empty when ok). `driverPath`: a driver library other
+   * than libcuda.so.1 / $KILN_LIBCUDA (Kiln's CUDA emulator). */
+  cudaAvailable(driverPath?: string): { ok: boolean; reason: string };
+  /** Opens (once per driver) the device's primary context and the launch stream; returns the session handle. */
+  cudaInit(ordinal?: number, driverPath?: string): CudaDeviceInfo & { session: NativeHandle; driver: string };
+  cudaMemInfo(session: NativeHandle): { freeBytes: number; totalBytes: number };
+  cudaMalloc(session: NativeHandle, bytes: number | bigint): bigint;
+  cudaFree(session: NativeHandle, dptr: bigint): void;
+  cudaMemcpyHtoD(session: NativeHandle, dptr: bigint, byteOffset: number | bigint, src: HostBytes): void;
+  cudaMemcpyDtoH(session: NativeHandle, dst: HostBytes, dptr: bigint, byteOffset: number | bigint): void;
+  cudaLoadModule(session: NativeHandle, image: Uint8Array): NativeHandle;
   cudaUnloadModule(module: NativeHandle): void;
   cudaGetFunction(module: NativeHandle, name: string): NativeHandle;
   /** Each kernel parameter is one 8-byte slot of `params`. */
@@ -50,8 +51,10 @@ export interface NativeAddon {
     sharedBytes: number,
     params?: BigInt64Array,
   ): void;
-  cudaSynchronize(): void;
-  cudaEventCreate(): NativeHandle;
+  cudaSynchronize(session: NativeHandle): void;
+  /** The emulator's memcheck bounds the next launch by these buffers ([lo, hi) pairs); false on a real driver. */
+  cudaEmuAnnotate(session: NativeHandle, ranges: BigUint64Array, names: string): boolean;
+  cudaEventCreate(session: NativeHandle): NativeHandle;
   cudaEventRecord(event: NativeHandle): void;
   /** Milliseconds between two recorded events; waits for `end`. */
   cudaEventElapsed(start: NativeHandle, end: NativeHandle): number;

@@ -34,6 +34,8 @@ export interface CudaLaunch {
   readonly smem: number;
   /** Kernel parameters after the arena pointer: the arena offsets of the kernel's buffers. */
   readonly args?: readonly number[];
+  /** The buffers (plan ids) whose offsets `args` holds, in the same order. */
+  readonly bufs?: readonly number[];
 }
 
 const THREADS = 256;
@@ -160,7 +162,7 @@ export function renderProgramCuda(kernels: readonly Kernel[], info: ReadonlyMap<
       code.push(text.replaceAll('KILN_FN', k.name) + '\n');
     }
     const args = bufs.map((b) => info.get(b)!.offset);
-    launches.push(...fn.launches.map((l) => ({ ...l, args })));
+    launches.push(...fn.launches.map((l) => ({ ...l, args, bufs })));
     scratchBytes = Math.max(scratchBytes, part.scratch);
   }
   return {

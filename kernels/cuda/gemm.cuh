@@ -12,6 +12,7 @@
 #pragma once
 
 #include "common.cuh"
+#include "ptx.cuh"
 
 namespace kiln {
 
@@ -35,22 +36,10 @@ namespace gemm_detail {
 
 template <class T> struct MmaOp;
 template <> struct MmaOp<__nv_bfloat16> {
-  static __device__ __forceinline__ void run(float* c, const uint32_t* a, const uint32_t* b) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  }
+  static __device__ __forceinline__ void run(float* c, const uint32_t* a, const uint32_t* b) { ptx::mma_m16n8k16_bf16(c, a, b, c); }
 };
 template <> struct MmaOp<__half> {
-  static __device__ __forceinline__ void run(float* c, const uint32_t* a, const uint32_t* b) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  }
+  static __device__ __forceinline__ void run(float* c, const uint32_t* a, const uint32_t* b) { ptx::mma_m16n8k16_f16(c, a, b, c); }
 };
 
 // Tensor-core tile. As is [BM][LDS] (k contiguous), Bs is [BN][LDS] (k contiguous, i.e. "col" operand).

@@ -3,6 +3,7 @@
 // Device pointers cross into JS as bigints. Modules, functions and events are type-tagged handles.
 // All calls come from the JS thread, which is the thread the context is made current on.
 #include <array>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -15,7 +16,9 @@ namespace {
 using namespace cuda;
 
 struct Session {
-  bool ready = false;
+  static constexpr napi_type_tag kTag = {0x6b696c6e63757373ULL, 0x2d7e4b1a9c3f6058ULL};
+  static constexpr const char* kKind = "CUDA session";
+  const DriverApi* api = nullptr;
   int ordinal = -1;
   CUdevice device = 0;
   CUcontext context = nullptr;
@@ -24,23 +27,29 @@ struct Session {
   // buffer that a running kernel still reads, nor a download read one it is still writing.
   CUstream stream = nullptr;
 };
-Session g_session;
 
-const DriverApi& Api() {
-  const DriverApi& api = Driver();
+// One session per driver library (the GPU's libcuda, Kiln's CUDA emulator), each on one device, for the life
+// of the process. JS holds non-owning handles to them.
+std::map<std::string, std::unique_ptr<Session>> g_sessions;
+
+const DriverApi& Api(const std::string& path) {
+  const DriverApi& api = Driver(path);
   if (!api.ok()) throw std::runtime_error("CUDA is unavailable: " + api.error);
   return api;
 }
 
-const DriverApi& Ready() {
-  const DriverApi& api = Api();
-  if (!g_session.ready) throw std::runtime_error("CUDA is not initialised: call cudaInit() first");
-  return api;
+Napi::Value WrapSession(Napi::Env env, Session* s) {
+  auto ext = Napi::External<Session>::New(env, s);  // sessions are never freed: no finalizer
+  ext.TypeTag(&Session::kTag);
+  return ext;
 }
+
+Session& SessionOf(const Napi::Value& v) { return *UnwrapHandle<Session>(v, "session"); }
 
 // Shared by a module handle and the function handles taken from it, so that launching a function whose
 // module was unloaded is a clear error instead of a use-after-free in the driver.
 struct LoadedModule {
+  Session* session = nullptr;
   CUmodule module = nullptr;
 };
 
@@ -63,9 +72,10 @@ struct CudaFunction {
 struct CudaEvent {
   static constexpr napi_type_tag kTag = {0x6b696c6e63756576ULL, 0x0f3a6d92c4e1b857ULL};
   static constexpr const char* kKind = "CUDA event";
+  Session* session = nullptr;
   CUevent event = nullptr;
   ~CudaEvent() {
-    if (event != nullptr) Driver().cuEventDestroy_v2(event);
+    if (event != nullptr) session->api->cuEventDestroy_v2(event);
   }
 };
 
@@ -74,52 +84,64 @@ CUdeviceptr DevicePtr(const Napi::Value& v, const char* what) {
   return SizeOf(v, what);
 }
 
+std::string DriverPathArg(const Napi::CallbackInfo& info, size_t i) {
+  return info.Length() > i && info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : DefaultDriverPath();
+}
+
+// cudaAvailable(driverPath?) -> { ok, reason }
 Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const DriverApi& api = Driver();
+  const DriverApi& api = Driver(DriverPathArg(info, 0));
   auto out = Napi::Object::New(env);
   out.Set("ok", Napi::Boolean::New(env, api.ok()));
   out.Set("reason", Napi::String::New(env, api.ok() ? "" : api.error));
   return out;
 }
 
-Napi::Value MemInfo(Napi::Env env, const DriverApi& api) {
+Napi::Value MemInfo(Napi::Env env, const Session& s) {
   size_t free = 0, total = 0;
-  Check(api.cuMemGetInfo_v2(&free, &total), "cuMemGetInfo_v2");
+  Check(*s.api, s.api->cuMemGetInfo_v2(&free, &total), "cuMemGetInfo_v2");
   auto out = Napi::Object::New(env);
   out.Set("freeBytes", Napi::Number::New(env, static_cast<double>(free)));
   out.Set("totalBytes", Napi::Number::New(env, static_cast<double>(total)));
   return out;
 }
 
-// cudaInit(ordinal = 0) -> { name, computeCapability: [major, minor], freeBytes, totalBytes }
+// cudaInit(ordinal = 0, driverPath?) -> { session, name, computeCapability: [major, minor], freeBytes, totalBytes }
 Napi::Value CudaInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const DriverApi& api = Api();
+  const std::string path = DriverPathArg(info, 1);
+  const DriverApi& api = Api(path);
   const int ordinal = info.Length() > 0 && !info[0].IsUndefined() ? static_cast<int>(SizeOf(info[0], "ordinal")) : 0;
-  if (g_session.ready && g_session.ordinal != ordinal)
-    throw std::runtime_error("cudaInit: already initialised on device " + std::to_string(g_session.ordinal) +
+  auto& slot = g_sessions[path];
+  if (slot && slot->ordinal != ordinal)
+    throw std::runtime_error("cudaInit: already initialised on device " + std::to_string(slot->ordinal) +
                              "; one device per process");
-  if (!g_session.ready) {
-    Check(api.cuDeviceGet(&g_session.device, ordinal), "cuDeviceGet");
+  if (!slot) {
+    auto s = std::make_unique<Session>();
+    s->api = &api;
+    Check(api, api.cuDeviceGet(&s->device, ordinal), "cuDeviceGet");
     // The primary context is the one the CUDA runtime and other libraries share, so tools (Nsight, a
     // PyTorch process in the same address space) see one context, not two.
-    Check(api.cuDevicePrimaryCtxRetain(&g_session.context, g_session.device), "cuDevicePrimaryCtxRetain");
-    Check(api.cuCtxSetCurrent(g_session.context), "cuCtxSetCurrent");
-    Check(api.cuStreamCreate(&g_session.stream, CU_STREAM_DEFAULT), "cuStreamCreate");
-    g_session.ordinal = ordinal;
-    g_session.ready = true;
+    Check(api, api.cuDevicePrimaryCtxRetain(&s->context, s->device), "cuDevicePrimaryCtxRetain");
+    Check(api, api.cuCtxSetCurrent(s->context), "cuCtxSetCurrent");
+    Check(api, api.cuStreamCreate(&s->stream, CU_STREAM_DEFAULT), "cuStreamCreate");
+    s->ordinal = ordinal;
+    slot = std::move(s);
   }
+  Session& s = *slot;
+  // Two drivers may be in use in one process: make this one's context current before each call that needs it.
+  Check(api, api.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
 
   char name[256] = {0};
-  Check(api.cuDeviceGetName(name, sizeof name - 1, g_session.device), "cuDeviceGetName");
+  Check(api, api.cuDeviceGetName(name, sizeof name - 1, s.device), "cuDeviceGetName");
   int major = 0, minor = 0;
-  Check(api.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, g_session.device),
-        "cuDeviceGetAttribute");
-  Check(api.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, g_session.device),
-        "cuDeviceGetAttribute");
-  auto out = MemInfo(env, api).As<Napi::Object>();
+  Check(api, api.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, s.device), "cuDeviceGetAttribute");
+  Check(api, api.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, s.device), "cuDeviceGetAttribute");
+  auto out = MemInfo(env, s).As<Napi::Object>();
+  out.Set("session", WrapSession(env, &s));
   out.Set("name", Napi::String::New(env, name));
+  out.Set("driver", Napi::String::New(env, path));
   auto cc = Napi::Array::New(env, 2);
   cc.Set(0u, Napi::Number::New(env, major));
   cc.Set(1u, Napi::Number::New(env, minor));
@@ -127,15 +149,16 @@ Napi::Value CudaInit(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value CudaMemInfo(const Napi::CallbackInfo& info) { return MemInfo(info.Env(), Ready()); }
+Napi::Value CudaMemInfo(const Napi::CallbackInfo& info) { return MemInfo(info.Env(), SessionOf(info[0])); }
 
 Napi::Value CudaMalloc(const Napi::CallbackInfo& info) {
-  const DriverApi& api = Ready();
-  const uint64_t bytes = SizeOf(info[0], "cudaMalloc(bytes)");
+  Session& s = SessionOf(info[0]);
+  const DriverApi& api = *s.api;
+  const uint64_t bytes = SizeOf(info[1], "cudaMalloc(bytes)");
   CUdeviceptr p = 0;
   if (CUresult r = api.cuMemAlloc_v2(&p, bytes); r != CUDA_SUCCESS) {
     // Out-of-memory reports are only actionable with the numbers next to them.
-    std::string msg = DescribeError("cuMemAlloc_v2", r) + ": requested " + std::to_string(bytes) + " bytes";
+    std::string msg = DescribeError(api, "cuMemAlloc_v2", r) + ": requested " + std::to_string(bytes) + " bytes";
     size_t free = 0, total = 0;
     if (api.cuMemGetInfo_v2(&free, &total) == CUDA_SUCCESS)
       msg += "; the device has " + std::to_string(free) + " bytes free of " + std::to_string(total);
@@ -145,55 +168,58 @@ Napi::Value CudaMalloc(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CudaFree(const Napi::CallbackInfo& info) {
-  Check(Ready().cuMemFree_v2(DevicePtr(info[0], "cudaFree(dptr)")), "cuMemFree_v2");
+  Session& s = SessionOf(info[0]);
+  Check(*s.api, s.api->cuMemFree_v2(DevicePtr(info[1], "cudaFree(dptr)")), "cuMemFree_v2");
   return info.Env().Undefined();
 }
 
-// cudaMemcpyHtoD(dptr, byteOffset, src): copies all of src to dptr + byteOffset.
+// cudaMemcpyHtoD(session, dptr, byteOffset, src): copies all of src to dptr + byteOffset.
 Napi::Value CudaMemcpyHtoD(const Napi::CallbackInfo& info) {
-  const DriverApi& api = Ready();
-  const CUdeviceptr dst = DevicePtr(info[0], "cudaMemcpyHtoD(dptr)") + SizeOf(info[1], "cudaMemcpyHtoD(byteOffset)");
-  const Bytes src = BytesOf(info[2], "cudaMemcpyHtoD(src)");
-  Check(api.cuMemcpyHtoD_v2(dst, src.data, src.size), "cuMemcpyHtoD_v2");
+  Session& s = SessionOf(info[0]);
+  const CUdeviceptr dst = DevicePtr(info[1], "cudaMemcpyHtoD(dptr)") + SizeOf(info[2], "cudaMemcpyHtoD(byteOffset)");
+  const Bytes src = BytesOf(info[3], "cudaMemcpyHtoD(src)");
+  Check(*s.api, s.api->cuMemcpyHtoD_v2(dst, src.data, src.size), "cuMemcpyHtoD_v2");
   return info.Env().Undefined();
 }
 
-// cudaMemcpyDtoH(dst, dptr, byteOffset): fills all of dst from dptr + byteOffset.
+// cudaMemcpyDtoH(session, dst, dptr, byteOffset): fills all of dst from dptr + byteOffset.
 Napi::Value CudaMemcpyDtoH(const Napi::CallbackInfo& info) {
-  const DriverApi& api = Ready();
-  const Bytes dst = BytesOf(info[0], "cudaMemcpyDtoH(dst)");
-  const CUdeviceptr src = DevicePtr(info[1], "cudaMemcpyDtoH(dptr)") + SizeOf(info[2], "cudaMemcpyDtoH(byteOffset)");
-  Check(api.cuMemcpyDtoH_v2(dst.data, src, dst.size), "cuMemcpyDtoH_v2");
+  Session& s = SessionOf(info[0]);
+  const Bytes dst = BytesOf(info[1], "cudaMemcpyDtoH(dst)");
+  const CUdeviceptr src = DevicePtr(info[2], "cudaMemcpyDtoH(dptr)") + SizeOf(info[3], "cudaMemcpyDtoH(byteOffset)");
+  Check(*s.api, s.api->cuMemcpyDtoH_v2(dst.data, src, dst.size), "cuMemcpyDtoH_v2");
   return info.Env().Undefined();
 }
 
-// cudaLoadModule(cubin: Buffer) -> module. The driver copies the image, so the Buffer may be dropped.
+// cudaLoadModule(session, image: Buffer) -> module. The driver copies the image, so the Buffer may be dropped.
 Napi::Value CudaLoadModule(const Napi::CallbackInfo& info) {
-  const DriverApi& api = Ready();
-  const Bytes image = BytesOf(info[0], "cudaLoadModule(cubin)");
+  Session& s = SessionOf(info[0]);
+  const Bytes image = BytesOf(info[1], "cudaLoadModule(cubin)");
   auto* m = new CudaModule{std::make_shared<LoadedModule>()};
-  if (CUresult r = api.cuModuleLoadData(&m->loaded->module, image.data); r != CUDA_SUCCESS) {
+  m->loaded->session = &s;
+  if (CUresult r = s.api->cuModuleLoadData(&m->loaded->module, image.data); r != CUDA_SUCCESS) {
     delete m;
-    Check(r, "cuModuleLoadData");
+    Check(*s.api, r, "cuModuleLoadData");
   }
   return WrapHandle(info.Env(), m);
 }
 
 Napi::Value CudaUnloadModule(const Napi::CallbackInfo& info) {
   auto* m = UnwrapHandle<CudaModule>(info[0], "cudaUnloadModule(module)");
-  if (m->loaded->module != nullptr) Check(Ready().cuModuleUnload(m->loaded->module), "cuModuleUnload");
+  const DriverApi& api = *m->loaded->session->api;
+  if (m->loaded->module != nullptr) Check(api, api.cuModuleUnload(m->loaded->module), "cuModuleUnload");
   m->loaded->module = nullptr;
   return info.Env().Undefined();
 }
 
 Napi::Value CudaGetFunction(const Napi::CallbackInfo& info) {
-  const DriverApi& api = Ready();
   auto* m = UnwrapHandle<CudaModule>(info[0], "cudaGetFunction(module)");
+  const DriverApi& api = *m->loaded->session->api;
   const std::string name = StringOf(info[1], "cudaGetFunction(name)");
   if (m->loaded->module == nullptr) throw std::runtime_error("cudaGetFunction: the module was unloaded");
   CUfunction fn = nullptr;
   if (CUresult r = api.cuModuleGetFunction(&fn, m->loaded->module, name.c_str()); r != CUDA_SUCCESS)
-    throw std::runtime_error(DescribeError("cuModuleGetFunction", r) + " for '" + name +
+    throw std::runtime_error(DescribeError(api, "cuModuleGetFunction", r) + " for '" + name +
                              "' (is the kernel extern \"C\"?)");
   return WrapHandle(info.Env(), new CudaFunction{m->loaded, fn, name});
 }
@@ -215,8 +241,9 @@ std::array<unsigned, 3> Dim3(const Napi::Value& v, const char* what) {
 // the driver copies as many bytes as the parameter's declared size, so a 4-byte int or float parameter
 // reads the low half of its slot (little-endian).
 Napi::Value CudaLaunch(const Napi::CallbackInfo& info) {
-  const DriverApi& api = Ready();
   auto* f = UnwrapHandle<CudaFunction>(info[0], "cudaLaunch(fn)");
+  Session& s = *f->loaded->session;
+  const DriverApi& api = *s.api;
   const auto grid = Dim3(info[1], "cudaLaunch(grid)");
   const auto block = Dim3(info[2], "cudaLaunch(block)");
   const uint64_t shared = SizeOf(info[3], "cudaLaunch(sharedBytes)");
@@ -230,49 +257,63 @@ Napi::Value CudaLaunch(const Napi::CallbackInfo& info) {
   }
 
   if (shared > f->sharedOptIn) {
-    Check(api.cuFuncSetAttribute(f->function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(shared)),
+    Check(api, api.cuFuncSetAttribute(f->function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(shared)),
           "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)");
     f->sharedOptIn = static_cast<unsigned>(shared);
   }
   // Parameter values are copied at launch, so pointing into the JS array is safe past this call.
   if (CUresult r = api.cuLaunchKernel(f->function, grid[0], grid[1], grid[2], block[0], block[1], block[2],
-                                      static_cast<unsigned>(shared), g_session.stream, params.data(), nullptr);
+                                      static_cast<unsigned>(shared), s.stream, params.data(), nullptr);
       r != CUDA_SUCCESS)
-    throw std::runtime_error(DescribeError("cuLaunchKernel", r) + " for '" + f->name + "'");
+    throw std::runtime_error(DescribeError(api, "cuLaunchKernel", r) + " for '" + f->name + "'");
   return info.Env().Undefined();
 }
 
 // Waits for everything queued on the stream. Faults inside kernels surface here, asynchronously.
 Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
-  Check(Ready().cuStreamSynchronize(g_session.stream), "cuStreamSynchronize");
+  Session& s = SessionOf(info[0]);
+  Check(*s.api, s.api->cuStreamSynchronize(s.stream), "cuStreamSynchronize");
   return info.Env().Undefined();
 }
 
+// cudaEmuAnnotate(session, ranges: BigUint64Array [lo, hi, ...], names: string ('\n'-separated)): the CUDA
+// emulator's memcheck bounds the next launch's accesses by these buffers. A no-op on a real driver.
+Napi::Value CudaEmuAnnotate(const Napi::CallbackInfo& info) {
+  Session& s = SessionOf(info[0]);
+  if (s.api->kilnEmuAnnotateLaunch == nullptr) return Napi::Boolean::New(info.Env(), false);
+  const Bytes ranges = BytesOf(info[1], "cudaEmuAnnotate(ranges)");
+  const std::string names = StringOf(info[2], "cudaEmuAnnotate(names)");
+  Check(*s.api, s.api->kilnEmuAnnotateLaunch(reinterpret_cast<const unsigned long long*>(ranges.data), names.c_str(),
+                                             static_cast<int>(ranges.size / 16)), "kilnEmuAnnotateLaunch");
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 Napi::Value CudaEventCreate(const Napi::CallbackInfo& info) {
-  const DriverApi& api = Ready();
+  Session& s = SessionOf(info[0]);
   auto* e = new CudaEvent;
-  if (CUresult r = api.cuEventCreate(&e->event, CU_EVENT_DEFAULT); r != CUDA_SUCCESS) {
+  e->session = &s;
+  if (CUresult r = s.api->cuEventCreate(&e->event, CU_EVENT_DEFAULT); r != CUDA_SUCCESS) {
     e->event = nullptr;
     delete e;
-    Check(r, "cuEventCreate");
+    Check(*s.api, r, "cuEventCreate");
   }
   return WrapHandle(info.Env(), e);
 }
 
 Napi::Value CudaEventRecord(const Napi::CallbackInfo& info) {
   auto* e = UnwrapHandle<CudaEvent>(info[0], "cudaEventRecord(event)");
-  Check(Ready().cuEventRecord(e->event, g_session.stream), "cuEventRecord");
+  Check(*e->session->api, e->session->api->cuEventRecord(e->event, e->session->stream), "cuEventRecord");
   return info.Env().Undefined();
 }
 
 // cudaEventElapsed(start, end) -> milliseconds between the two recorded events; waits for `end`.
 Napi::Value CudaEventElapsed(const Napi::CallbackInfo& info) {
-  const DriverApi& api = Ready();
   auto* start = UnwrapHandle<CudaEvent>(info[0], "cudaEventElapsed(start)");
   auto* end = UnwrapHandle<CudaEvent>(info[1], "cudaEventElapsed(end)");
-  Check(api.cuEventSynchronize(end->event), "cuEventSynchronize");
+  const DriverApi& api = *end->session->api;
+  Check(api, api.cuEventSynchronize(end->event), "cuEventSynchronize");
   float ms = 0;
-  Check(api.cuEventElapsedTime(&ms, start->event, end->event), "cuEventElapsedTime");
+  Check(api, api.cuEventElapsedTime(&ms, start->event, end->event), "cuEventElapsedTime");
   return Napi::Number::New(info.Env(), ms);
 }
 
@@ -287,7 +328,7 @@ void InitCuda(Napi::Env env, Napi::Object exports) {
       {"cudaUnloadModule", CudaUnloadModule}, {"cudaGetFunction", CudaGetFunction},
       {"cudaLaunch", CudaLaunch},           {"cudaSynchronize", CudaSynchronize},
       {"cudaEventCreate", CudaEventCreate}, {"cudaEventRecord", CudaEventRecord},
-      {"cudaEventElapsed", CudaEventElapsed},
+      {"cudaEventElapsed", CudaEventElapsed}, {"cudaEmuAnnotate", CudaEmuAnnotate},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
 }

@@ -4,6 +4,9 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 
 namespace kiln::cuda {
@@ -22,11 +25,9 @@ std::string Describe(const DriverApi& api, const char* call, CUresult r) {
   return out;
 }
 
-DriverApi Load() {
+DriverApi Load(const std::string& name) {
   DriverApi api;
-  // KILN_LIBCUDA points at a driver outside the loader's search path (WSL keeps it in /usr/lib/wsl/lib).
-  const char* env = std::getenv("KILN_LIBCUDA");
-  const std::string name = env != nullptr && *env != '\0' ? env : "libcuda.so.1";
+  api.path = name;
   // RTLD_GLOBAL is unnecessary: nothing else resolves driver symbols through us.
   void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) {
@@ -43,6 +44,7 @@ DriverApi Load() {
   KILN_CUDA_DRIVER_FUNCTIONS(KILN_RESOLVE)
 #undef KILN_RESOLVE
 
+  api.kilnEmuAnnotateLaunch = reinterpret_cast<decltype(api.kilnEmuAnnotateLaunch)>(dlsym(lib, "kilnEmuAnnotateLaunch"));
   // The library is never dlclose'd: the driver keeps threads and contexts alive for the process anyway.
   if (CUresult r = api.cuInit(0); r != CUDA_SUCCESS) {
     api.error = Describe(api, "cuInit", r) + " (is the GPU visible to this process?)";
@@ -59,16 +61,26 @@ DriverApi Load() {
 
 }  // namespace
 
-const DriverApi& Driver() {
-  // A magic static: loaded on first use, once, even if two threads race (they do not today).
-  static const DriverApi api = Load();
-  return api;
+std::string DefaultDriverPath() {
+  // KILN_LIBCUDA points at a driver outside the loader's search path (WSL keeps it in /usr/lib/wsl/lib).
+  const char* env = std::getenv("KILN_LIBCUDA");
+  return env != nullptr && *env != '\0' ? env : "libcuda.so.1";
 }
 
-std::string DescribeError(const char* call, CUresult r) { return Describe(Driver(), call, r); }
+const DriverApi& Driver(const std::string& path) {
+  // Loaded on first use, once per path; entries are never removed, so references stay valid.
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<DriverApi>> loaded;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = loaded[path];
+  if (!slot) slot = std::make_unique<DriverApi>(Load(path));
+  return *slot;
+}
 
-void Check(CUresult r, const char* call) {
-  if (r != CUDA_SUCCESS) throw std::runtime_error(DescribeError(call, r));
+std::string DescribeError(const DriverApi& api, const char* call, CUresult r) { return Describe(api, call, r); }
+
+void Check(const DriverApi& api, CUresult r, const char* call) {
+  if (r != CUDA_SUCCESS) throw std::runtime_error(DescribeError(api, call, r));
 }
 
 }  // namespace kiln::cuda

@@ -74,18 +74,27 @@ struct DriverApi {
   KILN_CUDA_DRIVER_FUNCTIONS(KILN_DECLARE)
 #undef KILN_DECLARE
 
+  // Only in Kiln's CUDA emulator (kernels/cuda/emu): names the next launch's buffers for its memcheck.
+  CUresult (*kilnEmuAnnotateLaunch)(const unsigned long long* ranges, const char* names, int n) = nullptr;
+
   bool ok() const { return error.empty(); }
   std::string error;  // why the driver is unusable; empty when it loaded
+  std::string path;   // the library loaded
 };
 
-// Loads libcuda.so.1 (or $KILN_LIBCUDA) once per process and calls cuInit. Never throws: on failure the
-// returned table has ok() == false and error saying why.
-const DriverApi& Driver();
+// The default driver: libcuda.so.1, or $KILN_LIBCUDA.
+std::string DefaultDriverPath();
+
+// Loads the driver library at `path` (once per process and path) and calls cuInit. Several drivers can be
+// loaded side by side (the GPU's and Kiln's CUDA emulator). Never throws: on failure the returned table has
+// ok() == false and error saying why.
+const DriverApi& Driver(const std::string& path);
+inline const DriverApi& Driver() { return Driver(DefaultDriverPath()); }
 
 // "cuMemAlloc_v2 failed: CUDA_ERROR_OUT_OF_MEMORY (out of memory)".
-std::string DescribeError(const char* call, CUresult r);
+std::string DescribeError(const DriverApi& api, const char* call, CUresult r);
 
-// Throws std::runtime_error with DescribeError(call, r) unless r is CUDA_SUCCESS.
-void Check(CUresult r, const char* call);
+// Throws std::runtime_error with DescribeError(api, call, r) unless r is CUDA_SUCCESS.
+void Check(const DriverApi& api, CUresult r, const char* call);
 
 }  // namespace kiln::cuda
