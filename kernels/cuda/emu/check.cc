@@ -43,12 +43,14 @@ struct CheckState {
 };
 CheckState c;
 
+}  // namespace
 std::string hexAddr(uintptr_t a) {
   char b[32];
   snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(a));
   return b;
 }
 
+namespace {
 std::string siteOf(uintptr_t pc) { return pc == 0 ? "(in the runtime)" : symbolize(pc); }
 
 [[noreturn]] void memFail(int code, const std::string& what, uintptr_t pc) {
@@ -270,6 +272,13 @@ __attribute__((visibility("default"))) void __tsan_func_entry(void*) {}
 __attribute__((visibility("default"))) void __tsan_func_exit(void) {}
 __attribute__((visibility("default"))) void __tsan_vptr_update(void**, void*) {}
 __attribute__((visibility("default"))) void __tsan_vptr_read(void**) {}
+// Vector loads and stores through __ldg & co. (kiln_emu.h): an N-byte-aligned type needs an N-byte-aligned address.
+__attribute__((visibility("default"))) void kiln_emu_check_aligned(const void* p, int size, int align, int is_write, const char* file, int line) {
+  if (!kiln_emu::inKernel() || reinterpret_cast<uintptr_t>(p) % static_cast<uintptr_t>(align) == 0) return;
+  kiln_emu::failInFiber(kiln_emu::kMisalignedAddress, "memcheck: misaligned " + std::to_string(size) + "-byte " + (kiln_emu::isShared(p, 1) ? "shared-memory " : "global ") +
+                                                          (is_write ? "write" : "read") + " at " + kiln_emu::hexAddr(reinterpret_cast<uintptr_t>(p)) + " (needs " +
+                                                          std::to_string(align) + "-byte alignment) by " + kiln_emu::describeThread(kiln_emu::who()) + " at " + file + ":" + std::to_string(line));
+}
 // atomicAdd & co. (kiln_emu.h) report themselves here: checked like a write, ordered among atomics.
 __attribute__((visibility("default"))) void kiln_emu_atomic_access(const void* p, int size, int, const char*, int) {
   access(p, static_cast<size_t>(size), true, true, KILN_PC);

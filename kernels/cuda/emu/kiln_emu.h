@@ -164,14 +164,21 @@ KILN_EMU_NOCHECK inline unsigned int atomicCAS(unsigned int* p, unsigned int cmp
   return old;
 }
 
-// ---- cached / streaming loads and stores: plain accesses on the CPU ----
-template <class T> inline T __ldg(const T* p) { return *p; }
-template <class T> inline T __ldcs(const T* p) { return *p; }
-template <class T> inline T __ldcg(const T* p) { return *p; }
-template <class T> inline T __ldca(const T* p) { return *p; }
-template <class T> inline void __stcs(T* p, T v) { *p = v; }
-template <class T> inline void __stcg(T* p, T v) { *p = v; }
-template <class T> inline void __stwb(T* p, T v) { *p = v; }
+// ---- cached / streaming loads and stores: plain accesses on the CPU. The checked build checks the vector's
+// alignment explicitly (g++ may split a float4 load into four 4-byte loads, which the hooks would pass) ----
+#ifdef KILN_EMU_CHECK
+#define KILN_EMU_ALIGNED(p, w) kiln_emu_check_aligned((p), sizeof(*(p)), alignof(std::remove_pointer_t<decltype(p)>), (w), kiln_file, kiln_line)
+#else
+#define KILN_EMU_ALIGNED(p, w) ((void)kiln_file, (void)kiln_line)
+#endif
+extern "C" void kiln_emu_check_aligned(const void* p, int size, int align, int is_write, const char* file, int line);
+template <class T> inline T __ldg(const T* p, KILN_EMU_SITE) { KILN_EMU_ALIGNED(p, 0); return *p; }
+template <class T> inline T __ldcs(const T* p, KILN_EMU_SITE) { KILN_EMU_ALIGNED(p, 0); return *p; }
+template <class T> inline T __ldcg(const T* p, KILN_EMU_SITE) { KILN_EMU_ALIGNED(p, 0); return *p; }
+template <class T> inline T __ldca(const T* p, KILN_EMU_SITE) { KILN_EMU_ALIGNED(p, 0); return *p; }
+template <class T> inline void __stcs(T* p, T v, KILN_EMU_SITE) { KILN_EMU_ALIGNED(p, 1); *p = v; }
+template <class T> inline void __stcg(T* p, T v, KILN_EMU_SITE) { KILN_EMU_ALIGNED(p, 1); *p = v; }
+template <class T> inline void __stwb(T* p, T v, KILN_EMU_SITE) { KILN_EMU_ALIGNED(p, 1); *p = v; }
 
 // ---- device math: the fast intrinsics are the exact libm functions here (compare with tolerances) ----
 inline float __expf(float x) { return expf(x); }

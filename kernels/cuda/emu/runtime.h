@@ -106,6 +106,7 @@ void recordSharedWrite(const void* addr, size_t n, uintptr_t pc);  // writes mad
 void recordSharedRead(const void* addr, size_t n, uintptr_t pc);
 bool isShared(const void* addr, size_t n);
 std::string symbolize(uintptr_t pc);
+std::string hexAddr(uintptr_t a);
 
 // ---- driver.cc ----
 const std::vector<Alloc>& allocations();
