@@ -33,7 +33,7 @@ export interface TrainerOptions {
   /** Kernel fusion per program (default true; false: one kernel per op, for measuring what fusion saves). */
   fusion?: { diff?: boolean; full?: boolean };
   /** 'cpu' (default) or 'cuda' (generated CUDA through nvcc and the driver; a clear error where there is no GPU). */
-  backend?: 'cpu' | 'cuda';
+  backend?: 'cpu' | 'cuda' | 'cuda-emu';
   /** Frozen base weights (unet.*, vae.*) by key, e.g. from a diffusers folder. */
   baseWeights?: ParamStore;
 }

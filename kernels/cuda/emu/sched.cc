@@ -375,19 +375,21 @@ void arrive(int kind, int op, unsigned mask, uint64_t val, int arg, const void* 
   Fiber& f = *g.cur;
   Warp& w = g.warps[f.warp];
   const unsigned bit = 1u << f.lane;
-  const std::string where = std::string(kGroupNames[kind]) + " at " + site(file, line);
-  if (!(mask & bit)) failInFiber(kLaunchFailed, "synccheck: " + describeThread(who()) + " calls " + where + " with mask " + hex(mask) + ", which does not name its own lane");
-  unsigned exists = 0;
-  for (int l = 0; l < 32 && f.warp * 32 + l < g.nthreads; ++l) exists |= 1u << l;
-  if (mask & ~w.live)
-    failInFiber(kLaunchFailed, "synccheck: " + describeThread(who()) + " calls " + where + " with mask " + hex(mask) + ", which names lanes that " +
+  // Messages are built only on failure: this runs for every lane at every collective.
+  auto where = [&] { return std::string(kGroupNames[kind]) + " at " + site(file, line); };
+  if (!(mask & bit)) failInFiber(kLaunchFailed, "synccheck: " + describeThread(who()) + " calls " + where() + " with mask " + hex(mask) + ", which does not name its own lane");
+  if (mask & ~w.live) {
+    unsigned exists = 0;
+    for (int l = 0; l < 32 && f.warp * 32 + l < g.nthreads; ++l) exists |= 1u << l;
+    failInFiber(kLaunchFailed, "synccheck: " + describeThread(who()) + " calls " + where() + " with mask " + hex(mask) + ", which names lanes that " +
                                    ((mask & ~exists) ? "do not exist in this block" : "have exited") + " (" + hex(mask & ~w.live) + ")");
+  }
   Group* grp = nullptr;
   for (Group& x : w.groups) {
     if (!(x.mask & mask)) continue;
     if (x.mask != mask || x.kind != kind || x.op != op || !sameSite(x.file, x.line, file, line))
       failInFiber(kLaunchFailed, "synccheck: divergent warp collectives in warp " + std::to_string(f.warp) + ": " + describeThread(who()) +
-                                     " is at " + where + " (mask " + hex(mask) + ") while lanes " + hex(x.arrived) + " wait at " +
+                                     " is at " + where() + " (mask " + hex(mask) + ") while lanes " + hex(x.arrived) + " wait at " +
                                      kGroupNames[x.kind] + " at " + site(x.file, x.line) + " (mask " + hex(x.mask) + ")");
     grp = &x;
   }
