@@ -64,16 +64,38 @@ export function bindVars(vars: readonly Expr[], shape: Shape, flat: string): str
 
 export const storeLinesCuda = (stores: readonly Store[], p: ExprPrinter): string[] => printStores(stores, p, cudaLang);
 
+/** How a reduction is spread over threads: one thread per row when there is nothing to reduce, a warp per row for
+ * short rows (8 rows per block), a block per row otherwise. */
+function reduceShape(inner: number): 'thread' | 'warp' | 'block' { return inner <= 1 ? 'thread' : inner <= 256 ? 'warp' : 'block'; }
+const ROWS_PER_WARP_BLOCK = THREADS / 32;
+
 function reduceKernel(k: ReduceKernel, decl: string[]): string[] {
   const p = new ExprPrinter(cudaLang, (b) => `b${b}`);
   const v = p.print(k.value);
-  const inner = [...bindVars(k.innerVars, k.inner, 'r'), ...p.lines.splice(0), k.combine === 'add' ? `acc += ${v};` : `acc = fmaxf(acc, ${v});`];
+  const shape = reduceShape(numel(k.inner)), rows = numel(k.outer);
   const ep = new ExprPrinter(cudaLang, (b) => `b${b}`, 'e');
   const init = k.combine === 'add' ? literal(0, k.accDtype) : literal(-Infinity, k.accDtype);
-  return [
-    `KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A KILN_OFFSETS) {`,
-    ...ind(decl),
-    `  for (int64_t row = blockIdx.x; row < ${numel(k.outer)}; row += gridDim.x) {`,
+  const combine = k.combine === 'add' ? `acc += ${v};` : `acc = fmaxf(acc, ${v});`;
+  const head = `KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A KILN_OFFSETS) {`;
+  if (shape === 'thread') {
+    return [head, ...ind(decl),
+      `  for (int64_t row = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; row < ${rows}; row += (int64_t)gridDim.x * blockDim.x) {`,
+      ...ind(bindVars(k.outerVars, k.outer, 'row'), 2), `    float acc = ${init};`, '    {', '      const int64_t r = 0;',
+      ...ind([...bindVars(k.innerVars, k.inner, 'r'), ...p.lines.splice(0), combine], 3), '    }',
+      ...ind(storeLinesCuda(k.stores, ep), 2), '  }', '}'];
+  }
+  const inner = [...bindVars(k.innerVars, k.inner, 'r'), ...p.lines.splice(0), combine];
+  if (shape === 'warp') {
+    return [head, ...ind(decl),
+      `  const int lane = threadIdx.x % WARP_SIZE;`,
+      `  for (int64_t row = blockIdx.x * (int64_t)${ROWS_PER_WARP_BLOCK} + threadIdx.x / WARP_SIZE; row < ${rows}; row += (int64_t)gridDim.x * ${ROWS_PER_WARP_BLOCK}) {`,
+      ...ind(bindVars(k.outerVars, k.outer, 'row'), 2), `    float acc = ${init};`,
+      `    for (int64_t r = lane; r < ${numel(k.inner)}; r += WARP_SIZE) {`, ...ind(inner, 3), '    }',
+      `    acc = ${k.combine === 'add' ? 'warpReduceSum' : 'warpReduceMax'}(acc);`,
+      '    if (lane == 0) {', ...ind(storeLinesCuda(k.stores, ep), 3), '    }', '  }', '}'];
+  }
+  return [head, ...ind(decl),
+    `  for (int64_t row = blockIdx.x; row < ${rows}; row += gridDim.x) {`,
     ...ind(bindVars(k.outerVars, k.outer, 'row'), 2),
     `    float acc = ${init};`,
     `    for (int64_t r = threadIdx.x; r < ${numel(k.inner)}; r += blockDim.x) {`,
@@ -86,6 +108,13 @@ function reduceKernel(k: ReduceKernel, decl: string[]): string[] {
     '  }',
     '}',
   ];
+}
+
+/** Blocks for a reduction over `rows` rows of `inner` elements (reduceShape decides the threads per row). */
+function reduceGrid(rows: number, inner: number): number {
+  const shape = reduceShape(inner);
+  const blocks = shape === 'thread' ? Math.ceil(rows / THREADS) : shape === 'warp' ? Math.ceil(rows / ROWS_PER_WARP_BLOCK) : rows;
+  return Math.max(1, Math.min(blocks, 65535 * 8));
 }
 
 function rowKernel(k: RowKernel, decl: string[]): string[] {
@@ -122,12 +151,18 @@ function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo>, at: 
       };
     }
     case 'reduce':
-      return { code: reduceKernel(k, decl), launches: [{ kernel: k.name, grid: [Math.max(1, Math.min(numel(k.outer), 65535 * 8)), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
+      return { code: reduceKernel(k, decl), launches: [{ kernel: k.name, grid: [reduceGrid(numel(k.outer), numel(k.inner)), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
     case 'row': return { code: rowKernel(k, decl), launches: [{ kernel: k.name, grid: [Math.max(1, Math.min(numel(k.outer), 65535 * 8)), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
     case 'extern': return templateCallCuda(k as ExternKernel, decl);
     case 'commit': {
-      const lines = k.copies.map((c) => `  for (int64_t f = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; f < ${c.bytes}; f += (int64_t)gridDim.x * blockDim.x) A[${at(c.to)} + f] = A[${at(c.from)} + f];`);
-      const n = Math.max(...k.copies.map((c) => c.bytes));
+      // Each copy moves the widest unit (16, 8, 4, 2 or 1 bytes) that divides its size and both offsets.
+      const unitOf = (c: { from: number; to: number; bytes: number }) => [16, 8, 4, 2, 1].find((u) => c.bytes % u === 0 && info.get(c.from)!.offset % u === 0 && info.get(c.to)!.offset % u === 0)!;
+      const T: Record<number, string> = { 16: 'uint4', 8: 'uint2', 4: 'uint32_t', 2: 'uint16_t', 1: 'uint8_t' };
+      const lines = k.copies.map((c) => {
+        const u = unitOf(c), t = T[u];
+        return `  for (int64_t f = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; f < ${c.bytes / u}; f += (int64_t)gridDim.x * blockDim.x) reinterpret_cast<${t}*>(A + ${at(c.to)})[f] = reinterpret_cast<const ${t}*>(A + ${at(c.from)})[f];`;
+      });
+      const n = Math.max(...k.copies.map((c) => c.bytes / unitOf(c)));
       return { code: [`KILN_KERNEL void ${k.name}(uint8_t* __restrict__ A KILN_OFFSETS) {`, ...lines, '}'], launches: [{ kernel: k.name, grid: [gridFor(n), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
     }
   }

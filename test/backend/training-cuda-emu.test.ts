@@ -31,6 +31,13 @@ function worstParam(a: Program, b: Program): [string, number] {
   return worst;
 }
 
+/** The first loss (same parameters) agrees to f32 rounding; after an AdamW step, to 1e-4: Adam divides each gradient by
+ * its own magnitude, so a parameter whose gradient is f32 noise moves by ±lr on either back end. */
+function expectLosses(emulated: number[], cpp: number[]): void {
+  expect(Math.abs(emulated[0] - cpp[0]) / cpp[0]).toBeLessThan(1e-5);
+  expect(Math.abs(emulated[1] - cpp[1]) / cpp[1]).toBeLessThan(1e-4);
+}
+
 describe('training steps on the emulated CUDA back end equal the C++ back end', () => {
   test('micro UNet: forward, backward through every layer, AdamW', async () => {
     const c = microUnetConfig, S = c.sampleSize, L = 8;
@@ -50,7 +57,7 @@ describe('training steps on the emulated CUDA back end equal the C++ back end', 
     const t0 = performance.now();
     const le = [emu.run(feeds).loss[0], emu.run(feeds).loss[0]];
     console.log(`micro UNet (${params.length} params, ${emu.kernels.length} kernels): losses C++ ${lc.join(', ')}, emulated ${le.join(', ')} (${((performance.now() - t0) / 2).toFixed(0)} ms/step emulated, checked)`);
-    lc.forEach((l, i) => expect(Math.abs(le[i] - l) / l).toBeLessThan(1e-5));
+    expectLosses(le, lc);
     expect(lc[1]).not.toBe(lc[0]); // the first step changed the parameters
     const [name, e] = worstParam(emu, cpu);
     console.log(`micro UNet: worst parameter after 2 steps: ${name} (relative error ${e})`);
@@ -69,7 +76,7 @@ describe('training steps on the emulated CUDA back end equal the C++ back end', 
     const lc = [pc.run(feeds).loss[0], pc.run(feeds).loss[0]];
     const le = [pe.run(feeds).loss[0], pe.run(feeds).loss[0]];
     console.log(`micro PuLID stage 1 (${pe.kernels.length} kernels): losses C++ ${lc.join(', ')}, emulated ${le.join(', ')}`);
-    lc.forEach((l, i) => expect(Math.abs(le[i] - l) / l).toBeLessThan(1e-5));
+    expectLosses(le, lc);
     const [name, e] = worstParam(pe, pc);
     console.log(`micro PuLID stage 1: worst parameter after 2 steps: ${name} (relative error ${e})`);
     expect(e).toBeLessThan(1e-4);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,8 @@ struct CheckState {
   const LaunchConfig* cfg = nullptr;
   unsigned flags = 7;  // 1 memcheck, 2 racecheck, 4 initcheck
   Space dyn, stat;
-  const Buffer* lastBuf = nullptr;
+  // The union of the launch's buffers as sorted, disjoint [lo, hi) ranges: one binary search per access.
+  std::vector<std::pair<uintptr_t, uintptr_t>> addressable;
 };
 CheckState c;
 
@@ -96,12 +98,12 @@ void shared(Space& sp, uintptr_t a, size_t n, bool write, bool atomic, uintptr_t
   const uint32_t wep = warpEpoch(w.warp);
   for (size_t i = off / 2; i <= (off + n - 1) / 2 && i < sp.cells.size(); ++i) {
     Cell& x = sp.cells[i];
-    const std::string where = std::string(sp.name) + " offset " + std::to_string(i * 2);
+    auto where = [&] { return std::string(sp.name) + " offset " + std::to_string(i * 2); };  // only on failure
     if (!write) {
       if ((c.flags & 4) && x.wBlock != serial)
-        failInFiber(kLaunchFailed, "initcheck: " + describeThread(w) + " reads " + where + ", which no thread of its block has written, at " + siteOf(pc));
+        failInFiber(kLaunchFailed, "initcheck: " + describeThread(w) + " reads " + where() + ", which no thread of its block has written, at " + siteOf(pc));
       if ((c.flags & 2) && x.wEpoch == E && x.wTid != w.tid && !ordered(x.wTid, x.wWep, w.tid))
-        failInFiber(kLaunchFailed, std::string("racecheck: ") + kindName(false, true) + " hazard on " + where + " in block (" +
+        failInFiber(kLaunchFailed, std::string("racecheck: ") + kindName(false, true) + " hazard on " + where() + " in block (" +
                                        std::to_string(w.block.x) + "," + std::to_string(w.block.y) + "," + std::to_string(w.block.z) +
                                        ") of kernel '" + kernelName() + "': " + describeTid(x.wTid) + " wrote at " + siteOf(x.wPc) + ", then " +
                                        describeTid(w.tid) + " reads at " + siteOf(pc) + " with no barrier in between");
@@ -120,7 +122,7 @@ void shared(Space& sp, uintptr_t a, size_t n, bool write, bool atomic, uintptr_t
         const bool war = x.rEpoch == E && (x.rMulti || (x.rTid != w.tid && !ordered(x.rTid, x.rWep, w.tid)));
         if (waw || war) {
           const int other = waw ? x.wTid : x.rTid;
-          failInFiber(kLaunchFailed, std::string("racecheck: ") + kindName(true, waw) + " hazard on " + where + " in block (" +
+          failInFiber(kLaunchFailed, std::string("racecheck: ") + kindName(true, waw) + " hazard on " + where() + " in block (" +
                                          std::to_string(w.block.x) + "," + std::to_string(w.block.y) + "," + std::to_string(w.block.z) +
                                          ") of kernel '" + kernelName() + "': " + describeTid(other) + (waw ? " wrote" : " read") + " at " +
                                          siteOf(waw ? x.wPc : x.rPc) + ", then " + describeTid(w.tid) + " writes at " + siteOf(pc) +
@@ -154,15 +156,17 @@ void global(uintptr_t a, size_t n, bool write, uintptr_t pc) {
                                    " a " + std::to_string(al->hi - al->lo) + "-byte device allocation", pc);
     return;
   }
-  if (c.lastBuf != nullptr && a >= c.lastBuf->lo && a + n <= c.lastBuf->hi) return;
-  const Buffer* near = nullptr;
-  for (const Buffer& b : bufs) {
-    if (a >= b.lo && a + n <= b.hi) {
-      c.lastBuf = &b;
-      return;
-    }
-    if (b.lo <= a && (near == nullptr || b.lo > near->lo)) near = &b;
+  const auto& ranges = c.addressable;
+  size_t lo = 0, hi = ranges.size();
+  while (lo < hi) {  // the first range whose end is past a
+    const size_t mid = (lo + hi) / 2;
+    if (ranges[mid].second <= a) lo = mid + 1;
+    else hi = mid;
   }
+  if (lo < ranges.size() && ranges[lo].first <= a && a + n <= ranges[lo].second) return;
+  const Buffer* near = nullptr;
+  for (const Buffer& b : bufs)
+    if (b.lo <= a && (near == nullptr || b.lo > near->lo)) near = &b;
   std::string what = "invalid " + std::to_string(n) + "-byte global " + rw + " at " + hexAddr(a) + ": outside every buffer of the launch";
   if (near != nullptr) {
     const uintptr_t off = a - near->lo;
@@ -196,7 +200,18 @@ void access(const void* p, size_t n, bool write, bool atomic, uintptr_t pc) {
 void checksBeginLaunch(const LaunchConfig& cfg, const Module& m) {
   c.cfg = &cfg;
   c.flags = parseFlags();
-  c.lastBuf = nullptr;
+  c.addressable.clear();
+  for (const Buffer& b : launchBuffers()) c.addressable.emplace_back(b.lo, b.hi);
+  std::sort(c.addressable.begin(), c.addressable.end());
+  size_t out = 0;
+  for (size_t i = 0; i < c.addressable.size(); ++i) {
+    if (out > 0 && c.addressable[i].first <= c.addressable[out - 1].second) {
+      c.addressable[out - 1].second = std::max(c.addressable[out - 1].second, c.addressable[i].second);
+    } else {
+      c.addressable[out++] = c.addressable[i];
+    }
+  }
+  c.addressable.resize(out);
   c.dyn.lo = reinterpret_cast<uintptr_t>(&kiln::kiln_smem[0]);
   c.dyn.hi = c.dyn.lo + cfg.smem;
   c.dyn.name = "dynamic shared memory (kiln_smem)";
