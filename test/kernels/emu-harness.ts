@@ -8,7 +8,7 @@ import type { CudaDevice, CudaModule } from '../../runtime/cuda';
 import { ROOT } from './harness';
 
 const DRIVERS = path.join(ROOT, 'test/kernels/cuda-emu');
-const ARENA = 32 << 20;
+const ARENA = 8 << 20;
 const GAP = 4096; // between buffers: an overrun lands in no buffer (memcheck) or reads NaN (unchecked)
 
 export type Dtype = 'f32' | 'bf16' | 'f16';
