@@ -50,3 +50,18 @@ describe.each([true, false])('gemm.cuh on the CUDA emulator (checks %s)', (check
     run(drv, dt, c, 1000 + c.M * 7 + c.N * 13 + c.K);
   });
 });
+
+describe('gemm.cuh on the CUDA emulator: memcheck', () => {
+  it('names the buffer and the template line of an out-of-bounds operand read', async () => {
+    const drv = await EmuDriver.load('gemm', true);
+    const c: GemmCase = { batch: 1, M: 77, N: 5, K: 7, tA: 0, tB: 0, bcA: 0, bcB: 0 };
+    drv.reset();
+    const a = drv.buf('A', new Float32Array((c.M - 1) * c.K)); // one row of A short
+    const b = drv.buf('B', new Float32Array(c.K * c.N));
+    const out = drv.buf('C', c.M * c.N * 4);
+    const count = drv.counter('count', c.M * c.N);
+    expect(() => drv.launch('emu_gemm_f32', [1, 1, 1], 256, F32.smem, [out, count, a, b, c.M, c.N, c.K, c.K, 1, 0, c.N, 1, 0])).toThrow(
+      /memcheck: invalid 4-byte global read .*past the end of buffer 'A' .*gemm\.cuh:\d+/,
+    );
+  });
+});

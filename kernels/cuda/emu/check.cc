@@ -220,6 +220,16 @@ bool isShared(const void* addr, size_t n) {
   return (a >= lo && a + n <= lo + kMaxSmem) || (a >= c.stat.lo && a + n <= c.stat.hi);
 }
 
+// One whole line of `p` (however long) into `out`, without its newline.
+static void readLine(FILE* p, std::string& out) {
+  out.clear();
+  char buf[1024];
+  while (fgets(buf, sizeof buf, p) != nullptr) {
+    out += buf;
+    if (out.back() == '\n') break;
+  }
+}
+
 // "file:line (function)" for a code address in a kernel module, through addr2line (checked builds carry -g).
 std::string symbolize(uintptr_t pc) {
   Dl_info info{};
@@ -229,9 +239,8 @@ std::string symbolize(uintptr_t pc) {
   FILE* p = popen(cmd.c_str(), "r");
   std::string fn, line;
   if (p != nullptr) {
-    char buf[1024];
-    if (fgets(buf, sizeof buf, p) != nullptr) fn = buf;
-    if (fgets(buf, sizeof buf, p) != nullptr) line = buf;
+    readLine(p, fn);  // demangled template and lambda names run to several KiB
+    readLine(p, line);
     pclose(p);
   }
   while (!fn.empty() && (fn.back() == '\n' || fn.back() == '\r')) fn.pop_back();
