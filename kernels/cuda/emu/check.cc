@@ -94,12 +94,13 @@ void shared(Space& sp, uintptr_t a, size_t n, bool write, bool atomic, uintptr_t
   const uint32_t wep = warpEpoch(w.warp);
   for (size_t i = off / 2; i <= (off + n - 1) / 2 && i < sp.cells.size(); ++i) {
     Cell& x = sp.cells[i];
-    const std::string where = std::string(sp.name) + " offset " + std::to_string(i * 2);
+    // Built only for a report: this loop runs for every shared-memory access of the checked build.
+    const auto where = [&] { return std::string(sp.name) + " offset " + std::to_string(i * 2); };
     if (!write) {
       if ((c.flags & 4) && x.wBlock != serial)
-        failInFiber(kLaunchFailed, "initcheck: " + describeThread(w) + " reads " + where + ", which no thread of its block has written, at " + siteOf(pc));
+        failInFiber(kLaunchFailed, "initcheck: " + describeThread(w) + " reads " + where() + ", which no thread of its block has written, at " + siteOf(pc));
       if ((c.flags & 2) && x.wEpoch == E && x.wTid != w.tid && !ordered(x.wTid, x.wWep, w.tid))
-        failInFiber(kLaunchFailed, std::string("racecheck: ") + kindName(false, true) + " hazard on " + where + " in block (" +
+        failInFiber(kLaunchFailed, std::string("racecheck: ") + kindName(false, true) + " hazard on " + where() + " in block (" +
                                        std::to_string(w.block.x) + "," + std::to_string(w.block.y) + "," + std::to_string(w.block.z) +
                                        ") of kernel '" + kernelName() + "': " + describeTid(x.wTid) + " wrote at " + siteOf(x.wPc) + ", then " +
                                        describeTid(w.tid) + " reads at " + siteOf(pc) + " with no barrier in between");
@@ -118,7 +119,7 @@ void shared(Space& sp, uintptr_t a, size_t n, bool write, bool atomic, uintptr_t
         const bool war = x.rEpoch == E && (x.rMulti || (x.rTid != w.tid && !ordered(x.rTid, x.rWep, w.tid)));
         if (waw || war) {
           const int other = waw ? x.wTid : x.rTid;
-          failInFiber(kLaunchFailed, std::string("racecheck: ") + kindName(true, waw) + " hazard on " + where + " in block (" +
+          failInFiber(kLaunchFailed, std::string("racecheck: ") + kindName(true, waw) + " hazard on " + where() + " in block (" +
                                          std::to_string(w.block.x) + "," + std::to_string(w.block.y) + "," + std::to_string(w.block.z) +
                                          ") of kernel '" + kernelName() + "': " + describeTid(other) + (waw ? " wrote" : " read") + " at " +
                                          siteOf(waw ? x.wPc : x.rPc) + ", then " + describeTid(w.tid) + " writes at " + siteOf(pc) +
@@ -141,7 +142,7 @@ void global(uintptr_t a, size_t n, bool write, uintptr_t pc) {
   for (const Alloc& x : allocs)
     if (a + n > x.lo - 4096 && a < x.hi + 4096) al = &x;
   if (al == nullptr) return;  // not device memory (the fiber's stack, the module's data)
-  const std::string rw = write ? "write" : "read";
+  const char* rw = write ? "write" : "read";  // not a std::string: this runs for every global access
   if (n > 0 && (n & (n - 1)) == 0 && n <= 16 && a % n != 0)
     memFail(kMisalignedAddress, "misaligned " + std::to_string(n) + "-byte global " + rw + " at " + hexAddr(a), pc);
   const std::vector<Buffer>& bufs = launchBuffers();
