@@ -1,9 +1,8 @@
-/** kiln::sdpa_f32 / sdpa_grad_f32 (kernels/cpu/attention.h) against a float64 reference that builds the
- * full softmax matrix. Bound: see REL in harness.ts; mag is the sum of |terms| of the last contraction,
- * with every dP_ij (a dot product) and delta_i counted by the sum of |terms| they are made of. */
+/** kiln::sdpa_f32 / sdpa_grad_f32 (kernels/cpu/attention.h) against the float64 reference of reference.ts,
+ * which builds the full softmax matrix. Bound: see REL in harness.ts; mag is the sum of |terms| of the last
+ * contraction, with every dP_ij (a dot product) and delta_i counted by the sum of |terms| they are made of. */
 import { buildDriver, expectClose, Rng, runDriver } from './harness';
-
-interface Case { nb: number; lq: number; lk: number; d: number; dv: number; causal: 0 | 1 }
+import { attnRef, type AttnCase as Case } from './reference';
 
 function reference(c: Case, wrt: number, seed: number): { ref: Float64Array; mag: Float64Array } {
   const { nb, lq, lk, d, dv } = c;
@@ -12,73 +11,8 @@ function reference(c: Case, wrt: number, seed: number): { ref: Float64Array; mag
   const k = rng.fill(nb * lk * d);
   const v = rng.fill(nb * lk * dv);
   const dO = rng.fill(nb * lq * dv);
-  const scale = Math.fround(1 / Math.sqrt(d));
-  const rows = wrt <= 0 ? lq : lk;
-  const width = wrt === 0 || wrt === 1 ? d : dv;
-  const ref = new Float64Array(nb * rows * width);
-  const mag = new Float64Array(nb * rows * width);
-  const P = new Float64Array(lq * lk);
-  const dP = new Float64Array(lq * lk); // dO_i . v_j
-  const aP = new Float64Array(lq * lk); // sum_t |dO_it v_jt|
-  const D = new Float64Array(lq);
-  const aD = new Float64Array(lq);
-  for (let b = 0; b < nb; b++) {
-    for (let i = 0; i < lq; i++) {
-      let mx = -Infinity;
-      for (let j = 0; j < lk; j++) {
-        let s = -Infinity;
-        if (!c.causal || j <= i) {
-          s = 0;
-          for (let t = 0; t < d; t++) s += q[(b * lq + i) * d + t] * k[(b * lk + j) * d + t];
-          s *= scale;
-        }
-        P[i * lk + j] = s;
-        mx = Math.max(mx, s);
-      }
-      let sum = 0;
-      for (let j = 0; j < lk; j++) sum += P[i * lk + j] = Math.exp(P[i * lk + j] - mx);
-      D[i] = 0;
-      aD[i] = 0;
-      for (let j = 0; j < lk; j++) {
-        P[i * lk + j] /= sum;
-        let dp = 0;
-        let ap = 0;
-        for (let t = 0; t < dv; t++) {
-          const x = dO[(b * lq + i) * dv + t] * v[(b * lk + j) * dv + t];
-          dp += x;
-          ap += Math.abs(x);
-        }
-        dP[i * lk + j] = dp;
-        aP[i * lk + j] = ap;
-        D[i] += P[i * lk + j] * dp;
-        aD[i] += P[i * lk + j] * ap;
-      }
-    }
-    const put = (r: number, t: number, x: number, m: number) => {
-      ref[(b * rows + r) * width + t] += x;
-      mag[(b * rows + r) * width + t] += m;
-    };
-    for (let i = 0; i < lq; i++)
-      for (let j = 0; j < lk; j++) {
-        const p = P[i * lk + j];
-        if (p === 0) continue;
-        const ds = p * (dP[i * lk + j] - D[i]);
-        const ads = p * (aP[i * lk + j] + aD[i]);
-        if (wrt === -1) for (let t = 0; t < dv; t++) put(i, t, p * v[(b * lk + j) * dv + t], p * Math.abs(v[(b * lk + j) * dv + t]));
-        if (wrt === 2) for (let t = 0; t < dv; t++) put(j, t, p * dO[(b * lq + i) * dv + t], p * Math.abs(dO[(b * lq + i) * dv + t]));
-        if (wrt === 0)
-          for (let t = 0; t < d; t++) {
-            const kk = k[(b * lk + j) * d + t];
-            put(i, t, scale * ds * kk, scale * ads * Math.abs(kk));
-          }
-        if (wrt === 1)
-          for (let t = 0; t < d; t++) {
-            const qq = q[(b * lq + i) * d + t];
-            put(j, t, scale * ds * qq, scale * ads * Math.abs(qq));
-          }
-      }
-  }
-  return { ref, mag };
+  const r = attnRef(c, q, k, v, dO, Math.fround(1 / Math.sqrt(d)));
+  return [r.dq, r.dk, r.dv][wrt] ?? r.out;
 }
 
 const shapes: [string, Case][] = [

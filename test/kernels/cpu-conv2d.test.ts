@@ -1,45 +1,15 @@
-/** kiln conv2d forward / bwd_data / bwd_weight (kernels/cpu/conv2d.h) against one float64 direct
- * convolution loop; bound: see REL in harness.ts (mag = sum of |x * w| over the taps of each element). */
+/** kiln conv2d forward / bwd_data / bwd_weight (kernels/cpu/conv2d.h) against the float64 direct
+ * convolution of reference.ts; bound: see REL in harness.ts (mag = sum of |x * w| over the taps of each element). */
 import { buildDriver, expectClose, Rng, runDriver } from './harness';
-
-// [N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G]
-type Conv = [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
+import { convDims, convRef, type Conv } from './reference';
 
 function reference(p: Conv, mode: number, seed: number): { ref: Float64Array; mag: Float64Array } {
-  const [N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G] = p;
-  const Ho = Math.floor((H + pt + pb - dh * (KH - 1) - 1) / sh) + 1;
-  const Wo = Math.floor((W + pl + pr - dw * (KW - 1) - 1) / sw) + 1;
-  const Cg = C / G;
-  const Og = O / G;
+  const dims = convDims(p);
   const rng = new Rng(seed);
-  const x = rng.fill(N * C * H * W);
-  const w = rng.fill(O * Cg * KH * KW);
-  const dy = rng.fill(N * O * Ho * Wo);
-  const size = mode === 0 ? N * O * Ho * Wo : mode === 1 ? N * C * H * W : O * Cg * KH * KW;
-  const ref = new Float64Array(size);
-  const mag = new Float64Array(size);
-  // One loop over every (n, o, oh, ow, ci, kh, kw) tap; each mode accumulates its own product.
-  for (let n = 0; n < N; n++)
-    for (let o = 0; o < O; o++) {
-      const g = Math.floor(o / Og);
-      for (let oh = 0; oh < Ho; oh++)
-        for (let ow = 0; ow < Wo; ow++)
-          for (let ci = 0; ci < Cg; ci++)
-            for (let kh = 0; kh < KH; kh++)
-              for (let kw = 0; kw < KW; kw++) {
-                const ih = oh * sh - pt + kh * dh;
-                const iw = ow * sw - pl + kw * dw;
-                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-                const c = g * Cg + ci;
-                const xi = ((n * C + c) * H + ih) * W + iw;
-                const wi = ((o * Cg + ci) * KH + kh) * KW + kw;
-                const yi = ((n * O + o) * Ho + oh) * Wo + ow;
-                const [e, t] = mode === 0 ? [yi, x[xi] * w[wi]] : mode === 1 ? [xi, dy[yi] * w[wi]] : [wi, dy[yi] * x[xi]];
-                ref[e] += t;
-                mag[e] += Math.abs(t);
-              }
-    }
-  return { ref, mag };
+  const x = rng.fill(dims.x);
+  const w = rng.fill(dims.w);
+  const dy = rng.fill(dims.y);
+  return convRef(p, mode, x, w, dy);
 }
 
 const shapes: [string, Conv][] = [

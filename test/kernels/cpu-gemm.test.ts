@@ -1,35 +1,13 @@
-/** kiln::gemm_f32 (kernels/cpu/gemm.h) against a float64 reference; bound: see REL in harness.ts. */
+/** kiln::gemm_f32 (kernels/cpu/gemm.h) against a float64 reference (reference.ts); bound: see REL in harness.ts. */
 import { buildDriver, expectClose, Rng, runDriver } from './harness';
-
-interface Case {
-  batch: number; M: number; N: number; K: number; tA: 0 | 1; tB: 0 | 1; bcA: 0 | 1; bcB: 0 | 1;
-}
+import { gemmRef, gemmSizes, type GemmCase as Case } from './reference';
 
 function reference(c: Case, seed: number): { ref: Float64Array; mag: Float64Array } {
-  const { batch, M, N, K } = c;
   const rng = new Rng(seed);
-  const A = rng.fill((c.bcA ? 1 : batch) * M * K);
-  const B = rng.fill((c.bcB ? 1 : batch) * K * N);
-  const ref = new Float64Array(batch * M * N);
-  const mag = new Float64Array(batch * M * N);
-  for (let b = 0; b < batch; b++) {
-    const a0 = c.bcA ? 0 : b * M * K;
-    const b0 = c.bcB ? 0 : b * K * N;
-    for (let i = 0; i < M; i++)
-      for (let j = 0; j < N; j++) {
-        let s = 0;
-        let m = 0;
-        for (let k = 0; k < K; k++) {
-          const a = A[a0 + (c.tA ? k * M + i : i * K + k)];
-          const bb = B[b0 + (c.tB ? j * K + k : k * N + j)];
-          s += a * bb;
-          m += Math.abs(a * bb);
-        }
-        ref[(b * M + i) * N + j] = s;
-        mag[(b * M + i) * N + j] = m;
-      }
-  }
-  return { ref, mag };
+  const sz = gemmSizes(c);
+  const A = rng.fill(sz.a);
+  const B = rng.fill(sz.b);
+  return gemmRef(c, A, B);
 }
 
 const cases: [string, Case][] = [

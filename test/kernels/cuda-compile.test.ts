@@ -18,7 +18,8 @@ const run = promisify(execFile);
 
 async function compile(file: string): Promise<void> {
   const h = createHash('sha256').update(nvccPath()).update(FLAGS.join(' ')).update(readFileSync(path.join(DRIVERS, file)));
-  for (const f of readdirSync(CUDA_KERNELS).sort()) h.update(f).update(readFileSync(path.join(CUDA_KERNELS, f)));
+  // The headers nvcc sees (not emu/, the CUDA emulator's runtime, which only g++ builds include).
+  for (const f of readdirSync(CUDA_KERNELS).filter((x) => x.endsWith('.cuh')).sort()) h.update(f).update(readFileSync(path.join(CUDA_KERNELS, f)));
   const stamp = path.join(tmpdir(), `kiln-nvcc-ok-${file}-${h.digest('hex').slice(0, 16)}`);
   if (existsSync(stamp)) return;
   const obj = path.join(tmpdir(), `kiln-nvcc-${process.pid}-${file}.o`);

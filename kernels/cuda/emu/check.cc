@@ -98,7 +98,8 @@ void shared(Space& sp, uintptr_t a, size_t n, bool write, bool atomic, uintptr_t
   const uint32_t wep = warpEpoch(w.warp);
   for (size_t i = off / 2; i <= (off + n - 1) / 2 && i < sp.cells.size(); ++i) {
     Cell& x = sp.cells[i];
-    auto where = [&] { return std::string(sp.name) + " offset " + std::to_string(i * 2); };  // only on failure
+    // Built only for a report: this loop runs for every shared-memory access of the checked build.
+    const auto where = [&] { return std::string(sp.name) + " offset " + std::to_string(i * 2); };
     if (!write) {
       if ((c.flags & 4) && x.wBlock != serial)
         failInFiber(kLaunchFailed, "initcheck: " + describeThread(w) + " reads " + where() + ", which no thread of its block has written, at " + siteOf(pc));
@@ -145,7 +146,7 @@ void global(uintptr_t a, size_t n, bool write, uintptr_t pc) {
   for (const Alloc& x : allocs)
     if (a + n > x.lo - 4096 && a < x.hi + 4096) al = &x;
   if (al == nullptr) return;  // not device memory (the fiber's stack, the module's data)
-  const std::string rw = write ? "write" : "read";
+  const char* rw = write ? "write" : "read";  // not a std::string: this runs for every global access
   if (n > 0 && (n & (n - 1)) == 0 && n <= 16 && a % n != 0)
     memFail(kMisalignedAddress, "misaligned " + std::to_string(n) + "-byte global " + rw + " at " + hexAddr(a), pc);
   const std::vector<Buffer>& bufs = launchBuffers();
@@ -237,6 +238,16 @@ bool isShared(const void* addr, size_t n) {
   return (a >= lo && a + n <= lo + kMaxSmem) || (a >= c.stat.lo && a + n <= c.stat.hi);
 }
 
+// One whole line of `p` (however long) into `out`, without its newline.
+static void readLine(FILE* p, std::string& out) {
+  out.clear();
+  char buf[1024];
+  while (fgets(buf, sizeof buf, p) != nullptr) {
+    out += buf;
+    if (out.back() == '\n') break;
+  }
+}
+
 // "file:line (function)" for a code address in a kernel module, through addr2line (checked builds carry -g).
 std::string symbolize(uintptr_t pc) {
   Dl_info info{};
@@ -246,9 +257,8 @@ std::string symbolize(uintptr_t pc) {
   FILE* p = popen(cmd.c_str(), "r");
   std::string fn, line;
   if (p != nullptr) {
-    char buf[1024];
-    if (fgets(buf, sizeof buf, p) != nullptr) fn = buf;
-    if (fgets(buf, sizeof buf, p) != nullptr) line = buf;
+    readLine(p, fn);  // demangled template and lambda names run to several KiB
+    readLine(p, line);
     pclose(p);
   }
   while (!fn.empty() && (fn.back() == '\n' || fn.back() == '\r')) fn.pop_back();
