@@ -50,7 +50,8 @@ export function emulatorDriverPath(): Promise<string> {
 /** `extern "C" __global__` kernel names in a CUDA source (KILN_KERNEL or spelled out, with launch bounds). */
 export function kernelNames(source: string): string[] {
   const re = /(?:KILN_KERNEL|extern\s+"C"\s+__global__)\s+void\s+(?:__launch_bounds__\s*\((?:[^()]|\([^()]*\))*\)\s*)?([A-Za-z_]\w*)\s*\(/g;
-  return [...new Set([...source.matchAll(re)].map((m) => m[1]))];
+  // A kernel spelled inside a macro can defeat the pattern (it then catches a keyword): pass `kernels` for those.
+  return [...new Set([...source.matchAll(re)].map((m) => m[1]).filter((n) => !n.startsWith('__')))];
 }
 
 export interface EmuCompileOptions {
