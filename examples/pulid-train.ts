@@ -106,6 +106,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     metrics.stages[String(stage)] = summary;
     console.log(`  stage ${stage} done: ${JSON.stringify(summary)}`);
     console.log(`  fixed evaluation set (${samples.length} draws): ` + Object.keys(evalBefore).map((k) => `${k} ${fmt(evalBefore[k])} → ${fmt(evalAfter[k])}`).join(', '));
+    save(); // metrics first: a kill before the checkpoint leaves metrics ahead of it, which resumeMetrics trims
     trainer.save(path.join(out, `stage${stage}.safetensors`));
     trainer.save(path.join(out, 'last.safetensors'));
     if (last?.image) writeImagePng(path.join(out, `train_image_stage${stage}.png`), last.image, model.imageSize);

@@ -70,8 +70,14 @@ function mutateJson(r: Rng, v: unknown): { value: unknown; what: string } {
   switch (r.int(4)) {
     case 0: if (Array.isArray(p)) p.splice(s.key as number, 1); else delete p[s.key]; return { value: root, what: `delete ${s.at}` };
     case 1: if (Array.isArray(p)) p.push(p[s.key as number]); else p[`${s.key}_`] = p[s.key]; return { value: root, what: `duplicate ${s.at}` };
-    case 2: if (typeof p[s.key] === 'number') { p[s.key] = (p[s.key] as number) * r.pick([-1, 2, 0.5, 1e6, 0]); return { value: root, what: `scale ${s.at}` }; } // falls through
-    default: { const o = oddValue(r); p[s.key] = o; return { value: root, what: `${s.at} = ${JSON.stringify(o)}` }; }
+    case 2: if (typeof p[s.key] === 'number') { p[s.key] = (p[s.key] as number) * r.pick([-1, 2, 0.5, 1e6, 0]); return { value: root, what: `scale ${s.at}` }; }
+      return replace();
+    default: return replace();
+  }
+  function replace(): { value: unknown; what: string } {
+    const o = oddValue(r);
+    p[s.key] = o;
+    return { value: root, what: `${s.at} = ${JSON.stringify(o)}` };
   }
 }
 
