@@ -55,7 +55,7 @@ const faceCacheSchema = obj({
 });
 
 /** A cache entry (`<name>.json` + `<name>.png`) for `stamp`, or why it cannot be used. */
-function readFaceCache(png: string, meta: string, stamp: string): AlignedFace | string {
+export function readFaceCache(png: string, meta: string, stamp: string): AlignedFace | string {
   if (!fs.existsSync(png) || !fs.existsSync(meta)) return 'not cached';
   let m: Infer<typeof faceCacheSchema>;
   try {

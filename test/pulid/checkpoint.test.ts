@@ -15,6 +15,8 @@ import {
 } from '../../models/pulid/checkpoint';
 import { MetricsFileError, prepareRunDir, readMetrics, resumeMetrics, writeMetrics, type TrainingMetrics } from '../../models/pulid/runFiles';
 import { readSafetensors, writeSafetensors, type TensorInput } from '../../models/io/safetensors';
+import { writePng } from '../../models/io/image';
+import { readFaceCache } from '../../models/pulid/data';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-ckpt-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -135,6 +137,23 @@ describe('run files', () => {
     expect(() => readMetrics(f)).toThrow(/bad-metrics\.json: not a metrics file: the document: expected JSON, found .*empty file/);
     fs.writeFileSync(f, JSON.stringify({ config: 'micro', steps: { 1: 1, 2: 0, 3: 0 }, programs: {}, history: [{ ...rec(1, 0), step: -1 }], stages: {} }));
     expect(() => readMetrics(f)).toThrow(/\.history\[0\]\.step: expected an integer ≥ 0, found -1/);
+  });
+
+  test('face cache entries are validated (schema, PNG) and a bad one is a reason naming the file, not a crash', () => {
+    const png = path.join(dir, 'face.png'), meta = path.join(dir, 'face.json');
+    writePng(png, { width: 2, height: 2, channels: 3, data: new Uint8Array(12) });
+    const entry = { stamp: '10:20', landmarks: Array.from({ length: 68 }, (_v, i) => [i, i + 0.5]), descriptor: Array.from({ length: 128 }, (_v, i) => i / 128) };
+    fs.writeFileSync(meta, JSON.stringify(entry));
+    const ok = readFaceCache(png, meta, '10:20');
+    expect(typeof ok !== 'string' && [ok.crop.width, ok.landmarks[3], ok.descriptor.length]).toEqual([2, [3, 3.5], 128]);
+    expect(readFaceCache(png, meta, '11:20')).toBe('photo changed');
+    fs.writeFileSync(meta, '');
+    expect(readFaceCache(png, meta, '10:20')).toMatch(/face\.json is not a face cache entry \(the document: expected JSON, found .*empty file/);
+    fs.writeFileSync(meta, JSON.stringify({ ...entry, descriptor: entry.descriptor.slice(1) }));
+    expect(readFaceCache(png, meta, '10:20')).toMatch(/\.descriptor: expected a list of 128, found "127 items"/);
+    fs.writeFileSync(meta, JSON.stringify(entry));
+    fs.writeFileSync(png, fs.readFileSync(png).subarray(0, 40));
+    expect(readFaceCache(png, meta, '10:20')).toMatch(/face\.png: truncated PNG/);
   });
 
   test('temp files of dead writers are removed on start, those of live ones kept', () => {
