@@ -53,6 +53,27 @@ export class NonFiniteTrainingError extends Error {
   }
 }
 
+/** A trainer option out of range (caught before anything is built, so no value reaches a kernel). */
+export class TrainerOptionsError extends RangeError {
+  constructor(readonly option: string, readonly value: unknown, expected: string) {
+    super(`PulidTrainer: ${option} = ${String(value)}; expected ${expected}`);
+    this.name = 'TrainerOptionsError';
+  }
+}
+
+function checkTrainerOptions(o: TrainerOptions): void {
+  const int = (name: string, v: number | undefined, min: number) => {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) throw new TrainerOptionsError(name, v, `an integer ≥ ${min}`);
+  };
+  for (const s of [1, 2, 3] as const) int(`steps[${s}]`, o.steps?.[s] ?? Number.NaN, 0);
+  int('accumulation', o.accumulation, 1);
+  int('batch', o.batch, 1);
+  int('seed', o.seed, 0);
+  int('maxNonFiniteSteps', o.maxNonFiniteSteps, 1);
+  if (o.lr !== undefined && !(Number.isFinite(o.lr) && o.lr > 0)) throw new TrainerOptionsError('lr', o.lr, 'a finite number > 0');
+  if (o.memoryBudget !== undefined && !(Number.isFinite(o.memoryBudget) && o.memoryBudget > 0)) throw new TrainerOptionsError('memoryBudget', o.memoryBudget, 'a finite number of bytes > 0');
+}
+
 const lossText = (r: StepRecord): string => LOSS_KEYS.filter((k) => r[k] !== undefined).map((k) => `${k} ${r[k]}`).join(', ');
 
 /** The loss outputs of a training step program (stage 1 has only the first two). */
@@ -92,6 +113,7 @@ export class PulidTrainer {
   /** Steps skipped for non-finite values, in this trainer's lifetime. */
   readonly skipped: StepRecord[] = [];
   constructor(readonly model: PulidModel, readonly data: readonly PulidSample[], readonly text: TextConditioner, readonly opts: TrainerOptions) {
+    checkTrainerOptions(opts);
     this.lr = opts.lr ?? 1e-3;
     this.accumulation = opts.accumulation ?? 1;
     this.batch = opts.batch ?? 1;

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { microPulidConfig } from '../../models/pulid/config';
 import { PulidModel } from '../../models/pulid/model';
-import { PulidTrainer, type StepRecord } from '../../models/pulid/trainer';
+import { PulidTrainer, TrainerOptionsError, type StepRecord } from '../../models/pulid/trainer';
 import type { TextConditioner } from '../../models/pulid/text';
 import {
   CheckpointConfigError, CheckpointFormatError, CheckpointTensorsError, CheckpointValuesError, contentChecksum, readAdapterWeights, writeCheckpoint,
@@ -111,6 +111,13 @@ describe('PuLID checkpoints', () => {
     fs.writeFileSync(path.join(dir, 'empty.safetensors'), '');
     expect(() => trainer().load(path.join(dir, 'empty.safetensors'))).toThrow(/empty\.safetensors: cannot be read/);
   });
+});
+
+test('trainer options out of range are a TrainerOptionsError before anything is built', () => {
+  const bad: [Record<string, unknown>, RegExp][] = [[{ accumulation: 0 }, /accumulation = 0; expected an integer ≥ 1/], [{ batch: -1 }, /batch = -1/], [{ lr: Number.NaN }, /lr = NaN; expected a finite number > 0/],
+    [{ seed: 1.5 }, /seed = 1\.5/], [{ steps: { 1: -1, 2: 0, 3: 0 } }, /steps\[1\] = -1/], [{ memoryBudget: -5 }, /memoryBudget = -5/]];
+  for (const [o, re] of bad) expect(() => new PulidTrainer(model, [], {} as TextConditioner, { steps: { 1: 1, 2: 0, 3: 0 }, ...o })).toThrow(re);
+  expect(() => new PulidTrainer(model, [], {} as TextConditioner, { steps: { 1: 1, 2: 0, 3: 0 }, accumulation: 0 })).toThrow(TrainerOptionsError);
 });
 
 describe('run files', () => {
