@@ -15,7 +15,7 @@ import { PulidModel, generateFeeds, generateGraph } from '../models/pulid/model'
 import { alignFace, compiledFaceEmbedder, FaceConditioner } from '../models/pulid/condition';
 import { TextConditioner } from '../models/pulid/text';
 import { writeImagePng } from '../models/pulid/trainer';
-import { readSafetensors } from '../models/io/safetensors';
+import { readAdapterWeights } from '../models/pulid/checkpoint';
 import { loadSafetensorsInto, materialize } from '../models/weights';
 import type { IdAttentionMode } from '../models/pulid/id-attention';
 import { runCli } from './cli';
@@ -40,7 +40,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     loadSafetensorsInto(store, path.join(o.weights, 'unet/diffusion_pytorch_model.safetensors'), model.base, { strict: false, addPrefix: 'unet.' });
     loadSafetensorsInto(store, path.join(o.weights, 'vae/diffusion_pytorch_model.safetensors'), model.base, { strict: false, addPrefix: 'vae.' });
   }
-  if (o.ckpt) for (const [k, t] of readSafetensors(o.ckpt).tensors) if (model.trainable.params.has(k)) store.set(k, Float64Array.from(t.data as ArrayLike<number>));
+  if (o.ckpt) for (const [k, v] of readAdapterWeights(o.ckpt, config, model.trainable.params)) store.set(k, v);
   materialize(materialize(store, model.base), model.trainable);
 
   console.log(`PuLID ${config.name}: ${ids.length} reference photo(s), mode ${mode}, prompt "${o.prompt ?? ''}"`);

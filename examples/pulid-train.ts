@@ -11,7 +11,6 @@
  * Writes <out>/metrics.json, <out>/stage<k>.safetensors (+ last.safetensors), <out>/sample_stage<k>.png (the first
  * face through the compiled 4-step generation with the adapter after stage k; stages 2–3 also write
  * train_image_stage<k>.png, the last training step's Lightning image). */
-import fs from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { compile, parseBytes, type ParamStore } from '../compiler/index';
@@ -23,6 +22,7 @@ import { loadDataset, type PulidSample } from '../models/pulid/data';
 import { LOSS_KEYS, PulidTrainer, writeImagePng, type StepRecord } from '../models/pulid/trainer';
 import { loadSafetensorsInto, materialize } from '../models/weights';
 import type { IdAttentionMode } from '../models/pulid/id-attention';
+import { prepareRunDir, resumeMetrics, writeMetrics, type TrainingMetrics } from '../models/pulid/runFiles';
 import { runCli } from './cli';
 
 function parseArgs(argv: string[]): Record<string, string> {
@@ -44,7 +44,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const steps: Record<Stage, number> = st.length === 3 ? { 1: st[0], 2: st[1], 3: st[2] } : st.length === 1 ? { 1: st[0], 2: st[0], 3: st[0] } : { 1: defaults[config.name][0], 2: defaults[config.name][1], 3: defaults[config.name][2] };
   const stages: Stage[] = a.stage ? [Number(a.stage) as Stage] : [1, 2, 3];
   const out = a.out ?? path.join('runs', `pulid-${config.name}`);
-  fs.mkdirSync(out, { recursive: true });
+  for (const f of prepareRunDir(out)) console.log(`  removed ${f} (left by a killed writer)`);
   const seed = Number(a.seed ?? 0);
 
   console.log(`PuLID ${config.name}: stages ${stages.join(',')}, steps ${stages.map((s) => steps[s]).join(',')}, out ${out}`);
@@ -63,11 +63,10 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   });
   if (a.resume) { trainer.load(a.resume); console.log(`  resumed from ${a.resume}: stage ${trainer.stage}, done ${JSON.stringify(trainer.done)}`); }
 
-  const metrics: { config: string; steps: typeof steps; programs: Record<string, unknown>; history: StepRecord[]; stages: Record<string, unknown> } =
-    { config: config.name, steps, programs: {}, history: [], stages: {} };
   const metricsFile = path.join(out, 'metrics.json');
-  if (a.resume && fs.existsSync(metricsFile)) metrics.history = JSON.parse(fs.readFileSync(metricsFile, 'utf8')).history ?? [];
-  const save = () => fs.writeFileSync(metricsFile, JSON.stringify(metrics, null, 1));
+  let metrics: TrainingMetrics = { config: config.name, steps, programs: {}, history: [], stages: {} };
+  if (a.resume) metrics = resumeMetrics(metricsFile, trainer.done, metrics); // keeps history and stage summaries
+  const save = () => writeMetrics(metricsFile, metrics);
   let sample: ((w: Map<string, Float32Array>) => ArrayLike<number>) | undefined;
 
   for (const stage of stages) {
@@ -97,7 +96,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       bar.update(trainer.done[stage], { loss: fmt(rec.loss), diff: fmt(rec.l_diff), id: fmt(rec.l_id), sem: fmt(rec.l_sem), layout: fmt(rec.l_layout), rate: rate.toFixed(2) });
     }
     bar.stop();
-    const hist = metrics.history.filter((h) => h.stage === stage);
+    const hist = metrics.history.filter((h) => h.stage === stage && !h.skipped);
     const mean = (k: keyof StepRecord, xs: StepRecord[]) => { const v = xs.map((h) => h[k] as number).filter((x) => x !== undefined); return v.length ? v.reduce((p, q) => p + q, 0) / v.length : undefined; };
     const n = Math.max(1, Math.floor(hist.length / 3)), head = hist.slice(0, n), tail = hist.slice(-n);
     const summary: Record<string, unknown> = { steps: hist.length, msPerStep: mean('ms', hist.slice(1)) ?? mean('ms', hist) };
@@ -107,6 +106,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     metrics.stages[String(stage)] = summary;
     console.log(`  stage ${stage} done: ${JSON.stringify(summary)}`);
     console.log(`  fixed evaluation set (${samples.length} draws): ` + Object.keys(evalBefore).map((k) => `${k} ${fmt(evalBefore[k])} → ${fmt(evalAfter[k])}`).join(', '));
+    save(); // metrics first: a kill before the checkpoint leaves metrics ahead of it, which resumeMetrics trims
     trainer.save(path.join(out, `stage${stage}.safetensors`));
     trainer.save(path.join(out, 'last.safetensors'));
     if (last?.image) writeImagePng(path.join(out, `train_image_stage${stage}.png`), last.image, model.imageSize);

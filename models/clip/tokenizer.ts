@@ -5,6 +5,7 @@
  * small deterministic one built the way CLIP builds its own (bytes, bytes+</w>, merges, the two specials).
  * Not done: ftfy text repair and HTML unescaping that the reference applies first. */
 import fs from 'node:fs';
+import { int, parseJson, record, SchemaError } from '../io/schema';
 
 const PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
 export const SOT = '<|startoftext|>';
@@ -35,6 +36,14 @@ export interface TokenizerOptions {
   padToken?: string;
 }
 
+/** A tokenizer file (vocab.json) that cannot be read or is not token → non-negative integer id. */
+export class TokenizerFileError extends Error {
+  constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
+    super(`${file}: ${detail}`, options);
+    this.name = 'TokenizerFileError';
+  }
+}
+
 export class ClipTokenizer {
   private readonly ranks: Map<string, number>;
   private readonly byteChars = bytesToUnicode();
@@ -57,7 +66,13 @@ export class ClipTokenizer {
 
   /** A standard vocab.json (token → id) and merges.txt (first line a version comment). */
   static fromFiles(vocabPath: string, mergesPath: string, opts: TokenizerOptions = {}): ClipTokenizer {
-    const vocab = new Map(Object.entries(JSON.parse(fs.readFileSync(vocabPath, 'utf8')) as Record<string, number>));
+    let vocab: Map<string, number>;
+    try {
+      vocab = new Map(Object.entries(parseJson(fs.readFileSync(vocabPath, 'utf8'), record(int({ min: 0 })))));
+    } catch (err) {
+      const what = err instanceof SchemaError ? `not a vocab.json (token → id): ${err.message}` : `cannot read (${(err as NodeJS.ErrnoException).code ?? err})`;
+      throw new TokenizerFileError(vocabPath, what, { cause: err });
+    }
     const merges = fs.readFileSync(mergesPath, 'utf8').split('\n').filter((l, i) => l.trim() && !(i === 0 && l.startsWith('#')));
     return new ClipTokenizer(vocab, merges, opts);
   }

@@ -18,7 +18,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ParamStore } from '../../compiler/index';
-import { loadTfjsWeights, type TfjsWeight } from '../io/tfjs-weights';
+import { loadTfjsWeights, TfjsWeightsError, type TfjsWeight } from '../io/tfjs-weights';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The `model/` folder of the installed @vladmandic/face-api package. */
@@ -71,20 +71,48 @@ export function toKiln(name: string, w: TfjsWeight): Float64Array {
   return Float64Array.from(w.data);
 }
 
+/** A face-api model's weights in Kiln's layout, with each weight's Kiln shape and the manifest they came from. */
+export class FaceApiStore extends Map<string, Float64Array> {
+  readonly shapes = new Map<string, readonly number[]>();
+  constructor(readonly file: string) {
+    super();
+  }
+}
+
+/** A weight store does not match the graph that reads it: a weight missing, or declared with another shape. */
+export class FaceWeightsError extends TfjsWeightsError {
+  constructor(
+    readonly file: string,
+    readonly weight: string,
+    detail: string,
+  ) {
+    super(`${file}: weight '${weight}': ${detail}`);
+  }
+}
+
 /** Every weight of a face-api model in Kiln's layout, by tfjs name (a ParamStore for `evaluate`). Weights
  * that are data rather than parameters (the SSD anchors `Output/extra_dim`) come back too, unchanged. */
-export function loadFaceApiParams(model: FaceApiModel, dir = FACE_API_MODEL_DIR): ParamStore {
-  const store: ParamStore = new Map();
-  for (const [name, w] of loadTfjsWeights(manifestPath(model, dir))) store.set(name, toKiln(name, w));
+export function loadFaceApiParams(model: FaceApiModel, dir = FACE_API_MODEL_DIR): FaceApiStore {
+  const file = manifestPath(model, dir);
+  const store = new FaceApiStore(file);
+  for (const [name, w] of loadTfjsWeights(file)) {
+    store.set(name, toKiln(name, w));
+    store.shapes.set(name, kilnShape(name, w.shape));
+  }
   return store;
 }
 
-/** Declared shapes of parameters that a graph reads, checked against a store (catches a layout slip early). */
+/** The parameters a graph reads, by declared shape, checked against a store: every one present, and (for a store
+ * from `loadFaceApiParams`) of exactly the declared shape — not just the same element count, which would let a
+ * transposed or permuted weight through in the wrong layout. */
 export function checkParams(store: ParamStore, declared: ReadonlyMap<string, readonly number[]>, what: string): void {
+  const file = store instanceof FaceApiStore ? store.file : what;
   for (const [name, shape] of declared) {
     const v = store.get(name);
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (!v) throw new Error(`${what}: weight '${name}' [${shape.join(',')}] is missing`);
-    if (v.length !== n) throw new Error(`${what}: weight '${name}' holds ${v.length} values, the graph wants [${shape.join(',')}]`);
+    if (!v) throw new FaceWeightsError(file, name, `missing (the ${what} graph reads it as [${shape.join(',')}])`);
+    const found = store instanceof FaceApiStore ? store.shapes.get(name) : undefined;
+    if (found ? found.length !== shape.length || found.some((d, i) => d !== shape[i]) : v.length !== shape.reduce((a, b) => a * b, 1)) {
+      throw new FaceWeightsError(file, name, `the ${what} graph expects [${shape.join(',')}] (Kiln layout), the file holds ${found ? `[${found.join(',')}]` : `${v.length} values`}`);
+    }
   }
 }

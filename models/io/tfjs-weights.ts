@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { f16ArrayToF32 } from './halfFloat';
+import { arr, check, describe, int, num, obj, optional, parseJson, SchemaError, str, type Infer } from './schema';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 
@@ -112,47 +113,76 @@ class ShardReader {
   }
 }
 
+/** The largest float32 (a dequantized value beyond it would be Infinity). */
+const F32_MAX = 3.4028234663852886e38;
+/** Rank and element-count bounds of one weight (a manifest is not allowed to ask for more). */
+const MAX_RANK = 8;
+
+const quantizationSchema = obj({
+  dtype: (v, at) => {
+    if (v === 'uint8' || v === 'uint16' || v === 'float16') return v as TfjsQuantDtype;
+    throw new SchemaError(at, 'a quantization dtype (uint8, uint16, float16)', v);
+  },
+  scale: optional(num({ min: 0 })),
+  min: optional(num()),
+});
+
+const weightSchema = obj({
+  name: str,
+  shape: arr(int({ min: 0 }), { max: MAX_RANK }),
+  dtype: (v, at) => {
+    if (v === 'float32' || v === 'int32' || v === 'bool') return v as TfjsDtype;
+    throw new SchemaError(at, 'a weight dtype (float32, int32, bool)', v);
+  },
+  quantization: optional(quantizationSchema),
+  group: optional(str),
+});
+
+const manifestSchema = arr(obj({ paths: arr(str), weights: arr(weightSchema) }));
+
 function parseManifest(manifestPath: string): { paths: string[]; weights: WeightSpec[] }[] {
-  let json: unknown;
+  let text: string;
   try {
-    json = JSON.parse(fs.readFileSync(manifestPath, 'utf8'));
+    text = fs.readFileSync(manifestPath, 'utf8');
   } catch (err) {
-    throw new TfjsManifestError(`${manifestPath}: cannot read manifest (${(err as Error).message})`, { cause: err });
+    throw new TfjsManifestError(`${manifestPath}: cannot read manifest (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
   }
-  const bad = (what: string): never => {
-    throw new TfjsManifestError(`${manifestPath}: ${what}`);
-  };
-  if (!Array.isArray(json)) bad('manifest is not an array of groups');
-  return (json as unknown[]).map((g, gi) => {
-    const group = g as { paths?: unknown; weights?: unknown };
-    if (!Array.isArray(group.paths) || !group.paths.every((p) => typeof p === 'string')) bad(`group ${gi}: "paths" is not a list of strings`);
-    if (!Array.isArray(group.weights)) bad(`group ${gi}: "weights" is not a list`);
-    const weights = (group.weights as unknown[]).map((w) => checkSpec(manifestPath, w, bad));
-    return { paths: group.paths as string[], weights };
-  });
+  let groups: Infer<typeof manifestSchema>;
+  let raw: unknown;
+  try {
+    raw = parseJson(text, (v) => v);
+    groups = check(manifestSchema, raw);
+  } catch (err) {
+    if (!(err instanceof SchemaError)) throw err;
+    const m = /^\[(\d+)\]\.weights\[(\d+)\]/.exec(err.at);
+    const name = m ? (raw as { weights?: { name?: unknown }[] }[])[Number(m[1])]?.weights?.[Number(m[2])]?.name : undefined;
+    const weight = typeof name === 'string' ? `weight "${name}" at ` : '';
+    if (/dtype$/.test(err.at)) {
+      const what = err.at.endsWith('quantization.dtype') ? 'unknown quantization dtype' : 'unsupported dtype';
+      throw new TfjsDtypeError(`${manifestPath}: ${weight}${err.at}: ${what} ${describe(err.found)} (${err.expected.replace(/^.*\(/, '')}`, { cause: err });
+    }
+    throw new TfjsManifestError(`${manifestPath}: not a tfjs weights manifest: ${weight}${err.message}`, { cause: err });
+  }
+  return groups.map((g, gi) => ({ paths: g.paths, weights: g.weights.map((w, wi) => checkSpec(manifestPath, w, `[${gi}].weights[${wi}]`)) }));
 }
 
-function checkSpec(manifestPath: string, w: unknown, bad: (what: string) => never): WeightSpec {
-  const spec = w as Partial<Record<keyof WeightSpec, unknown>>;
-  if (typeof spec.name !== 'string') bad(`weight ${JSON.stringify(w)} has no name`);
-  const name = spec.name as string;
-  if (!Array.isArray(spec.shape) || !spec.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) bad(`weight "${name}": bad shape ${JSON.stringify(spec.shape)}`);
-  if (spec.dtype !== 'float32' && spec.dtype !== 'int32' && spec.dtype !== 'bool') {
-    throw new TfjsDtypeError(`${manifestPath}: weight "${name}": unsupported dtype ${JSON.stringify(spec.dtype)} (float32, int32, bool)`);
+/** What the schema cannot say: dtype/quantization pairs, scale and min present and finite over the whole
+ * quantized range, an element count that fits in memory. */
+function checkSpec(manifestPath: string, w: Infer<typeof weightSchema>, at: string): WeightSpec {
+  const where = `${manifestPath}: weight "${w.name}" (${at})`;
+  if (!Number.isSafeInteger(w.shape.reduce((a, b) => a * b, 1) * 4)) throw new TfjsManifestError(`${where}: shape [${w.shape}] is too large`);
+  const q = w.quantization;
+  if (q === undefined) return { name: w.name, shape: w.shape, dtype: w.dtype };
+  if (q.dtype === 'float16' ? w.dtype !== 'float32' : w.dtype === 'bool') {
+    throw new TfjsDtypeError(`${where}: ${w.dtype} weights cannot be ${q.dtype}-quantized`);
   }
-  const q = spec.quantization as Partial<Quantization> | undefined;
-  if (q !== undefined) {
-    if (q.dtype !== 'uint8' && q.dtype !== 'uint16' && q.dtype !== 'float16') {
-      throw new TfjsDtypeError(`${manifestPath}: weight "${name}": unknown quantization dtype ${JSON.stringify(q.dtype)} (uint8, uint16, float16)`);
-    }
-    if (q.dtype === 'float16' ? spec.dtype !== 'float32' : spec.dtype === 'bool') {
-      throw new TfjsDtypeError(`${manifestPath}: weight "${name}": ${spec.dtype} weights cannot be ${q.dtype}-quantized`);
-    }
-    if (q.dtype !== 'float16' && (typeof q.scale !== 'number' || typeof q.min !== 'number')) {
-      bad(`weight "${name}": ${q.dtype} quantization needs numeric scale and min`);
-    }
+  if (q.dtype === 'float16') return { name: w.name, shape: w.shape, dtype: w.dtype, quantization: { dtype: 'float16', scale: 1, min: 0 } };
+  if (q.scale === undefined || q.min === undefined) throw new TfjsManifestError(`${where}: ${q.dtype} quantization needs a finite "scale" ≥ 0 and "min"`);
+  const top = q.min + q.scale * (q.dtype === 'uint8' ? 255 : 65535);
+  if (!(M.abs(q.min) <= F32_MAX && M.abs(top) <= F32_MAX)) {
+    throw new TfjsManifestError(`${where}: quantization range [${q.min}, ${top}] (min + scale × ${q.dtype === 'uint8' ? 255 : 65535}) is not finite in float32`);
   }
-  return spec as WeightSpec;
+  return { name: w.name, shape: w.shape, dtype: w.dtype, quantization: { dtype: q.dtype, scale: q.scale, min: q.min } };
 }
 
 function byteLength(spec: WeightSpec): number {

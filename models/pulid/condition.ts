@@ -9,7 +9,7 @@ import { compile, evaluate, input, type GraphSpec, type ParamStore } from '../..
 import { crop, decodeImage, resizeBilinear, type Image } from '../io/image';
 import { ClipVisionModel } from '../clip/index';
 import { createFaceEmbedder, faceNetSpec, type EmbeddedFace, type FaceEmbedder } from '../face/embedder';
-import { loadFaceApiParams } from '../face/weights';
+import { checkParams, loadFaceApiParams } from '../face/weights';
 import { materialize } from '../weights';
 import type { PulidConfig } from './config';
 
@@ -74,9 +74,10 @@ export async function compiledFaceEmbedder(): Promise<FaceEmbedder> {
   const progs = new Map<string, FaceProgram>();
   const nets = [['detector', 'ssd_mobilenetv1_model'], ['landmarks', 'face_landmark_68_model'], ['recognizer', 'face_recognition_model']] as const;
   for (const [net, model] of nets) {
-    const { spec } = faceNetSpec(net);
+    const { spec, params } = faceNetSpec(net);
     const prog = await compile(spec);
     const store = loadFaceApiParams(model);
+    checkParams(store, params.declared, model);
     for (const name of prog.paramNames()) { const v = store.get(name); if (v) prog.setParam(name, v); }
     progs.set(Object.keys(spec.outputs).sort().join(','), { run: (feeds: Feeds) => prog.run(feeds) });
   }

@@ -8,7 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { evaluate, input } from '../../compiler/index';
-import { decodeImage, resizeBilinear, writePng, type Image } from '../io/image';
+import { decodeImage, ImageDecodeError, resizeBilinear, writePng, type Image } from '../io/image';
+import { removeStaleTemps, writeJsonAtomic } from '../io/atomicWrite';
+import { arr, num, obj, parseJson, SchemaError, str, type Infer, type Schema } from '../io/schema';
 import { ParamRegistry } from '../nn/index';
 import { VaeEncoder } from '../vae/index';
 import { materialize } from '../weights';
@@ -46,24 +48,56 @@ export function listPhotos(dir?: string): { name: string; file: string; caption:
   });
 }
 
-/** Aligned faces of the photos, cached as `<cache>/faces/<name>.png` + `.json`. */
+const faceCacheSchema = obj({
+  stamp: str,
+  landmarks: arr(arr(num(), { min: 2, max: 2 }) as Schema<[number, number]>, { min: 68, max: 68 }),
+  descriptor: arr(num(), { min: 128, max: 128 }),
+});
+
+/** A cache entry (`<name>.json` + `<name>.png`) for `stamp`, or why it cannot be used. */
+export function readFaceCache(png: string, meta: string, stamp: string): AlignedFace | string {
+  if (!fs.existsSync(png) || !fs.existsSync(meta)) return 'not cached';
+  let m: Infer<typeof faceCacheSchema>;
+  try {
+    m = parseJson(fs.readFileSync(meta, 'utf8'), faceCacheSchema);
+  } catch (err) {
+    if (!(err instanceof SchemaError)) throw err;
+    return `${meta} is not a face cache entry (${err.message})`;
+  }
+  if (m.stamp !== stamp) return 'photo changed';
+  try {
+    return { crop: decodeImage(png), landmarks: m.landmarks, descriptor: m.descriptor };
+  } catch (err) {
+    if (!(err instanceof ImageDecodeError)) throw err;
+    return err.message;
+  }
+}
+
+/** Aligned faces of the photos, cached as `<cache>/faces/<name>.png` + `.json` (both written atomically; an entry
+ * that does not validate — truncated, not JSON, wrong fields, unreadable PNG — is reported and recomputed). */
 export async function alignedFaces(photos: { name: string; file: string }[], cacheDir: string, log: (s: string) => void = () => {}): Promise<Map<string, AlignedFace>> {
   const dir = path.join(cacheDir, 'faces');
   fs.mkdirSync(dir, { recursive: true });
+  for (const f of removeStaleTemps(dir)) log(`removed ${f} (left by a killed writer)`);
   const out = new Map<string, AlignedFace>();
   let embedder: Awaited<ReturnType<typeof compiledFaceEmbedder>> | undefined;
   for (const p of photos) {
     const png = path.join(dir, `${p.name}.png`), meta = path.join(dir, `${p.name}.json`);
-    const stamp = `${fs.statSync(p.file).size}:${fs.statSync(p.file).mtimeMs}`;
-    if (fs.existsSync(png) && fs.existsSync(meta)) {
-      const m = JSON.parse(fs.readFileSync(meta, 'utf8'));
-      if (m.stamp === stamp) { out.set(p.name, { crop: decodeImage(png), landmarks: m.landmarks, descriptor: m.descriptor }); continue; }
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(p.file);
+    } catch (err) {
+      throw new ImageDecodeError(p.file, `cannot read file (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
     }
+    const stamp = `${st.size}:${st.mtimeMs}`;
+    const cached = readFaceCache(png, meta, stamp);
+    if (typeof cached !== 'string') { out.set(p.name, cached); continue; }
+    if (cached !== 'not cached' && cached !== 'photo changed') log(`face cache: ${cached}; recomputing`);
     if (!embedder) { log('compiling the face networks (once; cached afterwards)'); embedder = await compiledFaceEmbedder(); }
     log(`detecting and aligning ${p.name}`);
     const f = alignFace(embedder, p.file);
     writePng(png, f.crop);
-    fs.writeFileSync(meta, JSON.stringify({ stamp, landmarks: f.landmarks, descriptor: f.descriptor }));
+    writeJsonAtomic(meta, { stamp, landmarks: f.landmarks, descriptor: f.descriptor });
     out.set(p.name, f);
   }
   return out;

@@ -10,8 +10,8 @@ import { compile, type Feed, type MemoryReport, type ParamStore, type Program } 
 import { normalFill, uniformFill } from '../../compiler/ir/philox';
 import { initValues } from '../../compiler/ir/init';
 import type { Init } from '../../compiler/ops/attrs';
-import { readSafetensors, writeSafetensors, type TensorInput } from '../io/safetensors';
 import { writePng } from '../io/image';
+import { checkpointLayout, readCheckpoint, writeCheckpoint, type TrainerSettings } from './checkpoint';
 import { loadFaceRecognizerParams } from '../face/recognizer';
 import { alphasCumprod, sdxlSchedulerConfig } from '../sched/index';
 import type { LossWeights } from './config';
@@ -36,12 +36,54 @@ export interface TrainerOptions {
   backend?: 'cpu' | 'cuda' | 'cuda-emu';
   /** Frozen base weights (unet.*, vae.*) by key, e.g. from a diffusers folder. */
   baseWeights?: ParamStore;
+  /** Optimizer steps with a non-finite loss or gradient that are skipped (not applied) before the run stops with
+   * a NonFiniteTrainingError (default 3). */
+  maxNonFiniteSteps?: number;
+  /** Where skipped steps are reported (default console.warn). */
+  log?: (line: string) => void;
 }
+
+/** Too many optimizer steps had a non-finite loss or gradient; none of them was applied, so the weights (and any
+ * checkpoint saved from them) are the last good ones. */
+export class NonFiniteTrainingError extends Error {
+  constructor(readonly skipped: readonly StepRecord[]) {
+    super(`training stopped: ${skipped.length} optimizer steps had a non-finite loss or gradient and were not applied (` +
+      skipped.slice(-5).map((r) => `stage ${r.stage} step ${r.step}: ${lossText(r)}`).join('; ') + ')');
+    this.name = 'NonFiniteTrainingError';
+  }
+}
+
+/** A trainer option out of range (caught before anything is built, so no value reaches a kernel). */
+export class TrainerOptionsError extends RangeError {
+  constructor(readonly option: string, readonly value: unknown, expected: string) {
+    super(`PulidTrainer: ${option} = ${String(value)}; expected ${expected}`);
+    this.name = 'TrainerOptionsError';
+  }
+}
+
+function checkTrainerOptions(o: TrainerOptions): void {
+  const int = (name: string, v: number | undefined, min: number) => {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) throw new TrainerOptionsError(name, v, `an integer ≥ ${min}`);
+  };
+  for (const s of [1, 2, 3] as const) int(`steps[${s}]`, o.steps?.[s] ?? Number.NaN, 0);
+  int('accumulation', o.accumulation, 1);
+  int('batch', o.batch, 1);
+  int('seed', o.seed, 0);
+  int('maxNonFiniteSteps', o.maxNonFiniteSteps, 1);
+  if (o.lr !== undefined && !(Number.isFinite(o.lr) && o.lr > 0)) throw new TrainerOptionsError('lr', o.lr, 'a finite number > 0');
+  if (o.memoryBudget !== undefined && !(Number.isFinite(o.memoryBudget) && o.memoryBudget > 0)) throw new TrainerOptionsError('memoryBudget', o.memoryBudget, 'a finite number of bytes > 0');
+}
+
+const lossText = (r: StepRecord): string => LOSS_KEYS.filter((k) => r[k] !== undefined).map((k) => `${k} ${r[k]}`).join(', ');
 
 /** The loss outputs of a training step program (stage 1 has only the first two). */
 export const LOSS_KEYS = ['loss', 'l_diff', 'l_id', 'l_sem', 'l_layout'] as const;
 
-export interface StepRecord { stage: Stage; step: number; micro: number; loss: number; l_diff: number; l_id?: number; l_sem?: number; l_layout?: number; ms: number }
+export interface StepRecord {
+  stage: Stage; step: number; micro: number; loss: number; l_diff: number; l_id?: number; l_sem?: number; l_layout?: number; ms: number;
+  /** The step's loss or gradients were not finite: its update was not applied (weights and optimizer state kept). */
+  skipped?: true;
+}
 
 export interface CompiledStep { kind: 'diff' | 'full'; program: Program; graph: TrainStepGraph; compileSeconds: number; memory: MemoryReport; owner?: PulidTrainer }
 
@@ -66,12 +108,18 @@ export class PulidTrainer {
   private active?: CompiledStep;
   /** Trainable weights + optimizer state by name (host copy while switching programs). */
   private state = new Map<string, Float32Array>();
+  /** The tensors a checkpoint holds (trainable weights, AdamW state, accumulators), by name and shape. */
+  readonly layout: ReadonlyMap<string, readonly number[]>;
+  /** Steps skipped for non-finite values, in this trainer's lifetime. */
+  readonly skipped: StepRecord[] = [];
   constructor(readonly model: PulidModel, readonly data: readonly PulidSample[], readonly text: TextConditioner, readonly opts: TrainerOptions) {
+    checkTrainerOptions(opts);
     this.lr = opts.lr ?? 1e-3;
     this.accumulation = opts.accumulation ?? 1;
     this.batch = opts.batch ?? 1;
     this.seed = opts.seed ?? 0;
     this.lambdas = opts.lambdas ?? model.config.lambdas;
+    this.layout = checkpointLayout(model.trainable.params, this.accumulation);
   }
 
   /** Builds and compiles (or finds in the compile cache) the program of a stage. */
@@ -88,6 +136,10 @@ export class PulidTrainer {
     const t0 = performance.now();
     const program = await compile({ outputs: graph.outputs, updates: graph.updates }, { backend: this.opts.backend ?? 'cpu', budget: this.opts.memoryBudget, fusion: this.fusionFor(kind) });
     const compileSeconds = (performance.now() - t0) / 1000;
+    const kept = [...graph.params, ...graph.state];
+    if (kept.length !== this.layout.size || kept.some((n) => !this.layout.has(n))) {
+      throw new Error(`PulidTrainer: the ${kind} program keeps [${kept.join(', ')}], the checkpoint layout is [${[...this.layout.keys()].join(', ')}] (checkpoint.ts and model.ts disagree)`);
+    }
     const names = new Set(program.paramNames());
     const frozen: ParamStore = new Map(this.opts.baseWeights ?? []);
     if (kind === 'full') for (const [k, v] of loadFaceRecognizerParams()) frozen.set(k, v);
@@ -107,16 +159,16 @@ export class PulidTrainer {
     if (this.active === c && c.owner === this) return;
     if (this.active && this.active.owner === this) for (const n of this.stateNames(this.active)) this.state.set(n, this.active.program.getParam(n) as Float32Array);
     if (c.owner && c.owner !== this) c.owner.release(c);
-    for (const n of this.stateNames(c)) { c.program.setParam(n, this.state.get(n) ?? this.initialValue(n, c)); }
+    for (const n of this.stateNames(c)) { c.program.setParam(n, this.state.get(n) ?? this.initialValue(n)); }
     c.owner = this;
     this.active = c;
   }
 
   /** Declared init of a trainable parameter; zeros for optimizer state (a fresh trainer's start). */
-  private initialValue(n: string, c: CompiledStep): Float32Array {
+  private initialValue(n: string): Float32Array {
     const t = this.model.trainable.params.get(n);
     if (t) return Float32Array.from(initValues((t.node.attrs as { init: Init }).init, t.size));
-    return new Float32Array(c.program.getParam(n).length);
+    return new Float32Array(this.layout.get(n)!.reduce((a, b) => a * b, 1));
   }
 
   /** Another trainer takes over a shared program: keep this trainer's values on the host. */
@@ -169,10 +221,16 @@ export class PulidTrainer {
     return f;
   }
 
-  /** One optimizer step (accumulation micro-steps) of the current stage. */
+  /** One optimizer step (accumulation micro-steps) of the current stage. A step whose loss or updated weights,
+   * moments or accumulators are not finite (a non-finite gradient makes the AdamW moments non-finite) is undone:
+   * the host copy taken before it is put back, the record says `skipped`, and it is reported; after
+   * `maxNonFiniteSteps` such steps a NonFiniteTrainingError stops training. The step counter still advances (the
+   * batch is consumed, otherwise the same draws would fail again). */
   async step(): Promise<StepRecord & { image?: Float32Array }> {
     const c = await this.compileStage(this.stage);
     this.activate(c);
+    const names = this.stateNames(c);
+    const before = names.map((n) => Float32Array.from(c.program.getParam(n) as Float32Array));
     const t0 = performance.now();
     const rec: Record<string, number> = {};
     let image: Float32Array | undefined;
@@ -182,9 +240,21 @@ export class PulidTrainer {
       if (out.image) image = out.image as Float32Array;
     }
     const r: StepRecord = { stage: this.stage, step: this.done[this.stage], micro: this.accumulation, loss: rec.loss, l_diff: rec.l_diff, l_id: rec.l_id, l_sem: rec.l_sem, l_layout: rec.l_layout, ms: performance.now() - t0 };
+    for (const k of LOSS_KEYS) if (r[k] === undefined) delete r[k];
     this.done[this.stage]++;
+    const bad = LOSS_KEYS.some((k) => r[k] !== undefined && !Number.isFinite(r[k])) || names.some((n) => !allFinite(c.program.getParam(n) as Float32Array));
+    if (bad) {
+      names.forEach((n, i) => c.program.setParam(n, before[i]));
+      r.skipped = true;
+      this.skipped.push(r);
+      (this.opts.log ?? console.warn)(`stage ${r.stage} step ${r.step}: non-finite ${Number.isFinite(r.loss) ? 'gradients' : 'loss'} (${lossText(r)}); update not applied (${this.skipped.length} of at most ${this.maxNonFinite} such steps)`);
+      if (this.skipped.length >= this.maxNonFinite) throw new NonFiniteTrainingError(this.skipped);
+      image = undefined;
+    }
     return { ...r, image };
   }
+
+  private get maxNonFinite(): number { return this.opts.maxNonFiniteSteps ?? 3; }
 
   /** Losses of the current weights on a fixed evaluation set: one feed per training face, keyed by draws no
    * training step uses. The step program runs and its update is undone (weights, optimizer state and
@@ -203,38 +273,43 @@ export class PulidTrainer {
     return sum;
   }
 
-  /** Current trainable weights and optimizer state. */
+  /** Current trainable weights and optimizer state: every tensor of the layout (initial values for those no
+   * program has held yet). */
   snapshot(): Map<string, Float32Array> {
     const out = new Map(this.state);
     if (this.active && this.active.owner === this) for (const n of this.stateNames(this.active)) out.set(n, this.active.program.getParam(n) as Float32Array);
+    for (const n of this.layout.keys()) if (!out.has(n)) out.set(n, this.initialValue(n));
     return out;
   }
 
-  /** Atomic safetensors checkpoint: weights (`id_adapter.*`, `id_adapter_attn_layers.*`), AdamW state, accumulators,
-   * and the counters in the metadata. */
-  save(file: string): void {
-    const tensors: Record<string, TensorInput> = {};
-    const shapes = new Map<string, readonly number[]>();
-    for (const [k, t] of this.model.trainable.params) shapes.set(k, t.shape);
-    for (const [k, v] of this.snapshot()) {
-      const base = k.replace(/\.(adam_m|adam_v|grad_acc)$/, '');
-      tensors[k] = { dtype: 'F32', shape: shapes.get(k) ?? shapes.get(base) ?? [v.length], data: Float32Array.from(v) };
-    }
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    writeSafetensors(file, tensors, { stage: String(this.stage), done: JSON.stringify(this.done), config: this.model.config.name, seed: String(this.seed), format: 'kiln-pulid-1' });
+  /** What a checkpoint records about this trainer (batch, accumulation and mode must match on resume). */
+  settings(): TrainerSettings {
+    return { batch: this.batch, accumulation: this.accumulation, mode: this.opts.mode ?? 'plain', seed: this.seed, lr: this.lr, steps: { ...this.opts.steps } };
   }
 
-  /** Restores a checkpoint written by `save`. */
-  load(file: string): void {
-    const { tensors, metadata } = readSafetensors(file);
-    this.state.clear();
-    for (const [k, t] of tensors) this.state.set(k, Float32Array.from(t.data as ArrayLike<number>));
-    if (metadata.stage) this.stage = Number(metadata.stage) as Stage;
-    if (metadata.done) this.done = JSON.parse(metadata.done);
+  /** Atomic safetensors checkpoint (checkpoint.ts): weights (`id_adapter.*`, `id_adapter_attn_layers.*`), AdamW
+   * state, accumulators, and in the metadata the counters, the full config, the settings, a content checksum. */
+  save(file: string): void {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    writeCheckpoint(file, { stage: this.stage, done: { ...this.done }, config: this.model.config, trainer: this.settings(), tensors: this.snapshot() }, this.layout);
+  }
+
+  /** Restores a checkpoint written by `save`, after checking it (readCheckpoint: format, checksum, same config
+   * and program settings unless `allowConfigChange`, exactly this layout, finite values). */
+  load(file: string, o: { allowConfigChange?: boolean } = {}): void {
+    const ck = readCheckpoint(file, { config: this.model.config, settings: this.settings(), layout: this.layout, allowConfigChange: o.allowConfigChange });
+    this.state = ck.tensors;
+    this.stage = ck.stage;
+    this.done = { ...ck.done };
     const a = this.active;
     this.active = undefined;
     if (a) this.activate(a);
   }
+}
+
+function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
+  return true;
 }
 
 /** Image [1, 3, H, W] in [-1, 1] → PNG. */

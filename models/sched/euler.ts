@@ -36,8 +36,25 @@ export function trainSigmas(c: SchedulerConfig): Float64Array {
   return alphasCumprod(c).map((a) => M.sqrt((1 - a) / a));
 }
 
+/** A schedule asked for an impossible number of steps (or a config with an impossible number of training
+ * timesteps): thrown before any loop runs, so no caller value can reach an unbounded loop or allocation. */
+export class SchedulerStepsError extends RangeError {
+  constructor(readonly steps: unknown, readonly max: number) {
+    super(`scheduler: ${String(steps)} sampling steps; expected an integer from 1 to ${max} (the training timesteps)`);
+    this.name = 'SchedulerStepsError';
+  }
+}
+
+/** Throws SchedulerStepsError unless 1 ≤ steps ≤ numTrainTimesteps (both integers). */
+export function checkSteps(c: SchedulerConfig, steps: number): void {
+  const N = c.numTrainTimesteps;
+  if (!Number.isSafeInteger(N) || N < 2) throw new SchedulerStepsError(steps, N);
+  if (!Number.isSafeInteger(steps) || steps < 1 || steps > N) throw new SchedulerStepsError(steps, N);
+}
+
 /** The discrete timesteps of an n-step schedule, highest first. */
 export function timesteps(c: SchedulerConfig, steps: number): number[] {
+  checkSteps(c, steps);
   const N = c.numTrainTimesteps;
   if (c.spacing === 'trailing') {
     const ratio = N / steps, out: number[] = [];
@@ -48,7 +65,7 @@ export function timesteps(c: SchedulerConfig, steps: number): number[] {
     const ratio = M.floor(N / steps);
     return Array.from({ length: steps }, (_v, i) => (steps - 1 - i) * ratio + c.stepsOffset);
   }
-  return Array.from({ length: steps }, (_v, i) => ((N - 1) * (steps - 1 - i)) / (steps - 1));
+  return Array.from({ length: steps }, (_v, i) => (steps === 1 ? 0 : ((N - 1) * (steps - 1 - i)) / (steps - 1)));
 }
 
 export interface EulerSchedule {

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import jpeg from 'jpeg-js';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import {
@@ -12,6 +14,8 @@ import {
   faceApiNetInput,
   fromFloatCHW,
   ImageDecodeError,
+  ImageDimensionsError,
+  ImageTruncatedError,
   padToSquare,
   resizeBilinear,
   toFloatCHW,
@@ -38,6 +42,17 @@ function randomImage(width: number, height: number, channels = 3, seed = 1): Ima
     data[i] = s >>> 24;
   }
   return { width, height, channels, data };
+}
+
+/** Offset of a JPEG's first SOFn marker (height at +5, width at +7). */
+function jpegSof(bytes: Buffer): { offset: number } {
+  let i = 2;
+  while (i < bytes.length) {
+    const marker = bytes[i + 1]!;
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return { offset: i };
+    i += 2 + bytes.readUInt16BE(i + 2);
+  }
+  throw new Error('no SOF');
 }
 
 /** Width and height from a JPEG's SOFn segment, read independently of any decoder. */
@@ -94,10 +109,60 @@ describe('decode / encode', () => {
     expect(() => decodeImage(missing)).toThrow(missing);
     const corrupt = path.join(dir, 'corrupt.png');
     fs.writeFileSync(corrupt, Buffer.concat([encodePng(randomImage(4, 4)).subarray(0, 40)]));
-    expect(() => decodeImage(corrupt)).toThrow(/corrupt\.png: corrupt PNG/);
+    expect(() => decodeImage(corrupt)).toThrow(/corrupt\.png: truncated PNG/);
+    expect(() => decodeImage(corrupt)).toThrow(ImageTruncatedError);
     const badJpeg = path.join(dir, 'bad.jpg');
     fs.writeFileSync(badJpeg, Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 2, 1, 2, 3]));
     expect(() => decodeImage(badJpeg)).toThrow(ImageDecodeError);
+  });
+
+  /** A PNG whose IHDR says `w`×`h` (CRC fixed up), with the real image data of a 4×4 image after it. */
+  function pngDeclaring(w: number, h: number): Buffer {
+    const b = Buffer.from(encodePng(randomImage(4, 4)));
+    b.writeUInt32BE(w, 16);
+    b.writeUInt32BE(h, 20);
+    b.writeUInt32BE(crc32(b.subarray(12, 29)), 29);
+    return b;
+  }
+
+  it('declared sizes are bounded before allocation: 16384×16384 in ~100 bytes, 0 wide, above maxPixels', () => {
+    const huge = pngDeclaring(16384, 16384);
+    expect(huge.length).toBeLessThan(200);
+    const t0 = performance.now();
+    expect(() => decodeImage(huge)).toThrow(ImageDimensionsError);
+    expect(() => decodeImage(huge)).toThrow(/declares 16384×16384 = 268435456 pixels, above the limit of 67108864/);
+    expect(() => decodeImage(pngDeclaring(4096, 4096))).toThrow(/declares 4096×4096 \(50335744 bytes of image data\), more than \d+ compressed bytes can hold/);
+    expect(() => decodeImage(pngDeclaring(4096, 4096))).toThrow(ImageDimensionsError);
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(() => decodeImage(pngDeclaring(0, 4))).toThrow(/declares 0×4: width and height must be at least 1/);
+    expect(() => decodeImage(pngDeclaring(4, 0))).toThrow(ImageDimensionsError);
+    expect(decodeImage(pngDeclaring(4, 4)).width).toBe(4);
+    expect(() => decodeImage(encodePng(randomImage(8, 8)), { maxPixels: 63 })).toThrow(/8×8 = 64 pixels, above the limit of 63/);
+    // JPEG: the frame header's size against the limit and against the bytes of a sequential scan.
+    const jpg = fs.readFileSync(path.join(demo, 'sample1.jpg'));
+    const sof = jpegSof(jpg);
+    const big = Buffer.from(jpg);
+    big.writeUInt16BE(65535, sof.offset + 5);
+    big.writeUInt16BE(65535, sof.offset + 7);
+    expect(() => decodeImage(big)).toThrow(/JPEG header declares 65535×65535 = \d+ pixels, above the limit/);
+    const zero = Buffer.from(jpg);
+    zero.writeUInt16BE(0, sof.offset + 7);
+    expect(() => decodeImage(zero)).toThrow(ImageDimensionsError);
+  });
+
+  it('every truncation of a PNG and a JPEG is a named error (ImageTruncatedError past the signature)', () => {
+    const png = encodePng(randomImage(9, 7));
+    const rgba = randomImage(24, 16, 4);
+    const jpg = Buffer.from(jpeg.encode({ width: 24, height: 16, data: rgba.data }, 90).data);
+    expect(decodeImage(jpg).width).toBe(24);
+    for (const [name, b] of [['png', png], ['jpeg', jpg]] as const) {
+      for (let n = 0; n < b.length - 2; n++) {
+        let err: unknown;
+        try { decodeImage(b.subarray(0, n)); } catch (e) { err = e; }
+        if (!(err instanceof ImageDecodeError)) throw new Error(`${name} cut at ${n} of ${b.length}: ${err === undefined ? 'decoded silently' : String(err)}`);
+        if (n >= 8) expect([name, n, err.name]).toEqual([name, n, 'ImageTruncatedError']);
+      }
+    }
   });
 });
 

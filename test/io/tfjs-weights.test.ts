@@ -13,6 +13,8 @@ import {
   TfjsSizeMismatchError,
   TfjsWeightsError,
 } from '../../models/io/tfjs-weights';
+import { FaceWeightsError } from '../../models/face/weights';
+import { loadFaceRecognizerParams } from '../../models/face/recognizer';
 
 const modelDir = path.resolve('node_modules/@vladmandic/face-api/model');
 const manifestOf = (model: string) => path.join(modelDir, `${model}-weights_manifest.json`);
@@ -128,5 +130,59 @@ describe('synthetic manifests', () => {
     const p = write('bad', { not: 'an array' }, {});
     expect(() => loadTfjsWeights(p)).toThrow(TfjsManifestError);
     expect(() => loadTfjsWeights(path.join(dir, 'nowhere.json'))).toThrow(TfjsWeightsError);
+  });
+
+  it('null groups, weights and quantization are named manifest errors, not TypeErrors', () => {
+    const cases: [unknown, RegExp][] = [
+      [[null], /\[0\]: expected an object, found null/],
+      [[{ paths: ['s1'], weights: [null] }], /\[0\]\.weights\[0\]: expected an object/],
+      [[{ paths: ['s1'], weights: [{ name: 'x', shape: [1], dtype: 'float32', quantization: null }] }], /weight "x" at \[0\]\.weights\[0\]\.quantization: expected an object, found null/],
+      [[{ paths: null, weights: [] }], /\[0\]\.paths: expected a list/],
+      [[{ paths: ['s1'], weights: [{ name: 'x', shape: [2, -1], dtype: 'float32' }] }], /weight "x" at \[0\]\.weights\[0\]\.shape\[1\]: expected an integer ≥ 0, found -1/],
+      [[{ paths: ['s1'], weights: [{ name: 'x', shape: [1], dtype: 'float32', quantization: { dtype: 'uint8', min: 0 } }] }], /weight "x".*needs a finite "scale"/],
+    ];
+    for (const [m, re] of cases) {
+      const p = write('null', m, { s1: new Uint8Array(4) });
+      expect(() => loadTfjsWeights(p)).toThrow(TfjsManifestError);
+      expect(() => loadTfjsWeights(p)).toThrow(re);
+      expect(() => loadTfjsWeights(p)).toThrow(p);
+    }
+  });
+
+  it('quantization parameters must be finite over the whole range (1e999, NaN-producing, float32 overflow)', () => {
+    const d = fs.mkdtempSync(path.join(dir, 'inf-'));
+    fs.writeFileSync(path.join(d, 's1'), new Uint8Array([0, 255]));
+    const text = (scale: string, min: string) => `[{"paths":["s1"],"weights":[{"name":"q","shape":[2],"dtype":"float32","quantization":{"dtype":"uint8","scale":${scale},"min":${min}}}]}]`;
+    const p = path.join(d, 'm.json');
+    for (const [scale, min, re] of [['1e999', '0', /scale: expected a finite number ≥ 0, found Infinity/], ['-1', '0', /scale: expected a finite number ≥ 0, found -1/],
+      ['1e37', '0', /range \[0, 2\.55e\+39\].*not finite in float32/], ['1', '-1e999', /min: expected a finite number, found -Infinity/]] as const) {
+      fs.writeFileSync(p, text(scale, min));
+      expect(() => loadTfjsWeights(p)).toThrow(re);
+      expect(() => loadTfjsWeights(p)).toThrow(TfjsManifestError);
+    }
+    fs.writeFileSync(p, text('0.5', '-1'));
+    expect(Array.from(loadTfjsWeights(p).get('q')!.data)).toEqual([-1, 126.5]);
+  });
+
+  it('a weight with the right element count but another shape is refused against the network, naming file and weight', () => {
+    const real = JSON.parse(fs.readFileSync(manifestOf('face_recognition_model'), 'utf8')) as Manifest;
+    const variants: [string, (w: tf.io.WeightsManifestEntry) => number[] | undefined, RegExp][] = [
+      ['conv permuted', (w) => (w.name === 'conv32_down/conv/filters' ? [3, 32, 7, 7] : undefined), /'conv32_down\/conv\/filters'.*expects \[32,3,7,7\].*holds \[7,7,3,32\]/],
+      ['fc transposed', (w) => (w.name === 'fc' ? [128, 256] : undefined), /'fc'.*expects \[128,256\].*holds \[256,128\]/],
+      ['vector as column', (w) => (w.name === 'conv32_down/scale/biases' ? [32, 1] : undefined), /'conv32_down\/scale\/biases'.*expects \[32\].*holds \[1,32\]/],
+    ];
+    for (const [label, reshape, re] of variants) {
+      const d = fs.mkdtempSync(path.join(dir, 'layout-'));
+      const m = real.map((g) => ({ paths: g.paths.map((p) => path.relative(d, path.join(modelDir, p))), weights: g.weights.map((w) => ({ ...w, shape: reshape(w) ?? w.shape })) }));
+      fs.writeFileSync(path.join(d, 'face_recognition_model-weights_manifest.json'), JSON.stringify(m));
+      expect(loadTfjsWeights(path.join(d, 'face_recognition_model-weights_manifest.json')).size).toBe(117); // the manifest alone is consistent
+      let err: unknown;
+      try { loadFaceRecognizerParams(d); } catch (e) { err = e; }
+      expect(err).toBeInstanceOf(FaceWeightsError);
+      expect((err as Error).message).toMatch(re);
+      expect((err as Error).message).toContain(d);
+      console.log(`${label}: ${(err as Error).message}`);
+    }
+    expect(loadFaceRecognizerParams().size).toBe(117);
   });
 });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { evaluate, input } from '../../compiler/index';
 import { normalFill } from '../../compiler/ir/philox';
-import { ClipTextModel, ClipTokenizer, ClipVisionModel, clipBigGTextConfig, clipLTextConfig, clipVitL14_336Config, tinyClipTextConfig, tinyClipVisionConfig } from '../../models/clip/index';
+import { ClipTextModel, ClipTokenizer, TokenizerFileError, ClipVisionModel, clipBigGTextConfig, clipLTextConfig, clipVitL14_336Config, tinyClipTextConfig, tinyClipVisionConfig } from '../../models/clip/index';
 import { AutoencoderKL, sdxlVaeConfig, tinyVaeConfig } from '../../models/vae/index';
 import { quickStore } from './ref';
 
@@ -41,6 +41,11 @@ describe('tokenizer', () => {
     fs.writeFileSync(path.join(dir, 'merges.txt'), '#version: 0.2\nh i</w>\n');
     const tok = ClipTokenizer.fromFiles(path.join(dir, 'vocab.json'), path.join(dir, 'merges.txt'), { length: 5, padToken: '!' });
     expect(tok.encode('HI')).toEqual([3, 2, 4, 5, 5]);
+    for (const [text, re] of [['', /vocab\.json: not a vocab\.json.*empty file/], ['[1]', /expected an object, found \[1\]/], ['{"h": -1}', /\.h: expected an integer ≥ 0, found -1/]] as const) {
+      fs.writeFileSync(path.join(dir, 'vocab.json'), text);
+      expect(() => ClipTokenizer.fromFiles(path.join(dir, 'vocab.json'), path.join(dir, 'merges.txt'))).toThrow(TokenizerFileError);
+      expect(() => ClipTokenizer.fromFiles(path.join(dir, 'vocab.json'), path.join(dir, 'merges.txt'))).toThrow(re);
+    }
     fs.rmSync(dir, { recursive: true });
   });
 });

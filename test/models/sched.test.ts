@@ -1,5 +1,5 @@
 import { evaluate, input } from '../../compiler/index';
-import { alphasCumprod, cfg, eulerSample, eulerSchedule, scaledLinearBetas, sdxlSchedulerConfig, timesteps } from '../../models/sched/index';
+import { alphasCumprod, cfg, eulerSample, eulerSchedule, scaledLinearBetas, SchedulerStepsError, sdxlSchedulerConfig, timesteps } from '../../models/sched/index';
 
 describe('Euler discrete scheduler (diffusers formulas)', () => {
   const c = sdxlSchedulerConfig;
@@ -18,6 +18,16 @@ describe('Euler discrete scheduler (diffusers formulas)', () => {
     const expected = [14.614641229333639, 4.081729363724308, 1.612886194303876, 0.6932048996386885, 0];
     s.sigmas.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 12));
     expect(s.initNoiseSigma).toBeCloseTo(14.614641229333639, 12);
+  });
+
+  test('impossible step counts are a SchedulerStepsError before any loop (steps -1 once looped until V8 ran out of memory)', () => {
+    for (const steps of [-1, 0, 0.5, Number.NaN, Infinity, 1001]) {
+      expect(() => eulerSchedule(c, steps)).toThrow(SchedulerStepsError);
+      for (const spacing of ['trailing', 'leading', 'linspace'] as const) expect(() => timesteps({ ...c, spacing }, steps)).toThrow(/expected an integer from 1 to 1000/);
+    }
+    expect(() => timesteps({ ...c, numTrainTimesteps: -5 }, 4)).toThrow(SchedulerStepsError);
+    expect(timesteps({ ...c, spacing: 'linspace' }, 1)).toEqual([0]); // numpy linspace(0, 999, 1)[::-1], as diffusers
+    expect(eulerSchedule(c, 1000).timesteps.length).toBe(1000);
   });
 
   test('the sampler graph: scale_model_input, ε steps and CFG by hand', () => {

@@ -11,7 +11,7 @@ import { microPulidConfig, tinyPulidConfig } from '../../models/pulid/config';
 import { PulidModel, type Stage } from '../../models/pulid/model';
 import type { MemoryReport } from '../../compiler/index';
 import { loadDataset } from '../../models/pulid/data';
-import { PulidTrainer } from '../../models/pulid/trainer';
+import { NonFiniteTrainingError, PulidTrainer } from '../../models/pulid/trainer';
 
 const steps = { 1: 6, 2: 0, 3: 0 } as const;
 
@@ -62,6 +62,31 @@ describe('PuLID compiled training step (micro)', () => {
     expect(lb).toEqual(la.slice(2));
     const sa = a.snapshot(), sb = b.snapshot();
     for (const [k, v] of sa) expect(Array.from(sb.get(k)!)).toEqual(Array.from(v));
+  }, 900_000);
+
+  test('a step with a non-finite loss is not applied, is reported, and the N-th stops training with the weights intact', async () => {
+    // Sample 2's latents hold a NaN: steps 2 and 8 draw it (batch 1, six samples in order).
+    const poisoned = data.samples.map((s, i) => (i === 2 ? { ...s, latents: Float64Array.from(s.latents, (v, j) => (j === 5 ? Number.NaN : v)) } : s));
+    const logs: string[] = [];
+    const tr = new PulidTrainer(model, poisoned, data.text, { steps: { 1: 20, 2: 0, 3: 0 }, lr: 1e-3, maxNonFiniteSteps: 2, log: (l) => logs.push(l) });
+    const recs = [];
+    for (let i = 0; i < 2; i++) recs.push(await tr.step());
+    const before = tr.snapshot();
+    const bad = await tr.step();
+    expect([bad.step, bad.skipped, Number.isNaN(bad.loss)]).toEqual([2, true, true]);
+    for (const [k, v] of tr.snapshot()) expect(Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(Buffer.from(before.get(k)!.buffer))).toBe(true);
+    expect(logs).toEqual([expect.stringMatching(/^stage 1 step 2: non-finite loss \(loss NaN, l_diff NaN\); update not applied \(1 of at most 2/)]);
+    for (let i = 3; i < 8; i++) expect((await tr.step()).skipped).toBeUndefined();
+    const good = tr.snapshot();
+    await expect(tr.step()).rejects.toThrow(NonFiniteTrainingError);
+    expect(tr.skipped.map((r) => r.step)).toEqual([2, 8]);
+    for (const [k, v] of tr.snapshot()) expect(Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(Buffer.from(good.get(k)!.buffer))).toBe(true);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pulid-nan-'));
+    tr.save(path.join(dir, 'last.safetensors')); // finite, so it saves
+    const b = new PulidTrainer(model, data.samples, data.text, { steps: { 1: 20, 2: 0, 3: 0 }, lr: 1e-3 });
+    b.load(path.join(dir, 'last.safetensors'));
+    expect(b.done[1]).toBe(9);
+    expect(Number.isFinite((await b.step()).loss)).toBe(true);
   }, 900_000);
 
   test('memory budget below the planned arena: rematerialization meets it, same losses', async () => {
