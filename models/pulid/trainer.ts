@@ -11,7 +11,6 @@ import { normalFill, uniformFill } from '../../compiler/ir/philox';
 import { initValues } from '../../compiler/ir/init';
 import type { Init } from '../../compiler/ops/attrs';
 import { readSafetensors, writeSafetensors, type TensorInput } from '../io/safetensors';
-import { writePng } from '../io/image';
 import { loadFaceRecognizerParams } from '../face/recognizer';
 import { alphasCumprod, sdxlSchedulerConfig } from '../sched/index';
 import type { LossWeights } from './config';
@@ -88,10 +87,9 @@ export class PulidTrainer {
     const t0 = performance.now();
     const program = await compile({ outputs: graph.outputs, updates: graph.updates }, { backend: this.opts.backend ?? 'cpu', budget: this.opts.memoryBudget, fusion: this.fusionFor(kind) });
     const compileSeconds = (performance.now() - t0) / 1000;
-    const names = new Set(program.paramNames());
     const frozen: ParamStore = new Map(this.opts.baseWeights ?? []);
     if (kind === 'full') for (const [k, v] of loadFaceRecognizerParams()) frozen.set(k, v);
-    for (const [k, v] of frozen) if (names.has(k)) program.setParam(k, v);
+    program.loadParams(frozen, { strict: false });
     const c: CompiledStep = { kind, program, graph, compileSeconds, memory: program.memoryReport() };
     this.programs.set(kind, c);
     if (!this.opts.baseWeights) byModel.set(key, c);
@@ -235,12 +233,4 @@ export class PulidTrainer {
     this.active = undefined;
     if (a) this.activate(a);
   }
-}
-
-/** Image [1, 3, H, W] in [-1, 1] → PNG. */
-export function writeImagePng(file: string, chw: ArrayLike<number>, size: number): void {
-  const rgb = new Uint8Array(size * size * 3);
-  for (let c = 0; c < 3; c++) for (let p = 0; p < size * size; p++) rgb[p * 3 + c] = Math.round(Math.min(1, Math.max(0, (chw[c * size * size + p] + 1) / 2)) * 255);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  writePng(file, { width: size, height: size, channels: 3, data: rgb });
 }
