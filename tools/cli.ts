@@ -12,7 +12,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { parseBytes } from '../compiler/index';
+import { parseBytes } from '../compiler/schedule/memory';
 
 /** A malformed command line: printed as one line, exit status 2. */
 export class UsageError extends Error {
@@ -239,4 +239,23 @@ export function progress(title: string, total: number, opts: { stream?: NodeJS.W
     },
     stop() { if (lastLine) stream.write(lastLine + '\n'); },
   };
+}
+
+/** For scripts that read their options at the top level: the validated values, or --help / the usage error
+ * printed and the process ended (exit 0 / 2). Run the work itself through `runCli` for its error handling. */
+export function parseOrExit<T extends OptionTable>(cli: Cli<T>, argv: readonly string[] = process.argv.slice(2)): { values: Parsed<T>; positionals: string[] } {
+  try {
+    const r = cli.parse(argv);
+    if (r.help) { process.stdout.write(cli.usage()); process.exit(0); }
+    return r;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    exitUsage(cli, e.message);
+  }
+}
+
+/** A bad command line found after parsing: one line on stderr, exit status 2. */
+export function exitUsage<T extends OptionTable>(cli: Cli<T>, message: string): never {
+  process.stderr.write(`${commandName(cli.def as unknown as CliDefinition<OptionTable>)}: ${message} (see --help)\n`);
+  process.exit(2);
 }
