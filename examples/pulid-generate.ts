@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pulidConfigs } from '../models/pulid/config';
-import { PULID_MODES, PulidPipeline } from '../models/pulid/pipeline';
+import { PULID_MAX_STEPS, PULID_MODES, PulidPipeline } from '../models/pulid/pipeline';
 import { LIMITS } from '../models/pipelines/options';
 import { defineCli, isMain, progress, runCli, type Parsed } from '../tools/cli';
 
@@ -26,7 +26,7 @@ export const cli = defineCli({
     ckpt: { type: 'file', help: 'ID-adapter checkpoint (from pulid-train)' },
     weights: { type: 'dir', help: 'diffusers SDXL folder (unet/, vae/, tokenizer*/, text_encoder*/)' },
     seed: { type: 'int', ...LIMITS.seed, default: 0, help: 'noise seed' },
-    steps: { type: 'int', min: 1, max: 50, help: 'Euler steps [default: the config\'s Lightning steps]' },
+    steps: { type: 'int', min: 1, max: PULID_MAX_STEPS, help: 'Euler steps [default: the config\'s Lightning steps]' },
     guidance: { type: 'number', ...LIMITS.cfg, default: 1, help: 'classifier-free guidance scale (1: off)' },
     backend: { type: 'enum', values: ['cpu', 'cuda', 'reference'], default: 'cpu', help: 'cpu: the compiled program; cuda: an NVIDIA GPU; reference: the float64 evaluator' },
     out: { type: 'file', mustExist: false, default: 'pulid.png', help: 'PNG to write (with several --id-scale values: one file per scale, _s<scale> appended)' },

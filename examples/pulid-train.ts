@@ -6,14 +6,17 @@
  * Each stage is scored on a fixed evaluation set (one draw per face, never trained on) before and after it.
  * Writes <out>/metrics.json, <out>/stage<k>.safetensors (+ last.safetensors), <out>/sample_stage<k>.png (the first
  * face through the compiled 4-step generation with the adapter after stage k; stages 2–3 also write
- * train_image_stage<k>.png, the last training step's Lightning image). */
+ * train_image_stage<k>.png, the last training step's Lightning image), loss curves per stage and for the whole run
+ * as PNG and SVG (loss_stage<k>, loss_all), a sample grid per stage (samples_stage<k>.png: prompts × faces) and
+ * summary.md linking them (models/pulid/report.ts). */
 import fs from 'node:fs';
 import path from 'node:path';
 import { compile, type ParamStore } from '../compiler/index';
 import { normalFill } from '../compiler/ir/philox';
 import { pulidConfigs } from '../models/pulid/config';
 import { PulidModel, generateFeeds, generateGraph, type Stage } from '../models/pulid/model';
-import { ID_LOSS_PROMPT, type TextConditioner } from '../models/pulid/text';
+import { ID_LOSS_PROMPT, STYLE_PROMPTS, type TextConditioner } from '../models/pulid/text';
+import { writeRunLossPlot, writeRunSummary, writeSampleGrid, writeStageLossPlot, type RunMetrics } from '../models/pulid/report';
 import { loadDataset, type PulidSample } from '../models/pulid/data';
 import { LOSS_KEYS, PulidTrainer, type StepRecord } from '../models/pulid/trainer';
 import { writeImagePng } from '../models/io/chwImage';
@@ -39,9 +42,13 @@ export const cli = defineCli({
     seed: { type: 'int', ...LIMITS.seed, default: 0, help: 'seed for data order, noise and initial weights' },
     mode: { type: 'enum', values: ['plain', 'ortho', 'ortho_v2'], default: 'plain', help: 'ID attention mode' },
     fusion: { type: 'enum', values: ['on', 'off', 'lightning-off'], help: 'off: one kernel per op; lightning-off: only the Lightning program unfused' },
+    'grid-prompts': { type: 'int', min: 0, max: 16, default: 2, help: 'rows of the sample grid written after each stage (0: none)' },
+    'grid-faces': { type: 'int', min: 1, max: 16, default: 3, help: 'columns of the sample grid: the first training faces' },
   },
   examples: ['npx tsx examples/pulid-train.ts', 'npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --memory-budget 20MB --out runs/micro'],
-  notes: 'Writes <out>/metrics.json, stage<k>.safetensors, last.safetensors, sample_stage<k>.png, train_image_stage<k>.png (stages 2-3).',
+  notes: 'Writes <out>/metrics.json, stage<k>.safetensors, last.safetensors, sample_stage<k>.png, train_image_stage<k>.png (stages 2-3),\n' +
+    'loss_stage<k>.png/.svg and loss_all.png/.svg (loss curves with the evaluation points), samples_stage<k>.png (prompt × photo grid),\n' +
+    'and summary.md, one page linking them.',
 });
 const fmt = (v?: number) => (v === undefined ? '-' : v.toFixed(4));
 
@@ -72,12 +79,15 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
   });
   if (a.resume) { trainer.load(a.resume); console.log(`  resumed from ${a.resume}: stage ${trainer.stage}, done ${JSON.stringify(trainer.done)}`); }
 
-  const metrics: { config: string; steps: typeof steps; programs: Record<string, unknown>; history: StepRecord[]; stages: Record<string, unknown> } =
+  const metrics: RunMetrics & { history: StepRecord[] } =
     { config: config.name, steps, programs: {}, history: [], stages: {} };
   const metricsFile = path.join(out, 'metrics.json');
   if (a.resume && fs.existsSync(metricsFile)) metrics.history = JSON.parse(fs.readFileSync(metricsFile, 'utf8')).history ?? [];
   const save = () => fs.writeFileSync(metricsFile, JSON.stringify(metrics, null, 1));
-  let sample: ((w: Map<string, Float32Array>) => ArrayLike<number>) | undefined;
+  let sample: Awaited<ReturnType<typeof sampler>> | undefined;
+  // The sample grid: prompts (rows) × the first training faces (columns), the same noise in every cell.
+  const gridPrompts = [ID_LOSS_PROMPT, ...STYLE_PROMPTS.filter((p) => p !== ID_LOSS_PROMPT)].slice(0, a['grid-prompts']);
+  const gridFaces = samples.slice(0, a['grid-faces']);
 
   for (const stage of stages) {
     if (stage < trainer.stage || trainer.done[stage] >= steps[stage]) continue;
@@ -112,31 +122,39 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
     for (const k of LOSS_KEYS) summary[k] = { first: mean(k, head), last: mean(k, tail) };
     const evalAfter = await trainer.evaluate(stage);
     summary.eval = { before: evalBefore, after: evalAfter };
-    metrics.stages[String(stage)] = summary;
+    metrics.stages[String(stage)] = summary as RunMetrics['stages'][string];
     console.log(`  stage ${stage} done: ${JSON.stringify(summary)}`);
     console.log(`  fixed evaluation set (${samples.length} draws): ` + Object.keys(evalBefore).map((k) => `${k} ${fmt(evalBefore[k])} → ${fmt(evalAfter[k])}`).join(', '));
     trainer.save(path.join(out, `stage${stage}.safetensors`));
     trainer.save(path.join(out, 'last.safetensors'));
     if (last?.image) writeImagePng(path.join(out, `train_image_stage${stage}.png`), last.image, model.imageSize);
-    sample ??= await sampler(model, samples[0], text, baseWeights, backend as 'cpu' | 'cuda', seed);
-    writeImagePng(path.join(out, `sample_stage${stage}.png`), sample(trainer.snapshot()), model.imageSize);
+    sample ??= await sampler(model, text, baseWeights, backend, seed);
+    const weights = trainer.snapshot();
+    writeImagePng(path.join(out, `sample_stage${stage}.png`), sample(weights, samples[0], ID_LOSS_PROMPT), model.imageSize);
+    if (gridPrompts.length && gridFaces.length) {
+      const cells = gridPrompts.map((p) => gridFaces.map((face) => ({ chw: sample!(weights, face, p), size: model.imageSize })));
+      writeSampleGrid(path.join(out, `samples_stage${stage}.png`), gridPrompts, gridFaces.map((g) => g.name), cells);
+    }
     save();
+    const plots = [writeStageLossPlot(out, metrics, stage), writeRunLossPlot(out, metrics)].filter(Boolean);
+    console.log(`  wrote ${plots.map((p) => `${p}.png/.svg`).join(', ')}${gridPrompts.length ? `, samples_stage${stage}.png (${gridPrompts.length} prompts × ${gridFaces.length} faces)` : ''}, ${path.basename(writeRunSummary(out, metrics))}`);
   }
   save();
   console.log(`\nwrote ${metricsFile}, checkpoints and samples in ${out}`);
 }
 
-/** The compiled generation program (one reference face, the ID-loss prompt, fixed noise): the trained adapter's
- * weights in, an image [1, 3, H, W] out. */
-async function sampler(model: PulidModel, face: PulidSample, text: TextConditioner, base: ParamStore | undefined, backend: 'cpu' | 'cuda', seed: number) {
+/** The compiled generation program (one reference face, fixed noise): the trained adapter's weights, a face and a
+ * prompt in, an image [1, 3, H, W] out. */
+async function sampler(model: PulidModel, text: TextConditioner, base: ParamStore | undefined, backend: 'cpu' | 'cuda', seed: number) {
   const prog = await compile({ outputs: { image: generateGraph(model, { references: 1 }).image } }, { backend });
   const frozen = materialize(materialize(new Map(base ?? []), model.base), model.trainable);
   prog.loadParams(frozen, { strict: false });
   const names = new Set(prog.paramNames());
-  const feeds = generateFeeds(model, [face.id], text.encode(ID_LOSS_PROMPT), normalFill(4 * model.latentSize ** 2, seed + 404), model.config.idScale);
-  return (w: Map<string, Float32Array>) => {
-    for (const [k, v] of w) if (names.has(k)) prog.setParam(k, v);
-    return prog.run(feeds).image;
+  const noise = normalFill(4 * model.latentSize ** 2, seed + 404);
+  let loaded: Map<string, Float32Array> | undefined;
+  return (w: Map<string, Float32Array>, face: PulidSample, prompt: string) => {
+    if (loaded !== w) { for (const [k, v] of w) if (names.has(k)) prog.setParam(k, v); loaded = w; }
+    return prog.run(generateFeeds(model, [face.id], text.encode(prompt), noise, model.config.idScale)).image;
   };
 }
 

@@ -11,7 +11,7 @@
 import path from 'node:path';
 import { compile, evaluate, type ParamStore } from '../../compiler/index';
 import { normalFill } from '../../compiler/ir/philox';
-import { decodeImage, type Image } from '../io/image';
+import { decodeImage, ImageDecodeError, type Image } from '../io/image';
 import { encodeImagePng } from '../io/chwImage';
 import { readSafetensors } from '../io/safetensors';
 import { loadSafetensorsInto, materialize } from '../weights';
@@ -27,6 +27,8 @@ export type PulidBackend = 'cpu' | 'cuda' | 'reference';
 /** The ID attention modes, plus the reference app's names: fidelity = ortho_v2, style = ortho. */
 export const PULID_MODES = ['plain', 'ortho', 'ortho_v2', 'fidelity', 'style'] as const;
 export type PulidMode = (typeof PULID_MODES)[number];
+/** The most Euler steps a generation program takes (all steps are unrolled into one graph). */
+export const PULID_MAX_STEPS = 50;
 const modeOf = (m: PulidMode): IdAttentionMode => (m === 'fidelity' ? 'ortho_v2' : m === 'style' ? 'ortho' : m);
 
 export interface PulidLoadOptions {
@@ -40,8 +42,8 @@ export interface PulidLoadOptions {
   seed?: number;
 }
 
-/** A reference photo: a file path, encoded PNG/JPEG bytes, or a decoded RGB image. */
-export type PhotoSource = string | Uint8Array | Image;
+/** A reference photo: a file path, encoded PNG/JPEG bytes (optionally with a name for messages), or a decoded RGB image. */
+export type PhotoSource = string | Uint8Array | Image | { name: string; bytes: Uint8Array };
 
 export interface PulidGenerateOptions {
   prompt?: string;
@@ -99,7 +101,14 @@ export class PulidPipeline {
   /** Photo → ID features (face detection, landmarks, alignment, descriptor, CLIP view). */
   async faceFeatures(photo: PhotoSource, name = typeof photo === 'string' ? photo : 'the photo'): Promise<IdFeatureValues> {
     this.embedder ??= compiledFaceEmbedder();
-    const img = typeof photo === 'string' || photo instanceof Uint8Array ? decodeImage(photo) : photo;
+    if (typeof photo === 'object' && 'bytes' in photo) { name = photo.name; photo = photo.bytes; }
+    let img: Image;
+    try {
+      img = typeof photo === 'string' || photo instanceof Uint8Array ? decodeImage(photo) : photo;
+    } catch (e) {
+      if (e instanceof ImageDecodeError && typeof photo !== 'string') throw new ImageDecodeError(name, e.message.replace(/^<buffer>: /, ''), { cause: e });
+      throw e;
+    }
     return this.face.features(alignFace(await this.embedder, img, name));
   }
 
@@ -117,20 +126,29 @@ export class PulidPipeline {
     return p;
   }
 
-  async generate(opts: PulidGenerateOptions): Promise<PulidImage> {
+  /** The options with defaults filled in, every value checked (a PipelineOptionError names the first bad one);
+   * `generate` starts with this, and a server can call it to refuse a request before queueing it. */
+  resolve(opts: PulidGenerateOptions) {
     const px = this.model.imageSize, c = this.config;
     const o = checkGenerateOptions(withDefaults({ prompt: 'a portrait photo of a person', steps: c.lightningSteps, cfg: 1, seed: 0, width: px, height: px, idScale: c.idScale, mode: 'plain' as PulidMode }, opts));
     checkNumber('idScale', o.idScale, LIMITS.idScale.min, LIMITS.idScale.max);
+    if (o.steps > PULID_MAX_STEPS) throw new PipelineOptionError('steps', `${o.steps} is out of range (1..${PULID_MAX_STEPS}: the sampler is one graph)`);
     if (o.width !== px || o.height !== px) throw new PipelineOptionError('width', `the ${c.name} config generates ${px}×${px} images, not ${o.width}×${o.height}`);
     if (!PULID_MODES.includes(o.mode)) throw new PipelineOptionError('mode', `one of ${PULID_MODES.join(', ')}, not '${o.mode}'`);
     if (!Array.isArray(o.photos) || o.photos.length === 0) throw new PipelineOptionError('photos', 'at least one reference photo');
     if (o.photos.length > 4) throw new PipelineOptionError('photos', `at most 4 reference photos, not ${o.photos.length}`);
+    return o;
+  }
+
+  async generate(opts: PulidGenerateOptions): Promise<PulidImage> {
+    const px = this.model.imageSize;
+    const o = this.resolve(opts);
     const report = o.onProgress ?? (() => undefined);
     const total = o.photos.length + 3;
     const refs: IdFeatureValues[] = [];
     for (const [i, photo] of o.photos.entries()) {
       report(i, total, `face ${i + 1}/${o.photos.length}`);
-      refs.push(await this.faceFeatures(photo, typeof photo === 'string' ? photo : `photo ${i + 1}`));
+      refs.push(await this.faceFeatures(photo, typeof photo === 'string' ? photo : 'name' in photo ? photo.name : `photo ${i + 1}`));
     }
     report(o.photos.length, total, 'text encoders');
     const feeds = generateFeeds(this.model, refs, this.text.encode(o.prompt), normalFill(4 * this.model.latentSize ** 2, o.seed), o.idScale);
