@@ -63,16 +63,16 @@ function send(res: http.ServerResponse, status: number, body: unknown, type = 'a
   res.end(bytes);
 }
 
-/** The request body, refused (413) past `limit` bytes without reading the rest. */
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+/** The request body, refused (413) past `limit` bytes without keeping the rest (`maxUpload`: the photo limit, for the message). */
+function readBody(req: http.IncomingMessage, limit: number, maxUpload: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) { reject(new HttpError(413, `upload too large: ${declared} bytes (at most ${limit})`)); req.resume(); return; }
+    if (declared > limit) { reject(new HttpError(413, `upload too large: a ${declared}-byte request (a photo may have at most ${maxUpload} bytes)`)); req.resume(); return; }
     const parts: Buffer[] = [];
     let n = 0;
     req.on('data', (d: Buffer) => {
       n += d.length;
-      if (n > limit) reject(new HttpError(413, `upload too large: over ${limit} bytes`)); // keeps draining, so the reply can be read
+      if (n > limit) reject(new HttpError(413, `upload too large: a request over ${limit} bytes (a photo may have at most ${maxUpload} bytes)`)); // keeps draining, so the reply can be read
       else parts.push(d);
     });
     req.on('end', () => resolve(Buffer.concat(parts)));
@@ -97,7 +97,7 @@ function parseRequest(body: Buffer, maxUpload: number): { opts: Omit<PulidGenera
     const m = /^data:image\/[a-z+.-]+;base64,(.*)$/s.exec(j.photo);
     if (!m) throw new PipelineOptionError('photo', 'a PNG or JPEG image (data URL)');
     photo = Buffer.from(m[1], 'base64');
-    if (photo.length > maxUpload) throw new HttpError(413, `upload too large: ${photo.length} bytes (at most ${maxUpload})`);
+    if (photo.length > maxUpload) throw new HttpError(413, `upload too large: a ${photo.length}-byte photo (at most ${maxUpload} bytes)`);
     photoName = String(j.photoName ?? 'upload');
   } else {
     const s = String(j.sample ?? SAMPLE_NAMES[1]);
@@ -158,7 +158,7 @@ export async function startApp(o: Pick<Parsed<typeof cli.def.options>, 'port' | 
       if (req.method === 'GET' && p === '/api/info') return send(res, 200, info);
       if (req.method === 'POST' && p === '/api/generate') {
         // a data URL is 4/3 of the file, plus the other fields
-        const { opts, settings } = parseRequest(await readBody(req, Math.ceil(o['max-upload'] * 4 / 3) + 65536), o['max-upload']);
+        const { opts, settings } = parseRequest(await readBody(req, Math.ceil(o['max-upload'] * 4 / 3) + 65536, o['max-upload']), o['max-upload']);
         pipe.resolve(opts); // a bad value is a 400 now, not a failed job later
         return send(res, 202, { id: submit(opts, settings).id });
       }

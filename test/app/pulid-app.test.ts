@@ -62,9 +62,11 @@ const external: string[] = [];
     // The server checks too (a client that skips the form):
     const api = await page.evaluate(async () => {
       const post = async (body: string) => { const r = await fetch('/api/generate', { method: 'POST', body }); return [r.status, ((await r.json()) as { error: string }).error]; };
-      return [await post(JSON.stringify({ prompt: 'x', steps: 2.5 })), await post(JSON.stringify({ prompt: 'x', idScale: 'lots' })), await post('x'.repeat(400_000)), await post('not json')];
+      return [await post(JSON.stringify({ prompt: 'x', steps: 2.5 })), await post(JSON.stringify({ prompt: 'x', idScale: 'lots' })), await post('x'.repeat(500_000)), await post('not json'),
+        await post(JSON.stringify({ prompt: 'x', photo: `data:image/jpeg;base64,${'A'.repeat(360_000)}` }))];
     });
-    expect(api).toEqual([[400, 'steps: a whole number, not 2.5'], [400, 'idScale: a number, not "lots"'], [413, 'upload too large: 400000 bytes (at most 398893)'], [400, 'the request body is not JSON']]);
+    expect(api).toEqual([[400, 'steps: a whole number, not 2.5'], [400, 'idScale: a number, not "lots"'], [413, 'upload too large: a 500000-byte request (a photo may have at most 256000 bytes)'],
+      [400, 'the request body is not JSON'], [413, 'upload too large: a 270000-byte photo (at most 256000 bytes)']]);
 
     await page.setInputFiles('#photo', demo(6)); // 302 kB > 250 kB
     await expect(page.locator('#error').textContent()).resolves.toMatch(/^That photo is too large: 302445 bytes \(at most 256000\)\.$/);
