@@ -72,13 +72,13 @@ const external: string[] = [];
     await expect(page.locator('#error').textContent()).resolves.toMatch(/^That photo is too large: 302445 bytes \(at most 256000\)\.$/);
 
     const blank = path.join(dir, 'blank.png');
-    const data = new Uint8Array(200 * 200 * 3);
-    for (let i = 0; i < data.length; i++) data[i] = (i * 7) % 256 > 128 ? 200 : 180;
-    writePng(blank, { width: 200, height: 200, channels: 3, data });
+    const width = 320, height = 240, data = new Uint8Array(width * height * 3); // a colour gradient (as test/face/cli.test.ts)
+    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data.set([(x * 255) / width, (y * 255) / height, 128], (y * width + x) * 3);
+    writePng(blank, { width, height, channels: 3, data });
     await page.setInputFiles('#photo', blank);
     await page.locator('#photo-info', { hasText: 'using blank.png' }).waitFor();
     await page.click('#generate');
-    await page.locator('#error', { hasText: 'No face found' }).waitFor({ timeout: 120_000 });
+    await page.locator('#error', { hasText: 'No face found' }).waitFor({ timeout: 240_000 });
     expect(await page.locator('#error').textContent()).toMatch(/^No face found: blank\.png: no face found/);
     expect(await page.locator('figure.result').count()).toBe(0);
   }, 300_000);
