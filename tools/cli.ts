@@ -185,20 +185,12 @@ export function describeError(e: unknown): string {
 export async function runCli<T extends OptionTable>(cli: Cli<T>, main: (values: Parsed<T>, positionals: string[]) => Promise<number | void> | number | void,
   argv: readonly string[] = process.argv.slice(2)): Promise<void> {
   const name = commandName(cli.def as unknown as CliDefinition<OptionTable>);
-  let parsed;
-  try {
-    parsed = cli.parse(argv);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`${name}: ${e.message} (see --help)\n`);
-    process.exit(2);
-  }
-  if (parsed.help) { process.stdout.write(cli.usage()); process.exit(0); }
+  const parsed = parseOrExit(cli, argv);
   try {
     const code = await main(parsed.values, parsed.positionals);
     if (typeof code === 'number' && code !== 0) process.exit(code);
   } catch (e) {
-    if (e instanceof UsageError) { process.stderr.write(`${name}: ${e.message} (see --help)\n`); process.exit(2); }
+    if (e instanceof UsageError) exitUsage(cli, e.message);
     process.stderr.write(process.env.KILN_DEBUG ? `${(e as Error)?.stack ?? e}\n` : `${name}: ${describeError(e)}\n(set KILN_DEBUG=1 for the stack trace)\n`);
     process.exit(1);
   }
