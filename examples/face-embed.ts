@@ -2,7 +2,7 @@
  * Face descriptors from a photo with Kiln's face networks (face-api's pretrained weights): a thin command line
  * over `FaceEmbedPipeline` (models/face/pipeline.ts). `--help` lists the options.
  *
- *   npx tsx examples/face-embed.ts <image> [--aligned] [--backend cpu|cuda|reference]
+ *   npx tsx examples/face-embed.ts [image] [--aligned] [--backend cpu|cuda|reference]   (image: face-api's sample1.jpg by default)
  *
  * Prints {"faces":[{"box":[x,y,w,h],"score":s,"landmarks":[[x,y],…68],"landmarks5":[…],"descriptor":[…128]}]}
  * (largest face first), or with --aligned (the image is already an aligned face crop) {"descriptor":[…]}.
@@ -19,10 +19,12 @@ import { BACKENDS } from '../models/face/embedder';
 import { FaceEmbedPipeline } from '../models/face/pipeline';
 import { defineCli, isMain, runCli, UsageError, type Parsed } from '../tools/cli';
 
+const SAMPLE = 'node_modules/@vladmandic/face-api/demo/sample1.jpg';
+
 export const cli = defineCli({
   command: 'npx tsx examples/face-embed.ts',
   summary: 'Face boxes, landmarks and 128-d descriptors of a photo, as JSON on stdout.',
-  positionals: { name: 'image', help: 'a PNG or JPEG photo', min: 1, max: 1 },
+  positionals: { name: 'image', help: `a PNG or JPEG photo [default: ${SAMPLE}]`, max: 1 },
   options: {
     aligned: { type: 'flag', help: 'the image is already an aligned face crop: print its descriptor only' },
     backend: { type: 'enum', values: BACKENDS, default: 'cpu', help: 'cpu: compiled programs; reference: the float64 evaluator (slow); cuda: an NVIDIA GPU' },
@@ -58,4 +60,4 @@ export async function main(args: Parsed<typeof cli.def.options>, file: string): 
   return faces.length === 0 ? 1 : 0;
 }
 
-if (isMain(import.meta.url)) await runCli(cli, (o, [file]) => main(o, file!));
+if (isMain(import.meta.url)) await runCli(cli, (o, [file]) => main(o, file ?? SAMPLE));
