@@ -86,9 +86,9 @@ const CLIS: [string, string[], RegExp][] = [
   ['tools/gen-op-docs.ts', ['--check=yes'], /^gen-op-docs: .*--check' does not take an argument/],
 ];
 
-function run(file: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function run(file: string, args: string[], debug = ''): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', path.resolve(file), ...args], { env: { ...process.env, KILN_DEBUG: '' } });
+    const p = spawn(process.execPath, ['--import', 'tsx', path.resolve(file), ...args], { env: { ...process.env, KILN_DEBUG: debug } });
     let stdout = '', stderr = '';
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
@@ -122,4 +122,14 @@ describe('every command line', () => {
       expect(badValue.stdout).toBe('');
     });
   }, 600_000);
+
+  it('a named error during the work is one paragraph without a stack (exit 1); KILN_DEBUG=1 prints the stack', async () => {
+    const args = ['--config', 'micro', '--ckpt', 'package.json']; // not a safetensors file: fails while loading, before any compile
+    const [plain, debug] = await pool([() => run('examples/pulid-generate.ts', args), () => run('examples/pulid-generate.ts', args, '1')]);
+    expect(plain.status).toBe(1);
+    // (models/io words the message; this test checks its frame: the command, the error's name, the file, no stack)
+    expect(plain.stderr).toMatch(/^pulid-generate: Safetensors\w*Error: package\.json: [^\n]+\n\(set KILN_DEBUG=1 for the stack trace\)\n$/);
+    expect(debug.status).toBe(1);
+    expect(debug.stderr).toMatch(/^Safetensors\w*Error: package\.json: [^\n]+\n {4}at /);
+  }, 120_000);
 });
