@@ -28,14 +28,27 @@ import Benchmark from 'benchmark';
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { compile, conv2d, groupNorm, input, sdpa, softmax, type CpuProgram, type Tensor } from '../compiler/index';
+import { defineCli, exitUsage, parseOrExit, runCli } from '../tools/cli';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
-const argv = process.argv.slice(2);
-const flag = (f: string) => argv.includes(f);
-const opt = (f: string) => { const i = argv.indexOf(f); return i >= 0 ? argv[i + 1] : undefined; };
-const JSON_OUT = flag('--json'), QUICK = flag('--quick'), NO_TFJS = flag('--no-tfjs'), NO_SAVE = flag('--no-save');
-const ONLY = opt('--only')?.split(',');
+const CASE_KINDS = ['matmul', 'conv', 'attention', 'groupnorm', 'softmax'];
+const cli = defineCli({
+  command: 'npx tsx bench/run.ts',
+  summary: 'CPU kernel microbenchmarks: Kiln beside TensorFlow.js wasm on the same shapes, results saved to bench/results/cpu-<date>.json.',
+  options: {
+    json: { type: 'flag', help: 'print the JSON report on stdout (progress on stderr)' },
+    only: { type: 'string', help: `comma-separated case prefixes (${CASE_KINDS.join(', ')})` },
+    quick: { type: 'flag', help: 'fewer samples' },
+    'no-tfjs': { type: 'flag', help: 'Kiln only' },
+    'no-save': { type: 'flag', help: 'do not write bench/results/' },
+  },
+  examples: ['npx tsx bench/run.ts --only matmul,conv --quick', 'npx tsx bench/run.ts --json --no-save'],
+});
+const { values: opts } = parseOrExit(cli);
+const JSON_OUT = opts.json, QUICK = opts.quick, NO_TFJS = opts['no-tfjs'], NO_SAVE = opts['no-save'];
+const ONLY = opts.only?.split(',');
+for (const o of ONLY ?? []) if (!CASE_KINDS.some((k) => k.startsWith(o) || o.startsWith(k))) exitUsage(cli, `--only: no case starts with '${o}' (${CASE_KINDS.join(', ')})`);
 const log = (s: string) => process.stderr.write(s + '\n');
 // libgomp's default wait policy spins at barriers; on a shared 2-core machine a spinning thread whose peer was
 // descheduled waits a whole time slice per barrier (conv 32ch 64²: 244 ms spinning vs 20 ms passive). Set before
@@ -236,4 +249,4 @@ function table(r: { results: unknown[]; peak: { fmaGflops: number; copyGBs: numb
   return lines.join('\n');
 }
 
-await main();
+await runCli(cli, main);

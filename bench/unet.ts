@@ -7,7 +7,7 @@
  *               Transformer2DModel 640 ch, 10 heads, 2 layers, cross-attention 2048) + Downsample2D) on 32×32
  *               latents, batch 1, 77 context tokens: forward; forward+backward w.r.t. the block input
  *
- *   npx tsx bench/unet.ts [tiny] [sdxl-block] [--reps N] [--json] [--layers L (sdxl-block transformer depth)]
+ *   npx tsx bench/unet.ts [tiny] [sdxl-block] [--reps N] [--json] [--layers L (sdxl-block transformer depth)]   (--help: all options)
  *
  * Run time: the median of N `kiln_run` calls on the program's arena (inputs already copied in by one
  * `run`), so no host copies are timed.
@@ -16,13 +16,21 @@ import os from 'node:os';
 import { adamw, compile, grad, input, trainableParams, type CpuProgram, type Tensor } from '../compiler/index';
 import { UNet2DConditionModel, tinyUnetConfig, pooledTextDim } from '../models/unet/index';
 import { Downsample2D, ParamRegistry, ResnetBlock2D, Transformer2DModel } from '../models/nn/index';
+import { defineCli, isMain, runCli, UsageError, type Parsed } from '../tools/cli';
 
 process.env.OMP_WAIT_POLICY ??= 'passive'; // see bench/run.ts: spinning barriers collapse on a shared machine
-const argv = process.argv.slice(2);
-const opt = (f: string, d: string) => { const i = argv.indexOf(f); return i >= 0 ? argv[i + 1] : d; };
-const REPS = Number(opt('--reps', '3')), LAYERS = Number(opt('--layers', '2'));
-const which = argv.filter((a, i) => !a.startsWith('--') && !(i > 0 && argv[i - 1].startsWith('--') && argv[i - 1] !== '--json'));
-const want = (w: string) => which.length === 0 || which.includes(w);
+export const cli = defineCli({
+  command: 'npx tsx bench/unet.ts',
+  summary: 'UNet on the compiled CPU back end: compile time, run time, kernel counts before/after fusion and the memory plan.',
+  positionals: { name: 'tiny|sdxl-block ...', help: 'which benchmarks [default: both]' },
+  options: {
+    reps: { type: 'int', min: 1, max: 1000, default: 3, help: 'timed runs (the median is reported)' },
+    layers: { type: 'int', min: 1, max: 10, default: 2, help: 'sdxl-block transformer depth' },
+    json: { type: 'flag', help: 'print the report as JSON' },
+  },
+  examples: ['npx tsx bench/unet.ts tiny --reps 5', 'npx tsx bench/unet.ts sdxl-block --layers 1 --json'],
+});
+let REPS = 3, LAYERS = 2;
 const log = (s: string) => process.stderr.write(s + '\n');
 
 const fill = (n: number, seed: number, scale = 1) => {
@@ -110,13 +118,20 @@ async function sdxlBlock() {
   return rows;
 }
 
-const rows = [...(want('tiny') ? await tiny() : []), ...(want('sdxl-block') ? await sdxlBlock() : [])];
-const report = { date: new Date().toISOString(), cpu: os.cpus()[0]?.model, cores: os.cpus().length, loadavg: os.loadavg(), ompWaitPolicy: process.env.OMP_WAIT_POLICY, rows };
-if (argv.includes('--json')) console.log(JSON.stringify(report, null, 2));
-else {
-  console.log('| graph | compile s | run ms (min) | kernels unfused → fused | arena MiB (naive) | peak live MiB | recomputed |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of rows) console.log(`| ${r.label} | ${r.compileS} | ${r.runMs} (${r.minRunMs}) | ${r.kernelsUnfused} → ${r.kernels} | ${r.plannedMiB} (${r.naiveMiB}) | ${r.peakLiveMiB} | ${r.recomputed} |`);
-  console.log(`\nload average after: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
-  for (const r of rows) console.log(`${r.label}: slowest kernels: ${r.slowest.join(', ')}`);
+async function main(o: Parsed<typeof cli.def.options>, which: string[]): Promise<void> {
+  REPS = o.reps; LAYERS = o.layers;
+  for (const w of which) if (w !== 'tiny' && w !== 'sdxl-block') throw new UsageError(`unknown benchmark '${w}' (tiny, sdxl-block)`);
+  const want = (w: string) => which.length === 0 || which.includes(w);
+  const rows = [...(want('tiny') ? await tiny() : []), ...(want('sdxl-block') ? await sdxlBlock() : [])];
+  const report = { date: new Date().toISOString(), cpu: os.cpus()[0]?.model, cores: os.cpus().length, loadavg: os.loadavg(), ompWaitPolicy: process.env.OMP_WAIT_POLICY, rows };
+  if (o.json) console.log(JSON.stringify(report, null, 2));
+  else {
+    console.log('| graph | compile s | run ms (min) | kernels unfused → fused | arena MiB (naive) | peak live MiB | recomputed |');
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const r of rows) console.log(`| ${r.label} | ${r.compileS} | ${r.runMs} (${r.minRunMs}) | ${r.kernelsUnfused} → ${r.kernels} | ${r.plannedMiB} (${r.naiveMiB}) | ${r.peakLiveMiB} | ${r.recomputed} |`);
+    console.log(`\nload average after: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+    for (const r of rows) console.log(`${r.label}: slowest kernels: ${r.slowest.join(', ')}`);
+  }
 }
+
+if (isMain(import.meta.url)) await runCli(cli, main);

@@ -115,6 +115,18 @@ export abstract class Program {
   getParam(name: string): HostArray { return this.read(this.leaf(name, 'param')); }
   setParam(name: string, data: ArrayLike<number>): void { const n = this.leaf(name, 'param'); this.write(n, this.toHost(n, data, `parameter '${name}'`)); }
   paramNames(): string[] { return this.parts.params.map((p) => p.attrs.name); }
+  /** Copies in every parameter the program declares that `store` holds (other entries are ignored). `strict`
+   * (the default): a declared parameter missing from the store is an error naming them; otherwise it keeps
+   * its declared init. Returns what was loaded and what kept its init. */
+  loadParams(store: ReadonlyMap<string, ArrayLike<number>>, opts: { strict?: boolean } = {}): { loaded: string[]; missing: string[] } {
+    const loaded: string[] = [], missing: string[] = [];
+    for (const name of this.paramNames()) {
+      const v = store.get(name);
+      if (v) { this.setParam(name, v); loaded.push(name); } else missing.push(name);
+    }
+    if (missing.length && (opts.strict ?? true)) throw new Error(`program: no value for ${missing.length} parameter(s): ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`);
+    return { loaded, missing };
+  }
 
   memoryReport(): MemoryReport {
     const p = this.parts.plan;

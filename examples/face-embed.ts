@@ -1,7 +1,8 @@
 /**
- * Face descriptors from a photo with Kiln's face networks (face-api's pretrained weights).
+ * Face descriptors from a photo with Kiln's face networks (face-api's pretrained weights): a thin command line
+ * over `FaceEmbedPipeline` (models/face/pipeline.ts). `--help` lists the options.
  *
- *   npx tsx examples/face-embed.ts <image> [--aligned] [--backend cpu|cuda|reference]
+ *   npx tsx examples/face-embed.ts [image] [--aligned] [--backend cpu|cuda|reference]   (image: face-api's sample1.jpg by default)
  *
  * Prints {"faces":[{"box":[x,y,w,h],"score":s,"landmarks":[[x,y],…68],"landmarks5":[…],"descriptor":[…128]}]}
  * (largest face first), or with --aligned (the image is already an aligned face crop) {"descriptor":[…]}.
@@ -14,54 +15,40 @@
  */
 import fs from 'node:fs';
 import { decodeImage, type Image } from '../models/io/image';
-import { BACKENDS, createFaceEmbedder, executorFor, type Backend, type FaceEmbedder } from '../models/face/embedder';
+import { BACKENDS } from '../models/face/embedder';
+import { FaceEmbedPipeline } from '../models/face/pipeline';
+import { defineCli, isMain, runCli, UsageError, type Parsed } from '../tools/cli';
 
-function fail(message: string, code = 2): never {
-  process.stderr.write(`face-embed: ${message}\n`);
-  process.exit(code);
-}
+const SAMPLE = 'node_modules/@vladmandic/face-api/demo/sample1.jpg';
 
-function parseArgs(argv: string[]): { image: string; aligned: boolean; backend: Backend } {
-  let image: string | undefined, aligned = false, backend: Backend = 'cpu';
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--aligned') aligned = true;
-    else if (a === '--backend' || a.startsWith('--backend=')) {
-      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
-      if (!BACKENDS.includes(v as Backend)) fail(`--backend must be one of ${BACKENDS.join(', ')}, got ${v ?? 'nothing'}`);
-      backend = v as Backend;
-    } else if (a.startsWith('--')) fail(`unknown option ${a}`);
-    else if (image === undefined) image = a;
-    else fail(`unexpected argument ${a}`);
-  }
-  if (!image) fail('usage: face-embed <image> [--aligned] [--backend cpu|cuda|reference]');
-  return { image, aligned, backend };
-}
+export const cli = defineCli({
+  command: 'npx tsx examples/face-embed.ts',
+  summary: 'Face boxes, landmarks and 128-d descriptors of a photo, as JSON on stdout.',
+  positionals: { name: 'image', help: `a PNG or JPEG photo [default: ${SAMPLE}]`, max: 1 },
+  options: {
+    aligned: { type: 'flag', help: 'the image is already an aligned face crop: print its descriptor only' },
+    backend: { type: 'enum', values: BACKENDS, default: 'cpu', help: 'cpu: compiled programs; reference: the float64 evaluator (slow); cuda: an NVIDIA GPU' },
+  },
+  examples: ['npx tsx examples/face-embed.ts node_modules/@vladmandic/face-api/demo/sample1.jpg', 'npx tsx examples/face-embed.ts crop.png --aligned'],
+  notes: 'Exit status: 0 with at least one face, 1 when no face is found, 2 for bad arguments or an unreadable image.',
+});
 
 const round = (v: number, d = 6) => Number(v.toFixed(d));
 
-// libgomp's default active wait makes each kernel 10–30× slower when the cores are shared with other busy
-// processes; it is read when the kernel library loads (at the first compile), so set it before that.
-process.env.OMP_WAIT_POLICY ??= 'passive';
-
-const args = parseArgs(process.argv.slice(2));
-let img: Image;
-try {
-  if (!fs.existsSync(args.image)) fail(`${args.image}: no such file`);
-  img = decodeImage(args.image);
-} catch (e) {
-  fail(`cannot read ${args.image} as an image: ${(e as Error).message}`);
-}
-let embedder: FaceEmbedder;
-try {
-  embedder = await createFaceEmbedder({ evaluate: executorFor(args.backend), networks: args.aligned ? ['recognizer'] : undefined });
-} catch (e) {
-  fail(`--backend ${args.backend}: ${(e as Error).message}`);
-}
-if (args.aligned) {
-  process.stdout.write(`${JSON.stringify({ descriptor: embedder.embedAligned(img).descriptor.map((v) => round(v, 8)) })}\n`);
-} else {
-  const { faces } = embedder.embed(img);
+export async function main(args: Parsed<typeof cli.def.options>, file: string): Promise<number> {
+  // libgomp's default active wait makes each kernel 10–30× slower when the cores are shared with other busy
+  // processes; it is read when the kernel library loads (at the first compile), so set it before that.
+  process.env.OMP_WAIT_POLICY ??= 'passive';
+  if (!fs.existsSync(file)) throw new UsageError(`${file}: no such file`);
+  let img: Image;
+  try { img = decodeImage(file); } catch (e) { throw new UsageError(`cannot read ${file} as an image: ${(e as Error).message}`); }
+  let pipe: FaceEmbedPipeline;
+  try { pipe = await FaceEmbedPipeline.load({ backend: args.backend, aligned: args.aligned }); } catch (e) { throw new UsageError(`--backend ${args.backend}: ${(e as Error).message}`); }
+  if (args.aligned) {
+    process.stdout.write(`${JSON.stringify({ descriptor: pipe.embedAligned(img).descriptor.map((v) => round(v, 8)) })}\n`);
+    return 0;
+  }
+  const { faces } = pipe.embed(img);
   const out = faces.map((f) => ({
     box: f.box.map((v) => round(v, 3)),
     score: round(f.score),
@@ -70,5 +57,7 @@ if (args.aligned) {
     descriptor: f.descriptor.map((v) => round(v, 8)),
   }));
   process.stdout.write(`${JSON.stringify({ faces: out })}\n`);
-  if (faces.length === 0) process.exit(1);
+  return faces.length === 0 ? 1 : 0;
 }
+
+if (isMain(import.meta.url)) await runCli(cli, (o, [file]) => main(o, file ?? SAMPLE));

@@ -1,76 +1,57 @@
-/** ID-conditioned generation with PuLID: reference photo(s) → face condition → ID tokens → 4-step Lightning sampling
- * with ID attention → VAE decode → PNG.
+/** ID-conditioned generation with PuLID, a thin command line over `PulidPipeline` (models/pulid/pipeline.ts):
+ * reference photo(s) → face condition → ID tokens → Lightning sampling with ID attention → VAE decode → PNG.
+ * `--help` lists every option with its range and default.
  *
  *   npx tsx examples/pulid-generate.ts --id node_modules/@vladmandic/face-api/demo/sample2.jpg --prompt "a watercolor portrait"
- *   npx tsx examples/pulid-generate.ts --id a.jpg --id b.jpg --prompt "…" --id-scale 0.8 --mode ortho_v2 --ckpt runs/pulid-tiny/last.safetensors
- *
- * Flags: --id PHOTO (repeatable: tokens concatenated)  --prompt  --id-scale S (default: the config's)  --mode plain|ortho|ortho_v2
- * --config micro|tiny|sdxl (default tiny, as pulid-train)  --ckpt ID-adapter checkpoint (from pulid-train)  --weights DIR (diffusers SDXL)  --seed  --guidance
- * --backend cpu|cuda|reference (cpu: the compiled program, default; cuda: on an NVIDIA GPU; reference: the float64 evaluator)  --out FILE (default pulid.png; with several --id-scale values, one file per scale). */
+ *   npx tsx examples/pulid-generate.ts --id a.jpg --id b.jpg --prompt "…" --id-scale 0.8 --mode ortho_v2 --ckpt runs/pulid-tiny/last.safetensors */
+import fs from 'node:fs';
 import path from 'node:path';
-import { compile, evaluate, type ParamStore } from '../compiler/index';
-import { normalFill } from '../compiler/ir/philox';
 import { pulidConfigs } from '../models/pulid/config';
-import { PulidModel, generateFeeds, generateGraph } from '../models/pulid/model';
-import { alignFace, compiledFaceEmbedder, FaceConditioner } from '../models/pulid/condition';
-import { TextConditioner } from '../models/pulid/text';
-import { writeImagePng } from '../models/pulid/trainer';
-import { readAdapterWeights } from '../models/pulid/checkpoint';
-import { loadSafetensorsInto, materialize } from '../models/weights';
-import type { IdAttentionMode } from '../models/pulid/id-attention';
-import { runCli } from './cli';
+import { PULID_MAX_STEPS, PULID_MODES, PulidPipeline } from '../models/pulid/pipeline';
+import { LIMITS } from '../models/pipelines/options';
+import { defineCli, isMain, progress, runCli, type Parsed } from '../tools/cli';
 
-function parseArgs(argv: string[]): { o: Record<string, string>; ids: string[]; scales: number[] } {
-  const o: Record<string, string> = {}, ids: string[] = [], scales: number[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i].slice(2), v = argv[++i];
-    if (k === 'id') ids.push(v); else if (k === 'id-scale') scales.push(Number(v)); else o[k] = v;
-  }
-  return { o, ids, scales };
-}
+const SAMPLE = 'node_modules/@vladmandic/face-api/demo/sample2.jpg';
 
-export async function main(argv = process.argv.slice(2)): Promise<void> {
-  const { o, ids, scales } = parseArgs(argv);
-  if (!ids.length) throw new Error('pulid-generate: give at least one --id PHOTO');
-  const config = pulidConfigs[o.config ?? 'tiny'];
-  const seed = Number(o.seed ?? 0), guidance = Number(o.guidance ?? 1), mode = (o.mode ?? 'plain') as IdAttentionMode;
-  const model = new PulidModel(config, { seed: 0 });
-  const store: ParamStore = new Map();
-  if (o.weights) {
-    loadSafetensorsInto(store, path.join(o.weights, 'unet/diffusion_pytorch_model.safetensors'), model.base, { strict: false, addPrefix: 'unet.' });
-    loadSafetensorsInto(store, path.join(o.weights, 'vae/diffusion_pytorch_model.safetensors'), model.base, { strict: false, addPrefix: 'vae.' });
-  }
-  if (o.ckpt) for (const [k, v] of readAdapterWeights(o.ckpt, config, model.trainable.params)) store.set(k, v);
-  materialize(materialize(store, model.base), model.trainable);
+export const cli = defineCli({
+  command: 'npx tsx examples/pulid-generate.ts',
+  summary: 'PuLID: an image of the person in the reference photo(s), from a prompt (tiny random weights unless --weights/--ckpt).',
+  options: {
+    id: { type: 'file', multiple: true, help: `reference photo; several: their ID tokens are concatenated [default: ${SAMPLE}]` },
+    prompt: { type: 'string', default: 'a portrait photo of a person', help: 'the prompt' },
+    'negative-prompt': { type: 'string', default: '', help: 'the unconditional prompt under guidance' },
+    'id-scale': { type: 'number', ...LIMITS.idScale, multiple: true, help: 'ID attention scale; several: one image each [default: the config\'s]' },
+    mode: { type: 'enum', values: PULID_MODES, default: 'plain', help: 'ID attention mode (fidelity = ortho_v2, style = ortho)' },
+    config: { type: 'enum', values: Object.keys(pulidConfigs), default: 'tiny', help: 'model size' },
+    ckpt: { type: 'file', help: 'ID-adapter checkpoint (from pulid-train)' },
+    weights: { type: 'dir', help: 'diffusers SDXL folder (unet/, vae/, tokenizer*/, text_encoder*/)' },
+    seed: { type: 'int', ...LIMITS.seed, default: 0, help: 'noise seed' },
+    steps: { type: 'int', min: 1, max: PULID_MAX_STEPS, help: 'Euler steps [default: the config\'s Lightning steps]' },
+    guidance: { type: 'number', ...LIMITS.cfg, default: 1, help: 'classifier-free guidance scale (1: off)' },
+    backend: { type: 'enum', values: ['cpu', 'cuda', 'reference'], default: 'cpu', help: 'cpu: the compiled program; cuda: an NVIDIA GPU; reference: the float64 evaluator' },
+    out: { type: 'file', mustExist: false, default: 'pulid.png', help: 'PNG to write (with several --id-scale values: one file per scale, _s<scale> appended)' },
+  },
+  examples: [`npx tsx examples/pulid-generate.ts --id ${SAMPLE} --prompt "a watercolor portrait"`,
+    'npx tsx examples/pulid-generate.ts --id a.jpg --id b.jpg --id-scale 1 --id-scale 3 --mode ortho_v2 --ckpt runs/pulid-tiny/last.safetensors'],
+});
 
-  console.log(`PuLID ${config.name}: ${ids.length} reference photo(s), mode ${mode}, prompt "${o.prompt ?? ''}"`);
-  const embedder = await compiledFaceEmbedder();
-  const face = new FaceConditioner(config, { seed: 0 }), text = new TextConditioner(config, { weights: o.weights, seed: 0 });
-  const refs = ids.map((file) => {
-    const f = face.features(alignFace(embedder, file));
-    console.log(`  ${file}: face found, descriptor ‖·‖ = ${Math.hypot(...f.descriptor).toFixed(3)}`);
-    return f;
-  });
-  const px = model.imageSize;
-  const feeds = generateFeeds(model, refs, text.encode(o.prompt ?? 'a portrait photo of a person'), normalFill(4 * model.latentSize ** 2, seed), config.idScale);
-  if (guidance !== 1) { const u = text.encode(''); Object.assign(feeds, { uncond_context: u.context, uncond_pooled: u.pooled }); }
-  const outputs = generateGraph(model, { references: ids.length, mode, guidance });
-  let run: (f: Record<string, ArrayLike<number>>) => ArrayLike<number>;
-  const backend = o.backend ?? 'cpu';
-  if (!['cpu', 'cuda', 'reference'].includes(backend)) throw new Error(`--backend ${backend}: cpu, cuda or reference`);
-  if (backend !== 'reference') {
-    const prog = await compile({ outputs: { image: outputs.image } }, { backend: backend as 'cpu' | 'cuda' });
-    for (const n of prog.paramNames()) { const v = store.get(n); if (v) prog.setParam(n, v); }
-    run = (f) => prog.run(f).image;
-  } else run = (f) => evaluate({ outputs: { image: outputs.image } }, f, store).outputs.image.data;
-  const list = scales.length ? scales : [config.idScale];
-  for (const s of list) {
+export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
+  const photos = o.id.length ? o.id : [SAMPLE];
+  const pipe = await PulidPipeline.load({ config: o.config, weights: o.weights, ckpt: o.ckpt, backend: o.backend });
+  console.log(`PuLID ${pipe.config.name}: ${photos.length} reference photo(s), mode ${o.mode}, prompt "${o.prompt}"`);
+  const scales = o['id-scale'].length ? o['id-scale'] : [pipe.config.idScale];
+  for (const s of scales) {
     const t0 = performance.now();
-    const img = run({ ...feeds, id_scale: [s] });
-    const file = list.length > 1 ? (o.out ?? 'pulid.png').replace(/\.png$/, `_s${s}.png`) : o.out ?? 'pulid.png';
-    writeImagePng(file, img, px);
-    console.log(`  wrote ${file} (${px}×${px}, id_scale ${s}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    const bar = progress(`id_scale ${s}`, photos.length + 3);
+    const img = await pipe.generate({ prompt: o.prompt, negativePrompt: o['negative-prompt'], photos, idScale: s, steps: o.steps, cfg: o.guidance, seed: o.seed, mode: o.mode,
+      onProgress: (d, _t, label) => bar.update(d, label) });
+    bar.stop();
+    const file = scales.length > 1 ? o.out.replace(/(\.png)?$/, `_s${s}.png`) : o.out;
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    fs.writeFileSync(file, img.png);
+    img.faces.forEach((f, i) => console.log(`  ${photos[i]}: face found, descriptor ‖·‖ = ${f.descriptorNorm.toFixed(3)}`));
+    console.log(`  wrote ${file} (${img.width}×${img.height}, id_scale ${s}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await runCli(() => main());
+if (isMain(import.meta.url)) await runCli(cli, (o) => main(o));

@@ -1,51 +1,68 @@
-/** PuLID training, all three stages, as compiled CPU programs.
+/** PuLID training, all three stages, as compiled CPU programs. `--help` lists every option with its range and default.
  *
  *   npx tsx examples/pulid-train.ts                      # tiny default: all 3 stages, embedded face-api photos
  *   npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --memory-budget 20MB --out runs/micro
  *
- * Flags: --config micro|tiny|sdxl  --steps N | s1,s2,s3  --stage 1|2|3 (run only up to / from that stage: `--stage 2`
- * trains stage 2 only)  --backend cpu|cuda (cuda: nvcc + the driver; needs an NVIDIA GPU)  --memory-budget BYTES|NNMB  --weights DIR (diffusers SDXL folder: unet/, vae/)
- * --data DIR (images + .txt captions)  --out DIR  --resume CKPT  --lr  --accumulation  --seed  --mode plain|ortho|ortho_v2
- * --fusion on|off|lightning-off (off: one kernel per op; lightning-off: only the Lightning program unfused)
  * Each stage is scored on a fixed evaluation set (one draw per face, never trained on) before and after it.
  * Writes <out>/metrics.json, <out>/stage<k>.safetensors (+ last.safetensors), <out>/sample_stage<k>.png (the first
  * face through the compiled 4-step generation with the adapter after stage k; stages 2–3 also write
- * train_image_stage<k>.png, the last training step's Lightning image). */
+ * train_image_stage<k>.png, the last training step's Lightning image), loss curves per stage and for the whole run
+ * as PNG and SVG (loss_stage<k>, loss_all), a sample grid per stage (samples_stage<k>.png: prompts × faces) and
+ * summary.md linking them (models/pulid/report.ts). */
+import fs from 'node:fs';
 import path from 'node:path';
-import cliProgress from 'cli-progress';
-import { compile, parseBytes, type ParamStore } from '../compiler/index';
+import { compile, type ParamStore } from '../compiler/index';
 import { normalFill } from '../compiler/ir/philox';
 import { pulidConfigs } from '../models/pulid/config';
 import { PulidModel, generateFeeds, generateGraph, type Stage } from '../models/pulid/model';
-import { ID_LOSS_PROMPT, type TextConditioner } from '../models/pulid/text';
-import { loadDataset, type PulidSample } from '../models/pulid/data';
-import { LOSS_KEYS, PulidTrainer, writeImagePng, type StepRecord } from '../models/pulid/trainer';
-import { loadSafetensorsInto, materialize } from '../models/weights';
-import type { IdAttentionMode } from '../models/pulid/id-attention';
+import { ID_LOSS_PROMPT, STYLE_PROMPTS, type TextConditioner } from '../models/pulid/text';
 import { prepareRunDir, resumeMetrics, writeMetrics, type TrainingMetrics } from '../models/pulid/runFiles';
-import { runCli } from './cli';
+import { writeRunLossPlot, writeRunSummary, writeSampleGrid, writeStageLossPlot, type RunMetrics } from '../models/pulid/report';
+import { loadDataset, type PulidSample } from '../models/pulid/data';
+import { LOSS_KEYS, PulidTrainer, type StepRecord } from '../models/pulid/trainer';
+import { writeImagePng } from '../models/io/chwImage';
+import { loadSafetensorsInto, materialize } from '../models/weights';
+import { LIMITS } from '../models/pipelines/options';
+import { defineCli, isMain, progress, runCli, type Parsed } from '../tools/cli';
 
-function parseArgs(argv: string[]): Record<string, string> {
-  const o: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) if (argv[i].startsWith('--')) { const k = argv[i].slice(2); o[k] = argv[i + 1]?.startsWith('--') || argv[i + 1] === undefined ? 'true' : argv[++i]; }
-  return o;
-}
-const bytes = (s: string) => { try { return parseBytes(s); } catch (e) { throw new Error(`--memory-budget: ${(e as Error).message}`); } };
+export const cli = defineCli({
+  command: 'npx tsx examples/pulid-train.ts',
+  summary: 'PuLID training, all three stages, as compiled programs (tiny config and the embedded face-api photos by default).',
+  options: {
+    config: { type: 'enum', values: Object.keys(pulidConfigs), default: 'tiny', help: 'model size' },
+    steps: { type: 'ints', min: 0, max: 1_000_000, lengths: [1, 3], help: 'steps per stage: N (all stages) or s1,s2,s3 [default: 300,60,60; sdxl 1,1,1]' },
+    stage: { type: 'int', min: 1, max: 3, help: 'train only this stage [default: 1, 2 and 3]' },
+    backend: { type: 'enum', values: ['cpu', 'cuda'], default: 'cpu', help: 'cuda: nvcc + the driver; needs an NVIDIA GPU' },
+    'memory-budget': { type: 'bytes', min: 1, help: 'arena budget (e.g. 20MB, 64GiB): values are recomputed to fit' },
+    weights: { type: 'dir', help: 'diffusers SDXL folder (unet/, vae/)' },
+    data: { type: 'dir', help: 'folder of images with .txt captions [default: the face-api demo photos]' },
+    out: { type: 'dir', mustExist: false, help: 'output folder [default: runs/pulid-<config>]' },
+    resume: { type: 'file', help: 'checkpoint to resume from' },
+    lr: { type: 'number', min: 0, max: 1, default: 1e-3, help: 'AdamW learning rate' },
+    accumulation: { type: 'int', min: 1, max: 1024, default: 1, help: 'gradient accumulation micro-steps' },
+    seed: { type: 'int', ...LIMITS.seed, default: 0, help: 'seed for data order, noise and initial weights' },
+    mode: { type: 'enum', values: ['plain', 'ortho', 'ortho_v2'], default: 'plain', help: 'ID attention mode' },
+    fusion: { type: 'enum', values: ['on', 'off', 'lightning-off'], help: 'off: one kernel per op; lightning-off: only the Lightning program unfused' },
+    'grid-prompts': { type: 'int', min: 0, max: 16, default: 2, help: 'rows of the sample grid written after each stage (0: none)' },
+    'grid-faces': { type: 'int', min: 1, max: 16, default: 3, help: 'columns of the sample grid: the first training faces' },
+  },
+  examples: ['npx tsx examples/pulid-train.ts', 'npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --memory-budget 20MB --out runs/micro'],
+  notes: 'Writes <out>/metrics.json, stage<k>.safetensors, last.safetensors, sample_stage<k>.png, train_image_stage<k>.png (stages 2-3),\n' +
+    'loss_stage<k>.png/.svg and loss_all.png/.svg (loss curves with the evaluation points), samples_stage<k>.png (prompt × photo grid),\n' +
+    'and summary.md, one page linking them.',
+});
 const fmt = (v?: number) => (v === undefined ? '-' : v.toFixed(4));
 
-export async function main(argv = process.argv.slice(2)): Promise<void> {
-  const a = parseArgs(argv);
-  const backend = a.backend ?? 'cpu';
-  if (backend !== 'cpu' && backend !== 'cuda') throw new Error(`--backend ${backend}: cpu or cuda`);
-  const config = pulidConfigs[a.config ?? 'tiny'];
-  if (!config) throw new Error(`--config: one of ${Object.keys(pulidConfigs).join(', ')}`);
+export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
+  const backend = a.backend;
+  const config = pulidConfigs[a.config];
   const defaults: Record<string, [number, number, number]> = { micro: [300, 60, 60], tiny: [300, 60, 60], sdxl: [1, 1, 1] };
-  const st = (a.steps ?? '').split(',').filter(Boolean).map(Number);
+  const st = a.steps ?? [];
   const steps: Record<Stage, number> = st.length === 3 ? { 1: st[0], 2: st[1], 3: st[2] } : st.length === 1 ? { 1: st[0], 2: st[0], 3: st[0] } : { 1: defaults[config.name][0], 2: defaults[config.name][1], 3: defaults[config.name][2] };
-  const stages: Stage[] = a.stage ? [Number(a.stage) as Stage] : [1, 2, 3];
+  const stages: Stage[] = a.stage ? [a.stage as Stage] : [1, 2, 3];
   const out = a.out ?? path.join('runs', `pulid-${config.name}`);
   for (const f of prepareRunDir(out)) console.log(`  removed ${f} (left by a killed writer)`);
-  const seed = Number(a.seed ?? 0);
+  const seed = a.seed;
 
   console.log(`PuLID ${config.name}: stages ${stages.join(',')}, steps ${stages.map((s) => steps[s]).join(',')}, out ${out}`);
   const { samples, text } = await loadDataset(config, { data: a.data, seed, log: (s) => console.log(`  data: ${s}`) });
@@ -58,16 +75,19 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     loadSafetensorsInto(baseWeights, path.join(a.weights, 'vae/diffusion_pytorch_model.safetensors'), model.base, { strict: false, addPrefix: 'vae.' });
   }
   const trainer = new PulidTrainer(model, samples, text, {
-    steps, seed, lr: Number(a.lr ?? 1e-3), accumulation: Number(a.accumulation ?? 1), memoryBudget: a['memory-budget'] ? bytes(a['memory-budget']) : undefined,
-    mode: (a.mode ?? 'plain') as IdAttentionMode, baseWeights, backend, fusion: a.fusion ? { diff: !/^(off|none|lightning-off)$/.test(a.fusion) || a.fusion === 'lightning-off', full: a.fusion === 'on' } : undefined,
+    steps, seed, lr: a.lr, accumulation: a.accumulation, memoryBudget: a['memory-budget'],
+    mode: a.mode, baseWeights, backend, fusion: a.fusion ? { diff: !/^(off|none|lightning-off)$/.test(a.fusion) || a.fusion === 'lightning-off', full: a.fusion === 'on' } : undefined,
   });
   if (a.resume) { trainer.load(a.resume); console.log(`  resumed from ${a.resume}: stage ${trainer.stage}, done ${JSON.stringify(trainer.done)}`); }
 
   const metricsFile = path.join(out, 'metrics.json');
-  let metrics: TrainingMetrics = { config: config.name, steps, programs: {}, history: [], stages: {} };
-  if (a.resume) metrics = resumeMetrics(metricsFile, trainer.done, metrics); // keeps history and stage summaries
+  let metrics = { config: config.name, steps, programs: {}, history: [], stages: {} } as TrainingMetrics & RunMetrics;
+  if (a.resume) metrics = resumeMetrics(metricsFile, trainer.done, metrics) as TrainingMetrics & RunMetrics; // keeps history and stage summaries
   const save = () => writeMetrics(metricsFile, metrics);
-  let sample: ((w: Map<string, Float32Array>) => ArrayLike<number>) | undefined;
+  let sample: Awaited<ReturnType<typeof sampler>> | undefined;
+  // The sample grid: prompts (rows) × the first training faces (columns), the same noise in every cell.
+  const gridPrompts = [ID_LOSS_PROMPT, ...STYLE_PROMPTS.filter((p) => p !== ID_LOSS_PROMPT)].slice(0, a['grid-prompts']);
+  const gridFaces = samples.slice(0, a['grid-faces']);
 
   for (const stage of stages) {
     if (stage < trainer.stage || trainer.done[stage] >= steps[stage]) continue;
@@ -81,11 +101,10 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       (mr.budget ? `, budget ${(mr.budget / 2 ** 20).toFixed(2)} MiB, ${mr.recomputed.length} values recomputed` : ''));
     metrics.programs[c.kind] = { kernels: c.program.kernels.length, compileSeconds: c.compileSeconds, naiveBytes: mr.naiveBytes, plannedBytes: mr.plannedBytes, peakLiveBytes: mr.peakLiveBytes, residentBytes: mr.residentBytes, budget: mr.budget, recomputed: mr.recomputed.length };
     const evalBefore = await trainer.evaluate(stage);
-    const bar = new cliProgress.SingleBar({
-      format: 'stage {stage} |{bar}| {value}/{total} | loss {loss} diff {diff} id {id} sem {sem} layout {layout} | {rate} steps/s | ETA {eta_formatted}',
-      hideCursor: true, noTTYOutput: true, notTTYSchedule: 5000,
-    }, cliProgress.Presets.shades_classic);
-    bar.start(steps[stage], trainer.done[stage], { stage, loss: '-', diff: '-', id: '-', sem: '-', layout: '-', rate: '-' });
+    const bar = progress(`stage ${stage}`, steps[stage], {
+      format: `stage ${stage} |{bar}| {value}/{total} | loss {loss} diff {diff} id {id} sem {sem} layout {layout} | {rate} steps/s | ETA {eta_formatted}`,
+      start: trainer.done[stage], payload: { loss: '-', diff: '-', id: '-', sem: '-', layout: '-', rate: '-' },
+    });
     const t0 = performance.now(), first = trainer.done[stage];
     let last: Awaited<ReturnType<PulidTrainer['step']>> | undefined;
     while (trainer.done[stage] < steps[stage]) {
@@ -93,7 +112,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       const { image: _img, ...rec } = last;
       metrics.history.push(rec);
       const rate = (trainer.done[stage] - first) / ((performance.now() - t0) / 1000);
-      bar.update(trainer.done[stage], { loss: fmt(rec.loss), diff: fmt(rec.l_diff), id: fmt(rec.l_id), sem: fmt(rec.l_sem), layout: fmt(rec.l_layout), rate: rate.toFixed(2) });
+      bar.update(trainer.done[stage], undefined, { loss: fmt(rec.loss), diff: fmt(rec.l_diff), id: fmt(rec.l_id), sem: fmt(rec.l_sem), layout: fmt(rec.l_layout), rate: rate.toFixed(2) });
     }
     bar.stop();
     const hist = metrics.history.filter((h) => h.stage === stage && !h.skipped);
@@ -103,33 +122,41 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     for (const k of LOSS_KEYS) summary[k] = { first: mean(k, head), last: mean(k, tail) };
     const evalAfter = await trainer.evaluate(stage);
     summary.eval = { before: evalBefore, after: evalAfter };
-    metrics.stages[String(stage)] = summary;
+    metrics.stages[String(stage)] = summary as RunMetrics['stages'][string];
     console.log(`  stage ${stage} done: ${JSON.stringify(summary)}`);
     console.log(`  fixed evaluation set (${samples.length} draws): ` + Object.keys(evalBefore).map((k) => `${k} ${fmt(evalBefore[k])} → ${fmt(evalAfter[k])}`).join(', '));
     save(); // metrics first: a kill before the checkpoint leaves metrics ahead of it, which resumeMetrics trims
     trainer.save(path.join(out, `stage${stage}.safetensors`));
     trainer.save(path.join(out, 'last.safetensors'));
     if (last?.image) writeImagePng(path.join(out, `train_image_stage${stage}.png`), last.image, model.imageSize);
-    sample ??= await sampler(model, samples[0], text, baseWeights, backend as 'cpu' | 'cuda', seed);
-    writeImagePng(path.join(out, `sample_stage${stage}.png`), sample(trainer.snapshot()), model.imageSize);
+    sample ??= await sampler(model, text, baseWeights, backend, seed);
+    const weights = trainer.snapshot();
+    writeImagePng(path.join(out, `sample_stage${stage}.png`), sample(weights, samples[0], ID_LOSS_PROMPT), model.imageSize);
+    if (gridPrompts.length && gridFaces.length) {
+      const cells = gridPrompts.map((p) => gridFaces.map((face) => ({ chw: sample!(weights, face, p), size: model.imageSize })));
+      writeSampleGrid(path.join(out, `samples_stage${stage}.png`), gridPrompts, gridFaces.map((g) => g.name), cells);
+    }
     save();
+    const plots = [writeStageLossPlot(out, metrics, stage), writeRunLossPlot(out, metrics)].filter(Boolean);
+    console.log(`  wrote ${plots.map((p) => `${p}.png/.svg`).join(', ')}${gridPrompts.length ? `, samples_stage${stage}.png (${gridPrompts.length} prompts × ${gridFaces.length} faces)` : ''}, ${path.basename(writeRunSummary(out, metrics))}`);
   }
   save();
   console.log(`\nwrote ${metricsFile}, checkpoints and samples in ${out}`);
 }
 
-/** The compiled generation program (one reference face, the ID-loss prompt, fixed noise): the trained adapter's
- * weights in, an image [1, 3, H, W] out. */
-async function sampler(model: PulidModel, face: PulidSample, text: TextConditioner, base: ParamStore | undefined, backend: 'cpu' | 'cuda', seed: number) {
+/** The compiled generation program (one reference face, fixed noise): the trained adapter's weights, a face and a
+ * prompt in, an image [1, 3, H, W] out. */
+async function sampler(model: PulidModel, text: TextConditioner, base: ParamStore | undefined, backend: 'cpu' | 'cuda', seed: number) {
   const prog = await compile({ outputs: { image: generateGraph(model, { references: 1 }).image } }, { backend });
   const frozen = materialize(materialize(new Map(base ?? []), model.base), model.trainable);
+  prog.loadParams(frozen, { strict: false });
   const names = new Set(prog.paramNames());
-  for (const n of names) { const v = frozen.get(n); if (v) prog.setParam(n, v); }
-  const feeds = generateFeeds(model, [face.id], text.encode(ID_LOSS_PROMPT), normalFill(4 * model.latentSize ** 2, seed + 404), model.config.idScale);
-  return (w: Map<string, Float32Array>) => {
-    for (const [k, v] of w) if (names.has(k)) prog.setParam(k, v);
-    return prog.run(feeds).image;
+  const noise = normalFill(4 * model.latentSize ** 2, seed + 404);
+  let loaded: Map<string, Float32Array> | undefined;
+  return (w: Map<string, Float32Array>, face: PulidSample, prompt: string) => {
+    if (loaded !== w) { for (const [k, v] of w) if (names.has(k)) prog.setParam(k, v); loaded = w; }
+    return prog.run(generateFeeds(model, [face.id], text.encode(prompt), noise, model.config.idScale)).image;
   };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await runCli(() => main());
+if (isMain(import.meta.url)) await runCli(cli, (o) => main(o));

@@ -7,6 +7,7 @@ import { Node as TsNode, Project, SyntaxKind } from 'ts-morph';
 import { OPS, OP_NAMES } from '../compiler/ops/registry';
 import { isDifferentiable } from '../compiler/ops/entry';
 import { repoRoot } from '../compiler/ir/source';
+import { defineCli, isMain, parseOrExit } from './cli';
 
 /** op name → "compiler/ops/file.ts:line" of its definition. */
 export function definitionSites(): Map<string, string> {
@@ -58,11 +59,17 @@ export function renderOpDocs(): string {
   ].join('\n');
 }
 
-const isMain = process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname);
-if (isMain) {
+const cli = defineCli({
+  command: 'npx tsx tools/gen-op-docs.ts',
+  summary: 'Writes docs/ops.md from the op registry (npm run docs:ops).',
+  options: { check: { type: 'flag', help: 'exit 1 when docs/ops.md is out of date instead of writing it' } },
+  examples: ['npm run docs:ops', 'npx tsx tools/gen-op-docs.ts --check'],
+});
+if (isMain(import.meta.url)) {
+  const { values } = parseOrExit(cli);
   const file = path.join(repoRoot, 'docs', 'ops.md');
   const text = renderOpDocs();
-  if (process.argv.includes('--check')) {
+  if (values.check) {
     if (readFileSync(file, 'utf8') !== text) { console.error('docs/ops.md is out of date: run npm run docs:ops'); process.exit(1); }
   } else writeFileSync(file, text);
 }

@@ -13,6 +13,7 @@
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { defineCli, parseOrExit } from '../../tools/cli';
 
 process.env.OMP_WAIT_POLICY ??= 'passive';
 const { crop, decodeImage, faceApiNetInput } = await import('../../models/io/image');
@@ -21,9 +22,16 @@ const { planarNetInput } = await import('../../models/face/landmarks');
 const { detectorInput } = await import('../../models/face/detector');
 const { loadFaceApiParams } = await import('../../models/face/weights');
 
-const argv = process.argv.slice(2);
-const json = argv.includes('--json');
-const reps = Number(argv[argv.indexOf('--reps') + 1]) > 0 && argv.includes('--reps') ? Number(argv[argv.indexOf('--reps') + 1]) : 10;
+const { values: opts } = parseOrExit(defineCli({
+  command: 'npx tsx bench/face/recognizer.ts',
+  summary: 'Face networks on the CPU: Kiln\'s compiled programs vs face-api on tfjs-backend-wasm, same input, same process.',
+  options: {
+    reps: { type: 'int', min: 1, max: 10_000, default: 10, help: 'timed runs after two warm-ups (the median is reported)' },
+    json: { type: 'flag', help: 'print the result as JSON' },
+  },
+  examples: ['npx tsx bench/face/recognizer.ts --reps 20 --json'],
+}));
+const { json, reps } = opts;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 async function time(fn: () => unknown | Promise<unknown>): Promise<number> {

@@ -5,12 +5,22 @@
  */
 import { faceNetSpec, referenceExecutor } from '../../models/face/embedder';
 import { loadFaceApiParams, checkParams, type FaceApiModel } from '../../models/face/weights';
+import { defineCli, exitUsage, parseOrExit } from '../../tools/cli';
 
 const MODEL = { recognizer: 'face_recognition_model', landmarks: 'face_landmark_68_model', detector: 'ssd_mobilenetv1_model' } as const;
 const SIZE = { recognizer: 150, landmarks: 112, detector: 512 } as const;
 type Net = keyof typeof MODEL;
 
-const nets = (process.argv.slice(2).length ? process.argv.slice(2) : ['recognizer', 'landmarks']) as Net[];
+const cli = defineCli({
+  command: 'npx tsx bench/face/reference-forward.ts',
+  summary: 'Time per forward of each face network on the float64 reference evaluator.',
+  positionals: { name: 'recognizer|landmarks|detector ...', help: 'networks to time [default: recognizer landmarks]' },
+  options: {},
+  examples: ['npx tsx bench/face/reference-forward.ts recognizer'],
+});
+const { positionals } = parseOrExit(cli);
+for (const n of positionals) if (!(n in MODEL)) exitUsage(cli, `unknown network '${n}' (${Object.keys(MODEL).join(', ')})`);
+const nets = (positionals.length ? positionals : ['recognizer', 'landmarks']) as Net[];
 for (const net of nets) {
   const { spec, params } = faceNetSpec(net);
   const store = loadFaceApiParams(MODEL[net] as FaceApiModel);

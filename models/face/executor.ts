@@ -4,7 +4,7 @@
  *
  * - `compiledExecutor` (the default): Kiln's compiled CPU back end. `compile(spec)` generates and builds native
  *   code (cached on disk, so a second compile of the same graph is a cache hit), then every parameter is loaded
- *   into the program with `setParam` (float32 in the program). Runs in tens of milliseconds per network.
+ *   into the program with `loadParams` (strict; float32 in the program). Runs in tens of milliseconds per network.
  * - `referenceExecutor`: the float64 reference evaluator — the oracle, not the fast path (seconds per network,
  *   minutes for the SSD at 512×512).
  * - `cudaExecutor`: the same through the CUDA back end (`compile(spec, { backend: 'cuda' })`); where there is no
@@ -34,11 +34,7 @@ export const referenceExecutor: Executor = (spec, params) => ({
 /** Compiles the graph for a back end and loads every parameter the program declares from `params`. */
 const compiled = (backend: 'cpu' | 'cuda'): Executor => async (spec, params) => {
   const program = await compile(spec, { backend });
-  for (const name of program.paramNames()) {
-    const value = params.get(name);
-    if (!value) throw new Error(`${backend} executor: no value for parameter '${name}'`);
-    program.setParam(name, value);
-  }
+  program.loadParams(params, { strict: true });
   return program;
 };
 export const compiledExecutor: Executor = compiled('cpu');

@@ -78,7 +78,7 @@ export async function compiledFaceEmbedder(): Promise<FaceEmbedder> {
     const prog = await compile(spec);
     const store = loadFaceApiParams(model);
     checkParams(store, params.declared, model);
-    for (const name of prog.paramNames()) { const v = store.get(name); if (v) prog.setParam(name, v); }
+    prog.loadParams(store, { strict: false });
     progs.set(Object.keys(spec.outputs).sort().join(','), { run: (feeds: Feeds) => prog.run(feeds) });
   }
   // models/face's Executor: (spec, params) → program (sync here; the face pipeline also accepts async ones).
@@ -86,11 +86,19 @@ export async function compiledFaceEmbedder(): Promise<FaceEmbedder> {
   return await createFaceEmbedder({ evaluate: executor, maxFaces: 1 });
 }
 
+/** A reference photo in which the face detector found no face. */
+export class NoFaceError extends Error {
+  constructor(readonly source: string) {
+    super(`${source}: no face found (the detector needs one frontal face, roughly 80 pixels or larger)`);
+    this.name = 'NoFaceError';
+  }
+}
+
 /** The largest face of a photo, aligned (dlib box) and cropped, with its landmarks in crop pixels. */
-export function alignFace(embedder: FaceEmbedder, photo: Image | string): AlignedFace {
+export function alignFace(embedder: FaceEmbedder, photo: Image | string, name = typeof photo === 'string' ? photo : 'the photo'): AlignedFace {
   const img = typeof photo === 'string' ? decodeImage(photo) : photo;
   const f: EmbeddedFace | undefined = embedder.embed(img).faces[0];
-  if (!f) throw new Error('condition: no face found');
+  if (!f) throw new NoFaceError(name);
   const [x, y, w, h] = f.alignedBox.map((v) => Math.round(v));
   const x0 = Math.max(0, x), y0 = Math.max(0, y), w0 = Math.min(img.width - x0, w - (x0 - x)), h0 = Math.min(img.height - y0, h - (y0 - y));
   return { crop: crop(img, x0, y0, w0, h0), landmarks: f.landmarks.map(([px, py]) => [px - x0, py - y0] as Pt), descriptor: f.descriptor };

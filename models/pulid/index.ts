@@ -7,3 +7,4 @@ export * from './condition';
 export * from './text';
 export * from './data';
 export * from './trainer';
+export * from './pipeline';

@@ -1,4 +1,4 @@
-/** PuLID's training losses as DSL graphs (see /work/shared/pulid-method.md):
+/** PuLID's training losses as DSL graphs (see docs/pulid-method.md):
  * - L_diff: ε-prediction MSE;
  * - the Lightning T2I branch: the same noise and prompt sampled twice with the 4-step Euler (trailing) schedule,
  *   text only (path t) and text + ID (path tid), as one differentiable graph, recording each cross-attention

@@ -157,6 +157,8 @@ export interface GenerateGraphOptions {
   mode?: IdAttentionMode;
   /** Classifier-free guidance scale (1: conditional branch only, as Lightning uses ≈ 1.2 or 1). */
   guidance?: number;
+  /** Euler steps (default: the config's Lightning steps). */
+  steps?: number;
 }
 
 /** The conditional inputs of `generateGraph` (batch 1): each reference's id_cond and ViT states (a face's
@@ -195,6 +197,7 @@ export function generateGraph(m: PulidModel, o: GenerateGraphOptions = {}): Reco
     });
     return u.add(c.sub(u).mul(g));
   };
-  const lat = eulerSample(model, input('noise', [B, 4, S, S]), m.schedule).latents;
+  const sched = o.steps && o.steps !== m.schedule.timesteps.length ? eulerSchedule(sdxlSchedulerConfig, o.steps) : m.schedule;
+  const lat = eulerSample(model, input('noise', [B, 4, S, S]), sched).latents;
   return { image: m.vae.decode(lat), tokens };
 }

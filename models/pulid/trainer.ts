@@ -10,7 +10,6 @@ import { compile, type Feed, type MemoryReport, type ParamStore, type Program } 
 import { normalFill, uniformFill } from '../../compiler/ir/philox';
 import { initValues } from '../../compiler/ir/init';
 import type { Init } from '../../compiler/ops/attrs';
-import { writePng } from '../io/image';
 import { checkpointLayout, readCheckpoint, writeCheckpoint, type TrainerSettings } from './checkpoint';
 import { loadFaceRecognizerParams } from '../face/recognizer';
 import { alphasCumprod, sdxlSchedulerConfig } from '../sched/index';
@@ -140,10 +139,9 @@ export class PulidTrainer {
     if (kept.length !== this.layout.size || kept.some((n) => !this.layout.has(n))) {
       throw new Error(`PulidTrainer: the ${kind} program keeps [${kept.join(', ')}], the checkpoint layout is [${[...this.layout.keys()].join(', ')}] (checkpoint.ts and model.ts disagree)`);
     }
-    const names = new Set(program.paramNames());
     const frozen: ParamStore = new Map(this.opts.baseWeights ?? []);
     if (kind === 'full') for (const [k, v] of loadFaceRecognizerParams()) frozen.set(k, v);
-    for (const [k, v] of frozen) if (names.has(k)) program.setParam(k, v);
+    program.loadParams(frozen, { strict: false });
     const c: CompiledStep = { kind, program, graph, compileSeconds, memory: program.memoryReport() };
     this.programs.set(kind, c);
     if (!this.opts.baseWeights) byModel.set(key, c);
@@ -312,10 +310,3 @@ function allFinite(a: Float32Array): boolean {
   return true;
 }
 
-/** Image [1, 3, H, W] in [-1, 1] → PNG. */
-export function writeImagePng(file: string, chw: ArrayLike<number>, size: number): void {
-  const rgb = new Uint8Array(size * size * 3);
-  for (let c = 0; c < 3; c++) for (let p = 0; p < size * size; p++) rgb[p * 3 + c] = Math.round(Math.min(1, Math.max(0, (chw[c * size * size + p] + 1) / 2)) * 255);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  writePng(file, { width: size, height: size, channels: 3, data: rgb });
-}

@@ -29,7 +29,7 @@ describe('face-embed CLI', () => {
     }
     const backend = run(text, '--backend', 'tpu');
     expect(backend.status).toBe(2);
-    expect(backend.stderr).toMatch(/--backend must be one of cpu, cuda, reference/);
+    expect(backend.stderr).toMatch(/--backend: one of cpu, cuda, reference, not 'tpu'/);
   });
 
   it('prints {"faces":[]} and exits 1 for a photo without a face (compiled CPU back end)', () => {

@@ -11,7 +11,8 @@
 import path from 'node:path';
 import { microPulidConfig } from '../../models/pulid/config';
 import { PulidModel } from '../../models/pulid/model';
-import { PulidTrainer, writeImagePng } from '../../models/pulid/trainer';
+import { PulidTrainer } from '../../models/pulid/trainer';
+import { writeImagePng } from '../../models/io/chwImage';
 import { writeCheckpoint } from '../../models/pulid/checkpoint';
 import { prepareRunDir, resumeMetrics, writeMetrics, type TrainingMetrics } from '../../models/pulid/runFiles';
 import type { TextConditioner } from '../../models/pulid/text';
