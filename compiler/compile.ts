@@ -5,6 +5,7 @@ import type { Node } from './ir/node';
 import { simplifyGraph } from './passes/simplify';
 import { OPS } from './ops/registry';
 import { schedule } from './schedule/schedule';
+import { isFreeLeaf } from './schedule/fusion';
 import { planMemory } from './schedule/memory';
 import { remapKernel } from './codegen/remap';
 import type { Kernel } from './codegen/kir';
@@ -25,6 +26,9 @@ export interface CompileOptions {
   readonly budget?: number;
   /** false: every node its own kernel (for testing fusion and measuring what it saves). */
   readonly fusion?: boolean;
+  /** Run kernel by kernel and stop at the first one that writes a NaN or ±Inf, naming it, its fused ops and
+   * their source lines (KilnNonFiniteError). Default: the environment's KILN_CHECK_NANS=1. C++ back end. */
+  readonly checkNans?: boolean;
 }
 
 const dump = (stage: string) => (process.env.KILN_DUMP ?? '').split(',').includes(stage);
@@ -57,8 +61,14 @@ export function lowerProgram(spec: GraphSpec, opts: CompileOptions = {}): Lowere
     info.set(b.id, { offset: plan.offsets.get(b.id)!, dtype: node!.dtype, bytes: b.bytes });
   }
   if (dump('kernels')) console.error(kernels.map((k) => describeKernel(k, plan.offsets)).join('\n'));
+  // What each kernel computes, as `op#id at file:line` of the graph nodes fused into it (the commit kernel, last
+  // in schedule order, has no group).
+  const fusedOps = plan.steps.map((st) => {
+    const g = s.fusion.groups[st.recomputeOf ?? st.id];
+    return g ? g.region.filter((n) => !isFreeLeaf(n)).map((n) => `${n.op}#${n.id} at ${n.src}`) : ['parameter updates'];
+  });
   return {
-    kernels, plan, info, fusion: s.fusion, unfusedKernels: s.unfusedKernels, inputs, params,
+    kernels, fusedOps, plan, info, fusion: s.fusion, unfusedKernels: s.unfusedKernels, inputs, params,
     consts: order.filter((n): n is Node<'tensor'> => { const l = OPS[n.op].lower; return l.kind === 'source' && l.storage === 'const'; }), outputs, bufferOf: s.bufferOf,
   };
 }
@@ -87,5 +97,5 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
   const source = renderProgramCpp(low.kernels, low.info);
   if (dump('source')) console.error(source);
   const lib = await compileCpp(source, { extraFlags: ['-fno-math-errno', '-fno-trapping-math', ...(await linkKernelLibrary())] });
-  return new CpuProgram({ ...low, source, sourcePath: lib.sourcePath, lib });
+  return new CpuProgram({ ...low, source, sourcePath: lib.sourcePath, lib, checkNans: opts.checkNans ?? process.env.KILN_CHECK_NANS === '1' });
 }

@@ -4,7 +4,7 @@
 import type { DType } from '../ir/dtype';
 import { castValue } from '../ir/dtype';
 import type { ScalarOp } from '../ops/lowering';
-import { erf, sigmoid } from '../reference/math';
+import { BOOL_RESULT, SCALAR_SEMANTICS } from '../ops/scalar';
 import type { Expr } from './kir';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
@@ -25,15 +25,8 @@ export const load = (buf: number, off: Expr, dt: DType, mask: Expr | null = null
   mask && mask.k === 'const' ? (mask.v ? load(buf, off, dt) : cnst(0, dt)) : mk({ k: 'load', buf, off, mask, dt }, `L${buf}[${off.key}]${mask ? `?${mask.key}` : ''}:${dt}`);
 export const philox = (key_: Expr, ctr: Expr, stream: number): Expr => mk({ k: 'philox', key_, ctr, stream, dt: 'f32' }, `P(${key_.key},${ctr.key},${stream})`);
 
-const FOLD: Partial<Record<ScalarOp, (...a: number[]) => number>> = {
-  add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b,
-  idiv: (a, b) => M.trunc(a / b), mod: (a, b) => a % b, pow: M.pow, max: M.max, min: M.min,
-  lt: (a, b) => +(a < b), le: (a, b) => +(a <= b), eq: (a, b) => +(a === b), ne: (a, b) => +(a !== b),
-  and: (a, b) => +(a && b), or: (a, b) => +(a || b), not: (a) => +!a, neg: (a) => -a, exp: M.exp, log: M.log,
-  sqrt: M.sqrt, rsqrt: (a) => 1 / M.sqrt(a), recip: (a) => 1 / a, abs: M.abs, tanh: M.tanh, sigmoid, erf,
-  sin: M.sin, cos: M.cos, floor: M.floor,
-};
-const BOOL_OPS = new Set<ScalarOp>(['lt', 'le', 'eq', 'ne', 'and', 'or', 'not']);
+const FOLD = SCALAR_SEMANTICS;
+const BOOL_OPS = BOOL_RESULT;
 
 // ---- ranges and linear forms of integer index expressions
 
@@ -174,7 +167,7 @@ function mkAlu(op: ScalarOp, args: readonly Expr[], dt: DType): Expr {
 /** An ALU op, folded and simplified. Result dtype: bool for comparisons and logic, else the first operand's. */
 export function alu(op: ScalarOp, ...args: Expr[]): Expr {
   const dt: DType = BOOL_OPS.has(op) ? 'bool' : args[0].dt;
-  if (args.every((a) => a.k === 'const') && FOLD[op]) return cnst(FOLD[op]!(...args.map((a) => (a as { v: number }).v)), dt);
+  if (args.every((a) => a.k === 'const')) return cnst(FOLD[op](...args.map((a) => (a as { v: number }).v)), dt);
   const [a, b] = args;
   const isC = (x: Expr | undefined, v: number) => x !== undefined && x.k === 'const' && x.v === v;
   switch (op) {

@@ -13,13 +13,9 @@ import { templateCall } from './templates-cpp';
 import { buffersOf } from '../codegen/buffers';
 import { localizeBuffers } from '../codegen/remap';
 
-/** Float max/min as selects (vectorizable; NaN propagates as in the reference), exp and sigmoid through the
- * vectorizable kiln_expf (kernels/cpu/mathfun.h). */
-const isF = (dt: string) => dt === 'f32' || dt === 'f16' || dt === 'bf16';
+/** exp and sigmoid through the vectorizable kiln_expf (kernels/cpu/mathfun.h). */
 const cppOps = {
   ...cOps,
-  max: (a: string[], dt: Parameters<typeof cOps.max>[1]) => (isF(dt) ? `((${a[0]} != ${a[0]} || ${a[0]} > ${a[1]}) ? ${a[0]} : ${a[1]})` : cOps.max(a, dt)),
-  min: (a: string[], dt: Parameters<typeof cOps.min>[1]) => (isF(dt) ? `((${a[0]} != ${a[0]} || ${a[0]} < ${a[1]}) ? ${a[0]} : ${a[1]})` : cOps.min(a, dt)),
   exp: ([a]: string[]) => `kiln_expf(${a})`,
   sigmoid: ([a]: string[]) => `kiln_sigmoidf(${a})`,
 };
@@ -79,8 +75,8 @@ const parallelFor = (n: number) => `#pragma omp parallel for schedule(static) if
 function reduceBody(k: ReduceKernel): string[] {
   const p = new ExprPrinter(cppLang, (b) => `b${b}`);
   const v = p.print(k.value);
-  const op = k.combine === 'add' ? '+' : 'max';
-  const body = [...p.lines.splice(0), k.combine === 'add' ? `acc += ${v};` : `acc = ${v} > acc ? ${v} : acc;`];
+  const op = k.combine === 'add' ? '+' : 'kiln_max';
+  const body = [...p.lines.splice(0), k.combine === 'add' ? `acc += ${v};` : `acc = kiln_maxf(acc, ${v});`];
   const init = k.combine === 'add' ? literal(0, k.accDtype) : literal(-Infinity, k.accDtype);
   // Few rows, long reductions: parallelize the reduction itself; otherwise the rows.
   const red = numel(k.outer) < 8 && numel(k.inner) > 16384;
@@ -97,8 +93,8 @@ function rowBody(k: RowKernel): string[] {
   const row: string[] = [];
   k.reductions.forEach((r, slot) => {
     const p = new ExprPrinter(cppLang, (b) => `b${b}`, `t${slot}_`);
-    const v = p.print(r.value), name = slot ? `acc${slot}` : 'acc', op = r.combine === 'add' ? '+' : 'max';
-    const body = [...p.lines.splice(0), r.combine === 'add' ? `${name} += ${v};` : `${name} = ${v} > ${name} ? ${v} : ${name};`];
+    const v = p.print(r.value), name = slot ? `acc${slot}` : 'acc', op = r.combine === 'add' ? '+' : 'kiln_max';
+    const body = [...p.lines.splice(0), r.combine === 'add' ? `${name} += ${v};` : `${name} = kiln_maxf(${name}, ${v});`];
     row.push(`${cppLang.valueType(r.dt)} ${name} = ${r.combine === 'add' ? literal(0, r.dt) : literal(-Infinity, r.dt)};`);
     row.push(...(red ? loops(k.innerVars, k.inner, body, null, `#pragma omp parallel for reduction(${op}:${name})`)
       : loops(k.innerVars, k.inner, body, `#pragma omp simd reduction(${op}:${name})`, null)));

@@ -65,7 +65,7 @@ export const storeLinesCuda = (stores: readonly Store[], p: ExprPrinter): string
 function reduceKernel(k: ReduceKernel, decl: string[]): string[] {
   const p = new ExprPrinter(cudaLang, (b) => `b${b}`);
   const v = p.print(k.value);
-  const inner = [...bindVars(k.innerVars, k.inner, 'r'), ...p.lines.splice(0), k.combine === 'add' ? `acc += ${v};` : `acc = fmaxf(acc, ${v});`];
+  const inner = [...bindVars(k.innerVars, k.inner, 'r'), ...p.lines.splice(0), k.combine === 'add' ? `acc += ${v};` : `acc = kiln_maxf(acc, ${v});`];
   const ep = new ExprPrinter(cudaLang, (b) => `b${b}`, 'e');
   const init = k.combine === 'add' ? literal(0, k.accDtype) : literal(-Infinity, k.accDtype);
   return [
@@ -91,7 +91,7 @@ function rowKernel(k: RowKernel, decl: string[]): string[] {
   k.reductions.forEach((r, slot) => {
     const p = new ExprPrinter(cudaLang, (b) => `b${b}`, `t${slot}_`);
     const v = p.print(r.value), name = slot ? `acc${slot}` : 'acc';
-    const inner = [...bindVars(k.innerVars, k.inner, 'r'), ...p.lines.splice(0), r.combine === 'add' ? `${name} += ${v};` : `${name} = fmaxf(${name}, ${v});`];
+    const inner = [...bindVars(k.innerVars, k.inner, 'r'), ...p.lines.splice(0), r.combine === 'add' ? `${name} += ${v};` : `${name} = kiln_maxf(${name}, ${v});`];
     stages.push(`float ${name} = ${r.combine === 'add' ? literal(0, r.dt) : literal(-Infinity, r.dt)};`,
       `for (int64_t r = threadIdx.x; r < ${numel(k.inner)}; r += blockDim.x) {`, ...ind(inner), '}',
       `${name} = ${r.combine === 'add' ? 'blockReduceSum' : 'blockReduceMax'}(${name}, true);`);
