@@ -68,9 +68,12 @@ const vars = (prefix: string, shape: Shape) => shape.map((d, i) => E.variable(`$
  * assume flat order is kept (lowering then checks it). */
 function rootIndex(g: Group, ix: readonly Expr[]): readonly Expr[] {
   const path: Node[] = [];
+  const inRegion = new Set(g.region), dead = new Set<Node>();  // nodes known not to lead to the anchor: linear
   const find = (n: Node): boolean => {
     if (n === g.anchor) return true;
-    for (const i of n.inputs) if (g.region.includes(i) && find(i)) { path.push(n); return true; }
+    if (dead.has(n)) return false;
+    for (const i of n.inputs) if (inRegion.has(i) && find(i)) { path.push(n); return true; }
+    dead.add(n);
     return false;
   };
   find(g.root);
