@@ -56,21 +56,26 @@ export const storeLines = (stores: readonly Store[], p: ExprPrinter): string[] =
 /** A loop nest over `shape`; `inner` is the pragma on the innermost loop, `outer` the one on the whole nest
  * (OpenMP collapse over all but the innermost loop, or over the only one). */
 function loops(vars: readonly Expr[], shape: Shape, body: string[], inner: string | null, outer: string | null): string[] {
-  if (shape.length === 0) return body;
-  let out = body;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    const v = vars[i] as { name: string };
-    out = [`for (int64_t ${v.name} = 0; ${v.name} < ${shape[i]}; ++${v.name}) {`, ...ind(out, 1), '}'];
-    if (i === shape.length - 1 && inner && !(outer && shape.length === 1)) out = [inner, ...out];
+  // A dimension of extent 1 is no loop: its variable is 0 (bound only where the body still uses it).
+  const named = shape.map((d, i) => ({ d, name: (vars[i] as { name: string }).name }));
+  const dims = named.filter((x) => x.d !== 1);
+  const unit = named.filter((x) => x.d === 1 && body.some((l) => new RegExp(`\\b${x.name}\\b`).test(l)));
+  let out = [...unit.map((x) => `const int64_t ${x.name} = 0;`), ...body];
+  if (dims.length === 0) return out;
+  for (let i = dims.length - 1; i >= 0; i--) {
+    const { d, name } = dims[i];
+    out = [`for (int64_t ${name} = 0; ${name} < ${d}; ++${name}) {`, ...ind(out, 1), '}'];
+    if (i === dims.length - 1 && inner && !(outer && dims.length === 1)) out = [inner, ...out];
   }
   if (outer) {
-    const c = shape.length > 1 ? shape.length - 1 : 1;
+    const c = dims.length > 1 ? dims.length - 1 : 1;
     out = [`${outer}${c > 1 ? ` collapse(${c})` : ''}`, ...out];
   }
   return out;
 }
 
-const parallelFor = (n: number) => `#pragma omp parallel for schedule(static) if(${n} > 16384)`;
+/** Small loop nests run serially (thread start-up costs more than they do): no pragma at all. */
+const parallelFor = (n: number): string | null => (n > 16384 ? '#pragma omp parallel for schedule(static)' : null);
 
 function reduceBody(k: ReduceKernel): string[] {
   const p = new ExprPrinter(cppLang, (b) => `b${b}`);
@@ -118,10 +123,10 @@ function renderKernelCpp(k: Kernel, info: ReadonlyMap<number, BufferInfo>, at: (
     }
     case 'reduce': body = reduceBody(k); break;
     case 'row': body = rowBody(k); break;
-    case 'extern': { const t = templateCall(k as ExternKernel, decl); helpers = t.helpers; body = ['kiln_O = O;', ...t.body]; break; }
+    case 'extern': { const t = templateCall(k as ExternKernel, decl); helpers = t.helpers; body = [...(t.helpers.length ? ['const kiln_frame fr = {A, O};'] : []), ...t.body]; break; }
     case 'commit': body = k.copies.map((c) => `std::memcpy(A + ${at(c.to)}, A + ${at(c.from)}, ${c.bytes});`); break;
   }
-  return [`// ${k.kind}: ${k.ops.join(', ')}`, ...helpers, `KILN_NOINLINE static void ${k.name}(uint8_t* A, const int64_t* O) {`, '  (void)O;', ...ind([...decl, ...body], 1), '}'].join('\n');
+  return [`// ${k.kind}: ${k.ops.join(', ')}`, ...helpers, `KILN_NOINLINE static void ${k.name}(uint8_t* A, const int64_t* O) {`, ...ind([...decl, ...body], 1), '}'].join('\n');
 }
 
 /** The program's functions (one per distinct body) and, per kernel, the function and its offset table. */
@@ -157,11 +162,6 @@ export function renderProgramCppParts(kernels: readonly Kernel[], info: Readonly
     ...['prelude.h', 'philox.h', 'half.h', 'mathfun.h', 'kiln_lib.h'].map((h) => `#include "${h}"`),
     '#include <vector>',
     '',
-    '// The arena of the running program and the offset table of the running kernel, for template epilogues',
-    '// (called back from the kernel library).',
-    'static uint8_t* kiln_A = nullptr;',
-    'static const int64_t* kiln_O = nullptr;',
-    '',
     `// ${kernels.length} kernels, ${defs.length} distinct functions.`,
     ...defs,
     '// Arena byte offsets of each kernel\'s buffers, in the order its function numbers them.',
@@ -170,13 +170,11 @@ export function renderProgramCppParts(kernels: readonly Kernel[], info: Readonly
     '};',
     '',
     'KILN_ENTRY int kiln_run(uint8_t* A, const int64_t* /*args*/) {',
-    '  kiln_A = A;',
     ...kernels.map((_k, i) => `  ${call(i)}`),
     '  return 0;',
     '}',
     '',
     'KILN_ENTRY int kiln_kernel(uint8_t* A, const int64_t* args) {',
-    '  kiln_A = A;',
     '  switch (args[0]) {',
     ...kernels.map((_k, i) => `    case ${i}: ${call(i)} return 0;`),
     '  }',

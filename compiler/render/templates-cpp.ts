@@ -1,7 +1,7 @@
 /** Calls into the precompiled CPU kernel library (kernels/cpu/kiln_lib.h): each template's arguments from the
  * operand views and attributes, and the fused epilogue as a static function over the template's output
- * indices (it finds the arena through `kiln_A`, set by the entry points, and its buffers' offsets through `kiln_O`,
- * set by the kernel). */
+ * indices (it finds the arena and its buffers' offsets through the `kiln_frame` the kernel passes along, so
+ * nothing is global and programs are re-entrant). */
 import { numel, stridesOf } from '../ir/shape';
 import type { ExternKernel, StridedView } from '../codegen/kir';
 import { ExprPrinter, literal } from './cstyle';
@@ -30,8 +30,8 @@ export function templateCall(k: ExternKernel, decls: readonly string[]): Templat
   const epiName = `${k.name}_epilogue`;
   const epilogue = (params: string[], bind: string[]) => {
     const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
-    return [`static void ${epiName}(${params.map((x) => `int64_t ${x}`).join(', ')}, float acc) {`,
-      '  uint8_t* A = kiln_A;', '  const int64_t* O = kiln_O; (void)O;', ...decls.map((l) => `  ${l}`), ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`), '}'];
+    return [`static void ${epiName}(const kiln_frame* fr, ${params.map((x) => `int64_t ${x}`).join(', ')}, float acc) {`,
+      '  uint8_t* A = fr->A;', '  const int64_t* O = fr->O;', ...decls.map((l) => `  ${l}`), ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`), '}'];
   };
   switch (k.template) {
     case 'matmul': {
@@ -43,7 +43,7 @@ export function templateCall(k: ExternKernel, decls: readonly string[]): Templat
       return {
         helpers: epilogue(['bb', 'ii', 'jj'], [...bindBatch(v.slice(0, -2), batch, 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jj;`]),
         body: [`const kiln_batch bt = {${batch.length}, ${list(batch)}, ${list(bstride(A))}, ${list(bstride(B))}};`,
-          `kiln_gemm_f32(${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt, ${epiName});`],
+          `kiln_gemm_f32(${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt, ${epiName}, &fr);`],
       };
     }
     case 'conv2d': case 'conv2d_bwd_data': case 'conv2d_bwd_weight': {
@@ -56,7 +56,7 @@ export function templateCall(k: ExternKernel, decls: readonly string[]): Templat
       const dims = [N, C, H, W, O, KH, KW, st[0], st[1], pd[0], pd[1], pd[2], pd[3], dl[0], dl[1], a.groups];
       return {
         helpers: epilogue(['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3;`]),
-        body: [`static const int64_t dims[16] = {${dims.join(', ')}};`, `kiln_${k.template}_f32(dims, ${ptr(p)}, ${ptr(q)}, ${epiName});`],
+        body: [`static const int64_t dims[16] = {${dims.join(', ')}};`, `kiln_${k.template}_f32(dims, ${ptr(p)}, ${ptr(q)}, ${epiName}, &fr);`],
       };
     }
     case 'sdpa': case 'sdpa_grad': {
@@ -67,7 +67,7 @@ export function templateCall(k: ExternKernel, decls: readonly string[]): Templat
       const tail = `${literal(a.scale, 'f32')}, ${a.causal ? 1 : 0}`;
       return {
         helpers: epilogue(['bb', 'ii', 'tt'], [...bindBatch(v.slice(0, -2), k.outShape.slice(0, -2), 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = tt;`]),
-        body: [k.template === 'sdpa' ? `kiln_sdpa_f32(${common}, ${tail}, ${epiName});` : `kiln_sdpa_grad_f32(${common}, ${ptr(k.operands[3])}, ${tail}, ${a.wrt}, ${epiName});`],
+        body: [k.template === 'sdpa' ? `kiln_sdpa_f32(${common}, ${tail}, ${epiName}, &fr);` : `kiln_sdpa_grad_f32(${common}, ${ptr(k.operands[3])}, ${tail}, ${a.wrt}, ${epiName}, &fr);`],
       };
     }
     case 'scatter_add': {
@@ -81,7 +81,7 @@ export function templateCall(k: ExternKernel, decls: readonly string[]): Templat
         body: [
           `std::vector<float> tmp(${numel(k.outShape)}, 0.0f);`,
           `kiln_scatter_add_f32(${outer}, ${nIdx}, ${inner}, ${a.size}, ${ptr(upd)}, ${ptr(ix)}, tmp.data());`,
-          `#pragma omp parallel for if(${numel(k.outShape)} > 16384)`,
+          ...(numel(k.outShape) > 16384 ? ['#pragma omp parallel for'] : []),
           `for (int64_t f = 0; f < ${numel(k.outShape)}; ++f) {`,
           '  const float acc = tmp[f];',
           ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`),
