@@ -10,7 +10,7 @@ import { verifyKernels } from './codegen/verify';
 import { printGraph } from './ir/print';
 import { OPS } from './ops/registry';
 import { schedule } from './schedule/schedule';
-import { isFreeLeaf } from './schedule/fusion';
+import { isFreeLeaf } from './ops/views';
 import { planMemory } from './schedule/memory';
 import { remapKernel } from './codegen/remap';
 import type { Kernel } from './codegen/kir';

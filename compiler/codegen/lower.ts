@@ -5,8 +5,18 @@ import type { Node } from '../ir/node';
 import { numel, stridesOf, type Shape } from '../ir/shape';
 import { OPS } from '../ops/registry';
 import type { Builder, LowerCtx } from '../ops/lowering';
-import type { Group } from '../schedule/fusion';
-import { isFreeLeaf, isView, viewLayout } from '../schedule/fusion';
+import { isFreeLeaf, isView, viewLayout } from '../ops/views';
+
+/** What fusion hands lowering: `root` is realized; `region` is every node inlined into it (root included);
+ * `anchor` is the reduction or template the kernel is built around, if any (its result feeds the fused
+ * epilogue); `rows` are the reductions over trailing axes that run as stages of a row kernel, in order. */
+export interface KernelGroup {
+  readonly root: Node;
+  readonly anchor: Node | null;
+  readonly region: readonly Node[];
+  readonly rows: readonly Node[];
+}
+type Group = KernelGroup;
 import { ctxOf } from '../ops/context';
 import * as E from './expr';
 import type { Expr, Kernel, Store, StridedView } from './kir';

@@ -16,19 +16,13 @@
  *    each, when nothing else needs the statistics). */
 import type { Node } from '../ir/node';
 import { numel, stridesOf } from '../ir/shape';
-import type { StridedLayout } from '../ops/lowering';
-import { ctxOf } from '../ops/context';
 import { OPS } from '../ops/registry';
+import { isFreeLeaf, isView, viewLayout } from '../ops/views';
+import type { KernelGroup } from '../codegen/lower';
 
 /** A kernel to generate: `root` is realized; `region` is every node inlined into it (root included); `anchor`
  * is the reduction or template the kernel is built around, if any (its result feeds the fused epilogue). */
-export interface Group {
-  readonly root: Node;
-  readonly anchor: Node | null;
-  readonly region: readonly Node[];
-  /** Row kernels: reductions over the trailing axes that run as stages of this kernel, in order. */
-  readonly rows: readonly Node[];
-}
+export type Group = KernelGroup;
 
 export interface FusionResult {
   readonly realized: ReadonlySet<number>;
@@ -38,20 +32,6 @@ export interface FusionResult {
 
 const kind = (n: Node) => OPS[n.op].lower.kind;
 const cost = (n: Node) => { const l = OPS[n.op].lower; return l.kind === 'pointwise' ? l.cost : Infinity; };
-/** Movement ops a strided layout can express (their lowering has a `view`): templates read them without a copy. */
-export const isView = (n: Node): boolean => { const l = OPS[n.op].lower; return l.kind === 'pointwise' && l.view !== undefined; };
-/** Generators with no inputs (constants, iota): always recomputed where used, never a kernel of their own. */
-export const isFreeLeaf = (n: Node): boolean => OPS[n.op].lower.kind === 'pointwise' && n.inputs.length === 0;
-
-/** The strided layout of `n` as a view of a realized (contiguous) buffer, or null. */
-export function viewLayout(n: Node, realized: { has(id: number): boolean }): StridedLayout | null {
-  if (realized.has(n.id)) return { shape: n.shape, strides: stridesOf(n.shape), offset: 0 };
-  const l = OPS[n.op].lower;
-  if (l.kind !== 'pointwise' || !l.view) return null;
-  const src = viewLayout(n.inputs[0], realized);
-  return src && (l.view as (s: StridedLayout, c: unknown) => StridedLayout | null)(src, ctxOf(n));
-}
-
 /** Inlined region of a realized root: DFS through unrealized inputs, inputs first. */
 function regionOf(root: Node, realized: { has(id: number): boolean }, anchor?: Node): Node[] {
   const seen = new Set<number>(), out: Node[] = [];

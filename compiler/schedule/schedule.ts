@@ -3,7 +3,8 @@
 import type { Node } from '../ir/node';
 import { numel } from '../ir/shape';
 import { byteSize } from '../ir/dtype';
-import { fuse, isFreeLeaf, type FusionResult } from './fusion';
+import { fuse, type FusionResult } from './fusion';
+import { isFreeLeaf } from '../ops/views';
 import { OPS } from '../ops/registry';
 import { AnchorMismatch, kernelElements, lowerGroup } from '../codegen/lower';
 import type { Expr, Kernel } from '../codegen/kir';
