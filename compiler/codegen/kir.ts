@@ -4,7 +4,7 @@
  * shares; kernels say how they iterate. */
 import type { DType } from '../ir/dtype';
 import type { Shape } from '../ir/shape';
-import type { ScalarOp } from '../ops/lowering';
+import type { ScalarOp, TemplateName } from '../ops/lowering';
 
 export type Expr =
   | { readonly k: 'const'; readonly v: number; readonly dt: DType; readonly key: string; readonly h: number }
@@ -56,7 +56,7 @@ export interface StridedView { readonly buf: number; readonly shape: Shape; read
 export interface ExternKernel {
   readonly kind: 'extern';
   readonly name: string;
-  readonly template: string;
+  readonly template: TemplateName;
   readonly attrs: Readonly<Record<string, unknown>>;
   readonly operands: readonly StridedView[];
   readonly outShape: Shape;
