@@ -9,8 +9,9 @@
  *    instead when recomputing it would cost more than `maxInlineCost` (repeated to a fixed point).
  * 3. Epilogues: a reduction or template whose value flows through single-use pointwise nodes into one realized
  *    pointwise root of the same size becomes that root's anchor, so the kernel computes it and applies the
- *    epilogue before storing. Lowering verifies that the epilogue reads the anchor at the element it produces;
- *    if not, the compiler marks the anchor `forced` and fuses again.
+ *    epilogue before storing, when `canAnchor` (codegen) says the epilogue reads the anchor at the element it
+ *    produces; otherwise the anchor stays a kernel of its own and the reason is recorded. Lowering then follows
+ *    what fusion decided (Inductor's can_fuse_vertical; no exception-driven re-fusion).
  * 4. Row kernels: reductions over trailing axes whose every reader lies in one pointwise kernel of the
  *    reduced input's size run as stages of that kernel (softmax, layer norm, group norm + SiLU: one kernel
  *    each, when nothing else needs the statistics). */
@@ -18,7 +19,7 @@ import type { Node } from '../ir/node';
 import { numel, stridesOf } from '../ir/shape';
 import { OPS } from '../ops/registry';
 import { isFreeLeaf, isView, viewLayout } from '../ops/views';
-import type { KernelGroup } from '../codegen/lower';
+import { canAnchor, type KernelGroup } from '../codegen/lower';
 
 /** A kernel to generate: `root` is realized; `region` is every node inlined into it (root included); `anchor`
  * is the reduction or template the kernel is built around, if any (its result feeds the fused epilogue). */
@@ -103,7 +104,6 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
     for (const a of order) {
       if (kind(a) !== 'reduce' && kind(a) !== 'extern') continue;
       if (rootIds.has(a.id)) continue;
-      if (forced.has(a.id)) { whyNot.push(`${a.op}#${a.id} (${a.src}): an epilogue reads it at another index than the element it computes`); continue; }
       // Everything downstream of `a` through unrealized pointwise nodes must end in one realized node: then
       // those nodes are inlined only there, and that kernel can be built around `a`.
       const seen = new Set<number>(), exits = new Set<Node>();
@@ -131,6 +131,10 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
       }
       if (numel(n.shape) !== numel(a.shape)) { whyNot.push(`${a.op}#${a.id} (${a.src}): the epilogue ${n.op}#${n.id} has ${numel(n.shape)} elements, the ${a.op} ${numel(a.shape)} (a broadcast)`); continue; }
       if (anchorOf.has(n.id)) { whyNot.push(`${a.op}#${a.id} (${a.src}): the kernel of ${n.op}#${n.id} already has an anchor`); continue; }
+      if (forced.has(a.id) || !canAnchor({ root: n, anchor: a, rows: [], region: regionOf(n, realized, a) })) {
+        whyNot.push(`${a.op}#${a.id} (${a.src}): an epilogue reads it at another index than the element it computes`);
+        continue;
+      }
       anchorOf.set(n.id, a);
       realized.delete(a.id);
     }
@@ -176,6 +180,12 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
         }
       }
       if (!taken.length) continue;
+      // Fusion decides, lowering follows: ask before committing that every stage is read at its own row.
+      const sorted = [...taken].sort((a, b) => pos.get(a.id)! - pos.get(b.id)!);
+      if (!canAnchor({ root: p, anchor: null, rows: sorted, region: regionOf(p, without) })) {
+        whyNot.push(`${p.op}#${p.id} (${p.src}): its reductions ${taken.map((t) => `${t.op}#${t.id}`).join(', ')} are read at other rows than the one computed, so they are not stages of its kernel`);
+        continue;
+      }
       for (const r of taken) realized.delete(r.id);
       rowsOf.set(p.id, taken.sort((a, b) => pos.get(a.id)! - pos.get(b.id)!));
     }
