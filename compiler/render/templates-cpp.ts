@@ -93,7 +93,7 @@ const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {
       body: [
         `std::vector<float> tmp(${numel(k.outShape)}, 0.0f);`,
         `kiln_scatter_add_f32(${outer}, ${nIdx}, ${inner}, ${a.size}, ${ptr(upd)}, ${ptr(ix)}, tmp.data());`,
-        ...(numel(k.outShape) > 16384 ? ['#pragma omp parallel for'] : []),
+        `#pragma omp parallel for if(${numel(k.outShape)} > 16384)`,
         `for (int64_t f = 0; f < ${numel(k.outShape)}; ++f) {`,
         '  const float acc = tmp[f];',
         ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`),

@@ -1,5 +1,5 @@
-/** The generated C++ reads cleanly and is re-entrant: no constant pragma clauses, extent-1 loops or void
- * casts, and no mutable globals (template epilogues get the arena through the kiln_frame their kernel passes). */
+/** The generated C++ reads cleanly and is re-entrant: no extent-1 loops or void
+ * casts of O, and no mutable globals (template epilogues get the arena through the kiln_frame their kernel passes). */
 import { compile, evaluate, input, linear, softmax } from '../../compiler/index';
 import { lowerProgram } from '../../compiler/compile';
 import { renderProgramCpp } from '../../compiler/render/cpp';
@@ -13,11 +13,10 @@ function graph() {
 const feeds = { x: Array.from({ length: 32 }, (_v, i) => Math.sin(i)), w: Array.from({ length: 48 }, (_v, i) => Math.cos(i * 0.3)) };
 
 describe('generated C++', () => {
-  test('has no noise: constant pragma clauses, extent-1 loops, void casts', () => {
+  test('has no noise: extent-1 loops, void casts', () => {
     const low = lowerProgram(graph());
     const src = renderProgramCpp(low.kernels, low.info);
     expect(src).toMatch(/kiln_gemm_f32\(/);
-    expect(src).not.toMatch(/if\(\d+ > \d+\)/);
     expect(src).not.toMatch(/\(void\)O/);
     expect(src).not.toMatch(/; \w+ < 1; \+\+/);
   });
