@@ -7,11 +7,29 @@
  * (test/support/env.ts sets KILN_VERIFY=1). */
 const full = process.env.KILN_FULL === '1';
 
-/** Suites that only the full run takes: PuLID training (several minutes of compiling and training), the
- * deep planner and model cases. */
+/** Suites that only the full run takes (seconds from one full run on 2 busy cores with a cold kernel cache):
+ * PuLID training (634) and generation (90), the deep planner simulations (203), the face networks on real
+ * weights (pipeline 252, recognizer 133, CLI 34), nvcc compiles of the CUDA templates and generated code (83 +
+ * 83), the type-level fixtures through tsc (92; `npm run typecheck` covers the sources), the per-template CPU
+ * kernel sweeps (conv 44, attention 24, GEMM 19), the tiny UNet (39) and the PuLID gradient checks (32). The
+ * fast run keeps the op table forward/backward on the C++ back end, fusion, memory planning, training of small
+ * nets, IEEE special values and the compiler's golden and meta tests. */
 export const slowSuites = [
-  '<rootDir>/test/pulid/train.test.ts',
-];
+  'test/pulid/train.test.ts',
+  'test/pulid/generate.test.ts',
+  'test/pulid/grad.test.ts',
+  'test/schedule/memory-sim.test.ts',
+  'test/face/pipeline.test.ts',
+  'test/face/recognizer.test.ts',
+  'test/face/cli.test.ts',
+  'test/kernels/cuda-compile.test.ts',
+  'test/backend/cuda-codegen.test.ts',
+  'test/dsl/types.test.ts',
+  'test/kernels/cpu-conv2d.test.ts',
+  'test/kernels/cpu-attention.test.ts',
+  'test/kernels/cpu-gemm.test.ts',
+  'test/models/unet.test.ts',
+].map((f) => `<rootDir>/${f}`);
 
 export default {
   testEnvironment: 'node',
