@@ -25,10 +25,23 @@ import { canAnchor, type KernelGroup } from '../codegen/lower';
  * is the reduction or template the kernel is built around, if any (its result feeds the fused epilogue). */
 export type Group = KernelGroup;
 
+/** Why a node was not fused into its consumer's kernel:
+ * - `operand-in-memory`: a template operand must be a buffer (or a strided view of one);
+ * - `shared-expensive`: read by several kernels and too costly to recompute in each;
+ * - `consumer-not-pointwise`, `several-exits`, `broadcast-epilogue`, `anchor-taken`: no single same-size
+ *   pointwise epilogue to build the kernel around;
+ * - `anchor-misread`: the epilogue reads the anchor at another element (canAnchor said no);
+ * - `rows-misread`: reductions that would be row stages are read at other rows. */
+export type WhyNotCode = 'operand-in-memory' | 'shared-expensive' | 'consumer-not-pointwise' | 'several-exits' | 'broadcast-epilogue' | 'anchor-taken' | 'anchor-misread' | 'rows-misread';
+export interface WhyNot { readonly node: Node; readonly code: WhyNotCode; readonly text: string }
+
 export interface FusionResult {
   readonly realized: ReadonlySet<number>;
   readonly groups: readonly Group[];
+  /** Each decision not to fuse, as text (`explain()` prints these) ... */
   readonly whyNot: readonly string[];
+  /** ... and structured, for tests and tools: the node, a reason code, the same text. */
+  readonly reasons: readonly WhyNot[];
 }
 
 const kind = (n: Node) => OPS[n.op].lower.kind;
@@ -51,12 +64,13 @@ function regionCost(region: readonly Node[]): number {
 }
 
 export function fuse(order: readonly Node[], roots: readonly Node[], forced: ReadonlySet<number> = new Set(), maxInlineCost = 8, enabled = true): FusionResult {
-  const whyNot: string[] = [];
+  const reasons: WhyNot[] = [];
+  const why = (n: Node, code: WhyNotCode, text: string) => { reasons.push({ node: n, code, text: `${n.op}#${n.id} (${n.src}): ${text}` }); };
   const realized = new Set<number>();
-  const realize = (n: Node, why: string) => {
+  const realize = (n: Node, reason: string, code: WhyNotCode = 'operand-in-memory') => {
     if (realized.has(n.id)) return;
     realized.add(n.id);
-    if (why) whyNot.push(`${n.op}#${n.id} (${n.src}): ${why}`);
+    if (reason) why(n, code, reason);
   };
   const users = new Map<number, Node[]>();
   for (const n of order) for (const i of new Set(n.inputs)) { const us = users.get(i.id); if (us) us.push(n); else users.set(i.id, [n]); }
@@ -94,7 +108,7 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
       const k = readers.get(n.id) ?? 0;
       if (k < 2 || realized.has(n.id)) continue;
       const c = regionCost(regionOf(n, realized));
-      if (c > maxInlineCost) { realize(n, `read by ${k} kernels and recomputing it costs ${c} > ${maxInlineCost}`); changed = true; }
+      if (c > maxInlineCost) { realize(n, `read by ${k} kernels and recomputing it costs ${c} > ${maxInlineCost}`, 'shared-expensive'); changed = true; }
     }
   }
 
@@ -127,12 +141,12 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
           n = us[0];
           if (realized.has(n.id)) break;
         }
-        if (n === a || (bad && !realized.has(n.id))) { whyNot.push(`${a.op}#${a.id} (${a.src}): ${bad || 'no epilogue'}`); continue; }
+        if (n === a || (bad && !realized.has(n.id))) { why(a, bad.startsWith('its consumer') ? 'consumer-not-pointwise' : 'several-exits', bad || 'no epilogue'); continue; }
       }
-      if (numel(n.shape) !== numel(a.shape)) { whyNot.push(`${a.op}#${a.id} (${a.src}): the epilogue ${n.op}#${n.id} has ${numel(n.shape)} elements, the ${a.op} ${numel(a.shape)} (a broadcast)`); continue; }
-      if (anchorOf.has(n.id)) { whyNot.push(`${a.op}#${a.id} (${a.src}): the kernel of ${n.op}#${n.id} already has an anchor`); continue; }
+      if (numel(n.shape) !== numel(a.shape)) { why(a, 'broadcast-epilogue', `the epilogue ${n.op}#${n.id} has ${numel(n.shape)} elements, the ${a.op} ${numel(a.shape)} (a broadcast)`); continue; }
+      if (anchorOf.has(n.id)) { why(a, 'anchor-taken', `the kernel of ${n.op}#${n.id} already has an anchor`); continue; }
       if (forced.has(a.id) || !canAnchor({ root: n, anchor: a, rows: [], region: regionOf(n, realized, a) })) {
-        whyNot.push(`${a.op}#${a.id} (${a.src}): an epilogue reads it at another index than the element it computes`);
+        why(a, 'anchor-misread', 'an epilogue reads it at another index than the element it computes');
         continue;
       }
       anchorOf.set(n.id, a);
@@ -183,7 +197,7 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
       // Fusion decides, lowering follows: ask before committing that every stage is read at its own row.
       const sorted = [...taken].sort((a, b) => pos.get(a.id)! - pos.get(b.id)!);
       if (!canAnchor({ root: p, anchor: null, rows: sorted, region: regionOf(p, without) })) {
-        whyNot.push(`${p.op}#${p.id} (${p.src}): its reductions ${taken.map((t) => `${t.op}#${t.id}`).join(', ')} are read at other rows than the one computed, so they are not stages of its kernel`);
+        why(p, 'rows-misread', `its reductions ${taken.map((t) => `${t.op}#${t.id}`).join(', ')} are read at other rows than the one computed, so they are not stages of its kernel`);
         continue;
       }
       for (const r of taken) realized.delete(r.id);
@@ -198,5 +212,5 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
     const rows = rowsOf.get(n.id) ?? [];
     groups.push({ root: n, anchor, rows, region: regionOf(n, realized, anchor ?? undefined) });
   }
-  return { realized, groups, whyNot };
+  return { realized, groups, whyNot: reasons.map((r) => r.text), reasons };
 }

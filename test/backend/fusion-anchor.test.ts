@@ -17,6 +17,8 @@ describe('canAnchor', () => {
     const y = rotated();
     const low = lowerProgram({ outputs: { y } });
     expect(low.fusion.whyNot.some((w) => /^sum#\d+ .*: an epilogue reads it at another index than the element it computes$/.test(w))).toBe(true);
+    // structured: the node and a reason code tests can assert
+    expect(low.fusion.reasons.map((r) => [r.node.op, r.code])).toEqual([['sum', 'anchor-misread']]);
     expect(low.kernels.map((k) => k.kind)).toEqual(['reduce', 'pointwise']);
     const prog = await compile({ outputs: { y } });
     expect(relErr(prog.run(feeds).y, evaluate({ outputs: { y } }, feeds).outputs.y.data)).toBeLessThanOrEqual(1e-6);
