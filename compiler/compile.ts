@@ -1,10 +1,16 @@
 /** The compiler pipeline, top to bottom: collect → simplify → schedule (fusion + lowering) → memory plan →
- * render → native compile. `KILN_DUMP=graph,kernels,source` prints the IR after those stages. */
+ * render → native compile. `KILN_DUMP=graph,kernels,source` prints the IR after those stages (the graph in
+ * ir/print.ts's form); `KILN_VERIFY=1` runs the graph verifier before and after simplify and the kernel-IR
+ * verifier after lowering (the tests always do). */
 import { collect, type GraphSpec } from './ir/graph';
 import type { Node } from './ir/node';
 import { simplifyGraph } from './passes/simplify';
+import { verifyEnabled, verifyGraph } from './passes/verify';
+import { verifyKernels } from './codegen/verify';
+import { printGraph } from './ir/print';
 import { OPS } from './ops/registry';
 import { schedule } from './schedule/schedule';
+import { isFreeLeaf } from './ops/views';
 import { planMemory } from './schedule/memory';
 import { remapKernel } from './codegen/remap';
 import type { Kernel } from './codegen/kir';
@@ -30,16 +36,22 @@ export interface CompileOptions {
   readonly budget?: number;
   /** false: every node its own kernel (for testing fusion and measuring what it saves). */
   readonly fusion?: boolean;
+  /** Run kernel by kernel and stop at the first one that writes a NaN or ±Inf, naming it, its fused ops and
+   * their source lines (KilnNonFiniteError). Default: the environment's KILN_CHECK_NANS=1. C++ back end. */
+  readonly checkNans?: boolean;
 }
 
 const dump = (stage: string) => (process.env.KILN_DUMP ?? '').split(',').includes(stage);
 
 /** The back-end-independent part: simplify, schedule, plan memory, apply the plan's recomputes. */
 export function lowerProgram(spec: GraphSpec, opts: CompileOptions = {}): LoweredProgram {
+  const verify = verifyEnabled();
+  if (verify) verifyGraph(collect(spec).order, 'graph as built');
   const g = simplifyGraph(spec);
   const { order, inputs, params } = collect(g);
-  if (dump('graph')) console.error(order.map((n) => `${n.id} = ${n.op}(${n.inputs.map((i) => i.id).join(', ')}) [${n.shape.join(',')}]:${n.dtype}  ${n.src}`).join('\n'));
+  if (verify) verifyGraph(order, 'after simplify');
   const outputs: Record<string, Node> = Object.fromEntries(Object.entries(g.outputs).map(([k, t]) => [k, t.node]));
+  if (dump('graph')) console.error(printGraph(order, outputs));
   const updates = (g.updates ?? []).map((u) => ({ param: u.param.node, value: u.value.node }));
   const s = schedule(order, Object.values(outputs), updates, opts.fusion ?? true);
   const plan = planMemory({ ...s.plan, budget: opts.budget });
@@ -61,9 +73,16 @@ export function lowerProgram(spec: GraphSpec, opts: CompileOptions = {}): Lowere
     const node = s.nodeOf.get(b.id) ?? s.nodeOf.get(replaced.get(b.id) ?? -1);
     info.set(b.id, { offset: plan.offsets.get(b.id)!, dtype: node!.dtype, bytes: b.bytes });
   }
+  if (verify) verifyKernels(kernels, (b) => info.get(b)!.bytes);
   if (dump('kernels')) console.error(kernels.map((k) => describeKernel(k, plan.offsets)).join('\n'));
+  // What each kernel computes, as `op#id at file:line` of the graph nodes fused into it (the commit kernel, last
+  // in schedule order, has no group).
+  const fusedOps = plan.steps.map((st) => {
+    const g = s.fusion.groups[st.recomputeOf ?? st.id];
+    return g ? g.region.filter((n) => !isFreeLeaf(n)).map((n) => `${n.op}#${n.id} at ${n.src}`) : ['parameter updates'];
+  });
   return {
-    kernels, plan, info, fusion: s.fusion, unfusedKernels: s.unfusedKernels, inputs, params,
+    kernels, fusedOps, plan, info, fusion: s.fusion, unfusedKernels: s.unfusedKernels, inputs, params,
     consts: order.filter((n): n is Node<'tensor'> => { const l = OPS[n.op].lower; return l.kind === 'source' && l.storage === 'const'; }), outputs, bufferOf: s.bufferOf,
   };
 }
@@ -109,5 +128,5 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
   const source = renderProgramCpp(low.kernels, low.info);
   if (dump('source')) console.error(source);
   const lib = await compileCpp(source, { extraFlags: ['-fno-math-errno', '-fno-trapping-math', ...(await linkKernelLibrary())] });
-  return new CpuProgram({ ...low, source, sourcePath: lib.sourcePath, lib });
+  return new CpuProgram({ ...low, source, sourcePath: lib.sourcePath, lib, checkNans: opts.checkNans ?? process.env.KILN_CHECK_NANS === '1' });
 }

@@ -6,7 +6,11 @@ export { input, param, full, zeros, ones, scalar, constant, iota, arange, Rng } 
 export * from './dsl/functional';
 export { grad, valueAndGrad, trainableParams } from './autodiff/grad';
 export { adamw, sgd } from './autodiff/optim';
-export type { GraphSpec, Update } from './ir/graph';
+import type { GraphSpec as IrGraphSpec, Update as IrUpdate } from './ir/graph';
+import type { Tensor as DslTensor } from './dsl/tensor';
+/** A program of DSL tensors: named outputs plus parameter updates. */
+export type GraphSpec = IrGraphSpec<DslTensor>;
+export type Update = IrUpdate<DslTensor>;
 export { evaluate } from './reference/evaluate';
 export type { ParamStore } from './reference/evaluate';
 export { KilnShapeError } from './ir/errors';

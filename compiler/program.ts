@@ -13,6 +13,8 @@ import type { BufferInfo } from './render/cpp';
 import type { CompiledLibrary } from '../runtime/cpu';
 import { allocArena } from '../runtime/cpu';
 import { describeKernel } from './explain';
+import { buffersOf } from './codegen/buffers';
+import { KilnNonFiniteError } from './ir/errors';
 
 /** f16/bf16 buffers are seen on the host as raw 16-bit words. */
 export type HostArray = Float32Array | Int32Array | Uint8Array | Uint16Array;
@@ -33,6 +35,8 @@ export interface MemoryReport {
 /** What lowering produced, before any back end. */
 export interface LoweredProgram {
   readonly kernels: readonly Kernel[];
+  /** Per kernel: the graph nodes fused into it, as `op#id at file:line`. */
+  readonly fusedOps: readonly (readonly string[])[];
   readonly plan: MemoryPlan;
   readonly info: ReadonlyMap<number, BufferInfo>;
   readonly fusion: FusionResult;
@@ -48,6 +52,17 @@ export interface LoweredProgram {
 export const hostArray = (buf: ArrayBuffer, offset: number, dtype: DType, n: number): HostArray =>
   dtype === 'f32' ? new Float32Array(buf, offset, n) : dtype === 'i32' ? new Int32Array(buf, offset, n) : dtype === 'bool' ? new Uint8Array(buf, offset, n) : new Uint16Array(buf, offset, n);
 const fresh = (n: Node) => hostArray(new ArrayBuffer(Math.max(numel(n.shape) * byteSize[n.dtype], 1)), 0, n.dtype, numel(n.shape));
+
+/** The first NaN or ±Inf of a float buffer (f16/bf16 are raw words: all exponent bits set), or null. */
+function firstNonFinite(a: HostArray, dtype: DType): { index: number; value: number } | null {
+  if (dtype === 'f32') { for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return { index: i, value: a[i] }; return null; }
+  if (dtype !== 'f16' && dtype !== 'bf16') return null;
+  const [exp, man] = dtype === 'f16' ? [0x7c00, 0x03ff] : [0x7f80, 0x007f];
+  for (let i = 0; i < a.length; i++) {
+    if ((a[i] & exp) === exp) return { index: i, value: a[i] & man ? NaN : a[i] & 0x8000 ? -Infinity : Infinity };
+  }
+  return null;
+}
 
 export abstract class Program {
   private byName = new Map<string, Node>();
@@ -154,7 +169,7 @@ export abstract class Program {
   }
 }
 
-export interface CpuParts extends LoweredProgram { readonly source: string; readonly sourcePath: string; readonly lib: CompiledLibrary }
+export interface CpuParts extends LoweredProgram { readonly source: string; readonly sourcePath: string; readonly lib: CompiledLibrary; readonly checkNans?: boolean }
 
 /** Generated C++ in a shared library, run on this machine's cores; the arena is host memory. */
 export class CpuProgram extends Program {
@@ -172,7 +187,20 @@ export class CpuProgram extends Program {
   private view(n: Node): HostArray { return hostArray(this.arena, this.offsetOf(n), n.dtype, numel(n.shape)); }
   protected write(n: Node, data: HostArray): void { this.view(n).set(data as never); }
   protected read(n: Node): HostArray { return this.view(n).slice(); }
-  protected execute(): void { this.parts.lib.call('kiln_run', this.arena); }
+  protected execute(): void {
+    if (!this.parts.checkNans) { this.parts.lib.call('kiln_run', this.arena); return; }
+    this.parts.kernels.forEach((k, i) => {
+      this.parts.lib.call('kiln_kernel', this.arena, BigInt64Array.of(BigInt(i)));
+      for (const b of buffersOf(k).writes) {
+        const info = this.parts.info.get(b)!;
+        const bad = firstNonFinite(hostArray(this.arena, info.offset, info.dtype, Math.floor(info.bytes / byteSize[info.dtype])), info.dtype);
+        if (bad) {
+          const label = this.parts.plan.buffers.find((x) => x.id === b)?.label ?? `#${b}`;
+          throw new KilnNonFiniteError(i, k.name, this.parts.fusedOps[i] ?? k.ops, `buffer #${b} (${label})`, bad.index, bad.value);
+        }
+      }
+    });
+  }
 
   /** Milliseconds per kernel, each run `reps` times (feed inputs with a run first). */
   profile(reps = 3): { name: string; ms: number }[] {

@@ -56,6 +56,21 @@ export function renderOpDocs(): string {
     '| --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
+    '## Adding a primitive',
+    '',
+    'Every step is a type-checked table entry, so `npm run typecheck` lists what is missing:',
+    '',
+    '1. Name it and its attributes in `OpAttrs` (compiler/ops/attrs.ts); the `Op` union follows.',
+    '2. Write its `OpDef` (shape/dtype rule, VJP or why there is none, float64 reference, lowering) next to its',
+    '   kind in compiler/ops/ and list it in the registry (`OpTable` is `{ [K in Op]: OpDef<K> }`).',
+    '3. A pointwise lowering builds with `ScalarOp`s; a new scalar op needs an entry in `SCALAR_SEMANTICS`',
+    '   (compiler/ops/scalar.ts: constant folding, references, the test interpreter) and in each renderer\'s',
+    '   `OpsHandler` (compiler/render/cstyle.ts). An extern lowering names a `TemplateName`; each renderer keeps a',
+    '   `Record<TemplateName, …>` (templates-cpp.ts, templates-cuda.ts) and kernels/cpu, kernels/cuda the code.',
+    '4. Add a hand-checked case to test/ops/forward-cases.ts (the registry test demands one per op), a gradient',
+    '   case to test/ops/grad-cases.ts, special values to test/ops/special-cases.ts where they mean something,',
+    '   a DSL method, and run `npm run docs:ops`.',
+    '',
   ].join('\n');
 }
 

@@ -1,7 +1,7 @@
 /** Optimizers as graph updates: the step is part of the compiled program, and optimizer state (moments, step
  * count) lives in non-trainable parameters that stay resident beside the weights. */
 import type { Node } from '../ir/node';
-import type { Update } from '../ir/graph';
+import type { Update as IrUpdate } from '../ir/graph';
 import { Tensor } from '../dsl/tensor';
 import { param, scalar } from '../dsl/creation';
 
@@ -10,7 +10,7 @@ const state = (p: Tensor, suffix: string) => param(`${nameOf(p)}.${suffix}`, p.s
 
 export interface SgdOptions { lr: number | Tensor; momentum?: number; weightDecay?: number }
 
-export function sgd(params: readonly Tensor[], grads: readonly Tensor[], o: SgdOptions): Update[] {
+export function sgd(params: readonly Tensor[], grads: readonly Tensor[], o: SgdOptions): IrUpdate<Tensor>[] {
   return params.flatMap((p, i) => {
     let g = grads[i];
     if (o.weightDecay) g = g.add(p.mul(o.weightDecay));
@@ -24,13 +24,13 @@ export function sgd(params: readonly Tensor[], grads: readonly Tensor[], o: SgdO
 export interface AdamWOptions { lr: number | Tensor; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; name?: string }
 
 /** AdamW (Loshchilov & Hutter): decoupled weight decay, bias-corrected moments; the step counter is state. */
-export function adamw(params: readonly Tensor[], grads: readonly Tensor[], o: AdamWOptions): Update[] {
+export function adamw(params: readonly Tensor[], grads: readonly Tensor[], o: AdamWOptions): IrUpdate<Tensor>[] {
   const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999, eps = o.eps ?? 1e-8, wd = o.weightDecay ?? 0.01;
   const step = param(`${o.name ?? 'adamw'}.step`, [], { trainable: false });
   const t = step.add(1);
   const c1 = scalar(b1).pow(t).neg().add(1), c2 = scalar(b2).pow(t).neg().add(1);
   const lr = typeof o.lr === 'number' ? scalar(o.lr) : o.lr;
-  const updates: Update[] = [{ param: step, value: t }];
+  const updates: IrUpdate<Tensor>[] = [{ param: step, value: t }];
   params.forEach((p, i) => {
     const g = grads[i];
     const m = state(p, 'adam_m'), v = state(p, 'adam_v');

@@ -4,42 +4,57 @@
 import type { DType } from '../ir/dtype';
 import { castValue } from '../ir/dtype';
 import type { ScalarOp } from '../ops/lowering';
-import { erf, sigmoid } from '../reference/math';
+import { BOOL_RESULT, SCALAR_SEMANTICS } from '../ops/scalar';
 import type { Expr } from './kir';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 
+/** Hash-consing by identity: a node's signature is its own fields plus its children's interned ids, so it
+ * has constant length however deep the DAG, and `key` is the interned id (a string, so it keys Maps and Sets).
+ * `h` is a structural hash (equal for equal structure in any process or build order) that orders terms
+ * canonically, so the same graph renders the same source whatever was built before it. */
 const cache = new Map<string, Expr>();
-type Dist<T> = T extends Expr ? Omit<T, 'key'> : never;
-const mk = (e: Dist<Expr>, key: string): Expr => {
-  let hit = cache.get(key);
-  if (!hit) { hit = { ...e, key } as Expr; cache.set(key, hit); }
+let nextId = 0;
+type Dist<T> = T extends Expr ? Omit<T, 'key' | 'h'> : never;
+const mix = (h: number, v: number): number => M.imul(h ^ v, 0x9e3779b1) ^ (h >>> 15);
+const strHash = (s: string): number => { let h = 0x811c9dc5; for (let i = 0; i < s.length; i++) h = M.imul(h ^ s.charCodeAt(i), 0x01000193); return h; };
+/** `sig` is the node's own fields (short); `hashes` its own hashed fields and its children's `h`. */
+const mk = (e: Dist<Expr>, sig: string, hashes: readonly number[]): Expr => {
+  let hit = cache.get(sig);
+  if (!hit) {
+    let h = strHash(e.k);
+    for (const v of hashes) h = mix(h, v);
+    hit = { ...e, key: `#${nextId++}`, h: h >>> 0 } as Expr;
+    cache.set(sig, hit);
+  }
   return hit;
 };
+const F64 = new Float64Array(1), U32 = new Uint32Array(F64.buffer);
+const numHash = (v: number): number => { F64[0] = v; return mix(U32[0], U32[1]); };
 
-export const cnst = (v: number, dt: DType): Expr => { const x = castValue(v, dt); return mk({ k: 'const', v: x, dt }, `c${dt}:${Object.is(x, -0) ? '-0' : x}`); };
+export const cnst = (v: number, dt: DType): Expr => { const x = castValue(v, dt); return mk({ k: 'const', v: x, dt }, `c${dt}:${Object.is(x, -0) ? '-0' : x}`, [strHash(dt), numHash(x)]); };
 export const idx = (n: number): Expr => cnst(n, 'i32');
-export const variable = (name: string, extent: number): Expr => mk({ k: 'var', name, extent, dt: 'i32' }, `v${name}<${extent}`);
-export const acc = (dt: DType, slot = 0): Expr => mk({ k: 'acc', slot, dt }, `acc${slot}:${dt}`);
+export const variable = (name: string, extent: number): Expr => mk({ k: 'var', name, extent, dt: 'i32' }, `v${name}<${extent}`, [strHash(name), extent]);
+export const acc = (dt: DType, slot = 0): Expr => mk({ k: 'acc', slot, dt }, `acc${slot}:${dt}`, [slot, strHash(dt)]);
 export const load = (buf: number, off: Expr, dt: DType, mask: Expr | null = null): Expr =>
-  mask && mask.k === 'const' ? (mask.v ? load(buf, off, dt) : cnst(0, dt)) : mk({ k: 'load', buf, off, mask, dt }, `L${buf}[${off.key}]${mask ? `?${mask.key}` : ''}:${dt}`);
-export const philox = (key_: Expr, ctr: Expr, stream: number): Expr => mk({ k: 'philox', key_, ctr, stream, dt: 'f32' }, `P(${key_.key},${ctr.key},${stream})`);
+  mask && mask.k === 'const' ? (mask.v ? load(buf, off, dt) : cnst(0, dt)) : mk({ k: 'load', buf, off, mask, dt }, `L${buf}[${off.key}]${mask ? `?${mask.key}` : ''}:${dt}`, [buf, off.h, mask?.h ?? 0, strHash(dt)]);
+export const philox = (key_: Expr, ctr: Expr, stream: number): Expr => mk({ k: 'philox', key_, ctr, stream, dt: 'f32' }, `P(${key_.key},${ctr.key},${stream})`, [key_.h, ctr.h, stream]);
 
-const FOLD: Partial<Record<ScalarOp, (...a: number[]) => number>> = {
-  add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b,
-  idiv: (a, b) => M.trunc(a / b), mod: (a, b) => a % b, pow: M.pow, max: M.max, min: M.min,
-  lt: (a, b) => +(a < b), le: (a, b) => +(a <= b), eq: (a, b) => +(a === b), ne: (a, b) => +(a !== b),
-  and: (a, b) => +(a && b), or: (a, b) => +(a || b), not: (a) => +!a, neg: (a) => -a, exp: M.exp, log: M.log,
-  sqrt: M.sqrt, rsqrt: (a) => 1 / M.sqrt(a), recip: (a) => 1 / a, abs: M.abs, tanh: M.tanh, sigmoid, erf,
-  sin: M.sin, cos: M.cos, floor: M.floor,
-};
-const BOOL_OPS = new Set<ScalarOp>(['lt', 'le', 'eq', 'ne', 'and', 'or', 'not']);
+const FOLD = SCALAR_SEMANTICS;
+const BOOL_OPS = BOOL_RESULT;
 
 // ---- ranges and linear forms of integer index expressions
 
 /** Inclusive [min, max] of an i32 expression, or null when unknown. */
 export function range(e: Expr): [number, number] | null {
   if (e.dt !== 'i32') return null;
+  let r = ranges.get(e);
+  if (r === undefined) { r = rangeOf(e); ranges.set(e, r); }
+  return r;
+}
+/** Ranges are memoized per node, so shared index subexpressions are analysed once. */
+const ranges = new WeakMap<Expr, [number, number] | null>();
+function rangeOf(e: Expr): [number, number] | null {
   switch (e.k) {
     case 'const': return [e.v, e.v];
     case 'var': return [0, e.extent - 1];
@@ -103,9 +118,14 @@ function linear(e: Expr): Linear {
   for (const [k, t] of out.terms) { const r = range(t.e); if (t.coef === 0 || (r && r[0] === 0 && r[1] === 0)) out.terms.delete(k); }
   return out;
 }
+/** Canonical order of the terms of a sum: loop variables by name, then other terms by structural hash. */
+const termOrder = (a: Expr, b: Expr): number => {
+  if (a.k === 'var' || b.k === 'var') return a.k === 'var' && b.k === 'var' ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.k === 'var' ? -1 : 1;
+  return a.h - b.h || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+};
 function fromLinear(l: Linear): Expr {
   let e: Expr | null = null;
-  const terms = [...l.terms.values()].sort((a, b) => (a.e.key < b.e.key ? -1 : 1));
+  const terms = [...l.terms.values()].sort((a, b) => termOrder(a.e, b.e));
   for (const t of terms) {
     const term = t.coef === 1 ? t.e : mkAlu('mul', [t.e, idx(t.coef)], 'i32');
     e = e ? mkAlu('add', [e, term], 'i32') : term;
@@ -168,13 +188,13 @@ function divmod(op: 'idiv' | 'mod', a: Expr, d: number): Expr | null {
 }
 
 function mkAlu(op: ScalarOp, args: readonly Expr[], dt: DType): Expr {
-  return mk({ k: 'alu', op, args, dt }, `${op}(${args.map((a) => a.key).join(',')}):${dt}`);
+  return mk({ k: 'alu', op, args, dt }, `${op}(${args.map((a) => a.key).join(',')}):${dt}`, [strHash(op), strHash(dt), ...args.map((a) => a.h)]);
 }
 
 /** An ALU op, folded and simplified. Result dtype: bool for comparisons and logic, else the first operand's. */
 export function alu(op: ScalarOp, ...args: Expr[]): Expr {
   const dt: DType = BOOL_OPS.has(op) ? 'bool' : args[0].dt;
-  if (args.every((a) => a.k === 'const') && FOLD[op]) return cnst(FOLD[op]!(...args.map((a) => (a as { v: number }).v)), dt);
+  if (args.every((a) => a.k === 'const')) return cnst(FOLD[op](...args.map((a) => (a as { v: number }).v)), dt);
   const [a, b] = args;
   const isC = (x: Expr | undefined, v: number) => x !== undefined && x.k === 'const' && x.v === v;
   switch (op) {
@@ -215,13 +235,13 @@ export function alu(op: ScalarOp, ...args: Expr[]): Expr {
 export function where(c: Expr, a: Expr, b: Expr): Expr {
   if (c.k === 'const') return c.v ? a : b;
   if (a.key === b.key) return a;
-  return mk({ k: 'where', args: [c, a, b], dt: a.dt }, `W(${c.key},${a.key},${b.key})`);
+  return mk({ k: 'where', args: [c, a, b], dt: a.dt }, `W(${c.key},${a.key},${b.key})`, [c.h, a.h, b.h]);
 }
 
 export function cast(x: Expr, dt: DType): Expr {
   if (x.dt === dt) return x;
   if (x.k === 'const') return cnst(x.v, dt);
-  return mk({ k: 'cast', x, dt }, `C(${x.key}):${dt}`);
+  return mk({ k: 'cast', x, dt }, `C(${x.key}):${dt}`, [x.h, strHash(dt)]);
 }
 
 /** Flat offset of a multi-index into a contiguous buffer of `shape`. */

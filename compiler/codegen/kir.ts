@@ -1,21 +1,23 @@
 /** Kernel IR: what a fused group lowers to and what the renderers print. Scalar expressions are immutable and
- * hash-consed by structure (so equal subexpressions render once); kernels say how they iterate. */
+ * hash-consed by structure (so equal subexpressions render once): `key` is an interned id (`#n`, equal keys mean
+ * the same node) and `h` a structural hash for canonical ordering, both O(1) per node however much the DAG
+ * shares; kernels say how they iterate. */
 import type { DType } from '../ir/dtype';
 import type { Shape } from '../ir/shape';
-import type { ScalarOp } from '../ops/lowering';
+import type { ScalarOp, TemplateName } from '../ops/lowering';
 
 export type Expr =
-  | { readonly k: 'const'; readonly v: number; readonly dt: DType; readonly key: string }
+  | { readonly k: 'const'; readonly v: number; readonly dt: DType; readonly key: string; readonly h: number }
   /** A loop index in [0, extent). */
-  | { readonly k: 'var'; readonly name: string; readonly extent: number; readonly dt: 'i32'; readonly key: string }
-  | { readonly k: 'alu'; readonly op: ScalarOp; readonly args: readonly Expr[]; readonly dt: DType; readonly key: string }
-  | { readonly k: 'where'; readonly args: readonly [Expr, Expr, Expr]; readonly dt: DType; readonly key: string }
-  | { readonly k: 'cast'; readonly x: Expr; readonly dt: DType; readonly key: string }
+  | { readonly k: 'var'; readonly name: string; readonly extent: number; readonly dt: 'i32'; readonly key: string; readonly h: number }
+  | { readonly k: 'alu'; readonly op: ScalarOp; readonly args: readonly Expr[]; readonly dt: DType; readonly key: string; readonly h: number }
+  | { readonly k: 'where'; readonly args: readonly [Expr, Expr, Expr]; readonly dt: DType; readonly key: string; readonly h: number }
+  | { readonly k: 'cast'; readonly x: Expr; readonly dt: DType; readonly key: string; readonly h: number }
   /** buffer[off], or 0 where `mask` is false (the address is then never touched). */
-  | { readonly k: 'load'; readonly buf: number; readonly off: Expr; readonly mask: Expr | null; readonly dt: DType; readonly key: string }
-  | { readonly k: 'philox'; readonly key_: Expr; readonly ctr: Expr; readonly stream: number; readonly dt: 'f32'; readonly key: string }
+  | { readonly k: 'load'; readonly buf: number; readonly off: Expr; readonly mask: Expr | null; readonly dt: DType; readonly key: string; readonly h: number }
+  | { readonly k: 'philox'; readonly key_: Expr; readonly ctr: Expr; readonly stream: number; readonly dt: 'f32'; readonly key: string; readonly h: number }
   /** The value of the kernel's reduction or template at the current output element. */
-  | { readonly k: 'acc'; readonly slot: number; readonly dt: DType; readonly key: string };
+  | { readonly k: 'acc'; readonly slot: number; readonly dt: DType; readonly key: string; readonly h: number };
 
 /** One buffer write: `value` stored at flat offset `off` of `buf`. */
 export interface Store { readonly buf: number; readonly off: Expr; readonly value: Expr; readonly dt: DType }
@@ -54,7 +56,7 @@ export interface StridedView { readonly buf: number; readonly shape: Shape; read
 export interface ExternKernel {
   readonly kind: 'extern';
   readonly name: string;
-  readonly template: string;
+  readonly template: TemplateName;
   readonly attrs: Readonly<Record<string, unknown>>;
   readonly operands: readonly StridedView[];
   readonly outShape: Shape;

@@ -5,16 +5,27 @@ import type { Node } from '../ir/node';
 import { numel, stridesOf, type Shape } from '../ir/shape';
 import { OPS } from '../ops/registry';
 import type { Builder, LowerCtx } from '../ops/lowering';
-import type { Group } from '../schedule/fusion';
-import { isFreeLeaf, isView, viewLayout } from '../schedule/fusion';
+import { isFreeLeaf, isView, viewLayout } from '../ops/views';
+
+/** What fusion hands lowering: `root` is realized; `region` is every node inlined into it (root included);
+ * `anchor` is the reduction or template the kernel is built around, if any (its result feeds the fused
+ * epilogue); `rows` are the reductions over trailing axes that run as stages of a row kernel, in order. */
+export interface KernelGroup {
+  readonly root: Node;
+  readonly anchor: Node | null;
+  readonly region: readonly Node[];
+  readonly rows: readonly Node[];
+}
+type Group = KernelGroup;
 import { ctxOf } from '../ops/context';
 import * as E from './expr';
 import type { Expr, Kernel, Store, StridedView } from './kir';
 
-/** Thrown when an epilogue reads its anchor at another element than the one being produced; the compiler then
- * realizes the anchor and fuses again. */
+/** An epilogue read its anchor at another element than the one being produced. Fusion asks `canAnchor`
+ * before it commits to an epilogue, so lowering a group fusion decided never meets this: it is an internal
+ * error, not a signal to fuse again. */
 export class AnchorMismatch extends Error {
-  constructor(readonly anchor: Node) { super(`anchor ${anchor.op}#${anchor.id} read off-position`); }
+  constructor(readonly anchor: Node) { super(`lower: internal error: anchor ${anchor.op}#${anchor.id} read off-position (fusion should have asked canAnchor)`); }
 }
 
 export interface LowerEnv {
@@ -26,7 +37,7 @@ class Emitter {
   private memo = new Map<string, Expr>();
   /** Row-kernel reductions: node id → accumulator slot, all at position `anchorPos`. */
   rows = new Map<number, number>();
-  constructor(private env: LowerEnv, private root: Node, private anchor: Node | null, private anchorPos: Expr | null) {}
+  constructor(private env: LowerEnv, private root: Node, private anchor: Node | null, private anchorPos: Expr | null, private misread: (n: Node) => void) {}
 
   /** Value of `n` at multi-index `ix`, under `mask` (loads happen only where it holds). */
   emit(n: Node, ix: readonly Expr[], mask: Expr | null): Expr {
@@ -37,7 +48,7 @@ class Emitter {
     const buf = n === this.root ? undefined : this.env.bufferOf.get(n.id);
     const slot = this.rows.get(n.id);
     if (n === this.anchor || slot !== undefined) {
-      if (E.flatIndex(ix, n.shape).key !== this.anchorPos!.key) throw new AnchorMismatch(n);
+      if (E.flatIndex(ix, n.shape).key !== this.anchorPos!.key) this.misread(n);
       out = E.acc(n.dtype, slot ?? 0);
     } else if (buf !== undefined) {
       out = E.load(buf, E.flatIndex(ix, n.shape), n.dtype, mask);
@@ -68,9 +79,12 @@ const vars = (prefix: string, shape: Shape) => shape.map((d, i) => E.variable(`$
  * assume flat order is kept (lowering then checks it). */
 function rootIndex(g: Group, ix: readonly Expr[]): readonly Expr[] {
   const path: Node[] = [];
+  const inRegion = new Set(g.region), dead = new Set<Node>();  // nodes known not to lead to the anchor: linear
   const find = (n: Node): boolean => {
     if (n === g.anchor) return true;
-    for (const i of n.inputs) if (g.region.includes(i) && find(i)) { path.push(n); return true; }
+    if (dead.has(n)) return false;
+    for (const i of n.inputs) if (inRegion.has(i) && find(i)) { path.push(n); return true; }
+    dead.add(n);
     return false;
   };
   find(g.root);
@@ -102,15 +116,28 @@ function viewOf(n: Node, env: LowerEnv): StridedView {
   return { buf: env.bufferOf.get(base.id)!, shape: layout.shape, strides: layout.strides, offset: layout.offset, dt: n.dtype };
 }
 
+const internal = (n: Node): never => { throw new AnchorMismatch(n); };
+
+/** Whether `g` can be built around its anchor (or its row reductions): every read of them in the epilogue is
+ * at the element being produced. Fusion asks this before it commits (Inductor's can_fuse_vertical), by lowering
+ * the candidate with the nodes outside its region standing for buffers. */
+export function canAnchor(g: Group): boolean {
+  const inside = new Set(g.region.map((n) => n.id));
+  const bufferOf = { get: (id: number) => (inside.has(id) && id !== g.anchor?.id && !g.rows.some((r) => r.id === id) ? undefined : 0), has: (id: number) => !inside.has(id) } as unknown as ReadonlyMap<number, number>;
+  let fits = true;
+  lowerGroup(g, { bufferOf }, 'probe', () => { fits = false; });
+  return fits;
+}
+
 /** Lowers one group. `name` is the kernel's name (it says what it fuses). */
-export function lowerGroup(g: Group, env: LowerEnv, name: string): Kernel {
+export function lowerGroup(g: Group, env: LowerEnv, name: string, misread: (n: Node) => void = internal): Kernel {
   const rootBuf = env.bufferOf.get(g.root.id)!;
   const ops = [...new Set(g.region.filter((n) => !isView(n) && !isFreeLeaf(n)).map((n) => n.op))];
   const a = g.anchor;
-  if (g.rows.length) return lowerRows(g, env, name, rootBuf, ops);
+  if (g.rows.length) return lowerRows(g, env, name, rootBuf, ops, misread);
   if (!a) {
     const v = vars('i', g.root.shape);
-    const em = new Emitter(env, g.root, null, null);
+    const em = new Emitter(env, g.root, null, null, misread);
     return { kind: 'pointwise', name, vars: v, shape: g.root.shape, stores: [{ buf: rootBuf, off: E.flatIndex(v, g.root.shape), value: em.emit(g.root, v, null), dt: g.root.dtype }], ops };
   }
   const low = OPS[a.op].lower;
@@ -125,14 +152,14 @@ export function lowerGroup(g: Group, env: LowerEnv, name: string): Kernel {
     let o = 0;
     const aIdx = keep ? x.shape.map((_d, i) => (axes.includes(i) ? E.idx(0) : ov[o++])) : ov;
     const pos = E.flatIndex(aIdx, a.shape);
-    const em = new Emitter(env, g.root, a, pos);
+    const em = new Emitter(env, g.root, a, pos, misread);
     const value = em.emit(x, inIdx, null);
     return { kind: 'reduce', name, outerVars: ov, outer, innerVars: iv, inner, combine: low.combine, value, accDtype: a.dtype, stores: epilogue(g, em, rootBuf, aIdx), ops };
   }
   if (low.kind === 'extern') {
     const ov = vars('o', a.shape);
     const pos = E.flatIndex(ov, a.shape);
-    const em = new Emitter(env, g.root, a, pos);
+    const em = new Emitter(env, g.root, a, pos, misread);
     return {
       kind: 'extern', name, template: low.template, attrs: a.attrs as Record<string, unknown>, operands: a.inputs.map((i) => viewOf(i, env)),
       outShape: a.shape, outVars: ov, accDtype: a.dtype, stores: epilogue(g, em, rootBuf, ov), ops, flops: low.flops(ctxOf(a) as never),
@@ -144,7 +171,7 @@ export function lowerGroup(g: Group, env: LowerEnv, name: string): Kernel {
 /** A row kernel: the reductions' kept (leading) dims are the rows; each reduction and the root are indexed
  * through the flat position row * inner + i, which index simplification turns back into plain loop
  * variables wherever the shapes agree. */
-function lowerRows(g: Group, env: LowerEnv, name: string, rootBuf: number, ops: string[]): Kernel {
+function lowerRows(g: Group, env: LowerEnv, name: string, rootBuf: number, ops: string[], misread: (n: Node) => void): Kernel {
   const first = g.rows[0].inputs[0];
   const low0 = OPS[g.rows[0].op].lower as { axes(a: unknown, s: Shape): readonly number[] };
   const nAxes = low0.axes(g.rows[0].attrs, first.shape).length;
@@ -152,7 +179,7 @@ function lowerRows(g: Group, env: LowerEnv, name: string, rootBuf: number, ops: 
   const ov = vars('o', outer), iv = vars('r', inner);
   const pos = E.flatIndex(ov, outer);
   const flat = E.alu('add', E.alu('mul', pos, E.idx(numel(inner))), E.flatIndex(iv, inner));
-  const em = new Emitter(env, g.root, null, pos);
+  const em = new Emitter(env, g.root, null, pos, misread);
   const reductions = g.rows.map((r, slot) => {
     const x = r.inputs[0];
     const value = em.emit(x, E.unflatten(flat, x.shape), null);

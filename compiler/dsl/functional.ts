@@ -1,6 +1,6 @@
 /** Composite ops: built from primitives, so they need no VJP or lowering of their own; the back end's fusion
  * turns each into one or two kernels (softmax, norms) or folds it into a neighbour (activations, pooling). */
-import { normAxis, type Shape } from '../ir/shape';
+import { normAxis, sameShape, type Shape } from '../ir/shape';
 import { apply } from '../ops/apply';
 import type { Conv2dAttrs } from '../ops/attrs';
 import { Tensor } from './tensor';
@@ -129,8 +129,15 @@ export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: { scale?: number; ca
   return new Tensor(apply('sdpa', [q.node, k.node, v.node], { scale: opts.scale ?? 1 / M.sqrt(q.shape[q.rank - 1]), causal: opts.causal ?? false }));
 }
 
+/** Cosine similarity along `axis` of the broadcast shape of `a` and `b` (PyTorch semantics: both inputs are
+ * broadcast first, so [3,5,4] vs [3,5,1] compares each row with a constant vector, and a negative axis counts
+ * from the end of the broadcast shape). */
 export function cosineSimilarity(a: Tensor, b: Tensor, axis = -1, eps = 1e-8): Tensor {
-  const dot = a.mul(b).sum(axis);
+  const prod = a.mul(b);  // a KilnShapeError naming both shapes when they do not broadcast
+  const shape = prod.shape;
+  if (!sameShape(a.shape, shape)) a = a.expand(shape);
+  if (!sameShape(b.shape, shape)) b = b.expand(shape);
+  const dot = prod.sum(axis);
   const na = a.square().sum(axis).sqrt(), nb = b.square().sum(axis).sqrt();
   return dot.div(na.mul(nb).maximum(eps));
 }

@@ -81,7 +81,8 @@ export class Tensor<S extends Shape = Shape, D extends DType = DType> {
   /** Identity forward; blocks gradients. */
   stopGradient(): Tensor<S, D> { return this.un('stop_gradient'); }
   square(): Tensor<S, D> { return this.mul(this as never) as never; }
-  relu(): Tensor<S, D> { return this.gt(0).select(this, 0) as never; }
+  /** max(x, 0), NaN kept (as PyTorch); the gradient at 0 is 0. */
+  relu(): Tensor<S, D> { return this.le(0).select(0, this) as never; }
   leakyRelu(slope = 0.01): Tensor<S, D> { return this.gt(0).select(this, this.mul(slope)) as never; }
   silu(): Tensor<S, D> { return this.mul(this.sigmoid() as never) as never; }
 

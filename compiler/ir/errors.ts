@@ -10,3 +10,13 @@ export class KilnShapeError extends Error {
     this.name = 'KilnShapeError';
   }
 }
+
+/** A kernel produced NaN or ±Inf while a program ran with the non-finite check on (`KILN_CHECK_NANS=1` or
+ * `compile(g, { checkNans: true })`). Names the first such kernel, the ops fused into it with their source
+ * lines, the buffer and the first bad element. */
+export class KilnNonFiniteError extends Error {
+  constructor(readonly kernelIndex: number, readonly kernel: string, readonly ops: readonly string[], readonly buffer: string, readonly element: number, readonly value: number) {
+    super(`kernel ${kernelIndex} '${kernel}' produced ${value} at element ${element} of ${buffer}; it fuses:\n${ops.map((o) => `  ${o}`).join('\n')}`);
+    this.name = 'KilnNonFiniteError';
+  }
+}

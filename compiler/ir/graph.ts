@@ -1,13 +1,16 @@
 /** A program to compile or evaluate: named outputs plus parameter updates (the optimizer step), so a whole
  * training step is one graph. */
 import type { Node } from './node';
-import type { Tensor } from '../dsl/tensor';
-import { fmt, sameShape } from './shape';
+import type { DType } from './dtype';
+import { fmt, sameShape, type Shape } from './shape';
 
-export interface Update { readonly param: Tensor; readonly value: Tensor }
-export interface GraphSpec {
-  readonly outputs: Readonly<Record<string, Tensor>>;
-  readonly updates?: readonly Update[];
+/** What the IR needs of a DSL tensor (a `Tensor` is one): its node, shape and dtype. The IR does not import
+ * the DSL. */
+export interface GraphValue { readonly node: Node; readonly shape: Shape; readonly dtype: DType }
+export interface Update<T extends GraphValue = GraphValue> { readonly param: T; readonly value: T }
+export interface GraphSpec<T extends GraphValue = GraphValue> {
+  readonly outputs: Readonly<Record<string, T>>;
+  readonly updates?: readonly Update<T>[];
 }
 
 /** Nodes reachable from `roots`, inputs before users (iterative DFS: UNet graphs are deep). */

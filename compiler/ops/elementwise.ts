@@ -1,6 +1,6 @@
 /** Elementwise primitives: unary, broadcasting binary, where, cast, stop_gradient. */
 import { isFloat, type DType } from '../ir/dtype';
-import { erf, sigmoid } from '../reference/math';
+import { SCALAR_SEMANTICS } from './scalar';
 import type { Tensor } from '../dsl/tensor';
 import type { OpAttrs } from './attrs';
 import type { ScalarOp } from './lowering';
@@ -24,12 +24,14 @@ const domain = {
   any: (_d: DType) => true,
 };
 
-function unary<K extends Unary>(f: (x: number) => number, scalar: ScalarOp, dom: keyof typeof domain, vjp: Vjp<K> | NotDifferentiable, cost = 1): OpDef<K> {
+/** The reference of an elementwise op is its scalar op's entry in SCALAR_SEMANTICS (ops/scalar.ts): one
+ * definition that constant folding and the test interpreter read too. */
+function unary<K extends Unary>(scalar: ScalarOp, dom: keyof typeof domain, vjp: Vjp<K> | NotDifferentiable, cost = 1): OpDef<K> {
   return {
     arity: 1,
     infer: ([x]) => (domain[dom](x.dtype), x),
     vjp,
-    ref: ([x], _a, out) => refElementwise([x], out, f),
+    ref: ([x], _a, out) => refElementwise([x], out, SCALAR_SEMANTICS[scalar]),
     lower: { kind: 'pointwise', cost, elementwise: true, emit: (b, out) => b.alu(scalar, b.load(0, out)) },
   };
 }
@@ -42,20 +44,20 @@ const dx = <K extends Op1>(saves: 'x' | 'y' | 'xy', f: (g: Tensor, x: Tensor, y:
 type Op1 = Unary | 'cast' | 'stop_gradient';
 
 export const unaryOps: { [K in Unary]: OpDef<K> } = {
-  neg: { ...unary((x) => -x, 'neg', 'numeric', { saves: { inputs: [], output: false }, grad: (g) => [g.neg()] }), simplify: (n) => (n.inputs[0].op === 'neg' ? n.inputs[0].inputs[0] : null) },
-  exp: unary(M.exp, 'exp', 'float', dx('y', (g, _x, y) => g.mul(y)), 4),
-  log: unary(M.log, 'log', 'float', dx('x', (g, x) => g.div(x)), 4),
-  sqrt: unary(M.sqrt, 'sqrt', 'float', dx('y', (g, _x, y) => g.mul(0.5).div(y)), 2),
-  rsqrt: unary((x) => 1 / M.sqrt(x), 'rsqrt', 'float', dx('y', (g, _x, y) => g.mul(y.mul(y).mul(y)).mul(-0.5)), 2),
-  recip: unary((x) => 1 / x, 'recip', 'float', dx('y', (g, _x, y) => g.mul(y).mul(y).neg()), 2),
-  abs: unary(M.abs, 'abs', 'numeric', dx('x', (g, x) => x.lt(0).select(g.neg(), g)), 1),
-  tanh: unary(M.tanh, 'tanh', 'float', dx('y', (g, _x, y) => g.mul(y.mul(y).neg().add(1))), 6),
-  sigmoid: unary(sigmoid, 'sigmoid', 'float', dx('y', (g, _x, y) => g.mul(y).mul(y.neg().add(1))), 5),
-  erf: unary(erf, 'erf', 'float', dx('x', (g, x) => g.mul(x.mul(x).neg().exp()).mul(2 / M.sqrt(M.PI))), 8),
-  sin: unary(M.sin, 'sin', 'float', dx('x', (g, x) => g.mul(x.cos())), 6),
-  cos: unary(M.cos, 'cos', 'float', dx('x', (g, x) => g.mul(x.sin()).neg()), 6),
-  floor: unary(M.floor, 'floor', 'float', piecewiseConstant),
-  not: unary((x) => (x ? 0 : 1), 'not', 'bool', boolean),
+  neg: { ...unary('neg', 'numeric', { saves: { inputs: [], output: false }, grad: (g) => [g.neg()] }), simplify: (n) => (n.inputs[0].op === 'neg' ? n.inputs[0].inputs[0] : null) },
+  exp: unary('exp', 'float', dx('y', (g, _x, y) => g.mul(y)), 4),
+  log: unary('log', 'float', dx('x', (g, x) => g.div(x)), 4),
+  sqrt: unary('sqrt', 'float', dx('y', (g, _x, y) => g.mul(0.5).div(y)), 2),
+  rsqrt: unary('rsqrt', 'float', dx('y', (g, _x, y) => g.mul(y.mul(y).mul(y)).mul(-0.5)), 2),
+  recip: unary('recip', 'float', dx('y', (g, _x, y) => g.mul(y).mul(y).neg()), 2),
+  abs: unary('abs', 'numeric', dx('x', (g, x) => x.lt(0).select(g.neg(), g)), 1),
+  tanh: unary('tanh', 'float', dx('y', (g, _x, y) => g.mul(y.mul(y).neg().add(1))), 6),
+  sigmoid: unary('sigmoid', 'float', dx('y', (g, _x, y) => g.mul(y).mul(y.neg().add(1))), 5),
+  erf: unary('erf', 'float', dx('x', (g, x) => g.mul(x.mul(x).neg().exp()).mul(2 / M.sqrt(M.PI))), 8),
+  sin: unary('sin', 'float', dx('x', (g, x) => g.mul(x.cos())), 6),
+  cos: unary('cos', 'float', dx('x', (g, x) => g.mul(x.sin()).neg()), 6),
+  floor: unary('floor', 'float', piecewiseConstant),
+  not: unary('not', 'bool', boolean),
 };
 
 export const cast: OpDef<'cast'> = {
@@ -80,7 +82,7 @@ export const stopGradient: OpDef<'stop_gradient'> = {
   lower: { kind: 'pointwise', cost: 0, elementwise: true, emit: (b, out) => b.load(0, out) },
 };
 
-function binary<K extends Binary>(f: (a: number, b: number) => number, scalar: ScalarOp, dom: keyof typeof domain, vjp: Vjp<K> | NotDifferentiable, outBool = false, cost = 1): OpDef<K> {
+function binary<K extends Binary>(scalar: ScalarOp, dom: keyof typeof domain, vjp: Vjp<K> | NotDifferentiable, outBool = false, cost = 1): OpDef<K> {
   return {
     arity: 2,
     infer: (ins: readonly TypeInfo[]) => {
@@ -90,7 +92,7 @@ function binary<K extends Binary>(f: (a: number, b: number) => number, scalar: S
       return { shape, dtype: outBool ? 'bool' : d };
     },
     vjp,
-    ref: (ins, _a, out) => refElementwise(ins, out, f),
+    ref: (ins, _a, out) => refElementwise(ins, out, SCALAR_SEMANTICS[scalar]),
     lower: { kind: 'pointwise', cost, elementwise: true, emit: (b, out, c) => b.alu(scalar, ...loadsBroadcast(b, out, c.inShapes)) },
   };
 }
@@ -105,19 +107,19 @@ const dab = <K extends Binary>(saves: readonly number[], output: boolean, f: (g:
 const pick = (g: Tensor, win: Tensor, tie: Tensor): Tensor => win.select(g, tie.select(g.mul(0.5), 0));
 
 export const binaryOps: { [K in Binary]: OpDef<K> } = {
-  add: { ...binary((a, b) => a + b, 'add', 'numeric', dab([], false, (g) => [g, g])), simplify: identity('both', 0) },
-  sub: { ...binary((a, b) => a - b, 'sub', 'numeric', dab([], false, (g) => [g, g.neg()])), simplify: identity(1, 0) },
-  mul: { ...binary((a, b) => a * b, 'mul', 'numeric', dab([0, 1], false, (g, a, b) => [g.mul(b), g.mul(a)])), simplify: identity('both', 1) },
-  div: { ...binary((a, b) => a / b, 'div', 'numeric', dab([1], true, (g, _a, b, y) => [g.div(b), g.mul(y).div(b).neg()]), false, 2), simplify: identity(1, 1) },
-  pow: binary(M.pow, 'pow', 'float', dab([0, 1], true, (g, a, b, y) => [g.mul(b).mul(a.pow(b.sub(1))), g.mul(y).mul(a.log())]), false, 8),
-  maximum: binary(M.max, 'max', 'numeric', dab([0, 1], false, (g, a, b) => [pick(g, a.gt(b), a.eq(b)), pick(g, b.gt(a), a.eq(b))])),
-  minimum: binary(M.min, 'min', 'numeric', dab([0, 1], false, (g, a, b) => [pick(g, a.lt(b), a.eq(b)), pick(g, b.lt(a), a.eq(b))])),
-  cmplt: binary((a, b) => +(a < b), 'lt', 'any', boolean, true),
-  cmple: binary((a, b) => +(a <= b), 'le', 'any', boolean, true),
-  cmpeq: binary((a, b) => +(a === b), 'eq', 'any', boolean, true),
-  cmpne: binary((a, b) => +(a !== b), 'ne', 'any', boolean, true),
-  and: binary((a, b) => +(a && b), 'and', 'bool', boolean),
-  or: binary((a, b) => +(a || b), 'or', 'bool', boolean),
+  add: { ...binary('add', 'numeric', dab([], false, (g) => [g, g])), simplify: identity('both', 0) },
+  sub: { ...binary('sub', 'numeric', dab([], false, (g) => [g, g.neg()])), simplify: identity(1, 0) },
+  mul: { ...binary('mul', 'numeric', dab([0, 1], false, (g, a, b) => [g.mul(b), g.mul(a)])), simplify: identity('both', 1) },
+  div: { ...binary('div', 'numeric', dab([1], true, (g, _a, b, y) => [g.div(b), g.mul(y).div(b).neg()]), false, 2), simplify: identity(1, 1) },
+  pow: binary('pow', 'float', dab([0, 1], true, (g, a, b, y) => [g.mul(b).mul(a.pow(b.sub(1))), g.mul(y).mul(a.log())]), false, 8),
+  maximum: binary('max', 'numeric', dab([0, 1], false, (g, a, b) => [pick(g, a.gt(b), a.eq(b)), pick(g, b.gt(a), a.eq(b))])),
+  minimum: binary('min', 'numeric', dab([0, 1], false, (g, a, b) => [pick(g, a.lt(b), a.eq(b)), pick(g, b.lt(a), a.eq(b))])),
+  cmplt: binary('lt', 'any', boolean, true),
+  cmple: binary('le', 'any', boolean, true),
+  cmpeq: binary('eq', 'any', boolean, true),
+  cmpne: binary('ne', 'any', boolean, true),
+  and: binary('and', 'bool', boolean),
+  or: binary('or', 'bool', boolean),
 };
 
 export const where: OpDef<'where'> = {

@@ -19,7 +19,9 @@ export interface VjpCtx<K extends Op> {
 }
 
 /** A reverse-mode rule: one cotangent per input (null where none flows). `saves` declares which forward values
- * the rule reads, so the memory planner knows what the backward pass keeps alive. */
+ * the rule reads (inputs by position, the output): exactly those, as test/ops/saves.test.ts checks for every
+ * primitive, so it is a true statement of what the backward pass keeps alive. docs/ops.md lists it. The memory
+ * planner does not read it yet: it sees the same facts as buffer lifetimes of the compiled step. */
 export interface Vjp<K extends Op> {
   readonly saves: { readonly inputs: readonly number[]; readonly output: boolean };
   grad(g: Tensor, ctx: VjpCtx<K>): readonly (Tensor | null)[];

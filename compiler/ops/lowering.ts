@@ -8,6 +8,10 @@ export type ScalarOp =
   | 'lt' | 'le' | 'eq' | 'ne' | 'and' | 'or' | 'not'
   | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'recip' | 'abs' | 'tanh' | 'sigmoid' | 'erf' | 'sin' | 'cos' | 'floor';
 
+/** The hand-written templates (kernels/cpu, kernels/cuda) an `extern` lowering names. Each renderer keeps a
+ * `Record<TemplateName, …>`, so a template missing from a back end is a tsc error. */
+export type TemplateName = 'matmul' | 'conv2d' | 'conv2d_bwd_data' | 'conv2d_bwd_weight' | 'sdpa' | 'sdpa_grad' | 'scatter_add';
+
 /** What a pointwise lowering builds with. `V` is the back end's scalar value (a kernel-IR node, or a number in
  * the test interpreter). Loads take i32 index values, one per input dimension. */
 export interface Builder<V> {
@@ -53,7 +57,7 @@ export type Lowering<A> =
        * it cannot, e.g. a reshape of a non-contiguous view). Templates read such views without a copy. */
       view?(src: StridedLayout, ctx: LowerCtx<A>): StridedLayout | null }
   | { readonly kind: 'reduce'; readonly combine: 'add' | 'max'; axes(attrs: A, inShape: Shape): readonly number[] }
-  | { readonly kind: 'extern'; readonly template: string; readonly flops: (ctx: LowerCtx<A>) => number;
+  | { readonly kind: 'extern'; readonly template: TemplateName; readonly flops: (ctx: LowerCtx<A>) => number;
       /** The template reads operands through arbitrary strides (so transposes and broadcasts need no copy);
        * otherwise operands must be contiguous buffers. */
       readonly stridedOperands?: boolean };

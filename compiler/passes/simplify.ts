@@ -2,7 +2,7 @@
  * constant folding. Rewritten nodes are re-interned, so common subexpressions stay shared (CSE) and
  * unreachable ones vanish (DCE). */
 import { intern, type Node } from '../ir/node';
-import { topoSort, type GraphSpec } from '../ir/graph';
+import { topoSort, type GraphSpec, type GraphValue } from '../ir/graph';
 import { numel } from '../ir/shape';
 import { OPS } from '../ops/registry';
 import type { NDArray } from '../reference/ndarray';
@@ -45,12 +45,12 @@ export function simplifyNodes(roots: readonly Node[]): Map<number, Node> {
   return map;
 }
 
-export function simplifyGraph(spec: GraphSpec): GraphSpec {
+export function simplifyGraph(spec: GraphSpec): GraphSpec<Tensor> {
   const roots = [...Object.values(spec.outputs).map((t) => t.node), ...(spec.updates ?? []).flatMap((u) => [u.param.node, u.value.node])];
   const map = simplifyNodes(roots);
-  const t = (x: Tensor) => new Tensor(map.get(x.node.id)!);
+  const t = (x: GraphValue) => new Tensor(map.get(x.node.id)!);
   return {
     outputs: Object.fromEntries(Object.entries(spec.outputs).map(([k, v]) => [k, t(v)])),
-    updates: (spec.updates ?? []).map((u) => ({ param: u.param, value: t(u.value) })),
+    updates: (spec.updates ?? []).map((u) => ({ param: t(u.param), value: t(u.value) })),
   };
 }

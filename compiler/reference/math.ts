@@ -18,3 +18,7 @@ export function erf(x: number): number {
 }
 
 export const sigmoid = (x: number): number => (x >= 0 ? 1 / (1 + M.exp(-x)) : M.exp(x) / (1 + M.exp(x)));
+
+/** pow as C and PyTorch define it (IEEE 754): JavaScript's Math.pow differs only in pow(1, y) and
+ * pow(-1, ±Inf), which are 1 there and NaN in JavaScript. */
+export const pow = (a: number, b: number): number => (a === 1 || (a === -1 && (b === Infinity || b === -Infinity)) ? 1 : M.pow(a, b));

@@ -18,8 +18,9 @@ export const cOps: OpsHandler = {
   add: ([a, b]) => `(${a} + ${b})`, sub: ([a, b]) => `(${a} - ${b})`, mul: ([a, b]) => `(${a} * ${b})`,
   div: ([a, b]) => `(${a} / ${b})`, idiv: ([a, b]) => `(${a} / ${b})`, mod: ([a, b]) => `(${a} % ${b})`,
   pow: ([a, b]) => `powf(${a}, ${b})`,
-  max: ([a, b], dt) => (isF(dt) ? `fmaxf(${a}, ${b})` : `std::max<int64_t>(${a}, ${b})`),
-  min: ([a, b], dt) => (isF(dt) ? `fminf(${a}, ${b})` : `std::min<int64_t>(${a}, ${b})`),
+  // kiln_maxf/kiln_minf (both preludes): NaN-propagating, -0 < +0, as the reference's Math.max/min.
+  max: ([a, b], dt) => (isF(dt) ? `kiln_maxf(${a}, ${b})` : `std::max<int64_t>(${a}, ${b})`),
+  min: ([a, b], dt) => (isF(dt) ? `kiln_minf(${a}, ${b})` : `std::min<int64_t>(${a}, ${b})`),
   lt: ([a, b]) => `(${a} < ${b})`, le: ([a, b]) => `(${a} <= ${b})`, eq: ([a, b]) => `(${a} == ${b})`, ne: ([a, b]) => `(${a} != ${b})`,
   and: ([a, b]) => `(${a} && ${b})`, or: ([a, b]) => `(${a} || ${b})`, not: ([a]) => `(!${a})`,
   neg: ([a]) => `(-${a})`, exp: ([a]) => `expf(${a})`, log: ([a]) => `logf(${a})`, sqrt: ([a]) => `sqrtf(${a})`,

@@ -75,7 +75,7 @@ function reduceKernel(k: ReduceKernel, decl: string[]): string[] {
   const shape = reduceShape(numel(k.inner)), rows = numel(k.outer);
   const ep = new ExprPrinter(cudaLang, (b) => `b${b}`, 'e');
   const init = k.combine === 'add' ? literal(0, k.accDtype) : literal(-Infinity, k.accDtype);
-  const combine = k.combine === 'add' ? `acc += ${v};` : `acc = fmaxf(acc, ${v});`;
+  const combine = k.combine === 'add' ? `acc += ${v};` : `acc = kiln_maxf(acc, ${v});`;
   const head = `KILN_KERNEL void __launch_bounds__(${THREADS}) ${k.name}(uint8_t* __restrict__ A KILN_OFFSETS) {`;
   if (shape === 'thread') {
     return [head, ...ind(decl),
@@ -122,7 +122,7 @@ function rowKernel(k: RowKernel, decl: string[]): string[] {
   k.reductions.forEach((r, slot) => {
     const p = new ExprPrinter(cudaLang, (b) => `b${b}`, `t${slot}_`);
     const v = p.print(r.value), name = slot ? `acc${slot}` : 'acc';
-    const inner = [...bindVars(k.innerVars, k.inner, 'r'), ...p.lines.splice(0), r.combine === 'add' ? `${name} += ${v};` : `${name} = fmaxf(${name}, ${v});`];
+    const inner = [...bindVars(k.innerVars, k.inner, 'r'), ...p.lines.splice(0), r.combine === 'add' ? `${name} += ${v};` : `${name} = kiln_maxf(${name}, ${v});`];
     stages.push(`float ${name} = ${r.combine === 'add' ? literal(0, r.dt) : literal(-Infinity, r.dt)};`,
       `for (int64_t r = threadIdx.x; r < ${numel(k.inner)}; r += blockDim.x) {`, ...ind(inner), '}',
       `${name} = ${r.combine === 'add' ? 'blockReduceSum' : 'blockReduceMax'}(${name}, true);`);

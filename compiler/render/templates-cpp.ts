@@ -1,9 +1,10 @@
 /** Calls into the precompiled CPU kernel library (kernels/cpu/kiln_lib.h): each template's arguments from the
  * operand views and attributes, and the fused epilogue as a static function over the template's output
- * indices (it finds the arena through `kiln_A`, set by the entry points, and its buffers' offsets through `kiln_O`,
- * set by the kernel). */
+ * indices (it finds the arena and its buffers' offsets through the `kiln_frame` the kernel passes along, so
+ * nothing is global and programs are re-entrant). */
 import { numel, stridesOf } from '../ir/shape';
 import type { ExternKernel, StridedView } from '../codegen/kir';
+import type { TemplateName } from '../ops/lowering';
 import { ExprPrinter, literal } from './cstyle';
 import { cppLang, storeLines } from './cpp';
 
@@ -24,71 +25,93 @@ function requireContiguous(k: ExternKernel): void {
 
 export interface TemplateCode { readonly helpers: string[]; readonly body: string[] }
 
+interface Ctx {
+  readonly k: ExternKernel;
+  /** The template's output index variable names. */
+  readonly v: readonly string[];
+  readonly a: Record<string, never>;
+  readonly epiName: string;
+  /** The epilogue function: `params` are the template's callback indices, `bind` binds the output vars. */
+  epilogue(params: string[], bind: string[]): string[];
+}
+
+const conv = ({ k, v, a, epiName, epilogue }: Ctx): TemplateCode => {
+  requireContiguous(k);
+  const [p, q] = k.operands;
+  const xs = k.template === 'conv2d_bwd_data' ? k.outShape : p.shape;
+  const ws = k.template === 'conv2d_bwd_weight' ? k.outShape : q.shape;
+  const [N, C, H, W] = xs, [O, , KH, KW] = ws;
+  const st = a.stride as number[], pd = a.padding as number[], dl = a.dilation as number[];
+  const dims = [N, C, H, W, O, KH, KW, st[0], st[1], pd[0], pd[1], pd[2], pd[3], dl[0], dl[1], a.groups];
+  return {
+    helpers: epilogue(['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3;`]),
+    body: [`static const int64_t dims[16] = {${dims.join(', ')}};`, `kiln_${k.template}_f32(dims, ${ptr(p)}, ${ptr(q)}, ${epiName}, &fr);`],
+  };
+};
+
+const attention = ({ k, v, a, epiName, epilogue }: Ctx): TemplateCode => {
+  requireContiguous(k);
+  const r = k.outShape.length;
+  const [q, kk, vv] = k.operands;
+  const batch = q.shape.slice(0, -2), [lq, d] = q.shape.slice(-2), [lk, dv] = vv.shape.slice(-2);
+  const common = `${numel(batch)}, ${lq}, ${lk}, ${d}, ${dv}, ${ptr(q)}, ${ptr(kk)}, ${ptr(vv)}`;
+  const tail = `${literal(a.scale, 'f32')}, ${a.causal ? 1 : 0}`;
+  return {
+    helpers: epilogue(['bb', 'ii', 'tt'], [...bindBatch(v.slice(0, -2), k.outShape.slice(0, -2), 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = tt;`]),
+    body: [k.template === 'sdpa' ? `kiln_sdpa_f32(${common}, ${tail}, ${epiName}, &fr);` : `kiln_sdpa_grad_f32(${common}, ${ptr(k.operands[3])}, ${tail}, ${a.wrt}, ${epiName}, &fr);`],
+  };
+};
+
+/** One entry per template (a missing one is a tsc error). */
+const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {
+  matmul: ({ k, v, epiName, epilogue }) => {
+    const r = k.outShape.length;
+    const [A, B] = k.operands;
+    const batch = k.outShape.slice(0, -2);
+    const [M, N] = k.outShape.slice(-2), K = A.shape[A.shape.length - 1];
+    const bstride = (x: StridedView) => batch.map((_d, i) => { const j = i - (batch.length - (x.shape.length - 2)); return j < 0 || x.shape[j] === 1 ? 0 : x.strides[j]; });
+    const list = (xs: readonly number[]) => `{${xs.length ? xs.join(', ') : '0'}}`;
+    return {
+      helpers: epilogue(['bb', 'ii', 'jj'], [...bindBatch(v.slice(0, -2), batch, 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jj;`]),
+      body: [`const kiln_batch bt = {${batch.length}, ${list(batch)}, ${list(bstride(A))}, ${list(bstride(B))}};`,
+        `kiln_gemm_f32(${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt, ${epiName}, &fr);`],
+    };
+  },
+  conv2d: conv,
+  conv2d_bwd_data: conv,
+  conv2d_bwd_weight: conv,
+  sdpa: attention,
+  sdpa_grad: attention,
+  scatter_add: ({ k, v, a }) => {
+    requireContiguous(k);
+    const [upd, ix] = k.operands, ax = a.axis as number;
+    const outer = numel(k.outShape.slice(0, ax)), inner = numel(k.outShape.slice(ax + 1)), nIdx = numel(ix.shape);
+    const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
+    const bind = k.outShape.map((_d, i) => `const int64_t ${v[i]} = (f / ${numel(k.outShape.slice(i + 1))}) % ${k.outShape[i]}; (void)${v[i]};`);
+    return {
+      helpers: [],
+      body: [
+        `std::vector<float> tmp(${numel(k.outShape)}, 0.0f);`,
+        `kiln_scatter_add_f32(${outer}, ${nIdx}, ${inner}, ${a.size}, ${ptr(upd)}, ${ptr(ix)}, tmp.data());`,
+        `#pragma omp parallel for if(${numel(k.outShape)} > 16384)`,
+        `for (int64_t f = 0; f < ${numel(k.outShape)}; ++f) {`,
+        '  const float acc = tmp[f];',
+        ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`),
+        '}',
+      ],
+    };
+  },
+};
+
 /** `decls` are the kernel's buffer pointer declarations (the epilogue function needs them too). */
 export function templateCall(k: ExternKernel, decls: readonly string[]): TemplateCode {
-  const v = k.outVars.map((x) => (x as { name: string }).name), r = k.outShape.length, a = k.attrs as Record<string, never>;
   const epiName = `${k.name}_epilogue`;
   const epilogue = (params: string[], bind: string[]) => {
     const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
-    return [`static void ${epiName}(${params.map((x) => `int64_t ${x}`).join(', ')}, float acc) {`,
-      '  uint8_t* A = kiln_A;', '  const int64_t* O = kiln_O; (void)O;', ...decls.map((l) => `  ${l}`), ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`), '}'];
+    return [`static void ${epiName}(const kiln_frame* fr, ${params.map((x) => `int64_t ${x}`).join(', ')}, float acc) {`,
+      '  uint8_t* A = fr->A;', '  const int64_t* O = fr->O;', ...decls.map((l) => `  ${l}`), ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`), '}'];
   };
-  switch (k.template) {
-    case 'matmul': {
-      const [A, B] = k.operands;
-      const batch = k.outShape.slice(0, -2);
-      const [M, N] = k.outShape.slice(-2), K = A.shape[A.shape.length - 1];
-      const bstride = (x: StridedView) => batch.map((_d, i) => { const j = i - (batch.length - (x.shape.length - 2)); return j < 0 || x.shape[j] === 1 ? 0 : x.strides[j]; });
-      const list = (xs: readonly number[]) => `{${xs.length ? xs.join(', ') : '0'}}`;
-      return {
-        helpers: epilogue(['bb', 'ii', 'jj'], [...bindBatch(v.slice(0, -2), batch, 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jj;`]),
-        body: [`const kiln_batch bt = {${batch.length}, ${list(batch)}, ${list(bstride(A))}, ${list(bstride(B))}};`,
-          `kiln_gemm_f32(${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt, ${epiName});`],
-      };
-    }
-    case 'conv2d': case 'conv2d_bwd_data': case 'conv2d_bwd_weight': {
-      requireContiguous(k);
-      const [p, q] = k.operands;
-      const xs = k.template === 'conv2d_bwd_data' ? k.outShape : p.shape;
-      const ws = k.template === 'conv2d_bwd_weight' ? k.outShape : q.shape;
-      const [N, C, H, W] = xs, [O, , KH, KW] = ws;
-      const st = a.stride as number[], pd = a.padding as number[], dl = a.dilation as number[];
-      const dims = [N, C, H, W, O, KH, KW, st[0], st[1], pd[0], pd[1], pd[2], pd[3], dl[0], dl[1], a.groups];
-      return {
-        helpers: epilogue(['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3;`]),
-        body: [`static const int64_t dims[16] = {${dims.join(', ')}};`, `kiln_${k.template}_f32(dims, ${ptr(p)}, ${ptr(q)}, ${epiName});`],
-      };
-    }
-    case 'sdpa': case 'sdpa_grad': {
-      requireContiguous(k);
-      const [q, kk, vv] = k.operands;
-      const batch = q.shape.slice(0, -2), [lq, d] = q.shape.slice(-2), [lk, dv] = vv.shape.slice(-2);
-      const common = `${numel(batch)}, ${lq}, ${lk}, ${d}, ${dv}, ${ptr(q)}, ${ptr(kk)}, ${ptr(vv)}`;
-      const tail = `${literal(a.scale, 'f32')}, ${a.causal ? 1 : 0}`;
-      return {
-        helpers: epilogue(['bb', 'ii', 'tt'], [...bindBatch(v.slice(0, -2), k.outShape.slice(0, -2), 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = tt;`]),
-        body: [k.template === 'sdpa' ? `kiln_sdpa_f32(${common}, ${tail}, ${epiName});` : `kiln_sdpa_grad_f32(${common}, ${ptr(k.operands[3])}, ${tail}, ${a.wrt}, ${epiName});`],
-      };
-    }
-    case 'scatter_add': {
-      requireContiguous(k);
-      const [upd, ix] = k.operands, ax = a.axis as number;
-      const outer = numel(k.outShape.slice(0, ax)), inner = numel(k.outShape.slice(ax + 1)), nIdx = numel(ix.shape);
-      const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
-      const bind = k.outShape.map((_d, i) => `const int64_t ${v[i]} = (f / ${numel(k.outShape.slice(i + 1))}) % ${k.outShape[i]}; (void)${v[i]};`);
-      return {
-        helpers: [],
-        body: [
-          `std::vector<float> tmp(${numel(k.outShape)}, 0.0f);`,
-          `kiln_scatter_add_f32(${outer}, ${nIdx}, ${inner}, ${a.size}, ${ptr(upd)}, ${ptr(ix)}, tmp.data());`,
-          `#pragma omp parallel for if(${numel(k.outShape)} > 16384)`,
-          `for (int64_t f = 0; f < ${numel(k.outShape)}; ++f) {`,
-          '  const float acc = tmp[f];',
-          ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`),
-          '}',
-        ],
-      };
-    }
-  }
-  throw new Error(`C++ back end: no template for ${k.template}`);
+  const build = TEMPLATES[k.template];
+  if (!build) throw new Error(`C++ back end: no template for ${k.template}`);
+  return build({ k, v: k.outVars.map((x) => (x as { name: string }).name), a: k.attrs as Record<string, never>, epiName, epilogue });
 }

@@ -132,5 +132,6 @@ export function templateCallCuda(k: ExternKernel, decl: readonly string[]): Cuda
       };
     }
   }
-  throw new Error(`CUDA back end: no template for ${k.template}`);
+  const missing: never = k.template;  // every TemplateName has a case above (tsc checks)
+  throw new Error(`CUDA back end: no template for ${missing as string}`);
 }

@@ -9,49 +9,43 @@
  *    instead when recomputing it would cost more than `maxInlineCost` (repeated to a fixed point).
  * 3. Epilogues: a reduction or template whose value flows through single-use pointwise nodes into one realized
  *    pointwise root of the same size becomes that root's anchor, so the kernel computes it and applies the
- *    epilogue before storing. Lowering verifies that the epilogue reads the anchor at the element it produces;
- *    if not, the compiler marks the anchor `forced` and fuses again.
+ *    epilogue before storing, when `canAnchor` (codegen) says the epilogue reads the anchor at the element it
+ *    produces; otherwise the anchor stays a kernel of its own and the reason is recorded. Lowering then follows
+ *    what fusion decided (Inductor's can_fuse_vertical; no exception-driven re-fusion).
  * 4. Row kernels: reductions over trailing axes whose every reader lies in one pointwise kernel of the
  *    reduced input's size run as stages of that kernel (softmax, layer norm, group norm + SiLU: one kernel
  *    each, when nothing else needs the statistics). */
 import type { Node } from '../ir/node';
 import { numel, stridesOf } from '../ir/shape';
-import type { StridedLayout } from '../ops/lowering';
-import { ctxOf } from '../ops/context';
 import { OPS } from '../ops/registry';
+import { isFreeLeaf, isView, viewLayout } from '../ops/views';
+import { canAnchor, type KernelGroup } from '../codegen/lower';
 
 /** A kernel to generate: `root` is realized; `region` is every node inlined into it (root included); `anchor`
  * is the reduction or template the kernel is built around, if any (its result feeds the fused epilogue). */
-export interface Group {
-  readonly root: Node;
-  readonly anchor: Node | null;
-  readonly region: readonly Node[];
-  /** Row kernels: reductions over the trailing axes that run as stages of this kernel, in order. */
-  readonly rows: readonly Node[];
-}
+export type Group = KernelGroup;
+
+/** Why a node was not fused into its consumer's kernel:
+ * - `operand-in-memory`: a template operand must be a buffer (or a strided view of one);
+ * - `shared-expensive`: read by several kernels and too costly to recompute in each;
+ * - `consumer-not-pointwise`, `several-exits`, `broadcast-epilogue`, `anchor-taken`: no single same-size
+ *   pointwise epilogue to build the kernel around;
+ * - `anchor-misread`: the epilogue reads the anchor at another element (canAnchor said no);
+ * - `rows-misread`: reductions that would be row stages are read at other rows. */
+export type WhyNotCode = 'operand-in-memory' | 'shared-expensive' | 'consumer-not-pointwise' | 'several-exits' | 'broadcast-epilogue' | 'anchor-taken' | 'anchor-misread' | 'rows-misread';
+export interface WhyNot { readonly node: Node; readonly code: WhyNotCode; readonly text: string }
 
 export interface FusionResult {
   readonly realized: ReadonlySet<number>;
   readonly groups: readonly Group[];
+  /** Each decision not to fuse, as text (`explain()` prints these) ... */
   readonly whyNot: readonly string[];
+  /** ... and structured, for tests and tools: the node, a reason code, the same text. */
+  readonly reasons: readonly WhyNot[];
 }
 
 const kind = (n: Node) => OPS[n.op].lower.kind;
 const cost = (n: Node) => { const l = OPS[n.op].lower; return l.kind === 'pointwise' ? l.cost : Infinity; };
-/** Movement ops a strided layout can express (their lowering has a `view`): templates read them without a copy. */
-export const isView = (n: Node): boolean => { const l = OPS[n.op].lower; return l.kind === 'pointwise' && l.view !== undefined; };
-/** Generators with no inputs (constants, iota): always recomputed where used, never a kernel of their own. */
-export const isFreeLeaf = (n: Node): boolean => OPS[n.op].lower.kind === 'pointwise' && n.inputs.length === 0;
-
-/** The strided layout of `n` as a view of a realized (contiguous) buffer, or null. */
-export function viewLayout(n: Node, realized: { has(id: number): boolean }): StridedLayout | null {
-  if (realized.has(n.id)) return { shape: n.shape, strides: stridesOf(n.shape), offset: 0 };
-  const l = OPS[n.op].lower;
-  if (l.kind !== 'pointwise' || !l.view) return null;
-  const src = viewLayout(n.inputs[0], realized);
-  return src && (l.view as (s: StridedLayout, c: unknown) => StridedLayout | null)(src, ctxOf(n));
-}
-
 /** Inlined region of a realized root: DFS through unrealized inputs, inputs first. */
 function regionOf(root: Node, realized: { has(id: number): boolean }, anchor?: Node): Node[] {
   const seen = new Set<number>(), out: Node[] = [];
@@ -70,12 +64,13 @@ function regionCost(region: readonly Node[]): number {
 }
 
 export function fuse(order: readonly Node[], roots: readonly Node[], forced: ReadonlySet<number> = new Set(), maxInlineCost = 8, enabled = true): FusionResult {
-  const whyNot: string[] = [];
+  const reasons: WhyNot[] = [];
+  const why = (n: Node, code: WhyNotCode, text: string) => { reasons.push({ node: n, code, text: `${n.op}#${n.id} (${n.src}): ${text}` }); };
   const realized = new Set<number>();
-  const realize = (n: Node, why: string) => {
+  const realize = (n: Node, reason: string, code: WhyNotCode = 'operand-in-memory') => {
     if (realized.has(n.id)) return;
     realized.add(n.id);
-    if (why) whyNot.push(`${n.op}#${n.id} (${n.src}): ${why}`);
+    if (reason) why(n, code, reason);
   };
   const users = new Map<number, Node[]>();
   for (const n of order) for (const i of new Set(n.inputs)) { const us = users.get(i.id); if (us) us.push(n); else users.set(i.id, [n]); }
@@ -113,7 +108,7 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
       const k = readers.get(n.id) ?? 0;
       if (k < 2 || realized.has(n.id)) continue;
       const c = regionCost(regionOf(n, realized));
-      if (c > maxInlineCost) { realize(n, `read by ${k} kernels and recomputing it costs ${c} > ${maxInlineCost}`); changed = true; }
+      if (c > maxInlineCost) { realize(n, `read by ${k} kernels and recomputing it costs ${c} > ${maxInlineCost}`, 'shared-expensive'); changed = true; }
     }
   }
 
@@ -123,7 +118,6 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
     for (const a of order) {
       if (kind(a) !== 'reduce' && kind(a) !== 'extern') continue;
       if (rootIds.has(a.id)) continue;
-      if (forced.has(a.id)) { whyNot.push(`${a.op}#${a.id} (${a.src}): an epilogue reads it at another index than the element it computes`); continue; }
       // Everything downstream of `a` through unrealized pointwise nodes must end in one realized node: then
       // those nodes are inlined only there, and that kernel can be built around `a`.
       const seen = new Set<number>(), exits = new Set<Node>();
@@ -147,10 +141,14 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
           n = us[0];
           if (realized.has(n.id)) break;
         }
-        if (n === a || (bad && !realized.has(n.id))) { whyNot.push(`${a.op}#${a.id} (${a.src}): ${bad || 'no epilogue'}`); continue; }
+        if (n === a || (bad && !realized.has(n.id))) { why(a, bad.startsWith('its consumer') ? 'consumer-not-pointwise' : 'several-exits', bad || 'no epilogue'); continue; }
       }
-      if (numel(n.shape) !== numel(a.shape)) { whyNot.push(`${a.op}#${a.id} (${a.src}): the epilogue ${n.op}#${n.id} has ${numel(n.shape)} elements, the ${a.op} ${numel(a.shape)} (a broadcast)`); continue; }
-      if (anchorOf.has(n.id)) { whyNot.push(`${a.op}#${a.id} (${a.src}): the kernel of ${n.op}#${n.id} already has an anchor`); continue; }
+      if (numel(n.shape) !== numel(a.shape)) { why(a, 'broadcast-epilogue', `the epilogue ${n.op}#${n.id} has ${numel(n.shape)} elements, the ${a.op} ${numel(a.shape)} (a broadcast)`); continue; }
+      if (anchorOf.has(n.id)) { why(a, 'anchor-taken', `the kernel of ${n.op}#${n.id} already has an anchor`); continue; }
+      if (forced.has(a.id) || !canAnchor({ root: n, anchor: a, rows: [], region: regionOf(n, realized, a) })) {
+        why(a, 'anchor-misread', 'an epilogue reads it at another index than the element it computes');
+        continue;
+      }
       anchorOf.set(n.id, a);
       realized.delete(a.id);
     }
@@ -196,6 +194,12 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
         }
       }
       if (!taken.length) continue;
+      // Fusion decides, lowering follows: ask before committing that every stage is read at its own row.
+      const sorted = [...taken].sort((a, b) => pos.get(a.id)! - pos.get(b.id)!);
+      if (!canAnchor({ root: p, anchor: null, rows: sorted, region: regionOf(p, without) })) {
+        why(p, 'rows-misread', `its reductions ${taken.map((t) => `${t.op}#${t.id}`).join(', ')} are read at other rows than the one computed, so they are not stages of its kernel`);
+        continue;
+      }
       for (const r of taken) realized.delete(r.id);
       rowsOf.set(p.id, taken.sort((a, b) => pos.get(a.id)! - pos.get(b.id)!));
     }
@@ -208,5 +212,5 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
     const rows = rowsOf.get(n.id) ?? [];
     groups.push({ root: n, anchor, rows, region: regionOf(n, realized, anchor ?? undefined) });
   }
-  return { realized, groups, whyNot };
+  return { realized, groups, whyNot: reasons.map((r) => r.text), reasons };
 }

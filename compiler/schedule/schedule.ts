@@ -1,11 +1,13 @@
-/** Scheduling: fuse, lower each group to a kernel (re-fusing when an epilogue turns out not to fit), order
- * kernels, add the parameter-update commit, and describe the result to the memory planner. */
+/** Scheduling: fuse (fusion asks codegen's canAnchor before forming an epilogue), lower each group to a kernel
+ * as fusion decided, order kernels, add the parameter-update commit, and describe the result to the memory
+ * planner. */
 import type { Node } from '../ir/node';
 import { numel } from '../ir/shape';
 import { byteSize } from '../ir/dtype';
-import { fuse, isFreeLeaf, type FusionResult } from './fusion';
+import { fuse, type FusionResult } from './fusion';
+import { isFreeLeaf } from '../ops/views';
 import { OPS } from '../ops/registry';
-import { AnchorMismatch, kernelElements, lowerGroup } from '../codegen/lower';
+import { kernelElements, lowerGroup } from '../codegen/lower';
 import type { Expr, Kernel } from '../codegen/kir';
 import type { BufferKind, PlanBuffer, PlanInput, PlanStep } from './plan-types';
 import { buffersOf } from '../codegen/buffers';
@@ -27,44 +29,25 @@ const safeName = (ops: readonly string[]) => ops.slice(0, 6).join('_').replace(/
 
 export function schedule(order: readonly Node[], outputs: readonly Node[], updates: readonly { param: Node; value: Node }[], fuseKernels = true): Scheduled {
   const roots = [...outputs, ...updates.map((u) => u.value)];
-  const forced = new Set<number>();
-  for (;;) {
-    const fusion = fuse(order, roots, forced, 8, fuseKernels);
-    const bufferOf = new Map<number, number>(), nodeOf = new Map<number, Node>();
-    // Buffers are numbered in graph order, so the same graph built twice renders the same source (cache hits).
-    for (const n of order) if (fusion.realized.has(n.id)) { bufferOf.set(n.id, nodeOf.size); nodeOf.set(nodeOf.size, n); }
-    // Lower every group; anchors whose epilogue does not fit are collected and all forced at once.
-    const misfits: Node[] = [];
-    const kernels: Kernel[] = [];
-    fusion.groups.forEach((g, i) => {
-      try {
-        kernels.push(lowerGroup(g, { bufferOf }, `k${i}_${safeName(g.region.filter((n) => !isFreeLeaf(n)).map((n) => n.op))}`));
-      } catch (e) {
-        if (!(e instanceof AnchorMismatch)) throw e;
-        misfits.push(e.anchor);
-      }
-    });
-    if (misfits.length) {
-      if (process.env.KILN_DUMP?.includes('fusion')) console.error(`re-fusing without: ${misfits.map((m) => `${m.op}#${m.id} (${m.src})`).join(', ')}`);
-      misfits.forEach((m) => forced.add(m.id));
-      continue;
-    }
-    {
-      const copies = updates.filter((u) => u.value !== u.param).map((u) => ({ from: bufferOf.get(u.value.id)!, to: bufferOf.get(u.param.id)!, bytes: numel(u.param.shape) * byteSize[u.param.dtype] }));
-      if (copies.length) kernels.push({ kind: 'commit', name: `k${kernels.length}_commit_updates`, copies, ops: ['update'] });
-      const outIds = new Set(outputs.map((o) => o.id));
-      const kindOf = (n: Node): BufferKind => { const l = OPS[n.op].lower; return l.kind === 'source' ? l.storage : outIds.has(n.id) ? 'output' : 'temp'; };
-      const label = (n: Node) => { const a = n.attrs as { name?: string }; return a.name ?? `${n.op}#${n.id} (${n.src})`; };
-      const buffers: PlanBuffer[] = [...nodeOf].map(([id, n]) => ({ id, bytes: M.max(numel(n.shape) * byteSize[n.dtype], 1), kind: kindOf(n), label: label(n) }));
-      const steps: PlanStep[] = kernels.map((k, i) => {
-        const { reads, writes } = buffersOf(k);
-        return { id: i, label: k.name, reads, writes, recomputable: k.kind === 'pointwise' || k.kind === 'reduce' || k.kind === 'row', cost: kernelElements(k) * M.max(k.ops.length, 1), inPlace: inPlacePairs(k) };
-      });
-      let unfused = 0;
-      for (const n of order) if (OPS[n.op].lower.kind !== 'source') unfused++;
-      return { kernels, fusion, nodeOf, bufferOf, plan: { buffers, steps }, unfusedKernels: unfused };
-    }
-  }
+  const fusion = fuse(order, roots, new Set(), 8, fuseKernels);
+  const bufferOf = new Map<number, number>(), nodeOf = new Map<number, Node>();
+  // Buffers are numbered in graph order, so the same graph built twice renders the same source (cache hits).
+  for (const n of order) if (fusion.realized.has(n.id)) { bufferOf.set(n.id, nodeOf.size); nodeOf.set(nodeOf.size, n); }
+  // Fusion asked canAnchor before every epilogue it formed, so each group lowers as decided.
+  const kernels: Kernel[] = fusion.groups.map((g, i) => lowerGroup(g, { bufferOf }, `k${i}_${safeName(g.region.filter((n) => !isFreeLeaf(n)).map((n) => n.op))}`));
+  const copies = updates.filter((u) => u.value !== u.param).map((u) => ({ from: bufferOf.get(u.value.id)!, to: bufferOf.get(u.param.id)!, bytes: numel(u.param.shape) * byteSize[u.param.dtype] }));
+  if (copies.length) kernels.push({ kind: 'commit', name: `k${kernels.length}_commit_updates`, copies, ops: ['update'] });
+  const outIds = new Set(outputs.map((o) => o.id));
+  const kindOf = (n: Node): BufferKind => { const l = OPS[n.op].lower; return l.kind === 'source' ? l.storage : outIds.has(n.id) ? 'output' : 'temp'; };
+  const label = (n: Node) => { const a = n.attrs as { name?: string }; return a.name ?? `${n.op}#${n.id} (${n.src})`; };
+  const buffers: PlanBuffer[] = [...nodeOf].map(([id, n]) => ({ id, bytes: M.max(numel(n.shape) * byteSize[n.dtype], 1), kind: kindOf(n), label: label(n) }));
+  const steps: PlanStep[] = kernels.map((k, i) => {
+    const { reads, writes } = buffersOf(k);
+    return { id: i, label: k.name, reads, writes, recomputable: k.kind === 'pointwise' || k.kind === 'reduce' || k.kind === 'row', cost: kernelElements(k) * M.max(k.ops.length, 1), inPlace: inPlacePairs(k) };
+  });
+  let unfused = 0;
+  for (const n of order) if (OPS[n.op].lower.kind !== 'source') unfused++;
+  return { kernels, fusion, nodeOf, bufferOf, plan: { buffers, steps }, unfusedKernels: unfused };
 }
 
 /** Inputs a pointwise kernel reads only at exactly the offset it writes (every load of that buffer), with the

@@ -7,8 +7,15 @@
 #include <cstdint>
 
 extern "C" {
-typedef void (*kiln_epi3)(int64_t, int64_t, int64_t, float);
-typedef void (*kiln_epi4)(int64_t, int64_t, int64_t, int64_t, float);
+// What an epilogue needs to find its buffers: the running program's arena and the running kernel's offset
+// table. The library passes it through untouched, so two programs (or two runs of one) can run at once: no
+// mutable globals.
+struct kiln_frame {
+  uint8_t* A;
+  const int64_t* O;
+};
+typedef void (*kiln_epi3)(const kiln_frame*, int64_t, int64_t, int64_t, float);
+typedef void (*kiln_epi4)(const kiln_frame*, int64_t, int64_t, int64_t, int64_t, float);
 
 // Batch dims of a batched GEMM: batch element b unflattens over `shape`; the operands' offsets for it are
 // sum_i index_i * strideA[i] (and strideB[i]); a broadcast dim has stride 0.
@@ -21,20 +28,20 @@ struct kiln_batch {
 
 // C(b,i,j) = sum_k A(b,i,k) B(b,k,j), A(b,i,k) = A[offA(b) + i*rsA + k*csA], B likewise; epi(b, i, j, acc).
 void kiln_gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsA, int64_t csA, const float* B,
-                   int64_t rsB, int64_t csB, const kiln_batch* batch, kiln_epi3 epi);
+                   int64_t rsB, int64_t csB, const kiln_batch* batch, kiln_epi3 epi, const kiln_frame* fr);
 
 // NCHW x, OIHW w; padding [top, bottom, left, right].
 void kiln_conv2d_f32(const int64_t* dims /* N,C,H,W,O,KH,KW,sh,sw,pt,pb,pl,pr,dh,dw,groups */, const float* x,
-                     const float* w, kiln_epi4 epi);                     // epi(n, o, oh, ow, acc)
-void kiln_conv2d_bwd_data_f32(const int64_t* dims, const float* dy, const float* w, kiln_epi4 epi);   // epi(n, c, ih, iw, acc)
-void kiln_conv2d_bwd_weight_f32(const int64_t* dims, const float* x, const float* dy, kiln_epi4 epi); // epi(o, ci, kh, kw, acc)
+                     const float* w, kiln_epi4 epi, const kiln_frame* fr);                     // epi(n, o, oh, ow, acc)
+void kiln_conv2d_bwd_data_f32(const int64_t* dims, const float* dy, const float* w, kiln_epi4 epi, const kiln_frame* fr);   // epi(n, c, ih, iw, acc)
+void kiln_conv2d_bwd_weight_f32(const int64_t* dims, const float* x, const float* dy, kiln_epi4 epi, const kiln_frame* fr); // epi(o, ci, kh, kw, acc)
 
 // q [nb,lq,d], k [nb,lk,d], v [nb,lk,dv] contiguous; epi(b, i, t, acc).
 void kiln_sdpa_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q, const float* k,
-                   const float* v, float scale, int causal, kiln_epi3 epi);
+                   const float* v, float scale, int causal, kiln_epi3 epi, const kiln_frame* fr);
 // wrt 0: dQ, 1: dK, 2: dV; epi(b, row, t, acc).
 void kiln_sdpa_grad_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q, const float* k,
-                        const float* v, const float* dout, float scale, int causal, int wrt, kiln_epi3 epi);
+                        const float* v, const float* dout, float scale, int causal, int wrt, kiln_epi3 epi, const kiln_frame* fr);
 
 void kiln_scatter_add_f32(int64_t outer, int64_t n_idx, int64_t inner, int64_t size, const float* upd,
                           const int32_t* idx, float* out);

@@ -8,11 +8,13 @@
 namespace {
 struct Epi3 {
   kiln_epi3 f;
-  void operator()(int64_t a, int64_t b, int64_t c, float v) const { f(a, b, c, v); }
+  const kiln_frame* fr;
+  void operator()(int64_t a, int64_t b, int64_t c, float v) const { f(fr, a, b, c, v); }
 };
 struct Epi4 {
   kiln_epi4 f;
-  void operator()(int64_t a, int64_t b, int64_t c, int64_t d, float v) const { f(a, b, c, d, v); }
+  const kiln_frame* fr;
+  void operator()(int64_t a, int64_t b, int64_t c, int64_t d, float v) const { f(fr, a, b, c, d, v); }
 };
 struct BatchOff {
   const kiln_batch* bt;
@@ -38,29 +40,29 @@ extern "C" {
 #define KILN_EXPORT __attribute__((visibility("default")))
 
 KILN_EXPORT void kiln_gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsA, int64_t csA,
-                               const float* B, int64_t rsB, int64_t csB, const kiln_batch* bt, kiln_epi3 epi) {
-  kiln::gemm_f32(batch_count(bt), M, N, K, A, rsA, csA, BatchOff{bt, false}, B, rsB, csB, BatchOff{bt, true}, Epi3{epi});
+                               const float* B, int64_t rsB, int64_t csB, const kiln_batch* bt, kiln_epi3 epi, const kiln_frame* fr) {
+  kiln::gemm_f32(batch_count(bt), M, N, K, A, rsA, csA, BatchOff{bt, false}, B, rsB, csB, BatchOff{bt, true}, Epi3{epi, fr});
 }
 
 #define KILN_CONV_DIMS d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15]
-KILN_EXPORT void kiln_conv2d_f32(const int64_t* d, const float* x, const float* w, kiln_epi4 epi) {
-  kiln::conv2d_f32(KILN_CONV_DIMS, x, w, Epi4{epi});
+KILN_EXPORT void kiln_conv2d_f32(const int64_t* d, const float* x, const float* w, kiln_epi4 epi, const kiln_frame* fr) {
+  kiln::conv2d_f32(KILN_CONV_DIMS, x, w, Epi4{epi, fr});
 }
-KILN_EXPORT void kiln_conv2d_bwd_data_f32(const int64_t* d, const float* dy, const float* w, kiln_epi4 epi) {
-  kiln::conv2d_bwd_data_f32(KILN_CONV_DIMS, dy, w, Epi4{epi});
+KILN_EXPORT void kiln_conv2d_bwd_data_f32(const int64_t* d, const float* dy, const float* w, kiln_epi4 epi, const kiln_frame* fr) {
+  kiln::conv2d_bwd_data_f32(KILN_CONV_DIMS, dy, w, Epi4{epi, fr});
 }
-KILN_EXPORT void kiln_conv2d_bwd_weight_f32(const int64_t* d, const float* x, const float* dy, kiln_epi4 epi) {
-  kiln::conv2d_bwd_weight_f32(KILN_CONV_DIMS, x, dy, Epi4{epi});
+KILN_EXPORT void kiln_conv2d_bwd_weight_f32(const int64_t* d, const float* x, const float* dy, kiln_epi4 epi, const kiln_frame* fr) {
+  kiln::conv2d_bwd_weight_f32(KILN_CONV_DIMS, x, dy, Epi4{epi, fr});
 }
 
 KILN_EXPORT void kiln_sdpa_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q,
-                               const float* k, const float* v, float scale, int causal, kiln_epi3 epi) {
-  kiln::sdpa_f32(nb, lq, lk, d, dv, q, k, v, scale, causal != 0, Epi3{epi});
+                               const float* k, const float* v, float scale, int causal, kiln_epi3 epi, const kiln_frame* fr) {
+  kiln::sdpa_f32(nb, lq, lk, d, dv, q, k, v, scale, causal != 0, Epi3{epi, fr});
 }
 KILN_EXPORT void kiln_sdpa_grad_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q,
                                     const float* k, const float* v, const float* dout, float scale, int causal,
-                                    int wrt, kiln_epi3 epi) {
-  kiln::sdpa_grad_f32(nb, lq, lk, d, dv, q, k, v, dout, scale, causal != 0, wrt, Epi3{epi});
+                                    int wrt, kiln_epi3 epi, const kiln_frame* fr) {
+  kiln::sdpa_grad_f32(nb, lq, lk, d, dv, q, k, v, dout, scale, causal != 0, wrt, Epi3{epi, fr});
 }
 
 KILN_EXPORT void kiln_scatter_add_f32(int64_t outer, int64_t n_idx, int64_t inner, int64_t size, const float* upd,

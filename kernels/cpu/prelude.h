@@ -30,6 +30,13 @@ static inline T* kiln_at(uint8_t* arena, int64_t byte_offset) {
   return reinterpret_cast<T*>(arena + byte_offset);
 }
 
+// Float max/min with the reference's IEEE 754-2019 semantics (JavaScript's Math.max/min, PyTorch's
+// maximum/minimum): NaN in either operand gives NaN, and -0 < +0. fmaxf/fminf would drop a NaN. Written as
+// selects so `omp simd` loops vectorize them. `kiln_max` is the matching OpenMP reduction.
+static inline float kiln_maxf(float a, float b) { return (a != a || a > b || (a == b && !std::signbit(a))) ? a : b; }
+static inline float kiln_minf(float a, float b) { return (a != a || a < b || (a == b && std::signbit(a))) ? a : b; }
+#pragma omp declare reduction(kiln_max : float : omp_out = kiln_maxf(omp_out, omp_in)) initializer(omp_priv = -INFINITY)
+
 static inline int64_t kiln_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // A double passed through an int64 slot of `args` (JS writes it through a Float64Array view).

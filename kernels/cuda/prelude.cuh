@@ -14,6 +14,11 @@
 // Kernels are loaded by name with cuModuleGetFunction, so they must not be C++-mangled.
 #define KILN_KERNEL extern "C" __global__
 
+// Float max/min with the reference's IEEE 754-2019 semantics (as kernels/cpu/prelude.h): NaN in either
+// operand gives NaN, and -0 < +0. fmaxf/fminf would drop a NaN, so a diverging max or softmax looked finite.
+__host__ __device__ __forceinline__ float kiln_maxf(float a, float b) { return (a != a || a > b || (a == b && !signbit(a))) ? a : b; }
+__host__ __device__ __forceinline__ float kiln_minf(float a, float b) { return (a != a || a < b || (a == b && signbit(a))) ? a : b; }
+
 // ---- warp reductions: every lane ends with the result ----
 
 __device__ __forceinline__ float warpReduceSum(float v) {
@@ -24,7 +29,7 @@ __device__ __forceinline__ float warpReduceSum(float v) {
 
 __device__ __forceinline__ float warpReduceMax(float v) {
 #pragma unroll
-  for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1) v = kiln_maxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
   return v;
 }
 

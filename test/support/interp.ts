@@ -3,19 +3,10 @@
 import type { Builder, ScalarOp } from '../../compiler/ops/lowering';
 import { castValue, type DType } from '../../compiler/ir/dtype';
 import { stridesOf, type Shape } from '../../compiler/ir/shape';
-import { erf, sigmoid } from '../../compiler/reference/math';
+import { SCALAR_SEMANTICS } from '../../compiler/ops/scalar';
 import { uniformFill } from '../../compiler/ir/philox';
-// Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
-const M = Math;
 
-const alu: Record<ScalarOp, (...a: number[]) => number> = {
-  add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b,
-  idiv: (a, b) => M.trunc(a / b), mod: (a, b) => a % b, pow: M.pow, max: M.max, min: M.min,
-  lt: (a, b) => +(a < b), le: (a, b) => +(a <= b), eq: (a, b) => +(a === b), ne: (a, b) => +(a !== b),
-  and: (a, b) => +(a && b), or: (a, b) => +(a || b), not: (a) => +!a,
-  neg: (a) => -a, exp: M.exp, log: M.log, sqrt: M.sqrt, rsqrt: (a) => 1 / M.sqrt(a), recip: (a) => 1 / a,
-  abs: M.abs, tanh: M.tanh, sigmoid, erf, sin: M.sin, cos: M.cos, floor: M.floor,
-};
+const alu = SCALAR_SEMANTICS;
 
 export function interpBuilder(inputs: readonly { shape: Shape; data: Float64Array }[]): Builder<number> {
   const strides = inputs.map((t) => stridesOf(t.shape));
