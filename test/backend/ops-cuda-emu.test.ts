@@ -1,53 +1,6 @@
-/** The op table through the CUDA back end on the CUDA emulator (the exact CUDA source nvcc compiles, run on the CPU with
- * memcheck, racecheck and initcheck), forward and backward, against the float64 oracle. All cases go into one
- * program, each with its own inputs. Same cases and tolerances as the C++ back end (ops-cpu.test.ts). */
+/** The op table through the CUDA back end on the CUDA emulator (the exact CUDA source nvcc compiles, run on the CPU
+ * with memcheck, racecheck and initcheck), forward and backward, against the float64 oracle, with the same cases
+ * and tolerances as the C++ back end. */
+import { describeOpTable } from '../support/op-table';
 
-import { compile, evaluate, grad, input, constant, type Tensor } from '../../compiler/index';
-import { forwardCases } from '../ops/forward-cases';
-import { compositeGradCases, primitiveGradCases } from '../ops/grad-cases';
-import { values } from '../support/gradcheck';
-import { liftConstants, relErr } from '../support/lift';
-
-/** f32 against float64, for well-conditioned cases (normwise). */
-const TOL = 1e-5;
-
-describe('CUDA back end on the emulator (checked) vs the float64 oracle', () => {
-  test('forward: every primitive', async () => {
-    const outs: Record<string, Tensor> = {};
-    let feeds: Record<string, ArrayLike<number>> = {};
-    for (const [op, c] of Object.entries(forwardCases)) {
-      const lifted = liftConstants({ [op]: c.build() }, op);
-      Object.assign(outs, lifted.outputs);
-      feeds = { ...feeds, ...lifted.feeds, ...(c.feeds ?? {}) };
-    }
-    const prog = await compile({ outputs: outs }, { backend: 'cuda-emu', checks: true });
-    const got = prog.run(feeds as never);
-    const want = evaluate({ outputs: outs }, feeds).outputs;
-    for (const op of Object.keys(outs)) {
-      const e = relErr(got[op], want[op].data);
-      if (!(e <= TOL)) throw new Error(`${op}: relative error ${e} (got ${Array.from(got[op]).slice(0, 6)}, want ${Array.from(want[op].data).slice(0, 6)})`);
-    }
-  });
-
-  test('forward and gradients: every differentiable primitive and composite', async () => {
-    const outs: Record<string, Tensor> = {};
-    const feeds: Record<string, Float64Array> = {};
-    const cases = [...Object.entries(primitiveGradCases).map(([k, c]) => [k, c!] as const), ...compositeGradCases.map((c, i) => [`comp${i}`, c] as const)];
-    for (const [key, c] of cases) {
-      const xs = c.shapes.map((s, i) => input(`${key}_x${i}`, s));
-      c.shapes.forEach((s, i) => { feeds[`${key}_x${i}`] = values(s, c.domains?.[i] ?? 'real', 11 + i); });
-      const y = c.f(...xs);
-      const gs = grad(y.mul(constant(values(y.shape, 'real', 99), y.shape)).sum(), xs);
-      outs[`${key}_y`] = y;
-      gs.forEach((g, i) => { outs[`${key}_g${i}`] = g; });
-    }
-    const lifted = liftConstants(outs, 'g');
-    const prog = await compile({ outputs: lifted.outputs }, { backend: 'cuda-emu', checks: true });
-    const all = { ...feeds, ...lifted.feeds };
-    const got = prog.run(all);
-    const want = evaluate({ outputs: lifted.outputs }, all).outputs;
-    // The f16 round trip is compared with exact math: its bound is f16's half-ulp, 2^-11.
-    const bad = Object.keys(outs).map((k) => [k, relErr(got[k], want[k].data)] as const).filter(([k, e]) => !(e <= (k.startsWith('cast') ? 2 ** -11 : TOL)));
-    expect(bad).toEqual([]);
-  });
-});
+describeOpTable('CUDA back end on the emulator (checked) vs the float64 oracle', { backend: 'cuda-emu', checks: true });
