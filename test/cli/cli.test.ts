@@ -127,9 +127,10 @@ describe('every command line', () => {
     const args = ['--config', 'micro', '--ckpt', 'package.json']; // not a safetensors file: fails while loading, before any compile
     const [plain, debug] = await pool([() => run('examples/pulid-generate.ts', args), () => run('examples/pulid-generate.ts', args, '1')]);
     expect(plain.status).toBe(1);
-    // (models/io words the message; this test checks its frame: the command, the error's name, the file, no stack)
-    expect(plain.stderr).toMatch(/^pulid-generate: Safetensors\w*Error: package\.json: [^\n]+\n\(set KILN_DEBUG=1 for the stack trace\)\n$/);
+    // (the checkpoint reader words the message; this test checks its frame: the command, the error's name, the
+    // file, no stack)
+    expect(plain.stderr).toMatch(/^pulid-generate: Checkpoint\w*Error: checkpoint package\.json: [^\n]+\n\(set KILN_DEBUG=1 for the stack trace\)\n$/);
     expect(debug.status).toBe(1);
-    expect(debug.stderr).toMatch(/^Safetensors\w*Error: package\.json: [^\n]+\n {4}at /);
+    expect(debug.stderr).toMatch(/^Checkpoint\w*Error: checkpoint package\.json: [^\n]+\n {4}at /);
   }, 120_000);
 });
