@@ -24,8 +24,9 @@ export class Tensor<S extends Shape = Shape, D extends DType = DType> {
   toString(): string { return `Tensor<[${this.shape.join(',')}], ${this.dtype}> = ${this.node.op}#${this.node.id}`; }
 
   // ---- building blocks
-  private un<T extends Shape = S, E extends DType = D>(op: Op, attrs: object = {}): Tensor<T, E> {
-    return new Tensor(apply(op, [this.node], attrs as never));
+  /** A one-input op; its attributes are typed by the op (`OpAttrs[K]`), so a misspelt one is a tsc error. */
+  private un<T extends Shape = S, E extends DType = D, K extends Op = Op>(op: K, ...attrs: {} extends OpAttrs[K] ? [OpAttrs[K]?] : [OpAttrs[K]]): Tensor<T, E> {
+    return new Tensor(apply(op, [this.node], (attrs[0] ?? {}) as OpAttrs[K]));
   }
   /** A number becomes a scalar constant of this tensor's dtype (like JAX's weak types). */
   lift(o: number | Tensor): Tensor {

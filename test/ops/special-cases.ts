@@ -55,6 +55,12 @@ export const specialCases: Record<string, SpecialCase> = {
   // f32 denormals survive arithmetic (no flush to zero): 2^-140 * 2 = 2^-139, and 2^-140 - 2^-140 = 0
   denormal: { build: () => c([DENORM, DENORM, 1], [3]).mul(c([2, 0.5, DENORM], [3])), expected: [2 ** -139, 2 ** -141, DENORM] },
   max_pool_nan: { build: () => k.maxPool2d(c([1, NaN_, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], [1, 1, 4, 4]), 2), expected: [NaN_, 8, 14, 16] },
+  // templates: a NaN operand reaches exactly the outputs that read it; Inf * 0 inside a dot product is NaN
+  matmul: { build: () => c([1, NaN_, 2, 3], [2, 2]).matmul(c([1, 0, 0, 1], [2, 2])), expected: [NaN_, NaN_, 2, 3] },
+  matmul_inf: { build: () => c([Inf, 1], [1, 2]).matmul(c([0, 1, 1, 1], [2, 2])), expected: [NaN_, Inf] },
+  conv2d: { build: () => c([1, 2, NaN_, 4, 5, 6, 7, 8, 9], [1, 1, 3, 3]).conv2d(c([1, 0, 0, 1], [1, 1, 2, 2]), { stride: [1, 1], padding: [0, 0, 0, 0], dilation: [1, 1], groups: 1 }), expected: [6, NaN_, 12, 14] },
+  // one query over keys with a NaN score: every weight is NaN, so the output is
+  sdpa: { build: () => k.sdpa(c([1], [1, 1, 1]), c([0, NaN_], [1, 2, 1]), c([4, 8], [1, 2, 1]), { scale: 1 }), expected: [NaN_] },
   cosine_inf: { build: () => k.cosineSimilarity(c([Inf, 1, 1, 1], [2, 2]), c([1, 1, 1, 1], [2, 2])), expected: [NaN_, 1] },
 };
 
