@@ -42,24 +42,44 @@ const THREADS = 256;
 const ind = (s: string[], n = 1) => s.map((l) => '  '.repeat(n) + l);
 const gridFor = (n: number) => Math.max(1, Math.min(Math.ceil(n / THREADS), 65535 * 8));
 
-/** Buffer pointers; `at` prints a buffer's arena offset (a literal, or the kernel parameter holding it). */
+/** Buffer pointers; `at` prints a buffer's arena offset (a literal, or the kernel parameter holding it). Read-only
+ * buffers are `const`; a buffer whose bytes no other buffer of the kernel overlaps (in place) is `__restrict__`. */
 function pointerDecls(bufs: readonly number[], info: ReadonlyMap<number, BufferInfo>, written: ReadonlySet<number>, at: (b: number) => string): string[] {
+  const overlaps = (b: number) => bufs.some((o) => {
+    if (o === b) return false;
+    const x = info.get(b)!, y = info.get(o)!;
+    return x.offset < y.offset + y.bytes && y.offset < x.offset + x.bytes;
+  });
   return bufs.map((b) => {
-    const t = cudaLang.storageType(info.get(b)!.dtype);
-    return `${written.has(b) ? '' : 'const '}${t}* b${b} = reinterpret_cast<${written.has(b) ? '' : 'const '}${t}*>(A + ${at(b)});`;
+    const t = cudaLang.storageType(info.get(b)!.dtype), c = written.has(b) ? '' : 'const ';
+    return `${c}${t}* ${overlaps(b) ? '' : '__restrict__ '}b${b} = reinterpret_cast<${c}${t}*>(A + ${at(b)});`;
   });
 }
 
-/** Binds loop variables from a flat index over `shape`. */
+/** Binds loop variables from a flat index over `shape` (the flat index is always below numel(shape)): no division
+ * by 1, no modulo on the outermost dimension, extent-1 dimensions are 0. Unused binds are dropped per kernel
+ * (dropUnusedBinds). */
 export function bindVars(vars: readonly Expr[], shape: Shape, flat: string): string[] {
   let st = 1;
   const out: string[] = [];
   for (let i = shape.length - 1; i >= 0; i--) {
     const name = (vars[i] as { name: string }).name;
-    out.unshift(`const int64_t ${name} = (${flat} / ${st}) % ${shape[i]};`);
+    const q = st === 1 ? flat : `(${flat} / ${st})`;
+    out.unshift(`const int64_t ${name} = ${shape[i] === 1 ? '0' : i === 0 ? q : `${q} % ${shape[i]}`};`);
     st *= shape[i];
   }
   return out;
+}
+
+/** Removes `const int64_t x = …;` binds that nothing else in the kernel reads. */
+function dropUnusedBinds(lines: readonly string[]): string[] {
+  const text = lines.join('\n');
+  return lines.filter((l) => {
+    const m = /^\s*const int64_t (\w+) = [^,;]*;$/.exec(l);
+    if (!m) return true;
+    const uses = text.match(new RegExp(`\\b${m[1]}\\b`, 'g'))?.length ?? 0;
+    return uses > 1;
+  });
 }
 
 export const storeLinesCuda = (stores: readonly Store[], p: ExprPrinter): string[] => printStores(stores, p, cudaLang);
@@ -186,7 +206,8 @@ export function renderProgramCuda(kernels: readonly Kernel[], info: ReadonlyMap<
   let scratchBytes = 0;
   for (const k of kernels) {
     const { kernel, bufs } = localizeBuffers(k, 'KILN_FN');
-    const part = renderKernelCuda(kernel, new Map(bufs.map((b, i) => [i, info.get(b)!])), (i) => `o${i}`);
+    const rendered = renderKernelCuda(kernel, new Map(bufs.map((b, i) => [i, info.get(b)!])), (i) => `o${i}`);
+    const part = { ...rendered, code: dropUnusedBinds(rendered.code) };
     const params = bufs.map((_b, i) => `, int64_t o${i}`).join('');
     const text = part.code.join('\n').replaceAll('KILN_SCRATCH', `(A + ${scratchOffset})`).replaceAll('KILN_OFFSETS', params);
     const key = text + JSON.stringify(part.launches);

@@ -105,6 +105,10 @@ const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {
 
 /** `decls` are the kernel's buffer pointer declarations (the epilogue function needs them too). */
 export function templateCall(k: ExternKernel, decls: readonly string[]): TemplateCode {
+  // The CPU kernel library computes in f32 from f32 operands; bf16 / f16 GEMMs run on the CUDA back end
+  // (tensor cores) or after a cast to f32.
+  const narrow = k.operands.find((o) => o.dt === 'bf16' || o.dt === 'f16');
+  if (narrow) throw new Error(`C++ back end: ${k.template} on ${narrow.dt} operands is not supported (the CPU kernel library is f32): cast the operands to f32, or use the CUDA back end`);
   const epiName = `${k.name}_epilogue`;
   const epilogue = (params: string[], bind: string[]) => {
     const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');

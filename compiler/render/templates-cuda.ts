@@ -14,6 +14,18 @@ const ind = (s: string[], n = 1) => s.map((l) => '  '.repeat(n) + l);
 
 /** Shared-memory sizes, mirrored from the templates (checked by static_assert in the generated code). */
 const GEMM_F32_SMEM = 8 * (128 + 128 + 8) * 4;
+const GEMM_MMA_SMEM = (128 + 128) * (32 + 8) * 2;
+/** The element type and GEMM tile config for a template's floating operands: f32 runs the SIMT tile, bf16 / f16
+ * the tensor-core (mma.sync) tile; all floating operands must share one dtype. */
+function elemOf(k: ExternKernel): { T: string; cfg: string; smem: number } {
+  const dts = [...new Set(k.operands.filter((o) => o.dt !== 'i32').map((o) => o.dt))];
+  if (dts.length > 1) throw new Error(`CUDA back end: ${k.template} on mixed operand dtypes (${dts.join(', ')}): cast them to one`);
+  const dt = dts[0] ?? 'f32';
+  if (dt === 'f32') return { T: 'float', cfg: 'kiln::GemmTileF32', smem: GEMM_F32_SMEM };
+  if (dt === 'bf16') return { T: '__nv_bfloat16', cfg: 'kiln::GemmTileMma', smem: GEMM_MMA_SMEM };
+  if (dt === 'f16') return { T: '__half', cfg: 'kiln::GemmTileMma', smem: GEMM_MMA_SMEM };
+  throw new Error(`CUDA back end: ${k.template} on ${dt} operands`);
+}
 function attnSmem(d: number, dv: number) {
   const BQ = 64, BKV = 64, LD = d + 4, LDV = dv + 4, LP = BKV + 4, LPQ = BQ + 4;
   return {
@@ -27,7 +39,7 @@ export interface CudaTemplateCode { readonly code: string[]; readonly launches: 
 
 export function templateCallCuda(k: ExternKernel, decl: readonly string[]): CudaTemplateCode {
   const v = k.outVars.map((x) => (x as { name: string }).name), r = k.outShape.length, a = k.attrs as Record<string, never>;
-  if (k.operands.some((o) => o.dt !== 'f32' && o.dt !== 'i32')) throw new Error(`CUDA back end: ${k.template} on ${k.operands[0].dt} operands is not wired up yet (f32 only)`);
+  const el = elemOf(k);
   const epi = (params: string, bind: string[]) => {
     const p = new ExprPrinter(cudaLang, (b) => `b${b}`, 'e');
     return [`[=](${params}, float acc) {`, ...ind([...bind, ...storeLinesCuda(k.stores, p)]), '}'];
@@ -51,11 +63,11 @@ export function templateCallCuda(k: ExternKernel, decl: readonly string[]): Cuda
         return `[=](int b) -> int64_t { return ${terms.join(' + ') || '0'}; }`;
       };
       const body = [
-        `static_assert(kiln::GemmTileF32::smem_bytes == ${GEMM_F32_SMEM}, "launch smem differs from the template");`,
-        `kiln::gemm_tile<kiln::GemmTileF32, float>(blockIdx.x, blockIdx.y, blockIdx.z, ${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${off(A)},`,
+        `static_assert(${el.cfg}::smem_bytes == ${el.smem}, "launch smem differs from the template");`,
+        `kiln::gemm_tile<${el.cfg}, ${el.T}>(blockIdx.x, blockIdx.y, blockIdx.z, ${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${off(A)},`,
         `  ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, ${off(B)},`,
         ...ind(epi('int bb, int ii, int jj', [...bindBatch('bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jj;`])), ');'];
-      return { code: kernel(k.name, body), launches: [{ kernel: k.name, grid: [cdiv(N, 128), cdiv(M, 128), Math.max(numel(batch), 1)], block: [256, 1, 1], smem: GEMM_F32_SMEM }], scratch: 0 };
+      return { code: kernel(k.name, body), launches: [{ kernel: k.name, grid: [cdiv(N, 128), cdiv(M, 128), Math.max(numel(batch), 1)], block: [256, 1, 1], smem: el.smem }], scratch: 0 };
     }
     case 'conv2d': case 'conv2d_bwd_data': case 'conv2d_bwd_weight': {
       k.operands.forEach((o) => { if (!contiguous(o)) throw new Error(`CUDA back end: ${k.template} operands must be contiguous`); });
@@ -70,16 +82,18 @@ export function templateCallCuda(k: ExternKernel, decl: readonly string[]): Cuda
       const fn = ['conv2d_fwd_tile', 'conv2d_bwd_data_tile', 'conv2d_bwd_weight_tile'][mode];
       const body = [
         `const kiln::Conv2dParams p{${[N, C, H, W, O, KH, KW, st[0], st[1], pd[0], pd[1], pd[2], pd[3], dl[0], dl[1], G].join(', ')}};`,
-        `kiln::${fn}<kiln::GemmTileF32, float>(blockIdx.x, blockIdx.y, blockIdx.z, p, ${ptr(p)}, ${ptr(q)},`,
+        `static_assert(${el.cfg}::smem_bytes == ${el.smem}, "launch smem differs from the template");`,
+        `kiln::${fn}<${el.cfg}, ${el.T}>(blockIdx.x, blockIdx.y, blockIdx.z, p, ${ptr(p)}, ${ptr(q)},`,
         ...ind(epi('int q0, int q1, int q2, int q3', [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3;`])), ');'];
-      return { code: kernel(k.name, body), launches: [{ kernel: k.name, grid: [cdiv(Nn, 128), cdiv(M, 128), batch], block: [256, 1, 1], smem: GEMM_F32_SMEM }], scratch: 0 };
+      return { code: kernel(k.name, body), launches: [{ kernel: k.name, grid: [cdiv(Nn, 128), cdiv(M, 128), batch], block: [256, 1, 1], smem: el.smem }], scratch: 0 };
     }
     case 'sdpa': case 'sdpa_grad': {
       k.operands.forEach((o) => { if (!contiguous(o)) throw new Error(`CUDA back end: ${k.template} operands must be contiguous`); });
       const [q, kk, vv] = k.operands;
       const nb = numel(q.shape.slice(0, -2)), [lq, d] = q.shape.slice(-2), [lk, dv] = vv.shape.slice(-2);
-      const sm = attnSmem(d, dv), T = `${d}, ${dv}, float`;
+      const sm = attnSmem(d, dv), T = `${d}, ${dv}, ${el.T}`;
       if (d % 4 || dv % 4) {
+        if (el.T !== 'float') throw new Error(`CUDA back end: ${k.template} with head dims ${d}/${dv} (not multiples of 4) takes f32 operands only, not ${k.operands[0].dt}`);
         // Head dims the tiled kernels do not take: one thread per output row (kernels/cuda/attention_small.cuh).
         const rows = k.template === 'sdpa' || a.wrt === 0 ? nb * lq : nb * lk;
         const loop = `for (int64_t row = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; row < ${rows}; row += (int64_t)gridDim.x * blockDim.x)`;
@@ -123,7 +137,7 @@ export function templateCallCuda(k: ExternKernel, decl: readonly string[]): Cuda
       return {
         code: [
           ...kernel(`${k.name}_zero`, [tmp, `for (int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; g < ${n}; g += (int64_t)gridDim.x * blockDim.x) kiln::scatter_zero(g, ${n}, tmp);`]), '',
-          ...kernel(`${k.name}_add`, [tmp, `for (int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; g < ${nu}; g += (int64_t)gridDim.x * blockDim.x) kiln::scatter_add_elem<float>(g, ${outer}, ${nIdx}, ${inner}, ${a.size}, ${ptr(upd)}, ${ptr(ix)}, tmp);`]), '',
+          ...kernel(`${k.name}_add`, [tmp, `for (int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; g < ${nu}; g += (int64_t)gridDim.x * blockDim.x) kiln::scatter_add_elem<${el.T}>(g, ${outer}, ${nIdx}, ${inner}, ${a.size}, ${ptr(upd)}, ${ptr(ix)}, tmp);`]), '',
           ...kernel(k.name, [tmp, `for (int64_t f = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; f < ${n}; f += (int64_t)gridDim.x * blockDim.x) {`,
             '  const float acc = tmp[f];', ...ind(bindVars(k.outVars, k.outShape, 'f')), ...ind(storeLinesCuda(k.stores, p)), '}']),
         ],

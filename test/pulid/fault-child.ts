@@ -39,7 +39,10 @@ export function runChild(dir: string, steps: number, log: (s: string) => void = 
     metrics.history.push({ stage: 1, step, micro: 1, loss: Math.fround(sum), l_diff: step, ms: 0 });
     writeMetrics(metricsFile, metrics);
     writeCheckpoint(last, { stage: 1, done: { ...trainer.done }, config: microPulidConfig, trainer: trainer.settings(), tensors: state }, trainer.layout);
-    if (step % 4 === 3) writeImagePng(path.join(dir, 'sample.png'), state.get('id_adapter.body.0.weight')!.subarray(0, 3 * 64), 8);
+    if (step % 4 === 3) {
+      const w = state.get('id_adapter.body.0.weight')!; // a 3×8×8 image from the weights, repeated as needed
+      writeImagePng(path.join(dir, 'sample.png'), Float32Array.from({ length: 3 * 64 }, (_, i) => w[i % w.length]), 8);
+    }
   }
   log('done');
 }

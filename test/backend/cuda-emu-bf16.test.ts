@@ -1,0 +1,41 @@
+/** bf16 / f16 matmuls from compile(): the CUDA back end runs them on the tensor-core tile (mma.sync m16n8k16,
+ * f32 accumulation), checked here on the emulator against an explicit reference — operands rounded to the
+ * narrow type, products summed in float64, the stored result rounded again — within one unit in the last place
+ * of the narrow type (f32 accumulation order is the only other difference). The C++ back end refuses narrow
+ * GEMM operands with a named error instead of failing inside g++. */
+import { compile, input, type Tensor } from '../../compiler/index';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../models/io/halfFloat';
+
+const round = { bf16: (x: number) => bf16BitsToF32(f32ToBf16Bits(x)), f16: (x: number) => f16BitsToF32(f32ToF16Bits(x)) };
+const mantissa = { bf16: 8, f16: 11 };
+const fill = (n: number, seed: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(i * 0.731 + seed) * 1.5);
+
+describe.each(['bf16', 'f16'] as const)('%s matmul on the emulated CUDA back end', (dt) => {
+  test('batched, transposed operand, ragged tiles, fused epilogue: within one ulp of the rounded reference', async () => {
+    const [B, M, K, N] = [2, 77, 40, 130];
+    const a = input('a', [B, M, K]), w = input('w', [N, K]), bias = input('bias', [N]);
+    // y = relu(a @ wᵀ + bias), the matmul in the narrow type, the epilogue in f32 after a cast.
+    const y: Tensor = a.cast(dt).matmul(w.cast(dt).transpose(0, 1)).cast('f32').add(bias).relu();
+    const feeds = { a: fill(B * M * K, 1), w: fill(N * K, 2), bias: fill(N, 3) };
+    const prog = await compile({ outputs: { y } }, { backend: 'cuda-emu', checks: true });
+    expect(prog.source).toMatch(new RegExp(`gemm_tile<kiln::GemmTileMma, ${dt === 'bf16' ? '__nv_bfloat16' : '__half'}>`));
+    const got = prog.run(feeds).y;
+    const r = round[dt], ulp = (x: number) => 2 ** (Math.floor(Math.log2(Math.max(Math.abs(x), 2 ** -100))) - (mantissa[dt] - 1));
+    let worst = 0;
+    for (let b = 0; b < B; b++)
+      for (let i = 0; i < M; i++)
+        for (let j = 0; j < N; j++) {
+          let s = 0;
+          for (let k = 0; k < K; k++) s += r(feeds.a[(b * M + i) * K + k]) * r(feeds.w[j * K + k]);
+          const want = Math.max(0, r(s) + Math.fround(feeds.bias[j]));
+          const e = Math.abs(got[(b * M + i) * N + j] - want) / ulp(s);
+          worst = Math.max(worst, e);
+        }
+    expect(worst).toBeLessThanOrEqual(1);
+  }, 300_000);
+
+  test('the C++ back end names the problem', async () => {
+    const y = input('a', [4, 8]).cast(dt).matmul(input('b', [8, 3]).cast(dt));
+    await expect(compile({ outputs: { y } })).rejects.toThrow(`C++ back end: matmul on ${dt} operands is not supported`);
+  });
+});
