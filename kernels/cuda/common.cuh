@@ -7,6 +7,8 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "reduce.cuh"
+
 namespace kiln {
 
 // The block's dynamic shared memory. Every template that needs shared memory documents its size as a
@@ -23,32 +25,6 @@ template <> __device__ __forceinline__ float from_f32<float>(float x) { return x
 template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
 template <> __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half(x); }
 
-// Reductions over aligned groups of W lanes (W a power of two <= 32); every lane of the group gets the result.
-template <int W = 32>
-__device__ __forceinline__ float group_sum(float v) {
-#pragma unroll
-  for (int o = W / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-template <int W = 32>
-__device__ __forceinline__ float group_max(float v) {
-#pragma unroll
-  for (int o = W / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-// Block-wide sum; every thread gets the result. blockDim.x must be a multiple of 32. Ends with a barrier so
-// it can be called again right away.
-__device__ __forceinline__ float block_sum(float v) {
-  __shared__ float partials[32];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  v = group_sum<32>(v);
-  if (lane == 0) partials[warp] = v;
-  __syncthreads();
-  v = lane < nw ? partials[lane] : 0.0f;
-  v = group_sum<32>(v);
-  __syncthreads();
-  return v;
-}
+// Warp and block reductions (group_sum / group_max / block_sum / block_reduce): reduce.cuh.
 
 }  // namespace kiln

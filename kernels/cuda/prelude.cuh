@@ -1,12 +1,14 @@
 // Included by every generated CUDA program (`#include "prelude.cuh"`; the runtime passes -I kernels/cuda).
 // Its bytes are part of the kernel-cache key, so editing it recompiles every cached cubin.
 // The helpers follow llm.c: warp reductions by butterfly shuffles, block reductions through one shared
-// array of per-warp partials, and 128-bit vector loads.
+// array of per-warp partials (both in reduce.cuh, which the templates share), and 128-bit vector loads.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdint.h>
+
+#include "reduce.cuh"
 
 #define CEIL_DIV(M, N) (((M) + (N) - 1) / (N))
 #define WARP_SIZE 32
@@ -14,53 +16,15 @@
 // Kernels are loaded by name with cuModuleGetFunction, so they must not be C++-mangled.
 #define KILN_KERNEL extern "C" __global__
 
-// Float max/min with the reference's IEEE 754-2019 semantics (as kernels/cpu/prelude.h): NaN in either
-// operand gives NaN, and -0 < +0. fmaxf/fminf would drop a NaN, so a diverging max or softmax looked finite.
-__host__ __device__ __forceinline__ float kiln_maxf(float a, float b) { return (a != a || a > b || (a == b && !signbit(a))) ? a : b; }
-__host__ __device__ __forceinline__ float kiln_minf(float a, float b) { return (a != a || a < b || (a == b && signbit(a))) ? a : b; }
-
-// ---- warp reductions: every lane ends with the result ----
-
-__device__ __forceinline__ float warpReduceSum(float v) {
-#pragma unroll
-  for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-__device__ __forceinline__ float warpReduceMax(float v) {
-#pragma unroll
-  for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1) v = kiln_maxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
-}
-
-// ---- block reductions: every thread ends with the result ----
-// Requires blockDim.x to be a multiple of 32 (at most 1024) and all threads of the block to call it.
-// `final_sync` must be true when the caller reduces twice in a row (e.g. max then sum in a softmax):
-// otherwise a fast warp could overwrite `partials` while a slow one still reads the previous result.
-
-template <float (*warpReduce)(float)>
-__device__ __forceinline__ float blockReduce(float v, bool final_sync, float identity) {
-  __shared__ float partials[WARP_SIZE];
-  const int lane = threadIdx.x % WARP_SIZE;
-  const int warp = threadIdx.x / WARP_SIZE;
-  const int num_warps = blockDim.x / WARP_SIZE;
-
-  v = warpReduce(v);
-  if (lane == 0) partials[warp] = v;
-  __syncthreads();
-  v = lane < num_warps ? partials[lane] : identity;
-  v = warpReduce(v);
-  if (final_sync) __syncthreads();
-  return v;
-}
-
-__device__ __forceinline__ float blockReduceSum(float v, bool final_sync = false) {
-  return blockReduce<warpReduceSum>(v, final_sync, 0.0f);
-}
-
-__device__ __forceinline__ float blockReduceMax(float v, bool final_sync = false) {
-  return blockReduce<warpReduceMax>(v, final_sync, -INFINITY);
-}
+// The names generated kernels use; the reductions themselves live in reduce.cuh (shared with the templates).
+__host__ __device__ __forceinline__ float kiln_maxf(float a, float b) { return kiln::maxf(a, b); }
+__host__ __device__ __forceinline__ float kiln_minf(float a, float b) { return kiln::minf(a, b); }
+// Every lane of the warp ends with the result.
+__device__ __forceinline__ float warpReduceSum(float v) { return kiln::group_sum<WARP_SIZE>(v); }
+__device__ __forceinline__ float warpReduceMax(float v) { return kiln::group_max<WARP_SIZE>(v); }
+// Every thread of the block ends with the result (see kiln::block_reduce for final_sync).
+__device__ __forceinline__ float blockReduceSum(float v, bool final_sync = false) { return kiln::block_reduce<kiln::SumOp>(v, final_sync); }
+__device__ __forceinline__ float blockReduceMax(float v, bool final_sync = false) { return kiln::block_reduce<kiln::MaxOp>(v, final_sync); }
 
 // ---- 128-bit vector access; the address must be 16-byte aligned ----
 
