@@ -37,7 +37,7 @@ export interface CompileOptions {
   /** false: every node its own kernel (for testing fusion and measuring what it saves). */
   readonly fusion?: boolean;
   /** Run kernel by kernel and stop at the first one that writes a NaN or ±Inf, naming it, its fused ops and
-   * their source lines (KilnNonFiniteError). Default: the environment's KILN_CHECK_NANS=1. C++ back end. */
+   * their source lines (KilnNonFiniteError). Default: the environment's KILN_CHECK_NANS=1. Every back end. */
   readonly checkNans?: boolean;
 }
 
@@ -116,13 +116,13 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
   const backend = opts.backend === 'cuda' && process.env.KILN_CUDA === 'emulate' ? 'cuda-emu' : opts.backend;
   if (backend === 'cuda-emu') {
     const cu = await compileCudaEmuSource(spec, opts);
-    return new CudaProgram(cu, await openEmulatedDevice());
+    return new CudaProgram({ ...cu, checkNans: opts.checkNans ?? process.env.KILN_CHECK_NANS === '1' }, await openEmulatedDevice());
   }
   if (backend === 'cuda') {
     const available = cudaAvailable();
     const cu = await compileCudaSource(spec, opts);
     if (!available.ok) throw new Error(`compile: the CUDA back end needs an NVIDIA driver: ${available.reason} (the generated CUDA compiled: ${cu.cubin.sourcePath})`);
-    return new CudaProgram(cu);
+    return new CudaProgram({ ...cu, checkNans: opts.checkNans ?? process.env.KILN_CHECK_NANS === '1' });
   }
   const low = lowerProgram(spec, opts);
   const source = renderProgramCpp(low.kernels, low.info);

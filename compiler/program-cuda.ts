@@ -8,7 +8,9 @@ import { byteSize } from './ir/dtype';
 import { CudaDevice, type CompiledCubin, type CudaKernel } from '../runtime/cuda';
 import type { CompiledEmuModule } from '../runtime/cuda-emu';
 import type { CudaLaunch } from './render/cuda';
-import { hostArray, Program, type HostArray, type LoweredProgram } from './program';
+import { firstNonFinite, hostArray, Program, type HostArray, type LoweredProgram } from './program';
+import { buffersOf } from './codegen/buffers';
+import { KilnNonFiniteError } from './ir/errors';
 
 export interface CudaParts extends LoweredProgram {
   readonly source: string;
@@ -16,6 +18,8 @@ export interface CudaParts extends LoweredProgram {
   readonly cubin: CompiledCubin | CompiledEmuModule;
   readonly launches: readonly CudaLaunch[];
   readonly scratchBytes: number;
+  /** Stop at the first kernel that writes NaN or ±Inf (KilnNonFiniteError), as the C++ back end does. */
+  readonly checkNans?: boolean;
 }
 
 type Annotation = readonly { name: string; offset: number; bytes: number }[];
@@ -51,11 +55,28 @@ export class CudaProgram extends Program {
     return out;
   }
   protected execute(): void {
-    for (const { fn, l, bufs } of this.fns) {
+    this.fns.forEach(({ fn, l, bufs }, i) => {
       if (bufs.length) this.device.annotateNextLaunch(bufs);
       this.device.launch(fn, l.grid as [number, number, number], l.block as [number, number, number], l.smem, [this.base, ...(l.args ?? [])]);
-    }
+      // With the non-finite check, each kernel's outputs are read back once its last launch has run.
+      if (this.parts.checkNans && l.kernelIndex !== undefined && this.fns[i + 1]?.l.kernelIndex !== l.kernelIndex) this.checkFinite(l.kernelIndex);
+    });
     this.device.sync();
+  }
+
+  private checkFinite(index: number): void {
+    const k = this.parts.kernels[index];
+    for (const b of buffersOf(k).writes) {
+      const info = this.parts.info.get(b)!;
+      const n = Math.floor(info.bytes / byteSize[info.dtype]);
+      const a = hostArray(new ArrayBuffer(Math.max(n * byteSize[info.dtype], 1)), 0, info.dtype, n);
+      this.device.download(a, info.offset);
+      const bad = firstNonFinite(a, info.dtype);
+      if (bad) {
+        const label = this.parts.plan.buffers.find((x) => x.id === b)?.label ?? `#${b}`;
+        throw new KilnNonFiniteError(index, k.name, this.parts.fusedOps[index] ?? k.ops, `buffer #${b} (${label})`, bad.index, bad.value);
+      }
+    }
   }
 
   /** Milliseconds for one run of all kernels, measured with CUDA events. */

@@ -54,7 +54,7 @@ export const hostArray = (buf: ArrayBuffer, offset: number, dtype: DType, n: num
 const fresh = (n: Node) => hostArray(new ArrayBuffer(Math.max(numel(n.shape) * byteSize[n.dtype], 1)), 0, n.dtype, numel(n.shape));
 
 /** The first NaN or ±Inf of a float buffer (f16/bf16 are raw words: all exponent bits set), or null. */
-function firstNonFinite(a: HostArray, dtype: DType): { index: number; value: number } | null {
+export function firstNonFinite(a: HostArray, dtype: DType): { index: number; value: number } | null {
   if (dtype === 'f32') { for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return { index: i, value: a[i] }; return null; }
   if (dtype !== 'f16' && dtype !== 'bf16') return null;
   const [exp, man] = dtype === 'f16' ? [0x7c00, 0x03ff] : [0x7f80, 0x007f];

@@ -36,6 +36,8 @@ export interface CudaLaunch {
   readonly args?: readonly number[];
   /** The buffers (plan ids) whose offsets `args` holds, in the same order. */
   readonly bufs?: readonly number[];
+  /** The index of the program kernel this launch belongs to (a template may launch several kernels). */
+  readonly kernelIndex?: number;
 }
 
 const THREADS = 256;
@@ -204,7 +206,7 @@ export function renderProgramCuda(kernels: readonly Kernel[], info: ReadonlyMap<
   const shared = new Map<string, { name: string; launches: CudaLaunch[] }>();
   const code: string[] = [], launches: CudaLaunch[] = [];
   let scratchBytes = 0;
-  for (const k of kernels) {
+  for (const [kernelIndex, k] of kernels.entries()) {
     const { kernel, bufs } = localizeBuffers(k, 'KILN_FN');
     const rendered = renderKernelCuda(kernel, new Map(bufs.map((b, i) => [i, info.get(b)!])), (i) => `o${i}`);
     const part = { ...rendered, code: dropUnusedBinds(rendered.code) };
@@ -218,7 +220,7 @@ export function renderProgramCuda(kernels: readonly Kernel[], info: ReadonlyMap<
       code.push(text.replaceAll('KILN_FN', k.name) + '\n');
     }
     const args = bufs.map((b) => info.get(b)!.offset);
-    launches.push(...fn.launches.map((l) => ({ ...l, args, bufs })));
+    launches.push(...fn.launches.map((l) => ({ ...l, args, bufs, kernelIndex })));
     scratchBytes = Math.max(scratchBytes, part.scratch);
   }
   return {

@@ -1,5 +1,5 @@
 /** The non-finite detector: run kernel by kernel and stop at the first kernel that writes NaN or ±Inf, naming
- * it, the ops fused into it and their source lines (KILN_CHECK_NANS=1 or compile(g, { checkNans: true })). */
+ * it, the ops fused into it and their source lines (KILN_CHECK_NANS=1 or compile(g, { checkNans: true })), on the C++ and the (emulated) CUDA back end. */
 import { compile, input, softmax } from '../../compiler/index';
 import { KilnNonFiniteError } from '../../compiler/ir/errors';
 
@@ -11,12 +11,13 @@ function graph() {
 }
 const LOG_LINE = 8;  // the line of `a.log()` above
 
-describe('KILN_CHECK_NANS: the first kernel producing a non-finite value', () => {
+// The C++ back end and the CUDA back end (on the emulator) run the same detector.
+describe.each([{ backend: 'cpu' }, { backend: 'cuda-emu' }] as const)('KILN_CHECK_NANS on $backend: the first kernel producing a non-finite value', (opts) => {
   const bad = [1, 2, 3, 4, 1, -2, 3, 4];
   const good = [1, 2, 3, 4, 1, 2, 3, 4];
 
   test('is named with its fused ops and their source lines', async () => {
-    const prog = await compile(graph(), { checkNans: true });
+    const prog = await compile(graph(), { ...opts, checkNans: true });
     let err: unknown;
     try { prog.run({ a: bad }); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(KilnNonFiniteError);
@@ -32,8 +33,8 @@ describe('KILN_CHECK_NANS: the first kernel producing a non-finite value', () =>
   });
 
   test('a finite run gives the same result as without the check', async () => {
-    const checked = await compile(graph(), { checkNans: true });
-    const plain = await compile(graph());
+    const checked = await compile(graph(), { ...opts, checkNans: true });
+    const plain = await compile(graph(), opts);
     expect(Array.from(checked.run({ a: good }).y)).toEqual(Array.from(plain.run({ a: good }).y));
     // without the check the NaN just flows out
     expect(Number.isNaN(plain.run({ a: bad }).y[0])).toBe(true);
@@ -42,14 +43,14 @@ describe('KILN_CHECK_NANS: the first kernel producing a non-finite value', () =>
   test('KILN_CHECK_NANS=1 turns it on', async () => {
     process.env.KILN_CHECK_NANS = '1';
     try {
-      const prog = await compile(graph());
+      const prog = await compile(graph(), opts);
       expect(() => prog.run({ a: bad })).toThrow(KilnNonFiniteError);
     } finally { delete process.env.KILN_CHECK_NANS; }
   });
 
   test('Inf is caught as well as NaN', async () => {
     const x = input('x', [3]);
-    const prog = await compile({ outputs: { y: x.recip().add(1) } }, { checkNans: true });
+    const prog = await compile({ outputs: { y: x.recip().add(1) } }, { ...opts, checkNans: true });
     expect(() => prog.run({ x: [1, 0, 2] })).toThrow(/produced Infinity at element 1/);
   });
 });
