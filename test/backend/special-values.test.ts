@@ -1,5 +1,5 @@
-/** NaN, ±Inf, -0 and denormals through the float64 reference and the compiled C++ back end (one program for all
- * cases), and the CUDA renderer's max/min: every back end must say what the reference says. */
+/** NaN, ±Inf, -0 and denormals through the float64 reference, the compiled C++ back end and the CUDA back end on
+ * the emulator (one program for all cases each): every back end must say what the reference says. */
 import { compile, evaluate, type Tensor } from '../../compiler/index';
 import { compileCudaSource, lowerProgram } from '../../compiler/compile';
 import { nvccAvailable } from '../../runtime/cuda';
@@ -35,6 +35,13 @@ describe('IEEE special values', () => {
   test('the compiled C++ back end gives the same values', async () => {
     const { outputs, feeds } = allCases();
     const got = (await compile({ outputs })).run(feeds);
+    const bad = Object.entries(specialCases).map(([name, c]) => [name, ieeeMismatch(got[name], c.expected, TOL)]).filter(([, m]) => m);
+    expect(bad).toEqual([]);
+  });
+
+  test('the CUDA back end (on the emulator, checked) gives the same values', async () => {
+    const { outputs, feeds } = allCases();
+    const got = (await compile({ outputs }, { backend: 'cuda-emu', checks: true })).run(feeds);
     const bad = Object.entries(specialCases).map(([name, c]) => [name, ieeeMismatch(got[name], c.expected, TOL)]).filter(([, m]) => m);
     expect(bad).toEqual([]);
   });
