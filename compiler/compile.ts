@@ -21,7 +21,7 @@ import { linkKernelLibrary } from '../runtime/kernel-lib';
 import { CpuProgram, Program, type LoweredProgram } from './program';
 import { CudaProgram } from './program-cuda';
 import { renderProgramCuda, type CudaLaunch } from './render/cuda';
-import { compileCuda, cudaAvailable, type CompiledCubin } from '../runtime/cuda';
+import { compileCuda, compileCudaHost, cudaAvailable, type CompiledCubin } from '../runtime/cuda';
 import { compileCudaEmu, openEmulatedDevice, type CompiledEmuModule } from '../runtime/cuda-emu';
 
 export interface CompileOptions {
@@ -32,6 +32,10 @@ export interface CompileOptions {
   readonly backend?: 'cpu' | 'cuda' | 'cuda-emu';
   /** cuda-emu only: memcheck, racecheck and initcheck on every access (default $KILN_CUDA_EMU_CHECKS === '1'). */
   readonly checks?: boolean;
+  /** CUDA: 'host' (default) runs the generated kiln_run, one native call per run; 'list' launches kernel by kernel
+   * from the addon (what the checked emulator and the non-finite check use: launches named buffer by buffer).
+   * Default from $KILN_CUDA_LAUNCH. */
+  readonly launcher?: 'host' | 'list';
   /** Arena byte budget: the planner rematerializes cheap values to meet it, or fails with the minimum. */
   readonly budget?: number;
   /** false: every node its own kernel (for testing fusion and measuring what it saves). */
@@ -109,6 +113,9 @@ export async function compileCudaEmuSource(spec: GraphSpec, opts: CompileOptions
   return { ...r, cubin: await compileCudaEmu(r.source, { checks, kernels: [...new Set(r.launches.map((l) => l.kernel))] }) };
 }
 
+const launcherOf = (opts: CompileOptions, checked: boolean): 'host' | 'list' =>
+  opts.launcher ?? (process.env.KILN_CUDA_LAUNCH === 'list' || process.env.KILN_CUDA_LAUNCH === 'host' ? process.env.KILN_CUDA_LAUNCH : checked ? 'list' : 'host');
+
 export async function compile(spec: GraphSpec, opts?: CompileOptions & { backend?: 'cpu' }): Promise<CpuProgram>;
 export async function compile(spec: GraphSpec, opts: CompileOptions & { backend: 'cuda' | 'cuda-emu' }): Promise<CudaProgram>;
 export async function compile(spec: GraphSpec, opts?: CompileOptions): Promise<Program>;
@@ -116,13 +123,23 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
   const backend = opts.backend === 'cuda' && process.env.KILN_CUDA === 'emulate' ? 'cuda-emu' : opts.backend;
   if (backend === 'cuda-emu') {
     const cu = await compileCudaEmuSource(spec, opts);
-    return new CudaProgram({ ...cu, checkNans: opts.checkNans ?? process.env.KILN_CHECK_NANS === '1' }, await openEmulatedDevice());
+    // The emulated module holds kiln_run too; the checked build launches kernel by kernel so memcheck can name buffers.
+    const host = launcherOf(opts, cu.cubin.checked) === 'host' ? cu.cubin : undefined;
+    return new CudaProgram({ ...cu, host, checkNans: opts.checkNans ?? process.env.KILN_CHECK_NANS === '1' }, await openEmulatedDevice());
   }
   if (backend === 'cuda') {
     const available = cudaAvailable();
+    const checkNans = opts.checkNans ?? process.env.KILN_CHECK_NANS === '1';
+    if (launcherOf(opts, false) === 'host' && !checkNans) {
+      // One nvcc run builds the kernels and their launcher into a shared library.
+      const r = renderCuda(spec, opts);
+      const host = await compileCudaHost(r.source);
+      if (!available.ok) throw new Error(`compile: the CUDA back end needs an NVIDIA driver: ${available.reason} (the generated CUDA compiled: ${host.sourcePath})`);
+      return new CudaProgram({ ...r, host });
+    }
     const cu = await compileCudaSource(spec, opts);
     if (!available.ok) throw new Error(`compile: the CUDA back end needs an NVIDIA driver: ${available.reason} (the generated CUDA compiled: ${cu.cubin.sourcePath})`);
-    return new CudaProgram({ ...cu, checkNans: opts.checkNans ?? process.env.KILN_CHECK_NANS === '1' });
+    return new CudaProgram({ ...cu, checkNans });
   }
   const low = lowerProgram(spec, opts);
   const source = renderProgramCpp(low.kernels, low.info);

@@ -7,6 +7,10 @@ import { numel } from './ir/shape';
 import { byteSize } from './ir/dtype';
 import { CudaDevice, type CompiledCubin, type CudaKernel } from '../runtime/cuda';
 import type { CompiledEmuModule } from '../runtime/cuda-emu';
+import { CompiledLibrary } from '../runtime/cpu';
+import { native } from '../runtime/native';
+import type { CachedArtifact } from '../runtime/cache';
+import { KILN_MSG_BYTES } from './render/cuda-host';
 import type { CudaLaunch } from './render/cuda';
 import { firstNonFinite, hostArray, Program, type HostArray, type LoweredProgram } from './program';
 import { buffersOf } from './codegen/buffers';
@@ -14,8 +18,12 @@ import { KilnNonFiniteError } from './ir/errors';
 
 export interface CudaParts extends LoweredProgram {
   readonly source: string;
-  /** The cubin (GPU) or the emulated module (emulator): its source path and the image the driver loads. */
-  readonly cubin: CompiledCubin | CompiledEmuModule;
+  /** The cubin (GPU) or the emulated module (emulator): its source path and the image the driver loads. Absent
+   * when the program runs only through its host launcher. */
+  readonly cubin?: CompiledCubin | CompiledEmuModule;
+  /** A shared library exporting the generated `kiln_run` (render/cuda-host.ts): the GPU build (nvcc -shared) or the
+   * emulated module, which holds it too. With it, a run is one native call. */
+  readonly host?: CachedArtifact;
   readonly launches: readonly CudaLaunch[];
   readonly scratchBytes: number;
   /** Stop at the first kernel that writes NaN or ±Inf (KilnNonFiniteError), as the C++ back end does. */
@@ -27,7 +35,8 @@ type Annotation = readonly { name: string; offset: number; bytes: number }[];
 export class CudaProgram extends Program {
   readonly backend: 'cuda' | 'cuda-emu';
   private base: bigint;
-  private fns: { fn: CudaKernel; l: CudaLaunch; bufs: Annotation }[];
+  private fns: { fn: CudaKernel; l: CudaLaunch; bufs: Annotation }[] = [];
+  private launcher?: { lib: CompiledLibrary; msg: Uint8Array };
 
   declare readonly parts: CudaParts;
   /** `device`: the GPU (default) or the emulated device (runtime/cuda-emu.ts openEmulatedDevice). */
@@ -36,17 +45,25 @@ export class CudaProgram extends Program {
     this.backend = device.emulated ? 'cuda-emu' : 'cuda';
     const scratchOffset = Math.ceil(cuda.plan.arenaBytes / 256) * 256;
     this.base = this.device.allocArena(scratchOffset + cuda.scratchBytes + 256);
-    const mod = this.device.loadModule(cuda.cubin);
-    const label = new Map(cuda.plan.buffers.map((b) => [b.id, b.label]));
-    const scratch = cuda.scratchBytes > 0 ? [{ name: 'scratch (template workspace)', offset: scratchOffset, bytes: cuda.scratchBytes }] : [];
-    this.fns = cuda.launches.map((l) => ({
-      fn: mod.kernel(l.kernel), l,
-      bufs: device.emulated ? [...(l.bufs ?? []).map((b) => ({ name: `b${b} ${label.get(b) ?? ''}`.trim(), offset: cuda.info.get(b)!.offset, bytes: cuda.info.get(b)!.bytes })), ...scratch] : [],
-    }));
+    if (cuda.host && !cuda.checkNans) {
+      this.launcher = { lib: new CompiledLibrary(cuda.host, native().cpuLoad(cuda.host.artifactPath)), msg: new Uint8Array(KILN_MSG_BYTES) };
+    } else {
+      if (!cuda.cubin) throw new Error('CudaProgram: no module to launch from (neither a cubin nor a host launcher)');
+      const mod = this.device.loadModule(cuda.cubin);
+      const label = new Map(cuda.plan.buffers.map((b) => [b.id, b.label]));
+      const scratch = cuda.scratchBytes > 0 ? [{ name: 'scratch (template workspace)', offset: scratchOffset, bytes: cuda.scratchBytes }] : [];
+      this.fns = cuda.launches.map((l) => ({
+        fn: mod.kernel(l.kernel), l,
+        bufs: device.emulated ? [...(l.bufs ?? []).map((b) => ({ name: `b${b} ${label.get(b) ?? ''}`.trim(), offset: cuda.info.get(b)!.offset, bytes: cuda.info.get(b)!.bytes })), ...scratch] : [],
+      }));
+    }
     this.initialize();
   }
   get source(): string { return this.parts.source; }
-  get sourcePath(): string { return this.parts.cubin.sourcePath; }
+  get sourcePath(): string { return (this.parts.cubin ?? this.parts.host)!.sourcePath; }
+  /** 'host': one native call to the generated kiln_run per run; 'list': one launch call per kernel (named buffers for
+   * the emulator's memcheck, and the per-kernel non-finite check). */
+  get launchMode(): 'host' | 'list' { return this.launcher ? 'host' : 'list'; }
 
   protected write(n: Node, data: HostArray): void { this.device.upload(this.offsetOf(n), data); }
   protected read(n: Node): HostArray {
@@ -55,6 +72,17 @@ export class CudaProgram extends Program {
     return out;
   }
   protected execute(): void {
+    if (this.launcher) {
+      const { lib, msg } = this.launcher;
+      try {
+        lib.call('kiln_run', msg, BigInt64Array.of(this.base, this.device.stream));
+      } catch (e) {
+        const end = msg.indexOf(0);
+        throw new Error(new TextDecoder().decode(msg.subarray(0, end < 0 ? msg.length : end)) || (e as Error).message);
+      }
+      this.device.sync();
+      return;
+    }
     this.fns.forEach(({ fn, l, bufs }, i) => {
       if (bufs.length) this.device.annotateNextLaunch(bufs);
       this.device.launch(fn, l.grid as [number, number, number], l.block as [number, number, number], l.smem, [this.base, ...(l.args ?? [])]);

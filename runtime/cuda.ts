@@ -73,6 +73,19 @@ export async function compileCuda(source: string, opts: CudaCompileOptions = {})
   return { ...artifact, read: () => readFileSync(artifact.artifactPath) };
 }
 
+/** Compiles `source` with its host side (the generated kiln_run launcher) to a shared library: device code for
+ * `arch` in the fat binary, cudart linked statically. Loaded like a CPU library (runtime/cpu.ts). Needs no GPU. */
+export async function compileCudaHost(source: string, opts: CudaCompileOptions = {}): Promise<CachedArtifact> {
+  const nvcc = opts.nvcc ?? nvccPath();
+  const includeDirs = [cudaKernelsDir, ...(opts.includeDirs ?? [])];
+  const flags = ['-shared', '-Xcompiler', '-fPIC', `-arch=${opts.arch ?? DEFAULT_CUDA_ARCH}`, '-O3', '-std=c++17', ...(opts.extraFlags ?? [])];
+  const key = cacheKey(['kiln-cuda-host-v1', nvcc, await toolVersion(nvcc, 'KILN_NVCC'), flags.join(' '), includeDirsDigest(includeDirs), source]);
+  return buildCached({
+    key, source, sourceExt: 'cu', artifactExt: 'cuda.so',
+    compile: (src, out) => runCompiler(nvcc, [...flags, ...includeDirs.flatMap((d) => ['-I', d]), src, '-o', out], src, 'KILN_NVCC'),
+  });
+}
+
 /** Whether kernels can run here, and if not why. Never throws. `driver`: another driver library (the emulator's). */
 export function cudaAvailable(driver?: string): { ok: boolean; reason: string } {
   try {
@@ -192,6 +205,9 @@ export class CudaDevice {
     const slots = params instanceof BigInt64Array ? params : BigInt64Array.from(params, (p) => BigInt(p));
     native().cudaLaunch(kernel.handle, grid, block, sharedBytes, slots);
   }
+
+  /** The launch stream, for a generated host launcher (kiln_run's args[1]). */
+  get stream(): bigint { return native().cudaStream(this.session); }
 
   /** Waits for all queued work; errors raised inside kernels surface here. */
   sync(): void {

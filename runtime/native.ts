@@ -52,6 +52,8 @@ export interface NativeAddon {
     params?: BigInt64Array,
   ): void;
   cudaSynchronize(session: NativeHandle): void;
+  /** The launch stream's handle (CUstream, which is also a cudaStream_t). */
+  cudaStream(session: NativeHandle): bigint;
   /** The emulator's memcheck bounds the next launch by these buffers ([lo, hi) pairs); false on a real driver. */
   cudaEmuAnnotate(session: NativeHandle, ranges: BigUint64Array, names: string): boolean;
   cudaEventCreate(session: NativeHandle): NativeHandle;

@@ -2,7 +2,9 @@
  * nvcc for sm_90a (what CI checks), and running it must fail with a clear message. GPU correctness runs on a
  * lent H100 (bench/results). */
 import { compile, compileCudaSource, grad, input, constant, type Tensor } from '../../compiler/index';
-import { nvccAvailable, cudaAvailable } from '../../runtime/cuda';
+import { nvccAvailable, cudaAvailable, compileCudaHost } from '../../runtime/cuda';
+import { CompiledLibrary } from '../../runtime/cpu';
+import { native } from '../../runtime/native';
 import { compositeGradCases, primitiveGradCases } from '../ops/grad-cases';
 import { forwardCases } from '../ops/forward-cases';
 import { values } from '../support/gradcheck';
@@ -32,6 +34,14 @@ maybe('generated CUDA compiles with nvcc -arch=sm_90a', () => {
       expect(r.source).toMatch(/KILN_KERNEL void/);
       expect(r.launches.every((l) => l.block[0] === 256)).toBe(true);
     }
+  });
+
+  test('the program with its host launcher builds as one shared library (nvcc -shared) exporting kiln_run', async () => {
+    const r = await compileCudaSource(mlpStep().spec);
+    const host = await compileCudaHost(r.source);
+    const lib = new CompiledLibrary(host, native().cpuLoad(host.artifactPath)); // cudart is static: loads without a driver
+    expect(lib.has('kiln_run')).toBe(true);
+    expect(r.source).toContain(`static const KilnLaunch kiln_launches[${r.launches.length}]`);
   });
 
   test('without a driver, compile(backend: cuda) says so after compiling', async () => {

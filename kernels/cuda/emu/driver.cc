@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -226,6 +227,7 @@ KILN_API CUresult cuModuleUnload(void* h) {
   delete m;
   return kSuccess;
 }
+
 KILN_API CUresult cuModuleGetFunction(void** f, void* h, const char* name) {
   auto* m = static_cast<Module*>(h);
   for (const KernelEntry* e = m->kernels; e->name != nullptr; ++e)
@@ -297,4 +299,63 @@ KILN_API CUresult kilnEmuAnnotateLaunch(const uint64_t* ranges, const char* name
     g_nextBuffers.push_back(Buffer{ranges[2 * i], ranges[2 * i + 1], name});
   }
   return kSuccess;
+}
+
+// ---- launches from a module's own host code (a generated kiln_run, through cudaLaunchKernel) ----
+namespace {
+struct HostModule {
+  Module module;
+  std::vector<std::unique_ptr<Function>> fns;
+};
+std::vector<std::unique_ptr<HostModule>> g_hostModules;
+
+// The module whose kernel table this is (the library was loaded by dlopen, not cuModuleLoadData).
+HostModule* hostModule(const KernelEntry* table) {
+  for (auto& h : g_hostModules)
+    if (h->module.kernels == table) return h.get();
+  Dl_info info{};
+  if (dladdr(table, &info) == 0 || info.dli_fname == nullptr) return nullptr;
+  auto h = std::make_unique<HostModule>();
+  h->module.path = info.dli_fname;
+  h->module.handle = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+  h->module.kernels = table;
+  if (h->module.handle != nullptr) {
+    findTls(h->module);
+    dlclose(h->module.handle);  // RTLD_NOLOAD took a reference; the loader of the library keeps it open
+  }
+  g_hostModules.push_back(std::move(h));
+  return g_hostModules.back().get();
+}
+
+Function* hostFunction(const KernelEntry* table, const void* fn) {
+  HostModule* h = hostModule(table);
+  if (h == nullptr) return nullptr;
+  for (auto& f : h->fns)
+    if (f->entry->fn == fn) return f.get();
+  for (const KernelEntry* e = table; e->name != nullptr; ++e)
+    if (e->fn == fn) {
+      h->fns.push_back(std::make_unique<Function>(Function{&h->module, e, kDefaultSmemOptIn}));
+      return h->fns.back().get();
+    }
+  return nullptr;
+}
+}  // namespace
+
+KILN_API int kiln_emu_func_set_smem(const KernelEntry* table, const void* fn, int bytes) {
+  Function* f = hostFunction(table, fn);
+  if (f == nullptr) return err(kInvalidValue, "cudaFuncSetAttribute: not a kernel of this module");
+  return cuFuncSetAttribute(f, 8, bytes);
+}
+
+KILN_API int kiln_emu_launch_host(const KernelEntry* table, const void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                                  unsigned bz, unsigned smem, void** params) {
+  Function* f = hostFunction(table, fn);
+  if (f == nullptr) return err(kInvalidValue, "cudaLaunchKernel: not a kernel of this module");
+  return cuLaunchKernel(f, gx, gy, gz, bx, by, bz, smem, nullptr, params, nullptr);
+}
+
+KILN_API const char* kiln_emu_error_string(int code) {
+  const char* s = nullptr;
+  cuGetErrorString(code, &s);
+  return s;
 }

@@ -249,6 +249,25 @@ template <class... A> constexpr KernelEntry entry(const char* name, void (*f)(A.
   return {name, reinterpret_cast<void*>(f), &invoke<A...>, static_cast<int>(sizeof...(A))};
 }
 }  // namespace kiln_emu
+// ---- the runtime API a generated host launcher uses (render/cuda-host.ts): launches go to the emulator ----
+typedef struct CUstream_st* cudaStream_t;
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorLaunchFailure = 719 };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+extern "C" {
+extern const kiln_emu::KernelEntry kiln_emu_kernels[];
+int kiln_emu_launch_host(const kiln_emu::KernelEntry* table, const void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                         unsigned bz, unsigned smem, void** params);
+int kiln_emu_func_set_smem(const kiln_emu::KernelEntry* table, const void* fn, int bytes);
+const char* kiln_emu_error_string(int code);
+}
+inline cudaError_t cudaLaunchKernel(const void* fn, dim3 g, dim3 b, void** args, size_t smem, cudaStream_t) {
+  return static_cast<cudaError_t>(kiln_emu_launch_host(kiln_emu_kernels, fn, g.x, g.y, g.z, b.x, b.y, b.z, static_cast<unsigned>(smem), args));
+}
+inline cudaError_t cudaFuncSetAttribute(const void* fn, cudaFuncAttribute attr, int value) {
+  return attr == cudaFuncAttributeMaxDynamicSharedMemorySize ? static_cast<cudaError_t>(kiln_emu_func_set_smem(kiln_emu_kernels, fn, value)) : cudaSuccess;
+}
+inline const char* cudaGetErrorString(cudaError_t e) { return kiln_emu_error_string(e); }
+
 #define KILN_EMU_KERNELS_BEGIN extern "C" __attribute__((visibility("default"))) const kiln_emu::KernelEntry kiln_emu_kernels[] = {
 #define KILN_EMU_KERNEL(name) kiln_emu::entry(#name, &name),
 #define KILN_EMU_KERNELS_END                                                                                    \

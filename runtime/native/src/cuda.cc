@@ -288,6 +288,12 @@ Napi::Value CudaEmuAnnotate(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// cudaStream(session) -> the launch stream as a bigint (for a generated host launcher's cudaLaunchKernel calls).
+Napi::Value CudaStream(const Napi::CallbackInfo& info) {
+  Session& s = SessionOf(info[0]);
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(s.stream)));
+}
+
 Napi::Value CudaEventCreate(const Napi::CallbackInfo& info) {
   Session& s = SessionOf(info[0]);
   auto* e = new CudaEvent;
@@ -328,7 +334,7 @@ void InitCuda(Napi::Env env, Napi::Object exports) {
       {"cudaUnloadModule", CudaUnloadModule}, {"cudaGetFunction", CudaGetFunction},
       {"cudaLaunch", CudaLaunch},           {"cudaSynchronize", CudaSynchronize},
       {"cudaEventCreate", CudaEventCreate}, {"cudaEventRecord", CudaEventRecord},
-      {"cudaEventElapsed", CudaEventElapsed}, {"cudaEmuAnnotate", CudaEmuAnnotate},
+      {"cudaEventElapsed", CudaEventElapsed}, {"cudaEmuAnnotate", CudaEmuAnnotate}, {"cudaStream", CudaStream},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
 }

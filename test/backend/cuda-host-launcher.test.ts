@@ -1,0 +1,29 @@
+/** The generated host launcher (render/cuda-host.ts): a CUDA program runs as one native call to its kiln_run, which
+ * launches every kernel from a table, on the emulator here. It must give bit-identical results to launching kernel
+ * by kernel from the addon (the emulator is deterministic), step after step of a training run. */
+import { compile } from '../../compiler/index';
+import { convNetStep } from '../support/nets';
+
+describe('CUDA host launcher (kiln_run) on the emulator', () => {
+  test('one native call per step, the same values as kernel-by-kernel launches', async () => {
+    const { spec, feeds } = convNetStep();
+    const host = await compile(spec, { backend: 'cuda-emu', launcher: 'host' });
+    const list = await compile(spec, { backend: 'cuda-emu', launcher: 'list' });
+    expect(host.launchMode).toBe('host');
+    expect(list.launchMode).toBe('list');
+    const launches = host.parts.launches.length;
+    expect(host.source).toMatch(new RegExp(`static const KilnLaunch kiln_launches\\[${launches}\\]`));
+    expect(host.source).toMatch(/extern "C" __attribute__\(\(visibility\("default"\)\)\) int kiln_run\(uint8_t\* msg, const int64_t\* a\)/);
+    for (let step = 0; step < 3; step++) {
+      const a = host.run(feeds), b = list.run(feeds);
+      expect(Array.from(a.loss)).toEqual(Array.from(b.loss));
+    }
+    for (const name of host.paramNames()) expect(Array.from(host.getParam(name))).toEqual(Array.from(list.getParam(name)));
+  }, 300_000);
+
+  test('the checked emulator and the non-finite check launch kernel by kernel', async () => {
+    const { spec } = convNetStep();
+    expect((await compile(spec, { backend: 'cuda-emu', checks: true })).launchMode).toBe('list');
+    expect((await compile(spec, { backend: 'cuda-emu', checkNans: true })).launchMode).toBe('list');
+  }, 300_000);
+});
