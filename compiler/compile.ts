@@ -36,6 +36,9 @@ export interface CompileOptions {
    * from the addon (what the checked emulator and the non-finite check use: launches named buffer by buffer).
    * Default from $KILN_CUDA_LAUNCH. */
   readonly launcher?: 'host' | 'list';
+  /** CUDA with the host launcher: capture the launch sequence into a CUDA Graph once and replay it on every run
+   * (default $KILN_CUDA_GRAPH === '1'). */
+  readonly cudaGraph?: boolean;
   /** Arena byte budget: the planner rematerializes cheap values to meet it, or fails with the minimum. */
   readonly budget?: number;
   /** false: every node its own kernel (for testing fusion and measuring what it saves). */
@@ -113,6 +116,7 @@ export async function compileCudaEmuSource(spec: GraphSpec, opts: CompileOptions
   return { ...r, cubin: await compileCudaEmu(r.source, { checks, kernels: [...new Set(r.launches.map((l) => l.kernel))] }) };
 }
 
+const graphOf = (opts: CompileOptions): boolean => opts.cudaGraph ?? process.env.KILN_CUDA_GRAPH === '1';
 const launcherOf = (opts: CompileOptions, checked: boolean): 'host' | 'list' =>
   opts.launcher ?? (process.env.KILN_CUDA_LAUNCH === 'list' || process.env.KILN_CUDA_LAUNCH === 'host' ? process.env.KILN_CUDA_LAUNCH : checked ? 'list' : 'host');
 
@@ -125,7 +129,7 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
     const cu = await compileCudaEmuSource(spec, opts);
     // The emulated module holds kiln_run too; the checked build launches kernel by kernel so memcheck can name buffers.
     const host = launcherOf(opts, cu.cubin.checked) === 'host' ? cu.cubin : undefined;
-    return new CudaProgram({ ...cu, host, checkNans: opts.checkNans ?? process.env.KILN_CHECK_NANS === '1' }, await openEmulatedDevice());
+    return new CudaProgram({ ...cu, host, graph: graphOf(opts), checkNans: opts.checkNans ?? process.env.KILN_CHECK_NANS === '1' }, await openEmulatedDevice());
   }
   if (backend === 'cuda') {
     const available = cudaAvailable();
@@ -135,7 +139,7 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
       const r = renderCuda(spec, opts);
       const host = await compileCudaHost(r.source);
       if (!available.ok) throw new Error(`compile: the CUDA back end needs an NVIDIA driver: ${available.reason} (the generated CUDA compiled: ${host.sourcePath})`);
-      return new CudaProgram({ ...r, host });
+      return new CudaProgram({ ...r, host, graph: graphOf(opts) });
     }
     const cu = await compileCudaSource(spec, opts);
     if (!available.ok) throw new Error(`compile: the CUDA back end needs an NVIDIA driver: ${available.reason} (the generated CUDA compiled: ${cu.cubin.sourcePath})`);

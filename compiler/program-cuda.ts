@@ -28,6 +28,8 @@ export interface CudaParts extends LoweredProgram {
   readonly scratchBytes: number;
   /** Stop at the first kernel that writes NaN or ±Inf (KilnNonFiniteError), as the C++ back end does. */
   readonly checkNans?: boolean;
+  /** With the host launcher: capture the launch sequence into a CUDA Graph on the first run and replay it. */
+  readonly graph?: boolean;
 }
 
 type Annotation = readonly { name: string; offset: number; bytes: number }[];
@@ -75,7 +77,7 @@ export class CudaProgram extends Program {
     if (this.launcher) {
       const { lib, msg } = this.launcher;
       try {
-        lib.call('kiln_run', msg, BigInt64Array.of(this.base, this.device.stream));
+        lib.call('kiln_run', msg, BigInt64Array.of(this.base, this.device.stream, this.parts.graph ? 1n : 0n));
       } catch (e) {
         const end = msg.indexOf(0);
         throw new Error(new TextDecoder().decode(msg.subarray(0, end < 0 ? msg.length : end)) || (e as Error).message);

@@ -4,21 +4,27 @@
 import { compile } from '../../compiler/index';
 import { convNetStep } from '../support/nets';
 
-describe('CUDA host launcher (kiln_run) on the emulator', () => {
+describe('CUDA host launcher (kiln_run), direct and through a CUDA Graph, on the emulator', () => {
   test('one native call per step, the same values as kernel-by-kernel launches', async () => {
     const { spec, feeds } = convNetStep();
     const host = await compile(spec, { backend: 'cuda-emu', launcher: 'host' });
+    const graph = await compile(spec, { backend: 'cuda-emu', launcher: 'host', cudaGraph: true });
     const list = await compile(spec, { backend: 'cuda-emu', launcher: 'list' });
     expect(host.launchMode).toBe('host');
     expect(list.launchMode).toBe('list');
     const launches = host.parts.launches.length;
     expect(host.source).toMatch(new RegExp(`static const KilnLaunch kiln_launches\\[${launches}\\]`));
     expect(host.source).toMatch(/extern "C" __attribute__\(\(visibility\("default"\)\)\) int kiln_run\(uint8_t\* msg, const int64_t\* a\)/);
+    // The graph program captures its launches on the first run and replays them after.
     for (let step = 0; step < 3; step++) {
-      const a = host.run(feeds), b = list.run(feeds);
+      const a = host.run(feeds), b = list.run(feeds), c = graph.run(feeds);
       expect(Array.from(a.loss)).toEqual(Array.from(b.loss));
+      expect(Array.from(c.loss)).toEqual(Array.from(b.loss));
     }
-    for (const name of host.paramNames()) expect(Array.from(host.getParam(name))).toEqual(Array.from(list.getParam(name)));
+    for (const name of host.paramNames()) {
+      expect(Array.from(host.getParam(name))).toEqual(Array.from(list.getParam(name)));
+      expect(Array.from(graph.getParam(name))).toEqual(Array.from(list.getParam(name)));
+    }
   }, 300_000);
 
   test('the checked emulator and the non-finite check launch kernel by kernel', async () => {

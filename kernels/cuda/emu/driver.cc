@@ -347,11 +347,53 @@ KILN_API int kiln_emu_func_set_smem(const KernelEntry* table, const void* fn, in
   return cuFuncSetAttribute(f, 8, bytes);
 }
 
+namespace {
+// A captured launch: the function, its configuration and its parameter slots (8 bytes each, copied at capture).
+struct Recorded {
+  Function* f;
+  unsigned g[3], b[3], smem;
+  std::vector<uint64_t> slots;
+};
+struct Graph {
+  std::vector<Recorded> launches;
+};
+Graph* g_capture = nullptr;
+}  // namespace
+
 KILN_API int kiln_emu_launch_host(const KernelEntry* table, const void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                                   unsigned bz, unsigned smem, void** params) {
   Function* f = hostFunction(table, fn);
   if (f == nullptr) return err(kInvalidValue, "cudaLaunchKernel: not a kernel of this module");
+  if (g_capture != nullptr) {
+    Recorded r{f, {gx, gy, gz}, {bx, by, bz}, smem, std::vector<uint64_t>(static_cast<size_t>(f->entry->nparams))};
+    for (int i = 0; i < f->entry->nparams; ++i) memcpy(&r.slots[static_cast<size_t>(i)], params[i], 8);
+    g_capture->launches.push_back(std::move(r));
+    return kSuccess;
+  }
   return cuLaunchKernel(f, gx, gy, gz, bx, by, bz, smem, nullptr, params, nullptr);
+}
+
+KILN_API int kiln_emu_capture_begin(void) {
+  if (g_capture != nullptr) return err(kInvalidValue, "cudaStreamBeginCapture: a capture is already in progress");
+  g_capture = new Graph;
+  return kSuccess;
+}
+KILN_API int kiln_emu_capture_end(void** graph) {
+  if (g_capture == nullptr) return err(kInvalidValue, "cudaStreamEndCapture: no capture in progress");
+  *graph = g_capture;
+  g_capture = nullptr;
+  return kSuccess;
+}
+KILN_API void* kiln_emu_graph_clone(const void* graph) { return new Graph(*static_cast<const Graph*>(graph)); }
+KILN_API void kiln_emu_graph_destroy(void* graph) { delete static_cast<Graph*>(graph); }
+KILN_API int kiln_emu_graph_launch(const void* graph) {
+  for (const Recorded& r : static_cast<const Graph*>(graph)->launches) {
+    std::vector<void*> params(r.slots.size());
+    for (size_t i = 0; i < r.slots.size(); ++i) params[i] = const_cast<uint64_t*>(&r.slots[i]);
+    const int e = cuLaunchKernel(r.f, r.g[0], r.g[1], r.g[2], r.b[0], r.b[1], r.b[2], r.smem, nullptr, params.data(), nullptr);
+    if (e != kSuccess) return e;
+  }
+  return kSuccess;
 }
 
 KILN_API const char* kiln_emu_error_string(int code) {

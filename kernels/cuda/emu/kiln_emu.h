@@ -267,6 +267,27 @@ inline cudaError_t cudaFuncSetAttribute(const void* fn, cudaFuncAttribute attr, 
   return attr == cudaFuncAttributeMaxDynamicSharedMemorySize ? static_cast<cudaError_t>(kiln_emu_func_set_smem(kiln_emu_kernels, fn, value)) : cudaSuccess;
 }
 inline const char* cudaGetErrorString(cudaError_t e) { return kiln_emu_error_string(e); }
+// Stream capture and graphs: the emulator records the captured launches (parameters copied, as CUDA does) and
+// replays them on cudaGraphLaunch.
+typedef struct KilnEmuGraph* cudaGraph_t;
+typedef struct KilnEmuGraph* cudaGraphExec_t;
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
+extern "C" {
+int kiln_emu_capture_begin(void);
+int kiln_emu_capture_end(void** graph);
+void* kiln_emu_graph_clone(const void* graph);
+void kiln_emu_graph_destroy(void* graph);
+int kiln_emu_graph_launch(const void* graph);
+}
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) { return static_cast<cudaError_t>(kiln_emu_capture_begin()); }
+inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* g) { return static_cast<cudaError_t>(kiln_emu_capture_end(reinterpret_cast<void**>(g))); }
+inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned long long) {
+  *e = static_cast<cudaGraphExec_t>(kiln_emu_graph_clone(g));
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphDestroy(cudaGraph_t g) { kiln_emu_graph_destroy(g); return cudaSuccess; }
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t g) { kiln_emu_graph_destroy(g); return cudaSuccess; }
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t g, cudaStream_t) { return static_cast<cudaError_t>(kiln_emu_graph_launch(g)); }
 
 #define KILN_EMU_KERNELS_BEGIN extern "C" __attribute__((visibility("default"))) const kiln_emu::KernelEntry kiln_emu_kernels[] = {
 #define KILN_EMU_KERNEL(name) kiln_emu::entry(#name, &name),
