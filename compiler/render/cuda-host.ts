@@ -2,7 +2,8 @@
  * program in order on one stream (grid, block and shared memory fixed here at code generation), so a training
  * step is one native call instead of one N-API call per launch. The launch list is data (a table of launches
  * and one of their offset arguments) walked by a short loop, so the host code stays small for programs with tens
- * of thousands of launches. Kernels above 48 KiB of dynamic shared memory get the attribute once.
+ * of thousands of launches. Kernels above 48 KiB of dynamic shared memory get the attribute once. Parameter
+ * commits are device-to-device memcpys (the copy engine), not kernels.
  *
  * ABI (runtime/README.md, the CPU entry point): `int kiln_run(uint8_t* msg, const int64_t* args)`, args[0] the
  * device arena, args[1] the stream, args[2] 1 to run through a CUDA Graph (the launch sequence captured once per
@@ -16,8 +17,13 @@ export function renderHostLauncher(launches: readonly CudaLaunch[]): string {
   const names = [...new Set(launches.map((l) => l.kernel))];
   const index = new Map(names.map((n, i) => [n, i]));
   const smemMax = names.map((n) => Math.max(...launches.filter((l) => l.kernel === n).map((l) => l.smem)));
-  const args: number[] = [];
+  const args: number[] = [], copies: number[] = [];
   const rows = launches.map((l) => {
+    if (l.copies) {  // a parameter commit: device-to-device copies (fn -1; nargs copies from kiln_copies[arg])
+      const start = copies.length / 3;
+      for (const c of l.copies) copies.push(c.to, c.from, c.bytes);
+      return `  {-1, 1, 1, 1, 1, 1, 1, 0, ${l.copies.length}, ${start}},`;
+    }
     const start = args.length;
     args.push(...(l.args ?? []));
     return `  {${index.get(l.kernel)}, ${l.grid.join(', ')}, ${l.block.join(', ')}, ${l.smem}, ${l.args?.length ?? 0}, ${start}},`;
@@ -34,6 +40,7 @@ export function renderHostLauncher(launches: readonly CudaLaunch[]): string {
     'struct KilnLaunch { int fn; unsigned gx, gy, gz, bx, by, bz, smem; int nargs, arg; };',
     `static const KilnLaunch kiln_launches[${Math.max(launches.length, 1)}] = {`, ...(rows.length ? rows : ['  {0, 1, 1, 1, 1, 1, 1, 0, 0, 0},']), '};',
     `static const int64_t kiln_args[${Math.max(args.length, 1)}] = {`, ...(args.length ? wrap(args.map(String), 12) : ['  0,']), '};',
+    `static const int64_t kiln_copies[${Math.max(copies.length, 3)}] = {  // to, from, bytes`, ...(copies.length ? wrap(copies.map(String), 12) : ['  0, 0, 0,']), '};',
     '',
     `#define KILN_FAIL(e, ...) do { snprintf(reinterpret_cast<char*>(msg), ${KILN_MSG_BYTES}, __VA_ARGS__); return int(e); } while (0)`,
     'static int kiln_launch_all(uint8_t* msg, uint8_t* A, cudaStream_t stream) {',
@@ -41,6 +48,14 @@ export function renderHostLauncher(launches: readonly CudaLaunch[]): string {
     '  params[0] = &A;',
     `  for (int n = 0; n < ${launches.length}; ++n) {`,
     '    const KilnLaunch& l = kiln_launches[n];',
+    '    if (l.fn < 0) {',
+    '      for (int i = 0; i < l.nargs; ++i) {',
+    '        const int64_t* c = &kiln_copies[3 * (l.arg + i)];',
+    '        const cudaError_t e = cudaMemcpyAsync(A + c[0], A + c[1], size_t(c[2]), cudaMemcpyDeviceToDevice, stream);',
+    '        if (e != cudaSuccess) KILN_FAIL(e, "kiln_run: launch %d (parameter commit): cudaMemcpyAsync: %s", n, cudaGetErrorString(e));',
+    '      }',
+    '      continue;',
+    '    }',
     '    for (int i = 0; i < l.nargs; ++i) params[1 + i] = const_cast<int64_t*>(&kiln_args[l.arg + i]);',
     '    const cudaError_t e = cudaLaunchKernel(kiln_fns[l.fn], dim3(l.gx, l.gy, l.gz), dim3(l.bx, l.by, l.bz), params, l.smem, stream);',
     `    if (e != cudaSuccess) KILN_FAIL(e, "kiln_run: launch %d of '%s': %s", n, kiln_fn_names[l.fn], cudaGetErrorString(e));`,

@@ -39,6 +39,8 @@ export interface CudaLaunch {
   readonly bufs?: readonly number[];
   /** The index of the program kernel this launch belongs to (a template may launch several kernels). */
   readonly kernelIndex?: number;
+  /** A commit kernel's copies (arena byte offsets): the host launcher issues them as device-to-device memcpys. */
+  readonly copies?: readonly { readonly from: number; readonly to: number; readonly bytes: number }[];
 }
 
 const THREADS = 256;
@@ -186,7 +188,8 @@ function renderKernelCuda(k: Kernel, info: ReadonlyMap<number, BufferInfo>, at: 
         return `  for (int64_t f = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; f < ${c.bytes / u}; f += (int64_t)gridDim.x * blockDim.x) reinterpret_cast<${t}*>(A + ${at(c.to)})[f] = reinterpret_cast<const ${t}*>(A + ${at(c.from)})[f];`;
       });
       const n = Math.max(...k.copies.map((c) => c.bytes / unitOf(c)));
-      return { code: [`KILN_KERNEL void ${k.name}(uint8_t* __restrict__ A KILN_OFFSETS) {`, ...lines, '}'], launches: [{ kernel: k.name, grid: [gridFor(n), 1, 1], block: [THREADS, 1, 1], smem: 0 }], scratch: 0 };
+      // `copies` names local buffers here; renderProgramCuda turns them into arena offsets.
+      return { code: [`KILN_KERNEL void ${k.name}(uint8_t* __restrict__ A KILN_OFFSETS) {`, ...lines, '}'], launches: [{ kernel: k.name, grid: [gridFor(n), 1, 1], block: [THREADS, 1, 1], smem: 0, copies: k.copies }], scratch: 0 };
     }
   }
 }
@@ -221,7 +224,7 @@ export function renderProgramCuda(kernels: readonly Kernel[], info: ReadonlyMap<
       code.push(text.replaceAll('KILN_FN', k.name) + '\n');
     }
     const args = bufs.map((b) => info.get(b)!.offset);
-    launches.push(...fn.launches.map((l) => ({ ...l, args, bufs, kernelIndex })));
+    launches.push(...fn.launches.map((l) => ({ ...l, args, bufs, kernelIndex, copies: l.copies?.map((c) => ({ from: args[c.from], to: args[c.to], bytes: c.bytes })) })));
     scratchBytes = Math.max(scratchBytes, part.scratch);
   }
   return {

@@ -14,6 +14,9 @@ describe('CUDA host launcher (kiln_run), direct and through a CUDA Graph, on the
     expect(list.launchMode).toBe('list');
     const launches = host.parts.launches.length;
     expect(host.source).toMatch(new RegExp(`static const KilnLaunch kiln_launches\\[${launches}\\]`));
+    // AdamW's parameter commit: device-to-device copies in the launcher, not a kernel launch.
+    expect(host.parts.launches.some((l) => l.copies?.length)).toBe(true);
+    expect(host.source).toMatch(/cudaMemcpyAsync\(A \+ c\[0\], A \+ c\[1\]/);
     expect(host.source).toMatch(/extern "C" __attribute__\(\(visibility\("default"\)\)\) int kiln_run\(uint8_t\* msg, const int64_t\* a\)/);
     // The graph program captures its launches on the first run and replays them after.
     for (let step = 0; step < 3; step++) {

@@ -350,9 +350,9 @@ KILN_API int kiln_emu_func_set_smem(const KernelEntry* table, const void* fn, in
 namespace {
 // A captured launch: the function, its configuration and its parameter slots (8 bytes each, copied at capture).
 struct Recorded {
-  Function* f;
+  Function* f;  // null for a copy
   unsigned g[3], b[3], smem;
-  std::vector<uint64_t> slots;
+  std::vector<uint64_t> slots;  // a copy: dst, src, bytes
 };
 struct Graph {
   std::vector<Recorded> launches;
@@ -386,8 +386,21 @@ KILN_API int kiln_emu_capture_end(void** graph) {
 }
 KILN_API void* kiln_emu_graph_clone(const void* graph) { return new Graph(*static_cast<const Graph*>(graph)); }
 KILN_API void kiln_emu_graph_destroy(void* graph) { delete static_cast<Graph*>(graph); }
+KILN_API int kiln_emu_memcpy_host(void* dst, const void* src, size_t bytes) {
+  if (g_capture != nullptr) {
+    g_capture->launches.push_back(Recorded{nullptr, {0, 0, 0}, {0, 0, 0}, 0, {reinterpret_cast<uint64_t>(dst), reinterpret_cast<uint64_t>(src), bytes}});
+    return kSuccess;
+  }
+  return cuMemcpyDtoD_v2(reinterpret_cast<uint64_t>(dst), reinterpret_cast<uint64_t>(src), bytes);
+}
+
 KILN_API int kiln_emu_graph_launch(const void* graph) {
   for (const Recorded& r : static_cast<const Graph*>(graph)->launches) {
+    if (r.f == nullptr) {
+      const int e = cuMemcpyDtoD_v2(r.slots[0], r.slots[1], r.slots[2]);
+      if (e != kSuccess) return e;
+      continue;
+    }
     std::vector<void*> params(r.slots.size());
     for (size_t i = 0; i < r.slots.size(); ++i) params[i] = const_cast<uint64_t*>(&r.slots[i]);
     const int e = cuLaunchKernel(r.f, r.g[0], r.g[1], r.g[2], r.b[0], r.b[1], r.b[2], r.smem, nullptr, params.data(), nullptr);

@@ -267,6 +267,11 @@ inline cudaError_t cudaFuncSetAttribute(const void* fn, cudaFuncAttribute attr, 
   return attr == cudaFuncAttributeMaxDynamicSharedMemorySize ? static_cast<cudaError_t>(kiln_emu_func_set_smem(kiln_emu_kernels, fn, value)) : cudaSuccess;
 }
 inline const char* cudaGetErrorString(cudaError_t e) { return kiln_emu_error_string(e); }
+enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaMemcpyDefault = 4 };
+extern "C" int kiln_emu_memcpy_host(void* dst, const void* src, size_t bytes);
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
+  return static_cast<cudaError_t>(kiln_emu_memcpy_host(dst, src, bytes));
+}
 // Stream capture and graphs: the emulator records the captured launches (parameters copied, as CUDA does) and
 // replays them on cudaGraphLaunch.
 typedef struct KilnEmuGraph* cudaGraph_t;
