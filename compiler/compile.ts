@@ -2,6 +2,7 @@
  * render → native compile. `KILN_DUMP=graph,kernels,source` prints the IR after those stages (the graph in
  * ir/print.ts's form); `KILN_VERIFY=1` runs the graph verifier before and after simplify and the kernel-IR
  * verifier after lowering (the tests always do). */
+import { cpus } from 'node:os';
 import { collect, type GraphSpec } from './ir/graph';
 import type { Node } from './ir/node';
 import { simplifyGraph } from './passes/simplify';
@@ -100,7 +101,7 @@ function renderCuda(spec: GraphSpec, opts: CompileOptions) {
   const scratchOffset = Math.ceil(low.plan.arenaBytes / 256) * 256;
   const cu = renderProgramCuda(low.kernels, low.info, scratchOffset);
   if (dump('source')) console.error(cu.source);
-  return { ...low, source: cu.source, launches: cu.launches, scratchBytes: cu.scratchBytes };
+  return { ...low, source: cu.source, launches: cu.launches, scratchBytes: cu.scratchBytes, distinct: cu.distinct, units: cu.units };
 }
 
 /** Generated CUDA for a graph, compiled with nvcc (no GPU needed): what CI checks and what CudaProgram loads. */
@@ -137,7 +138,8 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
     if (launcherOf(opts, false) === 'host' && !checkNans) {
       // One nvcc run builds the kernels and their launcher into a shared library.
       const r = renderCuda(spec, opts);
-      const host = await compileCudaHost(r.source);
+      // Big programs compile as one unit per core in parallel (each unit pays nvcc's fixed cost for its headers).
+      const host = await compileCudaHost(r.distinct > 96 ? r.units(Math.max(2, cpus().length)) : [r.source]);
       if (!available.ok) throw new Error(`compile: the CUDA back end needs an NVIDIA driver: ${available.reason} (the generated CUDA compiled: ${host.sourcePath})`);
       return new CudaProgram({ ...r, host, graph: graphOf(opts) });
     }

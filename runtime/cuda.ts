@@ -6,7 +6,8 @@
  * error saying so.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { buildCached, cacheKey, includeDirsDigest, type CachedArtifact } from './cache';
 import { native, type CudaDeviceInfo, type HostBytes, type NativeHandle } from './native';
@@ -73,16 +74,34 @@ export async function compileCuda(source: string, opts: CudaCompileOptions = {})
   return { ...artifact, read: () => readFileSync(artifact.artifactPath) };
 }
 
-/** Compiles `source` with its host side (the generated kiln_run launcher) to a shared library: device code for
- * `arch` in the fat binary, cudart linked statically. Loaded like a CPU library (runtime/cpu.ts). Needs no GPU. */
-export async function compileCudaHost(source: string, opts: CudaCompileOptions = {}): Promise<CachedArtifact> {
+/** Compiles a program with its host side (the generated kiln_run launcher) to a shared library: device code for
+ * `arch` in the fat binary, cudart linked statically. Loaded like a CPU library (runtime/cpu.ts). Needs no GPU.
+ * Given several translation units (render/cuda.ts `units`), each is compiled by its own nvcc, as many at once as
+ * there are cores, then linked. */
+export async function compileCudaHost(units: string | readonly string[], opts: CudaCompileOptions = {}): Promise<CachedArtifact> {
+  const parts = typeof units === 'string' ? [units] : units;
   const nvcc = opts.nvcc ?? nvccPath();
   const includeDirs = [cudaKernelsDir, ...(opts.includeDirs ?? [])];
-  const flags = ['-shared', '-Xcompiler', '-fPIC', `-arch=${opts.arch ?? DEFAULT_CUDA_ARCH}`, '-O3', '-std=c++17', ...(opts.extraFlags ?? [])];
-  const key = cacheKey(['kiln-cuda-host-v1', nvcc, await toolVersion(nvcc, 'KILN_NVCC'), flags.join(' '), includeDirsDigest(includeDirs), source]);
+  const flags = ['-Xcompiler', '-fPIC', `-arch=${opts.arch ?? DEFAULT_CUDA_ARCH}`, '-O3', '-std=c++17', ...(opts.extraFlags ?? [])];
+  const key = cacheKey(['kiln-cuda-host-v2', nvcc, await toolVersion(nvcc, 'KILN_NVCC'), flags.join(' '), includeDirsDigest(includeDirs), ...parts]);
+  const separator = '\n// ==== next translation unit ====\n';
   return buildCached({
-    key, source, sourceExt: 'cu', artifactExt: 'cuda.so',
-    compile: (src, out) => runCompiler(nvcc, [...flags, ...includeDirs.flatMap((d) => ['-I', d]), src, '-o', out], src, 'KILN_NVCC'),
+    key, source: parts.join(separator), sourceExt: 'cu', artifactExt: 'cuda.so',
+    compile: async (src, out) => {
+      const files = parts.map((_, i) => `${out}.${i}.cu`), objs = parts.map((_, i) => `${out}.${i}.o`);
+      try {
+        parts.forEach((p, i) => writeFileSync(files[i], p));
+        const queue = parts.map((_, i) => i);
+        const worker = async () => {
+          for (let i = queue.shift(); i !== undefined; i = queue.shift())
+            await runCompiler(nvcc, [...flags, '-c', ...includeDirs.flatMap((d) => ['-I', d]), files[i], '-o', objs[i]], parts.length > 1 ? files[i] : src, 'KILN_NVCC');
+        };
+        await Promise.all(Array.from({ length: Math.min(parts.length, Math.max(1, cpus().length)) }, worker));
+        await runCompiler(nvcc, ['-shared', `-arch=${opts.arch ?? DEFAULT_CUDA_ARCH}`, ...objs, '-o', out], src, 'KILN_NVCC');
+      } finally {
+        for (const f of [...files, ...objs]) rmSync(f, { force: true });
+      }
+    },
   });
 }
 

@@ -4,6 +4,7 @@
 import { compile, compileCudaSource, grad, input, constant, type Tensor } from '../../compiler/index';
 import { nvccAvailable, cudaAvailable, compileCudaHost } from '../../runtime/cuda';
 import { CompiledLibrary } from '../../runtime/cpu';
+import { renderProgramCuda } from '../../compiler/render/cuda';
 import { native } from '../../runtime/native';
 import { compositeGradCases, primitiveGradCases } from '../ops/grad-cases';
 import { forwardCases } from '../ops/forward-cases';
@@ -42,6 +43,17 @@ maybe('generated CUDA compiles with nvcc -arch=sm_90a', () => {
     const lib = new CompiledLibrary(host, native().cpuLoad(host.artifactPath)); // cudart is static: loads without a driver
     expect(lib.has('kiln_run')).toBe(true);
     expect(r.source).toContain(`static const KilnLaunch kiln_launches[${r.launches.length}]`);
+  });
+
+  test('split into translation units compiled in parallel, the program links into the same kind of library', async () => {
+    const { source, ...low } = await compileCudaSource(convNetStep().spec);
+    const units = renderProgramCuda(low.kernels, low.info, Math.ceil(low.plan.arenaBytes / 256) * 256).units(2);
+    expect(units).toHaveLength(3); // two kernel units and the launcher's
+    expect(units.slice(0, 2).every((u) => /KILN_KERNEL void __launch_bounds__/.test(u))).toBe(true);
+    expect(units[2]).toMatch(/^KILN_KERNEL void k\d+\w*\(uint8_t\* __restrict__ A(, int64_t o\d+)*\);$/m);
+    const host = await compileCudaHost(units);
+    expect(new CompiledLibrary(host, native().cpuLoad(host.artifactPath)).has('kiln_run')).toBe(true);
+    expect(source.length).toBeGreaterThan(0);
   });
 
   test('without a driver, compile(backend: cuda) says so after compiling', async () => {
