@@ -32,6 +32,7 @@ export const slowSuites = [
   // CUDA emulator: whole training steps emulated vs C++ (80), template sweeps on the checked emulator (gemm 18,
   // attention 19, conv 9); the op table and the emulator's own tests stay in the fast run.
   'test/backend/training-cuda-emu.test.ts',
+  'test/backend/random-shapes.test.ts',
   'test/kernels/cuda-emu-gemm.test.ts',
   'test/kernels/cuda-emu-attention.test.ts',
   'test/kernels/cuda-emu-conv2d.test.ts',
