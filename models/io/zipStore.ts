@@ -50,10 +50,12 @@ export function readZipDirectory(fd: number, size: number, file: string): Map<st
   const eocdPos = size - tailLen + e;
   let count = tail.readUInt16LE(e + 10), cdSize = tail.readUInt32LE(e + 12), cdOffset = tail.readUInt32LE(e + 16);
   let cdEnd = eocdPos;
-  if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
-    if (eocdPos < 20) throw new TorchZipError(file, undefined, 'zip64 sizes without a zip64 locator');
-    const loc = readAt(fd, eocdPos - 20, 20, file);
-    if (loc.readUInt32LE(0) !== LOCATOR64) throw new TorchZipError(file, undefined, 'zip64 sizes without a zip64 locator');
+  // The zip64 end record is used when the 32-bit fields say so, or when its locator is there (writers such as
+  // CPython's put the true values in both records when they fit).
+  const loc = eocdPos >= 20 ? readAt(fd, eocdPos - 20, 20, file) : undefined;
+  const marked = count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff;
+  if (marked || loc?.readUInt32LE(0) === LOCATOR64) {
+    if (!loc || loc.readUInt32LE(0) !== LOCATOR64) throw new TorchZipError(file, undefined, 'zip64 sizes without a zip64 locator');
     const at = u64(loc, 8, file);
     if (at + 56 > eocdPos - 20) throw new TorchZipError(file, undefined, `zip64 end record at ${at} is not before its locator`);
     const rec = readAt(fd, at, 56, file);

@@ -33,7 +33,7 @@ function loadAll(p: string): Map<string, Tensor> {
 }
 
 describe('checkpoints written by torch.save', () => {
-  test.each([['state.pt', 'zip'], ['state-legacy.pt', 'legacy']])('%s (%s layout): every tensor bit for bit, strided views contiguous', (name, format) => {
+  test.each([['state.pt', 'zip'], ['state-zip64.pt', 'zip'], ['state-legacy.pt', 'legacy']])('%s (%s layout): every tensor bit for bit, strided views contiguous', (name, format) => {
     const c = openTorchCheckpoint(path.join(FIX, name));
     expect(c.format).toBe(format);
     expect(c.names().sort()).toEqual([...expected.keys()].sort());
@@ -163,6 +163,9 @@ describe('refusals, each a named error', () => {
     expect(() => c.read('w')).toThrow(/CRC-32/);
     c.close();
     expect(() => openTorchCheckpoint(file(zip([['a/other', f32(1)]])))).toThrow(/expected one <archive>\/data\.pkl, found none/);
+    const marked = zip([['a/data.pkl', f32(1)]]);
+    marked.writeUInt16LE(0xffff, marked.length - 12); // the entry count says "see the zip64 record", which is not there
+    expect(() => openTorchCheckpoint(file(marked))).toThrow(/zip64 sizes without a zip64 locator/);
     expect(() => openTorchCheckpoint(path.join(FIX, 'expected.safetensors'))).toThrow(TorchFormatError);
   });
 });
