@@ -128,10 +128,14 @@ function unpickleOptions(file: string, storages: Map<string, StorageRef>, legacy
 }
 
 /** Tensors of the unpickled object by flattened key. */
-function flatten(file: string, root: PValue): { tensors: Map<string, TensorRef>; skipped: string[] } {
+function flatten(file: string, root: PValue, pickleBytes: number): { tensors: Map<string, TensorRef>; skipped: string[] } {
   const tensors = new Map<string, TensorRef>(), skipped: string[] = [];
   const onPath = new Set<object>();
+  // Containers shared through the memo could expand exponentially ([a, a] of [b, b] of …): bound the walk by the
+  // pickle's size.
+  let budget = 16 * pickleBytes + 1024;
   const walk = (v: PValue, key: string, depth: number) => {
+    if (--budget < 0) throw new PickleStructureError(file, key, `expands to more than ${16 * pickleBytes + 1024} entries (containers shared over and over)`);
     if (v instanceof TensorRef) {
       if (tensors.has(key)) throw new TorchFormatError(file, key, 'two tensors flatten to the same key');
       tensors.set(key, v);
@@ -158,7 +162,7 @@ function openFd(path: string, fd: number): TorchCheckpoint {
   }
   const storages = new Map<string, StorageRef>();
   const records = new Map<string, StorageRecord>();
-  let root: PValue;
+  let root: PValue, pickleBytes: number;
   let format: 'zip' | 'legacy';
   if (head[0] === 0x50) {
     format = 'zip';
@@ -171,7 +175,9 @@ function openFd(path: string, fd: number): TorchCheckpoint {
       const text = readZipEntry(fd, order, path).toString('latin1');
       if (text !== 'little') throw new TorchStorageError(path, undefined, `byteorder is '${text.slice(0, 20)}', only 'little' is supported`);
     }
-    root = unpickle(readZipEntry(fd, entries.get(pkls[0]!)!, path), unpickleOptions(path, storages, false)).value;
+    const pkl = readZipEntry(fd, entries.get(pkls[0]!)!, path);
+    pickleBytes = pkl.length;
+    root = unpickle(pkl, unpickleOptions(path, storages, false)).value;
     for (const [key, s] of storages) {
       const e = entries.get(`${prefix}data/${key}`);
       if (!e) throw new TorchStorageError(path, key, `storage record ${prefix}data/${key} is missing`);
@@ -181,9 +187,9 @@ function openFd(path: string, fd: number): TorchCheckpoint {
     }
   } else {
     format = 'legacy';
-    root = readLegacy(path, fd, size, storages, records);
+    ({ root, pickleBytes } = readLegacy(path, fd, size, storages, records));
   }
-  const { tensors, skipped } = flatten(path, root);
+  const { tensors, skipped } = flatten(path, root, pickleBytes);
   const header = new Map<string, TorchTensorInfo>();
   for (const [key, t] of tensors) {
     const n = elementCount(t.shape);
@@ -251,10 +257,14 @@ function gather(out: Uint8Array, src: Uint8Array, base: number, shape: readonly 
     s *= shape[i]!;
   }
   if (contiguous) { out.set(src.subarray(base * item, (base + n) * item)); return; }
+  // Element copies through word views (both buffers are fresh allocations, so aligned): 8-byte items as two words.
+  const unit = item >= 4 ? 4 : item, words = item / unit;
+  const view = (b: Uint8Array) => unit === 4 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2) : unit === 2 ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength >> 1) : b;
+  const o8 = view(out), s8 = view(src);
   const idx = new Array<number>(shape.length).fill(0);
   let at = base;
   for (let o = 0; o < n; o++) {
-    out.set(src.subarray(at * item, (at + 1) * item), o * item);
+    for (let w = 0; w < words; w++) o8[o * words + w] = s8[at * words + w]!;
     for (let d = shape.length - 1; d >= 0; d--) {
       if (++idx[d]! < shape[d]!) { at += stride[d]!; break; }
       at -= (shape[d]! - 1) * stride[d]!;
@@ -265,7 +275,7 @@ function gather(out: Uint8Array, src: Uint8Array, base: number, shape: readonly 
 
 /** The legacy layout: magic, protocol, sys_info, the object, the storage keys, then each storage's int64 element
  * count and bytes. The pickles are read from a head of the file that doubles until they fit. */
-function readLegacy(path: string, fd: number, size: number, storages: Map<string, StorageRef>, records: Map<string, StorageRecord>): PValue {
+function readLegacy(path: string, fd: number, size: number, storages: Map<string, StorageRef>, records: Map<string, StorageRecord>): { root: PValue; pickleBytes: number } {
   const plain: UnpickleOptions = { file: path, globals: new Set(), reducers: new Map() };
   for (let len = Math.min(size, 1 << 20); ; len = Math.min(size, len * 2)) {
     const head = readAt(fd, 0, len, path);
@@ -294,7 +304,7 @@ function readLegacy(path: string, fd: number, size: number, storages: Map<string
         at += 8 + bytes;
       }
       for (const key of storages.keys()) if (!records.has(key)) throw new TorchStorageError(path, key, 'storage record is missing');
-      return obj.value;
+      return { root: obj.value, pickleBytes: obj.end - sys.end };
     } catch (e) {
       if (!(e instanceof TorchCheckpointTruncatedError) || len >= size || e.key !== undefined) throw e;
     }

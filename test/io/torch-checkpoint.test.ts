@@ -125,6 +125,12 @@ describe('refusals, each a named error', () => {
     expect(open(Buffer.concat([op.emptyList, op.binput(0), op.binget(0), op.append]))).toThrow(/contains itself/);
     expect(open(Buffer.concat([...Array(80).fill(op.emptyList), ...Array(79).fill(op.append)]))).toThrow(/nested deeper than 64/);
     expect(open(Buffer.concat([op.mark, op.str('x'), op.setitems]))).toThrow(PickleStructureError);
+    // A "billion laughs" of lists: each level holds the previous one twice (40 levels: 2^40 paths from 240 bytes).
+    const pop = Buffer.from('0');
+    const laughs = [op.emptyList, op.binput(0), pop];
+    for (let i = 0; i < 40; i++) laughs.push(op.emptyList, op.binget(i), op.append, op.binget(i), op.append, op.binput(i + 1), pop);
+    laughs.push(op.binget(40));
+    expect(open(Buffer.concat(laughs))).toThrow(/expands to more than \d+ entries/);
   });
 
   test('truncated files: zip and legacy, cut anywhere → TorchCheckpointTruncatedError / TorchZipError', () => {
