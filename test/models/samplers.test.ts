@@ -4,7 +4,7 @@
  * run by Kiln's float64 evaluator; the SDE noise is a fixed function of the call index on both sides. */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { constant, evaluate, input, type Tensor } from '../../compiler/index';
+import { compile, constant, evaluate, input, type Tensor } from '../../compiler/index';
 import { readSafetensors } from '../../models/io/safetensors';
 import {
   dpmpp2mSample, dpmpp2mSchedule, denoiser, eulerSample, eulerSchedule, karrasSigmas, kDpmpp2mSample, kDpmppSdeSample, makeSampler,
@@ -80,6 +80,18 @@ describe('PuLID v1.1: Karras σs, DPM++ 2M and DPM++ SDE (pulid/utils.py)', () =
     expect(relErr(run(viaSampler.latents), get(`v11.dpmppsde.${steps}.x`))).toBeLessThan(1e-5);
     expect(relErr(run(makeSampler('dpmpp-2m-karras', { steps }).sample(eps, noise()).latents), get(`v11.dpmpp2m.${steps}.x`))).toBeLessThan(1e-5);
   });
+});
+
+describe('compiled (C++ back end, f32)', () => {
+  test('all four samplers in one program agree with the references to 1e-4', async () => {
+    const outputs = Object.fromEntries((['euler', 'dpmpp-2m', 'dpmpp-2m-karras', 'dpmpp-sde-karras'] as const).map((name) =>
+      [name.replace(/-/g, '_'), makeSampler(name, { steps: 4, noise: noiseSampler }).sample(eps, noise()).latents]));
+    const got = (await compile({ outputs })).run(feeds);
+    const want = {
+      euler: run(outputs.euler!), dpmpp_2m: get('v1.dpmpp2m.4.x'), dpmpp_2m_karras: get('v11.dpmpp2m.4.x'), dpmpp_sde_karras: get('v11.dpmppsde.4.x'),
+    };
+    for (const [k, w] of Object.entries(want)) expect({ k, err: relErr(Array.from(got[k]!), w) < 1e-4 }).toEqual({ k, err: true });
+  }, 120_000);
 });
 
 describe('one sampler interface', () => {
