@@ -1,10 +1,11 @@
-/** Parameters by state-dict key: collect a model's parameters, load diffusers / transformers safetensors into a
- * ParamStore by key (reporting missing, unexpected and mismatched keys by name), save a store atomically. */
+/** Parameters by state-dict key: collect a model's parameters, load diffusers / transformers safetensors (or a
+ * PyTorch `.bin`/`.pt` checkpoint, through the safe reader of models/io/torchCheckpoint.ts) into a ParamStore by key (reporting missing, unexpected and mismatched keys by name), save a store atomically. */
 import type { Node } from '../compiler/ir/node';
 import { collect } from '../compiler/ir/graph';
 import { initValues } from '../compiler/ir/init';
 import { Tensor, type ParamStore } from '../compiler/index';
-import { openSafetensors, writeSafetensors, type SafetensorsFile, type TensorInput } from './io/safetensors';
+import { writeSafetensors, type TensorInput } from './io/safetensors';
+import { openTensorFile, type TensorFile } from './io/tensorFile';
 import type { ParamRegistry } from './nn/module';
 
 /** Anything that holds parameters by key: a registry, a model with one, or a plain map. */
@@ -62,9 +63,11 @@ export interface LoadOptions {
   addPrefix?: string;
 }
 
-/** Reads every matching tensor of a safetensors file (any float or int dtype, converted) into `store`. */
-export function loadSafetensorsInto(store: ParamStore, file: string | SafetensorsFile, params: ParamSource, opts: LoadOptions = {}): LoadReport {
-  const f = typeof file === 'string' ? openSafetensors(file) : file;
+/** Reads every matching tensor of a safetensors file or a torch checkpoint (recognized by content; any float or int
+ * dtype, converted; nested torch dicts flattened with dots, so `{'state_dict': …}` takes `stripPrefix: 'state_dict.'`)
+ * into `store`. */
+export function loadWeightsInto(store: ParamStore, file: string | TensorFile, params: ParamSource, opts: LoadOptions = {}): LoadReport {
+  const f = typeof file === 'string' ? openTensorFile(file) : file;
   const model = paramsOf(params);
   const report: LoadReport = { loaded: [], missing: [], unexpected: [], mismatched: [] };
   try {
@@ -94,6 +97,9 @@ export function loadSafetensorsInto(store: ParamStore, file: string | Safetensor
   }
   return report;
 }
+
+/** The same loader under its first name (it has read torch checkpoints too since they were supported). */
+export const loadSafetensorsInto = loadWeightsInto;
 
 /** The store's value for each parameter, initializing (from its declared init) those not yet there. */
 export function materialize(store: ParamStore, params: ParamSource): ParamStore {

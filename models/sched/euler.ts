@@ -52,13 +52,16 @@ export function checkSteps(c: SchedulerConfig, steps: number): void {
   if (!Number.isSafeInteger(steps) || steps < 1 || steps > N) throw new SchedulerStepsError(steps, N);
 }
 
+/** numpy's `round`: to the nearest integer, ties to even (1000 − 3·62.5 = 812.5 → 812 at 16 trailing steps). */
+export const roundHalfEven = (x: number): number => { const r = M.round(x); return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r; };
+
 /** The discrete timesteps of an n-step schedule, highest first. */
 export function timesteps(c: SchedulerConfig, steps: number): number[] {
   checkSteps(c, steps);
   const N = c.numTrainTimesteps;
   if (c.spacing === 'trailing') {
     const ratio = N / steps, out: number[] = [];
-    for (let t = N; t > 0; t -= ratio) out.push(M.round(t) - 1);
+    for (let t = N; t > 0; t -= ratio) out.push(roundHalfEven(t) - 1); // numpy's round, as diffusers calls it
     return out;
   }
   if (c.spacing === 'leading') {

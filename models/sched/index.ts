@@ -1,1 +1,3 @@
 export * from './euler';
+export * from './dpmpp';
+export * from './sampler';

@@ -84,6 +84,7 @@ const CLIS: [string, string[], RegExp][] = [
   ['bench/face/recognizer.ts', ['--reps', 'abc'], /^recognizer: --reps: expected a whole number, got 'abc'/],
   ['bench/face/reference-forward.ts', ['foo'], /^reference-forward: unknown network 'foo'/],
   ['tools/gen-op-docs.ts', ['--check=yes'], /^gen-op-docs: .*--check' does not take an argument/],
+  ['tools/convert.ts', ['--dtype', 'F8', 'a.bin', 'b.safetensors'], /^convert: --dtype: one of keep, F32, F16, BF16, not 'F8'/],
 ];
 
 function run(file: string, args: string[], debug = ''): Promise<{ status: number | null; stdout: string; stderr: string }> {
