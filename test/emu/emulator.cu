@@ -63,6 +63,17 @@ KILN_KERNEL void shared_atomics(float* out) {
   if (threadIdx.x == 0) out[0] = acc;
 }
 
+// Global memory between threads of one launch: an in-place shift reads the element its neighbour writes.
+KILN_KERNEL void shift_in_place(float* b, int64_t n, int64_t by) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i + by < n) b[i] = b[i + by] * 2.0f;
+}
+// Neighbouring bytes of one word written by different threads do not race.
+KILN_KERNEL void write_bytes(uint8_t* out, int64_t n) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i < n) out[i] = uint8_t(i);
+}
+
 // ---- memcheck ----
 KILN_KERNEL void copy_n(float* out, const float* in, int64_t n) {
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;

@@ -86,6 +86,16 @@ describe('racecheck', () => {
     expect(Array.from(out)).toEqual([(255 * 256) / 2, 256, 255, 512]);
   });
 
+  test('global memory: an in-place kernel reading its neighbour\'s element races (across blocks too); same-index in place and byte writes do not', () => {
+    dev.upload(IN, new Float32Array(600).fill(1));
+    expect(launch('shift_in_place', 3, 256, [at(IN), 600, 1])).toMatch(/racecheck: (write-after-read|read-after-write) hazard on global memory .* in the same launch/);
+    dev.upload(IN, new Float32Array(600).fill(1));
+    // by = 256: thread t of block 0 reads what thread t of block 1 writes
+    expect(launch('shift_in_place', 3, 256, [at(IN), 600, 256])).toMatch(/racecheck: .* hazard on global memory/);
+    expect(launch('shift_in_place', 3, 256, [at(IN), 600, 0])).toBeUndefined();
+    expect(launch('write_bytes', 2, 256, [at(OUT), 300])).toBeUndefined();
+  });
+
   test('shared-memory atomics are ordered among themselves', () => {
     expect(launch('shared_atomics', 1, 256, [at(OUT)])).toBeUndefined();
     const out = new Float32Array(1);

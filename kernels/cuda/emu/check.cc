@@ -36,9 +36,20 @@ struct Space {
   const char* name = "";
 };
 
+// Global memory across the threads of one launch: one cell per 4-byte word of a device allocation. CUDA gives no
+// order between threads of a launch (bar atomics), so a word one thread writes and another reads or writes in the
+// same launch is a race — the shape of an in-place kernel that reads a neighbour's element.
+struct GCell {
+  uint32_t launch, writer, reader;  // reader kMulti: several threads
+  uint8_t wmask, rmask;             // the bytes of the word the last writer / reader(s) touched
+};
+constexpr uint32_t kNone = 0xffffffffu, kMulti = 0xfffffffeu;
+
 struct CheckState {
   const LaunchConfig* cfg = nullptr;
-  unsigned flags = 7;  // 1 memcheck, 2 racecheck, 4 initcheck
+  unsigned flags = 15;  // 1 memcheck, 2 racecheck (shared), 4 initcheck, 8 racecheck on global memory
+  uint32_t launch = 0;
+  std::vector<std::pair<uintptr_t, std::vector<GCell>>> gshadow;  // by allocation base
   Space dyn, stat;
   // The union of the launch's buffers as sorted, disjoint [lo, hi) ranges: one binary search per access.
   std::vector<std::pair<uintptr_t, uintptr_t>> addressable;
@@ -61,14 +72,78 @@ std::string siteOf(uintptr_t pc) { return pc == 0 ? "(in the runtime)" : symboli
 
 unsigned parseFlags() {
   const char* env = getenv("KILN_EMU_CHECKS");
-  if (env == nullptr || *env == '\0') return 7;
+  if (env == nullptr || *env == '\0') return 15;
   const std::string s = env;
   unsigned f = 0;
   if (s.find("memcheck") != std::string::npos) f |= 1;
-  if (s.find("racecheck") != std::string::npos) f |= 2;
+  if (s.find("racecheck") != std::string::npos) f |= 2 | 8;
   if (s.find("initcheck") != std::string::npos) f |= 4;
-  if (s.find("all") != std::string::npos) f = 7;
+  if (s.find("all") != std::string::npos) f = 15;
   return f;
+}
+
+std::string describeTid(int tid);
+
+std::vector<GCell>& gcells(const Alloc& al) {
+  for (auto& [lo, cells] : c.gshadow)
+    if (lo == al.lo) {
+      if (cells.size() < (al.hi - al.lo + 3) / 4) cells.assign((al.hi - al.lo + 3) / 4, GCell{0, kNone, kNone, 0, 0});
+      return cells;
+    }
+  c.gshadow.emplace_back(al.lo, std::vector<GCell>((al.hi - al.lo + 3) / 4, GCell{0, kNone, kNone, 0, 0}));
+  return c.gshadow.back().second;
+}
+
+std::string bufferAt(uintptr_t a) {
+  for (const Buffer& b : launchBuffers())
+    if (a >= b.lo && a < b.hi) return "buffer '" + b.name + "' byte " + std::to_string(a - b.lo);
+  return "global " + hexAddr(a);
+}
+
+std::string describeGtid(uint32_t g) {
+  const uint32_t tid = g & 1023;
+  const dim3 b = c.cfg->block;
+  char buf[96];
+  snprintf(buf, sizeof buf, "thread (%u,%u,%u) of an earlier block (#%u in launch order)", tid % b.x, tid / b.x % b.y, tid / (b.x * b.y), g >> 10);
+  return buf;
+}
+
+void globalRace(const Alloc& al, uintptr_t a, size_t n, bool write, uintptr_t pc) {
+  std::vector<GCell>& cells = gcells(al);
+  const Who w = who();
+  const uint32_t me = (static_cast<uint32_t>(blockSerial() & 0x3fffff) << 10) | static_cast<uint32_t>(w.tid);
+  for (uintptr_t i = (a - al.lo) / 4; i <= (a + n - 1 - al.lo) / 4 && i < cells.size(); ++i) {
+    GCell& x = cells[i];
+    if (x.launch != c.launch) x = GCell{c.launch, kNone, kNone, 0, 0};
+    // The bytes of this word the access touches (threads writing neighbouring bytes of one word do not race).
+    const uintptr_t w0 = al.lo + i * 4, lo = a > w0 ? a - w0 : 0, hi = a + n < w0 + 4 ? a + n - w0 : 4;
+    const uint8_t mask = static_cast<uint8_t>(((1u << hi) - 1) & ~((1u << lo) - 1));
+    const bool wHit = x.writer != kNone && x.writer != me && (x.wmask & mask), rHit = x.reader != kNone && x.reader != me && (x.rmask & mask);
+    const uint32_t other = write ? (wHit ? x.writer : rHit ? x.reader : kNone) : (wHit ? x.writer : kNone);
+    if (other != kNone) {
+      const bool waw = write && wHit;
+      const std::string who2 = other == kMulti ? "several threads" : ((other >> 10) == (me >> 10) ? describeTid(static_cast<int>(other & 1023)) : describeGtid(other));
+      failInFiber(kLaunchFailed, std::string("racecheck: ") + (write ? (waw ? "write-after-write" : "write-after-read") : "read-after-write") +
+                                     " hazard on global memory (" + bufferAt(al.lo + i * 4) + ") in kernel '" + kernelName() + "': " + who2 +
+                                     (waw || !write ? " wrote" : " read") + " it, then " + describeThread(w) + (write ? " writes" : " reads") +
+                                     " it at " + siteOf(pc) + " in the same launch (threads of a launch are unordered)");
+    }
+    if (write) {
+      x.wmask = x.writer == me ? static_cast<uint8_t>(x.wmask | mask) : mask;
+      x.writer = me;
+    } else {
+      if (x.reader == kNone || x.reader == me) {
+        x.rmask = static_cast<uint8_t>((x.reader == me ? x.rmask : 0) | mask);
+        x.reader = me;
+      } else if (x.rmask & mask) {  // two threads read the same bytes: any later writer of them races with one
+        x.reader = kMulti;
+        x.rmask = static_cast<uint8_t>(x.rmask | mask);
+      } else {  // disjoint bytes: keep the latest reader (a race may be missed, never invented)
+        x.reader = me;
+        x.rmask = mask;
+      }
+    }
+  }
 }
 
 const char* kindName(bool write, bool prevWrite) { return write ? (prevWrite ? "write-after-write" : "write-after-read") : "read-after-write"; }
@@ -140,7 +215,7 @@ void shared(Space& sp, uintptr_t a, size_t n, bool write, bool atomic, uintptr_t
   }
 }
 
-void global(uintptr_t a, size_t n, bool write, uintptr_t pc) {
+void global(uintptr_t a, size_t n, bool write, bool atomic, uintptr_t pc) {
   const std::vector<Alloc>& allocs = allocations();
   const Alloc* al = nullptr;
   for (const Alloc& x : allocs)
@@ -149,6 +224,8 @@ void global(uintptr_t a, size_t n, bool write, uintptr_t pc) {
   const char* rw = write ? "write" : "read";  // not a std::string: this runs for every global access
   if (n > 0 && (n & (n - 1)) == 0 && n <= 16 && a % n != 0)
     memFail(kMisalignedAddress, "misaligned " + std::to_string(n) + "-byte global " + rw + " at " + hexAddr(a), pc);
+  if ((c.flags & 8) && !atomic) globalRace(*al, a, n, write, pc);
+  if (!(c.flags & 1)) return;
   const std::vector<Buffer>& bufs = launchBuffers();
   if (bufs.empty()) {
     if (a < al->lo || a + n > al->hi)
@@ -193,13 +270,14 @@ void access(const void* p, size_t n, bool write, bool atomic, uintptr_t pc) {
     shared(c.stat, a, n, write, atomic, pc);
     return;
   }
-  if (c.flags & 1) global(a, n, write, pc);
+  if (c.flags & 9) global(a, n, write, atomic, pc);
 }
 
 }  // namespace
 
 void checksBeginLaunch(const LaunchConfig& cfg, const Module& m) {
   c.cfg = &cfg;
+  c.launch++;
   c.flags = parseFlags();
   c.addressable.clear();
   for (const Buffer& b : launchBuffers()) c.addressable.emplace_back(b.lo, b.hi);
