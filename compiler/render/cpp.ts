@@ -76,9 +76,11 @@ function loops(vars: readonly Expr[], shape: Shape, body: string[], inner: strin
   return out;
 }
 
-/** Small loop nests run serially through the pragma's `if` clause. Dropping the pragma for them instead (plain
- * serial loops) changed the conv-net training results of test/backend/training.test.ts by 10%: a latent
- * difference between the outlined and the inline loop that is not understood yet, so the clause stays. */
+/** Small loop nests run serially through the pragma's `if` clause rather than as plain loops, on purpose: g++ 12 at
+ * -O3 with 512-bit vectors (-march=native on AVX-512 machines) miscompiles some plain nests with an inner
+ * `omp simd reduction` — the sum of a [2, 8, 8] tensor over axis 0 into a transposed [8, 8] output came out as
+ * zeros (test/backend/gcc-simd-nest.test.ts; -mprefer-vector-width=256 or no -fopenmp also avoid it), while the
+ * same nest inside an OpenMP region is compiled correctly. Found by diffing the arena kernel by kernel. */
 const parallelFor = (n: number): string => `#pragma omp parallel for schedule(static) if(${n} > 16384)`;
 
 function reduceBody(k: ReduceKernel): string[] {
