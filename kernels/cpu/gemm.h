@@ -74,9 +74,18 @@ template <class U, class Epi>
 static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const float* __restrict__ Bp,
                               float* __restrict__ C, int64_t ldc, int mr, int nr, KStep mode, int64_t b, int64_t i0,
                               int64_t j0, Epi& epi) {
-  constexpr int NR = U::NR;
-  alignas(64) float t[U::MR * NR];
+  constexpr int MR = U::MR, NR = U::NR;
+  alignas(64) float t[MR * NR];
   U::ukr(kc, Ap, Bp, t);
+  if (mr == MR && nr == NR && (mode == KStep::First || mode == KStep::Middle)) {
+    // Full tile into the C buffer: compile-time bounds, so these loops vectorize.
+    if (mode == KStep::First)
+      for (int r = 0; r < MR; ++r) std::memcpy(C + r * ldc, t + r * NR, NR * sizeof(float));
+    else
+      for (int r = 0; r < MR; ++r)
+        for (int c = 0; c < NR; ++c) C[r * ldc + c] += t[r * NR + c];
+    return;
+  }
   switch (mode) {
     case KStep::Only:
       for (int r = 0; r < mr; ++r)
