@@ -2,7 +2,7 @@
  * can run (KILN_CPU_ISA, kernels/cpu/cpu_isa.h); bound: see REL in harness.ts. */
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { buildDriver, expectClose, Rng, runDriver } from './harness';
+import { buildDriver, cpuGemmPaths, expectClose, Rng, runDriver } from './harness';
 import { gemmRef, gemmSizes, type GemmCase as Case } from './reference';
 
 function reference(c: Case, seed: number): { ref: Float64Array; mag: Float64Array } {
@@ -35,11 +35,8 @@ const cases: [string, Case][] = [
 
 const ORDER = ['generic', 'avx2', 'avx512'];
 const bin = buildDriver('gemm');
-const probe = spawnSync(bin, ['isa'], { encoding: 'utf8', env: { ...process.env, KILN_CPU_ISA: '' } }).stdout;
-const best = /^best (\w+)$/m.exec(probe)?.[1] ?? 'unknown';
-const features = (/^features (.*)$/m.exec(probe)?.[1] ?? '').split(' ');
 /** Every path up to the best one the CPU (and OS) can run. */
-const paths = ORDER.slice(0, ORDER.indexOf(best) + 1);
+const { paths, best, features } = cpuGemmPaths();
 
 describe('CPU ISA detection', () => {
   it('finds a path and agrees with /proc/cpuinfo where there is one', () => {

@@ -50,6 +50,15 @@ export function runDriver(bin: string, args: number[], env: Record<string, strin
   return out;
 }
 
+/** The GEMM paths (KILN_CPU_ISA, kernels/cpu/cpu_isa.h) this CPU runs, slowest first, and the best one, as the
+ * gemm driver's `isa` probe reports them. */
+export function cpuGemmPaths(): { paths: string[]; best: string; features: string[] } {
+  const r = spawnSync(buildDriver('gemm'), ['isa'], { encoding: 'utf8', env: { ...process.env, KILN_CPU_ISA: '' } });
+  const best = /^best (\w+)$/m.exec(r.stdout)?.[1] ?? 'unknown';
+  const order = ['generic', 'avx2', 'avx512'];
+  return { paths: order.slice(0, order.indexOf(best) + 1), best, features: (/^features (.*)$/m.exec(r.stdout)?.[1] ?? '').split(' ') };
+}
+
 /** xorshift32, identical to Rng in test/kernels/cpu/common.h. */
 export class Rng {
   private s: number;
