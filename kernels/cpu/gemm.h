@@ -77,14 +77,25 @@ static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const fl
   constexpr int MR = U::MR, NR = U::NR;
   alignas(64) float t[MR * NR];
   U::ukr(kc, Ap, Bp, t);
-  if (mr == MR && nr == NR && (mode == KStep::First || mode == KStep::Middle)) {
-    // Full tile into the C buffer: compile-time bounds, so these loops vectorize.
-    if (mode == KStep::First)
-      for (int r = 0; r < MR; ++r) std::memcpy(C + r * ldc, t + r * NR, NR * sizeof(float));
-    else
-      for (int r = 0; r < MR; ++r)
-        for (int c = 0; c < NR; ++c) C[r * ldc + c] += t[r * NR + c];
-    return;
+  if (mr == MR && nr == NR) {
+    // Full tile: compile-time bounds, so these loops vectorize (with an inlined epilogue that stores, too).
+    switch (mode) {
+      case KStep::Only:
+        for (int r = 0; r < MR; ++r)
+          for (int c = 0; c < NR; ++c) epi(b, i0 + r, j0 + c, t[r * NR + c]);
+        return;
+      case KStep::First:
+        for (int r = 0; r < MR; ++r) std::memcpy(C + r * ldc, t + r * NR, NR * sizeof(float));
+        return;
+      case KStep::Middle:
+        for (int r = 0; r < MR; ++r)
+          for (int c = 0; c < NR; ++c) C[r * ldc + c] += t[r * NR + c];
+        return;
+      case KStep::Last:
+        for (int r = 0; r < MR; ++r)
+          for (int c = 0; c < NR; ++c) epi(b, i0 + r, j0 + c, C[r * ldc + c] + t[r * NR + c]);
+        return;
+    }
   }
   switch (mode) {
     case KStep::Only:
