@@ -1,5 +1,5 @@
 // kiln::gemm_f32 — blocked, packed f32 GEMM with a fused epilogue and a micro-kernel chosen at run time:
-// AVX-512 14x32, AVX2/FMA 6x16 or portable 4x16 (gemm_ukr.h; which one: cpu_isa.h, KILN_CPU_ISA).
+// AVX-512 8x48, AVX2/FMA 6x16 or portable 4x16 (gemm_ukr.h; which one: cpu_isa.h, KILN_CPU_ISA).
 //
 //   C(b,i,j) = sum_k A(b,i,k) * B(b,k,j)     then   epi(b, i, j, C(b,i,j))  exactly once per element
 //
@@ -36,10 +36,10 @@ using Dim = std::integral_constant<int, V>;
 //   KC: one KC x NR panel of B stays in L1 while the A panels stream past it;
 //   MC: the MC x KC block of A stays in L2;  NC: the KC x NC block of B (shared by the threads) in L3.
 namespace gemm_cfg {
-struct Avx512 {  // B panel 256x32 (32 KiB) in a 48 KiB L1; A block 168x256 (168 KiB) in L2
-  static constexpr int MR = 14, NR = 32;
-  static constexpr int64_t KC = 256, MC = 168, NC = 512;
-  static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx512_14x32(kc, a, b, t); }
+struct Avx512 {  // B panel 256x48 (48 KiB) in a 48 KiB L1 (and L2 behind it); A block 192x256 (192 KiB) in L2
+  static constexpr int MR = 8, NR = 48;
+  static constexpr int64_t KC = 256, MC = 192, NC = 480;
+  static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx512_8x48(kc, a, b, t); }
 };
 struct Avx2 {  // B panel 256x16 (16 KiB) + A panel 6x256 (6 KiB) in L1; A block 96x256 (96 KiB) in L2
   static constexpr int MR = 6, NR = 16;

@@ -13,7 +13,7 @@ function reference(c: Case, seed: number): { ref: Float64Array; mag: Float64Arra
   return gemmRef(c, A, B);
 }
 
-// Tiles: avx512 14x32, avx2 6x16, generic 4x16; blocking KC 256, MC 168/96/64, NC 512 (gemm.h gemm_cfg).
+// Tiles: avx512 8x48, avx2 6x16, generic 4x16; blocking KC 256, MC 192/96/64, NC 480/512/512 (gemm.h gemm_cfg).
 const cases: [string, Case][] = [
   ['tiny 1x1x1', { batch: 1, M: 1, N: 1, K: 1, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
   ['K = 1', { batch: 1, M: 13, N: 35, K: 1, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
