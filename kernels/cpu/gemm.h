@@ -122,6 +122,7 @@ static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const fl
 //   packA(Dim<MR>, b, i0, mc, k0, kc, dst): dst[p*kc*MR + k*MR + r] = A(b, i0 + p*MR + r, k0 + k), p < ceil(mc/MR)
 //   packB(Dim<NR>, b, k0, kc, j0, nc, dst): dst[p*kc*NR + k*NR + c] = B(b, k0 + k, j0 + p*NR + c), p < ceil(nc/NR)
 // packB is called by each thread for its own share of panels (j0, nc multiples of NR apart from the end).
+// One path, U = gemm_cfg::Avx512 / Avx2 / Generic; needs batch, M, N, K > 0 (gemm_packed_f32 checks and dispatches).
 template <class U, class PackA, class PackB, class Epi>
 void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& packA, PackB& packB, Epi& epi) {
   constexpr int MR = U::MR, NR = U::NR;
