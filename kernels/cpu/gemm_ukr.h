@@ -7,9 +7,11 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 
 namespace kiln {
 
+#if defined(__x86_64__)
 // AVX2 + FMA, 6x16: ymm0..11 = 6x16 accumulators (row r in ymm2r, ymm2r+1), ymm12/13 = B row, ymm14/15 = A
 // broadcasts. 12 FMAs per 2 B loads + 6 broadcasts.
 __attribute__((target("avx2,fma"))) inline void ukr_avx2_6x16(int64_t kc, const float* __restrict__ Ap,
@@ -247,6 +249,12 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline void ukr_av
 #undef KZ_ZERO4
 #undef KZ_ZERO8
 #undef KZ_STORE
+
+#else
+// Not x86: cpu_isa() never picks these paths (detection reports generic); they exist so the dispatch compiles.
+inline void ukr_avx2_6x16(int64_t, const float*, const float*, float*) { std::abort(); }
+inline void ukr_avx512_8x48(int64_t, const float*, const float*, float*) { std::abort(); }
+#endif  // x86-64
 
 // Portable C++, 4x16: for CPUs with neither path (and KILN_CPU_ISA=generic). On x86 it is compiled for the
 // x86-64 baseline (SSE2) whatever -march says, so the path tested here is the one such a CPU runs.
