@@ -18,7 +18,7 @@ import type { Kernel } from './codegen/kir';
 import { renderProgramCpp, type BufferInfo } from './render/cpp';
 import { describeKernel } from './explain';
 import { compileCpp } from '../runtime/cpu';
-import { linkKernelLibrary } from '../runtime/kernel-lib';
+import { cpuKernelIsa, linkKernelLibrary } from '../runtime/kernel-lib';
 import { CpuProgram, Program, type LoweredProgram } from './program';
 import { CudaProgram } from './program-cuda';
 import { renderProgramCuda, type CudaLaunch } from './render/cuda';
@@ -151,5 +151,6 @@ export async function compile(spec: GraphSpec, opts: CompileOptions = {}): Promi
   const source = renderProgramCpp(low.kernels, low.info);
   if (dump('source')) console.error(source);
   const lib = await compileCpp(source, { extraFlags: ['-fno-math-errno', '-fno-trapping-math', ...(await linkKernelLibrary())] });
-  return new CpuProgram({ ...low, source, sourcePath: lib.sourcePath, lib, checkNans: opts.checkNans ?? process.env.KILN_CHECK_NANS === '1' });
+  const cpuIsa = await cpuKernelIsa();  // throws CpuIsaError here, not at the first run, when KILN_CPU_ISA is refused
+  return new CpuProgram({ ...low, source, sourcePath: lib.sourcePath, lib, cpuIsa, checkNans: opts.checkNans ?? process.env.KILN_CHECK_NANS === '1' });
 }

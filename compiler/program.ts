@@ -12,6 +12,7 @@ import type { FusionResult } from './schedule/fusion';
 import type { BufferInfo } from './render/cpp';
 import type { CompiledLibrary } from '../runtime/cpu';
 import { allocArena } from '../runtime/cpu';
+import { describeCpuIsa, type CpuIsa } from '../runtime/kernel-lib';
 import { describeKernel } from './explain';
 import { buffersOf } from './codegen/buffers';
 import { KilnNonFiniteError } from './ir/errors';
@@ -153,6 +154,9 @@ export abstract class Program {
     };
   }
 
+  /** Back-end lines for explain() (the CPU back end: which kernel path runs). */
+  protected backendNotes(): string[] { return []; }
+
   /** The kernels with the ops fused into each, their launch shapes, why some nodes were not fused, and the
    * memory plan. */
   explain(): string {
@@ -160,6 +164,7 @@ export abstract class Program {
     const lines = [
       `Kiln program (${this.backend}): ${p.kernels.length} kernels (unfused: ${p.unfusedKernels}), arena ${formatBytes(p.plan.arenaBytes)} (naive ${formatBytes(p.plan.naiveBytes)})`,
       `source: ${this.sourcePath}`,
+      ...this.backendNotes(),
       '',
       ...p.kernels.map((k, i) => `${String(i).padStart(3)} ${describeKernel(k, p.plan.offsets)}`),
     ];
@@ -169,7 +174,7 @@ export abstract class Program {
   }
 }
 
-export interface CpuParts extends LoweredProgram { readonly source: string; readonly sourcePath: string; readonly lib: CompiledLibrary; readonly checkNans?: boolean }
+export interface CpuParts extends LoweredProgram { readonly source: string; readonly sourcePath: string; readonly lib: CompiledLibrary; readonly checkNans?: boolean; readonly cpuIsa?: CpuIsa }
 
 /** Generated C++ in a shared library, run on this machine's cores; the arena is host memory. */
 export class CpuProgram extends Program {
@@ -184,6 +189,7 @@ export class CpuProgram extends Program {
   get source(): string { return this.parts.source; }
   get sourcePath(): string { return this.parts.sourcePath; }
   get lib(): CompiledLibrary { return this.parts.lib; }
+  protected override backendNotes(): string[] { return this.parts.cpuIsa ? [describeCpuIsa(this.parts.cpuIsa)] : []; }
   private view(n: Node): HostArray { return hostArray(this.arena, this.offsetOf(n), n.dtype, numel(n.shape)); }
   protected write(n: Node, data: HostArray): void { this.view(n).set(data as never); }
   protected read(n: Node): HostArray { return this.view(n).slice(); }

@@ -3,6 +3,8 @@
 //   /tmp/gemm-peak [n=1024] [reps=10]
 // The peak is measured, not computed from the clock: every thread runs 12 independent ymm FMA chains
 // (enough to cover FMA latency x pipes), so the result is what the core's FMA units actually deliver.
+// The peak is a ymm (AVX2) one: on an AVX-512 CPU gemm_f32 runs the avx512 path (kernels/cpu/cpu_isa.h) and can
+// exceed it; bench/kernels/gemm-isa.cpp compares every path with OpenBLAS instead.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

@@ -30,8 +30,8 @@ namespace conv_detail {
 // B(k=(c,kh,kw), j=(oh,ow)) = x[n, g*Cg + c, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw]
 struct Im2colPackB {
   Conv2dShape s; const float* x;
-  void operator()(int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    using gemm_cfg::NR;
+  template <int NR>
+  void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
     const int64_t n = b / s.G, g = b % s.G, Wo = s.Wo(), KHW = s.KH * s.KW;
     const float* xb = x + (n * s.C + g * s.Cg()) * s.H * s.W;
     for (int64_t p = 0; p * NR < nc; ++p) {
@@ -59,8 +59,8 @@ struct Im2colPackB {
 // B(k=(o,kh,kw), j=(ih,iw)) = dy[n, g*Og + o, oh, ow] where oh = (ih + pt - kh*dh)/sh when exact and in range.
 struct Col2imPackB {
   Conv2dShape s; const float* dy;
-  void operator()(int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    using gemm_cfg::NR;
+  template <int NR>
+  void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
     const int64_t n = b / s.G, g = b % s.G, Ho = s.Ho(), Wo = s.Wo(), KHW = s.KH * s.KW;
     const float* dyb = dy + (n * s.O + g * s.Og()) * Ho * Wo;
     for (int64_t p = 0; p * NR < nc; ++p) {
@@ -94,8 +94,8 @@ struct Col2imPackB {
 template <class F>
 struct FnPackA {
   F f;
-  void operator()(int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
-    using gemm_cfg::MR;
+  template <int MR>
+  void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
     for (int64_t p = 0; p * MR < mc; ++p) {
       float* d = dst + p * kc * MR;
       const int mr = int(std::min<int64_t>(MR, mc - p * MR));
@@ -111,8 +111,8 @@ FnPackA<F> fn_pack_a(F f) { return FnPackA<F>{f}; }
 template <class F>
 struct FnPackB {
   F f;
-  void operator()(int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    using gemm_cfg::NR;
+  template <int NR>
+  void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
     for (int64_t p = 0; p * NR < nc; ++p) {
       float* d = dst + p * kc * NR;
       const int nr = int(std::min<int64_t>(NR, nc - p * NR));

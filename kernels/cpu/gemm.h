@@ -1,4 +1,5 @@
-// kiln::gemm_f32 — blocked, packed f32 GEMM with an AVX2/FMA 6x16 micro-kernel and a fused epilogue.
+// kiln::gemm_f32 — blocked, packed f32 GEMM with a fused epilogue and a micro-kernel chosen at run time:
+// AVX-512 8x48, AVX2/FMA 6x16 or portable 4x16 (gemm_ukr.h; which one: cpu_isa.h, KILN_CPU_ISA).
 //
 //   C(b,i,j) = sum_k A(b,i,k) * B(b,k,j)     then   epi(b, i, j, C(b,i,j))  exactly once per element
 //
@@ -6,28 +7,50 @@
 // of the block) ic over MC rows -> jr over NR -> ir over MR -> micro-kernel. B(pc,jc) is packed once into
 // KC x NR panels shared by both threads; each thread packs its own MC x KC block of A into MR-row panels.
 // The epilogue needs the *full* K sum, so when K > KC the partial sums live in a C buffer (rows x NC) and
-// the last KC step hands the finished tile to `epi`; when K <= KC the micro-kernel calls `epi` directly.
+// the last KC step hands the finished tile to `epi`; when K <= KC the tile goes to `epi` directly.
 //
 // The driver `gemm_packed_f32` is generic over the packers, so conv2d.h reuses it with im2col packers.
-// Self-contained: needs only <immintrin.h> and OpenMP (compile with -mavx2 -mfma or -march=native).
+// The driver is instantiated once per path (MR/NR/blocking are compile-time constants of each); only the
+// micro-kernels carry ISA target attributes, so this header needs no -m flag to hold every path.
 #pragma once
 
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
+
+#include "cpu_isa.h"
+#include "gemm_ukr.h"
 
 namespace kiln {
 
+// Compile-time tile size handed to the packers: packA(Dim<MR>{}, ...), packB(Dim<NR>{}, ...).
+template <int V>
+using Dim = std::integral_constant<int, V>;
+
+// Per path: micro-tile and cache blocking. Documented constants (not read from the caches): they hold for the
+// usual x86 sizes, L1d >= 32 KiB, L2 >= 512 KiB per core, a shared L3.
+//   KC: one KC x NR panel of B stays in L1 while the A panels stream past it;
+//   MC: the MC x KC block of A stays in L2;  NC: the KC x NC block of B (shared by the threads) in L3.
 namespace gemm_cfg {
-constexpr int MR = 6;      // micro-tile rows   (6 x 2 ymm = 12 accumulators)
-constexpr int NR = 16;     // micro-tile cols   (2 ymm)
-constexpr int64_t KC = 256;  // K block: A panel 6x256 (6 KiB) + B panel 256x16 (16 KiB) fit L1
-constexpr int64_t MC = 96;   // A block 96x256 = 96 KiB sits in the 512 KiB L2
-constexpr int64_t NC = 512;  // B block 256x512 = 512 KiB, shared by both cores through L3
+struct Avx512 {  // B panel 256x48 (48 KiB) in a 48 KiB L1 (and L2 behind it); A block 192x256 (192 KiB) in L2
+  static constexpr int MR = 8, NR = 48;
+  static constexpr int64_t KC = 256, MC = 192, NC = 480;
+  static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx512_8x48(kc, a, b, t); }
+};
+struct Avx2 {  // B panel 256x16 (16 KiB) + A panel 6x256 (6 KiB) in L1; A block 96x256 (96 KiB) in L2
+  static constexpr int MR = 6, NR = 16;
+  static constexpr int64_t KC = 256, MC = 96, NC = 512;
+  static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx2_6x16(kc, a, b, t); }
+};
+struct Generic {
+  static constexpr int MR = 4, NR = 16;
+  static constexpr int64_t KC = 256, MC = 64, NC = 512;
+  static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_generic_4x16(kc, a, b, t); }
+};
 constexpr int64_t MB = 2048; // rows per C-buffer chunk (C buffer <= MB x NC floats = 4 MiB)
 }  // namespace gemm_cfg
 
@@ -45,197 +68,66 @@ struct AlignedBuf {
 // Modes of one micro-kernel call with respect to the K blocking.
 enum class KStep { Only, First, Middle, Last };
 
-// acc(6x16) = Ap(kc x 6) . Bp(kc x 16); then, per mode: Only -> epi; First -> C = acc;
-// Middle -> C += acc; Last -> epi(C + acc). mr/nr clip the tile at the matrix edge.
-template <class Epi>
-static inline void gemm_micro_6x16(int64_t kc, const float* __restrict__ Ap, const float* __restrict__ Bp,
-                                   float* __restrict__ C, int64_t ldc, int mr, int nr, KStep mode, int64_t b,
-                                   int64_t i0, int64_t j0, Epi& epi) {
-  // Inner product loop in inline asm: GCC spills accumulators when the loop is written with intrinsics.
-  // ymm0..11 = 6x16 accumulators (row r in ymm2r, ymm2r+1), ymm12/13 = B row, ymm14/15 = A broadcasts.
-  int64_t k4 = kc >> 2, k1 = kc & 3;
-  alignas(32) float t[6 * 16];
-  __asm__ volatile(
-      "vxorps %%ymm0, %%ymm0, %%ymm0\n\t"
-      "vxorps %%ymm1, %%ymm1, %%ymm1\n\t"
-      "vxorps %%ymm2, %%ymm2, %%ymm2\n\t"
-      "vxorps %%ymm3, %%ymm3, %%ymm3\n\t"
-      "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"
-      "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"
-      "vxorps %%ymm6, %%ymm6, %%ymm6\n\t"
-      "vxorps %%ymm7, %%ymm7, %%ymm7\n\t"
-      "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"
-      "vxorps %%ymm9, %%ymm9, %%ymm9\n\t"
-      "vxorps %%ymm10, %%ymm10, %%ymm10\n\t"
-      "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"
-      "test %[k4], %[k4]\n\t"
-      "jz 2f\n\t"
-      "1:\n\t"
-      "prefetcht0 512(%[b])\n\t"
-      "vmovaps 0(%[b]), %%ymm12\n\t"
-      "vmovaps 32(%[b]), %%ymm13\n\t"
-      "vbroadcastss 0(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm0\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm1\n\t"
-      "vbroadcastss 4(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm2\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm3\n\t"
-      "vbroadcastss 8(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm4\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm5\n\t"
-      "vbroadcastss 12(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"
-      "vbroadcastss 16(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm8\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm9\n\t"
-      "vbroadcastss 20(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm11\n\t"
-      "vmovaps 64(%[b]), %%ymm12\n\t"
-      "vmovaps 96(%[b]), %%ymm13\n\t"
-      "vbroadcastss 24(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm0\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm1\n\t"
-      "vbroadcastss 28(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm2\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm3\n\t"
-      "vbroadcastss 32(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm4\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm5\n\t"
-      "vbroadcastss 36(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"
-      "vbroadcastss 40(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm8\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm9\n\t"
-      "vbroadcastss 44(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm11\n\t"
-      "vmovaps 128(%[b]), %%ymm12\n\t"
-      "vmovaps 160(%[b]), %%ymm13\n\t"
-      "vbroadcastss 48(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm0\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm1\n\t"
-      "vbroadcastss 52(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm2\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm3\n\t"
-      "vbroadcastss 56(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm4\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm5\n\t"
-      "vbroadcastss 60(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"
-      "vbroadcastss 64(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm8\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm9\n\t"
-      "vbroadcastss 68(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm11\n\t"
-      "vmovaps 192(%[b]), %%ymm12\n\t"
-      "vmovaps 224(%[b]), %%ymm13\n\t"
-      "vbroadcastss 72(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm0\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm1\n\t"
-      "vbroadcastss 76(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm2\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm3\n\t"
-      "vbroadcastss 80(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm4\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm5\n\t"
-      "vbroadcastss 84(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"
-      "vbroadcastss 88(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm8\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm9\n\t"
-      "vbroadcastss 92(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm11\n\t"
-      "add $96, %[a]\n\t"
-      "add $256, %[b]\n\t"
-      "dec %[k4]\n\t"
-      "jnz 1b\n\t"
-      "2:\n\t"
-      "test %[k1], %[k1]\n\t"
-      "jz 4f\n\t"
-      "3:\n\t"
-      "vmovaps 0(%[b]), %%ymm12\n\t"
-      "vmovaps 32(%[b]), %%ymm13\n\t"
-      "vbroadcastss 0(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm0\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm1\n\t"
-      "vbroadcastss 4(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm2\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm3\n\t"
-      "vbroadcastss 8(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm4\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm5\n\t"
-      "vbroadcastss 12(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"
-      "vbroadcastss 16(%[a]), %%ymm14\n\t"
-      "vfmadd231ps %%ymm12, %%ymm14, %%ymm8\n\t"
-      "vfmadd231ps %%ymm13, %%ymm14, %%ymm9\n\t"
-      "vbroadcastss 20(%[a]), %%ymm15\n\t"
-      "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"
-      "vfmadd231ps %%ymm13, %%ymm15, %%ymm11\n\t"
-      "add $24, %[a]\n\t"
-      "add $64, %[b]\n\t"
-      "dec %[k1]\n\t"
-      "jnz 3b\n\t"
-      "4:\n\t"
-      "vmovaps %%ymm0, 0(%[t])\n\t"
-      "vmovaps %%ymm1, 32(%[t])\n\t"
-      "vmovaps %%ymm2, 64(%[t])\n\t"
-      "vmovaps %%ymm3, 96(%[t])\n\t"
-      "vmovaps %%ymm4, 128(%[t])\n\t"
-      "vmovaps %%ymm5, 160(%[t])\n\t"
-      "vmovaps %%ymm6, 192(%[t])\n\t"
-      "vmovaps %%ymm7, 224(%[t])\n\t"
-      "vmovaps %%ymm8, 256(%[t])\n\t"
-      "vmovaps %%ymm9, 288(%[t])\n\t"
-      "vmovaps %%ymm10, 320(%[t])\n\t"
-      "vmovaps %%ymm11, 352(%[t])\n\t"
-      : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1)
-      : [t] "r"(t)
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-        "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+// acc(MR x NR) = Ap(kc x MR) . Bp(kc x NR) by the path's micro-kernel; then, per mode: Only -> epi;
+// First -> C = acc; Middle -> C += acc; Last -> epi(C + acc). mr/nr clip the tile at the matrix edge.
+template <class U, class Epi>
+static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const float* __restrict__ Bp,
+                              float* __restrict__ C, int64_t ldc, int mr, int nr, KStep mode, int64_t b, int64_t i0,
+                              int64_t j0, Epi& epi) {
+  constexpr int MR = U::MR, NR = U::NR;
+  alignas(64) float t[MR * NR];
+  U::ukr(kc, Ap, Bp, t);
+  if (mr == MR && nr == NR) {
+    // Full tile: compile-time bounds, so these loops vectorize (with an inlined epilogue that stores, too).
+    switch (mode) {
+      case KStep::Only:
+        for (int r = 0; r < MR; ++r)
+          for (int c = 0; c < NR; ++c) epi(b, i0 + r, j0 + c, t[r * NR + c]);
+        return;
+      case KStep::First:
+        for (int r = 0; r < MR; ++r) std::memcpy(C + r * ldc, t + r * NR, NR * sizeof(float));
+        return;
+      case KStep::Middle:
+        for (int r = 0; r < MR; ++r)
+          for (int c = 0; c < NR; ++c) C[r * ldc + c] += t[r * NR + c];
+        return;
+      case KStep::Last:
+        for (int r = 0; r < MR; ++r)
+          for (int c = 0; c < NR; ++c) epi(b, i0 + r, j0 + c, C[r * ldc + c] + t[r * NR + c]);
+        return;
+    }
+  }
   switch (mode) {
     case KStep::Only:
       for (int r = 0; r < mr; ++r)
-        for (int c = 0; c < nr; ++c) epi(b, i0 + r, j0 + c, t[r * 16 + c]);
+        for (int c = 0; c < nr; ++c) epi(b, i0 + r, j0 + c, t[r * NR + c]);
       break;
     case KStep::First:
       for (int r = 0; r < mr; ++r)
-        for (int c = 0; c < nr; ++c) C[r * ldc + c] = t[r * 16 + c];
+        for (int c = 0; c < nr; ++c) C[r * ldc + c] = t[r * NR + c];
       break;
     case KStep::Middle:
       for (int r = 0; r < mr; ++r)
-        for (int c = 0; c < nr; ++c) C[r * ldc + c] += t[r * 16 + c];
+        for (int c = 0; c < nr; ++c) C[r * ldc + c] += t[r * NR + c];
       break;
     case KStep::Last:
       for (int r = 0; r < mr; ++r)
-        for (int c = 0; c < nr; ++c) epi(b, i0 + r, j0 + c, C[r * ldc + c] + t[r * 16 + c]);
+        for (int c = 0; c < nr; ++c) epi(b, i0 + r, j0 + c, C[r * ldc + c] + t[r * NR + c]);
       break;
   }
 }
 
-// Packer contracts (both write zeros past the matrix edge so the micro-kernel never branches):
-//   packA(b, i0, mc, k0, kc, dst): dst[p*kc*MR + k*MR + r] = A(b, i0 + p*MR + r, k0 + k), p < ceil(mc/MR)
-//   packB(b, k0, kc, j0, nc, dst): dst[p*kc*NR + k*NR + c] = B(b, k0 + k, j0 + p*NR + c), p < ceil(nc/NR)
+// Packer contracts (both write zeros past the matrix edge so the micro-kernel never branches; MR/NR are the
+// path's tile, passed as Dim<MR>{} / Dim<NR>{} so packers keep them compile-time):
+//   packA(Dim<MR>, b, i0, mc, k0, kc, dst): dst[p*kc*MR + k*MR + r] = A(b, i0 + p*MR + r, k0 + k), p < ceil(mc/MR)
+//   packB(Dim<NR>, b, k0, kc, j0, nc, dst): dst[p*kc*NR + k*NR + c] = B(b, k0 + k, j0 + p*NR + c), p < ceil(nc/NR)
 // packB is called by each thread for its own share of panels (j0, nc multiples of NR apart from the end).
-template <class PackA, class PackB, class Epi>
-void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA, PackB packB, Epi epi) {
-  using namespace gemm_cfg;
-  if (batch <= 0 || M <= 0 || N <= 0) return;
-  if (K <= 0) {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t i = 0; i < M; ++i)
-        for (int64_t j = 0; j < N; ++j) epi(b, i, j, 0.0f);
-    return;
-  }
+// One path, U = gemm_cfg::Avx512 / Avx2 / Generic; needs batch, M, N, K > 0 (gemm_packed_f32 checks and dispatches).
+template <class U, class PackA, class PackB, class Epi>
+void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& packA, PackB& packB, Epi& epi) {
+  constexpr int MR = U::MR, NR = U::NR;
+  constexpr int64_t KC = U::KC, MC = U::MC, NC = U::NC, MB = gemm_cfg::MB / MR * MR;
+  static_assert(MC % MR == 0 && NC % NR == 0, "gemm_cfg: inconsistent blocking");
   const int max_thr = omp_get_max_threads();
   const int64_t nc_max = std::min<int64_t>(NC, (N + NR - 1) / NR * NR);
   const int64_t kc_max = std::min<int64_t>(KC, K);
@@ -271,7 +163,7 @@ void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA
           {
             const int64_t p0 = npan * tid / nthr, p1 = npan * (tid + 1) / nthr;
             if (p1 > p0)
-              packB(b, pc, kc, jc + p0 * NR, std::min(nc, p1 * NR) - p0 * NR, Bp + p0 * kc * NR);
+              packB(Dim<NR>{}, b, pc, kc, jc + p0 * NR, std::min(nc, p1 * NR) - p0 * NR, Bp + p0 * kc * NR);
           }
           if (nthr > 1) {
 #pragma omp barrier
@@ -281,7 +173,7 @@ void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA
             const int64_t q0 = npan * (t % ncb) / ncb, q1 = npan * (t % ncb + 1) / ncb;
             const int64_t i0 = ib + pr * MR;
             const int64_t mc = std::min(pr_end * MR, mrows) - pr * MR;
-            packA(b, i0, mc, pc, kc, Ap);
+            packA(Dim<MR>{}, b, i0, mc, pc, kc, Ap);
             for (int64_t q = q0; q < q1; ++q) {
               const int nr = int(std::min<int64_t>(NR, nc - q * NR));
               const float* bp = Bp + q * kc * NR;
@@ -289,7 +181,7 @@ void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA
                 const int mr = int(std::min<int64_t>(MR, mc - p * MR));
                 const int64_t row = (pr + p) * MR;  // row inside the C chunk
                 float* c = need_c ? Cb + row * nc_max + q * NR : nullptr;
-                gemm_micro_6x16(kc, Ap + p * kc * MR, bp, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR,
+                gemm_micro<U>(kc, Ap + p * kc * MR, bp, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR,
                                 epi);
               }
             }
@@ -326,25 +218,40 @@ void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA
   }
 }
 
+// Runs the GEMM on the path cpu_isa() picked (the same for every call in the process).
+template <class PackA, class PackB, class Epi>
+void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA, PackB packB, Epi epi) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  if (K <= 0) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) epi(b, i, j, 0.0f);
+    return;
+  }
+  switch (cpu_isa()) {
+    case Isa::Avx512: gemm_packed_path<gemm_cfg::Avx512>(batch, M, N, K, packA, packB, epi); break;
+    case Isa::Avx2: gemm_packed_path<gemm_cfg::Avx2>(batch, M, N, K, packA, packB, epi); break;
+    case Isa::Generic: gemm_packed_path<gemm_cfg::Generic>(batch, M, N, K, packA, packB, epi); break;
+  }
+}
+
 // Strided packers for gemm_f32.
 template <class Off>
 struct StridedPackA {
   const float* A; int64_t rs, cs; Off off; int64_t M;
-  void operator()(int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
-    using gemm_cfg::MR;
+  template <int MR>
+  void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
     const float* base = A + off(b) + k0 * cs;
     for (int64_t p = 0; p * MR < mc; ++p) {
       float* d = dst + p * kc * MR;
       const int64_t i = i0 + p * MR;
       const int mr = int(std::min<int64_t>(MR, mc - p * MR));
       if (mr == MR && cs == 1) {
-        const float* r0 = base + (i + 0) * rs; const float* r1 = base + (i + 1) * rs;
-        const float* r2 = base + (i + 2) * rs; const float* r3 = base + (i + 3) * rs;
-        const float* r4 = base + (i + 4) * rs; const float* r5 = base + (i + 5) * rs;
-        for (int64_t k = 0; k < kc; ++k) {
-          d[k * 6 + 0] = r0[k]; d[k * 6 + 1] = r1[k]; d[k * 6 + 2] = r2[k];
-          d[k * 6 + 3] = r3[k]; d[k * 6 + 4] = r4[k]; d[k * 6 + 5] = r5[k];
-        }
+        const float* rows[MR];
+        for (int r = 0; r < MR; ++r) rows[r] = base + (i + r) * rs;
+        for (int64_t k = 0; k < kc; ++k)
+          for (int r = 0; r < MR; ++r) d[k * MR + r] = rows[r][k];
       } else {
         for (int64_t k = 0; k < kc; ++k) {
           const float* src = base + k * cs + i * rs;
@@ -360,19 +267,15 @@ struct StridedPackA {
 template <class Off>
 struct StridedPackB {
   const float* B; int64_t rs, cs; Off off;
-  void operator()(int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    using gemm_cfg::NR;
+  template <int NR>
+  void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
     const float* base = B + off(b) + k0 * rs;
     for (int64_t p = 0; p * NR < nc; ++p) {
       float* d = dst + p * kc * NR;
       const int64_t j = j0 + p * NR;
       const int nr = int(std::min<int64_t>(NR, nc - p * NR));
       if (nr == NR && cs == 1) {
-        for (int64_t k = 0; k < kc; ++k) {
-          const float* src = base + k * rs + j;
-          _mm256_store_ps(d + k * NR, _mm256_loadu_ps(src));
-          _mm256_store_ps(d + k * NR + 8, _mm256_loadu_ps(src + 8));
-        }
+        for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, base + k * rs + j, NR * sizeof(float));
       } else if (nr == NR && rs == 1) {
         // Transposed B: each column j is contiguous in k.
         for (int c = 0; c < NR; ++c) {

@@ -45,4 +45,9 @@ void kiln_sdpa_grad_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t d
 
 void kiln_scatter_add_f32(int64_t outer, int64_t n_idx, int64_t inner, int64_t size, const float* upd,
                           const int32_t* idx, float* out);
+
+// The GEMM path this process runs (kernels/cpu/cpu_isa.h), in the entry-point ABI (runtime/README.md) so the
+// runtime can call it through cpuCall: writes "path\nbest path\nCPU model\ndetected features" (NUL-terminated,
+// at most 1024 bytes) to msg and returns 0, or writes the reason KILN_CPU_ISA was refused and returns 1.
+int kiln_cpu_isa(uint8_t* msg, const int64_t* args);
 }

@@ -5,6 +5,8 @@
 #include "attention.h"
 #include "scatter_add.h"
 
+#include <cstdio>
+
 namespace {
 struct Epi3 {
   kiln_epi3 f;
@@ -68,5 +70,16 @@ KILN_EXPORT void kiln_sdpa_grad_f32(int64_t nb, int64_t lq, int64_t lk, int64_t 
 KILN_EXPORT void kiln_scatter_add_f32(int64_t outer, int64_t n_idx, int64_t inner, int64_t size, const float* upd,
                                       const int32_t* idx, float* out) {
   kiln::scatter_add_f32(outer, n_idx, inner, size, upd, idx, out);
+}
+
+KILN_EXPORT int kiln_cpu_isa(uint8_t* msg, const int64_t*) {
+  const kiln::CpuIsaState& s = kiln::cpu_isa_state();
+  char* out = reinterpret_cast<char*>(msg);
+  if (!s.ok) {
+    std::snprintf(out, 1024, "%s", s.error);
+    return 1;
+  }
+  std::snprintf(out, 1024, "%s\n%s\n%s\n%s", kiln::isa_name(s.isa), kiln::isa_name(s.best), s.model, s.features);
+  return 0;
 }
 }

@@ -1,6 +1,6 @@
 /** kiln conv2d forward / bwd_data / bwd_weight (kernels/cpu/conv2d.h) against the float64 direct
- * convolution of reference.ts; bound: see REL in harness.ts (mag = sum of |x * w| over the taps of each element). */
-import { buildDriver, expectClose, Rng, runDriver } from './harness';
+ * convolution of reference.ts, on every GEMM path this CPU runs (KILN_CPU_ISA: the packers' tile differs); bound: see REL in harness.ts (mag = sum of |x * w| over the taps of each element). */
+import { buildDriver, cpuGemmPaths, expectClose, Rng, runDriver } from './harness';
 import { convDims, convRef, type Conv } from './reference';
 
 function reference(p: Conv, mode: number, seed: number): { ref: Float64Array; mag: Float64Array } {
@@ -25,14 +25,15 @@ const shapes: [string, Conv][] = [
 const modes: [string, number][] = [['forward', 0], ['bwd_data', 1], ['bwd_weight', 2]];
 const cases = shapes.flatMap(([s, p]) => modes.map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
 
-describe('conv2d (CPU)', () => {
+describe.each(cpuGemmPaths().paths)('conv2d (CPU, KILN_CPU_ISA=%s)', (isa) => {
   let bin = '';
   beforeAll(() => {
     bin = buildDriver('conv2d');
   });
   it.each(cases)('%s', (_name, p, mode) => {
     const seed = 77 + p.reduce((a, b) => a * 3 + b, 0) % 100000 + mode;
-    const out = runDriver(bin, [...p, mode, seed]);
+    const out = runDriver(bin, [...p, mode, seed], { KILN_CPU_ISA: isa });
+    expect(out.path).toBe(isa);
     expect(out.callsOnce).toBe(true);
     const { ref, mag } = reference(p, mode, seed);
     expectClose(out.arrays.out, ref, mag, 'out');

@@ -1,5 +1,8 @@
-/** kiln::gemm_f32 (kernels/cpu/gemm.h) against a float64 reference (reference.ts); bound: see REL in harness.ts. */
-import { buildDriver, expectClose, Rng, runDriver } from './harness';
+/** kiln::gemm_f32 (kernels/cpu/gemm.h) against a float64 reference (reference.ts), on every GEMM path this CPU
+ * can run (KILN_CPU_ISA, kernels/cpu/cpu_isa.h); bound: see REL in harness.ts. */
+import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { buildDriver, cpuGemmPaths, expectClose, Rng, runDriver } from './harness';
 import { gemmRef, gemmSizes, type GemmCase as Case } from './reference';
 
 function reference(c: Case, seed: number): { ref: Float64Array; mag: Float64Array } {
@@ -10,10 +13,13 @@ function reference(c: Case, seed: number): { ref: Float64Array; mag: Float64Arra
   return gemmRef(c, A, B);
 }
 
+// Tiles: avx512 8x48, avx2 6x16, generic 4x16; blocking KC 256, MC 192/96/64, NC 480/512/512 (gemm.h gemm_cfg).
 const cases: [string, Case][] = [
   ['tiny 1x1x1', { batch: 1, M: 1, N: 1, K: 1, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
   ['K = 1', { batch: 1, M: 13, N: 35, K: 1, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
-  ['edges, not multiples of 6x16', { batch: 1, M: 37, N: 53, K: 29, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
+  ['edges, not multiples of any tile', { batch: 1, M: 37, N: 53, K: 29, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
+  ['ragged 7 x 65 x 17', { batch: 1, M: 7, N: 65, K: 17, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
+  ['ragged 63 x 1 x 1000 (K > KC, 4 K steps)', { batch: 1, M: 63, N: 1, K: 1000, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
   ['K > KC (C buffer path)', { batch: 1, M: 25, N: 40, K: 600, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
   ['transposed A', { batch: 1, M: 31, N: 19, K: 70, tA: 1, tB: 0, bcA: 0, bcB: 0 }],
   ['transposed B', { batch: 1, M: 20, N: 33, K: 41, tA: 0, tB: 1, bcA: 0, bcB: 0 }],
@@ -23,17 +29,56 @@ const cases: [string, Case][] = [
   ['batch broadcast B, transposed', { batch: 5, M: 9, N: 11, K: 12, tA: 0, tB: 1, bcA: 0, bcB: 1 }],
   ['wide N (> NC, column split)', { batch: 1, M: 5, N: 700, K: 20, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
   ['tall M (> MB row chunks), K > KC', { batch: 1, M: 2100, N: 3, K: 270, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
+  ['M > MC (several A blocks), N > NC', { batch: 1, M: 200, N: 530, K: 65, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
   ['square 130, threaded', { batch: 1, M: 130, N: 130, K: 130, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
 ];
 
-describe('gemm_f32 (CPU)', () => {
-  let bin = '';
-  beforeAll(() => {
-    bin = buildDriver('gemm');
+const ORDER = ['generic', 'avx2', 'avx512'];
+const bin = buildDriver('gemm');
+/** Every path up to the best one the CPU (and OS) can run. */
+const { paths, best, features } = cpuGemmPaths();
+
+describe('CPU ISA detection', () => {
+  it('finds a path and agrees with /proc/cpuinfo where there is one', () => {
+    expect(ORDER).toContain(best);
+    let flags: string[] = [];
+    try {
+      flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1].trim().split(/\s+/) ?? [];
+    } catch {
+      return;  // not Linux: nothing to compare with
+    }
+    const has = (f: string) => flags.includes(f);
+    const expected = ['avx512f', 'avx512dq', 'avx512bw', 'avx512vl', 'avx2', 'fma'].every(has) ? 'avx512' : has('avx2') && has('fma') ? 'avx2' : 'generic';
+    expect(best).toBe(expected);
+    for (const f of ['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512_bf16', 'avx512_vnni']) expect(features.includes(f)).toBe(has(f));
   });
+
+  it('refuses a name that is not a path, and any path beyond the CPU, with a clear error', () => {
+    const bad = runDriverError(['x86-64-v9']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('KILN_CPU_ISA=x86-64-v9 is not a CPU kernel path: use avx512, avx2, generic or auto');
+    for (const isa of ORDER.slice(ORDER.indexOf(best) + 1)) {
+      const r = runDriverError([isa]);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain(`KILN_CPU_ISA=${isa}, but this CPU`);
+    }
+  });
+
+  it('auto takes the best path', () => {
+    expect(runDriver(bin, [1, 3, 3, 3, 0, 0, 0, 0, 1], { KILN_CPU_ISA: 'auto' }).path).toBe(best);
+  });
+});
+
+function runDriverError([isa]: string[]): { status: number | null; stderr: string } {
+  const r = spawnSync(bin, ['1', '2', '2', '2', '0', '0', '0', '0', '1'], { encoding: 'utf8', env: { ...process.env, KILN_CPU_ISA: isa } });
+  return { status: r.status, stderr: r.stderr };
+}
+
+describe.each(paths)('gemm_f32 (CPU, KILN_CPU_ISA=%s)', (isa) => {
   it.each(cases)('%s', (_name, c) => {
     const seed = 1000 + c.M * 7 + c.N * 13 + c.K;
-    const out = runDriver(bin, [c.batch, c.M, c.N, c.K, c.tA, c.tB, c.bcA, c.bcB, seed]);
+    const out = runDriver(bin, [c.batch, c.M, c.N, c.K, c.tA, c.tB, c.bcA, c.bcB, seed], { KILN_CPU_ISA: isa });
+    expect(out.path).toBe(isa);
     expect(out.callsOnce).toBe(true);
     const { ref, mag } = reference(c, seed);
     expectClose(out.arrays.C, ref, mag, 'C');

@@ -30,20 +30,33 @@ export function buildDriver(name: string): string {
 
 export interface DriverOutput {
   callsOnce: boolean | undefined;
+  /** The GEMM path the driver ran (a `path <isa>` line; drivers that print none leave it undefined). */
+  path: string | undefined;
   arrays: Record<string, Float64Array>;
 }
 
-export function runDriver(bin: string, args: number[]): DriverOutput {
-  const r = spawnSync(bin, args.map(String), { encoding: 'utf8', maxBuffer: 1 << 28 });
+/** Runs one case; `env` is added to this process's environment (e.g. { KILN_CPU_ISA: 'avx2' }). */
+export function runDriver(bin: string, args: number[], env: Record<string, string> = {}): DriverOutput {
+  const r = spawnSync(bin, args.map(String), { encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, ...env } });
   if (r.status !== 0) throw new Error(`${path.basename(bin)} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
-  const out: DriverOutput = { callsOnce: undefined, arrays: {} };
+  const out: DriverOutput = { callsOnce: undefined, path: undefined, arrays: {} };
   for (const line of r.stdout.split('\n')) {
     if (!line) continue;
     const parts = line.split(' ');
     if (parts[0] === 'calls_once') out.callsOnce = parts[1] === '1';
+    else if (parts[0] === 'path') out.path = parts[1];
     else out.arrays[parts[0]] = Float64Array.from(parts.slice(2), Number);
   }
   return out;
+}
+
+/** The GEMM paths (KILN_CPU_ISA, kernels/cpu/cpu_isa.h) this CPU runs, slowest first, and the best one, as the
+ * gemm driver's `isa` probe reports them. */
+export function cpuGemmPaths(): { paths: string[]; best: string; features: string[] } {
+  const r = spawnSync(buildDriver('gemm'), ['isa'], { encoding: 'utf8', env: { ...process.env, KILN_CPU_ISA: '' } });
+  const best = /^best (\w+)$/m.exec(r.stdout)?.[1] ?? 'unknown';
+  const order = ['generic', 'avx2', 'avx512'];
+  return { paths: order.slice(0, order.indexOf(best) + 1), best, features: (/^features (.*)$/m.exec(r.stdout)?.[1] ?? '').split(' ') };
 }
 
 /** xorshift32, identical to Rng in test/kernels/cpu/common.h. */

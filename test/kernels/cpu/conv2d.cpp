@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
                                   cl[e] += 1;
                                 });
   }
+  std::printf("path %s\n", kiln::isa_name(kiln::cpu_isa()));
   print_calls(calls);
   print("out", out);
   return 0;

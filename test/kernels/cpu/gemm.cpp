@@ -1,10 +1,19 @@
 // Driver for kiln::gemm_f32. argv: batch M N K transA transB bcastA bcastB seed
+// or argv: isa  -> prints "best <path>" and "features <detected...>" (cpu_isa.h), then exits.
 // A is stored [nA][M][K] (or [nA][K][M] when transA), B [nB][K][N] (or [nB][N][K]); nX = bcastX ? 1 : batch.
 // Inputs are drawn in order A, B. Prints C [batch][M][N].
 #include "common.h"
 #include "gemm.h"
 
+#include <cstdio>
+#include <string>
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "isa") {
+    const kiln::CpuIsaState& s = kiln::cpu_isa_state();
+    std::printf("best %s\nfeatures %s\n", kiln::isa_name(s.best), s.features);
+    return 0;
+  }
   const int64_t batch = arg(argc, argv, 1), M = arg(argc, argv, 2), N = arg(argc, argv, 3), K = arg(argc, argv, 4);
   const bool tA = arg(argc, argv, 5), tB = arg(argc, argv, 6), bcA = arg(argc, argv, 7), bcB = arg(argc, argv, 8);
   Rng rng(uint32_t(arg(argc, argv, 9)));
@@ -22,6 +31,7 @@ int main(int argc, char** argv) {
         c[(b * M + i) * N + j] = acc;
         cl[(b * M + i) * N + j] += 1;
       });
+  std::printf("path %s\n", kiln::isa_name(kiln::cpu_isa()));
   print_calls(calls);
   print("C", C);
   return 0;
