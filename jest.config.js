@@ -42,6 +42,8 @@ export const slowSuites = [
   'test/pulid/pipeline.test.ts',
   'test/app/pulid-app.test.ts',
   'test/pulid/faults.test.ts',
+  // Every CPU ISA path through a compiled program, one child process per path (18 s warm, 44 s cold).
+  'test/backend/cpu-isa.test.ts',
 ].map((f) => `<rootDir>/${f}`);
 
 export default {
