@@ -94,5 +94,8 @@ export async function compileCudaEmu(source: string, opts: EmuCompileOptions = {
 
 /** The emulated device: the emulator driver loaded beside (not instead of) any real one. */
 export async function openEmulatedDevice(): Promise<CudaDevice> {
-  return CudaDevice.open(0, { driver: await emulatorDriverPath(), emulated: true });
+  const dev = CudaDevice.open(0, { driver: await emulatorDriverPath(), emulated: true });
+  // The settings as this process sees them (a test runner's process.env may never reach the native environment).
+  for (const key of ['KILN_EMU_SCHEDULE', 'KILN_EMU_CHECKS'] as const) dev.configureEmulator(key, process.env[key] ?? '');
+  return dev;
 }

@@ -225,6 +225,12 @@ export class CudaDevice {
     native().cudaLaunch(kernel.handle, grid, block, sharedBytes, slots);
   }
 
+  /** Sets an emulator setting (KILN_EMU_SCHEDULE, KILN_EMU_CHECKS: docs/cuda-emulator.md) for the following launches;
+   * a real driver has none (returns false). */
+  configureEmulator(key: 'KILN_EMU_SCHEDULE' | 'KILN_EMU_CHECKS', value: string): boolean {
+    return this.emulated && native().cudaEmuConfigure(this.session, key, value);
+  }
+
   /** The launch stream, for a generated host launcher (kiln_run's args[1]). */
   get stream(): bigint { return native().cudaStream(this.session); }
 

@@ -56,6 +56,8 @@ export interface NativeAddon {
   cudaStream(session: NativeHandle): bigint;
   /** The emulator's memcheck bounds the next launch by these buffers ([lo, hi) pairs); false on a real driver. */
   cudaEmuAnnotate(session: NativeHandle, ranges: BigUint64Array, names: string): boolean;
+  /** A setting of the emulator (KILN_EMU_SCHEDULE, KILN_EMU_CHECKS); false on a real driver. */
+  cudaEmuConfigure(session: NativeHandle, key: string, value: string): boolean;
   cudaEventCreate(session: NativeHandle): NativeHandle;
   cudaEventRecord(event: NativeHandle): void;
   /** Milliseconds between two recorded events; waits for `end`. */

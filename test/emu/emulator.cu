@@ -74,6 +74,11 @@ KILN_KERNEL void write_bytes(uint8_t* out, int64_t n) {
   if (i < n) out[i] = uint8_t(i);
 }
 
+// The order threads and blocks ran in: each takes a ticket from a global counter.
+KILN_KERNEL void run_order(int* order, int* counter) {
+  order[blockIdx.x * blockDim.x + threadIdx.x] = atomicAdd(counter, 1);
+}
+
 // ---- memcheck ----
 KILN_KERNEL void copy_n(float* out, const float* in, int64_t n) {
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;

@@ -4,6 +4,7 @@
 // found while a kernel runs (memcheck, racecheck, synccheck) fail that launch, and cuGetErrorString returns
 // their full text.
 #include <dlfcn.h>
+#include <stdlib.h>
 #include <link.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -413,4 +414,14 @@ KILN_API const char* kiln_emu_error_string(int code) {
   const char* s = nullptr;
   cuGetErrorString(code, &s);
   return s;
+}
+
+// Emulator only: settings from the host program (the process environment may not reach a native library, e.g.
+// under jest). KILN_EMU_SCHEDULE and KILN_EMU_CHECKS, with the same values as the variables.
+KILN_API CUresult kilnEmuConfigure(const char* key, const char* value) {
+  if (key == nullptr || value == nullptr) return err(kInvalidValue, "kilnEmuConfigure: null key or value");
+  if (strcmp(key, "KILN_EMU_SCHEDULE") != 0 && strcmp(key, "KILN_EMU_CHECKS") != 0)
+    return err(kInvalidValue, std::string("kilnEmuConfigure: unknown setting ") + key);
+  setenv(key, value, 1);
+  return kSuccess;
 }

@@ -7,7 +7,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -154,10 +156,25 @@ struct State {
   uint64_t serial = 0;
   Fiber* cur = nullptr;
   void* schedSp = nullptr;
+  uint64_t rng = 0;  // xorshift state of the random schedule
   bool running = false, failed = false;
   uint3 block{};
 };
 State g;
+
+struct Schedule {
+  bool random = false;
+};
+Schedule scheduleFromEnv();
+
+template <class T> void shuffle(std::vector<T>& v, uint64_t& s) {
+  for (size_t i = v.size(); i > 1; --i) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    std::swap(v[i - 1], v[s % i]);
+  }
+}
 
 bool sameSite(const char* f1, int l1, const char* f2, int l2) { return l1 == l2 && (f1 == f2 || strcmp(f1, f2) == 0); }
 std::string site(const char* f, int l) { return std::string(f) + ":" + std::to_string(l); }
@@ -180,6 +197,22 @@ void ensureStacks(size_t n) {
 void toScheduler() { kiln_emu_switch(&g.cur->sp, g.schedSp); }
 
 void threadExit();
+
+Schedule scheduleFromEnv() {
+  static std::string last;
+  const char* env = getenv("KILN_EMU_SCHEDULE");
+  const std::string v = env != nullptr ? env : "";
+  Schedule s;
+  if (v.rfind("random", 0) == 0) {
+    s.random = true;
+    if (v != last) {  // a new seed restarts the sequence, so a run is reproducible from its seed
+      const size_t colon = v.find(':');
+      g.rng = colon == std::string::npos ? 0x9e3779b97f4a7c15ull : std::strtoull(v.c_str() + colon + 1, nullptr, 10) * 0x9e3779b97f4a7c15ull + 1;
+    }
+  }
+  last = v;
+  return s;
+}
 
 void fiberMain() {
   const KernelEntry* e = g.cfg->fn->entry;
@@ -529,9 +562,24 @@ int runLaunch(const LaunchConfig& cfg) {
   g.running = true;
   FaultGuard guard;
   checksBeginLaunch(cfg, *cfg.fn->module);
-  for (unsigned bz = 0; bz < cfg.grid.z && !g.failed; ++bz)
-    for (unsigned by = 0; by < cfg.grid.y && !g.failed; ++by)
-      for (unsigned bx = 0; bx < cfg.grid.x && !g.failed; ++bx) {
+  // KILN_EMU_SCHEDULE=random:<seed>: blocks in a shuffled order and, at every sweep, runnable threads in a shuffled
+  // order (each launch its own permutations), to shake out code that relies on an order CUDA does not promise.
+  // Racecheck does not need it (epochs are order-independent); it finds value-level bugs and reorders atomics.
+  const Schedule sched = scheduleFromEnv();
+  const uint64_t blocks = static_cast<uint64_t>(cfg.grid.x) * cfg.grid.y * cfg.grid.z;
+  std::vector<uint64_t> blockOrder;
+  if (sched.random) {
+    blockOrder.resize(blocks);
+    for (uint64_t i = 0; i < blocks; ++i) blockOrder[i] = i;
+    shuffle(blockOrder, g.rng);
+  }
+  std::vector<int> threadOrder(n);
+  for (int t = 0; t < n; ++t) threadOrder[t] = t;
+  for (uint64_t bi = 0; bi < blocks && !g.failed; ++bi) {
+    const uint64_t lin = sched.random ? blockOrder[bi] : bi;
+    {
+        const unsigned bx = static_cast<unsigned>(lin % cfg.grid.x), by = static_cast<unsigned>(lin / cfg.grid.x % cfg.grid.y),
+                       bz = static_cast<unsigned>(lin / (static_cast<uint64_t>(cfg.grid.x) * cfg.grid.y));
         g.block = {bx, by, bz};
         g.serial++;
         g.epoch++;
@@ -551,8 +599,9 @@ int runLaunch(const LaunchConfig& cfg) {
         for (int t = 0; t < n; ++t) initFiber(g.fibers[t], t);
         for (;;) {
           bool ran = false;
-          for (int t = 0; t < n && !g.failed; ++t) {
-            Fiber& f = g.fibers[t];
+          if (sched.random) shuffle(threadOrder, g.rng);
+          for (int i = 0; i < n && !g.failed; ++i) {
+            Fiber& f = g.fibers[threadOrder[i]];
             if (f.wait != Wait::Run) continue;
             resume(f);
             ran = true;
@@ -572,7 +621,8 @@ int runLaunch(const LaunchConfig& cfg) {
             break;
           }
         }
-      }
+    }
+  }
   g.running = false;
   g.cfg = nullptr;
   return g.failed ? -1 : kSuccess;

@@ -288,6 +288,16 @@ Napi::Value CudaEmuAnnotate(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// cudaEmuConfigure(session, key, value): a setting of Kiln's CUDA emulator (KILN_EMU_SCHEDULE, KILN_EMU_CHECKS);
+// false on a real driver.
+Napi::Value CudaEmuConfigure(const Napi::CallbackInfo& info) {
+  Session& s = SessionOf(info[0]);
+  if (s.api->kilnEmuConfigure == nullptr) return Napi::Boolean::New(info.Env(), false);
+  const std::string key = StringOf(info[1], "cudaEmuConfigure(key)"), value = StringOf(info[2], "cudaEmuConfigure(value)");
+  Check(*s.api, s.api->kilnEmuConfigure(key.c_str(), value.c_str()), "kilnEmuConfigure");
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 // cudaStream(session) -> the launch stream as a bigint (for a generated host launcher's cudaLaunchKernel calls).
 Napi::Value CudaStream(const Napi::CallbackInfo& info) {
   Session& s = SessionOf(info[0]);
@@ -334,7 +344,7 @@ void InitCuda(Napi::Env env, Napi::Object exports) {
       {"cudaUnloadModule", CudaUnloadModule}, {"cudaGetFunction", CudaGetFunction},
       {"cudaLaunch", CudaLaunch},           {"cudaSynchronize", CudaSynchronize},
       {"cudaEventCreate", CudaEventCreate}, {"cudaEventRecord", CudaEventRecord},
-      {"cudaEventElapsed", CudaEventElapsed}, {"cudaEmuAnnotate", CudaEmuAnnotate}, {"cudaStream", CudaStream},
+      {"cudaEventElapsed", CudaEventElapsed}, {"cudaEmuAnnotate", CudaEmuAnnotate}, {"cudaStream", CudaStream}, {"cudaEmuConfigure", CudaEmuConfigure},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
 }

@@ -45,6 +45,7 @@ DriverApi Load(const std::string& name) {
 #undef KILN_RESOLVE
 
   api.kilnEmuAnnotateLaunch = reinterpret_cast<decltype(api.kilnEmuAnnotateLaunch)>(dlsym(lib, "kilnEmuAnnotateLaunch"));
+  api.kilnEmuConfigure = reinterpret_cast<decltype(api.kilnEmuConfigure)>(dlsym(lib, "kilnEmuConfigure"));
   // The library is never dlclose'd: the driver keeps threads and contexts alive for the process anyway.
   if (CUresult r = api.cuInit(0); r != CUDA_SUCCESS) {
     api.error = Describe(api, "cuInit", r) + " (is the GPU visible to this process?)";

@@ -76,6 +76,7 @@ struct DriverApi {
 
   // Only in Kiln's CUDA emulator (kernels/cuda/emu): names the next launch's buffers for its memcheck.
   CUresult (*kilnEmuAnnotateLaunch)(const unsigned long long* ranges, const char* names, int n) = nullptr;
+  CUresult (*kilnEmuConfigure)(const char* key, const char* value) = nullptr;
 
   bool ok() const { return error.empty(); }
   std::string error;  // why the driver is unusable; empty when it loaded
