@@ -18,7 +18,7 @@ import { CudaDevice } from './cuda';
 
 export const emuDir = path.join(cudaKernelsDir, 'emu');
 const emuInclude = path.join(emuDir, 'include');
-const DRIVER_SOURCES = ['driver.cc', 'sched.cc', 'check.cc'];
+const DRIVER_SOURCES = ['driver.cc', 'sched.cc', 'fiber_switch.cc', 'ptx_semantics.cc', 'check.cc'];
 
 const cxx = () => process.env.KILN_CXX || 'g++';
 

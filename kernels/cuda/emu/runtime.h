@@ -99,6 +99,12 @@ uint64_t blockSerial();        // changes at every new block
 uint32_t warpEpoch(int warp);  // changes at every __syncwarp of that warp (and every barrier)
 std::string describeThread(const Who& w);
 
+// ---- ptx_semantics.cc: a warp's collective PTX, given each lane's input record and output slot ----
+// mma: in[l] = {a[4], b[2], c[4] (as bits)} of lane l, out[l] = its d[4]; op 0 bf16, 1 f16 (m16n8k16), 2 tf32 (m16n8k8).
+void mmaSync(int op, const void* const in[32], void* const out[32]);
+// ldmatrix .x{num}[.trans]: in[l] = lane l's row address, out[l] = its registers.
+void ldmatrixSync(int num, int trans, const void* const in[32], void* const out[32], const char* file, int line);
+
 // ---- check.cc ----
 void checksBeginLaunch(const LaunchConfig& cfg, const Module& m);
 void checksBeginBlock();
