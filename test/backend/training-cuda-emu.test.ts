@@ -2,19 +2,13 @@
  * the micro UNet (conv, GroupNorm+SiLU, attention, GEMM templates forward and backward, AdamW in the program)
  * and the micro PuLID stage-1 step through its trainer. The PuLID program runs with memcheck, racecheck and
  * initcheck; the UNet step unchecked, for time. Values agree within f32 tolerance (the two back ends sum in different orders). */
-import { adamw, compile, grad, input, trainableParams, type Program } from '../../compiler/index';
-import { UNet2DConditionModel, microUnetConfig, pooledTextDim } from '../../models/unet/index';
+import { compile, type Program } from '../../compiler/index';
+import { microUnetStep } from '../support/nets';
 import { microPulidConfig } from '../../models/pulid/config';
 import { PulidModel } from '../../models/pulid/model';
 import { loadDataset } from '../../models/pulid/data';
 import { PulidTrainer } from '../../models/pulid/trainer';
 
-const fill = (n: number, seed: number, scale = 1) => {
-  let s = seed >>> 0 || 1;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; a[i] = ((s >>> 0) / 4294967296 - 0.5) * 2 * scale; }
-  return a;
-};
 /** ‖a − b‖ / ‖b‖. */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0, n = 0;
@@ -40,16 +34,7 @@ function expectLosses(emulated: number[], cpp: number[]): void {
 
 describe('training steps on the emulated CUDA back end equal the C++ back end', () => {
   test('micro UNet: forward, backward through every layer, AdamW', async () => {
-    const c = microUnetConfig, S = c.sampleSize, L = 8;
-    const unet = new UNet2DConditionModel(c, { seed: 13, trainable: true });
-    const inp = { sample: input('sample', [1, 4, S, S]), timestep: input('t', [1]), encoderHiddenStates: input('ctx', [1, L, c.crossAttentionDim]),
-      textEmbeds: input('pooled', [1, pooledTextDim(c)]), timeIds: input('timeIds', [1, 6]) };
-    const loss = unet.forward(inp).sub(input('target', [1, 4, S, S])).square().mean();
-    const params = trainableParams(loss);
-    // SGD-like AdamW step size small enough that every parameter's update stays well above f32 noise.
-    const spec = { outputs: { loss }, updates: adamw(params, grad(loss, params), { lr: 1e-3 }) };
-    const feeds = { sample: fill(4 * S * S, 1), t: Float32Array.of(500), ctx: fill(L * c.crossAttentionDim, 2), pooled: fill(pooledTextDim(c), 3),
-      timeIds: Float32Array.of(64, 64, 0, 0, 64, 64), target: fill(4 * S * S, 4) };
+    const { spec, feeds, params } = microUnetStep();
     const cpu = await compile(spec);
     // Unchecked here (the checked build is ~5x slower on this 2,200-launch step); the op table, the templates and
     // the PuLID step below run checked.
@@ -64,7 +49,7 @@ describe('training steps on the emulated CUDA back end equal the C++ back end', 
     expect(e).toBeLessThan(1e-4);
     lc.push(cpu.run(feeds).loss[0]);
     le.push(emu.run(feeds).loss[0]);
-    console.log(`micro UNet (${params.length} params, ${emu.kernels.length} kernels): losses C++ ${lc.join(', ')}, emulated ${le.join(', ')} (${((performance.now() - t0) / 2).toFixed(0)} ms per step pair)`);
+    console.log(`micro UNet (${params} params, ${emu.kernels.length} kernels): losses C++ ${lc.join(', ')}, emulated ${le.join(', ')} (${((performance.now() - t0) / 2).toFixed(0)} ms per step pair)`);
     expectLosses(le, lc);
     expect(lc[1]).not.toBe(lc[0]); // the first step changed the parameters
   }, 600_000);

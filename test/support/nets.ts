@@ -3,6 +3,7 @@
 import * as k from '../../compiler/index';
 import type { GraphSpec } from '../../compiler/index';
 import { normalFill } from '../../compiler/ir/philox';
+import { UNet2DConditionModel, microUnetConfig, pooledTextDim } from '../../models/unet/index';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 
@@ -36,5 +37,23 @@ export function convNetStep(lr = 0.02): { spec: GraphSpec; feeds: Record<string,
   return {
     spec: { outputs: { loss }, updates: k.adamw(params, k.grad(loss, params), { lr }) },
     feeds: { x: normalFill(2 * 3 * 64, 21), target: normalFill(8, 22).map((v) => 0.5 * v) },
+  };
+}
+
+/** A training step of the micro UNet (conv, GroupNorm+SiLU, attention, every GEMM template forward and backward,
+ * AdamW in the program), with deterministic feeds. */
+export function microUnetStep(lr = 1e-3): { spec: GraphSpec; feeds: Record<string, Float64Array>; params: number } {
+  const c = microUnetConfig, S = c.sampleSize, L = 8;
+  const unet = new UNet2DConditionModel(c, { seed: 13, trainable: true });
+  const inp = { sample: k.input('sample', [1, 4, S, S]), timestep: k.input('t', [1]), encoderHiddenStates: k.input('ctx', [1, L, c.crossAttentionDim]),
+    textEmbeds: k.input('pooled', [1, pooledTextDim(c)]), timeIds: k.input('timeIds', [1, 6]) };
+  const loss = unet.forward(inp).sub(k.input('target', [1, 4, S, S])).square().mean();
+  const params = k.trainableParams(loss);
+  const fill = (n: number, seed: number) => Float64Array.from({ length: n }, (_, i) => M.sin(i * 0.37 + seed));
+  return {
+    spec: { outputs: { loss }, updates: k.adamw(params, k.grad(loss, params), { lr }) },
+    feeds: { sample: fill(4 * S * S, 1), t: Float64Array.of(500), ctx: fill(L * c.crossAttentionDim, 2), pooled: fill(pooledTextDim(c), 3),
+      timeIds: Float64Array.of(64, 64, 0, 0, 64, 64), target: fill(4 * S * S, 4) },
+    params: params.length,
   };
 }

@@ -11,16 +11,42 @@ import { liftConstants, relErr } from './lift';
 /** f32 against float64, for well-conditioned cases (normwise). */
 const TOL = 1e-5;
 
+/** Every primitive's forward case as one program's outputs and feeds (constants lifted to inputs). */
+export function forwardTable(): { outputs: Record<string, Tensor>; feeds: Record<string, ArrayLike<number>> } {
+  const outputs: Record<string, Tensor> = {};
+  let feeds: Record<string, ArrayLike<number>> = {};
+  for (const [op, c] of Object.entries(forwardCases)) {
+    const lifted = liftConstants({ [op]: c.build() }, op);
+    Object.assign(outputs, lifted.outputs);
+    feeds = { ...feeds, ...lifted.feeds, ...(c.feeds ?? {}) };
+  }
+  return { outputs, feeds };
+}
+
+/** Every differentiable primitive and composite: `<key>_y` and the gradients `<key>_g<i>` of Σ y·w (random w). */
+export function gradTable(): { outputs: Record<string, Tensor>; feeds: Record<string, Float64Array> } {
+  const outs: Record<string, Tensor> = {};
+  const feeds: Record<string, Float64Array> = {};
+  const cases = [...Object.entries(primitiveGradCases).map(([k, c]) => [k, c!] as const), ...compositeGradCases.map((c, i) => [`comp${i}`, c] as const)];
+  for (const [key, c] of cases) {
+    const xs = c.shapes.map((s, i) => input(`${key}_x${i}`, s));
+    c.shapes.forEach((s, i) => { feeds[`${key}_x${i}`] = values(s, c.domains?.[i] ?? 'real', 11 + i); });
+    const y = c.f(...xs);
+    const gs = grad(y.mul(constant(values(y.shape, 'real', 99), y.shape)).sum(), xs);
+    outs[`${key}_y`] = y;
+    gs.forEach((g, i) => { outs[`${key}_g${i}`] = g; });
+  }
+  const lifted = liftConstants(outs, 'g');
+  return { outputs: lifted.outputs, feeds: { ...feeds, ...lifted.feeds } };
+}
+
+/** The bound for one output: f16/bf16 round trips are compared with exact math, so f16's half-ulp. */
+export const opTableBound = (output: string): number => (output.startsWith('cast') ? 2 ** -11 : TOL);
+
 export function describeOpTable(label: string, opts: CompileOptions = {}): void {
   describe(label, () => {
     test('forward: every primitive', async () => {
-      const outs: Record<string, Tensor> = {};
-      let feeds: Record<string, ArrayLike<number>> = {};
-      for (const [op, c] of Object.entries(forwardCases)) {
-        const lifted = liftConstants({ [op]: c.build() }, op);
-        Object.assign(outs, lifted.outputs);
-        feeds = { ...feeds, ...lifted.feeds, ...(c.feeds ?? {}) };
-      }
+      const { outputs: outs, feeds } = forwardTable();
       const prog = await compile({ outputs: outs }, opts);
       const got = prog.run(feeds as never);
       const want = evaluate({ outputs: outs }, feeds).outputs;
@@ -31,24 +57,10 @@ export function describeOpTable(label: string, opts: CompileOptions = {}): void 
     });
 
     test('forward and gradients: every differentiable primitive and composite', async () => {
-      const outs: Record<string, Tensor> = {};
-      const feeds: Record<string, Float64Array> = {};
-      const cases = [...Object.entries(primitiveGradCases).map(([k, c]) => [k, c!] as const), ...compositeGradCases.map((c, i) => [`comp${i}`, c] as const)];
-      for (const [key, c] of cases) {
-        const xs = c.shapes.map((s, i) => input(`${key}_x${i}`, s));
-        c.shapes.forEach((s, i) => { feeds[`${key}_x${i}`] = values(s, c.domains?.[i] ?? 'real', 11 + i); });
-        const y = c.f(...xs);
-        const gs = grad(y.mul(constant(values(y.shape, 'real', 99), y.shape)).sum(), xs);
-        outs[`${key}_y`] = y;
-        gs.forEach((g, i) => { outs[`${key}_g${i}`] = g; });
-      }
-      const lifted = liftConstants(outs, 'g');
-      const prog = await compile({ outputs: lifted.outputs }, opts);
-      const all = { ...feeds, ...lifted.feeds };
-      const got = prog.run(all);
-      const want = evaluate({ outputs: lifted.outputs }, all).outputs;
-      // The f16 round trip is compared with exact math: its bound is f16's half-ulp, 2^-11.
-      const bad = Object.keys(outs).map((k) => [k, relErr(got[k], want[k].data)] as const).filter(([k, e]) => !(e <= (k.startsWith('cast') ? 2 ** -11 : TOL)));
+      const { outputs, feeds } = gradTable();
+      const got = (await compile({ outputs }, opts)).run(feeds);
+      const want = evaluate({ outputs }, feeds).outputs;
+      const bad = Object.keys(outputs).map((k) => [k, relErr(got[k], want[k].data)] as const).filter(([k, e]) => !(e <= opTableBound(k)));
       expect(bad).toEqual([]);
     });
   });
