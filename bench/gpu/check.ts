@@ -7,6 +7,7 @@
  *   losses and the worst parameter.
  *
  * Dry run without a GPU: `--backend cuda-emu` runs everything on the emulator (what CI's tests also do). */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { compile, evaluate, type CompileOptions, type Program, type Tensor } from '../../compiler/index';
@@ -113,6 +114,7 @@ async function main(o: Parsed<typeof cli.def.options>, parts: string[]): Promise
   const want = (p: string) => parts.length === 0 || parts.includes(p);
   const backend = o.backend as 'cuda' | 'cuda-emu';
   const stamp = new Date().toISOString().slice(0, 10), device = backend === 'cuda' ? 'gpu' : 'emulator';
+  fs.mkdirSync(o.out, { recursive: true });
   const write = (part: string, body: object) => {
     const file = path.join(o.out, `${device}-${stamp}-${part}.json`);
     writeJsonAtomic(file, { date: new Date().toISOString(), host: os.hostname(), cpu: os.cpus()[0]?.model, ...body });

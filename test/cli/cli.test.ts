@@ -81,6 +81,7 @@ const CLIS: [string, string[], RegExp][] = [
   ['bench/pulid-plan.ts', ['--budget', '32XB'], /^pulid-plan: --budget: cannot read '32XB' as a byte count/],
   ['bench/unet.ts', ['--reps', '0'], /^unet: --reps: 0 is out of range \(1\.\.1000\)/],
   ['bench/run.ts', ['--only', 'foo'], /^run: --only: no case starts with 'foo'/],
+  ['bench/gpu/check.ts', ['--backend', 'tpu'], /^check: --backend: one of cuda, cuda-emu, not 'tpu'/],
   ['bench/face/recognizer.ts', ['--reps', 'abc'], /^recognizer: --reps: expected a whole number, got 'abc'/],
   ['bench/face/reference-forward.ts', ['foo'], /^reference-forward: unknown network 'foo'/],
   ['tools/gen-op-docs.ts', ['--check=yes'], /^gen-op-docs: .*--check' does not take an argument/],
