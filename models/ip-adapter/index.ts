@@ -1,0 +1,6 @@
+export * from './config';
+export * from './errors';
+export * from './proj';
+export * from './attention';
+export * from './model';
+export * from './checkpoint';
