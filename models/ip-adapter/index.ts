@@ -4,3 +4,5 @@ export * from './proj';
 export * from './attention';
 export * from './model';
 export * from './checkpoint';
+export * from './train';
+export * from './trainer';
