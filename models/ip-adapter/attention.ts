@@ -69,12 +69,16 @@ export function instantStyle(which: 'style' | 'style+layout', s = 1): IpScale {
   return blockScales(which === 'style' ? { up: { block_0: [0, s, 0] } } : { up: { block_0: [0, s, 0] }, down: { block_2: [0, s] } });
 }
 
+/** The layer's scale. Layer names may carry a model key prefix (`unet.down_blocks…`); block keys are matched from
+ * the first `down_blocks` / `up_blocks` / `mid_block` component on. */
 export function layerScale(scale: IpScale, layer: string): number | Tensor {
   if (typeof scale === 'number' || !('blocks' in scale)) return scale as number | Tensor;
+  const at = /(?:^|\.)((?:down_blocks|up_blocks|mid_block)\..*)$/.exec(layer);
+  const name = `${at ? at[1] : layer}.`;
   let best = -1, v: number | Tensor = scale.default ?? 0;
   for (const [k, s] of Object.entries(scale.blocks)) {
     const key = k.endsWith('.') ? k : `${k}.`;
-    if (`${layer}.`.startsWith(key) && key.length > best) { best = key.length; v = s; }
+    if (name.startsWith(key) && key.length > best) { best = key.length; v = s; }
   }
   return v;
 }

@@ -153,6 +153,7 @@ describe('per-block scales (InstantStyle) and masks', () => {
     expect(layerScale(style, 'up_blocks.0.attentions.1.transformer_blocks.7.attn2')).toBe(1);
     expect(layerScale(style, 'up_blocks.0.attentions.0.transformer_blocks.0.attn2')).toBe(0);
     expect(layerScale(style, 'down_blocks.2.attentions.1.transformer_blocks.0.attn2')).toBe(0);
+    expect(layerScale(style, 'unet.up_blocks.0.attentions.1.transformer_blocks.0.attn2')).toBe(1); // a model key prefix
     expect(layerScale(both, 'down_blocks.2.attentions.1.transformer_blocks.0.attn2')).toBe(1);
     expect(layerScale(blockScales({ mid: 0.3 }), 'mid_block.attentions.0.transformer_blocks.0.attn2')).toBe(0.3);
     expect(layerScale({ default: 0.5, blocks: { 'up_blocks.1': 0.2, 'up_blocks.1.attentions.2': 0.9 } }, 'up_blocks.1.attentions.2.transformer_blocks.0.attn2')).toBe(0.9);
