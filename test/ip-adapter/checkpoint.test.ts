@@ -51,6 +51,14 @@ describe('processor numbering (the reference counts every attention processor: d
     expect(sh.get('image_proj.latents')).toEqual([1, 16, 1280]);
     expect(sh.get('image_proj.layers.3.0.to_kv.weight')).toEqual([2560, 1280]);
     expect(sh.get('image_proj.proj_out.weight')).toEqual([2048, 1280]);
+    // the official files' layouts: ip-adapter_sdxl 4 + 140 tensors, ip-adapter-faceid_sdxl's projection
+    const pl = shapesOf(new IpAdapter(sdxlIpAdapterConfigs.plain, sdxl));
+    expect(pl.size).toBe(4 + 140);
+    expect(pl.get('image_proj.proj.weight')).toEqual([8192, 1280]);
+    const fi = shapesOf(new IpAdapter(sdxlIpAdapterConfigs.faceid, sdxl));
+    expect(fi.get('image_proj.proj.0.weight')).toEqual([1024, 512]);
+    expect(fi.get('image_proj.proj.2.weight')).toEqual([8192, 1024]);
+    expect(shapesOf(new IpAdapter(sdxlIpAdapterConfigs.portrait, sdxl)).get('image_proj.proj.2.weight')).toEqual([16 * 2048, 1024]);
     const fp = shapesOf(new IpAdapter(sdxlIpAdapterConfigs.faceidPlus, sdxl));
     expect(fp.get('image_proj.proj.2.weight')).toEqual([4 * 2048, 1024]);
     expect(fp.get('image_proj.perceiver_resampler.layers.0.0.to_q.weight')).toEqual([2048, 2048]);
