@@ -1,12 +1,15 @@
 /** IP-Adapter training: the reference's condition-drop rule, the dropped branch = the inference unconditional branch,
  * adapter parameter gradients against central finite differences (float64 evaluator, micro UNet), and a few trainer
  * steps lowering the loss. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { evaluate, input, type ParamStore, type Tensor } from '../../compiler/index';
 import { normalFill, uniformFill } from '../../compiler/ir/philox';
 import { ClipVisionModel, tinyClipVisionConfig } from '../../models/clip/index';
 import { UNet2DConditionModel } from '../../models/unet/index';
-import { materialize } from '../../models/weights';
-import { IpAdapter, IpAdapterTrainer, conditionDrop, ipAdapterTrainStep, tinyIpAdapterConfigs, type IpAdapterConfig } from '../../models/ip-adapter/index';
+import { materialize, saveParams } from '../../models/weights';
+import { IpAdapter, IpAdapterTrainer, conditionDrop, loadIpAdapter, ipAdapterTrainStep, tinyIpAdapterConfigs, type IpAdapterConfig } from '../../models/ip-adapter/index';
 import { fullTest } from '../support/full';
 import { ipMicroUnet } from './fixture';
 
@@ -107,6 +110,14 @@ test('trainer: a few AdamW steps on one batch lower the loss; the UNet stays fro
   expect(tr.adapterValues().get('image_proj.proj.weight')).not.toEqual(materialize(new Map(), a.registry).get('image_proj.proj.weight'));
   // the drops are reproducible from the seed
   expect(tr.drops(5)).toEqual(tr.drops(5));
+  // the trained adapter saves in the reference layout and loads back strictly
+  const file = path.join(os.tmpdir(), `kiln-ipa-train-${process.pid}.safetensors`);
+  try {
+    saveParams(file, tr.adapterValues(), a.registry, { dtype: 'F64' });
+    const back = new Map<string, Float64Array>();
+    expect(loadIpAdapter(back, file, new IpAdapter(tinyIpAdapterConfigs.plain, unet)).problems).toEqual([]);
+    expect(Array.from(back.get('ip_adapter.1.to_k_ip.weight')!)).toEqual(Array.from(tr.adapterValues().get('ip_adapter.1.to_k_ip.weight')!));
+  } finally { fs.rmSync(file, { force: true }); }
 }, 300_000);
 
 fullTest('trainer, compiled (C++ f32): the first steps match the float64 evaluator to 1e-4', async () => {
