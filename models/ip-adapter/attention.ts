@@ -139,3 +139,16 @@ export class IpAttention {
     };
   }
 }
+
+/** Several adapters at once (two IP-Adapters, an IP-Adapter and PuLID's ID attention): each hook sees the output the
+ * previous ones made as `out` and adds its own term, so the terms sum (diffusers' multi-IP-Adapter behaviour). */
+export function composeCrossAttentionHooks(...hooks: readonly CrossAttentionHook[]): CrossAttentionHook {
+  return (c: CrossAttentionContext) => {
+    let out = c.out;
+    for (const h of hooks) {
+      const r = h({ ...c, out });
+      if (r) out = r;
+    }
+    return out === c.out ? undefined : out;
+  };
+}

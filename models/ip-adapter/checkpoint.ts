@@ -8,6 +8,7 @@
  * collected and thrown together as one IpAdapterCheckpointError that lists what was expected. */
 import type { ParamStore } from '../../compiler/index';
 import { openTensorFile, type TensorFile } from '../io/tensorFile';
+import { materialize, saveParams } from '../weights';
 import type { AttentionProcessor } from './attention';
 import { IpAdapterCheckpointError } from './errors';
 import type { IpAdapter } from './model';
@@ -54,7 +55,7 @@ export function loadIpAdapter(store: ParamStore, file: string | TensorFile, adap
   try {
     for (const name of f.names()) {
       const shape = f.header.get(name)!.shape;
-      const t = params.get(name);
+      const t = params.get(adapter.prefix + name);
       if (t) {
         if (!same(shape, t.shape)) {
           const ip = IP_KEY.exec(name), p = ip ? procs[Number(ip[1])] : undefined;
@@ -63,8 +64,8 @@ export function loadIpAdapter(store: ParamStore, file: string | TensorFile, adap
             : `${name} has shape ${fmt(shape)}, the ${cfg.kind} adapter expects ${fmt(t.shape)}: a checkpoint for another adapter or context width`);
           continue;
         }
-        store.set(name, read(name));
-        report.loaded.push(name);
+        store.set(adapter.prefix + name, read(name));
+        report.loaded.push(adapter.prefix + name);
         continue;
       }
       const ip = IP_KEY.exec(name);
@@ -94,7 +95,8 @@ export function loadIpAdapter(store: ParamStore, file: string | TensorFile, adap
   } finally {
     if (typeof file === 'string') f.close();
   }
-  const missing = [...params.keys()].filter((k) => !report.loaded.includes(k) && !widthProblems.some((w) => w.startsWith(`${k} `)));
+  const loaded = new Set(report.loaded);
+  const missing = [...params.keys()].filter((k) => !loaded.has(k)).map((k) => k.slice(adapter.prefix.length)).filter((k) => !widthProblems.some((w) => w.startsWith(`${k} `)));
   if (cfg.loraRank !== undefined) {
     for (const p of procs) for (const module of ['to_q', 'to_k', 'to_v', 'to_out.0'] as LoraModule[]) for (const part of ['down', 'up'] as const) {
       const got = loraParts.get(`${p.index}:${module}`)?.[part];
@@ -128,4 +130,14 @@ export function faceIdLoraAsDiffusers(entries: readonly FaceIdLoraEntry[]): Map<
     out.set(`${e.layer}.${e.module}.lora.up.weight`, e.up);
   }
   return out;
+}
+
+/** Writes the adapter's values from `store` (initial values where absent) in the reference layout: `image_proj.*`,
+ * `ip_adapter.{i}.*`, without the adapter's key prefix, so `loadIpAdapter` (and the reference) read it back. */
+export function saveIpAdapter(file: string, store: ParamStore, adapter: IpAdapter, opts: { dtype?: 'F32' | 'F64' | 'F16' | 'BF16' } = {}): void {
+  materialize(store, adapter.registry);
+  const n = adapter.prefix.length;
+  const params = new Map([...adapter.registry.params].map(([k, t]) => [k.slice(n), t]));
+  const values = new Map([...adapter.registry.params.keys()].map((k) => [k.slice(n), store.get(k)!]));
+  saveParams(file, values, params, { dtype: opts.dtype, metadata: { format: 'ip-adapter', kind: adapter.config.kind } });
 }

@@ -39,11 +39,14 @@ export class IpAdapter {
   readonly projPlus?: ProjPlusModel;
   readonly contextDim: number;
 
-  constructor(readonly config: IpAdapterConfig, unet: UNet2DConditionModel, opts: RegistryOptions & { registry?: ParamRegistry } = {}) {
+  /** Key prefix of every parameter (e.g. `ip1.` for a second adapter sharing a store); checkpoint keys stay unprefixed. */
+  readonly prefix: string;
+  constructor(readonly config: IpAdapterConfig, unet: UNet2DConditionModel, opts: RegistryOptions & { registry?: ParamRegistry; prefix?: string } = {}) {
     const c = config, k = c.kind, C = unet.config.crossAttentionDim;
     this.contextDim = C;
     this.registry = opts.registry ?? new ParamRegistry({ trainable: true, ...opts });
-    const s = this.registry.scope('image_proj');
+    this.prefix = opts.prefix ?? '';
+    const s = this.registry.scope(`${this.prefix}image_proj`);
     if (k === 'plain') this.imageProj = new ImageProjModel(s, need(c.imageEmbedDim, 'imageEmbedDim', k), C, c.tokens);
     else if (k === 'plus') {
       const r = need(c.resampler, 'resampler', k);
@@ -56,7 +59,7 @@ export class IpAdapter {
       this.projPlus = new ProjPlusModel(s, need(c.faceDim, 'faceDim', k), need(c.clipHiddenDim, 'clipHiddenDim', k), C, c.tokens, hd);
     }
     this.processors = attentionProcessors(unet);
-    this.attention = new IpAttention(this.registry.scope('ip_adapter'), this.processors, C);
+    this.attention = new IpAttention(this.registry.scope(`${this.prefix}ip_adapter`), this.processors, C);
   }
 
   /** Context tokens per sample. */

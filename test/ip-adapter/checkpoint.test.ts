@@ -10,8 +10,8 @@ import { UNet2DConditionModel, microUnetConfig, sdxlUnetConfig, tinyUnetConfig }
 import { crossAttentionLayers } from '../../models/pulid/id-attention';
 import { materialize, saveParams } from '../../models/weights';
 import {
-  IpAdapter, IpAdapterCheckpointError, IpAdapterInputError, attentionProcessors, blockScales, faceIdLoraAsDiffusers, instantStyle, layerScale,
-  loadIpAdapter, maskForLayer, sdxlIpAdapterConfigs, tinyIpAdapterConfigs,
+  IpAdapter, IpAdapterCheckpointError, composeCrossAttentionHooks, IpAdapterInputError, attentionProcessors, blockScales, faceIdLoraAsDiffusers, instantStyle, layerScale,
+  loadIpAdapter, maskForLayer, saveIpAdapter, sdxlIpAdapterConfigs, tinyIpAdapterConfigs,
 } from '../../models/ip-adapter/index';
 import { ipMicroUnet } from './fixture';
 
@@ -74,6 +74,21 @@ describe('loader', () => {
   const a = new IpAdapter(tinyIpAdapterConfigs.plain, unet, { seed: 5 });
   const good = path.join(tmp, 'good.safetensors');
   saveParams(good, materialize(new Map(), a.registry), a.registry);
+
+  test('a prefixed adapter (a second one in the same store) loads the same unprefixed file', () => {
+    const b = new IpAdapter(tinyIpAdapterConfigs.plain, unet, { prefix: 'ip1.' });
+    const store = new Map<string, Float64Array>();
+    const r = loadIpAdapter(store, good, b);
+    expect(r.problems).toEqual([]);
+    expect([...store.keys()].every((k) => k.startsWith('ip1.'))).toBe(true);
+    expect(store.size).toBe(a.registry.params.size);
+    // and saves without its prefix
+    const back = path.join(tmp, 'prefixed.safetensors');
+    saveIpAdapter(back, store, b, { dtype: 'F64' });
+    const again = new Map<string, Float64Array>();
+    expect(loadIpAdapter(again, back, a).problems).toEqual([]);
+    expect(Array.from(again.get('image_proj.proj.weight')!)).toEqual(Array.from(store.get('ip1.image_proj.proj.weight')!));
+  });
 
   test('round trip: every key loaded, values equal', () => {
     const store = new Map<string, Float64Array>();
@@ -215,5 +230,21 @@ describe('per-block scales (InstantStyle) and masks', () => {
       const i = q * 16 + c;
       expect(r.ym.data[i]).toBeCloseTo(r.y0.data[i] + mv[q] * (r.y1.data[i] - r.y0.data[i]), 12);
     }
+  });
+
+  test('two adapters at once (composed hooks): the IP terms add up', () => {
+    const a1 = new IpAdapter(tinyIpAdapterConfigs.plain, unet, { seed: 6 }), a2 = new IpAdapter(tinyIpAdapterConfigs.faceid, unet, { seed: 7, prefix: 'ip1.' });
+    expect(a2.registry.params.has('ip1.ip_adapter.1.to_k_ip.weight')).toBe(true);
+    const hidden = input('h', [1, 4, 16]), ctx = input('c', [1, 3, 16]), t1 = input('t1', [1, 4, 16]), t2 = input('t2', [1, 4, 16]);
+    const attn = unet.up[0].attentions[1].blocks[0].attn2;
+    const y = (hook?: ReturnType<IpAdapter['hook']>) => attn.forward(hidden, ctx, hook ? { crossAttention: hook } : undefined);
+    const h1 = a1.hook(t1, { scale: 0.7 }), h2 = a2.hook(t2, { scale: 1.3 });
+    const outs = { y0: y(), y1: y(h1), y2: y(h2), y12: y(composeCrossAttentionHooks(h1, h2)) };
+    const base = materialize(materialize(materialize(new Map(), unet.registry), a1.registry), a2.registry);
+    expect(base.get('ip1.ip_adapter.1.to_k_ip.weight')).not.toEqual(base.get('ip_adapter.1.to_k_ip.weight'));
+    const feeds = { h: normalFill(64, 1), c: normalFill(48, 2), t1: normalFill(64, 3), t2: normalFill(64, 4) };
+    const r = evaluate({ outputs: outs }, feeds, base).outputs;
+    for (let i = 0; i < 64; i++) expect(r.y12.data[i]).toBeCloseTo(r.y1.data[i] + r.y2.data[i] - r.y0.data[i], 12);
+    expect(Math.abs(r.y2.data[0] - r.y0.data[0])).toBeGreaterThan(1e-9);
   });
 });

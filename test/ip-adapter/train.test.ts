@@ -8,8 +8,8 @@ import { evaluate, input, type ParamStore, type Tensor } from '../../compiler/in
 import { normalFill, uniformFill } from '../../compiler/ir/philox';
 import { ClipVisionModel, tinyClipVisionConfig } from '../../models/clip/index';
 import { UNet2DConditionModel } from '../../models/unet/index';
-import { materialize, saveParams } from '../../models/weights';
-import { IpAdapter, IpAdapterTrainer, conditionDrop, loadIpAdapter, ipAdapterTrainStep, tinyIpAdapterConfigs, type IpAdapterConfig } from '../../models/ip-adapter/index';
+import { materialize } from '../../models/weights';
+import { IpAdapter, IpAdapterTrainer, conditionDrop, loadIpAdapter, saveIpAdapter, ipAdapterTrainStep, tinyIpAdapterConfigs, type IpAdapterConfig } from '../../models/ip-adapter/index';
 import { fullTest } from '../support/full';
 import { ipMicroUnet } from './fixture';
 
@@ -113,7 +113,7 @@ test('trainer: a few AdamW steps on one batch lower the loss; the UNet stays fro
   // the trained adapter saves in the reference layout and loads back strictly
   const file = path.join(os.tmpdir(), `kiln-ipa-train-${process.pid}.safetensors`);
   try {
-    saveParams(file, tr.adapterValues(), a.registry, { dtype: 'F64' });
+    saveIpAdapter(file, tr.adapterValues(), a, { dtype: 'F64' });
     const back = new Map<string, Float64Array>();
     expect(loadIpAdapter(back, file, new IpAdapter(tinyIpAdapterConfigs.plain, unet)).problems).toEqual([]);
     expect(Array.from(back.get('ip_adapter.1.to_k_ip.weight')!)).toEqual(Array.from(tr.adapterValues().get('ip_adapter.1.to_k_ip.weight')!));
