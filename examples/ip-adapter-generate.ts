@@ -41,6 +41,7 @@ export const cli = defineCli({
     scale: { type: 'number', min: 0, max: 4, default: 1, help: 'IP scale' },
     style: { type: 'enum', values: ['all', 'style', 'style+layout'], default: 'all', help: 'which blocks take the image prompt (InstantStyle)' },
     's-scale': { type: 'number', min: 0, max: 4, default: 1, help: 'faceid-plus V2 shortcut scale' },
+    v1: { type: 'flag', help: 'faceid-plus V1 (no shortcut; V2 checkpoints use it)' },
     out: { type: 'file', mustExist: false, default: 'ip-adapter.png', help: 'PNG to write' },
     seed: { type: 'int', ...LIMITS.seed, default: 1, help: 'noise seed' },
     steps: { type: 'int', ...LIMITS.steps, default: 4, help: 'Euler steps' },
@@ -91,7 +92,7 @@ export async function ipAdapterGenerate(o: IpGenerateOptions): Promise<{ tokens:
 
   // the image tokens (and, under guidance, the unconditional ones), computed once
   const feeds: Record<string, ArrayLike<number>> = {};
-  const ii: IpAdapterInputs = { shortcut: true, sScale: o['s-scale'] };
+  const ii: IpAdapterInputs = { shortcut: !o.v1, sScale: o['s-scale'] };
   if (needFace) {
     const F = faces[0].length;
     if (faces.some((f) => f.length !== F)) throw new UsageError('face embeddings of different sizes');
@@ -107,7 +108,7 @@ export async function ipAdapterGenerate(o: IpGenerateOptions): Promise<{ tokens:
     else ii.clipHidden = penultimateHidden(clip, pixels);
   }
   const outputs: Record<string, Tensor> = { cond: adapter.imageTokens(ii) };
-  if (o.guidance !== 1) outputs.uncond = adapter.unconditionalTokens(1, { clip, shortcut: true, sScale: o['s-scale'] });
+  if (o.guidance !== 1) outputs.uncond = adapter.unconditionalTokens(1, { clip, shortcut: !o.v1, sScale: o['s-scale'] });
   const tok = evaluate({ outputs }, feeds, pipe.store).outputs;
   const T = tok.cond.shape[1], C = tok.cond.shape[2];
   const scale = o.style === 'all' ? o.scale : instantStyle(o.style as 'style' | 'style+layout', o.scale);
