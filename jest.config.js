@@ -44,6 +44,10 @@ export const slowSuites = [
   'test/pulid/faults.test.ts',
   // Every CPU ISA path through a compiled program, one child process per path (18 s warm, 44 s cold).
   'test/backend/cpu-isa.test.ts',
+  // examples/ip-adapter-generate.ts on the float64 evaluator (53-115); IP-Adapter gradient checks and trainer (23, 85
+  // with the compiled trainer)
+  'test/ip-adapter/example.test.ts',
+  'test/ip-adapter/train.test.ts',
 ].map((f) => `<rootDir>/${f}`);
 
 export default {

@@ -17,7 +17,7 @@ import { ClipTextModel, ClipTokenizer, clipBigGTextConfig, clipLTextConfig, tiny
 import { UNet2DConditionModel, sdxlUnetConfig, tinyUnetConfig } from '../unet/index';
 import { VaeDecoder, sdxlVaeConfig, tinyVaeConfig } from '../vae/index';
 import { cfg, eulerSchedule, sdxlSchedulerConfig } from '../sched/index';
-import { ParamRegistry } from '../nn/index';
+import { ParamRegistry, type AttentionHooks } from '../nn/index';
 import { loadSafetensorsInto, materialize } from '../weights';
 import { checkGenerateOptions, withDefaults, type GeneratedImage, type ProgressFn } from './options';
 
@@ -65,6 +65,10 @@ export interface TextToImageOptions {
   width?: number;
   height?: number;
   onProgress?: ProgressFn;
+  /** UNet attention hooks in the step graph (an IP-Adapter's decoupled attention): `build` is called while the step
+   * graph is built, once per branch, and may create `input()`s, which `feeds` supplies at every step; `key` names
+   * the variant in the program cache. */
+  hooks?: { key: string; build: (branch: 'cond' | 'uncond') => AttentionHooks; feeds: Record<string, ArrayLike<number>> };
 }
 
 export class TextToImagePipeline {
@@ -72,7 +76,8 @@ export class TextToImagePipeline {
 
   private constructor(
     readonly runner: Runner,
-    private readonly store: ParamStore,
+    /** Every model's values by key (an adapter adds its own here before generating). */
+    readonly store: ParamStore,
     private readonly tok1: ClipTokenizer,
     private readonly tok2: ClipTokenizer,
     private readonly enc1: ClipTextModel,
@@ -147,12 +152,13 @@ export class TextToImagePipeline {
 
     // 2. one Euler step per run of one graph. The step's sigmas are inputs: cin = 1/sqrt(σ²+1)
     // (scale_model_input) and dt = σ_next − σ.
-    const runStep = await this.program(`step:${S}:${o.cfg}`, () => {
+    const runStep = await this.program(`step:${S}:${o.cfg}${o.hooks ? `:${o.hooks.key}` : ''}`, () => {
       const x = input('latents', [1, 4, S, S]), ctx = input('ctx', [1, L, ctxW]), pooled = input('pooled', [1, cond.pooled.length]);
       const ctxU = input('ctxU', [1, L, ctxW]), pooledU = input('pooledU', [1, cond.pooled.length]);
       const timeIds = input('timeIds', [1, 6]), t = input('t', [1]), cin = input('cin', [1]), dt = input('dt', [1]);
-      const eps = (c: Tensor, p: Tensor) => this.unet.forward({ sample: x.mul(cin), timestep: t, encoderHiddenStates: c, textEmbeds: p, timeIds });
-      const e = o.cfg !== 1 ? cfg(eps(ctxU, pooledU), eps(ctx, pooled), o.cfg) : eps(ctx, pooled);
+      const eps = (c: Tensor, p: Tensor, branch: 'cond' | 'uncond') =>
+        this.unet.forward({ sample: x.mul(cin), timestep: t, encoderHiddenStates: c, textEmbeds: p, timeIds, hooks: o.hooks?.build(branch) });
+      const e = o.cfg !== 1 ? cfg(eps(ctxU, pooledU, 'uncond'), eps(ctx, pooled, 'cond'), o.cfg) : eps(ctx, pooled, 'cond');
       return { outputs: { next: e.mul(dt).add(x) } };
     });
     const sched = eulerSchedule(sdxlSchedulerConfig, o.steps);
@@ -163,6 +169,7 @@ export class TextToImagePipeline {
       const feeds: Record<string, ArrayLike<number>> = { latents: lat, ctx: cond.ctx, pooled: cond.pooled, t: [sched.timesteps[i]], timeIds: [px, px, 0, 0, px, px],
         cin: [1 / Math.sqrt(s * s + 1)], dt: [sched.sigmas[i + 1] - s] };
       if (uncond) Object.assign(feeds, { ctxU: uncond.ctx, pooledU: uncond.pooled });
+      if (o.hooks) Object.assign(feeds, o.hooks.feeds);
       lat = runStep(feeds).next.data;
       report(i + 2, total, i + 1 < sched.timesteps.length ? `step ${i + 1}/${sched.timesteps.length}` : 'VAE decoder');
     }

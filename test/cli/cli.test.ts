@@ -77,6 +77,7 @@ const CLIS: [string, string[], RegExp][] = [
   ['examples/pulid-generate.ts', ['--config', 'foo'], /^pulid-generate: --config: one of tiny, micro, sdxl, not 'foo'/],
   ['examples/pulid-train.ts', ['--steps', '1,2'], /^pulid-train: --steps: expected 1 or 3 comma-separated values, got 2/],
   ['examples/face-embed.ts', ['x.jpg', '--backend', 'tpu'], /^face-embed: --backend: one of cpu, cuda, reference, not 'tpu'/],
+  ['examples/ip-adapter-generate.ts', ['--kind', 'ipv9'], /^ip-adapter-generate: --kind: one of plain, plus, faceid, faceid-plus, portrait, not 'ipv9'/],
   ['examples/pulid-app.ts', ['--port', '99999'], /^pulid-app: --port: 99999 is out of range \(0\.\.65535\)/],
   ['bench/pulid-plan.ts', ['--budget', '32XB'], /^pulid-plan: --budget: cannot read '32XB' as a byte count/],
   ['bench/unet.ts', ['--reps', '0'], /^unet: --reps: 0 is out of range \(1\.\.1000\)/],
