@@ -59,21 +59,20 @@ export function arcfaceTransform(landmarks5: readonly (readonly [number, number]
   return similarityTransform(landmarks5, ARCFACE_DST.map(([x, y]) => [x * r, y * r] as const));
 }
 
-/** cv2.warpAffine(img, M, (w, h), INTER_LINEAR, BORDER_CONSTANT 0) in float64; returns HWC floats 0..255. */
-export function warpAffine(img: Image, m: Affine, width: number, height: number): Float64Array {
+/** cv2.warpAffine(img, M, (w, h), INTER_LINEAR, BORDER_CONSTANT `border`) in float64; returns HWC RGB floats 0..255. */
+export function warpAffine(img: Image, m: Affine, width: number, height: number, border: readonly [number, number, number] = [0, 0, 0]): Float64Array {
   const [a, b, tx, c, d, ty] = m, det = a * d - b * c;
   if (!(Math.abs(det) > 0) || !Number.isFinite(det)) throw new AlignmentError('the transform is singular');
   // Inverse map: output (x, y) ← source (ia x + ib y + itx, ic x + id y + ity).
   const ia = d / det, ib = -b / det, ic = -c / det, id = a / det;
   const itx = -(ia * tx + ib * ty), ity = -(ic * tx + id * ty);
   const ch = img.channels, out = new Float64Array(width * height * 3);
-  const px = (x: number, y: number, k: number) => (x < 0 || y < 0 || x >= img.width || y >= img.height ? 0 : img.data[(y * img.width + x) * ch + k]);
+  const px = (x: number, y: number, k: number) => (x < 0 || y < 0 || x >= img.width || y >= img.height ? border[k] : img.data[(y * img.width + x) * ch + (ch === 1 ? 0 : k)]);
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
     const u = ia * x + ib * y + itx, v = ic * x + id * y + ity;
     const x0 = Math.floor(u), y0 = Math.floor(v), fx = u - x0, fy = v - y0;
     for (let k = 0; k < 3; k++) {
-      const kk = ch === 1 ? 0 : k;
-      out[(y * width + x) * 3 + k] = (1 - fy) * ((1 - fx) * px(x0, y0, kk) + fx * px(x0 + 1, y0, kk)) + fy * ((1 - fx) * px(x0, y0 + 1, kk) + fx * px(x0 + 1, y0 + 1, kk));
+      out[(y * width + x) * 3 + k] = (1 - fy) * ((1 - fx) * px(x0, y0, k) + fx * px(x0 + 1, y0, k)) + fy * ((1 - fx) * px(x0, y0 + 1, k) + fx * px(x0 + 1, y0 + 1, k));
     }
   }
   return out;
@@ -84,4 +83,20 @@ export function arcfaceInput(img: Image, landmarks5: readonly (readonly [number,
   const hwc = warpAffine(img, arcfaceTransform(landmarks5, size), size, size), out = new Float64Array(3 * size * size);
   for (let p = 0; p < size * size; p++) for (let k = 0; k < 3; k++) out[k * size * size + p] = Math.min(255, Math.max(0, Math.round(hwc[p * 3 + k])));
   return out;
+}
+
+/** facexlib's FaceRestoreHelper template: the five points of a 512×512 FFHQ-aligned face. */
+export const FFHQ_512_TEMPLATE: readonly (readonly [number, number])[] = [
+  [192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935], [201.26117, 371.41043], [313.08905, 371.15118],
+];
+/** facexlib's border colour for the aligned face (BGR (135, 133, 132) there), in RGB. */
+export const FFHQ_BORDER: readonly [number, number, number] = [132, 133, 135];
+
+/** The 512² aligned face PuLID parses (facexlib `align_warp_face`), as an RGB image. facexlib fits the transform with
+ * `cv2.estimateAffinePartial2D(..., method=LMEDS)`, a robust fit of the same similarity model; with five consistent
+ * points it lands near the least-squares fit used here, not bit for bit. */
+export function alignFfhq512(img: Image, landmarks5: readonly (readonly [number, number])[]): Image {
+  const m = similarityTransform(landmarks5, FFHQ_512_TEMPLATE);
+  const hwc = warpAffine(img, m, 512, 512, FFHQ_BORDER);
+  return { width: 512, height: 512, channels: 3, data: Uint8Array.from(hwc, (v) => Math.min(255, Math.max(0, Math.round(v)))) };
 }

@@ -87,7 +87,7 @@ class Tracer {
 /** Reads an IResNet's weights from an ONNX model; the config comes from the graph (and must equal `expect`). */
 export function loadIResNetOnnx(source: string | OnnxModel, expect?: IResNetConfig): IResNetWeights {
   const m = typeof source === 'string' ? openOnnx(source) : source;
-  const t = new Tracer(m);
+  const t: Tracer = new Tracer(m);
   const params: ParamStore = new Map();
   const put = (name: string, v: Float64Array) => params.set(name, v);
 
@@ -141,7 +141,7 @@ export function loadIResNetOnnx(source: string | OnnxModel, expect?: IResNetConf
   const [out, inF] = transB ? fd : [fd[1], fd[0]];
   const wT = transB ? fw : Float64Array.from({ length: fw.length }, (_, i) => fw[(i % inF) * out + Math.floor(i / inF)]);
   const alpha = (fcNode.attributes.get('alpha') as number | undefined) ?? 1, beta = (fcNode.attributes.get('beta') as number | undefined) ?? 1;
-  let bias = new Float64Array(out);
+  let bias: Float64Array = new Float64Array(out);
   x = fcNode.outputs[0];
   if (fcNode.opType === 'Gemm' && fcNode.inputs[2]) bias = t.init(fcNode, 2, 'fc bias').data.map((v) => v * beta);
   else if (fcNode.opType === 'MatMul') { const addB = t.next(x, ['Add'], 'fc bias'); bias = t.init(addB, addB.inputs[0] === x ? 1 : 0, 'fc bias').data; x = addB.outputs[0]; }
