@@ -19,7 +19,9 @@ import type { FaceEmbedder } from '../face/embedder';
 import { checkGenerateOptions, checkNumber, LIMITS, PipelineOptionError, withDefaults, type GeneratedImage, type ProgressFn } from '../pipelines/options';
 import { pulidConfigs, type PulidConfig } from './config';
 import { PulidModel, generateFeeds, generateGraph } from './model';
-import { alignFace, compiledFaceEmbedder, FaceConditioner, type IdFeatureValues } from './condition';
+import { alignFace, compiledFaceEmbedder, FaceConditioner, type FaceModels, type IdFeatureValues } from './condition';
+import { loadArcFace } from '../face/arcface';
+import { loadFaceParser } from '../face/parsing';
 import { TextConditioner } from './text';
 import type { IdAttentionMode } from './id-attention';
 
@@ -40,6 +42,10 @@ export interface PulidLoadOptions {
   ckpt?: string;
   backend?: PulidBackend;
   seed?: number;
+  /** antelopev2 `glintr100.onnx`: the ID embedding from this IResNet (512-d) instead of face-api's 128-d descriptor. */
+  arcface?: string;
+  /** facexlib `parsing_bisenet.pth`: the CLIP view from the BiSeNet parse instead of the landmark-hull stand-in. */
+  parsing?: string;
 }
 
 /** A reference photo: a file path, encoded PNG/JPEG bytes (optionally with a name for messages), or a decoded RGB image. */
@@ -72,6 +78,8 @@ type RunImage = (feeds: Record<string, ArrayLike<number>>) => ArrayLike<number>;
 
 export class PulidPipeline {
   private embedder?: Promise<FaceEmbedder>;
+  private faceModels?: Promise<FaceModels>;
+  private faceFiles: { arcface?: string; parsing?: string } = {};
   private readonly programs = new Map<string, Promise<RunImage>>();
 
   private constructor(readonly model: PulidModel, readonly backend: PulidBackend, private readonly store: ParamStore,
@@ -95,12 +103,15 @@ export class PulidPipeline {
     }
     if (opts.ckpt) for (const [k, v] of readAdapterWeights(opts.ckpt, config, model.trainable.params)) store.set(k, v);
     materialize(materialize(store, model.base), model.trainable);
-    return new PulidPipeline(model, backend, store, new FaceConditioner(config, { seed }), new TextConditioner(config, { weights: opts.weights, seed }));
+    const pipe = new PulidPipeline(model, backend, store, new FaceConditioner(config, { seed }), new TextConditioner(config, { weights: opts.weights, seed }));
+    pipe.faceFiles = { arcface: opts.arcface, parsing: opts.parsing };
+    return pipe;
   }
 
   /** Photo → ID features (face detection, landmarks, alignment, descriptor, CLIP view). */
   async faceFeatures(photo: PhotoSource, name = typeof photo === 'string' ? photo : 'the photo'): Promise<IdFeatureValues> {
     this.embedder ??= compiledFaceEmbedder();
+    this.faceModels ??= this.loadFaceModels();
     if (typeof photo === 'object' && 'bytes' in photo) { name = photo.name; photo = photo.bytes; }
     let img: Image;
     try {
@@ -109,7 +120,19 @@ export class PulidPipeline {
       if (e instanceof ImageDecodeError && typeof photo !== 'string') throw new ImageDecodeError(name, e.message.replace(/^<buffer>: /, ''), { cause: e });
       throw e;
     }
-    return this.face.features(alignFace(await this.embedder, img, name));
+    return this.face.features(alignFace(await this.embedder, img, name, await this.faceModels));
+  }
+
+  /** The user's ArcFace ONNX and parsing .pth, when given (compiled once). */
+  private async loadFaceModels(): Promise<FaceModels> {
+    const { arcface, parsing } = this.faceFiles, models: FaceModels = {};
+    if (arcface) {
+      models.arcface = await loadArcFace(arcface);
+      const dim = this.config.idEncoder.faceDim;
+      if (models.arcface.config.embedding !== dim) throw new PipelineOptionError('arcface', `${arcface} gives ${models.arcface.config.embedding}-d embeddings; the ${this.config.name} config's ID encoder takes ${dim}`);
+    }
+    if (parsing) models.parser = await loadFaceParser(parsing);
+    return models;
   }
 
   private program(references: number, mode: IdAttentionMode, guidance: number, steps: number): Promise<RunImage> {
