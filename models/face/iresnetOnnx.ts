@@ -31,8 +31,9 @@ class Tracer {
       for (const o of n.outputs) this.producer.set(o, n);
     }
   }
-  fail(node: OnnxNode | string, detail: string): never {
-    throw new OnnxGraphError(this.m.path, typeof node === 'string' ? node : node.name || node.outputs[0], `not an IResNet: ${detail}`);
+  fail(node: OnnxNode | string | undefined, detail: string): never {
+    const label = typeof node === 'object' ? node.name || node.outputs[0] || node.opType : String(node);
+    throw new OnnxGraphError(this.m.path, label, `not an IResNet: ${detail}`);
   }
   /** The one node of `ops` reading `tensor` (the others may read it too). */
   next(tensor: string, ops: readonly string[], what: string): OnnxNode {
