@@ -60,7 +60,7 @@ describe('ONNX reader on files written by torch.onnx.export', () => {
     expect(() => parseOnnx(Buffer.alloc(0), 'empty.onnx')).toThrow(/no graph/);
   });
 
-  test('raw_data of the wrong size: OnnxTensorError naming the initializer', () => {
+  test('hand-built tensors: raw_data of the wrong size, external data, a string tensor are OnnxTensorErrors; float_data and float16 in raw_data or int32_data decode', () => {
     // A hand-built ModelProto: graph { initializer { dims: 2, data_type: FLOAT, name: "w", raw_data: 4 bytes } }.
     const str = (f: number, b: Buffer) => Buffer.concat([Buffer.from([f << 3 | 2, b.length]), b]);
     const tensor = Buffer.concat([Buffer.from([1 << 3, 2, 2 << 3, 1]), str(8, Buffer.from('w')), str(9, Buffer.alloc(4))]);
@@ -74,6 +74,15 @@ describe('ONNX reader on files written by torch.onnx.export', () => {
     // float_data (packed, field 4) instead of raw_data.
     const fd = str(7, str(5, Buffer.concat([Buffer.from([1 << 3, 2, 2 << 3, 1]), str(8, Buffer.from('f')), str(4, Buffer.from(new Float32Array([0.25, -3]).buffer))])));
     expect([...parseOnnx(fd).read('f')]).toEqual([0.25, -3]);
+    // float16 as int32_data (packed varints of the bit patterns), as ONNX stores it without raw_data.
+    const varints = Buffer.from([0x80, 0x78, 0x80, 0x80, 0x03]); // 0x3c00 (1), 0xc000 (-2)
+    const f16i = str(7, str(5, Buffer.concat([Buffer.from([1 << 3, 2, 2 << 3, 10]), str(8, Buffer.from('i')), str(5, varints)])));
+    expect([...parseOnnx(f16i).read('i')]).toEqual([1, -2]);
+    // External data (data_location = 1) and an unknown data type: named refusals.
+    const ext = str(7, str(5, Buffer.concat([Buffer.from([1 << 3, 1, 2 << 3, 1]), str(8, Buffer.from('e')), Buffer.from([14 << 3, 1])])));
+    expect(() => parseOnnx(ext, 'ext.onnx')).toThrow(/"e".*external data/);
+    const str8 = str(7, str(5, Buffer.concat([Buffer.from([1 << 3, 1, 2 << 3, 8]), str(8, Buffer.from('s'))])));
+    expect(() => parseOnnx(str8, 's.onnx')).toThrow(OnnxTensorError);
   });
 
   test('an ONNX file without the IResNet initializers: OnnxMissingInitializerError naming them', () => {
