@@ -10,7 +10,7 @@ import type { Image } from '../io/image';
 import { arcfaceInput } from './align';
 import { compiledExecutor, type Executor, type FaceProgram } from './executor';
 import { ARCFACE_INPUT_SIZE, iresnetGraph, type IResNetConfig } from './iresnet';
-import { loadIResNetOnnx } from './iresnetOnnx';
+import { loadIResNetOnnx, type IResNetWeights } from './iresnetOnnx';
 
 export interface ArcFaceRecognizer {
   readonly config: IResNetConfig;
@@ -18,9 +18,10 @@ export interface ArcFaceRecognizer {
   embed(img: Image, landmarks5: readonly (readonly [number, number])[]): Float64Array;
 }
 
-/** Reads the IResNet from `onnxPath` and prepares it (`executor`: compiledExecutor by default). */
-export async function loadArcFace(onnxPath: string, opts: { executor?: Executor; expect?: IResNetConfig } = {}): Promise<ArcFaceRecognizer> {
-  const { config, params } = loadIResNetOnnx(onnxPath, opts.expect);
+/** Reads the IResNet from `onnxPath` (or takes weights already read) and prepares it (`executor`: compiledExecutor
+ * by default). */
+export async function loadArcFace(source: string | IResNetWeights, opts: { executor?: Executor; expect?: IResNetConfig } = {}): Promise<ArcFaceRecognizer> {
+  const { config, params } = typeof source === 'string' ? loadIResNetOnnx(source, opts.expect) : source;
   const spec = { outputs: { embedding: iresnetGraph(input('image', [1, 3, ARCFACE_INPUT_SIZE, ARCFACE_INPUT_SIZE]), config) } };
   const program: FaceProgram = await (opts.executor ?? compiledExecutor)(spec, params);
   return {

@@ -59,10 +59,11 @@ export function featuresImage(face: Image, labels: Uint8Array): Image {
   return { width: face.width, height: face.height, channels: 3, data: out };
 }
 
-/** Loads the parsing weights and prepares the network once (`executor`: compiled by default). */
-export async function loadFaceParser(file: string, opts: { executor?: Executor; config?: BiSeNetConfig; size?: number } = {}): Promise<FaceParser> {
+/** Loads the parsing weights (or takes a store already loaded) and prepares the network once (`executor`: compiled
+ * by default). */
+export async function loadFaceParser(source: string | ParamStore, opts: { executor?: Executor; config?: BiSeNetConfig; size?: number } = {}): Promise<FaceParser> {
   const config = opts.config ?? BISENET_FACEXLIB, size = opts.size ?? PARSING_INPUT_SIZE;
-  const params = loadBiSeNetParams(file, config, size);
+  const params = typeof source === 'string' ? loadBiSeNetParams(source, config, size) : source;
   const spec = { outputs: { logits: bisenetGraph(input('image', [1, 3, size, size]), config) } };
   const program: FaceProgram = await (opts.executor ?? compiledExecutor)(spec, params);
   const s8 = size / 8;

@@ -21,7 +21,8 @@ import { pulidConfigs, type PulidConfig } from './config';
 import { PulidModel, generateFeeds, generateGraph } from './model';
 import { alignFace, compiledFaceEmbedder, FaceConditioner, type FaceModels, type IdFeatureValues } from './condition';
 import { loadArcFace } from '../face/arcface';
-import { loadFaceParser } from '../face/parsing';
+import { loadIResNetOnnx, type IResNetWeights } from '../face/iresnetOnnx';
+import { loadBiSeNetParams, loadFaceParser } from '../face/parsing';
 import { TextConditioner } from './text';
 import type { IdAttentionMode } from './id-attention';
 
@@ -79,7 +80,7 @@ type RunImage = (feeds: Record<string, ArrayLike<number>>) => ArrayLike<number>;
 export class PulidPipeline {
   private embedder?: Promise<FaceEmbedder>;
   private faceModels?: Promise<FaceModels>;
-  private faceFiles: { arcface?: string; parsing?: string } = {};
+  private faceWeights: { arcface?: IResNetWeights; parsing?: ParamStore } = {};
   private readonly programs = new Map<string, Promise<RunImage>>();
 
   private constructor(readonly model: PulidModel, readonly backend: PulidBackend, private readonly store: ParamStore,
@@ -104,7 +105,14 @@ export class PulidPipeline {
     if (opts.ckpt) for (const [k, v] of readAdapterWeights(opts.ckpt, config, model.trainable.params)) store.set(k, v);
     materialize(materialize(store, model.base), model.trainable);
     const pipe = new PulidPipeline(model, backend, store, new FaceConditioner(config, { seed }), new TextConditioner(config, { weights: opts.weights, seed }));
-    pipe.faceFiles = { arcface: opts.arcface, parsing: opts.parsing };
+    // The user's face networks are read and checked now (an ONNX of the wrong width, a parsing checkpoint without a
+    // weight fail here, before anything compiles); they compile with the face embedder on first use.
+    if (opts.arcface) {
+      const arcface = loadIResNetOnnx(opts.arcface);
+      if (arcface.config.embedding !== config.idEncoder.faceDim) throw new PipelineOptionError('arcface', `${opts.arcface} gives ${arcface.config.embedding}-d embeddings; the ${config.name} config's ID encoder takes ${config.idEncoder.faceDim}`);
+      pipe.faceWeights.arcface = arcface;
+    }
+    if (opts.parsing) pipe.faceWeights.parsing = loadBiSeNetParams(opts.parsing);
     return pipe;
   }
 
@@ -123,16 +131,10 @@ export class PulidPipeline {
     return this.face.features(alignFace(await this.embedder, img, name, await this.faceModels));
   }
 
-  /** The user's ArcFace ONNX and parsing .pth, when given (compiled once). */
+  /** The user's ArcFace and parsing networks, when given (compiled once). */
   private async loadFaceModels(): Promise<FaceModels> {
-    const { arcface, parsing } = this.faceFiles, models: FaceModels = {};
-    if (arcface) {
-      models.arcface = await loadArcFace(arcface);
-      const dim = this.config.idEncoder.faceDim;
-      if (models.arcface.config.embedding !== dim) throw new PipelineOptionError('arcface', `${arcface} gives ${models.arcface.config.embedding}-d embeddings; the ${this.config.name} config's ID encoder takes ${dim}`);
-    }
-    if (parsing) models.parser = await loadFaceParser(parsing);
-    return models;
+    const { arcface, parsing } = this.faceWeights;
+    return { arcface: arcface && await loadArcFace(arcface), parser: parsing && await loadFaceParser(parsing) };
   }
 
   private program(references: number, mode: IdAttentionMode, guidance: number, steps: number): Promise<RunImage> {

@@ -15,6 +15,10 @@ import { FaceConditioner } from '../../models/pulid/condition';
 import { microPulidConfig } from '../../models/pulid/config';
 import { referenceExecutor } from '../../models/face/executor';
 import type { FaceEmbedder } from '../../models/face/embedder';
+import { PulidPipeline } from '../../models/pulid/pipeline';
+import { PipelineOptionError } from '../../models/pipelines/options';
+import { WeightLoadError } from '../../models/weights';
+import { OnnxError } from '../../models/io/onnx';
 
 const FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/face');
 const W = 160, H = 140;
@@ -51,4 +55,15 @@ test('ArcFace ONNX and parsing weights replace the descriptor and the landmark-h
   const c = cond.features(withModels).vit[0];
   expect([...a]).toEqual([...b]);
   expect(Math.max(...a.map((v, i) => Math.abs(v - c[i])))).toBeGreaterThan(1e-3);
+});
+
+test('PulidPipeline.load reads and checks the user\'s face networks before anything compiles', async () => {
+  const onnx = path.join(FIX, 'iresnet_tiny.onnx');
+  // The tiny config's ID encoder takes 128-d face embeddings; the fixture's IResNet gives 8.
+  await expect(PulidPipeline.load({ config: 'tiny', arcface: onnx })).rejects.toThrow(PipelineOptionError);
+  await expect(PulidPipeline.load({ config: 'tiny', arcface: onnx })).rejects.toThrow(/8-d embeddings.*takes 128/);
+  await expect(PulidPipeline.load({ config: 'micro', arcface: onnx })).resolves.toBeInstanceOf(PulidPipeline);
+  // A parsing checkpoint of other widths than facexlib's: every misshapen weight named.
+  await expect(PulidPipeline.load({ config: 'micro', parsing: path.join(FIX, 'bisenet_tiny.pth') })).rejects.toThrow(WeightLoadError);
+  await expect(PulidPipeline.load({ config: 'micro', arcface: path.join(FIX, 'bisenet_tiny.pth') })).rejects.toThrow(OnnxError);
 });
