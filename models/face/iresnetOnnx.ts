@@ -57,6 +57,7 @@ class Tracer {
   bn(node: OnnxNode, what: string): { scale: Float64Array; shift: Float64Array } {
     const eps = (node.attributes.get('epsilon') as number | undefined) ?? 1e-5;
     const [g, b, mean, v] = [1, 2, 3, 4].map((i) => this.init(node, i, `${what} ${['scale', 'bias', 'mean', 'var'][i - 1]}`).data);
+    if (b.length !== g.length || mean.length !== g.length || v.length !== g.length) this.fail(node, `${what}: scale, bias, mean, var of ${g.length}, ${b.length}, ${mean.length}, ${v.length} values`);
     const scale = g.map((gi, c) => gi / Math.sqrt(v[c] + eps));
     return { scale, shift: b.map((bi, c) => bi - mean[c] * scale[c]) };
   }
@@ -76,6 +77,7 @@ class Tracer {
     const bnNode = this.maybe(out, 'BatchNormalization');
     if (bnNode) {
       const { scale, shift } = this.bn(bnNode, `${what} BN`);
+      if (scale.length !== o) this.fail(bnNode, `${what} BN has ${scale.length} channels after a conv of ${o}`);
       const per = w.length / o;
       for (let c = 0; c < o; c++) { for (let i = 0; i < per; i++) w[c * per + i] *= scale[c]; b[c] = b[c] * scale[c] + shift[c]; }
       out = bnNode.outputs[0];
