@@ -25,6 +25,8 @@ export const cli = defineCli({
     config: { type: 'enum', values: Object.keys(pulidConfigs), default: 'tiny', help: 'model size' },
     ckpt: { type: 'file', help: 'ID-adapter checkpoint (from pulid-train)' },
     weights: { type: 'dir', help: 'diffusers SDXL folder (unet/, vae/, tokenizer*/, text_encoder*/)' },
+    arcface: { type: 'file', help: 'antelopev2 glintr100.onnx: the 512-d ArcFace ID embedding instead of face-api\'s (sdxl config)' },
+    parsing: { type: 'file', help: 'facexlib parsing_bisenet.pth: BiSeNet face parsing for the CLIP view instead of the landmark hull' },
     seed: { type: 'int', ...LIMITS.seed, default: 0, help: 'noise seed' },
     steps: { type: 'int', min: 1, max: PULID_MAX_STEPS, help: 'Euler steps [default: the config\'s Lightning steps]' },
     guidance: { type: 'number', ...LIMITS.cfg, default: 1, help: 'classifier-free guidance scale (1: off)' },
@@ -37,7 +39,7 @@ export const cli = defineCli({
 
 export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
   const photos = o.id.length ? o.id : [SAMPLE];
-  const pipe = await PulidPipeline.load({ config: o.config, weights: o.weights, ckpt: o.ckpt, backend: o.backend });
+  const pipe = await PulidPipeline.load({ config: o.config, weights: o.weights, ckpt: o.ckpt, backend: o.backend, arcface: o.arcface, parsing: o.parsing });
   console.log(`PuLID ${pipe.config.name}: ${photos.length} reference photo(s), mode ${o.mode}, prompt "${o.prompt}"`);
   const scales = o['id-scale'].length ? o['id-scale'] : [pipe.config.idScale];
   for (const s of scales) {

@@ -1,15 +1,23 @@
 /** The face condition: photo → face embedder (SSD detection, 68 landmarks, dlib-style alignment; models/face) →
  * the recognizer's 128-d descriptor, plus a CLIP-vision view of the aligned face → the ID encoder's inputs.
  *
- * Face parsing substitute: PuLID paints background and hair white with a BiSeNet parse and turns the rest gray. No
- * parsing net ships offline, so the mask here is the convex hull of the 68 landmarks (jaw line 0–16 and brows
- * 17–26 bound it): inside the hull the pixels become gray (ITU-R 601 luma), outside white. The hull cuts the
- * forehead above the brows, which a parse keeps; for a tiny random CLIP tower that difference does not matter. */
+ * Face parsing: PuLID parses the 512² aligned face with facexlib's BiSeNet, paints background, cloth, hat, ears, neck
+ * white and turns the rest gray. With the user's parsing weights (`FaceModels.parser`, models/face/parsing.ts)
+ * that is what happens here. Without them (the embedded default: no parsing net ships offline) the stand-in is the
+ * convex hull of the 68 landmarks (jaw line 0–16 and brows 17–26 bound it): inside the hull the pixels become gray
+ * (ITU-R 601 luma), outside white. The hull cuts the forehead above the brows, which a parse keeps; for a tiny random
+ * CLIP tower that difference does not matter.
+ *
+ * ID embedding: face-api's 128-d descriptor by default; with the user's antelopev2 ONNX (`FaceModels.arcface`,
+ * models/face/arcface.ts) the IResNet's 512-d embedding of the 5-point aligned face, as PuLID's insightface does. */
 import { compile, evaluate, input, type GraphSpec, type ParamStore } from '../../compiler/index';
 import { crop, decodeImage, resizeBilinear, type Image } from '../io/image';
 import { ClipVisionModel } from '../clip/index';
 import { createFaceEmbedder, faceNetSpec, type EmbeddedFace, type FaceEmbedder } from '../face/embedder';
 import { checkParams, loadFaceApiParams } from '../face/weights';
+import { alignFfhq512 } from '../face/align';
+import type { ArcFaceRecognizer } from '../face/arcface';
+import type { FaceParser } from '../face/parsing';
 import { materialize } from '../weights';
 import type { PulidConfig } from './config';
 
@@ -64,7 +72,19 @@ export interface IdFeatureValues {
   descriptor: Float64Array;
 }
 
-export interface AlignedFace { crop: Image; landmarks: Pt[]; descriptor: number[] }
+export interface AlignedFace {
+  crop: Image;
+  landmarks: Pt[];
+  descriptor: number[];
+  /** The parsed white/gray 512² face (only with a face parser); the landmark-hull view of `crop` otherwise. */
+  featuresImage?: Image;
+}
+
+/** Optional user-supplied face networks: the antelopev2 IResNet (ONNX) and facexlib's BiSeNet (.pth). */
+export interface FaceModels {
+  arcface?: ArcFaceRecognizer;
+  parser?: FaceParser;
+}
 
 /** Face networks compiled natively (the SSD takes minutes on the reference evaluator), wrapped as an Executor. */
 type Feeds = Readonly<Record<string, ArrayLike<number>>>;
@@ -95,13 +115,15 @@ export class NoFaceError extends Error {
 }
 
 /** The largest face of a photo, aligned (dlib box) and cropped, with its landmarks in crop pixels. */
-export function alignFace(embedder: FaceEmbedder, photo: Image | string, name = typeof photo === 'string' ? photo : 'the photo'): AlignedFace {
+export function alignFace(embedder: FaceEmbedder, photo: Image | string, name = typeof photo === 'string' ? photo : 'the photo', models: FaceModels = {}): AlignedFace {
   const img = typeof photo === 'string' ? decodeImage(photo) : photo;
   const f: EmbeddedFace | undefined = embedder.embed(img).faces[0];
   if (!f) throw new NoFaceError(name);
   const [x, y, w, h] = f.alignedBox.map((v) => Math.round(v));
   const x0 = Math.max(0, x), y0 = Math.max(0, y), w0 = Math.min(img.width - x0, w - (x0 - x)), h0 = Math.min(img.height - y0, h - (y0 - y));
-  return { crop: crop(img, x0, y0, w0, h0), landmarks: f.landmarks.map(([px, py]) => [px - x0, py - y0] as Pt), descriptor: f.descriptor };
+  const descriptor = models.arcface ? [...models.arcface.embed(img, f.landmarks5)] : f.descriptor;
+  const featuresImage = models.parser ? models.parser.featuresImage(alignFfhq512(img, f.landmarks5)) : undefined;
+  return { crop: crop(img, x0, y0, w0, h0), landmarks: f.landmarks.map(([px, py]) => [px - x0, py - y0] as Pt), descriptor, featuresImage };
 }
 
 /** The frozen CLIP vision tower of a config and a function from an aligned face to the ID encoder's inputs. */
@@ -118,7 +140,7 @@ export class FaceConditioner {
     const pixels = input('pixels', [1, 3, v.imageSize, v.imageSize]);
     const out = this.vision.forward(pixels, { hiddenStates: this.config.vitHiddenLayers, normalize: true });
     const spec: GraphSpec = { outputs: { embeds: out.imageEmbeds, ...Object.fromEntries(out.hidden.map((h, i) => [`vit_${i}`, h])) } };
-    const r = evaluate(spec, { pixels: clipPixels(clipFaceView(face.crop, face.landmarks), v.imageSize) }, this.store).outputs;
+    const r = evaluate(spec, { pixels: clipPixels(face.featuresImage ?? clipFaceView(face.crop, face.landmarks), v.imageSize) }, this.store).outputs;
     const desc = Float64Array.from(face.descriptor.slice(0, e.faceDim));
     const idCond = new Float64Array(e.faceDim + e.clipEmbedDim);
     idCond.set(desc, 0);

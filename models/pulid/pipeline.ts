@@ -19,7 +19,10 @@ import type { FaceEmbedder } from '../face/embedder';
 import { checkGenerateOptions, checkNumber, LIMITS, PipelineOptionError, withDefaults, type GeneratedImage, type ProgressFn } from '../pipelines/options';
 import { pulidConfigs, type PulidConfig } from './config';
 import { PulidModel, generateFeeds, generateGraph } from './model';
-import { alignFace, compiledFaceEmbedder, FaceConditioner, type IdFeatureValues } from './condition';
+import { alignFace, compiledFaceEmbedder, FaceConditioner, type FaceModels, type IdFeatureValues } from './condition';
+import { loadArcFace } from '../face/arcface';
+import { loadIResNetOnnx, type IResNetWeights } from '../face/iresnetOnnx';
+import { loadBiSeNetParams, loadFaceParser } from '../face/parsing';
 import { TextConditioner } from './text';
 import type { IdAttentionMode } from './id-attention';
 
@@ -40,6 +43,10 @@ export interface PulidLoadOptions {
   ckpt?: string;
   backend?: PulidBackend;
   seed?: number;
+  /** antelopev2 `glintr100.onnx`: the ID embedding from this IResNet (512-d) instead of face-api's 128-d descriptor. */
+  arcface?: string;
+  /** facexlib `parsing_bisenet.pth`: the CLIP view from the BiSeNet parse instead of the landmark-hull stand-in. */
+  parsing?: string;
 }
 
 /** A reference photo: a file path, encoded PNG/JPEG bytes (optionally with a name for messages), or a decoded RGB image. */
@@ -72,6 +79,8 @@ type RunImage = (feeds: Record<string, ArrayLike<number>>) => ArrayLike<number>;
 
 export class PulidPipeline {
   private embedder?: Promise<FaceEmbedder>;
+  private faceModels?: Promise<FaceModels>;
+  private faceWeights: { arcface?: IResNetWeights; parsing?: ParamStore } = {};
   private readonly programs = new Map<string, Promise<RunImage>>();
 
   private constructor(readonly model: PulidModel, readonly backend: PulidBackend, private readonly store: ParamStore,
@@ -95,12 +104,22 @@ export class PulidPipeline {
     }
     if (opts.ckpt) for (const [k, v] of readAdapterWeights(opts.ckpt, config, model.trainable.params)) store.set(k, v);
     materialize(materialize(store, model.base), model.trainable);
-    return new PulidPipeline(model, backend, store, new FaceConditioner(config, { seed }), new TextConditioner(config, { weights: opts.weights, seed }));
+    const pipe = new PulidPipeline(model, backend, store, new FaceConditioner(config, { seed }), new TextConditioner(config, { weights: opts.weights, seed }));
+    // The user's face networks are read and checked now (an ONNX of the wrong width, a parsing checkpoint without a
+    // weight fail here, before anything compiles); they compile with the face embedder on first use.
+    if (opts.arcface) {
+      const arcface = loadIResNetOnnx(opts.arcface);
+      if (arcface.config.embedding !== config.idEncoder.faceDim) throw new PipelineOptionError('arcface', `${opts.arcface} gives ${arcface.config.embedding}-d embeddings; the ${config.name} config's ID encoder takes ${config.idEncoder.faceDim}`);
+      pipe.faceWeights.arcface = arcface;
+    }
+    if (opts.parsing) pipe.faceWeights.parsing = loadBiSeNetParams(opts.parsing);
+    return pipe;
   }
 
   /** Photo → ID features (face detection, landmarks, alignment, descriptor, CLIP view). */
   async faceFeatures(photo: PhotoSource, name = typeof photo === 'string' ? photo : 'the photo'): Promise<IdFeatureValues> {
     this.embedder ??= compiledFaceEmbedder();
+    this.faceModels ??= this.loadFaceModels();
     if (typeof photo === 'object' && 'bytes' in photo) { name = photo.name; photo = photo.bytes; }
     let img: Image;
     try {
@@ -109,7 +128,13 @@ export class PulidPipeline {
       if (e instanceof ImageDecodeError && typeof photo !== 'string') throw new ImageDecodeError(name, e.message.replace(/^<buffer>: /, ''), { cause: e });
       throw e;
     }
-    return this.face.features(alignFace(await this.embedder, img, name));
+    return this.face.features(alignFace(await this.embedder, img, name, await this.faceModels));
+  }
+
+  /** The user's ArcFace and parsing networks, when given (compiled once). */
+  private async loadFaceModels(): Promise<FaceModels> {
+    const { arcface, parsing } = this.faceWeights;
+    return { arcface: arcface && await loadArcFace(arcface), parser: parsing && await loadFaceParser(parsing) };
   }
 
   private program(references: number, mode: IdAttentionMode, guidance: number, steps: number): Promise<RunImage> {

@@ -85,6 +85,7 @@ const CLIS: [string, string[], RegExp][] = [
   ['bench/gpu/check.ts', ['--backend', 'tpu'], /^check: --backend: one of cuda, cuda-emu, not 'tpu'/],
   ['bench/face/recognizer.ts', ['--reps', 'abc'], /^recognizer: --reps: expected a whole number, got 'abc'/],
   ['bench/face/reference-forward.ts', ['foo'], /^reference-forward: unknown network 'foo'/],
+  ['bench/face/full-size-check.ts', ['/no/such/dir'], /^full-size-check: '\/no\/such\/dir' has no full_size\.safetensors/],
   ['tools/gen-op-docs.ts', ['--check=yes'], /^gen-op-docs: .*--check' does not take an argument/],
   ['tools/convert.ts', ['--dtype', 'F8', 'a.bin', 'b.safetensors'], /^convert: --dtype: one of keep, F32, F16, BF16, not 'F8'/],
 ];

@@ -1,5 +1,5 @@
 /** Seeded, time-bounded fuzzing of the readers that take files from users and their clusters: tfjs weight
- * manifests (+ shards), PNG/JPEG images and PuLID training checkpoints. Each case mutates a valid file
+ * manifests (+ shards), PNG/JPEG images, PuLID training checkpoints and ONNX files (the IResNet's weights). Each case mutates a valid file
  * (structural JSON edits, byte flips, insertions, deletions, truncations, header fields with fixed-up CRCs) and
  * reads it back; the only acceptable outcomes are a load that is correct (checked per reader) or the reader's
  * named error. Anything else (TypeError, RangeError, a hang, a wrong load) fails with the seed and case number.
@@ -16,6 +16,9 @@ import { microPulidConfig } from '../../models/pulid/config';
 import { PulidModel } from '../../models/pulid/model';
 import { PulidTrainer } from '../../models/pulid/trainer';
 import type { TextConditioner } from '../../models/pulid/text';
+import { fileURLToPath } from 'node:url';
+import { OnnxError, parseOnnx } from '../../models/io/onnx';
+import { loadIResNetOnnx } from '../../models/face/iresnetOnnx';
 
 const SEED = Number(process.env.KILN_FUZZ_SEED ?? 20261202);
 const BUDGET_MS = Number(process.env.KILN_FUZZ_MS ?? 1500);
@@ -191,6 +194,20 @@ test('PuLID checkpoints: a load that succeeds is the saved content, bit for bit'
         if (!Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(Buffer.from(u.buffer, u.byteOffset, u.byteLength))) throw new Error(`loaded, but ${k} differs from the saved values`);
       }
       if (b.done[1] !== 3) throw new Error(`loaded, but done = ${JSON.stringify(b.done)}`);
+    });
+  });
+});
+
+test('ONNX files (IResNet weights): a load that succeeds has every parameter at its size', () => {
+  const bytes = fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/face/iresnet_tiny.onnx'));
+  const want = loadIResNetOnnx(parseOnnx(bytes, 'base.onnx')).params;
+  fuzz('onnx', SEED + 3, (r, i) => {
+    const x = mutateBytes(r, bytes);
+    return outcome(`case ${i} (${x.what})`, OnnxError, () => {
+      const m = parseOnnx(Buffer.from(x.bytes), 'fuzzed.onnx');
+      for (const name of m.initializers.keys()) m.read(name);
+      const { params } = loadIResNetOnnx(m);
+      for (const [k, v] of want) if (params.get(k)?.length !== v.length) throw new Error(`loaded, but ${k} has ${params.get(k)?.length} values, not ${v.length}`);
     });
   });
 });
