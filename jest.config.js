@@ -44,6 +44,8 @@ export const slowSuites = [
   'test/pulid/faults.test.ts',
   // Every CPU ISA path through a compiled program, one child process per path (18 s warm, 44 s cold).
   'test/backend/cpu-isa.test.ts',
+  // IDFormer + ID attention + the tiny EVA02 tower compiled as one program vs the PuLID reference (≈ 60-190 s).
+  'test/pulid/reference-compiled.test.ts',
 ].map((f) => `<rootDir>/${f}`);
 
 export default {
