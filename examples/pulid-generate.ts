@@ -29,6 +29,8 @@ export const cli = defineCli({
     sampler: { type: 'enum', values: SAMPLERS, help: 'euler (trailing), dpmpp-2m (trailing, v1), dpmpp-2m-karras, dpmpp-sde-karras (v1.1; Brownian-path noise from --seed) [default: euler; v1.1 configs: dpmpp-sde-karras]' },
     config: { type: 'enum', values: Object.keys(pulidConfigs), default: 'tiny', help: 'model size' },
     ckpt: { type: 'file', help: 'ID-adapter checkpoint (from pulid-train)' },
+    adapter: { type: 'file', help: 'a published PuLID adapter: pulid_v1.bin (with --config sdxl) or pulid_v1.1.safetensors (--config sdxl-v1.1)' },
+    vision: { type: 'file', help: 'vision-tower weights: the EVA02-CLIP-L-14-336 checkpoint (visual.* keys; .pt or .safetensors)' },
     weights: { type: 'dir', help: 'diffusers SDXL folder (unet/, vae/, tokenizer*/, text_encoder*/)' },
     seed: { type: 'int', ...LIMITS.seed, default: 0, help: 'noise seed' },
     steps: { type: 'int', min: 1, max: PULID_MAX_STEPS, help: 'sampler steps [default: the config\'s Lightning steps]' },
@@ -43,7 +45,7 @@ export const cli = defineCli({
 
 export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
   const photos = o.id.length ? o.id : [SAMPLE];
-  const pipe = await PulidPipeline.load({ config: o.config, weights: o.weights, ckpt: o.ckpt, backend: o.backend });
+  const pipe = await PulidPipeline.load({ config: o.config, weights: o.weights, ckpt: o.ckpt, adapter: o.adapter, vision: o.vision, backend: o.backend });
   console.log(`PuLID ${pipe.config.name}: ${photos.length} reference photo(s), prompt "${o.prompt}"`);
   const scales = o['id-scale'].length ? o['id-scale'] : [pipe.config.idScale];
   for (const s of scales) {

@@ -14,7 +14,7 @@ import { normalFill } from '../../compiler/ir/philox';
 import { decodeImage, ImageDecodeError, type Image } from '../io/image';
 import { encodeImagePng } from '../io/chwImage';
 import { readAdapterWeights } from './checkpoint';
-import { loadSafetensorsInto, materialize } from '../weights';
+import { loadSafetensorsInto, loadWeightsInto, materialize } from '../weights';
 import type { FaceEmbedder } from '../face/embedder';
 import { checkGenerateOptions, checkNumber, LIMITS, PipelineOptionError, withDefaults, type GeneratedImage, type ProgressFn } from '../pipelines/options';
 import { pulidConfigs, type PulidConfig } from './config';
@@ -52,6 +52,11 @@ export interface PulidLoadOptions {
   weights?: string;
   /** ID-adapter checkpoint written by pulid-train. */
   ckpt?: string;
+  /** A published adapter (pulid_v1.bin — a PyTorch checkpoint, read by the safe reader — or pulid_v1.1.safetensors):
+   * its `id_adapter.*` / `id_adapter_attn_layers.*` keys must match the config exactly (WeightLoadError otherwise). */
+  adapter?: string;
+  /** The vision tower's weights (EVA02-CLIP: the CLIP checkpoint, `visual.*` used; see loadEvaVisionWeights). */
+  vision?: string;
   backend?: PulidBackend;
   seed?: number;
 }
@@ -122,9 +127,11 @@ export class PulidPipeline {
       loadSafetensorsInto(store, path.join(opts.weights, 'unet/diffusion_pytorch_model.safetensors'), model.base, { strict: false, addPrefix: 'unet.' });
       loadSafetensorsInto(store, path.join(opts.weights, 'vae/diffusion_pytorch_model.safetensors'), model.base, { strict: false, addPrefix: 'vae.' });
     }
+    if (opts.ckpt && opts.adapter) throw new PipelineOptionError('adapter', 'give either a pulid-train checkpoint (ckpt) or a published adapter, not both');
     if (opts.ckpt) for (const [k, v] of readAdapterWeights(opts.ckpt, config, model.trainable.params)) store.set(k, v);
+    if (opts.adapter) loadWeightsInto(store, opts.adapter, model.trainable);
     materialize(materialize(store, model.base), model.trainable);
-    return new PulidPipeline(model, backend, store, new FaceConditioner(config, { seed }), new TextConditioner(config, { weights: opts.weights, seed }));
+    return new PulidPipeline(model, backend, store, new FaceConditioner(config, { seed, visionWeights: opts.vision }), new TextConditioner(config, { weights: opts.weights, seed }));
   }
 
   /** Photo → ID features (face detection, landmarks, alignment, descriptor, CLIP view). */

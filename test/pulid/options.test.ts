@@ -8,7 +8,12 @@ import { PulidModel, generateGraph } from '../../models/pulid/model';
 import { IdEncoder } from '../../models/pulid/id-encoder';
 import { IdFormer } from '../../models/pulid/id-former';
 import { karrasSigmas, sdxlSchedulerConfig } from '../../models/sched/index';
-import { materialize } from '../../models/weights';
+import { materialize, saveParams, WeightLoadError } from '../../models/weights';
+import { PulidPipeline } from '../../models/pulid/pipeline';
+import { EvaCheckpointError } from '../../models/clip/index';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const micro = new PulidModel(microPulidConfig), v11 = new PulidModel(microPulidV11Config);
 const D = microPulidConfig.idEncoder.contextDim;
@@ -50,5 +55,27 @@ describe('generateGraph options', () => {
     expect(g.noiseQueries[0]!.sigmaNext).toBeCloseTo(Math.sqrt(g.sigmas[0]! * g.sigmas[1]!), 12);
     expect(g.noiseQueries[3]!.sigmaNext).toBeCloseTo(g.sigmas[2]!, 12);
     expect(generateGraph(micro, { steps: 2 }).noiseQueries).toEqual([]);
+  });
+});
+
+describe('PulidPipeline.load: published adapter and vision weights', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-pulid-opts-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const eva = 'test/fixtures/pulid/eva.safetensors';
+
+  test('an adapter file with the config\'s keys loads into the pipeline; another encoder\'s is a WeightLoadError', async () => {
+    const file = path.join(dir, 'v11.safetensors');
+    const store = materialize(new Map(), v11.trainable);
+    for (const [k, v] of store) store.set(k, Float64Array.from(v, (_x, i) => 0.001 * (i % 7)));
+    saveParams(file, store, v11.trainable, { dtype: 'F32' });
+    const pipe = await PulidPipeline.load({ config: 'micro-v1.1', adapter: file, vision: eva });
+    const got = (pipe as unknown as { store: Map<string, Float64Array> }).store.get('id_adapter.latents')!;
+    expect(Array.from(got.slice(0, 8))).toEqual([0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0].map(Math.fround));
+    await expect(PulidPipeline.load({ config: 'micro', adapter: file })).rejects.toThrow(WeightLoadError);
+  });
+
+  test('--vision: the EVA checkpoint of another width is an EvaCheckpointError (micro-v1.1 takes it, a wider EVA does not)', async () => {
+    const wide = { ...microPulidV11Config, vision: { ...microPulidV11Config.vision, width: 32, headWidth: 8 } };
+    await expect(PulidPipeline.load({ config: wide, vision: eva })).rejects.toThrow(EvaCheckpointError);
   });
 });
