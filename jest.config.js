@@ -48,6 +48,8 @@ export const slowSuites = [
   // with the compiled trainer)
   'test/ip-adapter/example.test.ts',
   'test/ip-adapter/train.test.ts',
+  // IDFormer + ID attention + the tiny EVA02 tower compiled as one program vs the PuLID reference (≈ 60-190 s).
+  'test/pulid/reference-compiled.test.ts',
 ].map((f) => `<rootDir>/${f}`);
 
 export default {

@@ -15,7 +15,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pulidConfigs } from '../models/pulid/config';
-import { PULID_MAX_STEPS, PULID_MODES, PulidPipeline, type PulidGenerateOptions } from '../models/pulid/pipeline';
+import { PULID_MAX_STEPS, PULID_MODES, PULID_ORTHO, PulidPipeline, type PulidGenerateOptions } from '../models/pulid/pipeline';
+import { SAMPLERS } from '../models/sched/index';
 import { NoFaceError } from '../models/pulid/condition';
 import { LIMITS, PipelineOptionError } from '../models/pipelines/options';
 import { ImageDecodeError } from '../models/io/image';
@@ -107,8 +108,10 @@ function parseRequest(body: Buffer, maxUpload: number): { opts: Omit<PulidGenera
   }
   const mode = str('mode') ?? 'fidelity';
   if (!(PULID_MODES as readonly string[]).includes(mode)) throw new PipelineOptionError('mode', `one of ${PULID_MODES.join(', ')}, not '${mode}'`);
+  // ortho, numZero, sampler: API only (the form keeps the presets); the pipeline checks the values.
   const opts = { prompt: str('prompt') ?? '', negativePrompt: str('negativePrompt'), idScale: num('idScale'), steps: num('steps'), seed: num('seed'), cfg: num('cfg'),
-    mode: mode as PulidGenerateOptions['mode'], photos: [{ name: photoName, bytes: photo }] };
+    mode: mode as PulidGenerateOptions['mode'], ortho: str('ortho') as PulidGenerateOptions['ortho'], numZero: num('numZero'), sampler: str('sampler') as PulidGenerateOptions['sampler'],
+    photos: [{ name: photoName, bytes: photo }] };
   return { opts, settings: { prompt: opts.prompt, negativePrompt: opts.negativePrompt ?? '', idScale: opts.idScale, steps: opts.steps, seed: opts.seed, cfg: opts.cfg, mode, photo: photoName } };
 }
 
@@ -118,7 +121,7 @@ export async function startApp(o: Pick<Parsed<typeof cli.def.options>, 'port' | 
   const pipe = await PulidPipeline.load({ config: o.config, ckpt: o.ckpt, weights: o.weights, backend: o.backend });
   const jobs = new Map<string, Job>();
   let queue: Promise<void> = Promise.resolve(), counter = 0;
-  const info = { config: pipe.config.name, imageSize: pipe.model.imageSize, idScale: pipe.config.idScale, steps: pipe.config.lightningSteps, modes: PULID_MODES,
+  const info = { config: pipe.config.name, imageSize: pipe.model.imageSize, idScale: pipe.config.idScale, steps: pipe.config.lightningSteps, modes: PULID_MODES, orthos: PULID_ORTHO, samplers: SAMPLERS,
     limits: { ...LIMITS, steps: { min: 1, max: PULID_MAX_STEPS }, maxUpload: o['max-upload'] }, samples: SAMPLE_NAMES };
 
   const submit = (opts: Omit<PulidGenerateOptions, 'onProgress'>, settings: Record<string, unknown>): Job => {
@@ -129,7 +132,7 @@ export async function startApp(o: Pick<Parsed<typeof cli.def.options>, 'port' | 
       try {
         const img = await pipe.generate({ ...opts, onProgress: (d, t, l) => { job.done = d; job.total = t; job.label = l; } });
         job.png = img.png;
-        Object.assign(job.settings, { idScale: img.idScale, steps: img.steps, seed: img.seed, mode: img.mode });
+        Object.assign(job.settings, { idScale: img.idScale, steps: img.steps, seed: img.seed, mode: img.mode, numZero: img.numZero, sampler: img.sampler });
         job.status = 'done';
         log(`job ${job.id}: done (${JSON.stringify(job.settings)})`);
       } catch (e) {

@@ -2,3 +2,4 @@ export * from './encoder';
 export * from './text';
 export * from './vision';
 export * from './tokenizer';
+export * from './eva';

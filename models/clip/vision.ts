@@ -1,7 +1,7 @@
 /** CLIP ViT vision tower (transformers' CLIPVisionModelWithProjection keys: `vision_model.*`,
  * `visual_projection`), pre-LN, returning the class embedding and chosen intermediate hidden states.
- * PuLID's EVA02-CLIP-L/14-336 has this shape (577 tokens × 1024) but not these exact blocks (EVA02 uses
- * rotary embeddings and SwiGLU); this is a standard CLIP ViT, so real CLIP vision checkpoints load by key. */
+ * PuLID's EVA02-CLIP-L/14-336 has this shape (577 tokens × 1024) but other blocks (rotary embeddings, SwiGLU,
+ * sub-LN): that tower is eva.ts. This is a standard CLIP ViT, so real CLIP vision checkpoints load by key. */
 import { concat, normalize, type Tensor } from '../../compiler/index';
 import { LayerNorm, Linear, ParamRegistry, type RegistryOptions } from '../nn/index';
 import { ClipEncoder, type ClipEncoderConfig } from './encoder';

@@ -12,13 +12,13 @@
  * models/face/arcface.ts) the IResNet's 512-d embedding of the 5-point aligned face, as PuLID's insightface does. */
 import { compile, evaluate, input, type GraphSpec, type ParamStore } from '../../compiler/index';
 import { crop, decodeImage, resizeBilinear, type Image } from '../io/image';
-import { ClipVisionModel } from '../clip/index';
+import { ClipVisionModel, EvaVisionModel, isEvaVisionConfig, loadEvaVisionWeights } from '../clip/index';
 import { createFaceEmbedder, faceNetSpec, type EmbeddedFace, type FaceEmbedder } from '../face/embedder';
 import { checkParams, loadFaceApiParams } from '../face/weights';
 import { alignFfhq512 } from '../face/align';
 import type { ArcFaceRecognizer } from '../face/arcface';
 import type { FaceParser } from '../face/parsing';
-import { materialize } from '../weights';
+import { loadWeightsInto, materialize } from '../weights';
 import type { PulidConfig } from './config';
 
 /** CLIP's image normalization. */
@@ -128,11 +128,19 @@ export function alignFace(embedder: FaceEmbedder, photo: Image | string, name = 
 
 /** The frozen CLIP vision tower of a config and a function from an aligned face to the ID encoder's inputs. */
 export class FaceConditioner {
-  readonly vision: ClipVisionModel;
+  /** OpenAI-CLIP ViT or EVA02-CLIP, as the config says. */
+  readonly vision: ClipVisionModel | EvaVisionModel;
   private store: ParamStore = new Map();
-  constructor(readonly config: PulidConfig, opts: { seed?: number; store?: ParamStore } = {}) {
-    this.vision = new ClipVisionModel(config.vision, { seed: (opts.seed ?? 0) + 19 });
+  /** `visionWeights`: the vision tower's checkpoint (EVA02-CLIP: `visual.*` of the CLIP checkpoint, checked whole
+   * before loading; OpenAI CLIP: transformers' CLIPVisionModelWithProjection keys). */
+  constructor(readonly config: PulidConfig, opts: { seed?: number; store?: ParamStore; visionWeights?: string } = {}) {
+    const seed = (opts.seed ?? 0) + 19;
+    this.vision = isEvaVisionConfig(config.vision) ? new EvaVisionModel(config.vision, { seed }) : new ClipVisionModel(config.vision, { seed });
     this.store = opts.store ?? new Map();
+    if (opts.visionWeights) {
+      if (this.vision instanceof EvaVisionModel) loadEvaVisionWeights(this.store, opts.visionWeights, this.vision);
+      else loadWeightsInto(this.store, opts.visionWeights, this.vision.registry);
+    }
     materialize(this.store, this.vision.registry);
   }
   features(face: AlignedFace): IdFeatureValues {

@@ -4,10 +4,12 @@
  *   plain:    out + s · Attn(Q, K′, V′)
  *   ortho:    out + s · (id − proj),           proj = Σ_L(out·id) / Σ_L(out·out) · out   (per channel, over tokens)
  *   ortho_v2: out + s · (id + (m − 1) · proj), m = Σ_{j<5} mean_heads softmax(Q K′ᵀ)_j  (unscaled logits, as there)
+ * `numZero` (the reference's NUM_ZERO) appends that many all-zero ID tokens before id_to_k / id_to_v: zero keys and
+ * values (no bias) that take softmax mass from the real tokens, so the ID term weakens (and ortho_v2's m shrinks).
  * Keys follow the reference checkpoint: `id_adapter_attn_layers.<i>.id_to_k.weight`, where <i> indexes diffusers'
  * `unet.attn_processors` (down blocks, up blocks, then mid block; attn1 and attn2 alternate, so attn2 layers have the
  * odd indices 1, 3, 5, …). */
-import { linear, sdpa, softmax, type Tensor } from '../../compiler/index';
+import { concat, linear, sdpa, softmax, zeros, type Tensor } from '../../compiler/index';
 import { Linear, type CrossAttentionContext, type CrossAttentionHook, type ParamScope } from '../nn/index';
 import type { UNet2DConditionModel } from '../unet/index';
 
@@ -39,6 +41,22 @@ export function idAttentionOutput(out: Tensor, q: Tensor, kId: Tensor, vId: Tens
   return out.add(idOut.add(proj.mul(mass.sub(1) as never) as never).mul(idScale as never) as never);
 }
 
+/** [B, T, D] → [B, T + n, D] with n zero tokens (NUM_ZERO). */
+export function padZeroTokens(tokens: Tensor, n: number): Tensor {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`numZero: a whole number ≥ 0, not ${n}`);
+  if (n === 0) return tokens;
+  const [b, , d] = tokens.shape;
+  return concat([tokens, zeros([b, n, d]) as Tensor], 1);
+}
+
+/** One layer's ID attention (IDAttnProcessor2_0 after the text attention): K′, V′ from the ID tokens (plus
+ * `numZero` zero tokens), then `idAttentionOutput`. */
+export function idAttentionLayer(c: CrossAttentionContext, toK: Linear, toV: Linear, o: IdAttentionHookOptions & { idTokens: Tensor }, bodyTokens = 5): Tensor {
+  const tokens = padZeroTokens(o.idTokens, o.numZero ?? 0);
+  const kId = c.splitHeads(linear(tokens, toK.weight)), vId = c.splitHeads(linear(tokens, toV.weight));
+  return idAttentionOutput(c.out, c.q, kId, vId, c.scale, o.mode ?? 'plain', o.idScale ?? 1, bodyTokens);
+}
+
 export interface RecordedAttention { layer: string; q: Tensor; k: Tensor }
 
 export interface IdAttentionHookOptions {
@@ -46,6 +64,8 @@ export interface IdAttentionHookOptions {
   idTokens?: Tensor;
   mode?: IdAttentionMode;
   idScale?: number | Tensor;
+  /** Zero tokens appended to the ID tokens (the reference's NUM_ZERO; default 0). */
+  numZero?: number;
   /** Receives every layer's Q and text K (for the alignment losses). */
   record?: RecordedAttention[];
 }
@@ -72,8 +92,7 @@ export class IdAttention {
       if (!o.idTokens) return undefined;
       const p = this.byLayer.get(c.layer);
       if (!p) throw new Error(`IdAttention: no id_to_k/id_to_v for layer ${c.layer}`);
-      const kId = c.splitHeads(linear(o.idTokens, p.toK.weight)), vId = c.splitHeads(linear(o.idTokens, p.toV.weight));
-      return idAttentionOutput(c.out, c.q, kId, vId, c.scale, o.mode ?? 'plain', o.idScale ?? 1, this.bodyTokens);
+      return idAttentionLayer(c, p.toK, p.toV, { ...o, idTokens: o.idTokens }, this.bodyTokens);
     };
   }
 }

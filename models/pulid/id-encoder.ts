@@ -58,15 +58,27 @@ export class IdEncoder {
     return concat([x, ...mapped], 1);
   }
 
-  /** Several reference photos of one person: their token sets concatenated on the token axis → [B, 10·R, D]. */
-  forwardMulti(refs: readonly IdFeatures[]): Tensor {
-    return refs.length === 1 ? this.forward(refs[0]) : concat(refs.map((r) => this.forward(r)), 1);
+  /** Several reference photos of one person (PuLID v1's app): the first photo's tokens, then each extra photo's —
+   * all of them with `idMix`, else only its first `bodyTokens` (5) tokens (app.py: `supp[:, :5]` unless id_mix).
+   * → [B, 10 + (R − 1)·(idMix ? 10 : 5), D]. */
+  forwardMulti(refs: readonly IdFeatures[], opts: { idMix?: boolean } = {}): Tensor {
+    return this.joinRefs(refs.map((r) => this.forward(r)), opts.idMix ?? true);
   }
 
-  /** The unconditional ID embedding: the encoder applied to all-zero inputs (PuLID's uncond branch). */
-  unconditional(batch: number, vitTokens: number): Tensor {
+  /** The unconditional ID embedding: the encoder applied to all-zero inputs (PuLID's uncond branch); with several
+   * references, one copy per photo trimmed as `forwardMulti` trims (the app concatenates the uncond halves too). */
+  unconditional(batch: number, vitTokens: number, opts: { references?: number; idMix?: boolean } = {}): Tensor {
     const c = this.config;
     const zero = (shape: number[]) => zeros(shape) as Tensor;
-    return this.forward({ idCond: zero([batch, c.faceDim + c.clipEmbedDim]), vitHidden: Array.from({ length: c.vitLayers }, () => zero([batch, vitTokens, c.vitWidth])) });
+    const u = this.forward({ idCond: zero([batch, c.faceDim + c.clipEmbedDim]), vitHidden: Array.from({ length: c.vitLayers }, () => zero([batch, vitTokens, c.vitWidth])) });
+    return this.joinRefs(Array(opts.references ?? 1).fill(u), opts.idMix ?? true);
+  }
+
+  /** ID tokens of one generation: v1 concatenates per photo (see forwardMulti). */
+  tokensFor(refs: readonly IdFeatures[], opts: { idMix?: boolean } = {}): Tensor { return this.forwardMulti(refs, opts); }
+
+  private joinRefs(per: readonly Tensor[], idMix: boolean): Tensor {
+    if (per.length === 1) return per[0]!;
+    return concat(per.map((t, i) => (i === 0 || idMix ? t : t.narrow(1, 0, this.config.bodyTokens))), 1);
   }
 }

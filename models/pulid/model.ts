@@ -2,14 +2,15 @@
  * names) and the trainable part (ID encoder under `id_adapter.`, ID attention under `id_adapter_attn_layers.`), and
  * the graphs built on them: the training step (one graph: losses, gradients, AdamW, gradient accumulation) and
  * ID-conditioned sampling. */
-import { adamw, concat, full, grad, input, param, type Tensor, type Update } from '../../compiler/index';
+import { adamw, full, grad, input, param, type Tensor, type Update } from '../../compiler/index';
 import { ParamRegistry } from '../nn/index';
 import { UNet2DConditionModel, pooledTextDim } from '../unet/index';
 import { VaeDecoder } from '../vae/index';
-import { eulerSample, eulerSchedule, sdxlSchedulerConfig, type EulerSchedule } from '../sched/index';
+import { eulerSchedule, makeSampler, sdxlSchedulerConfig, type EulerSchedule, type NoiseQuery, type NoiseSampler, type SamplerName } from '../sched/index';
 import { FrozenParams } from '../face/layers';
 import type { PulidConfig } from './config';
 import { IdEncoder, type IdFeatures } from './id-encoder';
+import { IdFormer, type IdTokenEncoder } from './id-former';
 import { IdAttention, type IdAttentionMode } from './id-attention';
 import { diffusionLoss, lightningAlignment, lightningBranch, lightningIdLoss, type FaceRegion } from './losses';
 
@@ -20,7 +21,8 @@ export class PulidModel {
   readonly trainable: ParamRegistry;
   readonly unet: UNet2DConditionModel;
   readonly vae: VaeDecoder;
-  readonly idEncoder: IdEncoder;
+  /** v1's IDEncoder, or v1.1's IDFormer when `config.idEncoder.former` is set. */
+  readonly idEncoder: IdTokenEncoder;
   readonly idAttention: IdAttention;
   readonly recognizer = new FrozenParams();
   readonly schedule: EulerSchedule;
@@ -30,7 +32,8 @@ export class PulidModel {
     this.trainable = new ParamRegistry({ seed: seed + 17, trainable: true });
     this.unet = new UNet2DConditionModel(config.unet, { registry: this.base, prefix: 'unet' });
     this.vae = new VaeDecoder(this.base.scope('vae'), config.vae);
-    this.idEncoder = new IdEncoder(this.trainable.scope('id_adapter'), config.idEncoder);
+    const idScope = this.trainable.scope('id_adapter');
+    this.idEncoder = config.idEncoder.former ? new IdFormer(idScope, config.idEncoder) : new IdEncoder(idScope, config.idEncoder);
     this.idAttention = new IdAttention(this.trainable.scope('id_adapter_attn_layers'), this.unet, config.idEncoder.bodyTokens);
     this.schedule = eulerSchedule(sdxlSchedulerConfig, config.lightningSteps);
   }
@@ -152,13 +155,28 @@ export function trainStepGraph(m: PulidModel, o: TrainStepOptions): TrainStepGra
 
 export interface GenerateGraphOptions {
   batch?: number;
-  /** Reference photos of the person (their ID tokens are concatenated). */
+  /** Reference photos of the person. */
   references?: number;
+  /** v1 encoder, several photos: every token of the extra photos (true, default) or their first 5 (the app's default). */
+  idMix?: boolean;
   mode?: IdAttentionMode;
+  /** Zero tokens appended to the ID tokens in every ID attention (NUM_ZERO; default 0). */
+  numZero?: number;
   /** Classifier-free guidance scale (1: conditional branch only, as Lightning uses ≈ 1.2 or 1). */
   guidance?: number;
-  /** Euler steps (default: the config's Lightning steps). */
+  /** Sampler steps (default: the config's Lightning steps). */
   steps?: number;
+  /** Default `euler` (trailing, SDXL-Lightning). */
+  sampler?: SamplerName;
+}
+
+export interface GenerateGraph {
+  image: Tensor;
+  tokens: Tensor;
+  /** The σ grid of the sampler (x_T = noise · σ-scale is inside the graph). */
+  sigmas: readonly number[];
+  /** dpmpp-sde-karras: the noise the graph reads as `sde_noise_<k>` inputs, in call order (see brownianNoise). */
+  noiseQueries: NoiseQuery[];
 }
 
 /** The conditional inputs of `generateGraph` (batch 1): each reference's id_cond and ViT states (a face's
@@ -171,33 +189,34 @@ export function generateFeeds(m: PulidModel, refs: readonly { idCond: ArrayLike<
   return f;
 }
 
-/** ID-conditioned 4-step sampling + decode as one graph. Inputs: noise, context, pooled, time_ids, id_scale,
- * ref<r>_id_cond / ref<r>_vit_<i>; with guidance ≠ 1 also uncond_context, uncond_pooled (uncond ID = the encoder on zeros).
+/** ID-conditioned sampling + decode as one graph. Inputs: noise, context, pooled, time_ids, id_scale,
+ * ref<r>_id_cond / ref<r>_vit_<i>; with guidance ≠ 1 also uncond_context, uncond_pooled (uncond ID = the encoder on
+ * zeros, as the reference pipelines); for the SDE sampler sde_noise_<k> (one per `noiseQueries` entry).
  * Output: image [B, 3, 8h, 8w] in about [-1, 1]. */
-export function generateGraph(m: PulidModel, o: GenerateGraphOptions = {}): Record<string, Tensor> {
+export function generateGraph(m: PulidModel, o: GenerateGraphOptions = {}): GenerateGraph {
   const B = o.batch ?? 1, S = m.latentSize, R = o.references ?? 1, g = o.guidance ?? 1;
   const text = m.textInputs(B);
   const idScale = input('id_scale', []);
-  const tokens = m.idEncoder.forwardMulti(Array.from({ length: R }, (_v, r) => m.idInputs(B, `ref${r}_`)));
+  const tokens = m.idEncoder.tokensFor(Array.from({ length: R }, (_v, r) => m.idInputs(B, `ref${r}_`)), { idMix: o.idMix });
+  const hook = (idTokens: Tensor) => m.idAttention.hook({ idTokens, mode: o.mode, idScale, numZero: o.numZero });
   let uncond: { context: Tensor; pooled: Tensor; tokens: Tensor } | undefined;
   if (g !== 1) {
-    const u = m.idEncoder.unconditional(B, m.vitTokens);
-    uncond = { context: input('uncond_context', text.context.shape), pooled: input('uncond_pooled', text.pooled.shape), tokens: R === 1 ? u : concat(Array(R).fill(u), 1) };
+    const u = m.idEncoder.unconditional(B, m.vitTokens, { references: R, idMix: o.idMix });
+    uncond = { context: input('uncond_context', text.context.shape), pooled: input('uncond_pooled', text.pooled.shape), tokens: u };
   }
-  const epsC = (x: Tensor, t: number) => m.unet.forward({
-    sample: x, timestep: tsConst(t), encoderHiddenStates: text.context, textEmbeds: text.pooled, timeIds: text.timeIds,
-    hooks: { crossAttention: m.idAttention.hook({ idTokens: tokens, mode: o.mode, idScale }) },
+  const eps = (x: Tensor, t: number, branch: { context: Tensor; pooled: Tensor; tokens: Tensor }) => m.unet.forward({
+    sample: x, timestep: tsConst(t), encoderHiddenStates: branch.context, textEmbeds: branch.pooled, timeIds: text.timeIds,
+    hooks: { crossAttention: hook(branch.tokens) },
   });
   const model = (x: Tensor, t: number): Tensor => {
-    const c = epsC(x, t);
+    const c = eps(x, t, { context: text.context, pooled: text.pooled, tokens });
     if (!uncond) return c;
-    const u = m.unet.forward({
-      sample: x, timestep: tsConst(t), encoderHiddenStates: uncond.context, textEmbeds: uncond.pooled, timeIds: text.timeIds,
-      hooks: { crossAttention: m.idAttention.hook({ idTokens: uncond.tokens, mode: o.mode, idScale }) },
-    });
+    const u = eps(x, t, uncond);
     return u.add(c.sub(u).mul(g));
   };
-  const sched = o.steps && o.steps !== m.schedule.timesteps.length ? eulerSchedule(sdxlSchedulerConfig, o.steps) : m.schedule;
-  const lat = eulerSample(model, input('noise', [B, 4, S, S]), sched).latents;
-  return { image: m.vae.decode(lat), tokens };
+  const noiseQueries: NoiseQuery[] = [];
+  const sdeNoise: NoiseSampler = (sigma, sigmaNext, k) => { noiseQueries.push({ sigma, sigmaNext }); return input(`sde_noise_${k}`, [B, 4, S, S]); };
+  const sampler = makeSampler(o.sampler ?? 'euler', { steps: o.steps ?? m.config.lightningSteps, noise: sdeNoise });
+  const lat = sampler.sample(model, input('noise', [B, 4, S, S])).latents;
+  return { image: m.vae.decode(lat), tokens, sigmas: sampler.sigmas, noiseQueries };
 }

@@ -1,3 +1,4 @@
 export * from './euler';
 export * from './dpmpp';
 export * from './sampler';
+export * from './brownian';

@@ -74,7 +74,9 @@ describe('option table', () => {
 // [command, a malformed value, the line it must print]
 const CLIS: [string, string[], RegExp][] = [
   ['examples/generate.ts', ['--steps=-1'], /^generate: --steps: -1 is out of range \(1\.\.1000\)/],
-  ['examples/pulid-generate.ts', ['--config', 'foo'], /^pulid-generate: --config: one of tiny, micro, sdxl, not 'foo'/],
+  ['examples/pulid-generate.ts', ['--config', 'foo'], /^pulid-generate: --config: one of tiny, micro, sdxl, tiny-v1\.1, micro-v1\.1, sdxl-v1\.1, not 'foo'/],
+  ['examples/pulid-generate.ts', ['--num-zero', '81'], /^pulid-generate: --num-zero: 81 is out of range \(0\.\.80\)/],
+  ['examples/pulid-generate.ts', ['--sampler', 'ddim'], /^pulid-generate: --sampler: one of euler, dpmpp-2m, dpmpp-2m-karras, dpmpp-sde-karras, not 'ddim'/],
   ['examples/pulid-train.ts', ['--steps', '1,2'], /^pulid-train: --steps: expected 1 or 3 comma-separated values, got 2/],
   ['examples/face-embed.ts', ['x.jpg', '--backend', 'tpu'], /^face-embed: --backend: one of cpu, cuda, reference, not 'tpu'/],
   ['examples/ip-adapter-generate.ts', ['--kind', 'ipv9'], /^ip-adapter-generate: --kind: one of plain, plus, faceid, faceid-plus, portrait, not 'ipv9'/],

@@ -19,22 +19,23 @@ describe('PulidPipeline (micro)', () => {
     const progress: string[] = [];
     const a = await pipe.generate({ prompt: 'a watercolor portrait', photos: [photo(2)], idScale: 0, mode: 'fidelity', onProgress: (_d, _t, l) => progress.push(l) });
     expect(pipe.compiledPrograms).toBe(1);
-    expect(progress).toEqual(['face 1/1', 'text encoders', 'compiling (cpu)', 'sampling 4 steps + decode', 'done']);
-    expect([a.width, a.height, a.chw.length, a.mode, a.steps]).toEqual([64, 64, 3 * 64 * 64, 'ortho_v2', 4]);
+    expect(progress).toEqual(['face 1/1', 'text encoders', 'compiling (cpu)', 'sampling 4 steps (euler) + decode', 'done']);
+    expect([a.width, a.height, a.chw.length, a.mode, a.numZero, a.sampler, a.steps]).toEqual([64, 64, 3 * 64 * 64, 'ortho_v2', 8, 'euler', 4]);
     expect(a.faces).toHaveLength(1);
     expect(a.faces[0].descriptorNorm).toBeGreaterThan(0.5);
     // The PNG is the CHW output quantized.
     expect(Array.from(decodeImage(a.png).data)).toEqual(Array.from(chwToImage(a.chw, 64).data));
 
     // Same program (id_scale is an input): nothing new compiled; a large ID scale changes the image.
-    const b = await pipe.generate({ prompt: 'a watercolor portrait', photos: [new Uint8Array(fs.readFileSync(photo(2)))], idScale: 200, mode: 'ortho_v2' });
+    const b = await pipe.generate({ prompt: 'a watercolor portrait', photos: [new Uint8Array(fs.readFileSync(photo(2)))], idScale: 200, ortho: 'v2', numZero: 8 });
     expect(pipe.compiledPrograms).toBe(1);
     expect(maxDiff(a.chw, b.chw)).toBeGreaterThan(0.05);
-    const again = await pipe.generate({ prompt: 'a watercolor portrait', photos: [photo(2)], idScale: 0, mode: 'ortho_v2' });
+    const again = await pipe.generate({ prompt: 'a watercolor portrait', photos: [photo(2)], idScale: 0, mode: 'fidelity' });
     expect(maxDiff(a.chw, again.chw)).toBe(0);
 
-    for (const [opts, option] of [[{ steps: 0 }, 'steps'], [{ idScale: Number.NaN }, 'idScale'], [{ seed: -1 }, 'seed'], [{ width: 128 }, 'width'], [{ cfg: 1e9 }, 'cfg'], [{ photos: [] }, 'photos']] as const) {
-      const e = await pipe.generate({ prompt: 'x', photos: [photo(2)], ...opts }).catch((x: unknown) => x);
+    for (const [opts, option] of [[{ steps: 0 }, 'steps'], [{ idScale: Number.NaN }, 'idScale'], [{ seed: -1 }, 'seed'], [{ width: 128 }, 'width'], [{ cfg: 1e9 }, 'cfg'], [{ photos: [] }, 'photos'],
+      [{ numZero: 81 }, 'numZero'], [{ numZero: 1.5 }, 'numZero'], [{ ortho: 'v3' }, 'ortho'], [{ sampler: 'ddim' }, 'sampler'], [{ idMix: 'yes' }, 'idMix'], [{ mode: 'x' }, 'mode']] as const) {
+      const e = await pipe.generate({ prompt: 'x', photos: [photo(2)], ...(opts as object) }).catch((x: unknown) => x);
       expect(e).toBeInstanceOf(PipelineOptionError);
       expect((e as PipelineOptionError).option).toBe(option);
     }
@@ -42,6 +43,19 @@ describe('PulidPipeline (micro)', () => {
     await expect(pipe.generate({ prompt: 'x', photos: [blank] })).rejects.toThrow(NoFaceError);
     expect(pipe.compiledPrograms).toBe(1);
   }, 600_000);
+});
+
+describe('PulidPipeline options (no sampling)', () => {
+  it('the app presets set ortho and NUM_ZERO; explicit ortho / numZero override them', async () => {
+    const pipe = await PulidPipeline.load({ config: 'micro' });
+    const r = (o: object) => { const x = pipe.resolve({ photos: [photo(2)], ...o }); return [x.attention, x.numZero, x.idMix, x.sampler]; };
+    expect(r({})).toEqual(['plain', 0, false, 'euler']);
+    expect(r({ mode: 'fidelity' })).toEqual(['ortho_v2', 8, false, 'euler']);
+    expect(r({ mode: 'style' })).toEqual(['ortho', 16, false, 'euler']);
+    expect(r({ mode: 'style', ortho: 'off', numZero: 20, idMix: true, sampler: 'dpmpp-sde-karras' })).toEqual(['plain', 20, true, 'dpmpp-sde-karras']);
+    expect(r({ mode: 'ortho_v2', numZero: 0 })).toEqual(['ortho_v2', 0, false, 'euler']);
+    expect(pipe.compiledPrograms).toBe(0);
+  });
 });
 
 describe('TextToImagePipeline (tiny) and FaceEmbedPipeline', () => {
