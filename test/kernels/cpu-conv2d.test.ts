@@ -21,6 +21,14 @@ const shapes: [string, Conv][] = [
   ['1x1 stride 1 (plain GEMM)', [2, 20, 5, 7, 17, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
   ['1x1 stride 2', [1, 6, 9, 9, 5, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1]],
   ['deep K (> KC), 4x4 stride 2 pad 1', [1, 20, 10, 10, 18, 4, 4, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  // Ragged sizes for the shift layout (conv2d_shift.h): 1 and 7 channels, a 1-pixel and a 65-wide image, 17 / 63
+  // channels, stride 2 on odd sizes, stride (1,3) with dilation, padding wider than the kernel extent.
+  ['ragged: C 1, O 7, 1x1 image, pad 1', [1, 1, 1, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['ragged: C 7, O 17, 3x65, pad 1', [2, 7, 3, 65, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['ragged: C 17, O 63, 7x7 stride 2 pad 1', [1, 17, 7, 7, 63, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  ['ragged: C 63, O 1, 5x9 stride 2 no pad', [1, 63, 5, 9, 1, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1]],
+  ['stride (1,3), dilation (2,1), groups 3', [1, 6, 9, 13, 9, 3, 2, 1, 3, 2, 1, 0, 2, 2, 1, 3]],
+  ['padding wider than the kernel extent', [1, 3, 4, 5, 4, 2, 2, 1, 1, 3, 2, 2, 3, 1, 1, 1]],
 ];
 const modes: [string, number][] = [['forward', 0], ['bwd_data', 1], ['bwd_weight', 2]];
 const cases = shapes.flatMap(([s, p]) => modes.map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
