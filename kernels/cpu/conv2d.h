@@ -3,12 +3,12 @@
 // Every variant is one call of gemm_packed_f32; nothing of size C*KH*KW x Ho*Wo is ever materialised.
 // Which packer, per shape: 1x1 stride 1 unpadded -> plain strided GEMM; otherwise the "shift" formulation of
 // conv2d_shift.h (input copied once into a padded, stride-phase-split layout where each im2col row is a
-// contiguous run, so a B panel packs with memcpy); bwd_data with stride > 1 gathers with Col2imPackB.
+// contiguous run, so a B panel packs with memcpy; bwd_data runs one such GEMM per output stride phase).
 // Depthwise (C/G = O/G = 1) forward is a direct loop. The GEMMs:
 //   forward      per (n, g):  y[o, p]      = sum_{c,kh,kw} w[o, c,kh,kw] * x[c, ih(p,kh), iw(p,kw)]
 //                M = O/G, N = Ho*Wo, K = C/G*KH*KW, batch = N*G.   1x1 / stride 1 / no pad -> plain strided GEMM.
 //   bwd_data     per (n, g):  dx[c, q]     = sum_{o,kh,kw} w[o, c,kh,kw] * dy[o, oh, ow]  (oh*sh = ih+pt-kh*dh)
-//                M = C/G, N = H*W, K = O/G*KH*KW, batch = N*G. A = w regrouped to [g][c][o,kh,kw] once.
+//                M = C/G, N = H*W, K = O/G*KH*KW, batch = N*G (per stride phase: its taps only).
 //   bwd_weight   per g:       dw[o, c,kh,kw] = sum_{n,oh,ow} dy[n, o, oh, ow] * x[n, c, ih, iw]
 //                M = O/G, N = C/G*KH*KW, K = N*Ho*Wo, batch = G.
 // Out-of-range taps read as 0. Each epilogue is called exactly once per output element with the full sum.
@@ -20,43 +20,6 @@
 
 namespace kiln {
 
-namespace conv_detail {
-
-// B(k=(o,kh,kw), j=(ih,iw)) = dy[n, g*Og + o, oh, ow] where oh = (ih + pt - kh*dh)/sh when exact and in range.
-struct Col2imPackB {
-  Conv2dShape s; const float* dy;
-  template <int NR>
-  void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    const int64_t n = b / s.G, g = b % s.G, Ho = s.Ho(), Wo = s.Wo(), KHW = s.KH * s.KW;
-    const float* dyb = dy + (n * s.O + g * s.Og()) * Ho * Wo;
-    for (int64_t p = 0; p * NR < nc; ++p) {
-      float* d = dst + p * kc * NR;
-      int64_t ihb[NR], iwb[NR];
-      bool valid[NR];
-      for (int c = 0; c < NR; ++c) {
-        const int64_t j = j0 + p * NR + c;
-        valid[c] = j < j0 + nc;
-        ihb[c] = j / s.W + s.pt;
-        iwb[c] = j % s.W + s.pl;
-      }
-      for (int64_t k = 0; k < kc; ++k) {
-        const int64_t kk = k0 + k, o = kk / KHW, kh = (kk / s.KW) % s.KH, kw = kk % s.KW;
-        const float* dyo = dyb + o * Ho * Wo;
-        for (int c = 0; c < NR; ++c) {
-          const int64_t th = ihb[c] - kh * s.dh, tw = iwb[c] - kw * s.dw;
-          float v = 0.0f;
-          if (valid[c] && th >= 0 && tw >= 0 && th % s.sh == 0 && tw % s.sw == 0) {
-            const int64_t oh = th / s.sh, ow = tw / s.sw;
-            if (oh < Ho && ow < Wo) v = dyo[oh * Wo + ow];
-          }
-          d[k * NR + c] = v;
-        }
-      }
-    }
-  }
-};
-
-}  // namespace conv_detail
 
 // y[n,o,oh,ow]: epi(int64_t n, int64_t o, int64_t oh, int64_t ow, float acc).
 template <class Epi>
@@ -123,34 +86,23 @@ void conv2d_bwd_data_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, 
                          int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr, int64_t dh, int64_t dw,
                          int64_t groups, const float* dy, const float* w, Epi epi) {
   const Conv2dShape s{N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, groups};
-  const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = s.Cg(), Og = s.Og(), G = groups, KHW = KH * KW;
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = s.Cg(), Og = s.Og(), G = groups;
   if (Ho <= 0 || Wo <= 0) {
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c)
         for (int64_t i = 0; i < H * W; ++i) epi(n, c, i / W, i % W, 0.0f);
     return;
   }
-  auto out = [&](int64_t b, int64_t i, int64_t j, float acc) { epi(b / G, (b % G) * Cg + i, j / W, j % W, acc); };
-  // wt[g][c][(o,kh,kw)] = w[g*Og + o][c][kh][kw]: contiguous rows for the A packer.
-  std::vector<float> wt(size_t(G * Cg * Og * KHW));
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t o = 0; o < Og; ++o)
-      for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t t = 0; t < KHW; ++t)
-          wt[((g * Cg + c) * Og + o) * KHW + t] = w[((g * Og + o) * Cg + c) * KHW + t];
-  const int64_t Kd = Og * KHW;
-  auto aOff = [=](int64_t b) { return (b % G) * Cg * Kd; };
-  StridedPackA<decltype(aOff)> packA{wt.data(), Kd, 1, aOff, Cg};
   if (KH == 1 && KW == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0) {
+    // 1x1 stride 1: dx[c, :] = sum_o w[o, c] dy[o, :], A = w transposed (w[g*Og + o][c]).
+    auto out = [&](int64_t b, int64_t i, int64_t j, float acc) { epi(b / G, (b % G) * Cg + i, j / W, j % W, acc); };
+    auto aOff = [=](int64_t b) { return (b % G) * Og * Cg; };
     auto bOff = [=](int64_t b) { return ((b / G) * O + (b % G) * Og) * H * W; };
-    gemm_packed_f32(N * G, Cg, H * W, Og, packA, StridedPackB<decltype(bOff)>{dy, H * W, 1, bOff}, out);
+    gemm_packed_f32(N * G, Cg, H * W, Og, StridedPackA<decltype(aOff)>{w, 1, Cg, aOff, Cg},
+                    StridedPackB<decltype(bOff)>{dy, H * W, 1, bOff}, out);
     return;
   }
-  if (sh == 1 && sw == 1) {
-    conv2d_bwd_data_shift(s, dy, packA, epi);
-    return;
-  }
-  gemm_packed_f32(N * G, Cg, H * W, Kd, packA, conv_detail::Col2imPackB{s, dy}, out);
+  conv2d_bwd_data_phases(s, dy, w, epi);
 }
 
 // dw[o,ci,kh,kw] = sum_{n,oh,ow} dy[n,o,oh,ow] * x[n, g*Cg+ci, ih, iw]: epi(int64_t o, int64_t ci, int64_t kh,

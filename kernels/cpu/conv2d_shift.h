@@ -8,8 +8,8 @@
 // The GEMM then runs over columns j = oh*Wq + ow with ow in [0, Wq): the Wq - Wo columns past the output row
 // are computed and dropped (2 of 66 for a 3x3 pad-1 conv on 64²), and packing a B panel is one memcpy of NR
 // floats per k. The same layout serves the weight gradient (the GEMM's K runs over j, dy is copied to rows
-// of Wq with zeros in the dropped columns) and, for stride 1, the input gradient (dy padded by the kernel
-// extent minus the padding: a correlation with the flipped taps).
+// of Wq with zeros in the dropped columns) and the input gradient (per output stride phase, a correlation of
+// a zero-margined dy with that phase's flipped taps).
 #pragma once
 
 #include <algorithm>
@@ -186,27 +186,58 @@ void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packA, Epi& e
                   ShiftPackB{xq.data(), koff.data(), s.C * L.plane(), s.Cg() * L.plane(), G}, out);
 }
 
-// Input gradient, stride 1: dx[c, (ih, iw)] = sum_{o,kh,kw} w[o, c, kh, kw] * dyq[o, ih + (KH-1-kh)*dh, iw +
-// (KW-1-kw)*dw] with dyq = dy padded by ((KH-1)*dh - pt, (KW-1)*dw - pl);  epi(n, c, ih, iw, acc).
-template <class PackA, class Epi>
-void conv2d_bwd_data_shift(const Conv2dShape& s, const float* dy, PackA& packA, Epi& epi) {
+// Input gradient, split by output stride phase: dx[c, ih = u*sh + a, iw = v*sw + b] takes the taps with
+// (a + pt - kh*dh) % sh == 0 and (b + pl - kw*dw) % sw == 0 only, each reading dy at (u + eh, v + ew) with
+// eh = (a + pt - kh*dh)/sh, ew = (b + pl - kw*dw)/sw. So each of the sh*sw phases is a stride-1 correlation of a
+// zero-margined copy of dy (rows of Wq) with its own taps, one GEMM each: M = C/G, N = Hu*Wq, K = O/G*taps.
+// Stride 1 is the single phase with every tap (a correlation with the flipped kernel); no tap multiplies a
+// zero that the stride inserted.  epi(n, c, ih, iw, acc).
+template <class Epi>
+void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* w, Epi& epi) {
   using namespace conv_shift;
-  const Layout L{1, 1, s.H + (s.KH - 1) * s.dh, s.W + (s.KW - 1) * s.dw};
-  const int64_t Wq = L.Wq, G = s.G, Og = s.Og(), Cg = s.Cg(), W = s.W;
-  Planes dyq(s.N * s.O, L, slack(s));
-  phase_split(dy, s.N * s.O, s.Ho(), s.Wo(), (s.KH - 1) * s.dh - s.pt, (s.KW - 1) * s.dw - s.pl, L, dyq.data());
-  std::vector<int64_t> koff(size_t(Og * s.KH * s.KW));
-  for (int64_t o = 0; o < Og; ++o)
-    for (int64_t kh = 0; kh < s.KH; ++kh)
-      for (int64_t kw = 0; kw < s.KW; ++kw)
-        koff[size_t((o * s.KH + kh) * s.KW + kw)] =
-            o * L.plane() + (s.KH - 1 - kh) * s.dh * Wq + (s.KW - 1 - kw) * s.dw;
-  auto out = [&](int64_t b, int64_t i, int64_t j, float acc) {
-    const int64_t ih = j / Wq, iw = j - ih * Wq;
-    if (iw < W) epi(b / G, (b % G) * Cg + i, ih, iw, acc);
-  };
-  gemm_packed_f32(s.N * G, Cg, s.H * Wq, Og * s.KH * s.KW, packA,
-                  ShiftPackB{dyq.data(), koff.data(), s.O * L.plane(), Og * L.plane(), G}, out);
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), G = s.G, Og = s.Og(), Cg = s.Cg(), KH = s.KH, KW = s.KW;
+  auto floordiv = [](int64_t x, int64_t d) { return x >= 0 ? x / d : -((-x + d - 1) / d); };
+  // Margins covering every phase's taps: eh ranges over [(0 + pt - (KH-1)*dh)/sh, (sh-1 + pt)/sh].
+  const int64_t ehMin = floordiv(s.pt - (KH - 1) * s.dh, s.sh), ehMax = floordiv(s.sh - 1 + s.pt, s.sh);
+  const int64_t ewMin = floordiv(s.pl - (KW - 1) * s.dw, s.sw), ewMax = floordiv(s.sw - 1 + s.pl, s.sw);
+  const int64_t Pt = std::max<int64_t>(0, -ehMin), Pl = std::max<int64_t>(0, -ewMin);
+  const int64_t Hu0 = (s.H + s.sh - 1) / s.sh, Wv0 = (s.W + s.sw - 1) / s.sw;
+  const Layout L{1, 1, Pt + std::max(Ho, Hu0 + std::max<int64_t>(ehMax, 0)), Pl + std::max(Wo, Wv0 + std::max<int64_t>(ewMax, 0))};
+  const int64_t Wq = L.Wq;
+  std::vector<float> dyq(size_t(s.N * s.O * L.plane() + 2 * Wq + 64), 0.0f);
+  phase_split(dy, s.N * s.O, Ho, Wo, Pt, Pl, L, dyq.data());
+  for (int64_t a = 0; a < s.sh; ++a)
+    for (int64_t b = 0; b < s.sw; ++b) {
+      const int64_t Hu = (s.H - a + s.sh - 1) / s.sh, Wv = (s.W - b + s.sw - 1) / s.sw;
+      if (Hu <= 0 || Wv <= 0) continue;
+      std::vector<int64_t> th, tw;  // this phase's taps
+      for (int64_t kh = 0; kh < KH; ++kh)
+        if ((a + s.pt - kh * s.dh) % s.sh == 0) th.push_back(kh);
+      for (int64_t kw = 0; kw < KW; ++kw)
+        if ((b + s.pl - kw * s.dw) % s.sw == 0) tw.push_back(kw);
+      const int64_t nth = int64_t(th.size()), ntw = int64_t(tw.size()), T = nth * ntw, Kd = Og * T;
+      // A(g, c, (o, t)) = w[g*Og + o, c, th, tw], rows contiguous; koff over k = (o, t).
+      std::vector<float> wt(size_t(std::max<int64_t>(1, G * Cg * Kd)));
+      std::vector<int64_t> koff(size_t(std::max<int64_t>(1, Kd)));
+      for (int64_t o = 0; o < Og; ++o)
+        for (int64_t i = 0; i < nth; ++i)
+          for (int64_t k = 0; k < ntw; ++k) {
+            const int64_t kh = th[size_t(i)], kw = tw[size_t(k)], t = i * ntw + k;
+            koff[size_t(o * T + t)] = o * L.plane() + (floordiv(a + s.pt - kh * s.dh, s.sh) + Pt) * Wq +
+                                      floordiv(b + s.pl - kw * s.dw, s.sw) + Pl;
+            for (int64_t g = 0; g < G; ++g)
+              for (int64_t c = 0; c < Cg; ++c)
+                wt[size_t((g * Cg + c) * Kd + o * T + t)] = w[(((g * Og + o) * Cg + c) * KH + kh) * KW + kw];
+          }
+      auto aOff = [=](int64_t bb) { return (bb % G) * Cg * Kd; };
+      StridedPackA<decltype(aOff)> packA{wt.data(), Kd, 1, aOff, Cg};
+      auto out = [&](int64_t bb, int64_t i, int64_t j, float acc) {
+        const int64_t u = j / Wq, v = j - u * Wq;
+        if (v < Wv) epi(bb / G, (bb % G) * Cg + i, u * s.sh + a, v * s.sw + b, acc);
+      };
+      gemm_packed_f32(s.N * G, Cg, Hu * Wq, Kd, packA,
+                      ShiftPackB{dyq.data(), koff.data(), s.O * L.plane(), Og * L.plane(), G}, out);
+    }
 }
 
 // Weight gradient: dw[o, (c,kh,kw)] = sum_{n, t} dyq[n, o, t] * xq[n, c, koff + t], t = oh*Wq + ow, dyq zero
