@@ -36,12 +36,14 @@ struct Layout {
   int64_t plane() const { return sh * sw * Hq * Wq; }
 };
 
-// Scratch that holds `planes` phase-split planes plus `slack` zero floats past the end (the dropped columns of
-// the last rows read up to (KW-1)*dw/sw floats beyond their plane).
+// Scratch that holds `planes` phase-split planes (phase_split writes every element) plus `slack` zero floats past
+// the end (the dropped columns of the last rows read up to (KW-1)*dw/sw floats beyond their plane).
 struct Planes {
-  std::vector<float> v;
-  Planes(int64_t planes, const Layout& L, int64_t slack) : v(size_t(planes * L.plane() + slack), 0.0f) {}
-  float* data() { return v.data(); }
+  AlignedBuf buf;
+  Planes(int64_t planes, const Layout& L, int64_t slack) : buf(size_t(planes * L.plane() + slack)) {
+    std::fill(buf.p + planes * L.plane(), buf.p + planes * L.plane() + slack, 0.0f);
+  }
+  float* data() { return buf.p; }
 };
 
 // dst plane p = phase split of src plane p (rows x cols), source origin at (-top, -left) of the padded plane.
@@ -204,7 +206,7 @@ void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* 
   const int64_t Hu0 = (s.H + s.sh - 1) / s.sh, Wv0 = (s.W + s.sw - 1) / s.sw;
   const Layout L{1, 1, Pt + std::max(Ho, Hu0 + std::max<int64_t>(ehMax, 0)), Pl + std::max(Wo, Wv0 + std::max<int64_t>(ewMax, 0))};
   const int64_t Wq = L.Wq;
-  std::vector<float> dyq(size_t(s.N * s.O * L.plane() + 2 * Wq + 64), 0.0f);
+  Planes dyq(s.N * s.O, L, 2 * Wq + 64);
   phase_split(dy, s.N * s.O, Ho, Wo, Pt, Pl, L, dyq.data());
   for (int64_t a = 0; a < s.sh; ++a)
     for (int64_t b = 0; b < s.sw; ++b) {
