@@ -315,6 +315,15 @@ function runPeers(results: Record<string, unknown>[], kilnOut: Float32Array[], t
   return { torch, openblas };
 }
 
+/** A short ASCII label for the chart's marks (the PNG's bitmap font has no superscripts; long names overlap). */
+function chartTag(name: string): string {
+  const m = /^matmul (\d+)/.exec(name) ?? /^conv(\dx\d) (\d+)(?:→(\d+))?ch (\d+)².*?(stride 2)?(?: \(|$)/.exec(name);
+  if (m && name.startsWith('matmul')) return `mm${m[1]}`;
+  if (m) return `c${m[1][0]}${m[5] ? 's2' : ''} ${m[2]}${m[3] ? `>${m[3]}` : ''}@${m[4]}`;
+  return ({ 'attention self': 'attn', 'attention cross': 'x-attn', 'groupnorm+silu': 'gn+silu', softmax: 'softmax', 'log-softmax': 'logsm',
+    layernorm: 'ln', 'tiny-UNet training step': 'unet step' } as Record<string, string>)[name.replace(/ \d.*$/, '')] ?? name.slice(0, 8);
+}
+
 /** Kiln's speed-up over each peer per case (best of N samples each); 1.0 = parity. */
 function ratioChart(kernelRows: readonly Row[], load: readonly number[], unet?: UnetStepResult): Parameters<typeof writeChart>[1] {
   const rows = unet ? [...kernelRows, { name: unet.name, vsTorchBest: unet.vsTorchBest, kiln: unet.kiln } as unknown as Row] : kernelRows;
@@ -328,7 +337,7 @@ function ratioChart(kernelRows: readonly Row[], load: readonly number[], unet?: 
       { name: 'vs tfjs-wasm (1 thread)', points: pts((r) => (r.tfjs ? r.tfjs.minMs / r.kiln.minMs : undefined)), dots: true },
       { name: 'parity', points: [[1, 1], [rows.length, 1]], dashed: true, color: '#777777' },
     ],
-    marks: rows.map((r, i) => ({ x: i + 1, label: r.name.replace(/ \(.*\)$/, '') })),
+    marks: rows.map((r, i) => ({ x: i + 1, label: chartTag(r.name) })),
   };
 }
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adamw, compile, grad, input, trainableParams, type CpuProgram } from '../../compiler/index';
 import { UNet2DConditionModel, pooledTextDim, tinyUnetConfig } from '../../models/unet/index';
-import { materialize, saveParams } from '../../models/weights';
+import { loadWeightsInto, materialize, paramsOf, saveParams } from '../../models/weights';
 import { relErr, type PeerTiming } from './peers';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -42,9 +42,13 @@ export async function unetStep(threads: number, minSamples: number, maxTime: num
   };
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-unet-peer-'));
   try {
-    const store = materialize(new Map(), unet);
-    saveParams(path.join(dir, 'weights.safetensors'), store, unet);
-    prog.loadParams(store);
+    // Both sides read their weights from the one file: Kiln's initial values, written as F32 safetensors.
+    const file = path.join(dir, 'weights.safetensors');
+    saveParams(file, materialize(new Map(), unet), unet);
+    const store = new Map<string, Float64Array>();
+    loadWeightsInto(store, file, unet);
+    const { loaded } = prog.loadParams(store, { strict: false });  // the optimizer state keeps its zero init
+    if (loaded.length !== paramsOf(unet).size) throw new Error(`tiny-UNet step: loaded ${loaded.length} of ${paramsOf(unet).size} parameters from ${file}`);
     const first = prog.run(feeds);
     const kPred = first.pred as Float32Array, kLoss = (first.loss as Float32Array)[0];
     const kiln = time('kiln tiny-UNet step', () => prog.parts.lib.call('kiln_run', prog.arena));
