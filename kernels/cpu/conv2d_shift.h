@@ -13,6 +13,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -171,21 +172,53 @@ inline int64_t slack(const Conv2dShape& s) { return s.KW * s.dw + 64; }
 
 }  // namespace conv_shift
 
+// The most floats the forward pass copies its input into at once (16 Mi = 64 MiB): a larger input runs image by
+// image in bands of output rows, so a 1024² VAE layer does not double its memory. KILN_CONV_SCRATCH_FLOATS
+// overrides it (the tests force bands of one and of a few rows with it).
+inline int64_t conv_scratch_floats() {
+  static const int64_t v = [] {
+    const char* e = std::getenv("KILN_CONV_SCRATCH_FLOATS");
+    const long long x = e ? std::atoll(e) : 0;
+    return x > 0 ? int64_t(x) : int64_t(16) << 20;
+  }();
+  return v;
+}
+
 // Forward: per (n, g) y[o, (oh, ow)] = sum_k w[o, k] * B(k, oh*Wq + ow);  epi(n, o, oh, ow, acc).
 template <class PackA, class Epi>
 void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packA, Epi& epi) {
   using namespace conv_shift;
   const Layout L = input_layout(s);
-  const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = L.Wq, G = s.G, Og = s.Og();
-  Planes xq(s.N * s.C, L, slack(s));
-  phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
-  const std::vector<int64_t> koff = input_koff(s, L);
-  auto out = [&](int64_t b, int64_t i, int64_t j, float acc) {
-    const int64_t oh = j / Wq, ow = j - oh * Wq;
-    if (ow < Wo) epi(b / G, (b % G) * Og + i, oh, ow, acc);
-  };
-  gemm_packed_f32(s.N * G, Og, Ho * Wq, s.Cg() * s.KH * s.KW, packA,
-                  ShiftPackB{xq.data(), koff.data(), s.C * L.plane(), s.Cg() * L.plane(), G}, out);
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = L.Wq, G = s.G, Og = s.Og(), Kd = s.Cg() * s.KH * s.KW;
+  if (s.N * s.C * L.plane() <= conv_scratch_floats()) {
+    Planes xq(s.N * s.C, L, slack(s));
+    phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
+    const std::vector<int64_t> koff = input_koff(s, L);
+    auto out = [&](int64_t b, int64_t i, int64_t j, float acc) {
+      const int64_t oh = j / Wq, ow = j - oh * Wq;
+      if (ow < Wo) epi(b / G, (b % G) * Og + i, oh, ow, acc);
+    };
+    gemm_packed_f32(s.N * G, Og, Ho * Wq, Kd, packA,
+                    ShiftPackB{xq.data(), koff.data(), s.C * L.plane(), s.Cg() * L.plane(), G}, out);
+    return;
+  }
+  // Bands: output rows [oh0, oh0 + rows) of image n read padded rows from oh0*sh on; the band's layout has
+  // rows + (KH-1)*dh/sh rows per phase.
+  const int64_t extra = (s.KH - 1) * s.dh / s.sh, perRow = s.C * s.sh * s.sw * Wq;
+  const int64_t hb = std::max<int64_t>(1, conv_scratch_floats() / perRow - extra);
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t oh0 = 0; oh0 < Ho; oh0 += hb) {
+      const int64_t rows = std::min(hb, Ho - oh0);
+      const Layout Lb{s.sh, s.sw, rows + extra, Wq};
+      Planes xq(s.C, Lb, slack(s));
+      phase_split(x + n * s.C * s.H * s.W, s.C, s.H, s.W, s.pt - oh0 * s.sh, s.pl, Lb, xq.data());
+      const std::vector<int64_t> koff = input_koff(s, Lb);
+      auto out = [&](int64_t g, int64_t i, int64_t j, float acc) {
+        const int64_t oh = j / Wq, ow = j - oh * Wq;
+        if (ow < Wo) epi(n, g * Og + i, oh0 + oh, ow, acc);
+      };
+      gemm_packed_f32(G, Og, rows * Wq, Kd, packA, ShiftPackB{xq.data(), koff.data(), 0, s.Cg() * Lb.plane(), G}, out);
+    }
 }
 
 // Input gradient, split by output stride phase: dx[c, ih = u*sh + a, iw = v*sw + b] takes the taps with

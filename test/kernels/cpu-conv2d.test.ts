@@ -33,6 +33,22 @@ const shapes: [string, Conv][] = [
 const modes: [string, number][] = [['forward', 0], ['bwd_data', 1], ['bwd_weight', 2]];
 const cases = shapes.flatMap(([s, p]) => modes.map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
 
+// Forward on inputs larger than the copy limit runs image by image in bands of output rows (conv2d_shift.h):
+// bands of one row (limit 1 float) and of a few rows with a short last band (limit 700 floats), on the best path.
+describe.each([['1'], ['700']])('conv2d forward in bands of output rows (CPU, KILN_CONV_SCRATCH_FLOATS=%s)', (limit) => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  it.each(shapes.filter(([, p]) => !(p[1] === p[15] && p[4] === p[15])))('%s', (_name, p) => {
+    const seed = 77 + p.reduce((a, b) => a * 3 + b, 0) % 100000;
+    const out = runDriver(bin, [...p, 0, seed], { KILN_CONV_SCRATCH_FLOATS: limit });
+    expect(out.callsOnce).toBe(true);
+    const { ref, mag } = reference(p, 0, seed);
+    expectClose(out.arrays.out, ref, mag, 'out');
+  });
+});
+
 describe.each(cpuGemmPaths().paths)('conv2d (CPU, KILN_CPU_ISA=%s)', (isa) => {
   let bin = '';
   beforeAll(() => {
