@@ -27,12 +27,15 @@ import { fileURLToPath } from 'node:url';
 import Benchmark from 'benchmark';
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
-import { compile, conv2d, groupNorm, input, sdpa, softmax, type CpuProgram, type Tensor } from '../compiler/index';
+import { compile, conv2d, groupNorm, input, layerNorm, logSoftmax, sdpa, softmax, type CpuProgram, type Tensor } from '../compiler/index';
+import { writeChart } from '../models/io/plot';
+import { openblasPeer, relErr, torchPeer, type PeerCase } from './peers/peers';
+import { unetStep, type UnetStepResult } from './peers/unet-step';
 import { defineCli, exitUsage, parseOrExit, runCli } from '../tools/cli';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
-const CASE_KINDS = ['matmul', 'conv', 'attention', 'groupnorm', 'softmax'];
+const CASE_KINDS = ['matmul', 'conv', 'attention', 'groupnorm', 'softmax', 'log-softmax', 'layernorm', 'unet'];
 const cli = defineCli({
   command: 'npx tsx bench/run.ts',
   summary: 'CPU kernel microbenchmarks: Kiln beside TensorFlow.js wasm on the same shapes, results saved to bench/results/cpu-<date>.json.',
@@ -40,13 +43,14 @@ const cli = defineCli({
     json: { type: 'flag', help: 'print the JSON report on stdout (progress on stderr)' },
     only: { type: 'string', help: `comma-separated case prefixes (${CASE_KINDS.join(', ')})` },
     quick: { type: 'flag', help: 'fewer samples' },
-    'no-tfjs': { type: 'flag', help: 'Kiln only' },
+    'no-tfjs': { type: 'flag', help: 'no TensorFlow.js peer' },
+    'no-peers': { type: 'flag', help: 'no PyTorch / OpenBLAS peers (bench/peers)' },
     'no-save': { type: 'flag', help: 'do not write bench/results/' },
   },
   examples: ['npx tsx bench/run.ts --only matmul,conv --quick', 'npx tsx bench/run.ts --json --no-save'],
 });
 const { values: opts } = parseOrExit(cli);
-const JSON_OUT = opts.json, QUICK = opts.quick, NO_TFJS = opts['no-tfjs'], NO_SAVE = opts['no-save'];
+const JSON_OUT = opts.json, QUICK = opts.quick, NO_TFJS = opts['no-tfjs'], NO_SAVE = opts['no-save'], NO_PEERS = opts['no-peers'];
 const ONLY = opts.only?.split(',');
 for (const o of ONLY ?? []) if (!CASE_KINDS.some((k) => k.startsWith(o) || o.startsWith(k))) exitUsage(cli, `--only: no case starts with '${o}' (${CASE_KINDS.join(', ')})`);
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -62,8 +66,10 @@ interface Case {
   work: number;                                      // flops or bytes
   kiln: () => { outputs: Record<string, Tensor> };
   feeds: Record<string, Float32Array>;
+  /** The PyTorch peer's op on the same feeds (Kiln's layout is PyTorch's: NCHW / OIHW). */
+  torch: { op: PeerCase['op']; inputs: Record<string, readonly number[]>; attrs?: Record<string, unknown> };
   /** tfjs: builds its inputs from the same feeds (its layout), returns the op and the output in Kiln's layout. */
-  tfjs: (f: Record<string, Float32Array>) => { op: () => tf.Tensor; toKiln: (y: tf.Tensor) => tf.Tensor; inputs: tf.Tensor[] };
+  tfjs?: (f: Record<string, Float32Array>) => { op: () => tf.Tensor; toKiln: (y: tf.Tensor) => tf.Tensor; inputs: tf.Tensor[] };
 }
 
 const rand = (n: number, seed: number) => {
@@ -78,19 +84,23 @@ function matmulCase(n: number): Case {
     name: `matmul ${n}³`, shape: `[${n},${n}]·[${n},${n}]`, kind: 'flop', work: 2 * n ** 3,
     kiln: () => { const a = input('a', [n, n]), b = input('b', [n, n]); return { outputs: { y: a.matmul(b as never) } }; },
     feeds: { a: rand(n * n, 1), b: rand(n * n, 2) },
+    torch: { op: 'matmul', inputs: { a: [n, n], b: [n, n] } },
     tfjs: (f) => { const a = tf.tensor2d(f.a, [n, n]), b = tf.tensor2d(f.b, [n, n]); return { op: () => tf.matMul(a, b), toKiln: (y) => y, inputs: [a, b] }; },
   };
 }
 
-function convCase(label: string, N: number, C: number, O: number, H: number, W: number): Case {
+function convCase(label: string, N: number, C: number, O: number, H: number, W: number, k = 3, stride = 1, pad = (k - 1) / 2): Case {
+  const Ho = Math.floor((H + 2 * pad - k) / stride) + 1, Wo = Math.floor((W + 2 * pad - k) / stride) + 1;
   return {
-    name: `conv3x3 ${label}`, shape: `x[${N},${C},${H},${W}] w[${O},${C},3,3] pad 1`, kind: 'flop', work: 2 * N * O * H * W * C * 9,
-    kiln: () => { const x = input('x', [N, C, H, W]), w = input('w', [O, C, 3, 3]); return { outputs: { y: conv2d(x, w, undefined, { padding: 1 }) } }; },
-    feeds: { x: rand(N * C * H * W, 3), w: rand(O * C * 9, 4).map((v) => v * 0.05) },
+    name: `conv${k}x${k} ${label}`, shape: `x[${N},${C},${H},${W}] w[${O},${C},${k},${k}]${stride > 1 ? ` stride ${stride}` : ''}${pad ? ` pad ${pad}` : ''}`,
+    kind: 'flop', work: 2 * N * O * Ho * Wo * C * k * k,
+    kiln: () => { const x = input('x', [N, C, H, W]), w = input('w', [O, C, k, k]); return { outputs: { y: conv2d(x, w, undefined, { padding: pad, stride }) } }; },
+    feeds: { x: rand(N * C * H * W, 3), w: rand(O * C * k * k, 4).map((v) => v * 0.05) },
+    torch: { op: 'conv2d', inputs: { x: [N, C, H, W], w: [O, C, k, k] }, attrs: { stride, padding: pad } },
     tfjs: (f) => {
       const x = tf.tidy(() => tf.transpose(tf.tensor4d(f.x, [N, C, H, W]), [0, 2, 3, 1])) as tf.Tensor4D;
-      const w = tf.tidy(() => tf.transpose(tf.tensor4d(f.w, [O, C, 3, 3]), [2, 3, 1, 0])) as tf.Tensor4D;
-      return { op: () => tf.conv2d(x, w, 1, 'same'), toKiln: (y) => tf.transpose(y, [0, 3, 1, 2]), inputs: [x, w] };
+      const w = tf.tidy(() => tf.transpose(tf.tensor4d(f.w, [O, C, k, k]), [2, 3, 1, 0])) as tf.Tensor4D;
+      return { op: () => tf.conv2d(x, w, stride, pad), toKiln: (y) => tf.transpose(y, [0, 3, 1, 2]), inputs: [x, w] };
     },
   };
 }
@@ -101,6 +111,7 @@ function attnCase(label: string, B: number, Lq: number, Lk: number, d: number): 
     name: `attention ${label}`, shape: `q[${B},${Lq},${d}] kv[${B},${Lk},${d}]`, kind: 'flop', work: 4 * B * Lq * Lk * d,
     kiln: () => { const q = input('q', [B, Lq, d]), k = input('k', [B, Lk, d]), v = input('v', [B, Lk, d]); return { outputs: { y: sdpa(q, k, v, { scale }) } }; },
     feeds: { q: rand(B * Lq * d, 5), k: rand(B * Lk * d, 6), v: rand(B * Lk * d, 7) },
+    torch: { op: 'attention', inputs: { q: [B, Lq, d], k: [B, Lk, d], v: [B, Lk, d] }, attrs: { scale } },
     tfjs: (f) => {
       const q = tf.tensor3d(f.q, [B, Lq, d]), k = tf.tensor3d(f.k, [B, Lk, d]), v = tf.tensor3d(f.v, [B, Lk, d]);
       return { op: () => tf.tidy(() => tf.matMul(tf.softmax(tf.mul(tf.matMul(q, k, false, true), scale)), v)), toKiln: (y) => y, inputs: [q, k, v] };
@@ -117,6 +128,7 @@ function gnCase(N: number, C: number, H: number, W: number, G: number): Case {
       return { outputs: { y: groupNorm(x, G, g, b).silu() } };
     },
     feeds: { x: rand(n, 8), gamma: rand(C, 9).map((v) => 1 + 0.1 * v), beta: rand(C, 10).map((v) => 0.1 * v) },
+    torch: { op: 'groupnorm_silu', inputs: { x: [N, C, H, W], gamma: [C], beta: [C] }, attrs: { groups: G, eps: 1e-5 } },
     tfjs: (f) => {
       const x = tf.tensor4d(f.x, [N, C, H, W]), g = tf.tensor3d(f.gamma, [C, 1, 1]), b = tf.tensor3d(f.beta, [C, 1, 1]);
       const op = () => tf.tidy(() => {
@@ -130,20 +142,32 @@ function gnCase(N: number, C: number, H: number, W: number, G: number): Case {
   };
 }
 
-function softmaxCase(R: number, L: number): Case {
+function softmaxCase(R: number, L: number, log = false): Case {
   return {
-    name: 'softmax', shape: `[${R},${L}] rows`, kind: 'bytes', work: 2 * 4 * R * L,
-    kiln: () => { const x = input('x', [R, L]); return { outputs: { y: softmax(x) } }; },
+    name: log ? 'log-softmax' : 'softmax', shape: `[${R},${L}] rows`, kind: 'bytes', work: 2 * 4 * R * L,
+    kiln: () => { const x = input('x', [R, L]); return { outputs: { y: log ? logSoftmax(x) : softmax(x) } }; },
     feeds: { x: rand(R * L, 11).map((v) => v * 4) },
-    tfjs: (f) => { const x = tf.tensor2d(f.x, [R, L]); return { op: () => tf.softmax(x), toKiln: (y) => y, inputs: [x] }; },
+    torch: { op: log ? 'log_softmax' : 'softmax', inputs: { x: [R, L] } },
+    tfjs: (f) => { const x = tf.tensor2d(f.x, [R, L]); return { op: () => (log ? tf.logSoftmax(x) : tf.softmax(x)), toKiln: (y) => y, inputs: [x] }; },
+  };
+}
+
+function layerNormCase(R: number, L: number): Case {
+  return {
+    name: 'layernorm', shape: `[${R},${L}] rows`, kind: 'bytes', work: 2 * 4 * R * L,
+    kiln: () => { const x = input('x', [R, L]), g = input('gamma', [L]), b = input('beta', [L]); return { outputs: { y: layerNorm(x, g, b) } }; },
+    feeds: { x: rand(R * L, 12), gamma: rand(L, 13).map((v) => 1 + 0.1 * v), beta: rand(L, 14).map((v) => 0.1 * v) },
+    torch: { op: 'layernorm', inputs: { x: [R, L], gamma: [L], beta: [L] }, attrs: { eps: 1e-5 } },
   };
 }
 
 const CASES: Case[] = [
-  matmulCase(1024), matmulCase(512),
+  matmulCase(512), matmulCase(1024), matmulCase(2048),
   convCase('64ch 56²', 1, 64, 64, 56, 56), convCase('32ch 64² (UNet)', 1, 32, 32, 64, 64),
+  convCase('320ch 64² (UNet)', 1, 320, 320, 64, 64), convCase('320→640ch 32² (UNet shortcut)', 1, 320, 640, 32, 32, 1),
+  convCase('320ch 64² stride 2 (UNet downsample)', 1, 320, 320, 64, 64, 3, 2),
   attnCase('self 8×1024²×64', 8, 1024, 1024, 64), attnCase('cross 8×1024×77×64', 8, 1024, 77, 64),
-  gnCase(1, 320, 64, 64, 32), softmaxCase(4096, 1024),
+  gnCase(1, 320, 64, 64, 32), softmaxCase(4096, 1024), softmaxCase(4096, 1024, true), layerNormCase(4096, 320),
 ].filter((c) => !ONLY || ONLY.some((o) => c.name.startsWith(o)));
 
 interface Timing { medianMs: number; minMs: number; rmePct: number; samples: number }
@@ -183,12 +207,16 @@ async function main() {
     log(`tfjs-wasm ${tf.version_core}: ${tfjsInfo.variant}, ${tfjsInfo.threads} thread(s) (the threaded build needs Web Workers and does not load in Node)`);
   }
 
-  const results = [];
+  const results: Record<string, unknown>[] = [];
+  const kilnOut: Float32Array[] = [];
+  let cpuIsa: unknown;
   for (const c of CASES) {
     const t0 = performance.now();
     const prog: CpuProgram = await compile(c.kiln());
     const compileMs = performance.now() - t0;
     const ky = prog.run(c.feeds).y as Float32Array;
+    kilnOut.push(ky);
+    cpuIsa ??= prog.parts.cpuIsa;
     const kiln = time(`kiln ${c.name}`, () => prog.parts.lib.call('kiln_run', prog.arena));
     const rate = (ms: number) => c.work / (ms / 1e3) / 1e9;
     const peakRate = c.kind === 'flop' ? peak.fmaGflops : peak.copyGBs;
@@ -197,7 +225,7 @@ async function main() {
       kiln: { ...kiln, rate: rate(kiln.medianMs), bestRate: rate(kiln.minMs), pctPeak: (100 * rate(kiln.medianMs)) / peakRate,
         kernels: prog.kernels.length, kernelNames: prog.kernels.map((k) => k.name), compileMs },
     };
-    if (!NO_TFJS) {
+    if (!NO_TFJS && c.tfjs) {
       const t = c.tfjs(c.feeds);
       const ty = tf.tidy(() => t.toKiln(t.op()));
       const td = ty.dataSync() as Float32Array;
@@ -214,13 +242,25 @@ async function main() {
     log(`${c.name}: kiln ${kiln.medianMs.toFixed(2)} ms${row.tfjs ? `, tfjs ${(row.tfjs as Timing).medianMs.toFixed(2)} ms` : ''}`);
   }
 
+  const loadKiln = os.loadavg();
+  const peers = NO_PEERS ? { torch: 'not run (--no-peers)', openblas: 'not run (--no-peers)' } : runPeers(results, kilnOut, peak.threads);
+  let unet: UnetStepResult | undefined;
+  if (!ONLY || ONLY.some((o) => 'unet'.startsWith(o))) {
+    log('tiny-UNet training step: compiling…');
+    unet = await unetStep(peak.threads, QUICK ? 3 : 8, QUICK ? 0.5 : 2, time, !NO_PEERS);
+    log(`tiny-UNet step: kiln ${unet.kiln.medianMs.toFixed(2)} ms${unet.torch ? `, PyTorch ${unet.torch.medianMs.toFixed(2)} ms` : ''}${unet.note ? ` (${unet.note})` : ''}`);
+  }
+
   const cpu = os.cpus();
   const report = {
     date: new Date().toISOString(),
     machine: { cpu: cpu[0]?.model, logicalCores: cpu.length, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version,
-      ompThreads: process.env.OMP_NUM_THREADS ?? `default (${peak.threads})`, ompWaitPolicy: process.env.OMP_WAIT_POLICY, loadavgBefore: load0, loadavgAfter: os.loadavg() },
-    peak, tfjs: { version: tf.version_core, ...tfjsInfo },
-    timing: 'median (and min) of benchmark.js samples; Kiln: kiln_run on the resident arena; tfjs: op on resident tensors, output disposed unread',
+      ompThreads: process.env.OMP_NUM_THREADS ?? `default (${peak.threads})`, ompWaitPolicy: process.env.OMP_WAIT_POLICY,
+      loadavgBefore: load0, loadavgAfterKiln: loadKiln, loadavgAfter: os.loadavg() },
+    cpuIsa, peak, tfjs: { version: tf.version_core, ...tfjsInfo }, peers, unetStep: unet,
+    timing: 'median (and min = best of N) of the samples; Kiln: kiln_run on the resident arena; tfjs: op on resident tensors, output disposed unread; ' +
+      'PyTorch: eager op under torch.no_grad() on resident tensors, same thread count (bench/peers/torch_cpu.py); OpenBLAS: cblas_sgemm (bench/peers/openblas_sgemm.cpp). ' +
+      'Ratios are peer time / Kiln time (> 1: Kiln faster), from the medians (vs*) and from the best samples (vs*Best)',
     results,
   };
   if (!NO_SAVE) {
@@ -229,21 +269,92 @@ async function main() {
     const file = path.join(dir, `cpu-${report.date.slice(0, 10)}.json`);
     writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
     log(`saved ${path.relative(root, file)}`);
+    const chart = writeChart(file.replace(/\.json$/, '-ratios'), ratioChart(report.results as Row[], report.machine.loadavgBefore, unet));
+    log(`saved ${path.relative(root, chart.svg)}, ${path.relative(root, chart.png)}`);
   }
   if (JSON_OUT) { console.log(JSON.stringify(report, null, 2)); return; }
   console.log(table(report));
+  if (unet) {
+    console.log(`\n${unet.name} (${unet.shape}, ${unet.params} parameters): Kiln ${unet.kiln.medianMs.toFixed(2)} (${unet.kiln.minMs.toFixed(2)}) ms` +
+      (unet.torch ? `, PyTorch eager ${unet.torch.medianMs.toFixed(2)} (${unet.torch.minMs.toFixed(2)}) ms, ` +
+        `prediction rel. err ${unet.torch.relErr.toExponential(1)}, loss ${unet.torch.lossKiln.toPrecision(6)} vs ${unet.torch.lossTorch.toPrecision(6)}` : '') +
+      (unet.vsTorch ? `; Kiln speed-up ${unet.vsTorch.toFixed(2)}× (best ${unet.vsTorchBest!.toFixed(2)}×)` : '') + (unet.note ? ` — ${unet.note}` : ''));
+  }
 }
 
-type Row = { name: string; shape: string; unit: string; kiln: Timing & { rate: number; pctPeak: number; kernels: number }; tfjs?: Timing & { rate: number }; speedup?: number; relErr?: number };
+/** PyTorch on every case (one process, after Kiln's timings), OpenBLAS on the matmuls; each peer's output is
+ * checked against Kiln's (relErr) before its time is used. Adds `torch`, `openblas` and the ratios to each row. */
+function runPeers(results: Record<string, unknown>[], kilnOut: Float32Array[], threads: number): { torch: unknown; openblas: unknown } {
+  const minSamples = QUICK ? 3 : 8, maxTime = QUICK ? 0.5 : 2;
+  const tcases: PeerCase[] = CASES.map((c) => ({ name: c.name, op: c.torch.op, attrs: c.torch.attrs,
+    inputs: Object.fromEntries(Object.entries(c.torch.inputs).map(([k, shape]) => [k, { shape, data: c.feeds[k] }])) }));
+  log(`PyTorch peer: ${tcases.length} cases…`);
+  const tr = torchPeer(tcases, threads, minSamples, maxTime);
+  let torch: unknown = tr.ok ? { ...tr.info, loadavgAfter: os.loadavg() } : tr.note;
+  if (!tr.ok) log(tr.note);
+  let openblas: unknown = 'no matmul case';
+  CASES.forEach((c, i) => {
+    const row = results[i], kiln = row.kiln as Timing;
+    if (tr.ok) {
+      const t = tr.results[i], err = relErr(kilnOut[i], t.out);
+      row.torch = { medianMs: t.medianMs, minMs: t.minMs, samples: t.samples, relErr: err };
+      // A peer whose output disagrees is reported, not compared.
+      if (err < 1e-3) { row.vsTorch = t.medianMs / kiln.medianMs; row.vsTorchBest = t.minMs / kiln.minMs; }
+    }
+    if (c.torch.op === 'matmul') {
+      const [M, K] = c.torch.inputs.a, N = c.torch.inputs.b[1];
+      const ob = openblasPeer(M, N, K, c.feeds.a, c.feeds.b, threads, minSamples, maxTime);
+      if (!ob.ok) { openblas = ob.note; return; }
+      openblas = { config: ob.config, threads };
+      const err = relErr(kilnOut[i], ob.out);
+      row.openblas = { ...ob.timing, relErr: err };
+      if (err < 1e-3) { row.vsOpenblas = ob.timing.medianMs / kiln.medianMs; row.vsOpenblasBest = ob.timing.minMs / kiln.minMs; }
+    }
+  });
+  if (tr.ok) torch = { ...(torch as object), loadavgAfterOpenblas: os.loadavg() };
+  return { torch, openblas };
+}
+
+/** A short ASCII label for the chart's marks (the PNG's bitmap font has no superscripts; long names overlap). */
+function chartTag(name: string): string {
+  const m = /^matmul (\d+)/.exec(name) ?? /^conv(\dx\d) (\d+)(?:→(\d+))?ch (\d+)².*?(stride 2)?(?: \(|$)/.exec(name);
+  if (m && name.startsWith('matmul')) return `mm${m[1]}`;
+  if (m) return `c${m[1][0]}${m[5] ? 's2' : ''} ${m[2]}${m[3] ? `>${m[3]}` : ''}@${m[4]}`;
+  return ({ 'attention self': 'attn', 'attention cross': 'x-attn', 'groupnorm+silu': 'gn+silu', softmax: 'softmax', 'log-softmax': 'logsm',
+    layernorm: 'ln', 'tiny-UNet training step': 'unet step' } as Record<string, string>)[name.replace(/ \d.*$/, '')] ?? name.slice(0, 8);
+}
+
+/** Kiln's speed-up over each peer per case (best of N samples each); 1.0 = parity. */
+function ratioChart(kernelRows: readonly Row[], load: readonly number[], unet?: UnetStepResult): Parameters<typeof writeChart>[1] {
+  const rows = unet ? [...kernelRows, { name: unet.name, vsTorchBest: unet.vsTorchBest, kiln: unet.kiln } as unknown as Row] : kernelRows;
+  const pts = (f: (r: Row) => number | undefined) => rows.map((r, i) => [i + 1, f(r) ?? NaN] as [number, number]);
+  return {
+    title: `Kiln CPU speed-up per case (peer time / Kiln time, best of N; load ${load[0].toFixed(1)})`, xLabel: 'case (see marks)', yLabel: 'speed-up',
+    width: 1100, height: 520,
+    series: [
+      { name: 'vs PyTorch CPU', points: pts((r) => r.vsTorchBest), dots: true },
+      { name: 'vs OpenBLAS sgemm', points: pts((r) => r.vsOpenblasBest), dots: true },
+      { name: 'vs tfjs-wasm (1 thread)', points: pts((r) => (r.tfjs ? r.tfjs.minMs / r.kiln.minMs : undefined)), dots: true },
+      { name: 'parity', points: [[1, 1], [rows.length, 1]], dashed: true, color: '#777777' },
+    ],
+    marks: rows.map((r, i) => ({ x: i + 1, label: chartTag(r.name) })),
+  };
+}
+
+type Row = { name: string; shape: string; unit: string; kiln: Timing & { rate: number; pctPeak: number; kernels: number }; tfjs?: Timing & { rate: number }; speedup?: number; relErr?: number;
+  torch?: Timing & { relErr: number }; openblas?: Timing & { relErr: number }; vsTorch?: number; vsTorchBest?: number; vsOpenblas?: number; vsOpenblasBest?: number };
 function table(r: { results: unknown[]; peak: { fmaGflops: number; copyGBs: number }; machine: { loadavgBefore: number[] } }): string {
   const f = (x: number, d = 1) => x.toFixed(d);
   const lines = [
-    `| case | shape | Kiln ms (min) | Kiln rate | % of peak | tfjs-wasm ms | tfjs rate | Kiln speed-up | kernels | rel. err |`,
-    `| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    `| case | shape | Kiln ms (min) | Kiln rate | % of peak | PyTorch ms (min) | vs PyTorch (best) | OpenBLAS ms (min) | vs OpenBLAS (best) | tfjs-wasm ms | vs tfjs | kernels | rel. err tfjs / torch |`,
+    `| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
   ];
   for (const x of r.results as Row[]) {
-    lines.push(`| ${x.name} | ${x.shape} | ${f(x.kiln.medianMs, 2)} (${f(x.kiln.minMs, 2)}) | ${f(x.kiln.rate)} ${x.unit} | ${f(x.kiln.pctPeak)}% | ` +
-      (x.tfjs ? `${f(x.tfjs.medianMs, 2)} | ${f(x.tfjs.rate)} ${x.unit} | ${f(x.speedup!, 2)}× | ` : '– | – | – | ') + `${x.kiln.kernels} | ${x.relErr?.toExponential(1) ?? '–'} |`);
+    const ms = (t?: Timing) => (t ? `${f(t.medianMs, 2)} (${f(t.minMs, 2)})` : '–');
+    const ratio = (a?: number, b?: number) => (a === undefined ? '–' : `${f(a, 2)}× (${f(b!, 2)}×)`);
+    lines.push(`| ${x.name} | ${x.shape} | ${ms(x.kiln)} | ${f(x.kiln.rate)} ${x.unit} | ${f(x.kiln.pctPeak)}% | ${ms(x.torch)} | ${ratio(x.vsTorch, x.vsTorchBest)} | ` +
+      `${ms(x.openblas)} | ${ratio(x.vsOpenblas, x.vsOpenblasBest)} | ${x.tfjs ? `${f(x.tfjs.medianMs, 2)} | ${f(x.speedup!, 2)}×` : '– | –'} | ${x.kiln.kernels} | ` +
+      `${x.relErr?.toExponential(1) ?? '–'} / ${x.torch?.relErr.toExponential(1) ?? '–'} |`);
   }
   lines.push('', `peak: ${r.peak.fmaGflops} GFLOP/s FMA, ${r.peak.copyGBs} GB/s copy; load average before: ${r.machine.loadavgBefore.map((v) => v.toFixed(2)).join(' ')}`);
   return lines.join('\n');

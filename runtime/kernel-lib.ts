@@ -35,6 +35,9 @@ export interface CpuIsa {
   readonly model: string;
   /** Detected and OS-enabled: avx2 fma avx512f avx512dq avx512bw avx512vl avx512_bf16 avx512_vnni amx_*. */
   readonly features: readonly string[];
+  /** The detected caches and the GEMM blocking derived from them, e.g. "L1d 48 KiB, L2 1024 KiB, L3 … (cpuid
+   * 0x80000005/6); blocking KC 256 MC 192 NC 480" (kernels/cpu/cpu_cache.h, gemm.h gemm_blocking). */
+  readonly caches?: string;
 }
 
 /** KILN_CPU_ISA names no path, or one this CPU cannot run. */
@@ -62,8 +65,8 @@ export function cpuKernelIsa(): Promise<CpuIsa> {
     }
     const text = new TextDecoder().decode(msg.subarray(0, Math.max(0, msg.indexOf(0))));
     if (!ok) throw new CpuIsaError(`kiln: ${text}`);
-    const [path, best, model, features] = text.split('\n');
-    return { path: path as CpuIsaPath, best: best as CpuIsaPath, model, features: features ? features.split(' ') : [] };
+    const [path, best, model, features, caches] = text.split('\n');
+    return { path: path as CpuIsaPath, best: best as CpuIsaPath, model, features: features ? features.split(' ') : [], ...(caches ? { caches } : {}) };
   });
   return isaPending;
 }
@@ -71,5 +74,5 @@ export function cpuKernelIsa(): Promise<CpuIsa> {
 /** One line for explain(): "CPU kernels: avx512 (AMD EPYC …, detected: avx2 fma avx512f …)". */
 export function describeCpuIsa(isa: CpuIsa): string {
   const forced = isa.path !== isa.best ? `, forced by KILN_CPU_ISA; best here: ${isa.best}` : '';
-  return `CPU kernels: ${isa.path} (${isa.model}, detected: ${isa.features.join(' ') || 'none'}${forced})`;
+  return `CPU kernels: ${isa.path} (${isa.model}, detected: ${isa.features.join(' ') || 'none'}${forced})${isa.caches ? `; caches ${isa.caches}` : ''}`;
 }

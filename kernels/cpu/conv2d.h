@@ -1,11 +1,14 @@
 // kiln conv2d (NCHW x, OIHW w) as implicit GEMM on the packed driver of gemm.h.
 //
-// Every variant is one call of gemm_packed_f32 whose B packer gathers im2col columns straight from the
-// input tile by tile (nothing of size C*KH*KW x Ho*Wo is ever materialised):
+// Every variant is one call of gemm_packed_f32; nothing of size C*KH*KW x Ho*Wo is ever materialised.
+// Which packer, per shape: 1x1 stride 1 unpadded -> plain strided GEMM; otherwise the "shift" formulation of
+// conv2d_shift.h (input copied once into a padded, stride-phase-split layout where each im2col row is a
+// contiguous run, so a B panel packs with memcpy; bwd_data runs one such GEMM per output stride phase).
+// Depthwise (C/G = O/G = 1) forward is a direct loop. The GEMMs:
 //   forward      per (n, g):  y[o, p]      = sum_{c,kh,kw} w[o, c,kh,kw] * x[c, ih(p,kh), iw(p,kw)]
 //                M = O/G, N = Ho*Wo, K = C/G*KH*KW, batch = N*G.   1x1 / stride 1 / no pad -> plain strided GEMM.
 //   bwd_data     per (n, g):  dx[c, q]     = sum_{o,kh,kw} w[o, c,kh,kw] * dy[o, oh, ow]  (oh*sh = ih+pt-kh*dh)
-//                M = C/G, N = H*W, K = O/G*KH*KW, batch = N*G. A = w regrouped to [g][c][o,kh,kw] once.
+//                M = C/G, N = H*W, K = O/G*KH*KW, batch = N*G (per stride phase: its taps only).
 //   bwd_weight   per g:       dw[o, c,kh,kw] = sum_{n,oh,ow} dy[n, o, oh, ow] * x[n, c, ih, iw]
 //                M = O/G, N = C/G*KH*KW, K = N*Ho*Wo, batch = G.
 // Out-of-range taps read as 0. Each epilogue is called exactly once per output element with the full sum.
@@ -13,118 +16,10 @@
 
 #include <vector>
 
-#include "gemm.h"
+#include "conv2d_shift.h"
 
 namespace kiln {
 
-struct Conv2dShape {
-  int64_t N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G;
-  int64_t Ho() const { return (H + pt + pb - dh * (KH - 1) - 1) / sh + 1; }
-  int64_t Wo() const { return (W + pl + pr - dw * (KW - 1) - 1) / sw + 1; }
-  int64_t Cg() const { return C / G; }
-  int64_t Og() const { return O / G; }
-};
-
-namespace conv_detail {
-
-// B(k=(c,kh,kw), j=(oh,ow)) = x[n, g*Cg + c, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw]
-struct Im2colPackB {
-  Conv2dShape s; const float* x;
-  template <int NR>
-  void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    const int64_t n = b / s.G, g = b % s.G, Wo = s.Wo(), KHW = s.KH * s.KW;
-    const float* xb = x + (n * s.C + g * s.Cg()) * s.H * s.W;
-    for (int64_t p = 0; p * NR < nc; ++p) {
-      float* d = dst + p * kc * NR;
-      int64_t ihb[NR], iwb[NR];
-      bool valid[NR];
-      for (int c = 0; c < NR; ++c) {
-        const int64_t j = j0 + p * NR + c;
-        valid[c] = j < j0 + nc;
-        ihb[c] = (j / Wo) * s.sh - s.pt;
-        iwb[c] = (j % Wo) * s.sw - s.pl;
-      }
-      for (int64_t k = 0; k < kc; ++k) {
-        const int64_t kk = k0 + k, ci = kk / KHW, kh = (kk / s.KW) % s.KH, kw = kk % s.KW;
-        const float* xc = xb + ci * s.H * s.W;
-        for (int c = 0; c < NR; ++c) {
-          const int64_t ih = ihb[c] + kh * s.dh, iw = iwb[c] + kw * s.dw;
-          d[k * NR + c] = valid[c] && ih >= 0 && ih < s.H && iw >= 0 && iw < s.W ? xc[ih * s.W + iw] : 0.0f;
-        }
-      }
-    }
-  }
-};
-
-// B(k=(o,kh,kw), j=(ih,iw)) = dy[n, g*Og + o, oh, ow] where oh = (ih + pt - kh*dh)/sh when exact and in range.
-struct Col2imPackB {
-  Conv2dShape s; const float* dy;
-  template <int NR>
-  void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    const int64_t n = b / s.G, g = b % s.G, Ho = s.Ho(), Wo = s.Wo(), KHW = s.KH * s.KW;
-    const float* dyb = dy + (n * s.O + g * s.Og()) * Ho * Wo;
-    for (int64_t p = 0; p * NR < nc; ++p) {
-      float* d = dst + p * kc * NR;
-      int64_t ihb[NR], iwb[NR];
-      bool valid[NR];
-      for (int c = 0; c < NR; ++c) {
-        const int64_t j = j0 + p * NR + c;
-        valid[c] = j < j0 + nc;
-        ihb[c] = j / s.W + s.pt;
-        iwb[c] = j % s.W + s.pl;
-      }
-      for (int64_t k = 0; k < kc; ++k) {
-        const int64_t kk = k0 + k, o = kk / KHW, kh = (kk / s.KW) % s.KH, kw = kk % s.KW;
-        const float* dyo = dyb + o * Ho * Wo;
-        for (int c = 0; c < NR; ++c) {
-          const int64_t th = ihb[c] - kh * s.dh, tw = iwb[c] - kw * s.dw;
-          float v = 0.0f;
-          if (valid[c] && th >= 0 && tw >= 0 && th % s.sh == 0 && tw % s.sw == 0) {
-            const int64_t oh = th / s.sh, ow = tw / s.sw;
-            if (oh < Ho && ow < Wo) v = dyo[oh * Wo + ow];
-          }
-          d[k * NR + c] = v;
-        }
-      }
-    }
-  }
-};
-
-// Generic element-wise A packer: A(b, i, k) = f(b, i, k).
-template <class F>
-struct FnPackA {
-  F f;
-  template <int MR>
-  void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
-    for (int64_t p = 0; p * MR < mc; ++p) {
-      float* d = dst + p * kc * MR;
-      const int mr = int(std::min<int64_t>(MR, mc - p * MR));
-      for (int64_t k = 0; k < kc; ++k)
-        for (int r = 0; r < MR; ++r) d[k * MR + r] = r < mr ? f(b, i0 + p * MR + r, k0 + k) : 0.0f;
-    }
-  }
-};
-template <class F>
-FnPackA<F> fn_pack_a(F f) { return FnPackA<F>{f}; }
-
-// Generic element-wise B packer: B(b, k, j) = f(b, k, j).
-template <class F>
-struct FnPackB {
-  F f;
-  template <int NR>
-  void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    for (int64_t p = 0; p * NR < nc; ++p) {
-      float* d = dst + p * kc * NR;
-      const int nr = int(std::min<int64_t>(NR, nc - p * NR));
-      for (int64_t k = 0; k < kc; ++k)
-        for (int c = 0; c < NR; ++c) d[k * NR + c] = c < nr ? f(b, k0 + k, j0 + p * NR + c) : 0.0f;
-    }
-  }
-};
-template <class F>
-FnPackB<F> fn_pack_b(F f) { return FnPackB<F>{f}; }
-
-}  // namespace conv_detail
 
 // y[n,o,oh,ow]: epi(int64_t n, int64_t o, int64_t oh, int64_t ow, float acc).
 template <class Epi>
@@ -182,7 +77,7 @@ void conv2d_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K
     gemm_packed_f32(N * G, Og, H * W, Cg, packA, StridedPackB<decltype(bOff)>{x, H * W, 1, bOff}, out);
     return;
   }
-  gemm_packed_f32(N * G, Og, Ho * Wo, Kd, packA, conv_detail::Im2colPackB{s, x}, out);
+  conv2d_fwd_shift(s, x, packA, epi);
 }
 
 // dx[n,c,ih,iw] = sum over taps of dy * w: epi(int64_t n, int64_t c, int64_t ih, int64_t iw, float acc).
@@ -191,30 +86,23 @@ void conv2d_bwd_data_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, 
                          int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr, int64_t dh, int64_t dw,
                          int64_t groups, const float* dy, const float* w, Epi epi) {
   const Conv2dShape s{N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, groups};
-  const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = s.Cg(), Og = s.Og(), G = groups, KHW = KH * KW;
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = s.Cg(), Og = s.Og(), G = groups;
   if (Ho <= 0 || Wo <= 0) {
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c)
         for (int64_t i = 0; i < H * W; ++i) epi(n, c, i / W, i % W, 0.0f);
     return;
   }
-  auto out = [&](int64_t b, int64_t i, int64_t j, float acc) { epi(b / G, (b % G) * Cg + i, j / W, j % W, acc); };
-  // wt[g][c][(o,kh,kw)] = w[g*Og + o][c][kh][kw]: contiguous rows for the A packer.
-  std::vector<float> wt(size_t(G * Cg * Og * KHW));
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t o = 0; o < Og; ++o)
-      for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t t = 0; t < KHW; ++t)
-          wt[((g * Cg + c) * Og + o) * KHW + t] = w[((g * Og + o) * Cg + c) * KHW + t];
-  const int64_t Kd = Og * KHW;
-  auto aOff = [=](int64_t b) { return (b % G) * Cg * Kd; };
-  StridedPackA<decltype(aOff)> packA{wt.data(), Kd, 1, aOff, Cg};
   if (KH == 1 && KW == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0) {
+    // 1x1 stride 1: dx[c, :] = sum_o w[o, c] dy[o, :], A = w transposed (w[g*Og + o][c]).
+    auto out = [&](int64_t b, int64_t i, int64_t j, float acc) { epi(b / G, (b % G) * Cg + i, j / W, j % W, acc); };
+    auto aOff = [=](int64_t b) { return (b % G) * Og * Cg; };
     auto bOff = [=](int64_t b) { return ((b / G) * O + (b % G) * Og) * H * W; };
-    gemm_packed_f32(N * G, Cg, H * W, Og, packA, StridedPackB<decltype(bOff)>{dy, H * W, 1, bOff}, out);
+    gemm_packed_f32(N * G, Cg, H * W, Og, StridedPackA<decltype(aOff)>{w, 1, Cg, aOff, Cg},
+                    StridedPackB<decltype(bOff)>{dy, H * W, 1, bOff}, out);
     return;
   }
-  gemm_packed_f32(N * G, Cg, H * W, Kd, packA, conv_detail::Col2imPackB{s, dy}, out);
+  conv2d_bwd_data_phases(s, dy, w, epi);
 }
 
 // dw[o,ci,kh,kw] = sum_{n,oh,ow} dy[n,o,oh,ow] * x[n, g*Cg+ci, ih, iw]: epi(int64_t o, int64_t ci, int64_t kh,
@@ -224,23 +112,13 @@ void conv2d_bwd_weight_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O
                            int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr, int64_t dh,
                            int64_t dw, int64_t groups, const float* x, const float* dy, Epi epi) {
   const Conv2dShape s{N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, groups};
-  const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = s.Cg(), Og = s.Og(), G = groups, KHW = KH * KW;
-  const int64_t P = Ho > 0 && Wo > 0 ? Ho * Wo : 0;
-  auto out = [&](int64_t g, int64_t i, int64_t j, float acc) {
-    epi(g * Og + i, j / KHW, (j / KW) % KH, j % KW, acc);
-  };
-  // A(g, o, k=(n,p)) = dy[n, g*Og+o, p]
-  auto packA = conv_detail::fn_pack_a([=](int64_t g, int64_t o, int64_t k) {
-    return dy[((k / P) * O + g * Og + o) * P + k % P];
-  });
-  // B(g, k=(n,oh,ow), j=(ci,kh,kw)) = x[n, g*Cg+ci, ih, iw]
-  auto packB = conv_detail::fn_pack_b([=](int64_t g, int64_t k, int64_t j) {
-    const int64_t n = k / P, p = k % P, ci = j / KHW, kh = (j / KW) % KH, kw = j % KW;
-    const int64_t ih = (p / Wo) * sh - pt + kh * dh, iw = (p % Wo) * sw - pl + kw * dw;
-    if (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.0f;
-    return x[((n * C + g * Cg + ci) * H + ih) * W + iw];
-  });
-  gemm_packed_f32(G, Og, Cg * KHW, N * P, packA, packB, out);
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = s.Cg(), KHW = KH * KW;
+  if (Ho <= 0 || Wo <= 0) {
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t j = 0; j < Cg * KHW; ++j) epi(o, j / KHW, (j / KW) % KH, j % KW, 0.0f);
+    return;
+  }
+  conv2d_bwd_weight_shift(s, x, dy, epi);
 }
 
 }  // namespace kiln

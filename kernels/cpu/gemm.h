@@ -18,10 +18,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
+#include "cpu_cache.h"
 #include "cpu_isa.h"
 #include "gemm_ukr.h"
 
@@ -31,24 +33,29 @@ namespace kiln {
 template <int V>
 using Dim = std::integral_constant<int, V>;
 
-// Per path: micro-tile and cache blocking. Documented constants (not read from the caches): they hold for the
-// usual x86 sizes, L1d >= 32 KiB, L2 >= 512 KiB per core, a shared L3.
-//   KC: one KC x NR panel of B stays in L1 while the A panels stream past it;
-//   MC: the MC x KC block of A stays in L2;  NC: the KC x NC block of B (shared by the threads) in L3.
+// Per path: micro-tile and cache blocking. The blocking is derived once per process from the detected caches
+// (cpu_cache.h) by gemm_blocking<U>(); KC / MC / NC here are the values tuned on a 48 KiB L1d, 1 MiB L2 core
+// (Zen 5), which the derivation reproduces there:
+//   KC: one KC x NR panel of B fits the L1d (KC = L1d / (NR*4), at most U::KC) while the A panels stream past it;
+//   MC: the MC x KC block of A takes U::L2Share of the L2;  NC: the KC x NC block of B (shared by the threads)
+//   at most U::NC columns and half the L3.
 namespace gemm_cfg {
 struct Avx512 {  // B panel 256x48 (48 KiB) in a 48 KiB L1 (and L2 behind it); A block 192x256 (192 KiB) in L2
   static constexpr int MR = 8, NR = 48;
   static constexpr int64_t KC = 256, MC = 192, NC = 480;
+  static constexpr double L2Share = 0.1875;
   static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx512_8x48(kc, a, b, t); }
 };
 struct Avx2 {  // B panel 256x16 (16 KiB) + A panel 6x256 (6 KiB) in L1; A block 96x256 (96 KiB) in L2
   static constexpr int MR = 6, NR = 16;
   static constexpr int64_t KC = 256, MC = 96, NC = 512;
+  static constexpr double L2Share = 0.09375;
   static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx2_6x16(kc, a, b, t); }
 };
 struct Generic {
   static constexpr int MR = 4, NR = 16;
   static constexpr int64_t KC = 256, MC = 64, NC = 512;
+  static constexpr double L2Share = 0.0625;
   static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_generic_4x16(kc, a, b, t); }
 };
 constexpr int64_t MB = 2048; // rows per C-buffer chunk (C buffer <= MB x NC floats = 4 MiB)
@@ -64,6 +71,32 @@ struct AlignedBuf {
   AlignedBuf(const AlignedBuf&) = delete;
   AlignedBuf& operator=(const AlignedBuf&) = delete;
 };
+
+struct GemmBlocking { int64_t KC, MC, NC; };
+
+// The blocking of path U on this CPU's caches (see gemm_cfg), computed once per path.
+template <class U>
+const GemmBlocking& gemm_blocking() {
+  static const GemmBlocking b = [] {
+    const CpuCaches& c = cpu_caches();
+    const int64_t kc = std::min<int64_t>(U::KC, std::max<int64_t>(64, c.l1d / (U::NR * 4) / 8 * 8));
+    const int64_t mc = std::min<int64_t>(gemm_cfg::MB / U::MR * U::MR,
+                                         std::max<int64_t>(4 * U::MR, int64_t(double(c.l2) * U::L2Share) / (kc * 4) / U::MR * U::MR));
+    const int64_t nc = std::min<int64_t>(U::NC, std::max<int64_t>(4 * U::NR, c.l3 / 2 / (kc * 4) / U::NR * U::NR));
+    return GemmBlocking{kc, mc, nc};
+  }();
+  return b;
+}
+
+// "L1d 48 KiB, L2 1024 KiB, L3 32768 KiB (cpuid leaf 4); blocking KC 256 MC 192 NC 480" for path `isa`.
+inline void describe_blocking(Isa isa, char* out, size_t n) {
+  const CpuCaches& c = cpu_caches();
+  const GemmBlocking& b = isa == Isa::Avx512 ? gemm_blocking<gemm_cfg::Avx512>()
+                          : isa == Isa::Avx2 ? gemm_blocking<gemm_cfg::Avx2>() : gemm_blocking<gemm_cfg::Generic>();
+  std::snprintf(out, n, "L1d %lld KiB, L2 %lld KiB, L3 %lld KiB (%s); blocking KC %lld MC %lld NC %lld",
+                (long long)(c.l1d >> 10), (long long)(c.l2 >> 10), (long long)(c.l3 >> 10), c.source, (long long)b.KC,
+                (long long)b.MC, (long long)b.NC);
+}
 
 // Modes of one micro-kernel call with respect to the K blocking.
 enum class KStep { Only, First, Middle, Last };
@@ -126,8 +159,9 @@ static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const fl
 template <class U, class PackA, class PackB, class Epi>
 void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& packA, PackB& packB, Epi& epi) {
   constexpr int MR = U::MR, NR = U::NR;
-  constexpr int64_t KC = U::KC, MC = U::MC, NC = U::NC, MB = gemm_cfg::MB / MR * MR;
-  static_assert(MC % MR == 0 && NC % NR == 0, "gemm_cfg: inconsistent blocking");
+  const GemmBlocking& blk = gemm_blocking<U>();
+  const int64_t KC = blk.KC, MC = blk.MC, NC = blk.NC;  // MC % MR == 0, NC % NR == 0 by construction
+  constexpr int64_t MB = gemm_cfg::MB / MR * MR;
   const int max_thr = omp_get_max_threads();
   const int64_t nc_max = std::min<int64_t>(NC, (N + NR - 1) / NR * NR);
   const int64_t kc_max = std::min<int64_t>(KC, K);

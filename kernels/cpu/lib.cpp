@@ -79,7 +79,9 @@ KILN_EXPORT int kiln_cpu_isa(uint8_t* msg, const int64_t*) {
     std::snprintf(out, 1024, "%s", s.error);
     return 1;
   }
-  std::snprintf(out, 1024, "%s\n%s\n%s\n%s", kiln::isa_name(s.isa), kiln::isa_name(s.best), s.model, s.features);
+  char caches[256];
+  kiln::describe_blocking(s.isa, caches, sizeof caches);
+  std::snprintf(out, 1024, "%s\n%s\n%s\n%s\n%s", kiln::isa_name(s.isa), kiln::isa_name(s.best), s.model, s.features, caches);
   return 0;
 }
 }

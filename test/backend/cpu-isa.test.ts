@@ -23,7 +23,7 @@ describe('CPU kernel paths (compiled programs)', () => {
   test('auto: explain() names the best path, the model and the detected features', () => {
     expect(auto.error).toBeUndefined();
     expect(CPU_ISA_PATHS).toContain(best);
-    expect(auto.explain).toMatch(/^CPU kernels: \w+ \(.+, detected: [\w ]+\)$/);
+    expect(auto.explain).toMatch(/^CPU kernels: \w+ \(.+, detected: [\w ]+\); caches L1d \d+ KiB, L2 \d+ KiB, L3 \d+ KiB \(.+\); blocking KC \d+ MC \d+ NC \d+$/);
     expect(auto.explain).not.toMatch(/forced/);
     expect(auto.err).toBeLessThanOrEqual(1e-5);
   });
@@ -33,7 +33,7 @@ describe('CPU kernel paths (compiled programs)', () => {
       const r = child(isa);
       expect(r.error).toBeUndefined();
       expect(r.explain?.startsWith(`CPU kernels: ${isa} (`)).toBe(true);
-      if (isa !== best) expect(r.explain).toMatch(new RegExp(`forced by KILN_CPU_ISA; best here: ${best}\\)$`));
+      if (isa !== best) expect(r.explain).toMatch(new RegExp(`forced by KILN_CPU_ISA; best here: ${best}\\); caches .*; blocking KC \\d+ MC \\d+ NC \\d+$`));
       expect(r.err).toBeLessThanOrEqual(1e-5);
     }, 120_000);
 

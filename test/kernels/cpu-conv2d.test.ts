@@ -21,9 +21,33 @@ const shapes: [string, Conv][] = [
   ['1x1 stride 1 (plain GEMM)', [2, 20, 5, 7, 17, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
   ['1x1 stride 2', [1, 6, 9, 9, 5, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1]],
   ['deep K (> KC), 4x4 stride 2 pad 1', [1, 20, 10, 10, 18, 4, 4, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  // Ragged sizes for the shift layout (conv2d_shift.h): 1 and 7 channels, a 1-pixel and a 65-wide image, 17 / 63
+  // channels, stride 2 on odd sizes, stride (1,3) with dilation, padding wider than the kernel extent.
+  ['ragged: C 1, O 7, 1x1 image, pad 1', [1, 1, 1, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['ragged: C 7, O 17, 3x65, pad 1', [2, 7, 3, 65, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['ragged: C 17, O 63, 7x7 stride 2 pad 1', [1, 17, 7, 7, 63, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  ['ragged: C 63, O 1, 5x9 stride 2 no pad', [1, 63, 5, 9, 1, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1]],
+  ['stride (1,3), dilation (2,1), groups 3', [1, 6, 9, 13, 9, 3, 2, 1, 3, 2, 1, 0, 2, 2, 1, 3]],
+  ['padding wider than the kernel extent', [1, 3, 4, 5, 4, 2, 2, 1, 1, 3, 2, 2, 3, 1, 1, 1]],
 ];
 const modes: [string, number][] = [['forward', 0], ['bwd_data', 1], ['bwd_weight', 2]];
 const cases = shapes.flatMap(([s, p]) => modes.map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
+
+// Forward on inputs larger than the copy limit runs image by image in bands of output rows (conv2d_shift.h):
+// bands of one row (limit 1 float) and of a few rows with a short last band (limit 700 floats), on the best path.
+describe.each([['1'], ['700']])('conv2d forward in bands of output rows (CPU, KILN_CONV_SCRATCH_FLOATS=%s)', (limit) => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  it.each(shapes.filter(([, p]) => !(p[1] === p[15] && p[4] === p[15])))('%s', (_name, p) => {
+    const seed = 77 + p.reduce((a, b) => a * 3 + b, 0) % 100000;
+    const out = runDriver(bin, [...p, 0, seed], { KILN_CONV_SCRATCH_FLOATS: limit });
+    expect(out.callsOnce).toBe(true);
+    const { ref, mag } = reference(p, 0, seed);
+    expectClose(out.arrays.out, ref, mag, 'out');
+  });
+});
 
 describe.each(cpuGemmPaths().paths)('conv2d (CPU, KILN_CPU_ISA=%s)', (isa) => {
   let bin = '';

@@ -67,6 +67,26 @@ describe('CPU ISA detection', () => {
   it('auto takes the best path', () => {
     expect(runDriver(bin, [1, 3, 3, 3, 0, 0, 0, 0, 1], { KILN_CPU_ISA: 'auto' }).path).toBe(best);
   });
+
+  it('derives the GEMM blocking from the detected caches (cpu_cache.h, gemm_blocking)', () => {
+    const out = spawnSync(bin, ['isa'], { encoding: 'utf8' }).stdout;
+    const [l1d, l2, l3] = (/^caches (\d+) (\d+) (\d+) (.+)$/m.exec(out) ?? []).slice(1, 4).map(Number);
+    expect(l1d).toBeGreaterThanOrEqual(16 << 10);
+    expect(l2).toBeGreaterThanOrEqual(l1d);
+    expect(l3).toBeGreaterThan(0);
+    const tile: Record<string, [number, number]> = { generic: [4, 16], avx2: [6, 16], avx512: [8, 48] };
+    const tuned: Record<string, number[]> = { generic: [256, 64, 512], avx2: [256, 96, 512], avx512: [256, 192, 480] };
+    for (const isa of ORDER) {
+      const [kc, mc, nc] = (/^blocking (\w+) (\d+) (\d+) (\d+)$/gm.exec(out.split('\n').filter((l) => l.startsWith(`blocking ${isa} `))[0] ?? '') ?? []).slice(2).map(Number);
+      const [mr, nr] = tile[isa];
+      expect(kc * nr * 4).toBeLessThanOrEqual(Math.max(l1d, 64 * nr * 4));   // a KC x NR panel of B fits the L1d
+      expect(mc % mr).toBe(0);
+      expect(mc * kc * 4).toBeLessThanOrEqual(Math.max(l2 / 4, 4 * mr * kc * 4)); // the A block takes under a quarter of L2
+      expect(nc % nr).toBe(0);
+      // On the 48 KiB L1d / 1 MiB L2 core the constants were tuned on, the derivation gives them back.
+      if (l1d === 48 << 10 && l2 === 1 << 20 && l3 >= 4 << 20) expect([kc, mc, nc]).toEqual(tuned[isa]);
+    }
+  });
 });
 
 function runDriverError([isa]: string[]): { status: number | null; stderr: string } {

@@ -1,10 +1,12 @@
 // Driver for kiln::gemm_f32. argv: batch M N K transA transB bcastA bcastB seed
-// or argv: isa  -> prints "best <path>" and "features <detected...>" (cpu_isa.h), then exits.
+// or argv: isa  -> prints "best <path>", "features <detected...>" (cpu_isa.h), "caches <l1d> <l2> <l3> <source>"
+// (cpu_cache.h) and "blocking <path> <KC> <MC> <NC>" per path (gemm.h), then exits.
 // A is stored [nA][M][K] (or [nA][K][M] when transA), B [nB][K][N] (or [nB][N][K]); nX = bcastX ? 1 : batch.
 // Inputs are drawn in order A, B. Prints C [batch][M][N].
 #include "common.h"
 #include "gemm.h"
 
+#include <initializer_list>
 #include <cstdio>
 #include <string>
 
@@ -12,6 +14,14 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "isa") {
     const kiln::CpuIsaState& s = kiln::cpu_isa_state();
     std::printf("best %s\nfeatures %s\n", kiln::isa_name(s.best), s.features);
+    const kiln::CpuCaches& c = kiln::cpu_caches();
+    std::printf("caches %lld %lld %lld %s\n", (long long)c.l1d, (long long)c.l2, (long long)c.l3, c.source);
+    for (kiln::Isa i : {kiln::Isa::Generic, kiln::Isa::Avx2, kiln::Isa::Avx512}) {
+      const kiln::GemmBlocking b = i == kiln::Isa::Avx512 ? kiln::gemm_blocking<kiln::gemm_cfg::Avx512>()
+                                   : i == kiln::Isa::Avx2 ? kiln::gemm_blocking<kiln::gemm_cfg::Avx2>()
+                                                          : kiln::gemm_blocking<kiln::gemm_cfg::Generic>();
+      std::printf("blocking %s %lld %lld %lld\n", kiln::isa_name(i), (long long)b.KC, (long long)b.MC, (long long)b.NC);
+    }
     return 0;
   }
   const int64_t batch = arg(argc, argv, 1), M = arg(argc, argv, 2), N = arg(argc, argv, 3), K = arg(argc, argv, 4);

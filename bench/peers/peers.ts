@@ -1,0 +1,97 @@
+/** Same-run peers for bench/run.ts (issue 16): PyTorch CPU through `/usr/bin/python3 bench/peers/torch_cpu.py`
+ * and OpenBLAS sgemm through `bench/peers/openblas_sgemm.cpp`. Both are optional, bench-only tools: when Debian's
+ * python3-torch or libopenblas-dev is missing the peer is skipped with a note in the report, never an error, and
+ * nothing in Kiln's run time depends on them. Inputs travel as raw float32 files in a temporary folder; each peer
+ * writes its output back so run.ts checks it against Kiln's before using its time. */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const PYTHON = '/usr/bin/python3';
+
+export interface PeerTiming { medianMs: number; minMs: number; samples: number }
+export interface PeerCase {
+  name: string;
+  op: 'matmul' | 'conv2d' | 'attention' | 'softmax' | 'log_softmax' | 'layernorm' | 'groupnorm_silu';
+  inputs: Record<string, { shape: readonly number[]; data: Float32Array }>;
+  attrs?: Record<string, unknown>;
+}
+export type PeerRun =
+  | { ok: true; info: Record<string, unknown>; results: (PeerTiming & { out: Float32Array })[] }
+  | { ok: false; note: string };
+
+const readF32 = (file: string) => {
+  const b = readFileSync(file);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+};
+const writeF32 = (file: string, a: Float32Array) => writeFileSync(file, Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+
+/** Runs every case once in one PyTorch process (eager, `threads` intra-op threads). */
+export function torchPeer(cases: readonly PeerCase[], threads: number, minSamples: number, maxTime: number): PeerRun {
+  if (!existsSync(PYTHON)) return { ok: false, note: `${PYTHON} not found: PyTorch peer skipped` };
+  const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { ok: false, note: `torch/numpy not importable by ${PYTHON} (apt-get install python3-torch): PyTorch peer skipped` };
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-torch-peer-'));
+  try {
+    const spec = {
+      threads, minSamples, maxTime,
+      cases: cases.map((c, i) => ({
+        name: c.name, op: c.op, attrs: c.attrs ?? {},
+        inputs: Object.fromEntries(Object.entries(c.inputs).map(([k, v]) => {
+          const file = `in-${i}-${k}.bin`;
+          writeF32(path.join(dir, file), v.data);
+          return [k, { shape: v.shape, file }];
+        })),
+      })),
+    };
+    writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(spec));
+    const r = spawnSync(PYTHON, [path.join(here, 'torch_cpu.py'), dir], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    if (r.status !== 0) return { ok: false, note: `torch_cpu.py failed (${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` };
+    const res = JSON.parse(readFileSync(path.join(dir, 'result.json'), 'utf8')) as { results: PeerTiming[] } & Record<string, unknown>;
+    const { results, ...info } = res;
+    return { ok: true, info, results: results.map((t, i) => ({ ...t, out: readF32(path.join(dir, `out-${i}.bin`)) })) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+let sgemmExe: string | null | undefined;
+/** OpenBLAS sgemm C = A·B (row-major) on `threads` threads; null-with-note when libopenblas-dev is absent. */
+export function openblasPeer(M: number, N: number, K: number, a: Float32Array, b: Float32Array, threads: number, minSamples: number, maxTime: number):
+  { ok: true; timing: PeerTiming; config: string; out: Float32Array } | { ok: false; note: string } {
+  if (sgemmExe === undefined) {
+    const exe = path.join(os.tmpdir(), 'kiln-bench-openblas-sgemm');
+    try {
+      execFileSync('g++', ['-O2', path.join(here, 'openblas_sgemm.cpp'), '-o', exe, '-lopenblas'], { stdio: 'pipe' });
+      sgemmExe = exe;
+    } catch {
+      sgemmExe = null;
+    }
+  }
+  if (!sgemmExe) return { ok: false, note: 'bench/peers/openblas_sgemm.cpp did not build (apt-get install libopenblas-dev): OpenBLAS peer skipped' };
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-openblas-peer-'));
+  try {
+    writeF32(path.join(dir, 'a.bin'), a);
+    writeF32(path.join(dir, 'b.bin'), b);
+    // Debian's OpenBLAS honours OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE overrides: the peer runs with its own detection.
+    const env = { ...process.env };
+    delete env.OPENBLAS_CORETYPE;
+    delete env.OPENBLAS_L2_SIZE;
+    const out = execFileSync(sgemmExe, [M, N, K, threads, minSamples, maxTime, 'a.bin', 'b.bin', 'c.bin'].map(String), { cwd: dir, encoding: 'utf8', env });
+    const j = JSON.parse(out) as PeerTiming & { config: string };
+    return { ok: true, timing: { medianMs: j.medianMs, minMs: j.minMs, samples: j.samples }, config: j.config, out: readF32(path.join(dir, 'c.bin')) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** max |a − ref| / max |ref|. */
+export function relErr(a: Float32Array, ref: Float32Array): number {
+  if (a.length !== ref.length) return Infinity;
+  let d = 0, m = 0;
+  for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i] - ref[i])); m = Math.max(m, Math.abs(ref[i])); }
+  return d / (m || 1);
+}

@@ -1,0 +1,301 @@
+// Implicit GEMM for conv2d over a padded, phase-split copy of one operand ("shift" formulation).
+//
+// The input is copied once per call (outside the GEMM's hot loop) into a layout where every im2col row is a
+// contiguous run: the plane is padded and split into sh x sw stride phases,
+//     q[c][a][b][r][col] = x[c, r*sh + a - pt, col*sw + b - pl]   (0 outside x),  each phase Hq x Wq,
+// so for tap (kh, kw) and output (oh, ow) the input element sits at
+//     koff(c, kh, kw) + oh*Wq + ow,   koff = c*plane + phase(kh*dh % sh, kw*dw % sw) + (kh*dh/sh)*Wq + kw*dw/sw.
+// The GEMM then runs over columns j = oh*Wq + ow with ow in [0, Wq): the Wq - Wo columns past the output row
+// are computed and dropped (2 of 66 for a 3x3 pad-1 conv on 64²), and packing a B panel is one memcpy of NR
+// floats per k. The same layout serves the weight gradient (the GEMM's K runs over j, dy is copied to rows
+// of Wq with zeros in the dropped columns) and the input gradient (per output stride phase, a correlation of
+// a zero-margined dy with that phase's flipped taps).
+#pragma once
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+
+namespace kiln {
+
+struct Conv2dShape {
+  int64_t N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G;
+  int64_t Ho() const { return (H + pt + pb - dh * (KH - 1) - 1) / sh + 1; }
+  int64_t Wo() const { return (W + pl + pr - dw * (KW - 1) - 1) / sw + 1; }
+  int64_t Cg() const { return C / G; }
+  int64_t Og() const { return O / G; }
+};
+
+namespace conv_shift {
+
+struct Layout {
+  int64_t sh, sw, Hq, Wq;
+  int64_t phase() const { return Hq * Wq; }
+  int64_t plane() const { return sh * sw * Hq * Wq; }
+};
+
+// Scratch that holds `planes` phase-split planes (phase_split writes every element) plus `slack` zero floats past
+// the end (the dropped columns of the last rows read up to (KW-1)*dw/sw floats beyond their plane).
+struct Planes {
+  AlignedBuf buf;
+  Planes(int64_t planes, const Layout& L, int64_t slack) : buf(size_t(planes * L.plane() + slack)) {
+    std::fill(buf.p + planes * L.plane(), buf.p + planes * L.plane() + slack, 0.0f);
+  }
+  float* data() { return buf.p; }
+};
+
+// dst plane p = phase split of src plane p (rows x cols), source origin at (-top, -left) of the padded plane.
+inline void phase_split(const float* src, int64_t planes, int64_t rows, int64_t cols, int64_t top, int64_t left,
+                        const Layout& L, float* dst) {
+#pragma omp parallel for schedule(static) if (planes * L.plane() > 32768)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* s = src + p * rows * cols;
+    float* d = dst + p * L.plane();
+    for (int64_t a = 0; a < L.sh; ++a)
+      for (int64_t b = 0; b < L.sw; ++b) {
+        float* dq = d + (a * L.sw + b) * L.phase();
+        // columns c with 0 <= c*sw + b - left < cols
+        const int64_t off = b - left;
+        const int64_t lo = std::min(L.Wq, off >= 0 ? 0 : (-off + L.sw - 1) / L.sw);
+        const int64_t hi = std::max(lo, std::min(L.Wq, (cols - off + L.sw - 1) / L.sw));
+        for (int64_t r = 0; r < L.Hq; ++r) {
+          float* drow = dq + r * L.Wq;
+          const int64_t ih = r * L.sh + a - top;
+          if (ih < 0 || ih >= rows) {
+            std::fill(drow, drow + L.Wq, 0.0f);
+            continue;
+          }
+          const float* srow = s + ih * cols + off;
+          std::fill(drow, drow + lo, 0.0f);
+          if (L.sw == 1) std::memcpy(drow + lo, srow + lo, size_t(hi - lo) * sizeof(float));
+          else
+            for (int64_t c = lo; c < hi; ++c) drow[c] = srow[c * L.sw];
+          std::fill(drow + hi, drow + L.Wq, 0.0f);
+        }
+      }
+  }
+}
+
+// B(b, k, j) = src[(b/G)*per_n + (b%G)*per_g + koff[k] + j]: one memcpy of NR floats per k and panel.
+struct ShiftPackB {
+  const float* src; const int64_t* koff; int64_t per_n, per_g, G;
+  template <int NR>
+  void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
+    const float* base = src + (b / G) * per_n + (b % G) * per_g + j0;
+    for (int64_t p = 0; p * NR < nc; ++p) {
+      float* d = dst + p * kc * NR;
+      const float* bp = base + p * NR;
+      const int nr = int(std::min<int64_t>(NR, nc - p * NR));
+      if (nr == NR) {
+        for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, bp + koff[k0 + k], NR * sizeof(float));
+      } else {
+        for (int64_t k = 0; k < kc; ++k) {
+          const float* s = bp + koff[k0 + k];
+          int c = 0;
+          for (; c < nr; ++c) d[k * NR + c] = s[c];
+          for (; c < NR; ++c) d[k * NR + c] = 0.0f;
+        }
+      }
+    }
+  }
+};
+
+// Weight gradient, K = (n, t) with t < T:  A(g, i, k) = dyq[((n*O + g*Og + i)*T + t]  (rows contiguous in t),
+// B(g, k, j) = xq[(n*C + g*Cg)*plane + koff[j] + t]  (columns contiguous in t: a transposing pack).
+struct WgradPackA {
+  const float* dyq; int64_t O, Og, T;
+  template <int MR>
+  void operator()(Dim<MR>, int64_t g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
+    for (int64_t p = 0; p * MR < mc; ++p) {
+      float* d = dst + p * kc * MR;
+      const int mr = int(std::min<int64_t>(MR, mc - p * MR));
+      for (int64_t k = k0; k < k0 + kc;) {
+        const int64_t n = k / T, t = k % T, run = std::min(k0 + kc - k, T - t);
+        float* dk = d + (k - k0) * MR;
+        for (int r = 0; r < MR; ++r) {
+          if (r < mr) {
+            const float* s = dyq + (n * O + g * Og + i0 + p * MR + r) * T + t;
+            for (int64_t u = 0; u < run; ++u) dk[u * MR + r] = s[u];
+          } else {
+            for (int64_t u = 0; u < run; ++u) dk[u * MR + r] = 0.0f;
+          }
+        }
+        k += run;
+      }
+    }
+  }
+};
+struct WgradPackB {
+  const float* xq; const int64_t* koff; int64_t C, Cg, plane, T;
+  template <int NR>
+  void operator()(Dim<NR>, int64_t g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
+    for (int64_t p = 0; p * NR < nc; ++p) {
+      float* d = dst + p * kc * NR;
+      const int nr = int(std::min<int64_t>(NR, nc - p * NR));
+      for (int64_t k = k0; k < k0 + kc;) {
+        const int64_t n = k / T, t = k % T, run = std::min(k0 + kc - k, T - t);
+        float* dk = d + (k - k0) * NR;
+        const float* base = xq + (n * C + g * Cg) * plane + t;
+        for (int c = 0; c < NR; ++c) {
+          if (c < nr) {
+            const float* s = base + koff[j0 + p * NR + c];
+            for (int64_t u = 0; u < run; ++u) dk[u * NR + c] = s[u];
+          } else {
+            for (int64_t u = 0; u < run; ++u) dk[u * NR + c] = 0.0f;
+          }
+        }
+        k += run;
+      }
+    }
+  }
+};
+
+// The input layout of the forward pass and the weight gradient, and koff over k = (c, kh, kw), c < Cg.
+inline Layout input_layout(const Conv2dShape& s) {
+  return Layout{s.sh, s.sw, s.Ho() + (s.KH - 1) * s.dh / s.sh, s.Wo() + (s.KW - 1) * s.dw / s.sw};
+}
+inline std::vector<int64_t> input_koff(const Conv2dShape& s, const Layout& L) {
+  std::vector<int64_t> koff(size_t(s.Cg() * s.KH * s.KW));
+  for (int64_t c = 0; c < s.Cg(); ++c)
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        const int64_t a = kh * s.dh % s.sh, b = kw * s.dw % s.sw;
+        koff[size_t((c * s.KH + kh) * s.KW + kw)] =
+            c * L.plane() + (a * s.sw + b) * L.phase() + (kh * s.dh / s.sh) * L.Wq + kw * s.dw / s.sw;
+      }
+  return koff;
+}
+inline int64_t slack(const Conv2dShape& s) { return s.KW * s.dw + 64; }
+
+}  // namespace conv_shift
+
+// The most floats the forward pass copies its input into at once (16 Mi = 64 MiB): a larger input runs image by
+// image in bands of output rows, so a 1024² VAE layer does not double its memory. KILN_CONV_SCRATCH_FLOATS
+// overrides it (the tests force bands of one and of a few rows with it).
+inline int64_t conv_scratch_floats() {
+  static const int64_t v = [] {
+    const char* e = std::getenv("KILN_CONV_SCRATCH_FLOATS");
+    const long long x = e ? std::atoll(e) : 0;
+    return x > 0 ? int64_t(x) : int64_t(16) << 20;
+  }();
+  return v;
+}
+
+// Forward: per (n, g) y[o, (oh, ow)] = sum_k w[o, k] * B(k, oh*Wq + ow);  epi(n, o, oh, ow, acc).
+template <class PackA, class Epi>
+void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packA, Epi& epi) {
+  using namespace conv_shift;
+  const Layout L = input_layout(s);
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = L.Wq, G = s.G, Og = s.Og(), Kd = s.Cg() * s.KH * s.KW;
+  if (s.N * s.C * L.plane() <= conv_scratch_floats()) {
+    Planes xq(s.N * s.C, L, slack(s));
+    phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
+    const std::vector<int64_t> koff = input_koff(s, L);
+    auto out = [&](int64_t b, int64_t i, int64_t j, float acc) {
+      const int64_t oh = j / Wq, ow = j - oh * Wq;
+      if (ow < Wo) epi(b / G, (b % G) * Og + i, oh, ow, acc);
+    };
+    gemm_packed_f32(s.N * G, Og, Ho * Wq, Kd, packA,
+                    ShiftPackB{xq.data(), koff.data(), s.C * L.plane(), s.Cg() * L.plane(), G}, out);
+    return;
+  }
+  // Bands: output rows [oh0, oh0 + rows) of image n read padded rows from oh0*sh on; the band's layout has
+  // rows + (KH-1)*dh/sh rows per phase.
+  const int64_t extra = (s.KH - 1) * s.dh / s.sh, perRow = s.C * s.sh * s.sw * Wq;
+  const int64_t hb = std::max<int64_t>(1, conv_scratch_floats() / perRow - extra);
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t oh0 = 0; oh0 < Ho; oh0 += hb) {
+      const int64_t rows = std::min(hb, Ho - oh0);
+      const Layout Lb{s.sh, s.sw, rows + extra, Wq};
+      Planes xq(s.C, Lb, slack(s));
+      phase_split(x + n * s.C * s.H * s.W, s.C, s.H, s.W, s.pt - oh0 * s.sh, s.pl, Lb, xq.data());
+      const std::vector<int64_t> koff = input_koff(s, Lb);
+      auto out = [&](int64_t g, int64_t i, int64_t j, float acc) {
+        const int64_t oh = j / Wq, ow = j - oh * Wq;
+        if (ow < Wo) epi(n, g * Og + i, oh0 + oh, ow, acc);
+      };
+      gemm_packed_f32(G, Og, rows * Wq, Kd, packA, ShiftPackB{xq.data(), koff.data(), 0, s.Cg() * Lb.plane(), G}, out);
+    }
+}
+
+// Input gradient, split by output stride phase: dx[c, ih = u*sh + a, iw = v*sw + b] takes the taps with
+// (a + pt - kh*dh) % sh == 0 and (b + pl - kw*dw) % sw == 0 only, each reading dy at (u + eh, v + ew) with
+// eh = (a + pt - kh*dh)/sh, ew = (b + pl - kw*dw)/sw. So each of the sh*sw phases is a stride-1 correlation of a
+// zero-margined copy of dy (rows of Wq) with its own taps, one GEMM each: M = C/G, N = Hu*Wq, K = O/G*taps.
+// Stride 1 is the single phase with every tap (a correlation with the flipped kernel); no tap multiplies a
+// zero that the stride inserted.  epi(n, c, ih, iw, acc).
+template <class Epi>
+void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* w, Epi& epi) {
+  using namespace conv_shift;
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), G = s.G, Og = s.Og(), Cg = s.Cg(), KH = s.KH, KW = s.KW;
+  auto floordiv = [](int64_t x, int64_t d) { return x >= 0 ? x / d : -((-x + d - 1) / d); };
+  // Margins covering every phase's taps: eh ranges over [(0 + pt - (KH-1)*dh)/sh, (sh-1 + pt)/sh].
+  const int64_t ehMin = floordiv(s.pt - (KH - 1) * s.dh, s.sh), ehMax = floordiv(s.sh - 1 + s.pt, s.sh);
+  const int64_t ewMin = floordiv(s.pl - (KW - 1) * s.dw, s.sw), ewMax = floordiv(s.sw - 1 + s.pl, s.sw);
+  const int64_t Pt = std::max<int64_t>(0, -ehMin), Pl = std::max<int64_t>(0, -ewMin);
+  const int64_t Hu0 = (s.H + s.sh - 1) / s.sh, Wv0 = (s.W + s.sw - 1) / s.sw;
+  const Layout L{1, 1, Pt + std::max(Ho, Hu0 + std::max<int64_t>(ehMax, 0)), Pl + std::max(Wo, Wv0 + std::max<int64_t>(ewMax, 0))};
+  const int64_t Wq = L.Wq;
+  Planes dyq(s.N * s.O, L, 2 * Wq + 64);
+  phase_split(dy, s.N * s.O, Ho, Wo, Pt, Pl, L, dyq.data());
+  for (int64_t a = 0; a < s.sh; ++a)
+    for (int64_t b = 0; b < s.sw; ++b) {
+      const int64_t Hu = (s.H - a + s.sh - 1) / s.sh, Wv = (s.W - b + s.sw - 1) / s.sw;
+      if (Hu <= 0 || Wv <= 0) continue;
+      std::vector<int64_t> th, tw;  // this phase's taps
+      for (int64_t kh = 0; kh < KH; ++kh)
+        if ((a + s.pt - kh * s.dh) % s.sh == 0) th.push_back(kh);
+      for (int64_t kw = 0; kw < KW; ++kw)
+        if ((b + s.pl - kw * s.dw) % s.sw == 0) tw.push_back(kw);
+      const int64_t nth = int64_t(th.size()), ntw = int64_t(tw.size()), T = nth * ntw, Kd = Og * T;
+      // A(g, c, (o, t)) = w[g*Og + o, c, th, tw], rows contiguous; koff over k = (o, t).
+      std::vector<float> wt(size_t(std::max<int64_t>(1, G * Cg * Kd)));
+      std::vector<int64_t> koff(size_t(std::max<int64_t>(1, Kd)));
+      for (int64_t o = 0; o < Og; ++o)
+        for (int64_t i = 0; i < nth; ++i)
+          for (int64_t k = 0; k < ntw; ++k) {
+            const int64_t kh = th[size_t(i)], kw = tw[size_t(k)], t = i * ntw + k;
+            koff[size_t(o * T + t)] = o * L.plane() + (floordiv(a + s.pt - kh * s.dh, s.sh) + Pt) * Wq +
+                                      floordiv(b + s.pl - kw * s.dw, s.sw) + Pl;
+            for (int64_t g = 0; g < G; ++g)
+              for (int64_t c = 0; c < Cg; ++c)
+                wt[size_t((g * Cg + c) * Kd + o * T + t)] = w[(((g * Og + o) * Cg + c) * KH + kh) * KW + kw];
+          }
+      auto aOff = [=](int64_t bb) { return (bb % G) * Cg * Kd; };
+      StridedPackA<decltype(aOff)> packA{wt.data(), Kd, 1, aOff, Cg};
+      auto out = [&](int64_t bb, int64_t i, int64_t j, float acc) {
+        const int64_t u = j / Wq, v = j - u * Wq;
+        if (v < Wv) epi(bb / G, (bb % G) * Cg + i, u * s.sh + a, v * s.sw + b, acc);
+      };
+      gemm_packed_f32(s.N * G, Cg, Hu * Wq, Kd, packA,
+                      ShiftPackB{dyq.data(), koff.data(), s.O * L.plane(), Og * L.plane(), G}, out);
+    }
+}
+
+// Weight gradient: dw[o, (c,kh,kw)] = sum_{n, t} dyq[n, o, t] * xq[n, c, koff + t], t = oh*Wq + ow, dyq zero
+// in the dropped columns;  epi(o, c, kh, kw, acc).
+template <class Epi>
+void conv2d_bwd_weight_shift(const Conv2dShape& s, const float* x, const float* dy, Epi& epi) {
+  using namespace conv_shift;
+  const Layout L = input_layout(s);
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = L.Wq, T = Ho * Wq, KH = s.KH, KW = s.KW, KHW = KH * KW;
+  const int64_t Og = s.Og();
+  Planes xq(s.N * s.C, L, slack(s));
+  phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
+  std::vector<float> dyq(size_t(s.N * s.O * T), 0.0f);
+#pragma omp parallel for schedule(static) if (s.N * s.O * T > 32768)
+  for (int64_t p = 0; p < s.N * s.O; ++p)
+    for (int64_t oh = 0; oh < Ho; ++oh)
+      std::memcpy(dyq.data() + p * T + oh * Wq, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
+  const std::vector<int64_t> koff = input_koff(s, L);
+  auto out = [&](int64_t g, int64_t i, int64_t j, float acc) {
+    epi(g * Og + i, j / KHW, (j / KW) % KH, j % KW, acc);
+  };
+  gemm_packed_f32(s.G, Og, s.Cg() * KHW, s.N * T, conv_shift::WgradPackA{dyq.data(), s.O, Og, T},
+                  conv_shift::WgradPackB{xq.data(), koff.data(), s.C, s.Cg(), L.plane(), T}, out);
+}
+
+}  // namespace kiln
