@@ -64,10 +64,10 @@ void CheckNccl(ncclResult_t rc, const char* what) {
 }
 
 int DtypeOf(const std::string& d) {
-  if (d == "float32") return ncclFloat32;
+  if (d == "float32" || d == "f32") return ncclFloat32;
   if (d == "float64") return ncclFloat64;
-  if (d == "bfloat16") return ncclBfloat16;
-  if (d == "float16") return ncclFloat16;
+  if (d == "bfloat16" || d == "bf16") return ncclBfloat16;
+  if (d == "float16" || d == "f16") return ncclFloat16;
   if (d == "int32") return ncclInt32;
   throw std::invalid_argument("nccl: unsupported dtype '" + d + "'");
 }
