@@ -5,6 +5,7 @@
  * Every wait has a deadline (KILN_COLLECTIVE_TIMEOUT seconds, default 300), so a rank that stops is a
  * KilnRankFailedError on the others, never a hang.
  */
+import { availableParallelism } from 'node:os';
 import { native } from './native';
 
 /** A peer rank failed: `kind` 'terminated' (the launcher ended the job because a rank died), 'timeout' (no answer
@@ -69,6 +70,11 @@ export function communicator(): Communicator {
   if (world) return world;
   const n = native();
   const { rank, size, backend } = guarded(() => n.commInit());
+  // Ranks on one machine share its cores: unless the user chose, give each rank its share of OpenMP threads
+  // (libgomp reads this when the first kernel library loads, after this point). Two ranks of 2 threads each on
+  // 2 cores lose a scheduler slice at every OpenMP barrier.
+  const local = Number(process.env.OMPI_COMM_WORLD_LOCAL_SIZE ?? process.env.SLURM_NTASKS_PER_NODE ?? size);
+  if (size > 1 && process.env.OMP_NUM_THREADS === undefined) process.env.OMP_NUM_THREADS = String(Math.max(1, Math.floor(availableParallelism() / Math.max(1, local))));
   world = {
     rank, size, backend,
     allReduce: (buffer, op) => guarded(() => n.commAllReduce(buffer, op, collectiveTimeoutMs())),
