@@ -41,11 +41,14 @@ Comm g_comm;
 // Set by SIGTERM; read by the waiting loop. `g_waiting` tells the handler whether a loop will see the flag.
 volatile sig_atomic_t g_terminated = 0;
 volatile sig_atomic_t g_waiting = 0;
+// A KilnRankFailedError for the termination already went to JS (which prints it): a later SIGTERM exits quietly.
+volatile sig_atomic_t g_reported = 0;
 char g_term_message[256] = "KilnRankFailedError: the launcher is ending the job (another rank failed: its message names it)\n";
 
 [[maybe_unused]] void OnTerminate(int) {
   g_terminated = 1;
   if (g_waiting) return;
+  if (g_reported) _exit(143);
   ssize_t ignored = write(2, g_term_message, std::strlen(g_term_message));
   (void)ignored;
   _exit(143);
@@ -95,6 +98,7 @@ void Wait(Napi::Env env, MPI_Request& req, double timeoutMs, const char* op) {
     if (done) break;
     if (g_terminated) {
       g_waiting = 0;
+      g_reported = 1;
       throw RankFailed(env, std::string("KilnRankFailedError: rank ") + std::to_string(g_comm.rank) + ": the launcher ended the job during " + op +
                                 " (another rank failed: the launcher's message names it)", "terminated");
     }
