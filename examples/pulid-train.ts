@@ -111,7 +111,7 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
       (mr.budget ? `, budget ${(mr.budget / 2 ** 20).toFixed(2)} MiB, ${mr.recomputed.length} values recomputed` : ''));
     metrics.programs[c.kind] = { kernels: c.program.kernels.length, compileSeconds: c.compileSeconds, naiveBytes: mr.naiveBytes, plannedBytes: mr.plannedBytes, peakLiveBytes: mr.peakLiveBytes, residentBytes: mr.residentBytes, budget: mr.budget, recomputed: mr.recomputed.length };
     const evalBefore = await trainer.evaluate(stage);
-    const bar = progress(`stage ${stage}`, rank0 ? steps[stage] : 0, {
+    const bar = !rank0 ? { update: () => undefined, stop: () => undefined } : progress(`stage ${stage}`, steps[stage], {
       format: `stage ${stage} |{bar}| {value}/{total} | loss {loss} diff {diff} id {id} sem {sem} layout {layout} | {rate} steps/s | ETA {eta_formatted}`,
       start: trainer.done[stage], payload: { loss: '-', diff: '-', id: '-', sem: '-', layout: '-', rate: '-' },
     });
