@@ -15,6 +15,10 @@ const full = process.env.KILN_FULL === '1';
  * fast run keeps the op table forward/backward on the C++ back end, fusion, memory planning, training of small
  * nets, IEEE special values and the compiler's golden and meta tests. */
 export const slowSuites = [
+  // Data parallel over mpirun -np 2 (collectives 32 s, micro UNet 105 s, PuLID stage 2 and the killed rank).
+  'test/parallel/collective.test.ts',
+  'test/parallel/data-parallel.test.ts',
+  'test/parallel/pulid-dp.test.ts',
   'test/pulid/train.test.ts',
   'test/pulid/generate.test.ts',
   'test/pulid/grad.test.ts',

@@ -93,7 +93,7 @@ export abstract class Program {
     for (const c of this.parts.consts) { const a = fresh(c); a.set(c.attrs.data); this.write(c, a); }
   }
 
-  private leaf(name: string, op: 'input' | 'param'): Node {
+  protected leaf(name: string, op: 'input' | 'param'): Node {
     const n = this.byName.get(name);
     if (!n || n.op !== op) throw new Error(`program: no ${op} named '${name}' (${op}s: ${[...this.byName.values()].filter((m) => m.op === op).map((m) => (m.attrs as { name: string }).name).join(', ') || 'none'})`);
     return n;
@@ -131,6 +131,12 @@ export abstract class Program {
   getParam(name: string): HostArray { return this.read(this.leaf(name, 'param')); }
   setParam(name: string, data: ArrayLike<number>): void { const n = this.leaf(name, 'param'); this.write(n, this.toHost(n, data, `parameter '${name}'`)); }
   paramNames(): string[] { return this.parts.params.map((p) => p.attrs.name); }
+  /** Where a parameter lives in the arena (parameters are resident, laid out first in declaration order): what a
+   * collective needs to reduce several of them as one range. */
+  paramLocation(name: string): { offset: number; bytes: number; dtype: DType } {
+    const n = this.leaf(name, 'param');
+    return { offset: this.offsetOf(n), bytes: numel(n.shape) * byteSize[n.dtype], dtype: n.dtype };
+  }
   /** Copies in every parameter the program declares that `store` holds (other entries are ignored). `strict`
    * (the default): a declared parameter missing from the store is an error naming them; otherwise it keeps
    * its declared init. Returns what was loaded and what kept its init. */
@@ -191,6 +197,8 @@ export class CpuProgram extends Program {
   get lib(): CompiledLibrary { return this.parts.lib; }
   protected override backendNotes(): string[] { return this.parts.cpuIsa ? [describeCpuIsa(this.parts.cpuIsa)] : []; }
   private view(n: Node): HostArray { return hostArray(this.arena, this.offsetOf(n), n.dtype, numel(n.shape)); }
+  /** A live view of a parameter in the arena (no copy): writes through it change the program's value. */
+  paramView(name: string): HostArray { return this.view(this.leaf(name, 'param')); }
   protected write(n: Node, data: HostArray): void { this.view(n).set(data as never); }
   protected read(n: Node): HostArray { return this.view(n).slice(); }
   protected execute(): void {

@@ -8,7 +8,11 @@
  * face through the compiled 4-step generation with the adapter after stage k; stages 2–3 also write
  * train_image_stage<k>.png, the last training step's Lightning image), loss curves per stage and for the whole run
  * as PNG and SVG (loss_stage<k>, loss_all), a sample grid per stage (samples_stage<k>.png: prompts × faces) and
- * summary.md linking them (models/pulid/report.ts). */
+ * summary.md linking them (models/pulid/report.ts).
+ *
+ * Data parallel: `mpirun -np N npx tsx examples/pulid-train.ts …` (or srun) trains on N processes with --batch per
+ * rank (models/pulid/data-parallel.ts); rank 0 alone prints, writes metrics, samples and checkpoints. A rank that
+ * fails ends the job (docs/data-parallel.md). */
 import fs from 'node:fs';
 import path from 'node:path';
 import { compile, type ParamStore } from '../compiler/index';
@@ -24,6 +28,8 @@ import { writeImagePng } from '../models/io/chwImage';
 import { loadSafetensorsInto, materialize } from '../models/weights';
 import { LIMITS } from '../models/pipelines/options';
 import { defineCli, isMain, progress, runCli, type Parsed } from '../tools/cli';
+import { DataParallelPulidTrainer } from '../models/pulid/data-parallel';
+import { communicator, failJob } from '../runtime/collective';
 
 export const cli = defineCli({
   command: 'npx tsx examples/pulid-train.ts',
@@ -40,6 +46,7 @@ export const cli = defineCli({
     resume: { type: 'file', help: 'checkpoint to resume from' },
     lr: { type: 'number', min: 0, max: 1, default: 1e-3, help: 'AdamW learning rate' },
     accumulation: { type: 'int', min: 1, max: 1024, default: 1, help: 'gradient accumulation micro-steps' },
+    batch: { type: 'int', min: 1, max: 1024, default: 1, help: 'samples per micro-step (per rank under mpirun: the global batch is ranks × batch)' },
     seed: { type: 'int', ...LIMITS.seed, default: 0, help: 'seed for data order, noise and initial weights' },
     mode: { type: 'enum', values: ['plain', 'ortho', 'ortho_v2'], default: 'plain', help: 'ID attention mode' },
     fusion: { type: 'enum', values: ['on', 'off', 'lightning-off'], help: 'off: one kernel per op; lightning-off: only the Lightning program unfused' },
@@ -61,7 +68,10 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
   const steps: Record<Stage, number> = st.length === 3 ? { 1: st[0], 2: st[1], 3: st[2] } : st.length === 1 ? { 1: st[0], 2: st[0], 3: st[0] } : { 1: defaults[config.name][0], 2: defaults[config.name][1], 3: defaults[config.name][2] };
   const stages: Stage[] = a.stage ? [a.stage as Stage] : [1, 2, 3];
   const out = a.out ?? path.join('runs', `pulid-${config.name}`);
-  for (const f of prepareRunDir(out)) console.log(`  removed ${f} (left by a killed writer)`);
+  const comm = communicator(), rank0 = comm.rank === 0;
+  if (!rank0) console.log = () => undefined;  // rank 0 speaks for the job
+  if (comm.size > 1) console.log(`data parallel: ${comm.size} ranks (${comm.backend}), batch ${a.batch} per rank, global batch ${comm.size * a.batch}`);
+  if (rank0) for (const f of prepareRunDir(out)) console.log(`  removed ${f} (left by a killed writer)`);
   const seed = a.seed;
 
   console.log(`PuLID ${config.name}: stages ${stages.join(',')}, steps ${stages.map((s) => steps[s]).join(',')}, out ${out}`);
@@ -74,8 +84,8 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
     loadSafetensorsInto(baseWeights, path.join(a.weights, 'unet/diffusion_pytorch_model.safetensors'), model.base, { strict: false, addPrefix: 'unet.' });
     loadSafetensorsInto(baseWeights, path.join(a.weights, 'vae/diffusion_pytorch_model.safetensors'), model.base, { strict: false, addPrefix: 'vae.' });
   }
-  const trainer = new PulidTrainer(model, samples, text, {
-    steps, seed, lr: a.lr, accumulation: a.accumulation, memoryBudget: a['memory-budget'],
+  const trainer = new (comm.size > 1 ? DataParallelPulidTrainer : PulidTrainer)(model, samples, text, {
+    steps, seed, lr: a.lr, accumulation: a.accumulation, batch: a.batch, memoryBudget: a['memory-budget'],
     mode: a.mode, baseWeights, backend, fusion: a.fusion ? { diff: !/^(off|none|lightning-off)$/.test(a.fusion) || a.fusion === 'lightning-off', full: a.fusion === 'on' } : undefined,
   });
   if (a.resume) { trainer.load(a.resume); console.log(`  resumed from ${a.resume}: stage ${trainer.stage}, done ${JSON.stringify(trainer.done)}`); }
@@ -83,7 +93,7 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
   const metricsFile = path.join(out, 'metrics.json');
   let metrics = { config: config.name, steps, programs: {}, history: [], stages: {} } as TrainingMetrics & RunMetrics;
   if (a.resume) metrics = resumeMetrics(metricsFile, trainer.done, metrics) as TrainingMetrics & RunMetrics; // keeps history and stage summaries
-  const save = () => writeMetrics(metricsFile, metrics);
+  const save = () => { if (rank0) writeMetrics(metricsFile, metrics); };
   let sample: Awaited<ReturnType<typeof sampler>> | undefined;
   // The sample grid: prompts (rows) × the first training faces (columns), the same noise in every cell.
   const gridPrompts = [ID_LOSS_PROMPT, ...STYLE_PROMPTS.filter((p) => p !== ID_LOSS_PROMPT)].slice(0, a['grid-prompts']);
@@ -101,7 +111,7 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
       (mr.budget ? `, budget ${(mr.budget / 2 ** 20).toFixed(2)} MiB, ${mr.recomputed.length} values recomputed` : ''));
     metrics.programs[c.kind] = { kernels: c.program.kernels.length, compileSeconds: c.compileSeconds, naiveBytes: mr.naiveBytes, plannedBytes: mr.plannedBytes, peakLiveBytes: mr.peakLiveBytes, residentBytes: mr.residentBytes, budget: mr.budget, recomputed: mr.recomputed.length };
     const evalBefore = await trainer.evaluate(stage);
-    const bar = progress(`stage ${stage}`, steps[stage], {
+    const bar = !rank0 ? { update: () => undefined, stop: () => undefined } : progress(`stage ${stage}`, steps[stage], {
       format: `stage ${stage} |{bar}| {value}/{total} | loss {loss} diff {diff} id {id} sem {sem} layout {layout} | {rate} steps/s | ETA {eta_formatted}`,
       start: trainer.done[stage], payload: { loss: '-', diff: '-', id: '-', sem: '-', layout: '-', rate: '-' },
     });
@@ -125,6 +135,7 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
     metrics.stages[String(stage)] = summary as RunMetrics['stages'][string];
     console.log(`  stage ${stage} done: ${JSON.stringify(summary)}`);
     console.log(`  fixed evaluation set (${samples.length} draws): ` + Object.keys(evalBefore).map((k) => `${k} ${fmt(evalBefore[k])} → ${fmt(evalAfter[k])}`).join(', '));
+    if (!rank0) continue;  // the rest writes files
     save(); // metrics first: a kill before the checkpoint leaves metrics ahead of it, which resumeMetrics trims
     trainer.save(path.join(out, `stage${stage}.safetensors`));
     trainer.save(path.join(out, 'last.safetensors'));
@@ -159,4 +170,5 @@ async function sampler(model: PulidModel, text: TextConditioner, base: ParamStor
   };
 }
 
-if (isMain(import.meta.url)) await runCli(cli, (o) => main(o));
+// Under mpirun a failure ends every rank (failJob), so none waits for the failed one.
+if (isMain(import.meta.url)) await runCli(cli, (o) => main(o).catch((e) => (communicator().size > 1 ? failJob(e) : Promise.reject(e))));

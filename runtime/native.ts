@@ -62,6 +62,26 @@ export interface NativeAddon {
   cudaEventRecord(event: NativeHandle): void;
   /** Milliseconds between two recorded events; waits for `end`. */
   cudaEventElapsed(start: NativeHandle, end: NativeHandle): number;
+
+  /** Collectives (collective.cc): whether the addon was built with MPI and whether a launcher started us. */
+  commInfo(): { mpi: boolean; library: string; launched: boolean; launcherSize: number };
+  /** Joins the job (MPI_Init when launched by mpirun/srun); idempotent. */
+  commInit(): { rank: number; size: number; backend: 'mpi' | 'single' };
+  /** In place; `timeoutMs` 0: wait forever. Throws a KilnRankFailedError (`kind`: timeout, terminated, error). */
+  commAllReduce(buffer: Float32Array | Float64Array | Int32Array, op: 'sum' | 'mean', timeoutMs: number): void;
+  /** A plain blocking MPI_Allreduce (sum) on the buffer: the benchmark's baseline. */
+  commAllReduceBlocking(buffer: Float32Array | Float64Array | Int32Array): void;
+  commBroadcast(buffer: HostBytes, root: number, timeoutMs: number): void;
+  commBarrier(timeoutMs: number): void;
+  /** MPI_Abort: ends every rank of the job. */
+  commAbort(code: number): never;
+  commFinalize(): void;
+  /** NCCL (nccl.cc), dlopen'd: libnccl.so.2 or $KILN_LIBNCCL. */
+  ncclAvailable(): { ok: boolean; reason: string; version: number };
+  /** One communicator over the job; the unique id travels over MPI (commInit and cudaInit first). */
+  ncclInit(): void;
+  ncclAllReduce(dptr: bigint, count: number, dtype: string, op: 'sum' | 'mean', stream: bigint): void;
+  ncclBroadcast(dptr: bigint, count: number, dtype: string, root: number, stream: bigint): void;
 }
 
 let addon: NativeAddon | undefined;

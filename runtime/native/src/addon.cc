@@ -7,6 +7,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kiln::InitArena(env, exports);
   kiln::InitCpu(env, exports);
   kiln::InitCuda(env, exports);
+  kiln::InitCollective(env, exports);
+  kiln::InitNccl(env, exports);
   return exports;
 }
 

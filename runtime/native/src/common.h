@@ -81,5 +81,7 @@ T* UnwrapHandle(const Napi::Value& v, const char* what) {
 void InitArena(Napi::Env env, Napi::Object exports);
 void InitCpu(Napi::Env env, Napi::Object exports);
 void InitCuda(Napi::Env env, Napi::Object exports);
+void InitCollective(Napi::Env env, Napi::Object exports);
+void InitNccl(Napi::Env env, Napi::Object exports);
 
 }  // namespace kiln
