@@ -44,7 +44,8 @@ export class DreamBoothBase {
   private readonly textCache = new Map<string, TextRows>();
 
   /** `trainable`: the UNet's own weights are trainable parameters (full fine-tune). */
-  constructor(readonly config: DreamBoothConfig, opts: { weights?: string; trainable?: boolean } = {}) {
+  /** `values: false` builds the modules without allocating their values (to plan a program at SDXL size). */
+  constructor(readonly config: DreamBoothConfig, opts: { weights?: string; trainable?: boolean; values?: boolean } = {}) {
     const c = config, w = opts.weights, L = c.textLength;
     this.registry = new ParamRegistry({ seed: 13, trainable: opts.trainable ?? false });
     this.unet = new UNet2DConditionModel(c.unet, { registry: this.registry, prefix: 'unet' });
@@ -65,6 +66,7 @@ export class DreamBoothBase {
       this.enc1 = new ClipTextModel({ ...base, hiddenSize: half, intermediateSize: 2 * half, maxPositions: M.max(16, L) }, { seed: 11, prefix: 'text_encoder' });
       this.enc2 = new ClipTextModel({ ...base, hiddenSize: ctx - half, intermediateSize: 2 * (ctx - half), maxPositions: M.max(16, L), projectionDim: pooledTextDim(c.unet) }, { seed: 12, prefix: 'text_encoder_2' });
     }
+    if (opts.values === false) return;
     for (const m of [this.enc1, this.enc2, this.unet]) materialize(this.store, m);
     materialize(this.store, vaeReg);
   }
