@@ -219,3 +219,18 @@ function foldLora(store: ParamStore, a: LoraAdapter, scale: number, sign: 1 | -1
     store.set(key, out);
   }
 }
+
+/** The attention modules (`….attn1`, `….attn2`) in the order of diffusers' `unet.attn_processors`: down blocks, then
+ * up blocks, then the mid block (the order UNet2DConditionModel registers them), attn1 before attn2 in each
+ * transformer block. IP-Adapter checkpoints number their processors this way (`ip_adapter.{i}`, FaceID's
+ * `{i}.to_q_lora.down.weight`): processor i is `attentionProcessorPaths(layers)[i]`, its projections
+ * `<path>.to_q` … `<path>.to_out.0`. */
+export function attentionProcessorPaths(layers: ReadonlyMap<string, LoraTarget>): string[] {
+  const procs: string[] = [];
+  for (const p of layers.keys()) {
+    const m = /^(.*\.attn[12])\.to_q$/.exec(p);
+    if (m) procs.push(m[1]!);
+  }
+  const rank = (p: string) => (p.startsWith('down_blocks.') ? 0 : p.startsWith('up_blocks.') ? 1 : p.startsWith('mid_block.') ? 2 : 3);
+  return procs.map((p, i) => [p, i] as const).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]).map(([p]) => p);
+}

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ParamStore } from '../../compiler/index';
 import { readSafetensors, writeSafetensors, type TensorInput } from '../../models/io/safetensors';
-import { ATTENTION_TARGETS, attachLora, findLayers, keyOf, LoraError } from '../../models/nn/lora';
+import { ATTENTION_TARGETS, attachLora, attentionProcessorPaths, findLayers, keyOf, LoraError } from '../../models/nn/lora';
 import { loadLora, readLora, saveLora, type LoraFormat } from '../../models/lora/formats';
 import { kohyaName } from '../../models/lora/sgm-names';
 import { UNet2DConditionModel, sdxlUnetConfig, tinyUnetConfig } from '../../models/unet/index';
@@ -38,6 +38,14 @@ describe("kohya names: SDXL's original (SGM) block layout", () => {
     expect(names.size).toBe(layers.size);
     expect(layers.size).toBe(794);
     expect([...layers.keys()].filter((p) => /\.attn[12]\.to_(q|k|v|out\.0)$/.test(p)).length).toBe(4 * 140);
+  });
+  test("attention processors in diffusers' attn_processors order (down, up, mid; attn1 then attn2): IP-Adapter's numbering", () => {
+    const procs = attentionProcessorPaths(layers);
+    expect(procs.length).toBe(140);
+    expect(procs.slice(0, 2)).toEqual(['down_blocks.1.attentions.0.transformer_blocks.0.attn1', 'down_blocks.1.attentions.0.transformer_blocks.0.attn2']);
+    expect(procs[2 * (2 * 2 + 2 * 10) + 1]).toBe('up_blocks.0.attentions.0.transformer_blocks.0.attn2'); // after 4 + 20 down transformer blocks
+    expect(procs.slice(-1)).toEqual(['mid_block.attentions.0.transformer_blocks.9.attn2']);
+    expect(procs.filter((p) => p.startsWith('mid_block.')).length).toBe(20);
   });
 });
 
