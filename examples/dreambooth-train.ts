@@ -71,7 +71,7 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
     console.log(`  class images: ${r.images.length} in ${r.dir} (${r.generated} drawn now, ${r.images.length - r.generated} from the cache) [${secs()} s]`);
     writeImagePng(path.join(out, 'class_images.png'), hconcat(classes.slice(0, 6), base.imageSize), base.imageSize * Math.min(6, classes.length), base.imageSize);
   }
-  const instLatents = base.encode(inst.map((i) => i.chw)), classLatents = base.encode(classes);
+  const instLatents = await base.encode(inst.map((i) => i.chw)), classLatents = await base.encode(classes);
   console.log(`  VAE-encoded ${instLatents.length + classLatents.length} images [${secs()} s]`);
 
   // 2. train

@@ -89,11 +89,13 @@ export class DreamBoothBase {
     return out;
   }
 
-  /** Images [3, S, S] in [-1, 1] → latents (mean of the posterior, scaled), float64 evaluator. */
-  encode(images: readonly Float64Array[]): Float64Array[] {
+  /** Images [3, S, S] in [-1, 1] → latents (mean of the posterior, scaled), by a compiled encoder program. */
+  async encode(images: readonly Float64Array[], backend: 'cpu' | 'cuda' = 'cpu'): Promise<Float64Array[]> {
+    if (!images.length) return [];
     const S = this.imageSize, x = input('image', [1, 3, S, S]);
-    const spec = { outputs: { z: this.vaeEncoder.encode(x) } };
-    return images.map((img) => evaluate(spec, { image: img }, this.store).outputs.z.data);
+    const prog = await compile({ outputs: { z: this.vaeEncoder.encode(x) } }, { backend });
+    prog.loadParams(this.store, { strict: false });
+    return images.map((img) => Float64Array.from(prog.run({ image: img }).z!));
   }
 
   /** The compiled sampler: noise [1, 4, s, s] + one prompt's rows → image [1, 3, S, S]. Compile it after attaching

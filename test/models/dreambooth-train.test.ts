@@ -25,7 +25,7 @@ beforeAll(async () => {
   const again = await draw();
   expect(again.generated).toBe(0); // from the cache
   expect(again.images).toEqual(first.images);
-  data = { inst: base.encode(inst.map((i) => i.chw)), cls: base.encode(first.images) };
+  data = { inst: await base.encode(inst.map((i) => i.chw)), cls: await base.encode(first.images) };
 }, 600_000);
 
 test('LoRA: the instance loss on fixed draws goes down; the same seed gives the same run; the saved file loads back', async () => {
