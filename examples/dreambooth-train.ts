@@ -15,7 +15,7 @@ import { writeImagePng } from '../models/io/chwImage';
 import { writeJsonAtomic } from '../models/io/atomicWrite';
 import { DreamBoothBase, dreamboothConfigs } from '../models/dreambooth/base';
 import { classImages, classNoise, instanceImages } from '../models/dreambooth/data';
-import { DreamBoothTrainer } from '../models/dreambooth/trainer';
+import { attachDreamBoothLora, DreamBoothTrainer } from '../models/dreambooth/trainer';
 import { saveLora } from '../models/lora/formats';
 import { saveParams } from '../models/weights';
 import { LIMITS } from '../models/pipelines/options';
@@ -59,11 +59,19 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
   const base = new DreamBoothBase(config, { trainable: a.mode === 'full' });
   console.log(`DreamBooth ${config.name}, ${a.mode}${a.mode === 'lora' ? ` rank ${a.rank}` : ''}: ${a.steps} steps, "${a['instance-prompt']}" vs "${a['class-prompt']}", λ ${a['prior-weight']}, ${a.prediction}${a['snr-gamma'] !== undefined ? `, Min-SNR γ ${a['snr-gamma']}` : ''}`);
 
-  // 1. instance images, class images (the base model's own, before any adapter exists), latents
+  // 1. instance images, class images (the base model's own: the LoRA, attached first so that the one compiled
+  // sampler has it, at scale 0), latents
   const inst = instanceImages(base.imageSize, a.data);
   console.log(`  instance images: ${inst.map((i) => i.name).join(', ')}`);
+  const adapter = a.mode === 'lora' ? attachDreamBoothLora(base, { rank: a.rank, alpha: a.alpha, seed: a.seed }) : undefined;
   let sampler: Awaited<ReturnType<DreamBoothBase['sampler']>> | undefined;
-  const getSampler = async () => (sampler ??= await base.sampler(a['sample-steps']));
+  const getSampler = async () => {
+    if (!sampler) {
+      sampler = await base.sampler(a['sample-steps']);
+      if (adapter) sampler.setParams(new Map([[adapter.scaleKey, adapter.scaleValues(0)]]));
+    }
+    return sampler;
+  };
   let classes: Float64Array[] = [], classInfo = { generated: 0, dir: '' };
   if (prior) {
     const r = await classImages(base, getSampler, { prompt: a['class-prompt'], count: a['class-images'], steps: a['sample-steps'], seed: a.seed, cacheDir: a.cache, log: console.log });
@@ -76,7 +84,7 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
 
   // 2. train
   const trainer = new DreamBoothTrainer(base, instLatents, classLatents, {
-    mode: a.mode, rank: a.rank, alpha: a.alpha, lr: a.lr, batch: a.batch, seed: a.seed, prior, priorWeight: a['prior-weight'],
+    mode: a.mode, adapter, rank: a.rank, alpha: a.alpha, lr: a.lr, batch: a.batch, seed: a.seed, prior, priorWeight: a['prior-weight'],
     snrGamma: a['snr-gamma'], prediction: a.prediction, instancePrompt: a['instance-prompt'], classPrompt: a['class-prompt'],
   });
   await trainer.init();
@@ -103,11 +111,12 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
   }
   const smp = await getSampler();
   const noise = classNoise(a.seed + 1, 0, base.latentSize);
-  if (trainer.adapter) smp.setParams(new Map([[trainer.adapter.scaleKey, [0]]]));
+  if (adapter) smp.setParams(new Map([[adapter.scaleKey, adapter.scaleValues(0)]]));
   else smp.setParams(base.store);
   writeImagePng(path.join(out, 'sample_before.png'), smp.sample(a['instance-prompt'], noise), base.imageSize);
   smp.setParams(trainer.weights());
-  if (trainer.adapter) smp.setParams(new Map([[trainer.adapter.scaleKey, trainer.adapter.scaleValues(1)]]));
+  if (adapter) smp.setParams(new Map([[adapter.scaleKey, adapter.scaleValues(1)]]));
+  if (!smp.has(trainer.weights().keys().next().value!)) throw new Error('dreambooth: the sampler lacks the trained parameters');
   writeImagePng(path.join(out, 'sample_after.png'), smp.sample(a['instance-prompt'], noise), base.imageSize);
   writeJsonAtomic(path.join(out, 'metrics.json'), {
     config: config.name, mode: a.mode, rank: a.mode === 'lora' ? a.rank : undefined, alpha: a.alpha ?? (a.mode === 'lora' ? a.rank : undefined), lr: a.lr, batch: a.batch,

@@ -115,6 +115,8 @@ export class DreamBoothBase {
 export class Sampler {
   private readonly names: Set<string>;
   constructor(readonly prog: Program, private readonly base: DreamBoothBase) { this.names = new Set(prog.paramNames()); }
+  /** Whether the program has this parameter. */
+  has(key: string): boolean { return this.names.has(key); }
   /** Sets the parameters the program has (others are ignored). */
   setParams(values: ReadonlyMap<string, ArrayLike<number>>): void { for (const [k, v] of values) if (this.names.has(k)) this.prog.setParam(k, v); }
   /** One image [3, S, S] (about [-1, 1]) for `prompt` from the unit-normal noise `noise`. */

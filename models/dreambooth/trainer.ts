@@ -23,6 +23,17 @@ export interface DreamBoothTrainOptions extends DreamBoothLossOptions {
   seed?: number;
   instancePrompt: string;
   classPrompt: string;
+  /** The LoRA to train (from `attachDreamBoothLora`, e.g. attached before the sampler was compiled so that the
+   * sampler has it); made by the trainer when absent. */
+  adapter?: LoraAdapter;
+}
+
+/** The LoRA DreamBooth trains, attached to the base UNet, its initial values in `base.store` and its scale 1. */
+export function attachDreamBoothLora(base: DreamBoothBase, o: Pick<DreamBoothTrainOptions, 'targets' | 'rank' | 'alpha' | 'seed'>): LoraAdapter {
+  const adapter = attachLora(base.unet, { name: 'lora', targets: o.targets ?? ATTENTION_TARGETS, rank: o.rank ?? 4, alpha: o.alpha, stripPrefix: 'unet.', seed: o.seed });
+  materialize(base.store, new Map(adapter.params().map((p) => [keyOf(p), p])));
+  adapter.setScale(base.store, 1);
+  return adapter;
 }
 
 export interface StepGraph {
@@ -65,11 +76,8 @@ export class DreamBoothTrainer {
   constructor(readonly base: DreamBoothBase, readonly instances: readonly Float64Array[], readonly classes: readonly Float64Array[], readonly o: DreamBoothTrainOptions) {
     if (!instances.length) throw new Error('dreambooth: no instance images');
     if ((o.prior ?? true) && !classes.length) throw new Error('dreambooth: prior preservation needs class images');
-    if (o.mode === 'lora') {
-      this.adapter = attachLora(base.unet, { name: 'lora', targets: o.targets ?? ATTENTION_TARGETS, rank: o.rank ?? 4, alpha: o.alpha, stripPrefix: 'unet.', seed: o.seed });
-      materialize(base.store, new Map(this.adapter.params().map((p) => [keyOf(p), p])));
-      this.adapter.setScale(base.store, 1);
-    } else if (!base.registry.trainable) throw new Error("dreambooth: a full fine-tune needs the base built with { trainable: true }");
+    if (o.mode === 'lora') this.adapter = o.adapter ?? attachDreamBoothLora(base, o);
+    else if (!base.registry.trainable) throw new Error("dreambooth: a full fine-tune needs the base built with { trainable: true }");
     const seed = o.seed ?? 0;
     this.order = [instances.length, classes.length].map((len, k) => shuffled(len, seed * 2 + k));
   }
