@@ -6,7 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { DreamBoothBase, dreamboothConfigs } from '../../models/dreambooth/base';
 import { classImages, instanceImages } from '../../models/dreambooth/data';
-import { DreamBoothTrainer, type DreamBoothTrainOptions } from '../../models/dreambooth/trainer';
+import { attachDreamBoothLora, DreamBoothTrainer, type DreamBoothTrainOptions } from '../../models/dreambooth/trainer';
+import type { LoraAdapter } from '../../models/nn/lora';
+import type { Sampler } from '../../models/dreambooth/base';
 import { loadLora, saveLora } from '../../models/lora/formats';
 import { keyOf } from '../../models/nn/lora';
 
@@ -16,31 +18,44 @@ const cfg = dreamboothConfigs.micro;
 const opts: DreamBoothTrainOptions = { mode: 'lora', rank: 4, lr: 1e-2, seed: 3, instancePrompt: 'a photo of sks person', classPrompt: 'a photo of a person', snrGamma: 5 };
 
 let data: { inst: Float64Array[]; cls: Float64Array[] };
+let first: { base: DreamBoothBase; adapter: LoraAdapter; sampler: Sampler };
 beforeAll(async () => {
-  const base = new DreamBoothBase(cfg);
+  // The LoRA is attached before the sampler is compiled, so one program draws the class images (scale 0) and
+  // the samples after training (scale 1).
+  const base = new DreamBoothBase(cfg), adapter = attachDreamBoothLora(base, opts);
+  const sampler = await base.sampler(2);
+  sampler.setParams(new Map([[adapter.scaleKey, adapter.scaleValues(0)]]));
+  first = { base, adapter, sampler };
   const inst = instanceImages(base.imageSize).slice(0, 3);
-  const draw = () => classImages(base, () => base.sampler(2), { prompt: opts.classPrompt, count: 2, steps: 2, seed: 1, cacheDir: dir });
-  const first = await draw();
-  expect(first.generated).toBe(2);
+  const draw = () => classImages(base, async () => sampler, { prompt: opts.classPrompt, count: 2, steps: 2, seed: 1, cacheDir: dir });
+  const drawn = await draw();
+  expect(drawn.generated).toBe(2);
   const again = await draw();
   expect(again.generated).toBe(0); // from the cache
-  expect(again.images).toEqual(first.images);
-  data = { inst: await base.encode(inst.map((i) => i.chw)), cls: await base.encode(first.images) };
+  expect(again.images).toEqual(drawn.images);
+  data = { inst: await base.encode(inst.map((i) => i.chw)), cls: await base.encode(drawn.images) };
 }, 600_000);
 
 test('LoRA: the instance loss on fixed draws goes down; the same seed gives the same run; the saved file loads back', async () => {
-  const run = async () => {
-    const base = new DreamBoothBase(cfg);
-    const t = new DreamBoothTrainer(base, data.inst, data.cls, opts);
+  const run = async (k: number) => {
+    const base = k === 0 ? first.base : new DreamBoothBase(cfg);
+    const t = new DreamBoothTrainer(base, data.inst, data.cls, { ...opts, adapter: k === 0 ? first.adapter : undefined });
     await t.init();
     const before = t.evaluate();
     for (let i = 0; i < 12; i++) t.step(i);
     return { t, base, before, after: t.evaluate() };
   };
-  const a = await run();
+  const a = await run(0);
   expect(a.after).toBeLessThan(a.before * 0.98);
   expect(a.t.history.every((r) => Number.isFinite(r.loss) && r.prior !== undefined)).toBe(true);
-  const b = await run();
+  // the sampler with the trained LoRA at scale 1 draws another image than at scale 0 (the base)
+  const noise = Float64Array.from({ length: 4 * 8 * 8 }, (_v, i) => Math.sin(i));
+  const base0 = first.sampler.sample(opts.instancePrompt, noise);
+  first.sampler.setParams(a.t.weights());
+  first.sampler.setParams(new Map([[first.adapter.scaleKey, first.adapter.scaleValues(1)]]));
+  const tuned = first.sampler.sample(opts.instancePrompt, noise);
+  expect(Math.max(...tuned.map((v, i) => Math.abs(v - base0[i]!)))).toBeGreaterThan(1e-4);
+  const b = await run(1);
   expect(b.t.history.map((r) => r.loss)).toEqual(a.t.history.map((r) => r.loss));
 
   const f = path.join(dir, 'lora.safetensors');
