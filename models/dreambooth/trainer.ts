@@ -107,8 +107,8 @@ export class DreamBoothTrainer {
     return rec;
   }
 
-  private feeds(x0: Float64Array, noise: Float64Array, ts: number[]): Record<string, ArrayLike<number>> {
-    const o = this.o, prior = o.prior ?? true, B = ts.length;
+  private feeds(x0: Float64Array, noise: Float64Array, ts: number[], prior = this.o.prior ?? true): Record<string, ArrayLike<number>> {
+    const o = this.o, B = ts.length;
     const inst = this.base.text(o.instancePrompt), cls = this.base.text(o.classPrompt);
     const { a, s } = noiseCoefficients(ts, this.ac);
     const cat = (x: Float64Array, y: Float64Array) => { const r = new Float64Array(x.length + y.length); r.set(x); r.set(y, x.length); return r; };
@@ -141,10 +141,8 @@ export class DreamBoothTrainer {
     const x0 = new Float64Array(N * per);
     this.instances.forEach((z, i) => x0.set(z, i * per));
     const ts = Array.from({ length: N }, (_v, i) => Math.round(((i + 0.5) / N) * 999));
-    const f = this.feeds(x0, normalFill(N * per, 777, 29), ts);
-    const { a, s: sg } = noiseCoefficients(ts, this.ac);
-    return p.run({ ...f, db_a: a, db_s: sg, db_w: new Float64Array(N).fill(1), context_rows: this.base.text(this.o.instancePrompt).context,
-      pooled_rows: this.base.text(this.o.instancePrompt).pooled }).loss![0]!;
+    const f = this.feeds(x0, normalFill(N * per, 777, 29), ts, false);
+    return p.run({ ...f, db_w: new Float64Array(N).fill(1) }).loss![0]!;
   }
 }
 
