@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ParamStore } from '../../compiler/index';
 import { readSafetensors, writeSafetensors, type TensorInput } from '../../models/io/safetensors';
 import { ATTENTION_TARGETS, attachLora, attentionProcessorPaths, findLayers, keyOf, LoraError } from '../../models/nn/lora';
@@ -38,6 +39,16 @@ describe("kohya names: SDXL's original (SGM) block layout", () => {
     expect(names.size).toBe(layers.size);
     expect(layers.size).toBe(794);
     expect([...layers.keys()].filter((p) => /\.attn[12]\.to_(q|k|v|out\.0)$/.test(p)).length).toBe(4 * 140);
+  });
+  test("every module of the down, mid and up blocks: diffusers v0.25.1's kohya converter maps Kiln's kohya name back to the module (test/fixtures/lora/kohya_names.py)", () => {
+    const fx = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/lora');
+    const names = JSON.parse(fs.readFileSync(path.join(fx, 'sdxl-kohya-names.json'), 'utf8')) as string[];
+    const mapped = JSON.parse(fs.readFileSync(path.join(fx, 'sdxl-kohya-diffusers.json'), 'utf8')) as Record<string, string>;
+    const blockPaths = [...layers.keys()].filter((p) => /^(down_blocks|mid_block|up_blocks)\./.test(p));
+    expect(names).toEqual(blockPaths.map((p) => kohyaName(p, sdxlUnetConfig)));
+    const wrong = blockPaths.filter((p) => mapped[kohyaName(p, sdxlUnetConfig)] !== p);
+    expect(wrong).toEqual([]);
+    expect(blockPaths.length).toBe(788);
   });
   test("attention processors in diffusers' attn_processors order (down, up, mid; attn1 then attn2): IP-Adapter's numbering", () => {
     const procs = attentionProcessorPaths(layers);
