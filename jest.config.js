@@ -33,6 +33,8 @@ export const slowSuites = [
   'test/kernels/cpu-attention.test.ts',
   'test/kernels/cpu-gemm.test.ts',
   'test/models/unet.test.ts',
+  // DreamBooth on the micro base: class images, LoRA and full fine-tune compiled and trained (i22a).
+  'test/models/dreambooth-train.test.ts',
   // CUDA emulator: whole training steps emulated vs C++ (80), template sweeps on the checked emulator (gemm 18,
   // attention 19, conv 9); the op table and the emulator's own tests stay in the fast run.
   'test/backend/training-cuda-emu.test.ts',

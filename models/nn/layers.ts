@@ -3,6 +3,24 @@
 import { conv2d, groupNorm, layerNorm, linear, type Tensor } from '../../compiler/index';
 import type { ParamScope } from './module';
 
+/** Something attached to a Linear or Conv2d that changes what it computes without changing its parameters:
+ * `weight` rewrites the weight operand before the GEMM / conv (LoRA's merged-operand form, W + s·B·A),
+ * `output` rewrites the result given the input (LoRA's epilogue form, y + s·B(A x)). Adapters apply in the
+ * order attached; `models/nn/lora.ts` is the one user. */
+export interface LayerAdapter {
+  weight?(w: Tensor): Tensor;
+  output?(x: Tensor, y: Tensor): Tensor;
+}
+
+function adapted(adapters: readonly LayerAdapter[], w: Tensor): Tensor {
+  for (const a of adapters) if (a.weight) w = a.weight(w);
+  return w;
+}
+function adaptedOut(adapters: readonly LayerAdapter[], x: Tensor, y: Tensor): Tensor {
+  for (const a of adapters) if (a.output) y = a.output(x, y);
+  return y;
+}
+
 export class Linear {
   readonly weight: Tensor;
   readonly bias?: Tensor;
@@ -10,7 +28,12 @@ export class Linear {
     this.weight = s.param('weight', [outFeatures, inFeatures], { kind: 'fanIn', fanIn: inFeatures });
     if (opts.bias ?? true) this.bias = s.param('bias', [outFeatures], { kind: 'fanIn', fanIn: inFeatures, bias: true });
   }
-  forward(x: Tensor): Tensor { return linear(x, this.weight, this.bias); }
+  /** Attached adapters (LoRA); empty for a plain layer. */
+  readonly adapters: LayerAdapter[] = [];
+  forward(x: Tensor): Tensor {
+    if (!this.adapters.length) return linear(x, this.weight, this.bias);
+    return adaptedOut(this.adapters, x, linear(x, adapted(this.adapters, this.weight), this.bias));
+  }
 }
 
 export interface Conv2dOptions { kernel?: number; stride?: number; padding?: number | readonly [number, number, number, number]; bias?: boolean }
@@ -28,7 +51,13 @@ export class Conv2d {
     this.weight = s.param('weight', [outChannels, inChannels, k, k], { kind: 'fanIn', fanIn });
     if (opts.bias ?? true) this.bias = s.param('bias', [outChannels], { kind: 'fanIn', fanIn, bias: true });
   }
-  forward(x: Tensor): Tensor { return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding }); }
+  /** Attached adapters (LoRA); empty for a plain layer. */
+  readonly adapters: LayerAdapter[] = [];
+  forward(x: Tensor): Tensor {
+    const o = { stride: this.stride, padding: this.padding };
+    if (!this.adapters.length) return conv2d(x, this.weight, this.bias, o);
+    return adaptedOut(this.adapters, x, conv2d(x, adapted(this.adapters, this.weight), this.bias, o));
+  }
 }
 
 export class GroupNorm {

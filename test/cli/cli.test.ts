@@ -82,6 +82,8 @@ const CLIS: [string, string[], RegExp][] = [
   ['examples/ip-adapter-generate.ts', ['--kind', 'ipv9'], /^ip-adapter-generate: --kind: one of plain, plus, faceid, faceid-plus, portrait, not 'ipv9'/],
   ['examples/pulid-app.ts', ['--port', '99999'], /^pulid-app: --port: 99999 is out of range \(0\.\.65535\)/],
   ['bench/pulid-plan.ts', ['--budget', '32XB'], /^pulid-plan: --budget: cannot read '32XB' as a byte count/],
+  ['examples/dreambooth-train.ts', ['--mode', 'half'], /^dreambooth-train: --mode: one of lora, full, not 'half'/],
+  ['bench/dreambooth-plan.ts', ['--budget', '32XB'], /^dreambooth-plan: --budget: cannot read '32XB' as a byte count/],
   ['bench/unet.ts', ['--reps', '0'], /^unet: --reps: 0 is out of range \(1\.\.1000\)/],
   ['bench/run.ts', ['--only', 'foo'], /^run: --only: no case starts with 'foo'/],
   ['bench/gpu/check.ts', ['--backend', 'tpu'], /^check: --backend: one of cuda, cuda-emu, not 'tpu'/],
