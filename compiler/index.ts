@@ -19,6 +19,8 @@ export type { Shape } from './ir/shape';
 export { OPS, OP_NAMES } from './ops/registry';
 export { compile } from './compile';
 export type { CompileOptions } from './compile';
+export { applyPrecision, precisionPolicy, KilnPrecisionError, PRECISIONS } from './passes/precision';
+export type { Precision, PrecisionPolicy } from './passes/precision';
 export { Program, CpuProgram } from './program';
 export { CudaProgram } from './program-cuda';
 export { compileCudaSource, compileCudaEmuSource, lowerProgram } from './compile';
