@@ -44,6 +44,8 @@ export const slowSuites = [
   'test/pulid/faults.test.ts',
   // Every CPU ISA path through a compiled program, one child process per path (18 s warm, 44 s cold).
   'test/backend/cpu-isa.test.ts',
+  // Mixed precision on C++: op tables in bf16 and f16 (2 builds), tiny UNet gradients bf16 vs f32 (160 s cold).
+  'test/backend/precision-cpu.test.ts',
 ].map((f) => `<rootDir>/${f}`);
 
 export default {

@@ -26,6 +26,10 @@ export interface PrecisionPolicy {
   readonly precision: Precision;
   /** Per-module override by parameter-name prefix (the longest matching prefix wins). */
   readonly modules?: Readonly<Record<string, Precision>>;
+  /** 'low': every fed f32 input is stored in the low type (the host rounds it when fed), so the elementwise work
+   * on it runs on bf16 / f16 storage too (inference on low-precision data). Default 'f32': a fed input stays f32
+   * unless templates are its only readers. */
+  readonly inputs?: 'low' | 'f32';
 }
 
 /** An unknown precision name (or override) given to compile, trainStepGraph, the trainer or a CLI. */
@@ -45,7 +49,8 @@ export function precisionPolicy(p: Precision | PrecisionPolicy | undefined, wher
   if (p === undefined) return { precision: 'f32' };
   if (typeof p !== 'object' || p === null) return { precision: check(p, where) };
   const modules = Object.fromEntries(Object.entries(p.modules ?? {}).map(([k, v]) => [k, check(v, `${where} (module '${k}')`)]));
-  return { precision: check(p.precision, where), modules };
+  if (p.inputs !== undefined && p.inputs !== 'low' && p.inputs !== 'f32') throw new KilnPrecisionError(p.inputs, `${where} (inputs: 'low' or 'f32')`);
+  return { precision: check(p.precision, where), modules, inputs: p.inputs };
 }
 
 /** How a value takes part: computed in the low type, computed in f32, or a constant / frozen f32 leaf that adapts
@@ -77,10 +82,20 @@ export function applyPrecision(spec: GraphSpec, policy: PrecisionPolicy): GraphS
       if (m.inputs.length !== 1) return undefined;
     }
   };
-  const cast = (x: Node, d: DType, src: string): Node => (x.dtype === d || !isFloat(x.dtype) ? x : intern('cast', [x], { dtype: d }, x.shape, d, src));
+  // A cast goes below views (reshape, permute, ...): two readers of differently viewed copies of one value then
+  // share one cast, which fuses into the kernel that makes the value, and a template reads the view strided.
+  const cast = (x: Node, d: DType, src: string): Node => {
+    if (x.dtype === d || !isFloat(x.dtype)) return x;
+    const l = OPS[x.op].lower;
+    if (l.kind === 'pointwise' && l.view && x.inputs.length === 1) return rebuild(x, [cast(x.inputs[0], d, src)]);
+    return intern('cast', [x], { dtype: d }, x.shape, d, src);
+  };
   const rebuild = (n: Node, ins: readonly Node[]): Node => {
     if (ins.every((x, i) => x === n.inputs[i])) return n;
-    const out = OPS[n.op].infer(ins.map((i) => ({ shape: i.shape, dtype: i.dtype })), n.attrs as never);
+    let out;
+    try { out = OPS[n.op].infer(ins.map((i) => ({ shape: i.shape, dtype: i.dtype })), n.attrs as never); } catch (e) {
+      throw new Error(`precision: rebuilding ${n.op}#${n.id} (${n.src}) on ${ins.map((i) => i.dtype).join(', ')} (written ${n.inputs.map((i) => i.dtype).join(', ')}): ${(e as Error).message}`);
+    }
     return intern(n.op, ins, n.attrs as never, out.shape, out.dtype, n.src);
   };
 
@@ -98,7 +113,7 @@ export function applyPrecision(spec: GraphSpec, policy: PrecisionPolicy): GraphS
         }
       } else if (n.op === 'input' && isFloat(n.dtype)) {
         const d = policy.precision;
-        if (n.dtype === 'f32' && d !== 'f32' && onlyLowTemplates(n)) { m = intern('input', [], { ...(n.attrs as object), dtype: d } as never, n.shape, d, n.src); r = 'low'; }
+        if (n.dtype === 'f32' && d !== 'f32' && (policy.inputs === 'low' || onlyLowTemplates(n))) { m = intern('input', [], { ...(n.attrs as object), dtype: d } as never, n.shape, d, n.src); r = 'low'; }
         else r = n.dtype === 'f32' ? 'f32' : 'low';
       }
       map.set(n.id, m); role.set(n.id, r);
@@ -117,7 +132,7 @@ export function applyPrecision(spec: GraphSpec, policy: PrecisionPolicy): GraphS
       r = isFloat(m.dtype) ? 'f32' : 'other';
     } else if (n.op === 'cast') {
       const d = (n.attrs as { dtype: DType }).dtype;
-      m = cast(ins[0], d, n.src);
+      m = ins[0].dtype === d ? ins[0] : intern('cast', [ins[0]], { dtype: d }, ins[0].shape, d, n.src);
       r = !isFloat(d) ? 'other' : d === 'f32' ? (roles[0] === 'leaf' ? 'leaf' : 'f32') : 'low';
     } else {
       // Elementwise / movement: f32 wins, then low, then leave the leaves as they are.
