@@ -2,7 +2,7 @@
  * names) and the trainable part (ID encoder under `id_adapter.`, ID attention under `id_adapter_attn_layers.`), and
  * the graphs built on them: the training step (one graph: losses, gradients, AdamW, gradient accumulation) and
  * ID-conditioned sampling. */
-import { adamw, concat, full, grad, input, param, type Tensor, type Update } from '../../compiler/index';
+import { adamw, concat, full, grad, guardUpdates, input, param, scaledGrads, type Tensor, type Update } from '../../compiler/index';
 import { ParamRegistry } from '../nn/index';
 import { UNet2DConditionModel, pooledTextDim } from '../unet/index';
 import { VaeDecoder } from '../vae/index';
@@ -70,6 +70,9 @@ export interface TrainStepOptions {
   weightDecay?: number;
   /** false: leave out the decode + φ + L_id part of the Lightning graph (for cheap float64 gradient checks). */
   idLoss?: boolean;
+  /** f16 training: the backward pass is seeded by input `loss_scale`, gradients are unscaled before AdamW, and
+   * every update is guarded by output `grads_finite` (a step whose gradients overflowed changes nothing). */
+  lossScale?: boolean;
 }
 
 export interface TrainStepGraph {
@@ -123,7 +126,9 @@ export function trainStepGraph(m: PulidModel, o: TrainStepOptions): TrainStepGra
   outputs.loss = loss;
 
   const params = [...m.trainable.params.values()];
-  const grads = grad(loss, params);
+  const scaled = o.lossScale ? scaledGrads(loss, params, input('loss_scale', [])) : undefined;
+  const grads = scaled ? scaled.grads : grad(loss, params);
+  if (scaled) outputs.grads_finite = scaled.finite;
   const lr = input('lr', []);
   const state: string[] = [];
   let updates: Update[];
@@ -142,10 +147,11 @@ export function trainStepGraph(m: PulidModel, o: TrainStepOptions): TrainStepGra
       ...sums.map((x) => ({ param: x.a, value: apply.select(0, x.s) })),
     ];
   }
+  if (scaled) updates = guardUpdates(updates, scaled.finite);
   for (const u of updates) if (!(u.param.node.attrs as { trainable?: boolean }).trainable) state.push(nameOf(u.param));
   const inputs = ['latents', 'noise', 'alpha', 'sigma', 'timestep', 'context', 'pooled', 'time_ids', 'id_cond',
     ...Array.from({ length: m.config.idEncoder.vitLayers }, (_v, i) => `vit_${i}`), 'lr',
-    ...(acc > 1 ? ['apply'] : []),
+    ...(acc > 1 ? ['apply'] : []), ...(scaled ? ['loss_scale'] : []),
     ...(graphKind(o.stage) === 'full' ? ['t2i_noise', 't2i_context', 't2i_pooled', 't2i_time_ids', 'face_ref', 'lambda_id', 'lambda_sem', 'lambda_layout'] : [])];
   return { outputs, updates, params: params.map(nameOf), state, inputs };
 }

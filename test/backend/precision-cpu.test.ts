@@ -99,6 +99,38 @@ describe('training in bf16 tracks f32 (C++ back end)', () => {
     console.log(`conv net arena: f32 ${arena32} B, bf16 ${arena16} B; cast-only kernels (master weights): ${castOnly.length}`);
   }, 600_000);
 
+  test('f16 with dynamic loss scaling survives an injected overflow: step skipped in the program, scale halved, training continues', async () => {
+    const { spec, feeds } = convNetStep(0.02, { lossScale: true });
+    const [p32, p16] = await Promise.all([k.compile(spec), k.compile(spec, { precision: 'f16' })]);
+    const scaler = new k.DynamicLossScale({ init: 2 ** 12, interval: 5 });
+    const names = p16.paramNames().filter((n) => !n.includes('.adam_') && n !== 'adamw.step');
+    const l32: number[] = [], l16: number[] = [];
+    const INJECT = 7;
+    for (let i = 0; i < 20; i++) {
+      const before = names.map((n) => Array.from(p16.getParam(n)));
+      const scale = scaler.scale;
+      const out = p16.run({ ...feeds, loss_scale: scale, boost: i === INJECT ? 1e6 : 1 });
+      const { applied } = scaler.update(out.grads_finite[0] === 1);
+      if (i === INJECT) {
+        // The overflow: nothing changed (weights, moments, step counter), the scale halved.
+        expect(applied).toBe(false);
+        expect(names.map((n) => Array.from(p16.getParam(n)))).toEqual(before);
+        expect(scaler.scale).toBe(scale / 2);
+        continue;
+      }
+      expect(applied).toBe(true);
+      l16.push(out.loss[0]);
+      l32.push(p32.run({ ...feeds, loss_scale: 1, boost: 1 }).loss[0]);
+    }
+    expect(scaler.skipped).toBe(1);
+    // 2^12, doubled after steps 0-4, halved at the overflow, doubled after 5 and after 10 more good steps.
+    expect(scaler.scale).toBe(2 ** 14);
+    const gap = Math.max(...l32.map((v, i) => Math.abs(l16[i] - v) / v));
+    console.log(`f16 + loss scaling, 19 applied steps: f32 ${l32[0].toFixed(4)} -> ${l32[18].toFixed(4)}, f16 ${l16[0].toFixed(4)} -> ${l16[18].toFixed(4)}, largest relative gap ${gap.toFixed(4)}`);
+    expect(l16[18]).toBeLessThan(l16[0] / 10);
+    expect(gap).toBeLessThan(0.1);
+  }, 600_000);
+
   test('parameters load across types: f32 values into a bf16 parameter are rounded to nearest even; raw bf16 words load as they are', async () => {
     const w = k.param('w', [4], { dtype: 'bf16', trainable: false });
     const prog = await k.compile({ outputs: { y: w.cast('f32').mul(2) } });
