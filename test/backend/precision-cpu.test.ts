@@ -15,6 +15,10 @@ import { halfToF32, f32ToBf16Bits, bf16BitsToF32, f32ToF16Bits, f16BitsToF32 } f
 import { forwardTable, gradTable } from '../support/op-table';
 import { relErr } from '../support/lift';
 import { convNetStep, microUnetStep } from '../support/nets';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadWeightsInto, saveParams } from '../../models/weights';
 
 const U = { bf16: 2 ** -8, f16: 2 ** -11 } as const;
 
@@ -138,5 +142,25 @@ describe('training in bf16 tracks f32 (C++ back end)', () => {
     expect(Array.from(prog.run().y)).toEqual([2, 2, 2 * (1 + 2 ** -7), 2 * bf16BitsToF32(f32ToBf16Bits(-3.14159))]);
     prog.setParam('w', prog.getParam('w'));  // raw words round-trip unchanged
     expect(Array.from(prog.getParam('w'))).toEqual([0x3f80, 0x3f80, 0x3f81, f32ToBf16Bits(-3.14159)]);
+  }, 300_000);
+
+  test('safetensors across types: a BF16 file into an f32 parameter widens exactly; an F32 file into a parameter the bf16 policy stores low rounds to nearest even', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-precision-'));
+    const w = k.param('w', [4], { trainable: false });
+    const vals = Float64Array.of(1, 1 + 2 ** -9, 1 + 3 * 2 ** -9, -3.14159);
+    const params = new Map([['w', w]]);
+    const rounded = Array.from(vals, (v) => bf16BitsToF32(f32ToBf16Bits(v)));
+    for (const dtype of ['BF16', 'F32'] as const) saveParams(path.join(dir, `${dtype}.safetensors`), new Map([['w', vals]]), params, { dtype });
+    const load = (dtype: string) => { const st: k.ParamStore = new Map(); loadWeightsInto(st, path.join(dir, `${dtype}.safetensors`), params); return st; };
+    const f32 = await k.compile({ outputs: { y: w.mul(1) } });
+    const low = await k.compile({ outputs: { y: w.mul(1) } }, { precision: 'bf16' });
+    expect(low.parts.params[0].dtype).toBe('bf16');
+    f32.loadParams(load('BF16'));
+    expect(Array.from(f32.run().y)).toEqual(rounded);                       // the file's bf16 values, exactly
+    low.loadParams(load('F32'));
+    expect(Array.from(low.run().y)).toEqual(rounded);                       // rounded once, to nearest even
+    f32.loadParams(load('F32'));
+    expect(Array.from(f32.run().y)).toEqual(Array.from(Float32Array.from(vals)));
+    fs.rmSync(dir, { recursive: true });
   }, 300_000);
 });
