@@ -46,6 +46,8 @@ export const slowSuites = [
   'test/backend/cpu-isa.test.ts',
   // Mixed precision on C++: op tables in bf16 and f16 (2 builds), tiny UNet gradients bf16 vs f32 (160 s cold).
   'test/backend/precision-cpu.test.ts',
+  // The bf16 conv-net step through nvcc (70 s) and on the emulated CUDA back end vs C++ (40 s).
+  'test/backend/precision-cuda.test.ts',
 ].map((f) => `<rootDir>/${f}`);
 
 export default {
