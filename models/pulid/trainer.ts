@@ -145,9 +145,9 @@ export class PulidTrainer {
     shared.set(this.model, byModel);
     const prior = byModel.get(key);
     if (prior) { this.programs.set(kind, prior); return prior; }
-    const graph = trainStepGraph(this.model, { stage, batch: this.batch, accumulation: this.accumulation, mode: this.opts.mode, lossScale: this.lossScale !== undefined });
+    const graph = trainStepGraph(this.model, { stage, batch: this.batch, accumulation: this.accumulation, mode: this.opts.mode, precision: this.opts.precision, lossScale: this.lossScale !== undefined });
     const t0 = performance.now();
-    const program = await compile({ outputs: graph.outputs, updates: graph.updates }, { backend: this.opts.backend ?? 'cpu', budget: this.opts.memoryBudget, fusion: this.fusionFor(kind), precision: this.opts.precision });
+    const program = await compile({ outputs: graph.outputs, updates: graph.updates }, { backend: this.opts.backend ?? 'cpu', budget: this.opts.memoryBudget, fusion: this.fusionFor(kind), precision: graph.precision });
     const compileSeconds = (performance.now() - t0) / 1000;
     const kept = [...graph.params, ...graph.state];
     if (kept.length !== this.layout.size || kept.some((n) => !this.layout.has(n))) {
