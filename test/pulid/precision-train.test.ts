@@ -1,5 +1,5 @@
 /** PuLID training (micro config, stage 1) in mixed precision through the trainer API: bf16 tracks f32 over 20
- * optimizer steps (the same draws: per-step losses within 2% of each other, the mean within 0.5%), and f16 with
+ * optimizer steps (the same draws: per-step losses within 0.5% of each other, the mean within 0.1%; measured 0.04% and 0.013%), and f16 with
  * dynamic loss scaling started far too high overflows, skips those steps inside the program, lowers the scale and
  * trains on. */
 import { microPulidConfig } from '../../models/pulid/config';
@@ -19,7 +19,7 @@ describe('PuLID micro training in bf16 and f16', () => {
     expect(() => new PulidTrainer(model, data.samples, data.text, { steps: { ...steps }, precision: 'fp8' as never })).toThrow(KilnPrecisionError);
   });
 
-  test('bf16 loss curve over 20 steps tracks f32 (per step within 2%, mean within 0.5%)', async () => {
+  test('bf16 loss curve over 20 steps tracks f32 (per step within 0.5%, mean within 0.1%)', async () => {
     const run = async (precision: 'f32' | 'bf16') => {
       const tr = new PulidTrainer(model, data.samples, data.text, { steps: { ...steps }, lr: 3e-3, precision });
       const ls: number[] = [];
@@ -30,8 +30,8 @@ describe('PuLID micro training in bf16 and f16', () => {
     const gaps = a.ls.map((v, i) => Math.abs(b.ls[i] - v) / v);
     const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / xs.length;
     console.log(`micro stage 1, 20 steps: f32 ${a.ls.map((v) => v.toFixed(4)).join(' ')}\n  bf16 ${b.ls.map((v) => v.toFixed(4)).join(' ')}\n  largest per-step gap ${Math.max(...gaps).toFixed(4)}, mean ${mean(a.ls).toFixed(5)} vs ${mean(b.ls).toFixed(5)}`);
-    expect(Math.max(...gaps)).toBeLessThan(0.02);
-    expect(Math.abs(mean(b.ls) - mean(a.ls)) / mean(a.ls)).toBeLessThan(0.005);
+    expect(Math.max(...gaps)).toBeLessThan(0.005);
+    expect(Math.abs(mean(b.ls) - mean(a.ls)) / mean(a.ls)).toBeLessThan(0.001);
     expect(b.tr.skipped).toEqual([]);
     // The trained weights stay f32 masters: the checkpoint layout is the f32 one.
     const snap = b.tr.snapshot();
