@@ -48,6 +48,8 @@ export const slowSuites = [
   'test/backend/precision-cpu.test.ts',
   // The bf16 conv-net step through nvcc (70 s) and on the emulated CUDA back end vs C++ (40 s).
   'test/backend/precision-cuda.test.ts',
+  // PuLID micro stage 1 trained 20 steps in f32 and bf16, and in f16 with loss scaling (590 s: three step builds).
+  'test/pulid/precision-train.test.ts',
 ].map((f) => `<rootDir>/${f}`);
 
 export default {
