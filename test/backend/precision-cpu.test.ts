@@ -87,6 +87,11 @@ describe('training in bf16 tracks f32 (C++ back end)', () => {
     const templates = p16.parts.kernels.filter((x): x is Extract<typeof x, { kind: 'extern' }> => x.kind === 'extern');
     expect(templates.length).toBe(p32.parts.kernels.filter((x) => x.kind === 'extern').length);
     expect(new Set(templates.flatMap((x) => x.operands.map((o) => o.dt)))).toEqual(new Set(['bf16']));
+    // explain() says what the policy decided: bf16 and f32 storage, and the casts fused into the GEMM / conv kernels.
+    const text = p16.explain();
+    expect(text).toMatch(/^storage: (bf16|f32) .* in \d+ buffers, (bf16|f32) .* in \d+ buffers$/m);
+    expect(text).toMatch(/template conv2d .*fuses: conv2d cast/);
+    expect(p32.explain()).toMatch(/^storage: f32 [^,]* in \d+ buffers$/m);
     const temps = dt('temp');
     console.log(`conv net temporaries: ${temps.filter((d) => d === 'bf16').length} of ${temps.length} bf16`);
     // No kernel computes only a cast of an activation: the only cast-only kernels read an f32 master weight.
