@@ -1,5 +1,6 @@
 /** Mixed precision on the C++ back end: bf16 / f16 storage with f32 compute against the float64 oracle (every
- * primitive, gradient and composite of the op table), a tiny UNet step's gradients in bf16 against f32, a small
+ * primitive, gradient and composite of the op table; the same table in bf16 on the emulated CUDA back end, whose
+ * templates take the bf16 operands on the tensor-core tiles), a tiny UNet step's gradients in bf16 against f32, a small
  * conv net trained 20 steps in bf16 against f32, and parameter loading across types.
  *
  * Error model (u = unit roundoff: bf16 2^-8, f16 2^-11; K = the reduction length, bounded by the largest input's
@@ -22,7 +23,7 @@ import { loadWeightsInto, saveParams } from '../../models/weights';
 
 const U = { bf16: 2 ** -8, f16: 2 ** -11 } as const;
 
-describe.each(['bf16', 'f16'] as const)('C++ back end, %s storage', (precision) => {
+describe.each([['cpu', 'bf16'], ['cpu', 'f16'], ['cuda-emu', 'bf16']] as const)('%s back end, %s storage', (backend, precision) => {
   test('every primitive, gradient and composite of the op table against float64 (bound per output above)', async () => {
     const f = forwardTable(), g = gradTable();
     const written: Record<string, k.Tensor> = { ...f.outputs, ...Object.fromEntries(Object.entries(g.outputs).map(([a, b]) => [`grad:${a}`, b])) };
@@ -33,7 +34,7 @@ describe.each(['bf16', 'f16'] as const)('C++ back end, %s storage', (precision) 
     const fed: Record<string, ArrayLike<number>> = { ...f.feeds, ...g.feeds };
     const dtypeOf = new Map(leaves.map((n) => [n.attrs.name, n.dtype]));
     const feeds = Object.fromEntries(Object.entries(fed).map(([n, v]) => [n, dtypeOf.get(n) === 'f32' ? Float64Array.from(v, round) : v]));
-    const prog = await k.compile({ outputs }, { precision: { precision, inputs: 'low' } });
+    const prog = await k.compile({ outputs }, { precision: { precision, inputs: 'low' }, backend });
     // Fed inputs are stored low: the program's input leaves are bf16 / f16.
     expect(prog.parts.inputs.filter((n) => n.dtype === precision).length).toBeGreaterThan(50);
     const raw = prog.run(feeds as never);

@@ -7,6 +7,7 @@ import * as k from '../../compiler/index';
 import { compileCudaSource } from '../../compiler/compile';
 import { nvccAvailable } from '../../runtime/cuda';
 import { convNetStep } from '../support/nets';
+import { forwardTable, gradTable } from '../support/op-table';
 
 const U = 2 ** -8;
 
@@ -20,6 +21,14 @@ describe('bf16 training step on the CUDA back end', () => {
       for (const x of ks) if (x.kind === 'extern') expect(`${t}: ${x.operands.map((o) => o.dt)}`).toBe(`${t}: ${x.operands.map(() => 'bf16')}`);
     }
     expect(r.source).toContain('__nv_bfloat16');
+    expect(r.cubin).toBeDefined();
+  }, 900_000);
+
+  (nvccAvailable() ? test : test.skip)('nvcc compiles the whole op table (forward and gradients) in bf16, small-head attention included', async () => {
+    const f = forwardTable(), g = gradTable();
+    const outputs = { ...f.outputs, ...Object.fromEntries(Object.entries(g.outputs).map(([a, b]) => [`grad:${a}`, b])) };
+    const r = await compileCudaSource({ outputs }, { precision: { precision: 'bf16', inputs: 'low' } });
+    expect(r.source).toContain('kiln::small_attn::');
     expect(r.cubin).toBeDefined();
   }, 900_000);
 
