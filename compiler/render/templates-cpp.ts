@@ -75,7 +75,7 @@ const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {
     return {
       helpers: epilogue(['bb', 'ii', 'jj'], [...bindBatch(v.slice(0, -2), batch, 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jj;`]),
       body: [`const kiln_batch bt = {${batch.length}, ${list(batch)}, ${list(bstride(A))}, ${list(bstride(B))}};`,
-        `kiln_gemm_f32(${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt, ${epiName}, &fr);`],
+        `kiln_gemm_${A.dt}(${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt, ${epiName}, &fr);`],
     };
   },
   conv2d: conv,
@@ -106,10 +106,11 @@ const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {
 
 /** `decls` are the kernel's buffer pointer declarations (the epilogue function needs them too). */
 export function templateCall(kernel: ExternKernel, decls: readonly string[]): TemplateCode {
-  // The CPU kernel library computes in f32 from f32 operands: a bf16 / f16 operand is widened (exactly) into an
-  // f32 copy of its view before the call; the accumulation is f32 and the epilogue rounds to nearest even when
-  // it stores a bf16 / f16 output. The CUDA back end reads bf16 / f16 directly (tensor cores).
-  const widen = widenOperands(kernel);
+  // The CPU kernel library computes in f32: the GEMM converts bf16 / f16 operands while packing; for the other
+  // templates a bf16 / f16 operand is widened (exactly) into an f32 copy of its view before the call. The
+  // accumulation is f32 and the epilogue rounds to nearest even when it stores a bf16 / f16 output. The CUDA back
+  // end reads bf16 / f16 directly (tensor cores).
+  const widen = READS_HALF.has(kernel.template) && new Set(kernel.operands.map((o) => o.dt)).size === 1 ? { k: kernel, lines: [] } : widenOperands(kernel);
   const k = widen.k;
   const epiName = `${k.name}_epilogue`;
   const epilogue = (params: string[], bind: string[]) => {
@@ -122,6 +123,9 @@ export function templateCall(kernel: ExternKernel, decls: readonly string[]): Te
   const code = build({ k, v: k.outVars.map((x) => (x as { name: string }).name), a: k.attrs as Record<string, never>, epiName, epilogue });
   return { helpers: code.helpers, body: [...widen.lines, ...code.body] };
 }
+
+/** Templates whose library entry reads bf16 / f16 operands itself (kiln_gemm_bf16 / _f16 convert while packing). */
+const READS_HALF: ReadonlySet<TemplateName> = new Set(['matmul']);
 
 /** Each bf16 / f16 operand copied to a contiguous f32 array `cv<i>` (its view's elements in row-major order; the
  * conversion is exact), and the kernel with that operand replaced by the copy's view. */

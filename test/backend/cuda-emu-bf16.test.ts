@@ -2,7 +2,7 @@
  * f32 accumulation), checked here on the emulator against an explicit reference — operands rounded to the
  * narrow type, products summed in float64, the stored result rounded again — within one unit in the last place
  * of the narrow type (f32 accumulation order is the only other difference). The C++ back end runs the same
- * GEMMs (bf16 / f16 operands widened into f32 before its f32 kernel) within the same bound. */
+ * GEMMs (kiln_gemm_bf16 / _f16: converted to f32 while packing) within the same bound. */
 import { compile, input, type Tensor } from '../../compiler/index';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../models/io/halfFloat';
 
@@ -34,11 +34,13 @@ describe.each(['bf16', 'f16'] as const)('%s matmul on the emulated CUDA back end
     expect(worst).toBeLessThanOrEqual(1);
   }, 300_000);
 
-  test('the C++ back end runs it too (operands widened exactly, f32 accumulation): within one ulp of the same reference', async () => {
+  test('the C++ back end runs it too (converted while packing, f32 accumulation): within one ulp of the same reference', async () => {
     const [M, K, N] = [9, 40, 13];
     const y = input('a', [M, K]).cast(dt).matmul(input('b', [K, N]).cast(dt)).cast('f32');
     const feeds = { a: fill(M * K, 4), b: fill(K * N, 5) };
-    const got = (await compile({ outputs: { y } })).run(feeds).y;
+    const prog = await compile({ outputs: { y } });
+    expect(prog.source).toContain(`kiln_gemm_${dt}(`);
+    const got = prog.run(feeds).y;
     const r = round[dt], ulp = (x: number) => 2 ** (Math.floor(Math.log2(Math.max(Math.abs(x), 2 ** -100))) - (mantissa[dt] - 1));
     let worst = 0;
     for (let i = 0; i < M; i++)
