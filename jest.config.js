@@ -56,6 +56,12 @@ export const slowSuites = [
   'test/ip-adapter/train.test.ts',
   // IDFormer + ID attention + the tiny EVA02 tower compiled as one program vs the PuLID reference (≈ 60-190 s).
   'test/pulid/reference-compiled.test.ts',
+  // Mixed precision on C++: op tables in bf16 and f16 (2 builds), tiny UNet gradients bf16 vs f32 (160 s cold).
+  'test/backend/precision-cpu.test.ts',
+  // The bf16 conv-net step through nvcc (70 s) and on the emulated CUDA back end vs C++ (40 s).
+  'test/backend/precision-cuda.test.ts',
+  // PuLID micro stage 1 trained 20 steps in f32 and bf16, and in f16 with loss scaling (590 s: three step builds).
+  'test/pulid/precision-train.test.ts',
 ].map((f) => `<rootDir>/${f}`);
 
 export default {

@@ -1,4 +1,4 @@
-/** The compiler pipeline, top to bottom: collect → simplify → schedule (fusion + lowering) → memory plan →
+/** The compiler pipeline, top to bottom: precision policy → collect → simplify → schedule (fusion + lowering) → memory plan →
  * render → native compile. `KILN_DUMP=graph,kernels,source` prints the IR after those stages (the graph in
  * ir/print.ts's form); `KILN_VERIFY=1` runs the graph verifier before and after simplify and the kernel-IR
  * verifier after lowering (the tests always do). */
@@ -6,6 +6,7 @@ import { cpus } from 'node:os';
 import { collect, type GraphSpec } from './ir/graph';
 import type { Node } from './ir/node';
 import { simplifyGraph } from './passes/simplify';
+import { applyPrecision, precisionPolicy, type Precision, type PrecisionPolicy } from './passes/precision';
 import { verifyEnabled, verifyGraph } from './passes/verify';
 import { verifyKernels } from './codegen/verify';
 import { printGraph } from './ir/print';
@@ -47,12 +48,18 @@ export interface CompileOptions {
   /** Run kernel by kernel and stop at the first one that writes a NaN or ±Inf, naming it, its fused ops and
    * their source lines (KilnNonFiniteError). Default: the environment's KILN_CHECK_NANS=1. Every back end. */
   readonly checkNans?: boolean;
+  /** Mixed precision (passes/precision.ts): 'bf16' / 'f16' store activations and frozen weights in that type
+   * and run GEMM / conv / attention on it with f32 accumulation; norms, reductions and losses compute in f32;
+   * parameters the program updates keep f32 master copies. Per-module overrides by parameter-name prefix.
+   * Default 'f32' (the graph as written). An unknown name is a KilnPrecisionError. */
+  readonly precision?: Precision | PrecisionPolicy;
 }
 
 const dump = (stage: string) => (process.env.KILN_DUMP ?? '').split(',').includes(stage);
 
 /** The back-end-independent part: simplify, schedule, plan memory, apply the plan's recomputes. */
-export function lowerProgram(spec: GraphSpec, opts: CompileOptions = {}): LoweredProgram {
+export function lowerProgram(written: GraphSpec, opts: CompileOptions = {}): LoweredProgram {
+  const spec = applyPrecision(written, precisionPolicy(opts.precision, 'compile'));
   const verify = verifyEnabled();
   if (verify) verifyGraph(collect(spec).order, 'graph as built');
   const g = simplifyGraph(spec);

@@ -6,6 +6,8 @@ export { input, param, full, zeros, ones, scalar, constant, iota, arange, Rng } 
 export * from './dsl/functional';
 export { grad, valueAndGrad, trainableParams } from './autodiff/grad';
 export { adamw, sgd } from './autodiff/optim';
+export { scaledGrads, guardUpdates, DynamicLossScale } from './autodiff/loss-scale';
+export type { LossScaleOptions, ScaledGrads } from './autodiff/loss-scale';
 import type { GraphSpec as IrGraphSpec, Update as IrUpdate } from './ir/graph';
 import type { Tensor as DslTensor } from './dsl/tensor';
 /** A program of DSL tensors: named outputs plus parameter updates. */
@@ -19,6 +21,8 @@ export type { Shape } from './ir/shape';
 export { OPS, OP_NAMES } from './ops/registry';
 export { compile } from './compile';
 export type { CompileOptions } from './compile';
+export { applyPrecision, precisionPolicy, KilnPrecisionError, PRECISIONS } from './passes/precision';
+export type { Precision, PrecisionPolicy } from './passes/precision';
 export { Program, CpuProgram } from './program';
 export { CudaProgram } from './program-cuda';
 export { compileCudaSource, compileCudaEmuSource, lowerProgram } from './compile';

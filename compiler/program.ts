@@ -4,6 +4,7 @@
 import type { Node } from './ir/node';
 import { numel } from './ir/shape';
 import { byteSize, type DType } from './ir/dtype';
+import { toHalfBits } from './ir/half';
 import { initValues } from './ir/init';
 import type { Kernel } from './codegen/kir';
 import type { MemoryPlan } from './schedule/plan-types';
@@ -54,6 +55,13 @@ export const hostArray = (buf: ArrayBuffer, offset: number, dtype: DType, n: num
   dtype === 'f32' ? new Float32Array(buf, offset, n) : dtype === 'i32' ? new Int32Array(buf, offset, n) : dtype === 'bool' ? new Uint8Array(buf, offset, n) : new Uint16Array(buf, offset, n);
 const fresh = (n: Node) => hostArray(new ArrayBuffer(Math.max(numel(n.shape) * byteSize[n.dtype], 1)), 0, n.dtype, numel(n.shape));
 
+/** Copies host values into a buffer's host array: f16 / bf16 buffers take raw words from a Uint16Array and
+ * round any other numbers to nearest even (so f32 weights load into a bf16 parameter, converted). */
+function setHost(a: HostArray, v: ArrayLike<number>, dtype: DType): void {
+  if (dtype === 'f16' || dtype === 'bf16') a.set(toHalfBits(v, dtype));
+  else a.set(v);
+}
+
 /** The first NaN or ±Inf of a float buffer (f16/bf16 are raw words: all exponent bits set), or null. */
 export function firstNonFinite(a: HostArray, dtype: DType): { index: number; value: number } | null {
   if (dtype === 'f32') { for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return { index: i, value: a[i] }; return null; }
@@ -63,6 +71,14 @@ export function firstNonFinite(a: HostArray, dtype: DType): { index: number; val
     if ((a[i] & exp) === exp) return { index: i, value: a[i] & man ? NaN : a[i] & 0x8000 ? -Infinity : Infinity };
   }
   return null;
+}
+
+/** Buffer bytes by element type (what the precision policy decided), e.g. `storage: bf16 1.2 MiB in 40 buffers,
+ * f32 3.4 MiB in 60`. */
+function storageLine(p: LoweredProgram): string {
+  const by = new Map<DType, { bytes: number; n: number }>();
+  for (const b of p.plan.buffers) { const d = p.info.get(b.id)?.dtype; if (!d) continue; const e = by.get(d) ?? { bytes: 0, n: 0 }; e.bytes += b.bytes; e.n++; by.set(d, e); }
+  return `storage: ${[...by].sort((a, b) => b[1].bytes - a[1].bytes).map(([d, e]) => `${d} ${formatBytes(e.bytes)} in ${e.n} buffers`).join(', ')}`;
 }
 
 export abstract class Program {
@@ -89,8 +105,8 @@ export abstract class Program {
 
   /** Parameters and constants, written once at construction by the back ends. */
   protected initialize(): void {
-    for (const p of this.parts.params) { const a = fresh(p); a.set(initValues(p.attrs.init, numel(p.shape))); this.write(p, a); }
-    for (const c of this.parts.consts) { const a = fresh(c); a.set(c.attrs.data); this.write(c, a); }
+    for (const p of this.parts.params) { const a = fresh(p); setHost(a, initValues(p.attrs.init, numel(p.shape)), p.dtype); this.write(p, a); }
+    for (const c of this.parts.consts) { const a = fresh(c); setHost(a, c.attrs.data, c.dtype); this.write(c, a); }
   }
 
   protected leaf(name: string, op: 'input' | 'param'): Node {
@@ -103,10 +119,10 @@ export abstract class Program {
     const a = fresh(n);
     if (typeof v === 'number') {
       if (a.length !== 1) throw new Error(`program: ${what} needs ${a.length} values [${n.shape.join(',')}], got a number`);
-      a[0] = v;
+      setHost(a, [v], n.dtype);
     } else {
       if (v.length !== a.length) throw new Error(`program: ${what} needs ${a.length} values [${n.shape.join(',')}], got ${v.length}`);
-      a.set(v);
+      setHost(a, v, n.dtype);
     }
     return a;
   }
@@ -171,6 +187,7 @@ export abstract class Program {
       `Kiln program (${this.backend}): ${p.kernels.length} kernels (unfused: ${p.unfusedKernels}), arena ${formatBytes(p.plan.arenaBytes)} (naive ${formatBytes(p.plan.naiveBytes)})`,
       `source: ${this.sourcePath}`,
       ...this.backendNotes(),
+      storageLine(p),
       '',
       ...p.kernels.map((k, i) => `${String(i).padStart(3)} ${describeKernel(k, p.plan.offsets)}`),
     ];

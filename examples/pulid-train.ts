@@ -2,6 +2,7 @@
  *
  *   npx tsx examples/pulid-train.ts                      # tiny default: all 3 stages, embedded face-api photos
  *   npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --memory-budget 20MB --out runs/micro
+ *   npx tsx examples/pulid-train.ts --config micro --steps 20,0,0 --precision bf16 --out runs/micro-bf16
  *
  * Each stage is scored on a fixed evaluation set (one draw per face, never trained on) before and after it.
  * Writes <out>/metrics.json, <out>/stage<k>.safetensors (+ last.safetensors), <out>/sample_stage<k>.png (the first
@@ -40,6 +41,7 @@ export const cli = defineCli({
     stage: { type: 'int', min: 1, max: 3, help: 'train only this stage [default: 1, 2 and 3]' },
     backend: { type: 'enum', values: ['cpu', 'cuda'], default: 'cpu', help: 'cuda: nvcc + the driver; needs an NVIDIA GPU' },
     'memory-budget': { type: 'bytes', min: 1, help: 'arena budget (e.g. 20MB, 64GiB): values are recomputed to fit' },
+    precision: { type: 'enum', values: ['f32', 'bf16', 'f16'], default: 'f32', help: 'bf16/f16: activations and frozen weights in that type, f32 masters and AdamW state; f16 adds loss scaling (f32 is the fastest on CPU)' },
     weights: { type: 'dir', help: 'diffusers SDXL folder (unet/, vae/)' },
     data: { type: 'dir', help: 'folder of images with .txt captions [default: the face-api demo photos]' },
     out: { type: 'dir', mustExist: false, help: 'output folder [default: runs/pulid-<config>]' },
@@ -86,7 +88,7 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
   }
   const trainer = new (comm.size > 1 ? DataParallelPulidTrainer : PulidTrainer)(model, samples, text, {
     steps, seed, lr: a.lr, accumulation: a.accumulation, batch: a.batch, memoryBudget: a['memory-budget'],
-    mode: a.mode, baseWeights, backend, fusion: a.fusion ? { diff: !/^(off|none|lightning-off)$/.test(a.fusion) || a.fusion === 'lightning-off', full: a.fusion === 'on' } : undefined,
+    mode: a.mode, baseWeights, backend, precision: a.precision, fusion: a.fusion ? { diff: !/^(off|none|lightning-off)$/.test(a.fusion) || a.fusion === 'lightning-off', full: a.fusion === 'on' } : undefined,
   });
   if (a.resume) { trainer.load(a.resume); console.log(`  resumed from ${a.resume}: stage ${trainer.stage}, done ${JSON.stringify(trainer.done)}`); }
 

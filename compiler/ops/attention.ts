@@ -60,7 +60,7 @@ export const sdpa: OpDef<'sdpa'> = {
     }
     return o;
   },
-  lower: { kind: 'extern', template: 'sdpa', flops: (c) => flops(dims(c.inShapes[0], c.inShapes[2])) },
+  lower: { kind: 'extern', lowPrecision: true, template: 'sdpa', flops: (c) => flops(dims(c.inShapes[0], c.inShapes[2])) },
 };
 
 /** Gradient of sdpa with respect to q, k or v (inputs q, k, v, dO). */
@@ -94,5 +94,5 @@ export const sdpaGrad: OpDef<'sdpa_grad'> = {
     }
     return out;
   },
-  lower: { kind: 'extern', template: 'sdpa_grad', flops: (c) => 2 * flops(dims(c.inShapes[0], c.inShapes[2])) },
+  lower: { kind: 'extern', lowPrecision: true, template: 'sdpa_grad', flops: (c) => 2 * flops(dims(c.inShapes[0], c.inShapes[2])) },
 };

@@ -60,7 +60,7 @@ export const conv2d: OpDef<'conv2d'> = {
     convLoop(x.shape, w.shape, out.shape, a, (yo, wo, xo) => { y[yo] += x.data[xo] * w.data[wo]; });
     return y;
   },
-  lower: { kind: 'extern', template: 'conv2d', flops: (c) => convFlops(c.outShape, c.inShapes[1]) },
+  lower: { kind: 'extern', lowPrecision: true, template: 'conv2d', flops: (c) => convFlops(c.outShape, c.inShapes[1]) },
 };
 
 /** dx = conv2d_bwd_data(dy, w): the input gradient (a transposed convolution). */
@@ -80,7 +80,7 @@ export const conv2dBwdData: OpDef<'conv2d_bwd_data'> = {
     convLoop(a.inShape, w.shape, dy.shape, a, (yo, wo, xo) => { dx[xo] += dy.data[yo] * w.data[wo]; });
     return dx;
   },
-  lower: { kind: 'extern', template: 'conv2d_bwd_data', flops: (c) => convFlops(c.inShapes[0], c.inShapes[1]) },
+  lower: { kind: 'extern', lowPrecision: true, template: 'conv2d_bwd_data', flops: (c) => convFlops(c.inShapes[0], c.inShapes[1]) },
 };
 
 /** dw = conv2d_bwd_weight(x, dy): the weight gradient. */
@@ -100,5 +100,5 @@ export const conv2dBwdWeight: OpDef<'conv2d_bwd_weight'> = {
     convLoop(x.shape, a.wShape, dy.shape, a, (yo, wo, xo) => { dw[wo] += dy.data[yo] * x.data[xo]; });
     return dw;
   },
-  lower: { kind: 'extern', template: 'conv2d_bwd_weight', flops: (c) => convFlops(c.inShapes[1], c.outShape) },
+  lower: { kind: 'extern', lowPrecision: true, template: 'conv2d_bwd_weight', flops: (c) => convFlops(c.inShapes[1], c.outShape) },
 };

@@ -60,4 +60,7 @@ export type Lowering<A> =
   | { readonly kind: 'extern'; readonly template: TemplateName; readonly flops: (ctx: LowerCtx<A>) => number;
       /** The template reads operands through arbitrary strides (so transposes and broadcasts need no copy);
        * otherwise operands must be contiguous buffers. */
-      readonly stridedOperands?: boolean };
+      readonly stridedOperands?: boolean;
+      /** The template reads bf16/f16 operands and accumulates in f32 (GEMM, conv, attention): the precision
+       * policy (passes/precision.ts) casts its float operands down. Without it the policy keeps them f32. */
+      readonly lowPrecision?: boolean };

@@ -36,6 +36,6 @@ export const matmul: OpDef<'matmul'> = {
     }
     return res;
   },
-  lower: { kind: 'extern', template: 'matmul', stridedOperands: true, flops: (c) => 2 * numel(c.outShape) * c.inShapes[0][c.inShapes[0].length - 1] },
+  lower: { kind: 'extern', lowPrecision: true, template: 'matmul', stridedOperands: true, flops: (c) => 2 * numel(c.outShape) * c.inShapes[0][c.inShapes[0].length - 1] },
 };
 

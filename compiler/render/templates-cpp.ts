@@ -8,7 +8,8 @@ import type { TemplateName } from '../ops/lowering';
 import { ExprPrinter, literal } from './cstyle';
 import { cppLang, storeLines } from './cpp';
 
-const ptr = (v: StridedView) => `(b${v.buf} + ${v.offset})`;
+/** A converted operand (buf < 0) lives in the call's f32 copy `cv<i>`, else in its arena buffer. */
+const ptr = (v: StridedView) => (v.buf < 0 ? `(cv${-v.buf - 1}.data() + ${v.offset})` : `(b${v.buf} + ${v.offset})`);
 const contiguous = (v: StridedView) => v.strides.every((s, i) => s === stridesOf(v.shape)[i] || v.shape[i] === 1);
 
 /** Binds batch output vars from a flattened batch index `b`. */
@@ -74,7 +75,7 @@ const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {
     return {
       helpers: epilogue(['bb', 'ii', 'jj'], [...bindBatch(v.slice(0, -2), batch, 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jj;`]),
       body: [`const kiln_batch bt = {${batch.length}, ${list(batch)}, ${list(bstride(A))}, ${list(bstride(B))}};`,
-        `kiln_gemm_f32(${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt, ${epiName}, &fr);`],
+        `kiln_gemm_${A.dt}(${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt, ${epiName}, &fr);`],
     };
   },
   conv2d: conv,
@@ -104,11 +105,13 @@ const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {
 };
 
 /** `decls` are the kernel's buffer pointer declarations (the epilogue function needs them too). */
-export function templateCall(k: ExternKernel, decls: readonly string[]): TemplateCode {
-  // The CPU kernel library computes in f32 from f32 operands; bf16 / f16 GEMMs run on the CUDA back end
-  // (tensor cores) or after a cast to f32.
-  const narrow = k.operands.find((o) => o.dt === 'bf16' || o.dt === 'f16');
-  if (narrow) throw new Error(`C++ back end: ${k.template} on ${narrow.dt} operands is not supported (the CPU kernel library is f32): cast the operands to f32, or use the CUDA back end`);
+export function templateCall(kernel: ExternKernel, decls: readonly string[]): TemplateCode {
+  // The CPU kernel library computes in f32: the GEMM converts bf16 / f16 operands while packing; for the other
+  // templates a bf16 / f16 operand is widened (exactly) into an f32 copy of its view before the call. The
+  // accumulation is f32 and the epilogue rounds to nearest even when it stores a bf16 / f16 output. The CUDA back
+  // end reads bf16 / f16 directly (tensor cores).
+  const widen = READS_HALF.has(kernel.template) && new Set(kernel.operands.map((o) => o.dt)).size === 1 ? { k: kernel, lines: [] } : widenOperands(kernel);
+  const k = widen.k;
   const epiName = `${k.name}_epilogue`;
   const epilogue = (params: string[], bind: string[]) => {
     const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
@@ -117,5 +120,24 @@ export function templateCall(k: ExternKernel, decls: readonly string[]): Templat
   };
   const build = TEMPLATES[k.template];
   if (!build) throw new Error(`C++ back end: no template for ${k.template}`);
-  return build({ k, v: k.outVars.map((x) => (x as { name: string }).name), a: k.attrs as Record<string, never>, epiName, epilogue });
+  const code = build({ k, v: k.outVars.map((x) => (x as { name: string }).name), a: k.attrs as Record<string, never>, epiName, epilogue });
+  return { helpers: code.helpers, body: [...widen.lines, ...code.body] };
+}
+
+/** Templates whose library entry reads bf16 / f16 operands itself (kiln_gemm_bf16 / _f16 convert while packing). */
+const READS_HALF: ReadonlySet<TemplateName> = new Set(['matmul']);
+
+/** Each bf16 / f16 operand copied to a contiguous f32 array `cv<i>` (its view's elements in row-major order; the
+ * conversion is exact), and the kernel with that operand replaced by the copy's view. */
+function widenOperands(k: ExternKernel): { k: ExternKernel; lines: string[] } {
+  const lines: string[] = [];
+  const operands = k.operands.map((o, i) => {
+    if (o.dt !== 'bf16' && o.dt !== 'f16') return o;
+    const n = numel(o.shape), st = stridesOf(o.shape);
+    const at = o.shape.map((d, j) => (d === 1 || o.strides[j] === 0 ? '' : ` + ((f / ${st[j]}) % ${d}) * ${o.strides[j]}`)).join('');
+    lines.push(`std::vector<float> cv${i}(${n});`, `#pragma omp parallel for if(${n} > 16384)`,
+      `for (int64_t f = 0; f < ${n}; ++f) cv${i}[f] = ${cppLang.fromStorage(`b${o.buf}[${o.offset}${at}]`, o.dt)};`);
+    return { ...o, buf: -(i + 1), offset: 0, strides: st, dt: 'f32' as const };
+  });
+  return { k: { ...k, operands }, lines };
 }

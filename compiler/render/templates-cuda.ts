@@ -93,8 +93,8 @@ export function templateCallCuda(k: ExternKernel, decl: readonly string[]): Cuda
       const nb = numel(q.shape.slice(0, -2)), [lq, d] = q.shape.slice(-2), [lk, dv] = vv.shape.slice(-2);
       const sm = attnSmem(d, dv), T = `${d}, ${dv}, ${el.T}`;
       if (d % 4 || dv % 4) {
-        if (el.T !== 'float') throw new Error(`CUDA back end: ${k.template} with head dims ${d}/${dv} (not multiples of 4) takes f32 operands only, not ${k.operands[0].dt}`);
-        // Head dims the tiled kernels do not take: one thread per output row (kernels/cuda/attention_small.cuh).
+        // Head dims the tiled kernels do not take: one thread per output row (kernels/cuda/attention_small.cuh), any
+        // operand type (loaded into f32).
         const rows = k.template === 'sdpa' || a.wrt === 0 ? nb * lq : nb * lk;
         const loop = `for (int64_t row = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; row < ${rows}; row += (int64_t)gridDim.x * blockDim.x)`;
         const bindS = [...bindBatch('bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = tt;`];

@@ -30,6 +30,12 @@ struct kiln_batch {
 void kiln_gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsA, int64_t csA, const float* B,
                    int64_t rsB, int64_t csB, const kiln_batch* batch, kiln_epi3 epi, const kiln_frame* fr);
 
+// The same GEMM on bf16 / f16 operands (raw 16-bit words), converted to f32 while packing; f32 accumulation.
+void kiln_gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t rsA, int64_t csA, const uint16_t* B,
+                    int64_t rsB, int64_t csB, const kiln_batch* batch, kiln_epi3 epi, const kiln_frame* fr);
+void kiln_gemm_f16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t rsA, int64_t csA, const uint16_t* B,
+                   int64_t rsB, int64_t csB, const kiln_batch* batch, kiln_epi3 epi, const kiln_frame* fr);
+
 // NCHW x, OIHW w; padding [top, bottom, left, right].
 void kiln_conv2d_f32(const int64_t* dims /* N,C,H,W,O,KH,KW,sh,sw,pt,pb,pl,pr,dh,dw,groups */, const float* x,
                      const float* w, kiln_epi4 epi, const kiln_frame* fr);                     // epi(n, o, oh, ow, acc)

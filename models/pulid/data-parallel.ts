@@ -19,7 +19,7 @@ import { loadFaceRecognizerParams } from '../face/recognizer';
 import { graphKind, trainStepGraph, type PulidModel, type Stage } from './model';
 import type { PulidSample } from './data';
 import type { TextConditioner } from './text';
-import { LOSS_KEYS, NonFiniteTrainingError, PulidTrainer, type StepRecord, type TrainerOptions } from './trainer';
+import { LOSS_KEYS, NonFiniteTrainingError, PulidTrainer, TrainerOptionsError, type StepRecord, type TrainerOptions } from './trainer';
 
 export interface DataParallelTrainerOptions extends TrainerOptions {
   /** Default: the job's communicator. */
@@ -49,6 +49,8 @@ export class DataParallelPulidTrainer {
   private pending?: Map<string, Float32Array>;
 
   constructor(readonly model: PulidModel, readonly data: readonly PulidSample[], readonly text: TextConditioner, readonly opts: DataParallelTrainerOptions) {
+    // The gradient all-reduce runs on f32 gradient buffers and knows no loss scale: mixed precision stays single-process.
+    if (opts.precision !== undefined && opts.precision !== 'f32') throw new TrainerOptionsError('precision', opts.precision, "'f32' when training on several ranks (bf16/f16 data-parallel training is not supported yet)");
     this.local = new PulidTrainer(model, data, text, opts);
     this.comm = opts.comm ?? communicator();
     this.globalBatch = this.local.batch * this.comm.size;

@@ -2,7 +2,7 @@
  * names) and the trainable part (ID encoder under `id_adapter.`, ID attention under `id_adapter_attn_layers.`), and
  * the graphs built on them: the training step (one graph: losses, gradients, AdamW, gradient accumulation) and
  * ID-conditioned sampling. */
-import { adamw, full, grad, input, param, type Tensor, type Update } from '../../compiler/index';
+import { adamw, full, grad, guardUpdates, input, param, precisionPolicy, scaledGrads, type Precision, type Tensor, type Update } from '../../compiler/index';
 import { ParamRegistry } from '../nn/index';
 import { UNet2DConditionModel, pooledTextDim } from '../unet/index';
 import { VaeDecoder } from '../vae/index';
@@ -73,6 +73,12 @@ export interface TrainStepOptions {
   weightDecay?: number;
   /** false: leave out the decode + φ + L_id part of the Lightning graph (for cheap float64 gradient checks). */
   idLoss?: boolean;
+  /** f16 training: the backward pass is seeded by input `loss_scale`, gradients are unscaled before AdamW, and
+   * every update is guarded by output `grads_finite` (a step whose gradients overflowed changes nothing). */
+  lossScale?: boolean;
+  /** The precision the step will be compiled with (compile's `precision`, carried on the result for the
+   * compiler and the planner); 'f16' turns lossScale on unless it is given. Default 'f32'. */
+  precision?: Precision;
 }
 
 export interface TrainStepGraph {
@@ -84,6 +90,8 @@ export interface TrainStepGraph {
   state: string[];
   /** Input names the step expects. */
   inputs: string[];
+  /** Pass to compile / lowerProgram as `precision`. */
+  precision: Precision;
 }
 
 /** Which graph a stage uses: stages 2 and 3 are the same program. */
@@ -126,7 +134,10 @@ export function trainStepGraph(m: PulidModel, o: TrainStepOptions): TrainStepGra
   outputs.loss = loss;
 
   const params = [...m.trainable.params.values()];
-  const grads = grad(loss, params);
+  const precision = precisionPolicy(o.precision, 'trainStepGraph: precision').precision;
+  const scaled = (o.lossScale ?? precision === 'f16') ? scaledGrads(loss, params, input('loss_scale', [])) : undefined;
+  const grads = scaled ? scaled.grads : grad(loss, params);
+  if (scaled) outputs.grads_finite = scaled.finite;
   const lr = input('lr', []);
   const state: string[] = [];
   let updates: Update[];
@@ -145,12 +156,13 @@ export function trainStepGraph(m: PulidModel, o: TrainStepOptions): TrainStepGra
       ...sums.map((x) => ({ param: x.a, value: apply.select(0, x.s) })),
     ];
   }
+  if (scaled) updates = guardUpdates(updates, scaled.finite);
   for (const u of updates) if (!(u.param.node.attrs as { trainable?: boolean }).trainable) state.push(nameOf(u.param));
   const inputs = ['latents', 'noise', 'alpha', 'sigma', 'timestep', 'context', 'pooled', 'time_ids', 'id_cond',
     ...Array.from({ length: m.config.idEncoder.vitLayers }, (_v, i) => `vit_${i}`), 'lr',
-    ...(acc > 1 ? ['apply'] : []),
+    ...(acc > 1 ? ['apply'] : []), ...(scaled ? ['loss_scale'] : []),
     ...(graphKind(o.stage) === 'full' ? ['t2i_noise', 't2i_context', 't2i_pooled', 't2i_time_ids', 'face_ref', 'lambda_id', 'lambda_sem', 'lambda_layout'] : [])];
-  return { outputs, updates, params: params.map(nameOf), state, inputs };
+  return { outputs, updates, params: params.map(nameOf), state, inputs, precision };
 }
 
 export interface GenerateGraphOptions {

@@ -6,7 +6,7 @@
  * accumulators + the step counters) resumes exactly. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { compile, type Feed, type MemoryReport, type ParamStore, type Program } from '../../compiler/index';
+import { compile, DynamicLossScale, precisionPolicy, type Feed, type LossScaleOptions, type MemoryReport, type ParamStore, type Precision, type Program } from '../../compiler/index';
 import { normalFill, uniformFill } from '../../compiler/ir/philox';
 import { initValues } from '../../compiler/ir/init';
 import type { Init } from '../../compiler/ops/attrs';
@@ -40,6 +40,13 @@ export interface TrainerOptions {
   maxNonFiniteSteps?: number;
   /** Where skipped steps are reported (default console.warn). */
   log?: (line: string) => void;
+  /** Mixed precision of the step programs (compile's `precision`): 'bf16' / 'f16' store activations and frozen
+   * weights in that type with f32 masters, gradients and AdamW state; default 'f32'. 'f16' adds dynamic loss
+   * scaling: a step whose gradients overflow is skipped inside the program and the scale halves (reported, and
+   * not counted against maxNonFiniteSteps unless the scale is at its minimum). */
+  precision?: Precision;
+  /** f16 loss scaling settings (DynamicLossScale; default start 2^16, halve on overflow, double after 2000 good steps). */
+  lossScale?: LossScaleOptions;
 }
 
 /** Too many optimizer steps had a non-finite loss or gradient; none of them was applied, so the weights (and any
@@ -71,6 +78,7 @@ function checkTrainerOptions(o: TrainerOptions): void {
   int('maxNonFiniteSteps', o.maxNonFiniteSteps, 1);
   if (o.lr !== undefined && !(Number.isFinite(o.lr) && o.lr > 0)) throw new TrainerOptionsError('lr', o.lr, 'a finite number > 0');
   if (o.memoryBudget !== undefined && !(Number.isFinite(o.memoryBudget) && o.memoryBudget > 0)) throw new TrainerOptionsError('memoryBudget', o.memoryBudget, 'a finite number of bytes > 0');
+  precisionPolicy(o.precision, 'PulidTrainer: precision');  // KilnPrecisionError for an unknown name
 }
 
 const lossText = (r: StepRecord): string => LOSS_KEYS.filter((k) => r[k] !== undefined).map((k) => `${k} ${r[k]}`).join(', ');
@@ -82,6 +90,8 @@ export interface StepRecord {
   stage: Stage; step: number; micro: number; loss: number; l_diff: number; l_id?: number; l_sem?: number; l_layout?: number; ms: number;
   /** The step's loss or gradients were not finite: its update was not applied (weights and optimizer state kept). */
   skipped?: true;
+  /** f16: the gradients overflowed at this loss scale (the step was skipped and the scale lowered). */
+  overflowScale?: number;
 }
 
 export interface CompiledStep { kind: 'diff' | 'full'; program: Program; graph: TrainStepGraph; compileSeconds: number; memory: MemoryReport; owner?: PulidTrainer }
@@ -111,6 +121,9 @@ export class PulidTrainer {
   readonly layout: ReadonlyMap<string, readonly number[]>;
   /** Steps skipped for non-finite values, in this trainer's lifetime. */
   readonly skipped: StepRecord[] = [];
+  /** f16 only: the loss scale fed to the step programs, and the steps skipped for gradient overflow. */
+  readonly lossScale?: DynamicLossScale;
+  readonly overflows: StepRecord[] = [];
   constructor(readonly model: PulidModel, readonly data: readonly PulidSample[], readonly text: TextConditioner, readonly opts: TrainerOptions) {
     checkTrainerOptions(opts);
     this.lr = opts.lr ?? 1e-3;
@@ -119,6 +132,7 @@ export class PulidTrainer {
     this.seed = opts.seed ?? 0;
     this.lambdas = opts.lambdas ?? model.config.lambdas;
     this.layout = checkpointLayout(model.trainable.params, this.accumulation);
+    if (opts.precision === 'f16') this.lossScale = new DynamicLossScale(opts.lossScale);
   }
 
   /** Builds and compiles (or finds in the compile cache) the program of a stage. */
@@ -126,14 +140,14 @@ export class PulidTrainer {
     const kind = graphKind(stage);
     const have = this.programs.get(kind);
     if (have) return have;
-    const key = JSON.stringify([kind, this.batch, this.accumulation, this.opts.mode ?? 'plain', this.opts.memoryBudget ?? null, this.opts.baseWeights ? 'w' : '', this.fusionFor(kind), this.opts.backend ?? 'cpu']);
+    const key = JSON.stringify([kind, this.batch, this.accumulation, this.opts.mode ?? 'plain', this.opts.memoryBudget ?? null, this.opts.baseWeights ? 'w' : '', this.fusionFor(kind), this.opts.backend ?? 'cpu', this.opts.precision ?? 'f32']);
     const byModel = shared.get(this.model) ?? new Map<string, CompiledStep>();
     shared.set(this.model, byModel);
     const prior = byModel.get(key);
     if (prior) { this.programs.set(kind, prior); return prior; }
-    const graph = trainStepGraph(this.model, { stage, batch: this.batch, accumulation: this.accumulation, mode: this.opts.mode });
+    const graph = trainStepGraph(this.model, { stage, batch: this.batch, accumulation: this.accumulation, mode: this.opts.mode, precision: this.opts.precision, lossScale: this.lossScale !== undefined });
     const t0 = performance.now();
-    const program = await compile({ outputs: graph.outputs, updates: graph.updates }, { backend: this.opts.backend ?? 'cpu', budget: this.opts.memoryBudget, fusion: this.fusionFor(kind) });
+    const program = await compile({ outputs: graph.outputs, updates: graph.updates }, { backend: this.opts.backend ?? 'cpu', budget: this.opts.memoryBudget, fusion: this.fusionFor(kind), precision: graph.precision });
     const compileSeconds = (performance.now() - t0) / 1000;
     const kept = [...graph.params, ...graph.state];
     if (kept.length !== this.layout.size || kept.some((n) => !this.layout.has(n))) {
@@ -205,6 +219,7 @@ export class PulidTrainer {
     };
     samples[0].id.vit.forEach((_v, i) => { f[`vit_${i}`] = cat(samples.map((s) => s.id.vit[i])); });
     if (this.accumulation > 1) f.apply = apply ? 1 : 0;
+    if (this.lossScale) f.loss_scale = this.lossScale.scale;
     if (graphKind(stage) === 'full') {
       // Stage 2: the paper's fixed ID-loss prompt; stage 3: the style prompts too (the alignment branch's).
       const prompts = picks.map((k) => (stage === 2 ? ID_LOSS_PROMPT : STYLE_PROMPTS[k % STYLE_PROMPTS.length]));
@@ -232,14 +247,29 @@ export class PulidTrainer {
     const t0 = performance.now();
     const rec: Record<string, number> = {};
     let image: Float32Array | undefined;
+    let finite = true;
     for (let micro = 0; micro < this.accumulation; micro++) {
       const out = c.program.run(this.feeds(this.stage, this.done[this.stage], micro));
+      // f16: an overflowing micro-step changed nothing in the program (its updates are guarded).
+      if (out.grads_finite && out.grads_finite[0] === 0) finite = false;
       for (const k of LOSS_KEYS) if (out[k]) rec[k] = (rec[k] ?? 0) + out[k][0] / this.accumulation;
       if (out.image) image = out.image as Float32Array;
     }
     const r: StepRecord = { stage: this.stage, step: this.done[this.stage], micro: this.accumulation, loss: rec.loss, l_diff: rec.l_diff, l_id: rec.l_id, l_sem: rec.l_sem, l_layout: rec.l_layout, ms: performance.now() - t0 };
     for (const k of LOSS_KEYS) if (r[k] === undefined) delete r[k];
     this.done[this.stage]++;
+    if (this.lossScale && Number.isFinite(r.loss)) {
+      const scale = this.lossScale.scale, { applied, atFloor } = this.lossScale.update(finite);
+      if (!applied) {
+        r.skipped = true;
+        r.overflowScale = scale;
+        this.overflows.push(r);
+        (this.opts.log ?? console.warn)(`stage ${r.stage} step ${r.step}: f16 gradients overflowed at loss scale ${scale}; step skipped, scale now ${this.lossScale.scale} (${this.overflows.length} overflow steps so far)`);
+        // At the minimum scale the overflow is a real non-finite gradient: it counts like one.
+        if (atFloor) { this.skipped.push(r); if (this.skipped.length >= this.maxNonFinite) throw new NonFiniteTrainingError(this.skipped); }
+        return { ...r, image: undefined };
+      }
+    }
     const bad = LOSS_KEYS.some((k) => r[k] !== undefined && !Number.isFinite(r[k])) || names.some((n) => !allFinite(c.program.getParam(n) as Float32Array));
     if (bad) {
       names.forEach((n, i) => c.program.setParam(n, before[i]));

@@ -21,7 +21,9 @@ export function mlpStep(lr = 0.05): { spec: GraphSpec; feeds: Record<string, Flo
   };
 }
 
-export function convNetStep(lr = 0.02): { spec: GraphSpec; feeds: Record<string, Float64Array> } {
+/** `lossScale`: f16-style dynamic loss scaling in the graph (inputs `loss_scale` and `boost`, a factor on the loss
+ * that a test raises to inject a gradient overflow; output `grads_finite`; updates guarded). */
+export function convNetStep(lr = 0.02, o: { lossScale?: boolean } = {}): { spec: GraphSpec; feeds: Record<string, Float64Array> } {
   const x = k.input('x', [2, 3, 8, 8]), target = k.input('target', [2, 4]);
   let h = k.conv2d(x, w('c1.w', [8, 3, 3, 3], 0.2, 11), w('c1.b', [8], 0.05, 12), { padding: 1 });
   h = k.groupNorm(h, 4, k.param('gn.w', [8], { init: { kind: 'ones' } }), k.param('gn.b', [8])).silu();
@@ -34,9 +36,15 @@ export function convNetStep(lr = 0.02): { spec: GraphSpec; feeds: Record<string,
   const out = k.linear(pooled, w('head.w', [4, 8], 0.3, 18), w('head.b', [4], 0.05, 19));
   const loss = k.mseLoss(out, target);
   const params = k.trainableParams(loss);
+  const feeds = { x: normalFill(2 * 3 * 64, 21), target: normalFill(8, 22).map((v) => 0.5 * v) };
+  if (o.lossScale) {
+    const boosted = loss.mul(k.input('boost', []));
+    const { grads, finite } = k.scaledGrads(boosted, params, k.input('loss_scale', []));
+    return { spec: { outputs: { loss, grads_finite: finite }, updates: k.guardUpdates(k.adamw(params, grads, { lr }), finite) }, feeds };
+  }
   return {
     spec: { outputs: { loss }, updates: k.adamw(params, k.grad(loss, params), { lr }) },
-    feeds: { x: normalFill(2 * 3 * 64, 21), target: normalFill(8, 22).map((v) => 0.5 * v) },
+    feeds,
   };
 }
 
