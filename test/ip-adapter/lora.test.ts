@@ -130,6 +130,18 @@ describe('loadIpAdapter applies FaceID\'s LoRA', () => {
     expect(unet.down[1].attentions[0].blocks[0].attn1.toQ.adapters.length).toBe(0);
   });
 
+  test('a UNet under a key prefix (the pipelines\' `unet.`): block groups and keys read from down_blocks on', () => {
+    const pu = new UNet2DConditionModel(ipMicroUnet, { prefix: 'unet' });
+    const pa = new IpAdapter(tinyIpAdapterConfigs.faceid, pu);
+    const store = new Map<string, Float64Array>();
+    const r = loadIpAdapter(store, file, pa, { lora: { scale: 0.5, blocks: { mid_block: 0 } } });
+    expect(r.lora[0].layer).toBe('unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1');
+    expect([...r.loraAdapter!.groups].sort()).toEqual(['down_blocks.1', 'down_blocks.2', 'mid_block', 'up_blocks.0', 'up_blocks.1']);
+    expect(store.has('faceid_lora.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora.down.weight')).toBe(true);
+    expect(Array.from(store.get(r.loraAdapter!.scaleKey)!)).toEqual(r.loraAdapter!.groups.map((g) => (g === 'mid_block' ? 0 : 0.5)));
+    expect(pu.mid.attention.blocks[0].attn1.toOut.adapters.length).toBe(1);
+  });
+
   test('named errors: a rank other than the declared one, a processor index that does not exist, a layer the model lacks; portrait has no LoRA', () => {
     const err = (f: () => unknown) => { try { f(); } catch (e) { return e as Error; } throw new Error('expected an error'); };
     const rank8 = err(() => loadIpAdapter(new Map(), faceIdFile('rank8.safetensors', ad, 8), ad));
