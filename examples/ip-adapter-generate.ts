@@ -9,6 +9,8 @@
  * checkpoints expect insightface buffalo_l's 512-d normed_embedding, which `--face-embeds FILE.json` supplies
  * (docs/ip-adapter.md lists the space each checkpoint expects). plain / plus / faceid-plus take a CLIP-vision input:
  * `--image` through a tiny random CLIP vision tower (the real ViT-H / bigG need their weights, see the docs).
+ * A FaceID / FaceID-Plus checkpoint's LoRA (rank 128 on every attention projection) is applied to the UNet by
+ * loadIpAdapter, scaled by `--lora-scale` (the reference's lora_scale, default 1).
  */
 import fs from 'node:fs';
 import { evaluate, input, type Tensor } from '../compiler/index';
@@ -39,6 +41,7 @@ export const cli = defineCli({
     adapter: { type: 'file', help: 'IP-Adapter checkpoint (.safetensors or .bin) for the SDXL UNet of --weights' },
     weights: { type: 'dir', help: 'diffusers SDXL folder (see examples/generate.ts)' },
     scale: { type: 'number', min: 0, max: 4, default: 1, help: 'IP scale' },
+    'lora-scale': { type: 'number', min: 0, max: 4, default: 1, help: 'FaceID / FaceID-Plus: the scale of the checkpoint\'s LoRA (the reference\'s lora_scale; 0 turns it off)' },
     style: { type: 'enum', values: ['all', 'style', 'style+layout'], default: 'all', help: 'which blocks take the image prompt (InstantStyle)' },
     's-scale': { type: 'number', min: 0, max: 4, default: 1, help: 'faceid-plus V2 shortcut scale' },
     v1: { type: 'flag', help: 'faceid-plus V1 (no shortcut; V2 checkpoints use it)' },
@@ -85,8 +88,9 @@ export async function ipAdapterGenerate(o: IpGenerateOptions): Promise<{ tokens:
   };
   const adapter = new IpAdapter(cfg, pipe.unet, { seed: 21 });
   if (o.adapter) {
-    const r = loadIpAdapter(pipe.store, o.adapter, adapter);
-    if (r.lora.length) console.warn(`${r.lora.length} FaceID LoRA pairs loaded and validated; they are not applied yet (the compiler-level LoRA wires them)`);
+    // FaceID / FaceID-Plus: the checkpoint's LoRA goes onto the UNet's attention here, before the step graph is built
+    const r = loadIpAdapter(pipe.store, o.adapter, adapter, { lora: { scale: o['lora-scale'] } });
+    if (r.loraAdapter) console.log(`FaceID LoRA: ${r.loraAdapter.layers.size} attention projections, rank ${r.lora[0].rank}, lora_scale ${o['lora-scale']}`);
   } else materialize(pipe.store, adapter.registry);
   materialize(pipe.store, clip.registry);
 
@@ -117,7 +121,7 @@ export async function ipAdapterGenerate(o: IpGenerateOptions): Promise<{ tokens:
   const img = await pipe.generate({
     prompt: o.prompt, steps: o.steps, cfg: o.guidance, seed: o.seed, onProgress: (d, _t, label) => bar.update(d, label),
     hooks: {
-      key: `ip:${kind}:${T}:${o.style}:${o.scale}`,
+      key: `ip:${kind}:${T}:${o.style}:${o.scale}${adapter.lora ? `:lora${o['lora-scale']}` : ''}`,
       build: (branch) => ({ crossAttention: adapter.hook(input(branch === 'cond' ? 'ip_tokens' : 'ip_tokens_u', [1, T, C]), { scale }) }),
       feeds: { ip_tokens: tok.cond.data, ...(tok.uncond ? { ip_tokens_u: tok.uncond.data } : {}) },
     },

@@ -3,14 +3,16 @@
  *   image_proj.*                                      the projection model's state dict
  *   ip_adapter.{i}.to_k_ip.weight / to_v_ip.weight    cross-attention processors, i odd (see attention.ts)
  *   ip_adapter.{i}.to_{q,k,v,out}_lora.{down,up}.weight   FaceID / FaceID-Plus: LoRA on every processor, i even and odd
- * Every file key is accounted for: loaded, returned as a LoRA entry, or reported. Problems (missing keys, unmatched
+ * Every file key is accounted for: loaded, applied as FaceID's LoRA (lora.ts; returned as entries too), or reported. Problems (missing keys, unmatched
  * keys, shapes of another UNet or adapter width, IP keys on a self-attention index, LoRA of the wrong rank) are all
  * collected and thrown together as one IpAdapterCheckpointError that lists what was expected. */
 import type { ParamStore } from '../../compiler/index';
 import { openTensorFile, type TensorFile } from '../io/tensorFile';
 import { materialize, saveParams } from '../weights';
+import type { LoraAdapter } from '../nn/lora';
 import type { AttentionProcessor } from './attention';
 import { IpAdapterCheckpointError } from './errors';
+import { attachFaceIdLora, type FaceIdLoraOptions } from './lora';
 import type { IpAdapter } from './model';
 
 export type LoraModule = 'to_q' | 'to_k' | 'to_v' | 'to_out.0';
@@ -29,8 +31,10 @@ export interface FaceIdLoraEntry {
 
 export interface IpAdapterLoadReport {
   loaded: string[];
-  /** FaceID's LoRA, validated against the UNet; not applied by this module (see faceIdLoraAsDiffusers). */
+  /** FaceID's LoRA, validated against the UNet (empty for a checkpoint without one). */
   lora: FaceIdLoraEntry[];
+  /** The LoRA attached to the adapter's UNet (also `adapter.lora`), when the checkpoint has one and `lora` is not false. */
+  loraAdapter?: LoraAdapter;
   /** Filled instead of throwing when strict is false. */
   problems: string[];
 }
@@ -45,7 +49,15 @@ function loraShapes(p: AttentionProcessor, module: LoraModule, rank: number): { 
   return { down: [rank, inF], up: [p.width, rank] };
 }
 
-export function loadIpAdapter(store: ParamStore, file: string | TensorFile, adapter: IpAdapter, opts: { strict?: boolean } = {}): IpAdapterLoadReport {
+export interface IpAdapterLoadOptions {
+  /** Throw on any problem (default true); false fills `report.problems` instead. */
+  strict?: boolean;
+  /** FaceID's LoRA: attached to the adapter's UNet with its values in `store` (default), with these options (the
+   * reference's `lora_scale` is `scale`), or not applied (false: the entries are still validated and returned). */
+  lora?: boolean | FaceIdLoraOptions;
+}
+
+export function loadIpAdapter(store: ParamStore, file: string | TensorFile, adapter: IpAdapter, opts: IpAdapterLoadOptions = {}): IpAdapterLoadReport {
   const f = typeof file === 'string' ? openTensorFile(file) : file;
   const params = adapter.registry.params, procs = adapter.processors, cfg = adapter.config;
   const report: IpAdapterLoadReport = { loaded: [], lora: [], problems: [] };
@@ -116,13 +128,18 @@ export function loadIpAdapter(store: ParamStore, file: string | TensorFile, adap
   report.problems.push(...widthProblems.slice(0, 12));
   if (widthProblems.length > 12) report.problems.push(`… ${widthProblems.length} shape or index problems in all`);
   if ((opts.strict ?? true) && report.problems.length) throw new IpAdapterCheckpointError(f.path, report.problems);
+  // a LoRA of an earlier load belongs to that checkpoint: replaced (or removed), never added to
+  adapter.lora?.detach();
+  adapter.lora = undefined;
+  if (report.lora.length && opts.lora !== false) {
+    adapter.lora = report.loraAdapter = attachFaceIdLora(adapter.unet, store, report.lora, { name: `${adapter.prefix}faceid_lora`, ...(typeof opts.lora === 'object' ? opts.lora : {}) });
+  }
   return report;
 }
 
-/** LORA-HOOK (issue 22 item 1, to be wired by the lead after merging the LoRA branch): FaceID's LoRA entries as a
- * diffusers-format LoRA state dict, `<layer>.<module>.lora.down.weight` / `.lora.up.weight` (no `unet.` prefix; alpha
- * absent = scale 1, which is the reference's network_alpha None), ready for the compiler-level LoRA adapter. Until it
- * is wired, FaceID and FaceID-Plus run without their LoRA (the reference with lora_scale 0; the fixture keeps both). */
+/** FaceID's LoRA entries as a diffusers-format LoRA state dict, `<layer>.<module>.lora.down.weight` / `.lora.up.weight`
+ * (alpha absent = scale 1, the reference's network_alpha None), e.g. to save them with the LoRA file tools.
+ * loadIpAdapter applies them itself (attachFaceIdLora). */
 export function faceIdLoraAsDiffusers(entries: readonly FaceIdLoraEntry[]): Map<string, { shape: readonly number[]; data: Float64Array }> {
   const out = new Map<string, { shape: readonly number[]; data: Float64Array }>();
   for (const e of entries) {

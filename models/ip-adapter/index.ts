@@ -4,5 +4,6 @@ export * from './proj';
 export * from './attention';
 export * from './model';
 export * from './checkpoint';
+export * from './lora';
 export * from './train';
 export * from './trainer';

@@ -3,6 +3,7 @@
  * encoder are inputs, not parts: the adapter takes the embedding vectors and hidden states as tensors. */
 import { zeros, type Tensor } from '../../compiler/index';
 import { ParamRegistry, type CrossAttentionHook, type RegistryOptions } from '../nn/index';
+import type { LoraAdapter } from '../nn/lora';
 import type { ClipVisionModel } from '../clip/index';
 import type { UNet2DConditionModel } from '../unet/index';
 import { attentionProcessors, IpAttention, type AttentionProcessor, type IpScale } from './attention';
@@ -38,10 +39,13 @@ export class IpAdapter {
   readonly faceProj?: FaceMlpProj;
   readonly projPlus?: ProjPlusModel;
   readonly contextDim: number;
+  /** FaceID's LoRA on the UNet's attention, once loadIpAdapter (or attachFaceIdLora) attached it; `lora.detach()`
+   * takes it off, `lora.setScale(store, s)` is the reference's lora_scale. */
+  lora?: LoraAdapter;
 
   /** Key prefix of every parameter (e.g. `ip1.` for a second adapter sharing a store); checkpoint keys stay unprefixed. */
   readonly prefix: string;
-  constructor(readonly config: IpAdapterConfig, unet: UNet2DConditionModel, opts: RegistryOptions & { registry?: ParamRegistry; prefix?: string } = {}) {
+  constructor(readonly config: IpAdapterConfig, readonly unet: UNet2DConditionModel, opts: RegistryOptions & { registry?: ParamRegistry; prefix?: string } = {}) {
     const c = config, k = c.kind, C = unet.config.crossAttentionDim;
     this.contextDim = C;
     this.registry = opts.registry ?? new ParamRegistry({ trainable: true, ...opts });

@@ -144,6 +144,8 @@ describe('loader', () => {
     expect(d.get('down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.lora.down.weight')!.shape).toEqual([4, 16]);
     expect(d.get('mid_block.attentions.0.transformer_blocks.0.attn1.to_out.0.lora.up.weight')!.shape).toEqual([16, 4]);
     expect(d.size).toBe(112);
+    expect(r.loraAdapter!.layers.size).toBe(56); // applied (test/ip-adapter/lora.test.ts checks the numbers) …
+    f.lora!.detach(); // … and taken off again: the later tests share this UNet
     const bad = new Map(sh);
     bad.set('ip_adapter.2.to_q_lora.down.weight', [3, 16]);
     bad.delete('ip_adapter.5.to_v_lora.up.weight');

@@ -30,8 +30,15 @@ test('plain: the reference .bin loads by key, every tensor on a cross-attention 
 
 test('faceid: LoRA on all 14 processors (self-attention k/v read the layer width, cross-attention the context width)', () => {
   const a = new IpAdapter(tinyIpAdapterConfigs.faceid, unet);
-  const r = loadIpAdapter(new Map(), path.join(dir, 'faceid-micro.bin'), a);
+  const store = new Map<string, Float64Array>();
+  const r = loadIpAdapter(store, path.join(dir, 'faceid-micro.bin'), a);
   expect(r.problems).toEqual([]);
+  // applied: each pair on the Linear of its processor (attachFaceIdLora checks the shapes against that layer's weight)
+  expect(r.loraAdapter!.layers.size).toBe(14 * 4);
+  const l = r.loraAdapter!.layers.get('down_blocks.2.attentions.0.transformer_blocks.0.attn1.to_k')!;
+  expect(l.layer.weight.shape).toEqual([24, 24]);
+  expect(Array.from(store.get('faceid_lora.down_blocks.2.attentions.0.transformer_blocks.0.attn1.to_k.lora.down.weight')!)).toEqual(Array.from(r.lora.find((e) => e.index === 2 && e.module === 'to_k')!.down.data));
+  a.lora!.detach();
   expect(r.lora.length).toBe(14 * 4);
   const at = (i: number, m: string) => r.lora.find((e) => e.index === i && e.module === m)!;
   expect(at(2, 'to_k')).toMatchObject({ layer: 'down_blocks.2.attentions.0.transformer_blocks.0.attn1', rank: 4 });

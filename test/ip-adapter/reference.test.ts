@@ -82,7 +82,7 @@ describe('decoupled cross-attention vs IPAttnProcessor2_0 / LoRAIPAttnProcessor2
     const y = evaluate({ outputs: { y: c.y } }, c.feeds, c.store).outputs.y;
     expect(relErr(y.data, get(out as string))).toBeLessThan(1e-12);
   });
-  test('the fixture LoRA is not a no-op (so the lead\'s LoRA wiring has something to match: lora.out2)', () => {
+  test('the fixture LoRA is not a no-op (lora.test.ts matches lora.out2 with the LoRA applied)', () => {
     expect(relErr(get('lora.out2'), get('lora.out2_nolora'))).toBeGreaterThan(1e-3);
   });
 });
