@@ -8,11 +8,16 @@ import { OPS } from '../ops/registry';
 import { isDifferentiable } from '../ops/entry';
 import { Tensor } from '../dsl/tensor';
 import { full } from '../dsl/creation';
+import { inBackward } from '../ir/segment';
 
 /** Gradients of `y` (a scalar, or any shape with an explicit cotangent `seed`) with respect to `wrt`. Leaves
  * that `y` does not depend on get zeros. stop_gradient and non-differentiable ops (comparisons, generators)
  * pass no cotangent. */
 export function grad(y: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[] {
+  return inBackward(() => gradOf(y, wrt, seed));
+}
+
+function gradOf(y: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[] {
   if (!seed && y.size !== 1) throw new Error(`grad: y has shape ${fmt(y.shape)}; give a cotangent for non-scalar outputs`);
   if (!isFloat(y.dtype)) throw new Error(`grad: y has dtype ${y.dtype}, not a float`);
   const order = topoSort([y.node]);
