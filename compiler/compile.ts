@@ -94,7 +94,7 @@ export function lowerProgram(spec: GraphSpec, opts: CompileOptions = {}): Lowere
     return g ? g.region.filter((n) => !isFreeLeaf(n)).map((n) => `${n.op}#${n.id} at ${n.src}`) : ['parameter updates'];
   });
   return {
-    kernels, fusedOps, plan, info, fusion: s.fusion, unfusedKernels: s.unfusedKernels, inputs, params,
+    kernels, fusedOps, plan, planInput: s.plan, info, fusion: s.fusion, unfusedKernels: s.unfusedKernels, inputs, params,
     consts: order.filter((n): n is Node<'tensor'> => { const l = OPS[n.op].lower; return l.kind === 'source' && l.storage === 'const'; }), outputs, bufferOf: s.bufferOf,
   };
 }

@@ -33,7 +33,8 @@ export const cli = defineCli({
     steps: { type: 'ints', min: 0, max: 1_000_000, lengths: [1, 3], help: 'steps per stage: N (all stages) or s1,s2,s3 [default: 300,60,60; sdxl 1,1,1]' },
     stage: { type: 'int', min: 1, max: 3, help: 'train only this stage [default: 1, 2 and 3]' },
     backend: { type: 'enum', values: ['cpu', 'cuda'], default: 'cpu', help: 'cuda: nvcc + the driver; needs an NVIDIA GPU' },
-    'memory-budget': { type: 'bytes', min: 1, help: 'arena budget (e.g. 20MB, 64GiB): values are recomputed to fit' },
+    budget: { type: 'bytes', min: 1, help: 'arena budget (e.g. 20MB, 20GiB): values, templates included, are recomputed to fit' },
+    'memory-budget': { type: 'bytes', min: 1, help: 'the same as --budget (its earlier name)' },
     weights: { type: 'dir', help: 'diffusers SDXL folder (unet/, vae/)' },
     data: { type: 'dir', help: 'folder of images with .txt captions [default: the face-api demo photos]' },
     out: { type: 'dir', mustExist: false, help: 'output folder [default: runs/pulid-<config>]' },
@@ -75,7 +76,7 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
     loadSafetensorsInto(baseWeights, path.join(a.weights, 'vae/diffusion_pytorch_model.safetensors'), model.base, { strict: false, addPrefix: 'vae.' });
   }
   const trainer = new PulidTrainer(model, samples, text, {
-    steps, seed, lr: a.lr, accumulation: a.accumulation, memoryBudget: a['memory-budget'],
+    steps, seed, lr: a.lr, accumulation: a.accumulation, memoryBudget: a.budget ?? a['memory-budget'],
     mode: a.mode, baseWeights, backend, fusion: a.fusion ? { diff: !/^(off|none|lightning-off)$/.test(a.fusion) || a.fusion === 'lightning-off', full: a.fusion === 'on' } : undefined,
   });
   if (a.resume) { trainer.load(a.resume); console.log(`  resumed from ${a.resume}: stage ${trainer.stage}, done ${JSON.stringify(trainer.done)}`); }
@@ -98,8 +99,8 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
     console.log(`  program '${c.kind}': ${c.program.kernels.length} kernels, compiled in ${c.compileSeconds.toFixed(1)} s`);
     console.log(`  memory: naive ${(mr.naiveBytes / 2 ** 20).toFixed(2)} MiB, planned ${(mr.plannedBytes / 2 ** 20).toFixed(2)} MiB, peak live ${(mr.peakLiveBytes / 2 ** 20).toFixed(2)} MiB` +
       ` (weights and optimizer state ${(mr.residentBytes / 2 ** 20).toFixed(2)} MiB; activations naive ${((mr.naiveBytes - mr.residentBytes) / 2 ** 20).toFixed(2)} MiB, planned ${((mr.plannedBytes - mr.residentBytes) / 2 ** 20).toFixed(2)} MiB)` +
-      (mr.budget ? `, budget ${(mr.budget / 2 ** 20).toFixed(2)} MiB, ${mr.recomputed.length} values recomputed` : ''));
-    metrics.programs[c.kind] = { kernels: c.program.kernels.length, compileSeconds: c.compileSeconds, naiveBytes: mr.naiveBytes, plannedBytes: mr.plannedBytes, peakLiveBytes: mr.peakLiveBytes, residentBytes: mr.residentBytes, budget: mr.budget, recomputed: mr.recomputed.length };
+      (mr.budget ? `, budget ${(mr.budget / 2 ** 20).toFixed(2)} MiB, ${mr.recomputed.length} values recomputed (+${(mr.flops.ratio * 100).toFixed(1)}% FLOPs)` : ''));
+    metrics.programs[c.kind] = { kernels: c.program.kernels.length, compileSeconds: c.compileSeconds, naiveBytes: mr.naiveBytes, plannedBytes: mr.plannedBytes, peakLiveBytes: mr.peakLiveBytes, residentBytes: mr.residentBytes, budget: mr.budget, recomputed: mr.recomputed.length, flops: mr.flops, byKind: mr.byKind };
     const evalBefore = await trainer.evaluate(stage);
     const bar = progress(`stage ${stage}`, steps[stage], {
       format: `stage ${stage} |{bar}| {value}/{total} | loss {loss} diff {diff} id {id} sem {sem} layout {layout} | {rate} steps/s | ETA {eta_formatted}`,

@@ -9,7 +9,7 @@ import { applyCheckpoints } from './memory-checkpoint';
 import { formatBytes } from './memory-report';
 
 export { checkPlan } from './memory-check';
-export { formatMemoryReport, formatBytes, parseBytes, residentBytes } from './memory-report';
+export { formatMemoryReport, formatBytes, parseBytes, residentBytes, bytesByKind, type BytesByKind } from './memory-report';
 export { MemoryBudgetError };
 
 export function planMemory(input: PlanInput): MemoryPlan {
@@ -63,4 +63,18 @@ function sumCost(steps: readonly PlanStep[]): number {
   let n = 0;
   for (const s of steps) n += s.cost;
   return n;
+}
+
+/** The floor: the smallest arena the planner can reach for this schedule, with every value it can recompute
+ * recomputed (a budget at or above it succeeds, one below fails with MemoryBudgetError). One more planning run
+ * with the smallest possible budget: on a deep schedule this takes as long as planning to that budget. */
+export function memoryFloor(input: PlanInput): number {
+  let resident = 0;
+  for (const b of input.buffers) if ((b.kind === 'param' || b.kind === 'const') && b.bytes > 0) resident = alignUp(resident, input.alignment ?? 64) + b.bytes;
+  try {
+    return planMemory({ ...input, budget: resident }).arenaBytes;
+  } catch (e) {
+    if (e instanceof MemoryBudgetError) return e.minimumBytes;
+    throw e;
+  }
 }
