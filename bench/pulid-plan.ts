@@ -72,6 +72,7 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
   const planInput: Omit<PlanInput, 'budget'> = estimated ? halved(low.planInput) : low.planInput;
   // Without the budget, for comparison (one cheap plan: no recompute search).
   const unbudgeted = budget === undefined ? undefined : planMemory({ ...planInput });
+  if (unbudgeted && o.json) fs.writeFileSync(o.json, JSON.stringify({ config: config.name, stage, resolution: config.unet.sampleSize * 8, precision, estimated, budgetGiB: GiB(budget!), plan: 'pending', unbudgeted: summaryOf(unbudgeted), f32: summaryOf(low.plan) }, null, 1) + '\n');
   let p: MemoryPlan = low.plan;
   if (precision !== 'f32') {
     console.error(`${precision}${estimated ? ' (estimated)' : ''}: planning${budget === undefined ? '' : ' under the budget'}…`);
