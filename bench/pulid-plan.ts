@@ -38,7 +38,7 @@ export const cli = defineCli({
     stage: { type: 'int', min: 1, max: 3, default: 2, help: '1: the L_diff program; 2 or 3: the Lightning program' },
     budget: { type: 'bytes', min: 1, help: 'arena budget (e.g. 64GiB); values are recomputed to fit' },
     resolution: { type: 'int', min: 64, max: 4096, help: 'image size in pixels (latents are 1/8) [default: the config\'s]' },
-    precision: { type: 'enum', values: ['f32', 'bf16', 'f16'], help: 'passed to the compiler; estimated where it has no precision pass (see --help notes)' },
+    precision: { type: 'enum', values: ['f32', 'bf16', 'f16'], help: 'passed to the compiler; 16-bit figures estimated where it has no precision pass (docs/memory-planning.md)' },
     floor: { type: 'flag', help: 'also find the floor: the smallest arena the planner can reach (one more planning run)' },
     compile: { type: 'string', help: 'also build the program: cpp (g++), cuda (nvcc, sm_90a), or cpp,cuda' },
     json: { type: 'file', mustExist: false, help: 'also write the result as JSON to this file' },

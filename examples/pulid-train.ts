@@ -1,7 +1,7 @@
 /** PuLID training, all three stages, as compiled CPU programs. `--help` lists every option with its range and default.
  *
  *   npx tsx examples/pulid-train.ts                      # tiny default: all 3 stages, embedded face-api photos
- *   npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --memory-budget 20MB --out runs/micro
+ *   npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --budget 20MB --out runs/micro
  *
  * Each stage is scored on a fixed evaluation set (one draw per face, never trained on) before and after it.
  * Writes <out>/metrics.json, <out>/stage<k>.safetensors (+ last.safetensors), <out>/sample_stage<k>.png (the first
@@ -47,7 +47,7 @@ export const cli = defineCli({
     'grid-prompts': { type: 'int', min: 0, max: 16, default: 2, help: 'rows of the sample grid written after each stage (0: none)' },
     'grid-faces': { type: 'int', min: 1, max: 16, default: 3, help: 'columns of the sample grid: the first training faces' },
   },
-  examples: ['npx tsx examples/pulid-train.ts', 'npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --memory-budget 20MB --out runs/micro'],
+  examples: ['npx tsx examples/pulid-train.ts', 'npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --budget 20MB --out runs/micro'],
   notes: 'Writes <out>/metrics.json, stage<k>.safetensors, last.safetensors, sample_stage<k>.png, train_image_stage<k>.png (stages 2-3),\n' +
     'loss_stage<k>.png/.svg and loss_all.png/.svg (loss curves with the evaluation points), samples_stage<k>.png (prompt × photo grid),\n' +
     'and summary.md, one page linking them.',
