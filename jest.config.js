@@ -23,6 +23,7 @@ export const slowSuites = [
   'test/pulid/generate.test.ts',
   'test/pulid/grad.test.ts',
   'test/schedule/memory-sim.test.ts',
+  'test/schedule/checkpoint.test.ts',
   'test/face/pipeline.test.ts',
   'test/face/recognizer.test.ts',
   'test/face/cli.test.ts',

@@ -3,12 +3,18 @@
  * (optionally under a budget, with rematerialization) and the C++ source, for any config, e.g. the SDXL-size step
  * that does not fit this machine.
  *
- *   npx tsx bench/pulid-plan.ts --config sdxl --stage 2 --budget 64GiB [--compile cpp,cuda] [--json bench/results/x.json]
+ *   npx tsx bench/pulid-plan.ts --config sdxl --stage 2 --budget 64GiB [--resolution 768] [--precision bf16] [--floor]
+ *     [--compile cpp,cuda] [--json bench/results/x.json]
  *
  * --compile also builds the generated program: `cpp` with g++ (a shared object, not loaded), `cuda` with nvcc
  * for sm_90a (a cubin; no GPU needed). Both go to the kernel cache.
  * --stage 1: the L_diff program; 2 (or 3): the Lightning program of stages 2 and 3. Prints kernels (fused and
- * unfused), distinct kernel functions in the generated C++, naive / planned / resident / budget bytes and times.
+ * unfused), distinct kernel functions in the generated C++, naive / planned / resident / budget bytes and times,
+ * bytes by kind (frozen weights, trainable parameters, optimizer state; activations, gradients and workspace at
+ * the peak), FLOPs without recompute and the recompute added, and with --floor the floor (one more planning run).
+ * --precision is passed to the compiler (its precision pass); where the compiler made no 16-bit buffers of it,
+ * the 16-bit figures are estimated instead by planning the same schedule with 2-byte frozen weights, activations
+ * and gradients (trainable parameters and optimizer state stay f32), and the JSON says so (`precision.source`).
  */
 import fs from 'node:fs';
 import { lowerProgram } from '../compiler/compile';
@@ -17,7 +23,9 @@ import { renderProgramCuda } from '../compiler/render/cuda';
 import { buildCpp } from '../runtime/cpu';
 import { compileCuda } from '../runtime/cuda';
 import { linkKernelLibrary } from '../runtime/kernel-lib';
-import { residentBytes } from '../compiler/schedule/memory';
+import { bytesByKind, memoryFloor, planMemory, residentBytes, type BytesByKind } from '../compiler/schedule/memory';
+import type { CompileOptions } from '../compiler/compile';
+import { MemoryBudgetError, type MemoryPlan, type PlanInput } from '../compiler/schedule/plan-types';
 import { pulidConfigs } from '../models/pulid/config';
 import { PulidModel, trainStepGraph, type Stage } from '../models/pulid/model';
 import { defineCli, isMain, runCli, UsageError, type Parsed } from '../tools/cli';
@@ -29,6 +37,9 @@ export const cli = defineCli({
     config: { type: 'enum', values: Object.keys(pulidConfigs), default: 'sdxl', help: 'model size' },
     stage: { type: 'int', min: 1, max: 3, default: 2, help: '1: the L_diff program; 2 or 3: the Lightning program' },
     budget: { type: 'bytes', min: 1, help: 'arena budget (e.g. 64GiB); values are recomputed to fit' },
+    resolution: { type: 'int', min: 64, max: 4096, help: 'image size in pixels (latents are 1/8) [default: the config\'s]' },
+    precision: { type: 'enum', values: ['f32', 'bf16', 'f16'], help: 'passed to the compiler; 16-bit figures estimated where it has no precision pass (docs/memory-planning.md)' },
+    floor: { type: 'flag', help: 'also find the floor: the smallest arena the planner can reach (one more planning run)' },
     compile: { type: 'string', help: 'also build the program: cpp (g++), cuda (nvcc, sm_90a), or cpp,cuda' },
     json: { type: 'file', mustExist: false, help: 'also write the result as JSON to this file' },
   },
@@ -36,12 +47,13 @@ export const cli = defineCli({
 });
 
 export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
-  const config = pulidConfigs[o.config];
+  const base = pulidConfigs[o.config];
+  if (o.resolution !== undefined && o.resolution % 8 !== 0) throw new UsageError(`--resolution: a multiple of 8 pixels, not ${o.resolution}`);
+  const config = o.resolution === undefined ? base : { ...base, unet: { ...base.unet, sampleSize: o.resolution / 8 } };
   const stage = o.stage as Stage;
   const budget = o.budget;
   const builds = (o.compile ?? '').split(',').filter(Boolean);
   for (const b of builds) if (b !== 'cpp' && b !== 'cuda') throw new UsageError(`--compile: cpp, cuda or cpp,cuda, not '${o.compile}'`);
-  const GiB = (b: number) => +(b / 2 ** 30).toFixed(3);
 
   let t = performance.now();
   const lap = () => { const n = performance.now(), s = (n - t) / 1000; t = n; return +s.toFixed(1); };
@@ -49,11 +61,49 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
   const g = trainStepGraph(model, { stage, batch: 1, accumulation: 1 });
   const graphSeconds = lap();
   console.error(`${config.name} stage ${stage}: graph built in ${graphSeconds} s; scheduling and planning…`);
-  const low = lowerProgram({ outputs: g.outputs, updates: g.updates }, { budget });
+  const precision = o.precision ?? 'f32';
+  // The precision pass, where the compiler has one (a compiler without it ignores the option and its buffers
+  // stay 32-bit, which is checked below: the 16-bit figures are then estimated).
+  const opts = { budget, ...(o.precision ? { precision: o.precision } : {}) } as CompileOptions;
+  const low = lowerProgram({ outputs: g.outputs, updates: g.updates }, precision === 'f32' ? opts : { ...opts, budget: undefined });
   const lowerSeconds = lap();
+  const sixteen = [...low.info.values()].some((b) => b.dtype === 'bf16' || b.dtype === 'f16');
+  const estimated = precision !== 'f32' && !sixteen;
+  const planInput: Omit<PlanInput, 'budget'> = estimated ? halved(low.planInput) : low.planInput;
+  // Without the budget, for comparison (one cheap plan: no recompute search).
+  const unbudgeted = budget === undefined ? undefined : planMemory({ ...planInput });
+  if (unbudgeted && o.json) fs.writeFileSync(o.json, JSON.stringify({ config: config.name, stage, resolution: config.unet.sampleSize * 8, precision, estimated, budgetGiB: GiB(budget!), plan: 'pending', unbudgeted: summaryOf(unbudgeted), f32: summaryOf(low.plan) }, null, 1) + '\n');
+  let p: MemoryPlan = low.plan;
+  if (precision !== 'f32') {
+    console.error(`${precision}${estimated ? ' (estimated)' : ''}: planning${budget === undefined ? '' : ' under the budget'}…`);
+    try {
+      p = planMemory({ ...planInput, budget });
+    } catch (e) {
+      // A budget below the floor: the CLI still reports what it found (the JSON gets the error's paragraph).
+      if (!(e instanceof MemoryBudgetError) || !o.json) throw e;
+      fs.writeFileSync(o.json, JSON.stringify({ config: config.name, stage, resolution: config.unet.sampleSize * 8, precision, estimated, budgetGiB: GiB(budget!), floorGiB: GiB(e.floorBytes), error: e.message, unbudgeted: summaryOf(planMemory({ ...planInput })), f32: summaryOf(low.plan) }, null, 1) + '\n');
+      throw e;
+    }
+  }
+  const planSeconds = lap();
+
+  const partial = { config: config.name, stage, resolution: config.unet.sampleSize * 8, precision, estimated, budgetGiB: budget === undefined ? null : GiB(budget), plan: summaryOf(p), unbudgeted: summaryOf(unbudgeted ?? p), f32: summaryOf(low.plan) };
+  // Deep plans are slow: the figures so far are written before the floor is searched.
+  if (o.json) fs.writeFileSync(o.json, JSON.stringify({ ...partial, floorGiB: o.floor ? 'pending' : null }, null, 1) + '\n');
+  let floorBytes: number | undefined, f32FloorBytes: number | undefined;
+  if (o.floor) {
+    console.error(`floor (${JSON.stringify(partial.plan)})…`);
+    floorBytes = memoryFloor(planInput);
+    if (precision !== 'f32') {
+      if (o.json) fs.writeFileSync(o.json, JSON.stringify({ ...partial, floorGiB: GiB(floorBytes), f32FloorGiB: 'pending' }, null, 1) + '\n');
+      console.error(`f32 floor…`);
+      f32FloorBytes = memoryFloor(low.planInput);
+    }
+  }
+  const floorSeconds = lap();
   const { source, functions } = renderProgramCppParts(low.kernels, low.info);
   const renderSeconds = lap();
-  const p = low.plan, resident = residentBytes(p);
+  const resident = residentBytes(p);
   const compiled: Record<string, unknown> = {};
   if (builds.includes('cpp')) {
     console.error('g++…');
@@ -61,7 +111,7 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
     compiled.cpp = { seconds: lap(), cacheHit: a.cacheHit, artifact: a.artifactPath };
   }
   if (builds.includes('cuda')) {
-    const cu = renderProgramCuda(low.kernels, low.info, Math.ceil(p.arenaBytes / 256) * 256);
+    const cu = renderProgramCuda(low.kernels, low.info, Math.ceil(low.plan.arenaBytes / 256) * 256);
     console.error(`nvcc (${(cu.source.length / 1e6).toFixed(1)} MB, ${cu.distinct} distinct kernels)…`);
     lap();
     const c = await compileCuda(cu.source);
@@ -73,10 +123,37 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
     cppSourceMB: +(source.length / 1e6).toFixed(1),
     naiveGiB: GiB(p.naiveBytes), plannedGiB: GiB(p.arenaBytes), peakLiveGiB: GiB(p.peakLiveBytes), residentGiB: GiB(resident),
     budgetGiB: budget === undefined ? null : GiB(budget), recomputed: p.recomputed.length, recomputedGiB: GiB(p.recomputed.reduce((s, r) => s + r.bytes, 0)),
-    seconds: { graph: graphSeconds, scheduleAndPlan: lowerSeconds, renderCpp: renderSeconds }, compiled,
+    floorGiB: floorBytes === undefined ? null : GiB(floorBytes),
+    ...(precision !== 'f32' ? { f32FloorGiB: f32FloorBytes === undefined ? null : GiB(f32FloorBytes) } : {}),
+    resolution: config.unet.sampleSize * 8,
+    precision: {
+      requested: precision,
+      source: precision === 'f32' ? 'f32 (no precision pass)' : estimated ? 'estimated: the f32 schedule planned with 2-byte frozen weights, activations and gradients (trainable parameters and optimizer state f32); the compiler made no 16-bit buffers' : 'the compiler\'s precision pass',
+    },
+    bytesByKindGiB: partial.plan.bytesByKindGiB, flops: partial.plan.flops,
+    unbudgeted: partial.unbudgeted, ...(precision !== 'f32' ? { f32: partial.f32 } : {}),
+    seconds: { graph: graphSeconds, scheduleAndPlan: lowerSeconds, plan: planSeconds, floor: floorSeconds, renderCpp: renderSeconds }, compiled,
   };
   console.log(JSON.stringify(result, null, 1));
   if (o.json) fs.writeFileSync(o.json, JSON.stringify(result, null, 1) + '\n');
+}
+
+const GiB = (b: number) => +(b / 2 ** 30).toFixed(3);
+
+/** The figures of one plan for the JSON. */
+function summaryOf(q: MemoryPlan) {
+  return {
+    plannedGiB: GiB(q.arenaBytes), peakLiveGiB: GiB(q.peakLiveBytes), recomputed: q.recomputed.length,
+    bytesByKindGiB: Object.fromEntries(Object.entries(bytesByKind(q)).map(([k, v]) => [k, k === 'peakAt' ? v : GiB(v)])) as Record<keyof BytesByKind, number>,
+    flops: { forwardBackward: q.flops.base, recompute: q.flops.recompute, ratio: +(q.flops.base > 0 ? q.flops.recompute / q.flops.base : 0).toFixed(4) },
+  };
+}
+
+/** The schedule with 2-byte frozen weights, activations and gradients: what a bf16/f16 precision policy stores
+ * in 16 bits (trainable parameters, optimizer state, inputs and outputs stay as they are). An estimate only. */
+function halved(input: Omit<PlanInput, 'budget'>): Omit<PlanInput, 'budget'> {
+  const half = new Set(['frozen', 'activation', 'gradient']);
+  return { ...input, buffers: input.buffers.map((b) => (b.role && half.has(b.role) && b.bytes >= 4 ? { ...b, bytes: Math.ceil(b.bytes / 2) } : b)) };
 }
 
 if (isMain(import.meta.url)) await runCli(cli, (o) => main(o));

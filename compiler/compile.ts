@@ -63,7 +63,11 @@ export function lowerProgram(written: GraphSpec, opts: CompileOptions = {}): Low
   const verify = verifyEnabled();
   if (verify) verifyGraph(collect(spec).order, 'graph as built');
   const g = simplifyGraph(spec);
-  const { order, inputs, params } = collect(g);
+  // Updates in reverse: the order is a depth-first walk from the roots, so the last layer's parameter update
+  // (and its weight gradient) is scheduled first and each layer's backward runs as soon as its cotangent exists;
+  // in declaration order every weight gradient would wait until the whole backward chain is done, keeping all
+  // activations and cotangents live (the same kernels either way, so the same results).
+  const { order, inputs, params } = collect({ ...g, updates: [...(g.updates ?? [])].reverse() });
   if (verify) verifyGraph(order, 'after simplify');
   const outputs: Record<string, Node> = Object.fromEntries(Object.entries(g.outputs).map(([k, t]) => [k, t.node]));
   if (dump('graph')) console.error(printGraph(order, outputs));
@@ -97,7 +101,7 @@ export function lowerProgram(written: GraphSpec, opts: CompileOptions = {}): Low
     return g ? g.region.filter((n) => !isFreeLeaf(n)).map((n) => `${n.op}#${n.id} at ${n.src}`) : ['parameter updates'];
   });
   return {
-    kernels, fusedOps, plan, info, fusion: s.fusion, unfusedKernels: s.unfusedKernels, inputs, params,
+    kernels, fusedOps, plan, planInput: s.plan, info, fusion: s.fusion, unfusedKernels: s.unfusedKernels, inputs, params,
     consts: order.filter((n): n is Node<'tensor'> => { const l = OPS[n.op].lower; return l.kind === 'source' && l.storage === 'const'; }), outputs, bufferOf: s.bufferOf,
   };
 }

@@ -7,8 +7,8 @@ import { byteSize, type DType } from './ir/dtype';
 import { toHalfBits } from './ir/half';
 import { initValues } from './ir/init';
 import type { Kernel } from './codegen/kir';
-import type { MemoryPlan } from './schedule/plan-types';
-import { formatMemoryReport, residentBytes, formatBytes } from './schedule/memory';
+import type { MemoryPlan, PlanInput } from './schedule/plan-types';
+import { formatMemoryReport, residentBytes, formatBytes, bytesByKind, memoryFloor, type BytesByKind } from './schedule/memory';
 import type { FusionResult } from './schedule/fusion';
 import type { BufferInfo } from './render/cpp';
 import type { CompiledLibrary } from '../runtime/cpu';
@@ -31,6 +31,13 @@ export interface MemoryReport {
   readonly budget?: number;
   readonly recomputed: readonly { label: string; bytes: number }[];
   readonly inPlace: number;
+  /** Bytes by what they hold: resident kinds whole, the rest as live at the peak (schedule/memory-report.ts). */
+  readonly byKind: BytesByKind;
+  /** Floating-point operations of one run: forward + backward without recompute, the recompute added, and
+   * recompute / base. */
+  readonly flops: { readonly base: number; readonly recompute: number; readonly ratio: number };
+  /** The smallest arena the planner can reach (only with `memoryReport({ floor: true })`: one more planning run). */
+  readonly floorBytes?: number;
   readonly text: string;
 }
 
@@ -40,6 +47,8 @@ export interface LoweredProgram {
   /** Per kernel: the graph nodes fused into it, as `op#id at file:line`. */
   readonly fusedOps: readonly (readonly string[])[];
   readonly plan: MemoryPlan;
+  /** The scheduler's description of the program to the planner, before planning (for the floor). */
+  readonly planInput: Omit<PlanInput, 'budget'>;
   readonly info: ReadonlyMap<number, BufferInfo>;
   readonly fusion: FusionResult;
   readonly unfusedKernels: number;
@@ -166,13 +175,17 @@ export abstract class Program {
     return { loaded, missing };
   }
 
-  memoryReport(): MemoryReport {
+  /** What the memory plan did; `floor: true` also plans once more to find the floor. */
+  memoryReport(opts: { floor?: boolean } = {}): MemoryReport {
     const p = this.parts.plan;
     const byId = new Map(p.buffers.map((b) => [b.id, b]));
+    const floorBytes = opts.floor ? memoryFloor({ ...this.parts.planInput, budget: undefined }) : undefined;
     return {
       naiveBytes: p.naiveBytes, plannedBytes: p.arenaBytes, peakLiveBytes: p.peakLiveBytes, residentBytes: residentBytes(p), budget: p.budget,
       recomputed: p.recomputed.map((r) => ({ label: byId.get(r.buffer)?.label ?? `#${r.buffer}`, bytes: r.bytes })),
-      inPlace: p.inPlace.length, text: formatMemoryReport(p),
+      inPlace: p.inPlace.length, byKind: bytesByKind(p),
+      flops: { ...p.flops, ratio: p.flops.base > 0 ? p.flops.recompute / p.flops.base : 0 },
+      ...(floorBytes !== undefined ? { floorBytes } : {}), text: formatMemoryReport(p, floorBytes),
     };
   }
 

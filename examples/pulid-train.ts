@@ -1,7 +1,7 @@
 /** PuLID training, all three stages, as compiled CPU programs. `--help` lists every option with its range and default.
  *
  *   npx tsx examples/pulid-train.ts                      # tiny default: all 3 stages, embedded face-api photos
- *   npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --memory-budget 20MB --out runs/micro
+ *   npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --budget 20MB --out runs/micro
  *   npx tsx examples/pulid-train.ts --config micro --steps 20,0,0 --precision bf16 --out runs/micro-bf16
  *
  * Each stage is scored on a fixed evaluation set (one draw per face, never trained on) before and after it.
@@ -40,7 +40,8 @@ export const cli = defineCli({
     steps: { type: 'ints', min: 0, max: 1_000_000, lengths: [1, 3], help: 'steps per stage: N (all stages) or s1,s2,s3 [default: 300,60,60; sdxl 1,1,1]' },
     stage: { type: 'int', min: 1, max: 3, help: 'train only this stage [default: 1, 2 and 3]' },
     backend: { type: 'enum', values: ['cpu', 'cuda'], default: 'cpu', help: 'cuda: nvcc + the driver; needs an NVIDIA GPU' },
-    'memory-budget': { type: 'bytes', min: 1, help: 'arena budget (e.g. 20MB, 64GiB): values are recomputed to fit' },
+    budget: { type: 'bytes', min: 1, help: 'arena budget (e.g. 20MB, 20GiB): values, templates included, are recomputed to fit' },
+    'memory-budget': { type: 'bytes', min: 1, help: 'the same as --budget (its earlier name)' },
     precision: { type: 'enum', values: ['f32', 'bf16', 'f16'], default: 'f32', help: 'bf16/f16: activations and frozen weights in that type, f32 masters and AdamW state; f16 adds loss scaling (f32 is the fastest on CPU)' },
     weights: { type: 'dir', help: 'diffusers SDXL folder (unet/, vae/)' },
     data: { type: 'dir', help: 'folder of images with .txt captions [default: the face-api demo photos]' },
@@ -55,7 +56,7 @@ export const cli = defineCli({
     'grid-prompts': { type: 'int', min: 0, max: 16, default: 2, help: 'rows of the sample grid written after each stage (0: none)' },
     'grid-faces': { type: 'int', min: 1, max: 16, default: 3, help: 'columns of the sample grid: the first training faces' },
   },
-  examples: ['npx tsx examples/pulid-train.ts', 'npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --memory-budget 20MB --out runs/micro'],
+  examples: ['npx tsx examples/pulid-train.ts', 'npx tsx examples/pulid-train.ts --config micro --steps 20,10,10 --budget 20MB --out runs/micro'],
   notes: 'Writes <out>/metrics.json, stage<k>.safetensors, last.safetensors, sample_stage<k>.png, train_image_stage<k>.png (stages 2-3),\n' +
     'loss_stage<k>.png/.svg and loss_all.png/.svg (loss curves with the evaluation points), samples_stage<k>.png (prompt × photo grid),\n' +
     'and summary.md, one page linking them.',
@@ -87,7 +88,7 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
     loadSafetensorsInto(baseWeights, path.join(a.weights, 'vae/diffusion_pytorch_model.safetensors'), model.base, { strict: false, addPrefix: 'vae.' });
   }
   const trainer = new (comm.size > 1 ? DataParallelPulidTrainer : PulidTrainer)(model, samples, text, {
-    steps, seed, lr: a.lr, accumulation: a.accumulation, batch: a.batch, memoryBudget: a['memory-budget'],
+    steps, seed, lr: a.lr, accumulation: a.accumulation, batch: a.batch, memoryBudget: a.budget ?? a['memory-budget'],
     mode: a.mode, baseWeights, backend, precision: a.precision, fusion: a.fusion ? { diff: !/^(off|none|lightning-off)$/.test(a.fusion) || a.fusion === 'lightning-off', full: a.fusion === 'on' } : undefined,
   });
   if (a.resume) { trainer.load(a.resume); console.log(`  resumed from ${a.resume}: stage ${trainer.stage}, done ${JSON.stringify(trainer.done)}`); }
@@ -110,8 +111,8 @@ export async function main(a: Parsed<typeof cli.def.options>): Promise<void> {
     console.log(`  program '${c.kind}': ${c.program.kernels.length} kernels, compiled in ${c.compileSeconds.toFixed(1)} s`);
     console.log(`  memory: naive ${(mr.naiveBytes / 2 ** 20).toFixed(2)} MiB, planned ${(mr.plannedBytes / 2 ** 20).toFixed(2)} MiB, peak live ${(mr.peakLiveBytes / 2 ** 20).toFixed(2)} MiB` +
       ` (weights and optimizer state ${(mr.residentBytes / 2 ** 20).toFixed(2)} MiB; activations naive ${((mr.naiveBytes - mr.residentBytes) / 2 ** 20).toFixed(2)} MiB, planned ${((mr.plannedBytes - mr.residentBytes) / 2 ** 20).toFixed(2)} MiB)` +
-      (mr.budget ? `, budget ${(mr.budget / 2 ** 20).toFixed(2)} MiB, ${mr.recomputed.length} values recomputed` : ''));
-    metrics.programs[c.kind] = { kernels: c.program.kernels.length, compileSeconds: c.compileSeconds, naiveBytes: mr.naiveBytes, plannedBytes: mr.plannedBytes, peakLiveBytes: mr.peakLiveBytes, residentBytes: mr.residentBytes, budget: mr.budget, recomputed: mr.recomputed.length };
+      (mr.budget ? `, budget ${(mr.budget / 2 ** 20).toFixed(2)} MiB, ${mr.recomputed.length} values recomputed (+${(mr.flops.ratio * 100).toFixed(1)}% FLOPs)` : ''));
+    metrics.programs[c.kind] = { kernels: c.program.kernels.length, compileSeconds: c.compileSeconds, naiveBytes: mr.naiveBytes, plannedBytes: mr.plannedBytes, peakLiveBytes: mr.peakLiveBytes, residentBytes: mr.residentBytes, budget: mr.budget, recomputed: mr.recomputed.length, flops: mr.flops, byKind: mr.byKind };
     const evalBefore = await trainer.evaluate(stage);
     const bar = !rank0 ? { update: () => undefined, stop: () => undefined } : progress(`stage ${stage}`, steps[stage], {
       format: `stage ${stage} |{bar}| {value}/{total} | loss {loss} diff {diff} id {id} sem {sem} layout {layout} | {rate} steps/s | ETA {eta_formatted}`,

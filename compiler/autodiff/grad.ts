@@ -8,11 +8,17 @@ import { OPS } from '../ops/registry';
 import { isDifferentiable } from '../ops/entry';
 import { Tensor } from '../dsl/tensor';
 import { full } from '../dsl/creation';
+import { inBackward } from '../ir/segment';
+import { withSource } from '../ir/source';
 
 /** Gradients of `y` (a scalar, or any shape with an explicit cotangent `seed`) with respect to `wrt`. Leaves
  * that `y` does not depend on get zeros. stop_gradient and non-differentiable ops (comparisons, generators)
  * pass no cotangent. */
 export function grad(y: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[] {
+  return inBackward(() => gradOf(y, wrt, seed));
+}
+
+function gradOf(y: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[] {
   if (!seed && y.size !== 1) throw new Error(`grad: y has shape ${fmt(y.shape)}; give a cotangent for non-scalar outputs`);
   if (!isFloat(y.dtype)) throw new Error(`grad: y has dtype ${y.dtype}, not a float`);
   const order = topoSort([y.node]);
@@ -28,15 +34,15 @@ export function grad(y: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[]
     if (!g || n.inputs.length === 0 || !needs.has(n.id)) continue;
     const rule = OPS[n.op].vjp;
     if (!isDifferentiable(rule)) continue;
-    const grads = (rule.grad as (g: Tensor, ctx: object) => readonly (Tensor | null)[])(g, {
+    const grads = withSource(`${n.src} (backward of ${n.op})`, () => (rule.grad as (g: Tensor, ctx: object) => readonly (Tensor | null)[])(g, {
       inputs: n.inputs.map((i) => new Tensor(i)), out: new Tensor(n), attrs: n.attrs,
-    });
+    }));
     n.inputs.forEach((inp, i) => {
       const gi = grads[i];
       if (!gi || !needs.has(inp.id)) return;
       if (!sameShape(gi.shape, inp.shape)) throw new Error(`grad: VJP of ${n.op} gave ${fmt(gi.shape)} for input ${i} of shape ${fmt(inp.shape)} (${n.src})`);
       const prev = cot.get(inp.id);
-      cot.set(inp.id, prev ? prev.add(gi) : gi);
+      cot.set(inp.id, prev ? withSource(`${inp.src} (gradient sum of ${inp.op})`, () => prev.add(gi)) : gi);
     });
   }
   return wrt.map((t) => cot.get(t.node.id) ?? full(t.shape, 0, t.dtype));

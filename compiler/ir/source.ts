@@ -6,6 +6,15 @@ const compilerDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const repoRoot = path.resolve(compilerDir, '..');
 
 const located = new Map<string, string>();
+let override: string | undefined;
+
+/** Runs `body` with every node it builds located at `src` (autodiff: a VJP's nodes take the forward node's line,
+ * as `file:line (backward of op)`, so reports and errors about gradients name the model's source). */
+export function withSource<T>(src: string, body: () => T): T {
+  const prev = override;
+  override = src;
+  try { return body(); } finally { override = prev; }
+}
 
 /** The first stack frame outside compiler/, as `path:line:col` relative to the repository: the user (or model)
  * code that called the op. Used in shape errors and kept on every node for `explain()`.
@@ -13,6 +22,7 @@ const located = new Map<string, string>();
  * Formatting a stack through source maps costs ~50 µs, once per node; so the raw call site (generated file,
  * line, column) is looked up first and each one is formatted only once (a UNet builds the same lines many times). */
 export function callerLocation(): string {
+  if (override !== undefined) return override;
   const orig = Error.prepareStackTrace;
   let sites: unknown;
   try {

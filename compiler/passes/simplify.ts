@@ -2,6 +2,7 @@
  * constant folding. Rewritten nodes are re-interned, so common subexpressions stay shared (CSE) and
  * unreachable ones vanish (DCE). */
 import { intern, type Node } from '../ir/node';
+import { inheritMarks, segmentOf } from '../ir/segment';
 import { topoSort, type GraphSpec, type GraphValue } from '../ir/graph';
 import { numel } from '../ir/shape';
 import { OPS } from '../ops/registry';
@@ -38,8 +39,9 @@ export function simplifyNodes(roots: readonly Node[]): Map<number, Node> {
   const map = new Map<number, Node>();
   for (const n of topoSort(roots)) {
     const ins = n.inputs.map((i) => map.get(i.id)!);
-    let m = ins.every((x, i) => x === n.inputs[i]) ? n : intern(n.op, ins, n.attrs as never, n.shape, n.dtype, n.src);
+    let m = ins.every((x, i) => x === n.inputs[i]) ? n : intern(n.op, ins, n.attrs as never, n.shape, n.dtype, n.src, segmentOf(n));
     for (let r = rewrite(m); r && r !== m; r = rewrite(m)) m = r;
+    inheritMarks(n, m);
     map.set(n.id, m);
   }
   return map;

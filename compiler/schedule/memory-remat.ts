@@ -2,7 +2,8 @@
  * peak but not used there, written by a cheap pure step, and re-run that step just before the value's next
  * use; the original copy then dies early. Greedy by bytes saved at the peak per unit of cost; far over budget,
  * many independent splits per round (`safeBatch`). */
-import { MemoryBudgetError, type PlanBuffer, type PlanStep, type Recompute } from './plan-types';
+import { MemoryBudgetError, type LiveTensor, type PlanBuffer, type PlanStep, type Recompute } from './plan-types';
+import { formatBytes } from './memory-report';
 import { computeLifetimes, findInPlace, liveCurve, type InPlacePair, type Lifetime, type LiveCurve } from './memory-liveness';
 import { assignOffsets, type Layout } from './memory-offsets';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
@@ -28,7 +29,7 @@ export interface RematResult {
   readonly recomputed: Recompute[];
 }
 
-interface Candidate { buffer: number; writer: number; nextRead: number }
+export interface Candidate { buffer: number; writer: number; nextRead: number }
 
 /** Buffers worth splitting at the peak: temps live across it but not touched there, with one writer that is
  * recomputable and writes only them. */
@@ -53,13 +54,13 @@ function candidates(steps: readonly PlanStep[], bufs: ReadonlyMap<number, PlanBu
   return found;
 }
 
-interface Ids { nextStep: number; nextBuf: number; rootStep: Map<number, number>; rootBuf: Map<number, number> }
+export interface Ids { nextStep: number; nextBuf: number; rootStep: Map<number, number>; rootBuf: Map<number, number> }
 const rootOf = (m: ReadonlyMap<number, number>, id: number): number => m.get(id) ?? id;
 
 /** The schedule with a clone of the candidate's writer inserted before its next read, or null when a value
  * the clone reads is overwritten in between (it would compute something else). Each read of the clone uses
  * the newest copy of that value before the clone, so a recomputed input is not kept alive for it. */
-function withClone(steps: readonly PlanStep[], c: Candidate, ids: Ids, bufs: ReadonlyMap<number, PlanBuffer>): { steps: PlanStep[]; replacement: PlanBuffer; clone: PlanStep } | null {
+export function withClone(steps: readonly PlanStep[], c: Candidate, ids: Ids, bufs: ReadonlyMap<number, PlanBuffer>): { steps: PlanStep[]; replacement: PlanBuffer; clone: PlanStep } | null {
   const w = steps[c.writer];
   const version = new Map(w.reads.map((x) => [x, x]));
   for (let i = c.writer + 1; i < c.nextRead; i++) {
@@ -71,7 +72,7 @@ function withClone(steps: readonly PlanStep[], c: Candidate, ids: Ids, bufs: Rea
     }
   }
   const orig = bufs.get(c.buffer)!;
-  const replacement: PlanBuffer = { id: ids.nextBuf, bytes: orig.bytes, kind: 'temp', label: `${orig.label} (recomputed)` };
+  const replacement: PlanBuffer = { id: ids.nextBuf, bytes: orig.bytes, kind: 'temp', label: `${orig.label} (recomputed)`, ...(orig.role ? { role: orig.role } : {}) };
   const clone: PlanStep = {
     id: ids.nextStep, label: `${w.label} (recompute)`, reads: w.reads.map((x) => version.get(x)!),
     writes: [replacement.id], recomputable: true, cost: w.cost, recomputeOf: rootOf(ids.rootStep, w.id),
@@ -88,26 +89,34 @@ function withClone(steps: readonly PlanStep[], c: Candidate, ids: Ids, bufs: Rea
  * guarantees termination (integer bytes, finitely many points) and that no pick makes things worse. */
 const better = (x: LiveCurve, y: LiveCurve): boolean => x.peak < y.peak || (x.peak === y.peak && x.peakCount < y.peakCount);
 
-export function rematerialize(bufsIn: ReadonlyMap<number, PlanBuffer>, input: readonly PlanStep[], budget: number, alignment: number): RematResult {
+/** Fresh ids for a schedule's clones: after the largest step and buffer ids in use. */
+export function freshIds(steps: readonly PlanStep[], bufs: ReadonlyMap<number, PlanBuffer>): Ids {
+  let s = -1, b = -1;
+  for (const x of steps) s = M.max(s, x.id);
+  for (const x of bufs.keys()) b = M.max(b, x);
+  return { nextStep: s + 1, nextBuf: b + 1, rootStep: new Map(), rootBuf: new Map() };
+}
+
+/** The clones' records in the final schedule, by position. */
+export function recomputesOf(steps: readonly PlanStep[], clones: readonly Clone[]): Recompute[] {
+  const at = new Map(steps.map((s, i) => [s.id, i]));
+  return clones.map((c): Recompute => ({ step: c.step, at: at.get(c.clone)!, buffer: c.buffer, replacement: c.replacement, bytes: c.bytes }))
+    .sort((x, y) => x.at - y.at);
+}
+
+/** `start`: clones already made (checkpoint segments) and the ids they used. */
+export function rematerialize(bufsIn: ReadonlyMap<number, PlanBuffer>, input: readonly PlanStep[], budget: number, alignment: number, start?: { ids: Ids; clones: readonly Clone[] }): RematResult {
   let steps = [...input];
   const bufs = new Map(bufsIn);
-  const ids: Ids = {
-    nextStep: M.max(-1, ...input.map((s) => s.id)) + 1, nextBuf: M.max(-1, ...bufsIn.keys()) + 1,
-    rootStep: new Map(), rootBuf: new Map(),
-  };
-  const clones: Clone[] = [];
+  const ids: Ids = start?.ids ?? freshIds(input, bufsIn);
+  const clones: Clone[] = [...(start?.clones ?? [])];
   let a = analyze(bufs, steps);
   let best = Infinity;
   let resident = 0;
   for (const b of bufs.values()) if (b.kind === 'param' || b.kind === 'const') resident += b.bytes;
   for (let round = 0; ; round++) {
     const layout = assignOffsets(bufs, steps, a.lifetimes, a.inPlace, alignment);
-    if (layout.arenaBytes <= budget) {
-      const at = new Map(steps.map((s, i) => [s.id, i]));
-      const recomputed = clones.map((c): Recompute => ({ step: c.step, at: at.get(c.clone)!, buffer: c.buffer, replacement: c.replacement, bytes: c.bytes }))
-        .sort((x, y) => x.at - y.at);
-      return { steps, bufs, analysis: a, layout, recomputed };
-    }
+    if (layout.arenaBytes <= budget) return { steps, bufs, analysis: a, layout, recomputed: recomputesOf(steps, clones) };
     best = M.min(best, layout.arenaBytes);
     // Deep schedules take many splits per round; the batch does not depend on the budget, so the search takes
     // the same path whatever the budget and a refused budget's reported minimum is reachable.
@@ -145,7 +154,7 @@ export function rematerialize(bufsIn: ReadonlyMap<number, PlanBuffer>, input: re
         if (better(ta.curve, a.curve)) { pick = { ...trial, c, a: ta }; break; }
       }
     }
-    if (!pick) throw new MemoryBudgetError(budget, best, describePeak(steps, bufs, a));
+    if (!pick) { const d = describePeak(steps, bufs, a); throw new MemoryBudgetError(budget, best, d.text, d.largest); }
     clones.push(commit(pick, pick.c, ids, bufs));
     steps = pick.steps;
     a = pick.a;
@@ -155,10 +164,10 @@ export function rematerialize(bufsIn: ReadonlyMap<number, PlanBuffer>, input: re
 /** Schedules at least this long take splits in batches (`safeBatch`). */
 const BATCH_MIN_STEPS = 1000;
 
-interface Clone { step: number; clone: number; buffer: number; replacement: number; bytes: number }
+export interface Clone { step: number; clone: number; buffer: number; replacement: number; bytes: number }
 
 /** Records an applied clone: the new buffer, where its ids come from, the next free ids. */
-function commit(t: { replacement: PlanBuffer; clone: PlanStep }, c: Candidate, ids: Ids, bufs: Map<number, PlanBuffer>): Clone {
+export function commit(t: { replacement: PlanBuffer; clone: PlanStep }, c: Candidate, ids: Ids, bufs: Map<number, PlanBuffer>): Clone {
   bufs.set(t.replacement.id, t.replacement);
   ids.rootBuf.set(t.replacement.id, rootOf(ids.rootBuf, c.buffer));
   ids.rootStep.set(t.clone.id, t.clone.recomputeOf!);
@@ -203,11 +212,15 @@ function safeBatch(steps: readonly PlanStep[], bufsIn: ReadonlyMap<number, PlanB
   return clones.length ? { steps: out, a: analyze(bufs, out), clones, bufs, ids } : null;
 }
 
-/** Why the budget failed, in one line: what is live at the peak, largest first. */
-function describePeak(steps: readonly PlanStep[], bufs: ReadonlyMap<number, PlanBuffer>, a: Analysis): string {
+/** Why the budget failed: what is live at the peak, largest first, each with the source line that built it. */
+function describePeak(steps: readonly PlanStep[], bufs: ReadonlyMap<number, PlanBuffer>, a: Analysis): { text: string; largest: LiveTensor[] } {
   const p = a.curve.peakAt;
   const live = [...a.lifetimes].filter(([, [f, l]]) => f <= p && p <= l).map(([id]) => bufs.get(id)!).sort((x, y) => y.bytes - x.bytes);
   const where = p < 0 ? 'before the first step' : `at step ${p} (${steps[p].label})`;
-  const top = live.slice(0, 5).map((b) => `${b.label} ${b.kind} ${b.bytes} B`).join(', ');
-  return `peak of ${a.curve.peak} live bytes ${where}: ${top}${live.length > 5 ? `, and ${live.length - 5} more` : ''}; nothing live there can be recomputed to lower it`;
+  const largest = live.slice(0, 5).map((b): LiveTensor => ({ label: b.label, bytes: b.bytes, kind: b.kind, ...(b.role ? { role: b.role } : {}) }));
+  const top = largest.map((b) => `${b.label}: ${formatBytes(b.bytes)}, ${b.role ?? b.kind}`).join('; ');
+  return {
+    largest,
+    text: `at its peak, ${where}, ${live.length} tensors hold ${formatBytes(a.curve.peak)} and none of them can be recomputed to lower it; the largest are ${top}${live.length > 5 ? `; and ${live.length - 5} more` : ''}`,
+  };
 }

@@ -1,6 +1,6 @@
 /** The human-readable memory report: what the plan saved over allocating every tensor separately, and what
  * it recomputed to get there. */
-import type { MemoryPlan } from './plan-types';
+import type { BufferRole, MemoryPlan } from './plan-types';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 
@@ -26,7 +26,7 @@ export function residentBytes(plan: Pick<MemoryPlan, 'buffers'>): number {
   return n;
 }
 
-export function formatMemoryReport(plan: MemoryPlan): string {
+export function formatMemoryReport(plan: MemoryPlan, floorBytes?: number): string {
   const labels = new Map(plan.buffers.map((b) => [b.id, b.label]));
   const steps = new Map(plan.steps.map((s) => [s.id, s.label]));
   const saved = plan.naiveBytes > 0 ? ` (${((1 - plan.arenaBytes / plan.naiveBytes) * 100).toFixed(1)}% less than naive)` : '';
@@ -38,6 +38,12 @@ export function formatMemoryReport(plan: MemoryPlan): string {
     `  of which resident:             ${formatBytes(residentBytes(plan))} (parameters, optimizer state, constants)`,
   ];
   if (plan.budget !== undefined) lines.push(`  budget:                        ${formatBytes(plan.budget)}`);
+  if (floorBytes !== undefined) lines.push(`  floor (smallest reachable):    ${formatBytes(floorBytes)}`);
+  const k = bytesByKind(plan);
+  lines.push(`  resident: frozen weights ${formatBytes(k.frozenWeights)}, trainable ${formatBytes(k.trainableParams)}, optimizer state ${formatBytes(k.optimizerState)}, constants ${formatBytes(k.constants)}`);
+  lines.push(`  at the peak (step ${k.peakAt}): activations ${formatBytes(k.activations)}, gradients ${formatBytes(k.gradients)}, workspace ${formatBytes(k.workspace)}, inputs/outputs ${formatBytes(k.inputsOutputs)}`);
+  const ratio = plan.flops.base > 0 ? ` (+${((plan.flops.recompute / plan.flops.base) * 100).toFixed(1)}%)` : '';
+  lines.push(`  FLOPs: ${plan.flops.base.toExponential(3)} without recompute, ${plan.flops.recompute.toExponential(3)} recomputed${ratio}`);
   lines.push(`  buffers: ${plan.buffers.length}, steps: ${plan.steps.length}, in-place pairs: ${plan.inPlace.length}`);
   for (const p of plan.inPlace) lines.push(`    in place: ${labels.get(p.write)} reuses ${labels.get(p.read)}`);
   if (plan.recomputed.length === 0) {
@@ -52,4 +58,47 @@ export function formatMemoryReport(plan: MemoryPlan): string {
     lines.push(row(head), ...rows.map(row));
   }
   return lines.join('\n');
+}
+
+/** Bytes by what they hold. Resident kinds (weights, parameters, optimizer state, constants) count whole; the
+ * rest are the bytes live at the plan's peak, by role: the activations kept for (or recomputed for) the
+ * backward pass, gradients (every value autodiff built: cotangents and parameter gradients), workspace (the
+ * optimizer's update values before they are committed), and the program's inputs and outputs. */
+export interface BytesByKind {
+  readonly frozenWeights: number;
+  readonly trainableParams: number;
+  readonly optimizerState: number;
+  readonly constants: number;
+  readonly activations: number;
+  readonly gradients: number;
+  readonly workspace: number;
+  readonly inputsOutputs: number;
+  /** The step index where the live bytes peak (-1: before the first step). */
+  readonly peakAt: number;
+}
+
+const RESIDENT: Partial<Record<BufferRole, keyof BytesByKind>> = { frozen: 'frozenWeights', trainable: 'trainableParams', optimizer: 'optimizerState', constant: 'constants' };
+const LIVE: Partial<Record<BufferRole, keyof BytesByKind>> = { activation: 'activations', gradient: 'gradients', optimizer: 'workspace', input: 'inputsOutputs', output: 'inputsOutputs' };
+
+export function bytesByKind(plan: Pick<MemoryPlan, 'buffers' | 'lifetimes' | 'steps'>): BytesByKind {
+  const n = plan.steps.length;
+  const delta = new Float64Array(n + 2);
+  const byId = new Map(plan.buffers.map((b) => [b.id, b]));
+  for (const [id, [f, l]] of plan.lifetimes) {
+    const b = byId.get(id)!;
+    if (b.kind === 'param' || b.kind === 'const') continue;
+    delta[f + 1] += b.bytes;
+    delta[M.min(l, n - 1) + 2] -= b.bytes;
+  }
+  let acc = 0, best = -1, peakAt = -1;
+  for (let i = 0; i <= n; i++) { acc += delta[i]; if (acc > best) { best = acc; peakAt = i - 1; } }
+  const out: Record<keyof BytesByKind, number> = { frozenWeights: 0, trainableParams: 0, optimizerState: 0, constants: 0, activations: 0, gradients: 0, workspace: 0, inputsOutputs: 0, peakAt };
+  for (const b of plan.buffers) {
+    const resident = b.kind === 'param' || b.kind === 'const';
+    if (resident) { out[RESIDENT[b.role ?? (b.kind === 'const' ? 'constant' : 'frozen')] ?? 'frozenWeights'] += b.bytes; continue; }
+    const lt = plan.lifetimes.get(b.id);
+    if (!lt || lt[0] > peakAt || lt[1] < peakAt) continue;
+    out[LIVE[b.role ?? (b.kind === 'temp' ? 'activation' : b.kind)] ?? 'activations'] += b.bytes;
+  }
+  return out;
 }

@@ -4,10 +4,12 @@
 import { MemoryBudgetError, type MemoryPlan, type PlanInput, type PlanStep } from './plan-types';
 import { bufferMap } from './memory-liveness';
 import { alignUp, assignOffsets } from './memory-offsets';
-import { analyze, rematerialize } from './memory-remat';
+import { analyze, recomputesOf, rematerialize } from './memory-remat';
+import { applyCheckpoints } from './memory-checkpoint';
+import { formatBytes } from './memory-report';
 
 export { checkPlan } from './memory-check';
-export { formatMemoryReport, formatBytes, parseBytes, residentBytes } from './memory-report';
+export { formatMemoryReport, formatBytes, parseBytes, residentBytes, bytesByKind, type BytesByKind } from './memory-report';
 export { MemoryBudgetError };
 
 export function planMemory(input: PlanInput): MemoryPlan {
@@ -26,17 +28,19 @@ export function planMemory(input: PlanInput): MemoryPlan {
   let resident = 0;
   for (const b of input.buffers) if ((b.kind === 'param' || b.kind === 'const') && b.bytes > 0) resident = alignUp(resident, alignment) + b.bytes;
   if (budget !== undefined && budget < resident) {
-    throw new MemoryBudgetError(budget, resident, `parameters and constants alone take ${resident} bytes`);
+    throw new MemoryBudgetError(budget, resident, `parameters and constants alone take ${formatBytes(resident)} and stay resident for the whole run`);
   }
 
-  let steps: readonly PlanStep[] = input.steps;
-  let planBufs = bufs;
+  // Checkpoint segments first (they recompute whatever the budget), then rematerialization under the budget.
+  const cp = applyCheckpoints(bufs, input.steps);
+  let steps: readonly PlanStep[] = cp.steps;
+  let planBufs = cp.bufs;
   let result;
   if (budget === undefined) {
-    const a = analyze(bufs, steps);
-    result = { a, layout: assignOffsets(bufs, steps, a.lifetimes, a.inPlace, alignment), recomputed: [] };
+    const a = analyze(planBufs, steps);
+    result = { a, layout: assignOffsets(planBufs, steps, a.lifetimes, a.inPlace, alignment), recomputed: recomputesOf(steps, cp.clones) };
   } else {
-    const r = rematerialize(bufs, steps, budget, alignment);
+    const r = rematerialize(cp.bufs, cp.steps, budget, alignment, cp);
     steps = r.steps; planBufs = r.bufs;
     result = { a: r.analysis, layout: r.layout, recomputed: r.recomputed };
   }
@@ -51,5 +55,26 @@ export function planMemory(input: PlanInput): MemoryPlan {
     ...(budget !== undefined ? { budget } : {}),
     recomputed: result.recomputed,
     inPlace: result.a.inPlace.map(({ read, write }) => ({ read, write })),
+    flops: { base: sumCost(input.steps), recompute: sumCost(steps.filter((s) => s.recomputeOf !== undefined)) },
   };
+}
+
+function sumCost(steps: readonly PlanStep[]): number {
+  let n = 0;
+  for (const s of steps) n += s.cost;
+  return n;
+}
+
+/** The floor: the smallest arena the planner can reach for this schedule, with every value it can recompute
+ * recomputed (a budget at or above it succeeds, one below fails with MemoryBudgetError). One more planning run
+ * with the smallest possible budget: on a deep schedule this takes as long as planning to that budget. */
+export function memoryFloor(input: PlanInput): number {
+  let resident = 0;
+  for (const b of input.buffers) if ((b.kind === 'param' || b.kind === 'const') && b.bytes > 0) resident = alignUp(resident, input.alignment ?? 64) + b.bytes;
+  try {
+    return planMemory({ ...input, budget: resident }).arenaBytes;
+  } catch (e) {
+    if (e instanceof MemoryBudgetError) return e.minimumBytes;
+    throw e;
+  }
 }

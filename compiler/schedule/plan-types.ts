@@ -14,7 +14,17 @@ export interface PlanBuffer {
   readonly kind: BufferKind;
   /** For reports: what the buffer holds (op and source line, or a parameter's name). */
   readonly label: string;
+  /** A value inside a checkpoint segment (DSL `checkpoint(fn)`): once the segment's forward steps are done,
+   * every later read gets a recomputed copy instead (memory-checkpoint.ts). */
+  readonly segment?: number;
+  /** An output of that checkpoint segment: kept, and its writer ends the segment's forward steps. */
+  readonly segmentOutput?: number;
+  /** For the report: what the bytes are for (the scheduler knows; the planner does not use it). */
+  readonly role?: BufferRole;
 }
+
+/** What a buffer holds, for the memory report's bytes by kind. */
+export type BufferRole = 'frozen' | 'trainable' | 'optimizer' | 'gradient' | 'activation' | 'input' | 'output' | 'constant';
 
 export interface PlanStep {
   readonly id: number;
@@ -22,10 +32,11 @@ export interface PlanStep {
   readonly label: string;
   readonly reads: readonly number[];
   readonly writes: readonly number[];
-  /** The step is pure and cheap enough to run again later to recompute its outputs (pointwise and reduction
-   * kernels such as norms and activations; not GEMM/conv/attention, not parameter updates). */
+  /** The step is pure and may run again later to recompute its output (pointwise, reduction and row kernels,
+   * and the templates: GEMM, conv, attention; not parameter updates). Cost decides what is worth it. */
   readonly recomputable: boolean;
-  /** Relative cost of running the step once (arithmetic operations, roughly). */
+  /** Cost of running the step once: floating-point operations (a template's FLOPs plus its epilogue; elements
+   * times fused ops for the rest). The recompute FLOPs in the report are sums of these. */
   readonly cost: number;
   /** Pairs (read buffer, written buffer) where the step reads the input at exactly the index it writes, so the
    * output may reuse the input's memory when this step is the input's last reader. */
@@ -71,12 +82,30 @@ export interface MemoryPlan {
   readonly recomputed: readonly Recompute[];
   /** Pairs that shared memory in place (read buffer, written buffer). */
   readonly inPlace: readonly { readonly read: number; readonly write: number }[];
+  /** Sum of the input steps' costs (forward + backward without recompute) and of the clones' costs. */
+  readonly flops: { readonly base: number; readonly recompute: number };
 }
 
-/** A budget the planner could not meet, even after rematerializing every candidate. */
+/** One of the largest values live where the budget failed. */
+export interface LiveTensor { readonly label: string; readonly bytes: number; readonly kind: BufferKind; readonly role?: BufferRole }
+
+/** A budget the planner could not meet, even after rematerializing every candidate. The message is one
+ * paragraph: the budget, the floor (the smallest arena the planner reached; any budget at or above it
+ * succeeds), and the largest tensors live at the peak with the source lines that built them. */
 export class MemoryBudgetError extends Error {
-  constructor(readonly budget: number, readonly minimumBytes: number, detail: string) {
-    super(`memory plan: the budget of ${budget} bytes cannot be met; the smallest arena found needs ${minimumBytes} bytes (${detail})`);
+  /** The smallest arena the planner can reach: `minimumBytes` under its usual name. */
+  readonly floorBytes: number;
+  constructor(readonly budget: number, readonly minimumBytes: number, detail: string, readonly largest: readonly LiveTensor[] = []) {
+    super(`memory plan: the budget of ${bytesText(budget)} is below the floor of ${bytesText(minimumBytes)}, the smallest arena the planner can reach with everything it can recompute recomputed; ${detail}. Raise the budget to at least the floor, or mark more of the model with checkpoint(fn)`);
     this.name = 'MemoryBudgetError';
+    this.floorBytes = minimumBytes;
   }
+}
+
+/** "1.50 MiB (1572864 B)" (memory-report.ts's formatBytes, here to keep this file free of imports). */
+function bytesText(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return u === 0 ? `${n} B` : `${v.toFixed(2)} ${units[u]} (${n} B)`;
 }

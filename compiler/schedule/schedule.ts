@@ -9,7 +9,8 @@ import { isFreeLeaf } from '../ops/views';
 import { OPS } from '../ops/registry';
 import { kernelElements, lowerGroup } from '../codegen/lower';
 import type { Expr, Kernel } from '../codegen/kir';
-import type { BufferKind, PlanBuffer, PlanInput, PlanStep } from './plan-types';
+import type { BufferKind, BufferRole, PlanBuffer, PlanInput, PlanStep } from './plan-types';
+import { isBackward, segmentOf, segmentOutputOf } from '../ir/segment';
 import { buffersOf } from '../codegen/buffers';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
@@ -40,14 +41,36 @@ export function schedule(order: readonly Node[], outputs: readonly Node[], updat
   const outIds = new Set(outputs.map((o) => o.id));
   const kindOf = (n: Node): BufferKind => { const l = OPS[n.op].lower; return l.kind === 'source' ? l.storage : outIds.has(n.id) ? 'output' : 'temp'; };
   const label = (n: Node) => { const a = n.attrs as { name?: string }; return a.name ?? `${n.op}#${n.id} (${n.src})`; };
-  const buffers: PlanBuffer[] = [...nodeOf].map(([id, n]) => ({ id, bytes: M.max(numel(n.shape) * byteSize[n.dtype], 1), kind: kindOf(n), label: label(n) }));
+  const updated = new Set(updates.map((u) => u.param.id)), updateValues = new Set(updates.map((u) => u.value.id));
+  const buffers: PlanBuffer[] = [...nodeOf].map(([id, n]) => {
+    const kind = kindOf(n), segment = kind === 'temp' ? segmentOf(n) : undefined, segmentOutput = segmentOutputOf(n);
+    return { id, bytes: M.max(numel(n.shape) * byteSize[n.dtype], 1), kind, label: label(n), role: roleOf(n, kind, updated, updateValues),
+      ...(segment !== undefined ? { segment } : {}), ...(segmentOutput !== undefined ? { segmentOutput } : {}) };
+  });
   const steps: PlanStep[] = kernels.map((k, i) => {
     const { reads, writes } = buffersOf(k);
-    return { id: i, label: k.name, reads, writes, recomputable: k.kind === 'pointwise' || k.kind === 'reduce' || k.kind === 'row', cost: kernelElements(k) * M.max(k.ops.length, 1), inPlace: inPlacePairs(k) };
+    return { id: i, label: k.name, reads, writes, recomputable: k.kind !== 'commit', cost: costOf(k), inPlace: inPlacePairs(k) };
   });
   let unfused = 0;
   for (const n of order) if (OPS[n.op].lower.kind !== 'source') unfused++;
   return { kernels, fusion, nodeOf, bufferOf, plan: { buffers, steps }, unfusedKernels: unfused };
+}
+
+/** What a buffer holds, for the report: parameters by whether they train or are updated (optimizer state),
+ * temps by whether autodiff built them (gradients) or the optimizer's update (optimizer state). */
+function roleOf(n: Node, kind: BufferKind, updated: ReadonlySet<number>, updateValues: ReadonlySet<number>): BufferRole {
+  if (kind === 'param') return (n.attrs as { trainable?: boolean }).trainable ? 'trainable' : updated.has(n.id) ? 'optimizer' : 'frozen';
+  if (kind === 'const') return 'constant';
+  if (kind === 'input' || kind === 'output') return kind;
+  return updateValues.has(n.id) ? 'optimizer' : isBackward(n) ? 'gradient' : 'activation';
+}
+
+/** Floating-point operations of one run: a template's own FLOPs plus its epilogue, elements times fused ops
+ * for the rest (a parameter-update commit only copies). */
+function costOf(k: Kernel): number {
+  if (k.kind === 'commit') return 0;
+  const epilogue = kernelElements(k) * M.max(k.ops.length, 1);
+  return k.kind === 'extern' ? k.flops + kernelElements(k) * M.max(k.ops.length - 1, 0) : epilogue;
 }
 
 /** Inputs a pointwise kernel reads only at exactly the offset it writes (every load of that buffer), with the

@@ -65,7 +65,7 @@ describe('option table', () => {
   });
 
   it('names an error without its stack; isMain compares file URLs', () => {
-    expect(describeError(new MemoryBudgetError(10, 20, 'x'))).toBe('MemoryBudgetError: memory plan: the budget of 10 bytes cannot be met; the smallest arena found needs 20 bytes (x)');
+    expect(describeError(new MemoryBudgetError(10, 20, 'x'))).toBe('MemoryBudgetError: memory plan: the budget of 10 B is below the floor of 20 B, the smallest arena the planner can reach with everything it can recompute recomputed; x. Raise the budget to at least the floor, or mark more of the model with checkpoint(fn)');
     expect(describeError(new Error('plain'))).toBe('plain');
     expect(isMain('file:///nowhere/else.ts')).toBe(false);
   });

@@ -97,15 +97,19 @@ describe('memory planner', () => {
 
   test('(e) an impossible budget throws and states the minimum', () => {
     const { buffers, steps } = mlp();
-    expect(() => planMemory({ buffers, steps, budget: 100 })).toThrow(/cannot be met; the smallest arena found needs 4096 bytes \(parameters and constants/);
+    expect(() => planMemory({ buffers, steps, budget: 100 })).toThrow(/budget of 100 B is below the floor of 4.00 KiB \(4096 B\), .*; parameters and constants alone take 4.00 KiB/);
     let err: unknown;
     try { planMemory({ buffers, steps, budget: 8192 }); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(MemoryBudgetError);
     const e = err as MemoryBudgetError;
     expect(e.budget).toBe(8192);
     expect(e.minimumBytes).toBeGreaterThan(8192);
-    expect(e.message).toContain(`needs ${e.minimumBytes} bytes`);
-    expect(e.message).toMatch(/peak of \d+ live bytes at step/);
+    expect(e.floorBytes).toBe(e.minimumBytes);
+    expect(e.message).toContain(`below the floor of ${formatBytes(e.minimumBytes)}`);
+    expect(e.message).toMatch(/at its peak, at step \d+ \(.*\), \d+ tensors hold .* the largest are /);
+    expect(e.largest.length).toBeGreaterThan(0);
+    expect(e.largest[0].bytes).toBeGreaterThanOrEqual(e.largest[e.largest.length - 1].bytes);
+    expect(e.message).not.toContain('\n');
   });
 
   test('(f) in-place reuse only where legal', () => {

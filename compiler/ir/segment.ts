@@ -1,0 +1,59 @@
+/** Checkpoint segments (the DSL's `checkpoint(fn)`): which nodes were built inside which segment. A node built
+ * inside a segment is interned under a key that names the segment, so it is never shared with an equal node
+ * built elsewhere (hash-consing would otherwise leak the tag into graphs built without the checkpoint), and the
+ * tag itself is kept beside the node. The tag changes neither the op, nor fusion, nor the kernels: only the
+ * memory planner reads it, and recomputes a segment's inner values during the backward pass instead of keeping
+ * them from the forward pass. */
+import type { Node } from './node';
+
+const tags = new WeakMap<Node, number>();
+const outputs = new WeakMap<Node, number>();
+let current: number | undefined;
+let nextSegment = 1;
+
+/** The segment a node belongs to (built inside it and not one of its outputs), if any. */
+export const segmentOf = (n: Node): number | undefined => tags.get(n);
+
+/** The segment whose output this node is (kept, not recomputed; the segment's forward pass ends with it). */
+export const segmentOutputOf = (n: Node): number | undefined => outputs.get(n);
+
+/** The segment nodes built now belong to (inside `inSegment`), if any. */
+export const currentSegment = (): number | undefined => current;
+
+/** Called by `intern` when it creates a node under a segment. */
+export function tagNode(n: Node, segment: number): void { tags.set(n, segment); }
+
+/** Runs `body` with every node it builds tagged with a fresh segment; the nodes in `keep` (the segment's
+ * outputs) are untagged afterwards: they are kept, the rest is recomputed. A segment inside a segment joins
+ * the outer one. */
+export function inSegment<T>(body: () => T, keep: (result: T) => readonly Node[]): T {
+  if (current !== undefined) return body();
+  current = nextSegment++;
+  let result: T;
+  try { result = body(); } finally { current = undefined; }
+  for (const n of keep(result)) {
+    const s = tags.get(n);
+    if (s !== undefined) { outputs.set(n, s); tags.delete(n); }
+  }
+  return result;
+}
+
+/** Nodes first built while differentiating (autodiff's `grad`): the memory report counts their buffers as
+ * gradients rather than activations. A node shared with the forward pass (hash-consing) stays forward. */
+const backward = new WeakSet<Node>();
+let inGrad = 0;
+export const isBackward = (n: Node): boolean => backward.has(n);
+export function noteBuilt(n: Node): void { if (inGrad > 0) backward.add(n); }
+export function inBackward<T>(body: () => T): T {
+  inGrad++;
+  try { return body(); } finally { inGrad--; }
+}
+
+/** `to` replaces `from` in a rewritten graph (simplify): a new node (a higher id) keeps `from`'s marks (a
+ * segment's output, built by autodiff); the segment tag itself travels in the intern key. */
+export function inheritMarks(from: Node, to: Node): void {
+  if (to === from || to.id < from.id) return;
+  const o = outputs.get(from);
+  if (o !== undefined && !tags.has(to)) outputs.set(to, o);
+  if (backward.has(from)) backward.add(to);
+}
