@@ -1,0 +1,105 @@
+/** CPU row kernels (softmax, log-softmax, LayerNorm, GroupNorm + SiLU, forward and backward) against the float64
+ * reference evaluator at ragged row lengths, on a transposed (non-contiguous) input, and on rows too long for
+ * the row-stage cache (compiler/render/row-cache.ts), plus what the renderer emits: softmax's sum stage keeps its
+ * exp in a row buffer that the store stage reads, cheap shared values are not cached, row-invariant values
+ * (log of the sum) are computed before the store loop, and a row over the cache budget recomputes. */
+import { compile, constant, evaluate, grad, groupNorm, input, layerNorm, logSoftmax, softmax, type Tensor } from '../../compiler/index';
+import { lowerProgram } from '../../compiler/compile';
+import { renderProgramCpp } from '../../compiler/render/cpp';
+import { planRowCache } from '../../compiler/render/row-cache';
+import type { RowKernel } from '../../compiler/codegen/kir';
+
+const LENGTHS = [1, 7, 17, 63, 65, 1000];
+const R = 3;
+
+const values = (n: number, seed: number, scale = 3): Float64Array =>
+  Float64Array.from({ length: n }, (_v, i) => scale * Math.sin(i * 0.37 + seed) + 0.5 * Math.cos(i * 1.3 * seed));
+
+/** Every row op of one length L, forward and gradient (of Σ c ∘ f(x)), contiguous and through a transpose. */
+function graph(L: number) {
+  const x = input('x', [R, L]), xt = input('xt', [L, R]), g = input('g', [L]), b = input('b', [L]);
+  const x4 = input('x4', [2, 4, L]), g4 = input('g4', [4]), b4 = input('b4', [4]);
+  const cot = (t: Tensor) => constant(values(t.shape.reduce((a, d) => a * d, 1), 7, 1), t.shape);
+  const outputs: Record<string, Tensor> = {};
+  const fs: Record<string, (v: Tensor) => Tensor> = {
+    softmax: (v) => softmax(v), logsm: (v) => logSoftmax(v), ln: (v) => layerNorm(v, g, b),
+  };
+  for (const [name, f] of Object.entries(fs)) {
+    for (const [tag, v, leaf] of [['', x, x], ['_t', xt.mT(), xt]] as const) {
+      const y = f(v);
+      outputs[name + tag] = y;
+      [outputs[`${name}${tag}_dx`]] = grad(y.mul(cot(y)).sum(), [leaf]);
+    }
+  }
+  const gn = groupNorm(x4, 2, g4, b4).silu();
+  outputs.gn = gn;
+  [outputs.gn_dx, outputs.gn_dg, outputs.gn_db] = grad(gn.mul(cot(gn)).sum(), [x4, g4, b4]);
+  return { outputs };
+}
+const feedsOf = (L: number) => ({
+  x: values(R * L, 1), xt: values(L * R, 2), g: values(L, 3, 0.5).map((v) => 1 + v), b: values(L, 4, 0.2),
+  x4: values(8 * L, 5), g4: values(4, 6, 0.5).map((v) => 1 + v), b4: values(4, 7, 0.2),
+});
+
+/** Per element: |got − want| ≤ tol · max(1, max |want| of that output). */
+function maxErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let scale = 1, e = 0;
+  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
+  for (let i = 0; i < want.length; i++) e = Math.max(e, Math.abs(got[i] - want[i]));
+  return Number.isNaN(e) ? Infinity : e / scale;
+}
+
+describe('CPU row kernels against the float64 reference', () => {
+  test.each(LENGTHS)('row length %i: forward and backward, contiguous and transposed', async (L) => {
+    const prog = await compile(graph(L));
+    const feeds = feedsOf(L);
+    const got = prog.run(feeds), want = evaluate(graph(L), feeds).outputs;
+    expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+    for (const [name, w] of Object.entries(want)) expect(got[name]).toHaveLength(w.data.length);
+    // Every output within bound (the failing ones listed by name with their error).
+    const bad = Object.entries(want).map(([name, w]) => [name, maxErr(got[name], w.data)] as const).filter(([, e]) => !(e <= 1e-5));
+    expect(bad).toEqual([]);
+  }, 240_000);
+
+  test('a row longer than the cache budget recomputes and still matches', async () => {
+    const L = 17000;  // 68 000 bytes of exp per row > 64 KiB; 8 rows, so the rows (not the reduction) run in parallel
+    const spec = () => { const x = input('x', [8, L]); return { outputs: { y: softmax(x) } }; };
+    const low = lowerProgram(spec());
+    expect(renderProgramCpp(low.kernels, low.info)).not.toMatch(/kiln_row\d/);
+    const feeds = { x: values(8 * L, 9) };
+    const got = (await compile(spec())).run(feeds).y;
+    expect(maxErr(got, evaluate(spec(), feeds).outputs.y.data)).toBeLessThanOrEqual(1e-5);
+  }, 240_000);
+});
+
+describe('row-stage cache and row-invariant values in the generated C++', () => {
+  const rowKernel = (spec: { outputs: Record<string, Tensor> }): { k: RowKernel; src: string } => {
+    const low = lowerProgram(spec);
+    const k = low.kernels.find((x) => x.kind === 'row') as RowKernel;
+    return { k, src: renderProgramCpp(low.kernels, low.info) };
+  };
+
+  test('softmax: the sum stage writes exp to a row buffer, the store stage reads it and computes no exp', () => {
+    const { k, src } = rowKernel({ outputs: { y: softmax(input('x', [64, 1000])) } });
+    const plan = planRowCache(k, 65536);
+    expect(plan.buffers.map((b) => [b.writer, b.node.k === 'alu' && b.node.op])).toEqual([[1, 'exp']]);
+    expect(plan.reads).toEqual([[], [], [0]]);
+    expect(src).toMatch(/alignas\(64\) float kiln_row0\[1000\];/);
+    expect(src).toMatch(/kiln_row0\[r0\] = t1_\d+;/);
+    const store = src.slice(src.lastIndexOf('#pragma omp simd'));
+    expect(store).toMatch(/kiln_row0\[r0\] \/ acc1/);
+    expect(store).not.toMatch(/kiln_expf/);
+    expect(planRowCache(k, 3999).buffers).toEqual([]);  // over budget: recompute
+  });
+
+  test('LayerNorm: x - mean is shared but cheap, so nothing is cached; rstd is computed once per row', () => {
+    const { k, src } = rowKernel({ outputs: { y: layerNorm(input('x', [64, 320]), input('g', [320]), input('b', [320])) } });
+    expect(planRowCache(k, 65536).buffers).toEqual([]);
+    expect(src).toMatch(/const float e\d+ = \(1\.0f \/ sqrtf\(e\d+\)\);\n\s*#pragma omp simd\n/);
+  });
+
+  test('log-softmax: log of the sum before the store loop (a libm call in the loop would keep it scalar)', () => {
+    const { src } = rowKernel({ outputs: { y: logSoftmax(input('x', [64, 1000])) } });
+    expect(src).toMatch(/const float e\d+ = logf\(acc1\);\n\s*#pragma omp simd\n/);
+  });
+});
