@@ -118,9 +118,8 @@ function rowBody(k: RowKernel): string[] {
   });
   const at = (b: number) => `kiln_row${b}[${flat || '0'}]`;
   // Stage s: bind the cached values it reads and print the values that are the same along the row (a mean, an
-  // rstd, the log of a sum: before the loop, where libm calls that may set errno no longer keep the loop from
-  // vectorizing); returns the lines for before the loop and, for in the loop, the writes of the values it
-  // computes for later stages.
+  // rstd, the log of a sum) once, before the loop; returns those lines and, for in the loop, the writes of the
+  // values it computes for later stages.
   const stage = (s: number, p: ExprPrinter, roots: readonly Expr[]) => {
     for (const b of cache.reads[s]) p.bind(cache.buffers[b].node, at(b));
     if (numel(k.inner) > 0) rowInvariant(roots, k).forEach((e) => p.print(e));
