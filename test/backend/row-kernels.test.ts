@@ -70,6 +70,18 @@ describe('CPU row kernels against the float64 reference', () => {
     expect(bad).toEqual([]);
   }, 240_000);
 
+  test('a row over two axes of a permuted input: the row buffer is indexed by the flat position in the row', async () => {
+    const spec = () => {
+      const xt = input('x', [4, 5, 6]).transpose(1, 2);
+      const e = xt.sub(xt.max([1, 2], true).stopGradient()).exp();
+      return { outputs: { y: e.div(e.sum([1, 2], true)) } };
+    };
+    const low = lowerProgram(spec());
+    expect(renderProgramCpp(low.kernels, low.info)).toMatch(/kiln_row0\[r0 \* 5 \+ r1\] = /);
+    const feeds = { x: values(120, 8) };
+    expect(maxErr((await compile(spec())).run(feeds).y, evaluate(spec(), feeds).outputs.y.data)).toBeLessThanOrEqual(1e-5);
+  }, 240_000);
+
   test('a row longer than the cache budget recomputes and still matches', async () => {
     const L = 17000;  // 68 000 bytes of exp per row > 64 KiB; 8 rows, so the rows (not the reduction) run in parallel
     const spec = () => { const x = input('x', [8, L]); return { outputs: { y: softmax(x) } }; };
