@@ -51,6 +51,8 @@ export const slowSuites = [
   'test/pulid/faults.test.ts',
   // Every CPU ISA path through a compiled program, one child process per path (18 s warm, 44 s cold).
   'test/backend/cpu-isa.test.ts',
+  // CPU row kernels forward and backward at six row lengths, 14 compiled programs (7 s warm, 31-42 s cold).
+  'test/backend/row-kernels.test.ts',
   // examples/ip-adapter-generate.ts on the float64 evaluator (53-115); IP-Adapter gradient checks and trainer (23, 85
   // with the compiled trainer)
   'test/ip-adapter/example.test.ts',

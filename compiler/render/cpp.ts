@@ -12,6 +12,7 @@ import { cOps, ExprPrinter, literal, printStores, type Lang } from './cstyle';
 import { templateCall } from './templates-cpp';
 import { buffersOf } from '../codegen/buffers';
 import { localizeBuffers } from '../codegen/remap';
+import { planRowCache, rowInvariant } from './row-cache';
 
 /** exp and sigmoid through the vectorizable kiln_expf (kernels/cpu/mathfun.h). */
 const cppOps = {
@@ -99,18 +100,44 @@ function reduceBody(k: ReduceKernel): string[] {
   return loops(k.outerVars, k.outer, row, null, red ? null : parallelFor(numel(k.outer) * numel(k.inner)));
 }
 
+/** Bytes of row buffers a row kernel may keep on its thread's stack (compiler/render/row-cache.ts): 64 KiB, an
+ * L2-resident row of 16384 floats; a longer row recomputes. */
+const ROW_CACHE_BYTES = 65536;
+
 function rowBody(k: RowKernel): string[] {
   const red = numel(k.outer) < 8 && numel(k.inner) > 16384;
-  const row: string[] = [];
+  const cache = planRowCache(k, red ? 0 : ROW_CACHE_BYTES);
+  // The flat position in the row of the inner loop variables (dims of extent 1 have no loop: their index is 0).
+  let flat = '', stride = 1;
+  k.inner.forEach((_d, i, sh) => {
+    const j = sh.length - 1 - i, d = sh[j];
+    if (d === 1) return;
+    const v = (k.innerVars[j] as { name: string }).name;
+    flat = flat ? `${v}${stride > 1 ? ` * ${stride}` : ''} + ${flat}` : `${v}${stride > 1 ? ` * ${stride}` : ''}`;
+    stride *= d;
+  });
+  const at = (b: number) => `kiln_row${b}[${flat || '0'}]`;
+  // Stage s: bind the cached values it reads and print the values that are the same along the row (a mean, an
+  // rstd, the log of a sum) once, before the loop; returns those lines and, for in the loop, the writes of the
+  // values it computes for later stages.
+  const stage = (s: number, p: ExprPrinter, roots: readonly Expr[]) => {
+    for (const b of cache.reads[s]) p.bind(cache.buffers[b].node, at(b));
+    if (numel(k.inner) > 0) rowInvariant(roots, k).forEach((e) => p.print(e));
+    const before = p.lines.splice(0);
+    return { before, writes: () => cache.buffers.flatMap((b, i) => (b.writer === s ? [`${at(i)} = ${p.print(b.node)};`] : [])) };
+  };
+  const row: string[] = cache.buffers.map((b, i) => `alignas(64) ${cppLang.valueType(b.node.dt)} kiln_row${i}[${numel(k.inner)}];`);
   k.reductions.forEach((r, slot) => {
     const p = new ExprPrinter(cppLang, (b) => `b${b}`, `t${slot}_`);
+    const { before, writes } = stage(slot, p, [r.value]);
     const v = p.print(r.value), name = slot ? `acc${slot}` : 'acc', op = r.combine === 'add' ? '+' : 'kiln_max';
-    const body = [...p.lines.splice(0), r.combine === 'add' ? `${name} += ${v};` : `${name} = kiln_maxf(${name}, ${v});`];
-    row.push(`${cppLang.valueType(r.dt)} ${name} = ${r.combine === 'add' ? literal(0, r.dt) : literal(-Infinity, r.dt)};`);
+    const body = [...p.lines.splice(0), ...writes(), r.combine === 'add' ? `${name} += ${v};` : `${name} = kiln_maxf(${name}, ${v});`];
+    row.push(...before, `${cppLang.valueType(r.dt)} ${name} = ${r.combine === 'add' ? literal(0, r.dt) : literal(-Infinity, r.dt)};`);
     row.push(...(red ? loops(k.innerVars, k.inner, body, null, `#pragma omp parallel for reduction(${op}:${name})`)
       : loops(k.innerVars, k.inner, body, `#pragma omp simd reduction(${op}:${name})`, null)));
   });
   const ep = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
+  row.push(...stage(k.reductions.length, ep, k.stores.map((st) => st.value)).before);
   row.push(...loops(k.innerVars, k.inner, storeLines(k.stores, ep), red ? null : '#pragma omp simd', red ? parallelFor(numel(k.inner)) : null));
   return loops(k.outerVars, k.outer, row, null, red ? null : parallelFor(numel(k.outer) * numel(k.inner)));
 }

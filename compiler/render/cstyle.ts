@@ -62,6 +62,9 @@ export class ExprPrinter {
   private n = 0;
   constructor(private lang: Lang, private bufName: (buf: number) => string, private prefix = 't') {}
 
+  /** Print `e` as `s` (a value computed elsewhere, such as a row-stage cache read) from now on. */
+  bind(e: Expr, s: string): void { this.names.set(e.key, s); }
+
   print(e: Expr): string {
     const hit = this.names.get(e.key);
     if (hit) return hit;
