@@ -26,6 +26,7 @@
 #include "cpu_cache.h"
 #include "cpu_isa.h"
 #include "gemm_ukr.h"
+#include "half.h"
 #include "team_sync.h"
 
 namespace kiln {
@@ -41,19 +42,34 @@ using Dim = std::integral_constant<int, V>;
 //   MC: the MC x KC block of A takes U::L2Share of the L2;  NC: the KC x NC block of B (shared by the threads)
 //   at most U::NC columns and half the L3.
 namespace gemm_cfg {
+// Elem: the packed panels' element type; KP: k granularity of a panel (2: bf16 pairs, k padded to even).
 struct Avx512 {  // B panel 256x48 (48 KiB) in a 48 KiB L1 (and L2 behind it); A block 192x256 (192 KiB) in L2
+  using Elem = float;
+  static constexpr int KP = 1;
   static constexpr int MR = 8, NR = 48;
   static constexpr int64_t KC = 256, MC = 192, NC = 1536;
   static constexpr double L2Share = 0.1875;
   static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx512_8x48(kc, a, b, t); }
 };
+struct Avx512Bf16 {  // bf16 operands: B panel 512x48 bf16 (48 KiB) in L1; A block 192x512 bf16 (192 KiB) in L2
+  using Elem = uint16_t;
+  static constexpr int KP = 2;
+  static constexpr int MR = 8, NR = 48;
+  static constexpr int64_t KC = 512, MC = 192, NC = 1536;
+  static constexpr double L2Share = 0.1875;
+  static void ukr(int64_t kc, const uint16_t* a, const uint16_t* b, float* t) { ukr_avx512bf16_8x48(kc, a, b, t); }
+};
 struct Avx2 {  // B panel 256x16 (16 KiB) + A panel 6x256 (6 KiB) in L1; A block 96x256 (96 KiB) in L2
+  using Elem = float;
+  static constexpr int KP = 1;
   static constexpr int MR = 6, NR = 16;
   static constexpr int64_t KC = 256, MC = 96, NC = 2048;
   static constexpr double L2Share = 0.09375;
   static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx2_6x16(kc, a, b, t); }
 };
 struct Generic {
+  using Elem = float;
+  static constexpr int KP = 1;
   static constexpr int MR = 4, NR = 16;
   static constexpr int64_t KC = 256, MC = 64, NC = 1024;
   static constexpr double L2Share = 0.0625;
@@ -103,10 +119,11 @@ template <class U>
 const GemmBlocking& gemm_blocking() {
   static const GemmBlocking b = [] {
     const CpuCaches& c = cpu_caches();
-    const int64_t kc = std::min<int64_t>(U::KC, std::max<int64_t>(64, c.l1d / (U::NR * 4) / 8 * 8));
+    constexpr int64_t es = sizeof(typename U::Elem);
+    const int64_t kc = std::min<int64_t>(U::KC, std::max<int64_t>(64, c.l1d / (U::NR * es) / 8 * 8));
     const int64_t mc = std::min<int64_t>(2048 / U::MR * U::MR,
-                                         std::max<int64_t>(4 * U::MR, int64_t(double(c.l2) * U::L2Share) / (kc * 4) / U::MR * U::MR));
-    const int64_t nc = std::min<int64_t>(U::NC, std::max<int64_t>(4 * U::NR, c.l3 / 2 / (kc * 4) / U::NR * U::NR));
+                                         std::max<int64_t>(4 * U::MR, int64_t(double(c.l2) * U::L2Share) / (kc * es) / U::MR * U::MR));
+    const int64_t nc = std::min<int64_t>(U::NC, std::max<int64_t>(4 * U::NR, c.l3 / 2 / (kc * es) / U::NR * U::NR));
     return GemmBlocking{kc, mc, nc};
   }();
   return b;
@@ -115,7 +132,8 @@ const GemmBlocking& gemm_blocking() {
 // "L1d 48 KiB, L2 1024 KiB, L3 32768 KiB (cpuid leaf 4); blocking KC 256 MC 192 NC 480" for path `isa`.
 inline void describe_blocking(Isa isa, char* out, size_t n) {
   const CpuCaches& c = cpu_caches();
-  const GemmBlocking& b = isa == Isa::Avx512 ? gemm_blocking<gemm_cfg::Avx512>()
+  const GemmBlocking& b = isa == Isa::Avx512Bf16 ? gemm_blocking<gemm_cfg::Avx512Bf16>()
+                          : isa == Isa::Avx512 ? gemm_blocking<gemm_cfg::Avx512>()
                           : isa == Isa::Avx2 ? gemm_blocking<gemm_cfg::Avx2>() : gemm_blocking<gemm_cfg::Generic>();
   std::snprintf(out, n, "L1d %lld KiB, L2 %lld KiB, L3 %lld KiB (%s); blocking KC %lld MC %lld NC %lld",
                 (long long)(c.l1d >> 10), (long long)(c.l2 >> 10), (long long)(c.l3 >> 10), c.source, (long long)b.KC,
@@ -147,7 +165,7 @@ static inline void epi_run(Epi& epi, int64_t b, int64_t i, int64_t j0, int n, co
 // acc(MR x NR) = Ap(kc x MR) . Bp(kc x NR) by the path's micro-kernel; then, per mode: Only -> epi;
 // First -> C = acc; Middle -> C += acc; Last -> epi(C + acc). mr/nr clip the tile at the matrix edge.
 template <class U, class Epi>
-static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const float* __restrict__ Bp,
+static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ Ap, const typename U::Elem* __restrict__ Bp,
                               float* __restrict__ C, int64_t ldc, int mr, int nr, KStep mode, int64_t b, int64_t i0,
                               int64_t j0, Epi& epi) {
   constexpr int MR = U::MR, NR = U::NR;
@@ -214,8 +232,10 @@ static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const fl
 template <class U, class PackA, class PackB, class Epi>
 void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& packA, PackB& packB, Epi& epi) {
   constexpr int MR = U::MR, NR = U::NR;
+  using E = typename U::Elem;
   const GemmBlocking& blk = gemm_blocking<U>();
-  const int64_t KC = blk.KC, MC = blk.MC;  // MC % MR == 0 by construction
+  const int64_t KC = blk.KC, MC = blk.MC;  // MC % MR == 0, KC % 8 == 0 by construction
+  auto kpad = [](int64_t kc) { return (kc + U::KP - 1) / U::KP * U::KP; };  // k extent of a packed panel
   const int max_thr = omp_get_max_threads();
   // Column blocks: as few as NC allows, of equal width (whole panels), so no thin block is left at the end.
   const int64_t npan_all = (N + NR - 1) / NR;
@@ -236,16 +256,17 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   const bool serial = !batch_parallel && (max_thr == 1 || flops < 1.5e5);
   const int n_ctx = batch_parallel ? max_thr : 1;
   const int64_t a_rows = std::min<int64_t>(MC, mb_max);
-  const size_t astride = size_t(kc_max) * size_t((a_rows + MR - 1) / MR * MR);
-  const size_t bstride = size_t(kc_max) * nc_max;  // one B buffer; a team uses two
+  const size_t astride = size_t(kpad(kc_max)) * size_t((a_rows + MR - 1) / MR * MR);  // in E
+  const size_t bstride = size_t(kpad(kc_max)) * nc_max;  // one B buffer, in E; a team uses two
+  auto floats = [](size_t n_elem) { return (n_elem * sizeof(E) + 63) / 64 * 16; };
 
-  struct { float* p; } bbuf{gemm_scratch(0, size_t(n_ctx) * bstride * (serial || batch_parallel ? 1 : 2))};
+  struct { E* p; } bbuf{reinterpret_cast<E*>(gemm_scratch(0, floats(size_t(n_ctx) * bstride * (serial || batch_parallel ? 1 : 2))))};
   struct { float* p; } cbuf{need_c ? gemm_scratch(1, size_t(n_ctx) * mb_max * nc_max) : nullptr};
-  struct { float* p; } abuf{gemm_scratch(2, size_t(max_thr) * astride)};
+  struct { E* p; } abuf{reinterpret_cast<E*>(gemm_scratch(2, floats(size_t(max_thr) * astride)))};
 
   // One batch element. team == nullptr: the calling thread alone. `step` numbers the steps across calls (the
   // team's B buffer and phase numbers follow it).
-  auto run_one = [&](int64_t b, TeamSync* team, int64_t& step, float* Bbase, float* Cb, float* Ap) {
+  auto run_one = [&](int64_t b, TeamSync* team, int64_t& step, E* Bbase, float* Cb, E* Ap) {
     const int nthr = team ? omp_get_num_threads() : 1;
     for (int64_t ib = 0; ib < M; ib += MB) {
       const int64_t mrows = std::min(MB, M - ib);
@@ -263,13 +284,13 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
         const int64_t bgrp = std::max<int64_t>(1, npan / (4 * nthr));  // B panels per packing item
         const int64_t ngrp = (npan + bgrp - 1) / bgrp, ntask = nrb * ncb;
         for (int64_t pc = 0; pc < K; pc += KC, ++step) {
-          const int64_t kc = std::min(KC, K - pc);
+          const int64_t kc = std::min(KC, K - pc), kp = kpad(kc);
           const bool first = pc == 0, last = pc + kc >= K;
           const KStep mode = first && last ? KStep::Only : first ? KStep::First : last ? KStep::Last : KStep::Middle;
-          float* Bp = Bbase + (team ? size_t(step & 1) * bstride : 0);
+          E* Bp = Bbase + (team ? size_t(step & 1) * bstride : 0);
           auto pack_b = [&](int64_t g) {
             const int64_t p0 = g * bgrp, p1 = std::min(npan, p0 + bgrp);
-            packB(Dim<NR>{}, b, pc, kc, jc + p0 * NR, std::min(nc, p1 * NR) - p0 * NR, Bp + p0 * kc * NR);
+            packB(Dim<NR>{}, b, pc, kc, jc + p0 * NR, std::min(nc, p1 * NR) - p0 * NR, Bp + p0 * kp * NR);
           };
           auto task = [&](int64_t t) {
             const int64_t rb = t / ncb, cb = t % ncb;
@@ -280,12 +301,12 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
             packA(Dim<MR>{}, b, i0, mc, pc, kc, Ap);
             for (int64_t q = q0; q < q1; ++q) {
               const int nr = int(std::min<int64_t>(NR, nc - q * NR));
-              const float* bp = Bp + q * kc * NR;
+              const E* bp = Bp + q * kp * NR;
               for (int64_t p = 0; p < pr_end - pr; ++p) {
                 const int mr = int(std::min<int64_t>(MR, mc - p * MR));
                 const int64_t row = (pr + p) * MR;  // row inside the C chunk
                 float* c = need_c ? Cb + row * nc_max + q * NR : nullptr;
-                gemm_micro<U>(kc, Ap + p * kc * MR, bp, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR, epi);
+                gemm_micro<U>(kc, Ap + p * kp * MR, bp, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR, epi);
               }
             }
           };
@@ -307,7 +328,7 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
 #pragma omp parallel
     {
       const int tid = omp_get_thread_num();
-      float* Bp = bbuf.p + size_t(tid) * bstride;
+      E* Bp = bbuf.p + size_t(tid) * bstride;
       float* Cb = need_c ? cbuf.p + size_t(tid) * mb_max * nc_max : nullptr;
       int64_t step = 0;
 #pragma omp for schedule(dynamic)
@@ -345,66 +366,151 @@ void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA
         }
     return;
   }
+  // The bf16 path needs packers that write bf16 pair panels (StridedPackA/B on bf16 words); others run avx512.
+  constexpr bool bf16_packers =
+      std::is_invocable<PackA&, Dim<gemm_cfg::Avx512Bf16::MR>, int64_t, int64_t, int64_t, int64_t, int64_t, uint16_t*>::value &&
+      std::is_invocable<PackB&, Dim<gemm_cfg::Avx512Bf16::NR>, int64_t, int64_t, int64_t, int64_t, int64_t, uint16_t*>::value;
   switch (cpu_isa()) {
+    case Isa::Avx512Bf16:
+      if constexpr (bf16_packers) {
+        gemm_packed_path<gemm_cfg::Avx512Bf16>(batch, M, N, K, packA, packB, epi);
+        break;
+      }
+      [[fallthrough]];
     case Isa::Avx512: gemm_packed_path<gemm_cfg::Avx512>(batch, M, N, K, packA, packB, epi); break;
     case Isa::Avx2: gemm_packed_path<gemm_cfg::Avx2>(batch, M, N, K, packA, packB, epi); break;
     case Isa::Generic: gemm_packed_path<gemm_cfg::Generic>(batch, M, N, K, packA, packB, epi); break;
   }
 }
 
-// Strided packers for gemm_f32.
-template <class Off>
+// Element loads for the strided packers: f32 as is; bf16 / f16 words widened exactly to f32.
+struct LoadF32 {
+  using T = float;
+  float operator()(float x) const { return x; }
+};
+struct LoadBf16 {
+  using T = uint16_t;
+  float operator()(uint16_t h) const { return kiln_bf16_to_f32(h); }
+};
+struct LoadF16 {
+  using T = uint16_t;
+  float operator()(uint16_t h) const { return kiln_f16_to_f32(h); }
+};
+
+// Strided packers for gemm_f32 / gemm_half: X(b, r, c) = X[off(b) + r*rs + c*cs] of element Load::T, written
+// as f32 panels (float* dst, every path) or — bf16 operands only — as the bf16 pair panels of the avx512_bf16
+// path (uint16_t* dst: dst[p*kp*R + (k/2)*2R + 2*r + k%2], kp = kc rounded up to even, zero-filled).
+template <class Off, class Load = LoadF32>
 struct StridedPackA {
-  const float* A; int64_t rs, cs; Off off; int64_t M;
+  using T = typename Load::T;
+  const T* A; int64_t rs, cs; Off off; int64_t M;
   template <int MR>
   void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
-    const float* base = A + off(b) + k0 * cs;
+    const Load ld;
+    const T* base = A + off(b) + k0 * cs;
     for (int64_t p = 0; p * MR < mc; ++p) {
       float* d = dst + p * kc * MR;
       const int64_t i = i0 + p * MR;
       const int mr = int(std::min<int64_t>(MR, mc - p * MR));
       if (mr == MR && cs == 1) {
-        const float* rows[MR];
+        const T* rows[MR];
         for (int r = 0; r < MR; ++r) rows[r] = base + (i + r) * rs;
         for (int64_t k = 0; k < kc; ++k)
-          for (int r = 0; r < MR; ++r) d[k * MR + r] = rows[r][k];
+          for (int r = 0; r < MR; ++r) d[k * MR + r] = ld(rows[r][k]);
       } else {
         for (int64_t k = 0; k < kc; ++k) {
-          const float* src = base + k * cs + i * rs;
+          const T* src = base + k * cs + i * rs;
           int r = 0;
-          for (; r < mr; ++r) d[k * MR + r] = src[r * rs];
+          for (; r < mr; ++r) d[k * MR + r] = ld(src[r * rs]);
           for (; r < MR; ++r) d[k * MR + r] = 0.0f;
         }
       }
     }
   }
+  template <int MR, class L = Load, std::enable_if_t<std::is_same<L, LoadBf16>::value, int> = 0>
+  void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, uint16_t* dst) const {
+    const T* base = A + off(b) + k0 * cs;
+    const int64_t kp = (kc + 1) / 2 * 2;
+    for (int64_t p = 0; p * MR < mc; ++p) {
+      uint16_t* d = dst + p * kp * MR;
+      const int64_t i = i0 + p * MR;
+      const int mr = int(std::min<int64_t>(MR, mc - p * MR));
+      for (int64_t k = 0; k < kp; ++k) {
+        uint16_t* dk = d + (k >> 1) * 2 * MR + (k & 1);
+        const T* src = base + k * cs + i * rs;
+        int r = 0;
+        if (k < kc)
+          for (; r < mr; ++r) dk[2 * r] = src[r * rs];
+        for (; r < MR; ++r) dk[2 * r] = 0;
+      }
+    }
+  }
 };
 
-template <class Off>
+template <class Off, class Load = LoadF32>
 struct StridedPackB {
-  const float* B; int64_t rs, cs; Off off;
+  using T = typename Load::T;
+  const T* B; int64_t rs, cs; Off off;
   template <int NR>
   void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    const float* base = B + off(b) + k0 * rs;
+    const Load ld;
+    const T* base = B + off(b) + k0 * rs;
     for (int64_t p = 0; p * NR < nc; ++p) {
       float* d = dst + p * kc * NR;
       const int64_t j = j0 + p * NR;
       const int nr = int(std::min<int64_t>(NR, nc - p * NR));
       if (nr == NR && cs == 1) {
-        for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, base + k * rs + j, NR * sizeof(float));
+        for (int64_t k = 0; k < kc; ++k) {
+          const T* src = base + k * rs + j;
+          if constexpr (std::is_same<Load, LoadF32>::value) {
+            std::memcpy(d + k * NR, src, NR * sizeof(float));
+          } else {
+#pragma omp simd
+            for (int c = 0; c < NR; ++c) d[k * NR + c] = ld(src[c]);
+          }
+        }
       } else if (nr == NR && rs == 1) {
         // Transposed B: each column j is contiguous in k.
         for (int c = 0; c < NR; ++c) {
-          const float* src = base + (j + c) * cs;
-          for (int64_t k = 0; k < kc; ++k) d[k * NR + c] = src[k];
+          const T* src = base + (j + c) * cs;
+          for (int64_t k = 0; k < kc; ++k) d[k * NR + c] = ld(src[k]);
         }
       } else {
         for (int64_t k = 0; k < kc; ++k) {
-          const float* src = base + k * rs + j * cs;
+          const T* src = base + k * rs + j * cs;
           int c = 0;
-          for (; c < nr; ++c) d[k * NR + c] = src[c * cs];
+          for (; c < nr; ++c) d[k * NR + c] = ld(src[c * cs]);
           for (; c < NR; ++c) d[k * NR + c] = 0.0f;
         }
+      }
+    }
+  }
+  template <int NR, class L = Load, std::enable_if_t<std::is_same<L, LoadBf16>::value, int> = 0>
+  void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, uint16_t* dst) const {
+    const T* base = B + off(b) + k0 * rs;
+    const int64_t kp = (kc + 1) / 2 * 2;
+    for (int64_t p = 0; p * NR < nc; ++p) {
+      uint16_t* d = dst + p * kp * NR;
+      const int64_t j = j0 + p * NR;
+      const int nr = int(std::min<int64_t>(NR, nc - p * NR));
+      for (int64_t k2 = 0; k2 < kp; k2 += 2) {
+        uint16_t* dk = d + k2 * NR;
+        const T* s0 = base + k2 * rs + j * cs;
+        const T* s1 = k2 + 1 < kc ? s0 + rs : nullptr;
+        int c = 0;
+        if (nr == NR && cs == 1 && s1) {
+#pragma omp simd
+          for (int cc = 0; cc < NR; ++cc) {
+            dk[2 * cc] = s0[cc];
+            dk[2 * cc + 1] = s1[cc];
+          }
+          continue;
+        }
+        for (; c < nr; ++c) {
+          dk[2 * c] = s0[c * cs];
+          dk[2 * c + 1] = s1 ? s1[c * cs] : 0;
+        }
+        for (; c < NR; ++c) dk[2 * c] = dk[2 * c + 1] = 0;
       }
     }
   }
@@ -419,8 +525,7 @@ void gemm_f32(int64_t batch, int64_t M, int64_t N, int64_t K,
               const float* A, int64_t rsA, int64_t csA, AOff aOff,
               const float* B, int64_t rsB, int64_t csB, BOff bOff,
               Epi epi) {
-  gemm_packed_f32(batch, M, N, K, StridedPackA<AOff>{A, rsA, csA, aOff, M}, StridedPackB<BOff>{B, rsB, csB, bOff},
-                  epi);
+  gemm_packed_f32(batch, M, N, K, StridedPackA<AOff>{A, rsA, csA, aOff, M}, StridedPackB<BOff>{B, rsB, csB, bOff}, epi);
 }
 
 }  // namespace kiln
