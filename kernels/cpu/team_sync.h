@@ -5,8 +5,9 @@
 // libgomp barrier sleeps on a futex: each wake-up costs tens of microseconds, 2 per K step of the GEMM, which
 // was a third of a 512^3 matmul on 2 threads. Here a waiting thread spins for a bounded time (kSpinNs; the peer
 // is usually microseconds away) and only then sleeps on a futex (Linux; elsewhere it yields), so a descheduled
-// peer costs one wake-up, not a burnt slice. (Yielding instead of sleeping measured 10x slower under load: the
-// yielding thread kept taking the core its peer needed.)
+// peer costs one wake-up, not a burnt slice. 10 us: at load 14-20 on 2 cores, 50 us of spinning made a
+// 32-barrier GEMM (8 x 1024x64x1024) 10-20% slower than sleeping at once, while 0, 10 and 50 us were equal within
+// noise at 512^3 (bench: kernels/README.md); on a quiet machine the spin covers the usual imbalance.
 //
 // Phases: the threads run numbered phases (0, 1, 2, ...), each a set of items handed out by next(phase); a
 // barrier(p) follows every phase or every other one (at most two phases between barriers). Phase p counts on
@@ -28,6 +29,11 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#endif
+
+// How long a thread spins at a barrier before it sleeps (ns); a compile-time knob for measuring.
+#ifndef KILN_TEAM_SPIN_NS
+#define KILN_TEAM_SPIN_NS 10000
 #endif
 
 namespace kiln {
@@ -68,7 +74,7 @@ class TeamSync {
   }
 
  private:
-  static constexpr int64_t kSpinNs = 50000;
+  static constexpr int64_t kSpinNs = KILN_TEAM_SPIN_NS;
 #if defined(__linux__)
   // gen_ is lock-free and as large as an int, so the futex word is its int (as libgomp and libstdc++ do).
   int* word() { return reinterpret_cast<int*>(&gen_); }
