@@ -1,4 +1,4 @@
-/** The compiler pipeline, top to bottom: precision policy → collect → simplify → schedule (fusion + lowering) → memory plan →
+/** The compiler pipeline, top to bottom: precision policy → collect → simplify → low stores → schedule (fusion + lowering) → memory plan →
  * render → native compile. `KILN_DUMP=graph,kernels,source` prints the IR after those stages (the graph in
  * ir/print.ts's form); `KILN_VERIFY=1` runs the graph verifier before and after simplify and the kernel-IR
  * verifier after lowering (the tests always do). */
