@@ -3,15 +3,19 @@
  * order, where fusion's decisions are known, so a value is rounded only where a kernel stores it, never inside a
  * kernel (a norm's mean / variance chain, a softmax's max / sum, is one fused kernel and stays f32 throughout).
  *
- * A value computed in f32 only because a reduction made it ("wide": a norm's, softmax's or projection's output,
- * an activation function of one, ...) is stored in the low type where fusion realizes it, when
+ * A forward value computed in f32 only because a reduction made it ("wide": a norm's, softmax's or projection's
+ * output, an activation function of one, ...) is stored in the low type where fusion realizes it, when
  * - its readers are all elementwise / movement ops (the GEMM / conv / attention readers read it through a cast to
  *   the low type, itself elementwise), so it is an activation between layers, not a reduction's or an f32
  *   template's operand;
  * - no output and no parameter update is computed from it without a GEMM / conv / attention in between (losses
  *   and outputs, with what the forward pass reduces into them; trainable parameters' gradients and the
  *   optimizer's inputs stay f32; a backward cotangent that a gradient is reduced from does not count).
- * Values computed from fed f32 inputs ("exact": noise, schedule coefficients, targets) stay f32, as do
+ * Backward values (cotangents) stay f32 where computed in f32: they live briefly (what the backward pass keeps
+ * is forward activations), and a norm's or softmax's backward reduces them in f32 as they were computed.
+ * Values computed from fed f32 inputs or elementwise from f32 master weights ("exact": noise, schedule
+ * coefficients, targets; a trained norm's affine output, a trained bias added: a trained module keeps f32
+ * activations, the frozen model stores low) stay f32, as do
  * statistics (reductions' results and what is computed from them alone: a mean, a variance's rsqrt) and the
  * values of modules kept in f32. And a realized f32 copy of a low value (a template's output widened by its
  * epilogue because several kernels read it) becomes the low value realized, widened where it is read (exact). The rewrite: every reader of such a value `v` reads `f32(low(v))`, and
@@ -28,9 +32,9 @@ import { isView } from '../ops/views';
 import { fuse } from '../schedule/fusion';
 import { Tensor } from '../dsl/tensor';
 
-/** How an f32 value came to be f32: from fed f32 inputs or f32 templates ('exact'), from low values and f32
- * master weights, with reductions' results ('wide': an activation), from reductions' results and constants only
- * ('stat': a norm's mean and scale, a softmax's max and sum), or from constants and frozen f32 leaves ('leaf'). */
+/** How an f32 value came to be f32: from fed f32 inputs, f32 master weights or f32 templates ('exact'), from low
+ * values with reductions' results ('wide': an activation), from reductions' results and constants only ('stat': a
+ * norm's mean and scale, a softmax's max and sum), or from constants and frozen f32 leaves ('leaf'). */
 type Origin = 'exact' | 'wide' | 'stat' | 'leaf' | 'low' | 'other';
 
 export interface LowStores {
@@ -78,7 +82,7 @@ export function storeLow(spec: GraphSpec, low: FloatDType, orderOf: (g: GraphSpe
       // widen it where it is read; exact, so whatever reads it.
       const low16 = widenedFrom(n, low);
       if (low16) { if (rs.every((u) => OPS[u.op].lower.kind !== 'extern') && OPS[low16.op].lower.kind !== 'source') widened.push(low16); continue; }
-      if (origin.get(n.id) !== 'wide' || keep.has(n.id)) continue;
+      if (origin.get(n.id) !== 'wide' || keep.has(n.id) || isBackward(n)) continue;
       if (rs.every((u) => OPS[u.op].lower.kind === 'pointwise')) chosen.add(n.id);
     }
     if (!chosen.size && !widened.length) break;
@@ -122,8 +126,7 @@ function originOf(n: Node, updated: ReadonlySet<number>, of: (i: Node) => Origin
   if (!isFloat(n.dtype)) return 'other';
   if (n.dtype !== 'f32') return n.dtype === low ? 'low' : 'other';
   const l = OPS[n.op].lower;
-  // A master weight is f32 for the optimizer; what the forward pass computes from it is an activation like any other.
-  if (l.kind === 'source') return n.op === 'input' ? 'exact' : updated.has(n.id) ? 'wide' : 'leaf';
+  if (l.kind === 'source') return n.op === 'input' || updated.has(n.id) ? 'exact' : 'leaf';
   const ins = n.inputs.filter((i) => isFloat(i.dtype)).map(of);
   if (ins.includes('exact')) return 'exact';
   if (l.kind === 'extern' && l.lowPrecision) return 'exact';  // an f32 template (a module kept in f32)
