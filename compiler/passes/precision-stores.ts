@@ -15,14 +15,16 @@
  * is forward activations), and a norm's or softmax's backward reduces them in f32 as they were computed.
  * Values computed from fed f32 inputs or elementwise from f32 master weights ("exact": noise, schedule
  * coefficients, targets; a trained norm's affine output, a trained bias added: a trained module keeps f32
- * activations, the frozen model stores low) stay f32, as do
- * statistics (reductions' results and what is computed from them alone: a mean, a variance's rsqrt) and the
- * values of modules kept in f32. And a realized f32 copy of a low value (a template's output widened by its
- * epilogue because several kernels read it) becomes the low value realized, widened where it is read (exact). The rewrite: every reader of such a value `v` reads `f32(low(v))`, and
- * `low(v)` is returned as a store that the schedule realizes (a root of fusion), so `v` fuses into the kernel
- * that stores `low(v)` and each reader widens the low buffer while loading it. Fusion may realize new values in
- * the rewritten graph (a reader's region grew by a cast), so the rewrite repeats until nothing changes.
- * The rules read the op table only (`lower.kind`, `lowPrecision`). */
+ * activations, the frozen model stores low) stay f32, as do statistics (reductions' results and what is computed
+ * from them alone: a mean, a variance's rsqrt) and the values of modules kept in f32. A realized f32 copy of a
+ * low value (a template's output widened by its epilogue because several kernels read it) becomes the low value
+ * realized, widened where it is read (exact).
+ *
+ * The rewrite: every reader of a chosen value `v` reads `f32(low(v))`, and `low(v)` is returned as a store that
+ * the schedule realizes (a root of fusion), so `v` fuses into the kernel that stores `low(v)` and each reader
+ * widens the low buffer while loading it. Fusion may realize new values in the rewritten graph (a reader's region
+ * grew by a cast), so the rewrite repeats until nothing changes (at most `rounds` times). The rules read the op
+ * table (`lower.kind`, `lowPrecision`); like passes/precision.ts, only sources and casts are told apart by op. */
 import { intern, type Node } from '../ir/node';
 import type { GraphSpec, GraphValue } from '../ir/graph';
 import { isFloat, type FloatDType } from '../ir/dtype';
@@ -41,8 +43,6 @@ export interface LowStores {
   readonly spec: GraphSpec<Tensor>;
   /** The `low(v)` nodes the schedule must realize. */
   readonly stores: readonly Node[];
-  /** How many values are stored low. */
-  readonly count: number;
 }
 
 const isTemplate = (n: Node) => { const l = OPS[n.op].lower; return l.kind === 'extern' && !!l.lowPrecision; };
@@ -51,8 +51,7 @@ const isTemplate = (n: Node) => { const l = OPS[n.op].lower; return l.kind === '
 export function storeLow(spec: GraphSpec, low: FloatDType, orderOf: (g: GraphSpec) => readonly Node[], fusion = true, rounds = 4): LowStores {
   let g: GraphSpec<Tensor> = { outputs: Object.fromEntries(Object.entries(spec.outputs).map(([k, v]) => [k, new Tensor(v.node)])), updates: (spec.updates ?? []).map((u) => ({ param: new Tensor(u.param.node), value: new Tensor(u.value.node) })) };
   let stores: Node[] = [];
-  let count = 0;
-  if (low === 'f32') return { spec: g, stores, count };
+  if (low === 'f32') return { spec: g, stores };
   for (let round = 0; round < rounds; round++) {
     const order = orderOf(g);
     const roots = [...Object.values(g.outputs).map((t) => t.node), ...(g.updates ?? []).map((u) => u.value.node)];
@@ -86,7 +85,6 @@ export function storeLow(spec: GraphSpec, low: FloatDType, orderOf: (g: GraphSpe
       if (rs.every((u) => OPS[u.op].lower.kind === 'pointwise')) chosen.add(n.id);
     }
     if (!chosen.size && !widened.length) break;
-    count += chosen.size + widened.length;
 
     const map = new Map<number, Node>(), lowOf = new Map<number, Node>();
     const node = (op: string, ins: readonly Node[], attrs: object, like: Node, dtype: typeof low | 'f32', shapeOf = like) =>
@@ -110,7 +108,7 @@ export function storeLow(spec: GraphSpec, low: FloatDType, orderOf: (g: GraphSpe
     g = { outputs: Object.fromEntries(Object.entries(g.outputs).map(([k, v]) => [k, t(v)])), updates: (g.updates ?? []).map((u) => ({ param: t(u.param), value: t(u.value) })) };
     stores = [...stores, ...widened].map((s) => map.get(s.id) ?? s).concat([...lowOf.values()]);
   }
-  return { spec: g, stores, count };
+  return { spec: g, stores };
 }
 
 /** The low value `n` is an exact widening of (through views: cast up, then reshaped), seen below its views. */
