@@ -103,6 +103,19 @@ describe('precision pass', () => {
     }
   });
 
+  test('rewritten nodes keep their marks: checkpoint segments and gradients survive the bf16 pass', () => {
+    const x = k.input('x', [4, 8]);
+    const w0 = k.param('a.w', [8, 8], { init: { kind: 'normal', std: 0.3, seed: 1 } });
+    const body = k.checkpoint((h: k.Tensor) => k.layerNorm(k.linear(h, k.param('b.w', [8, 8], { trainable: false, init: { kind: 'normal', std: 0.3, seed: 2 } }))).silu());
+    const loss = body(k.linear(x, w0)).square().mean();
+    const step = { outputs: { loss }, updates: k.sgd([w0], k.grad(loss, [w0]), { lr: 0.1 }) };
+    for (const precision of ['f32', 'bf16'] as const) {
+      const bufs = k.lowerProgram(step, { precision }).plan.buffers;
+      expect([precision, bufs.some((b) => b.segment !== undefined)]).toEqual([precision, true]);
+      expect([precision, bufs.some((b) => b.role === 'gradient')]).toEqual([precision, true]);
+    }
+  });
+
   test('an unknown precision is a KilnPrecisionError naming the value and the choices', () => {
     expect(() => k.precisionPolicy('fp8' as never, 'compile')).toThrow(k.KilnPrecisionError);
     expect(() => k.precisionPolicy('fp8' as never, 'compile')).toThrow(/compile: unknown precision "fp8" \(expected one of f32, bf16, f16\)/);
