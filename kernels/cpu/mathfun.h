@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
-static inline float kiln_expf(float x) {
+static inline __attribute__((always_inline)) float kiln_expf(float x) {
   const float xc = x > 88.3762626647949f ? 88.3762626647949f : (x < -87.3365478515625f ? -87.3365478515625f : x);
   const float n = std::floor(xc * 1.44269504088896341f + 0.5f);
   const float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
@@ -19,11 +19,36 @@ static inline float kiln_expf(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  const uint32_t bits = uint32_t(int32_t(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
+  const float scale = __builtin_bit_cast(float, uint32_t(int32_t(n) + 127) << 23);
   const float v = y * scale;
   return x != x ? x : (x > 88.7228390520683f ? INFINITY : (x < -87.3365478515625f ? 0.0f : v));
 }
 
 static inline float kiln_sigmoidf(float x) { return 1.0f / (1.0f + kiln_expf(-x)); }
+
+// kiln_expf on a GCC vector of floats (vector_size extension: one source for xmm, ymm or zmm), for kernels that
+// hold their data in vectors already (attention.h). The same range reduction and polynomial; n = round(x log2 e)
+// by the 1.5 * 2^23 shifter instead of floor(x log2 e + 0.5) (they differ only at exact ties, where either r is
+// within the polynomial's range). Exact 0 below -87.3, inf above 88.7, NaN in NaN out.
+template <class V>
+static inline __attribute__((always_inline)) V kiln_expv(V x) {
+  typedef int32_t I __attribute__((vector_size(sizeof(V))));
+  const V hi = V{} + 88.3762626647949f, lo = V{} - 87.3365478515625f;
+  V xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  const V shift = V{} + 12582912.0f;
+  const V n = (xc * 1.44269504088896341f + shift) - shift;
+  const V r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  V p = V{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const V y = p * r * r + r + 1.0f;
+  const I bits = (__builtin_convertvector(n, I) + 127) << 23;
+  const V v = y * reinterpret_cast<const V&>(bits);
+  V out = x < lo ? V{} : v;
+  out = x > V{} + 88.7228390520683f ? V{} + INFINITY : out;
+  return x != x ? x : out;
+}
