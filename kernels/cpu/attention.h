@@ -27,6 +27,10 @@
 
 #include "mathfun.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace kiln {
 
 namespace attn_cfg {
@@ -51,7 +55,20 @@ typedef float vf __attribute__((vector_size(W * 4)));
 typedef float vfu __attribute__((vector_size(W * 4), aligned(4)));
 static inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 static inline void store(float* p, vf x) { *reinterpret_cast<vfu*>(p) = x; }
-static inline vf bcast(float x) { return vf{} + x; }
+// Not vf{} + x: 0 + x is an add (it turns -0 into +0), one more op before every broadcast.
+static inline vf bcast(float x) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_set1_ps(x);
+#elif defined(__AVX__)
+  return (vf)_mm256_set1_ps(x);
+#elif defined(__SSE__)
+  return (vf)_mm_set1_ps(x);
+#else
+  vf v;
+  for (int u = 0; u < W; ++u) v[u] = x;
+  return v;
+#endif
+}
 // 0, 1, ..., W-1: lane j of a vector at column c is column c + j.
 static inline vf lanes() {
   vf x;
