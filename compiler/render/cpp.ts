@@ -14,11 +14,15 @@ import { buffersOf } from '../codegen/buffers';
 import { localizeBuffers } from '../codegen/remap';
 import { planRowCache, rowInvariant } from './row-cache';
 
-/** exp and sigmoid through the vectorizable kiln_expf (kernels/cpu/mathfun.h). */
+/** exp, sigmoid, tanh and erf through the vectorizable polynomials of kernels/cpu/mathfun.h (libm's are calls). */
 const cppOps = {
   ...cOps,
   exp: ([a]: string[]) => `kiln_expf(${a})`,
   sigmoid: ([a]: string[]) => `kiln_sigmoidf(${a})`,
+  tanh: ([a]: string[]) => `kiln_tanhf(${a})`,
+  erf: ([a]: string[]) => `kiln_erff(${a})`,
+  // x^2, x^3 (GELU's tanh form) as products: powf is a call in any loop; same values for -0, ±Inf, NaN.
+  pow: ([a, b]: string[], dt: DType) => (b === literal(2, dt) ? `(${a} * ${a})` : b === literal(3, dt) ? `(${a} * ${a} * ${a})` : cOps.pow([a, b], dt)),
 };
 
 export const cppLang: Lang = {
