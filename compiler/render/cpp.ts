@@ -222,8 +222,9 @@ function splitInner(k: RowKernel, p: ExprPrinter): { vars: Expr[]; shape: number
   const c = Math.max(...hits.keys());
   for (const e of hits.get(c)!) p.bind(e, `${v.name}_${e.k === 'alu' && e.op === 'idiv' ? 'q' : 'w'}`);
   const at = k.inner.length - 1 - [...k.inner].reverse().findIndex((d) => d !== 1);
-  const vars = [...k.innerVars.slice(0, at), { name: `${v.name}_q` }, { name: `${v.name}_w` }] as Expr[];
-  const shape = [...k.inner.slice(0, at), n / c, c];
+  // Trailing dims of extent 1 stay (loops() binds their variables to 0 where used).
+  const vars = [...k.innerVars.slice(0, at), { name: `${v.name}_q` }, { name: `${v.name}_w` }, ...k.innerVars.slice(at + 1)] as Expr[];
+  const shape = [...k.inner.slice(0, at), n / c, c, ...k.inner.slice(at + 1)];
   return { vars, shape, def: `const int64_t ${v.name} = ${v.name}_q * ${c} + ${v.name}_w; (void)${v.name};` };
 }
 
