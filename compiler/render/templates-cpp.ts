@@ -6,6 +6,7 @@ import { numel, stridesOf } from '../ir/shape';
 import type { ExternKernel, StridedView } from '../codegen/kir';
 import type { TemplateName } from '../ops/lowering';
 import { ExprPrinter, literal } from './cstyle';
+import { flatIndex } from '../codegen/expr';
 import { cppLang, storeLines } from './cpp';
 
 /** A converted operand (buf < 0) lives in the call's f32 copy `cv<i>`, else in its arena buffer. */
@@ -60,11 +61,22 @@ const attention = ({ k, v, a, epiName, epilogue }: Ctx): TemplateCode => {
   const batch = q.shape.slice(0, -2), [lq, d] = q.shape.slice(-2), [lk, dv] = vv.shape.slice(-2);
   const common = `${numel(batch)}, ${lq}, ${lk}, ${d}, ${dv}, ${ptr(q)}, ${ptr(kk)}, ${ptr(vv)}`;
   const tail = `${literal(a.scale, 'f32')}, ${a.causal ? 1 : 0}`;
+  const out = k.template === 'sdpa' ? plainStore(k) : null;
+  if (out !== null) return { helpers: [], body: [`kiln_sdpa_out_f32(${common}, ${tail}, b${out});`] };
   return {
     helpers: epilogue(['bb', 'ii', 'tt'], [...bindBatch(v.slice(0, -2), k.outShape.slice(0, -2), 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = tt;`]),
     body: [k.template === 'sdpa' ? `kiln_sdpa_f32(${common}, ${tail}, ${epiName}, &fr);` : `kiln_sdpa_grad_f32(${common}, ${ptr(k.operands[3])}, ${tail}, ${a.wrt}, ${epiName}, &fr);`],
   };
 };
+
+/** The buffer of a kernel whose epilogue only stores the f32 result, row-major in the output's own order (no fused
+ * math, no cast, no layout change): the template can write it directly instead of calling the epilogue per
+ * element. null otherwise. */
+function plainStore(k: ExternKernel): number | null {
+  if (k.stores.length !== 1) return null;
+  const [st] = k.stores;
+  return st.dt === 'f32' && st.value.k === 'acc' && st.off.key === flatIndex(k.outVars, k.outShape).key ? st.buf : null;
+}
 
 /** One entry per template (a missing one is a tsc error). */
 const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {

@@ -77,6 +77,11 @@ KILN_EXPORT void kiln_sdpa_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, in
                                const float* k, const float* v, float scale, int causal, kiln_epi3 epi, const kiln_frame* fr) {
   kiln::sdpa_f32(nb, lq, lk, d, dv, q, k, v, scale, causal != 0, Epi3{epi, fr});
 }
+KILN_EXPORT void kiln_sdpa_out_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q,
+                                   const float* k, const float* v, float scale, int causal, float* out) {
+  kiln::sdpa_f32(nb, lq, lk, d, dv, q, k, v, scale, causal != 0,
+                 [=](int64_t b, int64_t i, int64_t t, float acc) { out[(b * lq + i) * dv + t] = acc; });
+}
 KILN_EXPORT void kiln_sdpa_grad_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q,
                                     const float* k, const float* v, const float* dout, float scale, int causal,
                                     int wrt, kiln_epi3 epi, const kiln_frame* fr) {

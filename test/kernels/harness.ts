@@ -12,17 +12,19 @@ const CPU_KERNELS = path.join(ROOT, 'kernels/cpu');
 const DRIVERS = path.join(ROOT, 'test/kernels/cpu');
 const FLAGS = ['-O2', '-march=native', '-fopenmp', '-std=c++17', '-I', CPU_KERNELS];
 
-/** Compiles test/kernels/cpu/<name>.cpp unless a binary for the same sources and flags exists. */
-export function buildDriver(name: string): string {
+/** Compiles test/kernels/cpu/<name>.cpp unless a binary for the same sources and flags exists. `march`
+ * replaces -march=native (e.g. 'x86-64-v3', 'x86-64') for kernels whose vector width is the compile target's. */
+export function buildDriver(name: string, march = 'native'): string {
+  const flags = FLAGS.map((f) => (f === '-march=native' ? `-march=${march}` : f));
   const h = createHash('sha256');
-  h.update(FLAGS.join(' '));
+  h.update(flags.join(' '));
   for (const dir of [CPU_KERNELS, DRIVERS])
     for (const f of readdirSync(dir).sort())
       if (/\.(h|cpp)$/.test(f)) h.update(f).update(readFileSync(path.join(dir, f)));
-  const bin = path.join(tmpdir(), `kiln-kt-${name}-${h.digest('hex').slice(0, 16)}`);
+  const bin = path.join(tmpdir(), `kiln-kt-${name}${march === 'native' ? '' : `-${march}`}-${h.digest('hex').slice(0, 16)}`);
   if (existsSync(bin)) return bin;
   const tmp = `${bin}.${process.pid}.tmp`;
-  const r = spawnSync('g++', [...FLAGS, path.join(DRIVERS, `${name}.cpp`), '-o', tmp], { encoding: 'utf8' });
+  const r = spawnSync('g++', [...flags, path.join(DRIVERS, `${name}.cpp`), '-o', tmp], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`g++ failed for ${name}.cpp:\n${r.stderr}`);
   renameSync(tmp, bin);
   return bin;
