@@ -57,7 +57,7 @@ export function runDriver(bin: string, args: number[], env: Record<string, strin
 export function cpuGemmPaths(): { paths: string[]; best: string; features: string[] } {
   const r = spawnSync(buildDriver('gemm'), ['isa'], { encoding: 'utf8', env: { ...process.env, KILN_CPU_ISA: '' } });
   const best = /^best (\w+)$/m.exec(r.stdout)?.[1] ?? 'unknown';
-  const order = ['generic', 'avx2', 'avx512'];
+  const order = ['generic', 'avx2', 'avx512', 'avx512_bf16'];
   return { paths: order.slice(0, order.indexOf(best) + 1), best, features: (/^features (.*)$/m.exec(r.stdout)?.[1] ?? '').split(' ') };
 }
 
