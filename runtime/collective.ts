@@ -80,7 +80,8 @@ export function communicator(): Communicator {
   const timeoutMs = collectiveTimeoutMs();  // once, not per call: process.env is a lookup through C++
   world = {
     rank, size, backend,
-    allReduce: (buffer, op) => guarded(() => n.commAllReduce(buffer, op, timeoutMs)),
+    // (try/catch in place, not guarded(): no closure per call, which a small all-reduce would feel)
+    allReduce: (buffer, op) => { try { n.commAllReduce(buffer, op, timeoutMs); } catch (e) { throw translate(e); } },
     broadcast: (buffer, root = 0) => guarded(() => n.commBroadcast(buffer, root, timeoutMs)),
     barrier: () => guarded(() => n.commBarrier(timeoutMs)),
     abort: (code = 1) => n.commAbort(code),

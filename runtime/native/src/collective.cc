@@ -141,18 +141,29 @@ void Watchdog() {
   }
 }
 
-MPI_Datatype TypeOf(const Napi::Value& v, size_t* elem) {
-  if (v.IsTypedArray()) {
-    switch (v.As<Napi::TypedArray>().TypedArrayType()) {
-      case napi_float32_array: *elem = 4; return MPI_FLOAT;
-      case napi_float64_array: *elem = 8; return MPI_DOUBLE;
-      case napi_int32_array: *elem = 4; return MPI_INT32_T;
-      default: break;
-    }
-  }
-  throw std::invalid_argument("allReduce: the buffer must be a Float32Array, Float64Array or Int32Array");
+MPI_Datatype TypeOf(napi_typedarray_type type) {
+  return type == napi_float32_array ? MPI_FLOAT : type == napi_float64_array ? MPI_DOUBLE : MPI_INT32_T;
 }
 #endif
+
+// The buffer of an all-reduce: one N-API call for its address, length and type (a per-call cost that matters for
+// small reductions: BytesOf + TypedArrayType took three).
+struct ReduceView {
+  uint8_t* data;
+  size_t count;  // elements
+  size_t elem;   // bytes per element
+  napi_typedarray_type type;
+};
+
+ReduceView ViewOf(const Napi::CallbackInfo& info, const char* op) {
+  napi_typedarray_type type;
+  size_t count = 0;
+  void* data = nullptr;
+  if (!info[0].IsTypedArray() || napi_get_typedarray_info(info.Env(), info[0], &type, &count, &data, nullptr, nullptr) != napi_ok ||
+      (type != napi_float32_array && type != napi_float64_array && type != napi_int32_array))
+    throw std::invalid_argument(std::string(op) + ": the buffer must be a Float32Array, Float64Array or Int32Array");
+  return {static_cast<uint8_t*>(data), count, type == napi_float64_array ? size_t{8} : size_t{4}, type};
+}
 
 void Check(const char* op) {
   if (!g_comm.initialized) throw std::logic_error(std::string(op) + ": call commInit() first");
@@ -224,15 +235,16 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 // allReduce(buffer, op: 'sum' | 'mean', timeoutMs): in place.
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   Check("allReduce");
-  const Bytes b = BytesOf(info[0], "allReduce(buffer)");
+  const ReduceView v = ViewOf(info, "allReduce");
   const std::string op = StringOf(info[1], "allReduce(op)");
   if (op != "sum" && op != "mean") throw std::invalid_argument("allReduce: op must be 'sum' or 'mean', got '" + op + "'");
+  if (op == "mean" && v.type == napi_int32_array) throw std::invalid_argument("allReduce: 'mean' needs a float buffer");
   [[maybe_unused]] const double timeoutMs = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0;
-  if (g_comm.size == 1 || b.size == 0) return info.Env().Undefined();
+  if (g_comm.size == 1 || v.count == 0) return info.Env().Undefined();
 #ifdef KILN_HAVE_MPI
-  size_t elem = 0;
-  MPI_Datatype t = TypeOf(info[0], &elem);
-  const size_t n = b.size / elem;
+  const size_t elem = v.elem, n = v.count;
+  const MPI_Datatype t = TypeOf(v.type);
+  const Bytes b{v.data, n * elem};
   // MPI counts are ints: reduce in chunks below 2^31 elements.
   constexpr size_t kChunk = size_t{1} << 30;
   for (size_t at = 0; at < n; at += kChunk) {
@@ -302,12 +314,10 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
 // A blocking MPI_Allreduce (sum) on the same buffer: the baseline the benchmark compares against.
 Napi::Value AllReduceBlocking(const Napi::CallbackInfo& info) {
   Check("allReduceBlocking");
-  [[maybe_unused]] const Bytes b = BytesOf(info[0], "allReduceBlocking(buffer)");
+  [[maybe_unused]] const ReduceView v = ViewOf(info, "allReduceBlocking");
   if (g_comm.size == 1) return info.Env().Undefined();
 #ifdef KILN_HAVE_MPI
-  size_t elem = 0;
-  MPI_Datatype t = TypeOf(info[0], &elem);
-  const int rc = MPI_Allreduce(MPI_IN_PLACE, b.data, static_cast<int>(b.size / elem), t, MPI_SUM, MPI_COMM_WORLD);
+  const int rc = MPI_Allreduce(MPI_IN_PLACE, v.data, static_cast<int>(v.count), TypeOf(v.type), MPI_SUM, MPI_COMM_WORLD);
   if (rc != MPI_SUCCESS) throw std::runtime_error("allReduceBlocking: " + MpiErrorText(rc));
 #endif
   return info.Env().Undefined();
