@@ -16,6 +16,8 @@ describe('collectives', () => {
     c.allReduce(a, 'mean');
     expect([...a]).toEqual([1, 2, 3]);
     expect(() => c.allReduce(a, 'max' as never)).toThrow(/op must be 'sum' or 'mean'/);
+    expect(() => c.allReduce(Int32Array.of(1), 'mean')).toThrow(/'mean' needs a float buffer/);
+    expect(() => c.allReduce(new Uint8Array(4) as never, 'sum')).toThrow(/the buffer must be a Float32Array, Float64Array or Int32Array/);
     expect(() => c.broadcast(a, 1)).toThrow(/root 1 is not a rank of 1/);
     const old = process.env.KILN_COLLECTIVE_TIMEOUT;
     process.env.KILN_COLLECTIVE_TIMEOUT = 'soon';
