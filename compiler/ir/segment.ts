@@ -23,12 +23,53 @@ export const currentSegment = (): number | undefined => current;
 /** Called by `intern` when it creates a node under a segment. */
 export function tagNode(n: Node, segment: number): void { tags.set(n, segment); }
 
+/** Called by `intern` for a rebuilt segment output (see rebuiltMark). */
+export function markOutput(n: Node, segment: number): void { outputs.set(n, segment); }
+
+/** Segments the planner recomputes only when a budget asks for it (`checkpoint(fn, { when: 'budget' })`). */
+const optional = new Set<number>();
+export const isOptionalSegment = (segment: number): boolean => optional.has(segment);
+
+/** Passes after the DSL (the precision pass, simplify) rebuild nodes with new inputs through `intern`, outside any
+ * segment; the rebuilt node keeps the original's marks. The original is found by its attributes object, which a
+ * rebuild passes on unchanged: when every node built with that object (and op) carries the same mark, the
+ * rebuilt one gets it too; an object also used outside segments or with different marks gives nothing. A cast
+ * that a pass inserts after an inner value is an inner value of the same segment (recomputed with it). */
+const byAttrs = new WeakMap<object, Node[]>();
+const outsideAttrs = new WeakSet<object>();
+export function noteAttrs(n: Node, segment: number | undefined): void {
+  const a = n.attrs as unknown;
+  if (typeof a !== 'object' || a === null) return;
+  if (segment === undefined) { outsideAttrs.add(a); return; }
+  const l = byAttrs.get(a);
+  if (l) l.push(n); else byAttrs.set(a, [n]);
+}
+export function rebuiltMark(op: string, inputs: readonly Node[], attrs: unknown): { segment: number; output: boolean } | undefined {
+  if (typeof attrs !== 'object' || attrs === null) return undefined;
+  const built = byAttrs.get(attrs);
+  if (!built) {
+    const s = op === 'cast' && inputs.length === 1 ? tags.get(inputs[0]) : undefined;
+    return s === undefined ? undefined : { segment: s, output: false };
+  }
+  if (outsideAttrs.has(attrs)) return undefined;
+  let mark: { segment: number; output: boolean } | undefined;
+  for (const n of built) {
+    if (n.op !== op) continue;
+    const t = tags.get(n), o = outputs.get(n);
+    const m = t !== undefined ? { segment: t, output: false } : o !== undefined ? { segment: o, output: true } : undefined;
+    if (!m || (mark && (mark.segment !== m.segment || mark.output !== m.output))) return undefined;
+    mark = m;
+  }
+  return mark;
+}
+
 /** Runs `body` with every node it builds tagged with a fresh segment; the nodes in `keep` (the segment's
- * outputs) are untagged afterwards: they are kept, the rest is recomputed. A segment inside a segment joins
- * the outer one. */
-export function inSegment<T>(body: () => T, keep: (result: T) => readonly Node[]): T {
+ * outputs) are untagged afterwards: they are kept, the rest is recomputed (`optional`: only when the planner's
+ * budget needs it). A segment inside a segment joins the outer one. */
+export function inSegment<T>(body: () => T, keep: (result: T) => readonly Node[], opts: { optional?: boolean } = {}): T {
   if (current !== undefined) return body();
   current = nextSegment++;
+  if (opts.optional) optional.add(current);
   let result: T;
   try { result = body(); } finally { current = undefined; }
   for (const n of keep(result)) {

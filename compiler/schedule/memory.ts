@@ -6,6 +6,7 @@ import { bufferMap } from './memory-liveness';
 import { alignUp, assignOffsets } from './memory-offsets';
 import { analyze, recomputesOf, rematerialize } from './memory-remat';
 import { applyCheckpoints } from './memory-checkpoint';
+import { chooseSegments } from './memory-segments';
 import { formatBytes } from './memory-report';
 
 export { checkPlan } from './memory-check';
@@ -32,7 +33,10 @@ export function planMemory(input: PlanInput): MemoryPlan {
   }
 
   // Checkpoint segments first (they recompute whatever the budget), then rematerialization under the budget.
-  const cp = applyCheckpoints(bufs, input.steps);
+  const optional = input.optionalSegments ?? [];
+  let cp = applyCheckpoints(bufs, input.steps, new Set(optional));
+  // Under a budget, candidate segments first (whole modules, cheap to decide), kernel-level recompute after.
+  if (budget !== undefined && optional.length) cp = chooseSegments(cp, optional, budget, alignment);
   let steps: readonly PlanStep[] = cp.steps;
   let planBufs = cp.bufs;
   let result;

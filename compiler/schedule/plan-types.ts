@@ -48,6 +48,9 @@ export interface PlanStep {
 export interface PlanInput {
   readonly buffers: readonly PlanBuffer[];
   readonly steps: readonly PlanStep[];
+  /** Candidate segments (`checkpoint(fn, { when: 'budget' })`): recomputed only under a budget that needs them,
+   * chosen by memory-segments.ts; the other segments are always recomputed. */
+  readonly optionalSegments?: readonly number[];
   /** Byte budget for the arena (params and constants included); absent: no limit, no rematerialization. */
   readonly budget?: number;
   /** Offsets are multiples of this (default 64). */
