@@ -7,7 +7,7 @@
  * - L_id = 1 − cos(φ(C_id), φ(x̂0)), φ the face recognizer on a fixed face region of the decoded tid image.
  * The paper writes the alignment terms as 2-norms; here each is the mean of squared differences (‖·‖²/numel),
  * averaged over layers and steps, so its size does not grow with the number of layers (70 in SDXL). */
-import { constant, cosineSimilarity, full, mseLoss, softmax, type Tensor } from '../../compiler/index';
+import { constant, cosineSimilarity, full, mseLoss, segment, softmax, type Tensor } from '../../compiler/index';
 import { eulerSample, type EulerSchedule } from '../sched/index';
 import type { UNet2DConditionModel } from '../unet/index';
 import type { VaeDecoder } from '../vae/index';
@@ -77,7 +77,16 @@ export interface LightningOptions {
   idScale?: number | Tensor;
   /** How many of the last steps carry gradients on the tid path (default: all). */
   gradSteps?: number;
+  /** Checkpoint segments on the tid path's gradient steps (default: none). */
+  checkpoint?: LightningCheckpoint;
 }
+
+/** Which checkpoint segments the Lightning branch marks on the steps that carry gradients: each whole UNet call
+ * (`step`), or each resnet block and transformer layer inside it (`layer`); `when` as `checkpoint(fn)`'s
+ * ('always': recomputed in backward; 'budget': candidates the planner recomputes only to meet a budget). The ID
+ * attention records made inside a segment are its outputs (kept for the alignment loss). Gradients are bitwise
+ * the same with or without them. */
+export interface LightningCheckpoint { unit: 'step' | 'layer'; when?: 'always' | 'budget' }
 
 export interface LightningResult {
   latentsT: Tensor;
@@ -94,10 +103,20 @@ export function lightningBranch(o: LightningOptions): LightningResult {
   const path = (withId: boolean, rec: RecordedAttention[][]) => eulerSample((x, t, step) => {
     const r: RecordedAttention[] = [];
     rec.push(r);
-    const eps = o.unet.forward({
+    const cp = withId && step >= cut ? o.checkpoint : undefined;
+    // A segment's outputs: its result and the records it made.
+    const seg = (body: () => Tensor): Tensor => {
+      const before = r.length;
+      return segment(body, (h) => [h, ...r.slice(before).flatMap((a) => [a.q, a.k])], { when: cp!.when ?? 'always' });
+    };
+    const unet = () => o.unet.forward({
       sample: x, timestep: full([1], t), encoderHiddenStates: o.context, textEmbeds: o.pooled, timeIds: o.timeIds,
-      hooks: { crossAttention: o.idAttention.hook({ idTokens: withId ? o.idTokens : undefined, mode: o.mode, idScale: o.idScale, record: r }) },
+      hooks: {
+        crossAttention: o.idAttention.hook({ idTokens: withId ? o.idTokens : undefined, mode: o.mode, idScale: o.idScale, record: r }),
+        ...(cp?.unit === 'layer' ? { unit: seg } : {}),
+      },
     });
+    const eps = cp?.unit === 'step' ? seg(unet) : unet();
     return withId && step < cut ? eps.stopGradient() : eps;
   }, o.noise, o.schedule).latents;
   const latentsT = path(false, recordsT), latentsTid = path(true, recordsTid);

@@ -12,7 +12,7 @@ import type { PulidConfig } from './config';
 import { IdEncoder, type IdFeatures } from './id-encoder';
 import { IdFormer, type IdTokenEncoder } from './id-former';
 import { IdAttention, type IdAttentionMode } from './id-attention';
-import { diffusionLoss, lightningAlignment, lightningBranch, lightningIdLoss, type FaceRegion } from './losses';
+import { diffusionLoss, lightningAlignment, lightningBranch, lightningIdLoss, type FaceRegion, type LightningCheckpoint } from './losses';
 
 const tsConst = (t: number): Tensor => full([1], t);
 
@@ -76,6 +76,9 @@ export interface TrainStepOptions {
   /** f16 training: the backward pass is seeded by input `loss_scale`, gradients are unscaled before AdamW, and
    * every update is guarded by output `grads_finite` (a step whose gradients overflowed changes nothing). */
   lossScale?: boolean;
+  /** Checkpoint segments on the Lightning branch's gradient steps (losses.ts, LightningCheckpoint); false or
+   * absent: none. Gradients are bitwise the same either way; only the memory plan changes. */
+  checkpoint?: LightningCheckpoint | false;
   /** The precision the step will be compiled with (compile's `precision`, carried on the result for the
    * compiler and the planner); 'f16' turns lossScale on unless it is given. Default 'f32'. */
   precision?: Precision;
@@ -120,6 +123,7 @@ export function trainStepGraph(m: PulidModel, o: TrainStepOptions): TrainStepGra
     const br = lightningBranch({
       unet: m.unet, idAttention: m.idAttention, schedule: m.schedule, noise: input('t2i_noise', [B, 4, S, S]),
       context: t2i.context, pooled: t2i.pooled, timeIds: t2i.timeIds, idTokens: tokens, mode: o.mode, gradSteps: m.config.gradSteps,
+      ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}),
     });
     const al = lightningAlignment(br);
     const lamSem = input('lambda_sem', []), lamLayout = input('lambda_layout', []);
