@@ -47,10 +47,10 @@ export function intern<K extends Op>(op: K, inputs: readonly Node[], attrs: OpAt
   const node: Node<K> = Object.freeze({ id: nextId++, op, inputs: Object.freeze([...inputs]), attrs: Object.freeze(attrs) as OpAttrs[K], shape: Object.freeze([...shape]), dtype, src, key });
   table.set(key, new WeakRef(node));
   registry.register(node, key);
-  if (rebuilt?.output) markOutput(node, rebuilt.segment);
+  if (rebuilt?.output) markOutput(node, rebuilt.segment!);
   else if (segment !== undefined) tagNode(node, segment);
-  noteAttrs(node, segment);
-  noteBuilt(node);
+  noteAttrs(node);
+  noteBuilt(node, rebuilt?.backward);
   return node;
 }
 

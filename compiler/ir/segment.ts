@@ -31,36 +31,33 @@ const optional = new Set<number>();
 export const isOptionalSegment = (segment: number): boolean => optional.has(segment);
 
 /** Passes after the DSL (the precision pass, simplify) rebuild nodes with new inputs through `intern`, outside any
- * segment; the rebuilt node keeps the original's marks. The original is found by its attributes object, which a
- * rebuild passes on unchanged: when every node built with that object (and op) carries the same mark, the
- * rebuilt one gets it too; an object also used outside segments or with different marks gives nothing. A cast
- * that a pass inserts after an inner value is an inner value of the same segment (recomputed with it). */
+ * segment and outside `grad`; the rebuilt node keeps the original's marks (its segment or segment output, and
+ * whether autodiff built it). The original is found by its attributes object, which a rebuild passes on
+ * unchanged: each mark is inherited when every node built with that object (and op) has the same. A cast a pass
+ * inserts after a value inherits the value's marks (an inner value's cast is recomputed with it). */
 const byAttrs = new WeakMap<object, Node[]>();
-const outsideAttrs = new WeakSet<object>();
-export function noteAttrs(n: Node, segment: number | undefined): void {
+export function noteAttrs(n: Node): void {
   const a = n.attrs as unknown;
   if (typeof a !== 'object' || a === null) return;
-  if (segment === undefined) { outsideAttrs.add(a); return; }
   const l = byAttrs.get(a);
   if (l) l.push(n); else byAttrs.set(a, [n]);
 }
-export function rebuiltMark(op: string, inputs: readonly Node[], attrs: unknown): { segment: number; output: boolean } | undefined {
+export interface RebuiltMark { segment?: number; output: boolean; backward: boolean }
+const markOf = (n: Node): RebuiltMark => {
+  const t = tags.get(n), o = outputs.get(n);
+  return { ...(t !== undefined ? { segment: t } : o !== undefined ? { segment: o } : {}), output: t === undefined && o !== undefined, backward: backward.has(n) };
+};
+export function rebuiltMark(op: string, inputs: readonly Node[], attrs: unknown): RebuiltMark | undefined {
   if (typeof attrs !== 'object' || attrs === null) return undefined;
-  const built = byAttrs.get(attrs);
-  if (!built) {
-    const s = op === 'cast' && inputs.length === 1 ? tags.get(inputs[0]) : undefined;
-    return s === undefined ? undefined : { segment: s, output: false };
+  const built = byAttrs.get(attrs)?.filter((n) => n.op === op);
+  if (!built?.length) {
+    if (op !== 'cast' || inputs.length !== 1) return undefined;
+    const m = markOf(inputs[0]);
+    return { ...(m.segment !== undefined && !m.output ? { segment: m.segment } : {}), output: false, backward: m.backward };
   }
-  if (outsideAttrs.has(attrs)) return undefined;
-  let mark: { segment: number; output: boolean } | undefined;
-  for (const n of built) {
-    if (n.op !== op) continue;
-    const t = tags.get(n), o = outputs.get(n);
-    const m = t !== undefined ? { segment: t, output: false } : o !== undefined ? { segment: o, output: true } : undefined;
-    if (!m || (mark && (mark.segment !== m.segment || mark.output !== m.output))) return undefined;
-    mark = m;
-  }
-  return mark;
+  const marks = built.map(markOf), first = marks[0];
+  const same = marks.every((m) => m.segment === first.segment && m.output === first.output);
+  return { ...(same && first.segment !== undefined ? { segment: first.segment } : {}), output: same && first.output, backward: marks.every((m) => m.backward) };
 }
 
 /** Runs `body` with every node it builds tagged with a fresh segment; the nodes in `keep` (the segment's
@@ -84,7 +81,7 @@ export function inSegment<T>(body: () => T, keep: (result: T) => readonly Node[]
 const backward = new WeakSet<Node>();
 let inGrad = 0;
 export const isBackward = (n: Node): boolean => backward.has(n);
-export function noteBuilt(n: Node): void { if (inGrad > 0) backward.add(n); }
+export function noteBuilt(n: Node, rebuiltBackward = false): void { if (inGrad > 0 || rebuiltBackward) backward.add(n); }
 export function inBackward<T>(body: () => T): T {
   inGrad++;
   try { return body(); } finally { inGrad--; }

@@ -5,7 +5,9 @@
  * input, so a recomputed value feeds the next recompute and the original is not kept for it). The segment's
  * forward steps end with the last step that writes one of its values or outputs. So the whole segment,
  * templates included, is re-run in order before the backward pass needs it, and only its inputs and outputs
- * stay live in between.
+ * stay live in between. An inner value that a forward step after the segment reads (fusion can move a segment
+ * output's last op, e.g. a residual add, into its reader, which then reads an inner value) is what the segment
+ * hands on: it is kept like an output. Only reads by the backward pass (steps that write gradients) count.
  *
  * One pass over the schedule for any set of segments (linear in steps + reads), so the segment policy
  * (memory-segments.ts) can try many sets on a 100k-step SDXL schedule. */
@@ -49,13 +51,25 @@ function prepare(bufs: ReadonlyMap<number, PlanBuffer>, steps: readonly PlanStep
     const step = steps[w[0]];
     if (step.recomputable && step.writes.length === 1 && !step.reads.includes(b.id)) { writerAt.set(b.id, w[0]); end.set(b.id, segEnd.get(b.segment)!); }
   }
-  const firstRead = new Map<number, number>();
+  // Reads after the segment by forward steps (fusion may put a segment output's last op into its reader outside
+  // the segment, which then reads an inner value) keep the original; the recompute is for the backward pass,
+  // from the first read by a step that computes gradients. Plans without roles: every read counts.
+  let roles = false;
+  for (const b of bufs.values()) if (b.role === 'gradient') { roles = true; break; }
+  const backward = (s: PlanStep) => !roles || s.writes.some((w) => bufs.get(w)?.role === 'gradient');
+  const firstRead = new Map<number, number>(), boundary = new Set<number>();
   steps.forEach((s, i) => {
+    let bw: boolean | undefined;
     for (const x of s.reads) {
       const e = end.get(x);
-      if (e !== undefined && i > e && !firstRead.has(x)) firstRead.set(x, i);
+      if (e === undefined || i <= e) continue;
+      if ((bw ??= backward(s))) { if (!firstRead.has(x)) firstRead.set(x, i); } else boundary.add(x);
     }
   });
+  // An inner value a forward step after the segment reads is what the segment hands on (its output, fused into
+  // the reader): it is kept like an output. Recomputing it instead would drag the whole segment's recompute in
+  // front of the next segment's.
+  for (const x of boundary) { writerAt.delete(x); firstRead.delete(x); }
   return { position, writerAt, firstRead, writePositions };
 }
 

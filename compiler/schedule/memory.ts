@@ -36,7 +36,12 @@ export function planMemory(input: PlanInput): MemoryPlan {
   const optional = input.optionalSegments ?? [];
   let cp = applyCheckpoints(bufs, input.steps, new Set(optional));
   // Under a budget, candidate segments first (whole modules, cheap to decide), kernel-level recompute after.
-  if (budget !== undefined && optional.length) cp = chooseSegments(cp, optional, budget, alignment);
+  let segments: MemoryPlan['segments'];
+  if (budget !== undefined && optional.length) {
+    const c = chooseSegments(cp, optional, budget, alignment);
+    cp = c;
+    segments = { candidates: optional.length, chosen: c.chosen.length, probes: c.probes };
+  } else if (optional.length) segments = { candidates: optional.length, chosen: 0, probes: 0 };
   let steps: readonly PlanStep[] = cp.steps;
   let planBufs = cp.bufs;
   let result;
@@ -58,6 +63,7 @@ export function planMemory(input: PlanInput): MemoryPlan {
     peakLiveBytes: result.a.curve.peak,
     ...(budget !== undefined ? { budget } : {}),
     recomputed: result.recomputed,
+    ...(segments ? { segments } : {}),
     inPlace: result.a.inPlace.map(({ read, write }) => ({ read, write })),
     flops: { base: sumCost(input.steps), recompute: sumCost(steps.filter((s) => s.recomputeOf !== undefined)) },
   };

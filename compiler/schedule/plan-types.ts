@@ -85,6 +85,9 @@ export interface MemoryPlan {
   readonly recomputed: readonly Recompute[];
   /** Pairs that shared memory in place (read buffer, written buffer). */
   readonly inPlace: readonly { readonly read: number; readonly write: number }[];
+  /** Candidate segments (PlanInput.optionalSegments): how many there were, how many the budget made the planner
+   * recompute, and how many plans the choice tried. */
+  readonly segments?: { readonly candidates: number; readonly chosen: number; readonly probes: number };
   /** Sum of the input steps' costs (forward + backward without recompute) and of the clones' costs. */
   readonly flops: { readonly base: number; readonly recompute: number };
 }

@@ -23,14 +23,16 @@ export function semanticAttention(q: Tensor, k: Tensor): Tensor {
   return softmax(k.matmul(q.mT() as never).mul(1 / Math.sqrt(d)) as Tensor, -1).matmul(q as never) as Tensor;
 }
 
-/** Alignment losses between the text-only and the text+ID records (same layers, same order). */
-export function alignmentLosses(t: readonly RecordedAttention[], tid: readonly RecordedAttention[]): { sem: Tensor; layout: Tensor } {
+/** Alignment losses between the text-only and the text+ID records (same layers, same order). `checkpoint`:
+ * each layer's terms are a segment (the L×77 attention maps are recomputed in backward, not kept). */
+export function alignmentLosses(t: readonly RecordedAttention[], tid: readonly RecordedAttention[], checkpoint?: LightningCheckpoint): { sem: Tensor; layout: Tensor } {
   if (t.length !== tid.length || t.length === 0) throw new Error(`alignmentLosses: ${t.length} vs ${tid.length} recorded layers`);
   let sem: Tensor | undefined, layout: Tensor | undefined;
   t.forEach((a, i) => {
     const b = tid[i];
     if (a.layer !== b.layer) throw new Error(`alignmentLosses: layer ${a.layer} vs ${b.layer}`);
-    const s = mseLoss(semanticAttention(b.q, b.k), semanticAttention(a.q, a.k)), l = mseLoss(b.q, a.q);
+    const terms = () => [mseLoss(semanticAttention(b.q, b.k), semanticAttention(a.q, a.k)), mseLoss(b.q, a.q)];
+    const [s, l] = checkpoint ? segment(terms, (r) => r, { when: checkpoint.when ?? 'always' }) : terms();
     sem = sem ? sem.add(s) : s;
     layout = layout ? layout.add(l) : l;
   });
@@ -124,13 +126,17 @@ export function lightningBranch(o: LightningOptions): LightningResult {
 }
 
 /** L_align over every step and layer of a Lightning branch. */
-export function lightningAlignment(r: LightningResult): { sem: Tensor; layout: Tensor } {
-  return alignmentLosses(r.recordsT.flat(), r.recordsTid.flat());
+export function lightningAlignment(r: LightningResult, checkpoint?: LightningCheckpoint): { sem: Tensor; layout: Tensor } {
+  return alignmentLosses(r.recordsT.flat(), r.recordsTid.flat(), checkpoint);
 }
 
-/** L_id of the tid path: decode, take the face region, φ, compare with the reference embedding [B, 128]. */
-export function lightningIdLoss(latents: Tensor, vae: VaeDecoder, refEmbedding: Tensor, recognizerParams?: FrozenParams, region?: FaceRegion): { loss: Tensor; image: Tensor } {
-  const image = vae.decode(latents);
+/** L_id of the tid path: decode, take the face region, φ, compare with the reference embedding [B, 128];
+ * `checkpoint`: the decoder's blocks are segments. */
+export function lightningIdLoss(latents: Tensor, vae: VaeDecoder, refEmbedding: Tensor, recognizerParams?: FrozenParams, region?: FaceRegion, checkpoint?: LightningCheckpoint): { loss: Tensor; image: Tensor } {
+  // The decoder at full resolution holds the largest activations of the step: with checkpoints, each of its
+  // resnet blocks, upsamplers and its output head is a segment too (at any `unit`).
+  const when = checkpoint?.when ?? 'always';
+  const image = vae.decode(latents, checkpoint ? { unit: (body) => segment(body, (h) => [h], { when }) } : {});
   const emb = faceRecognizerGraph(faceInput(image, region), recognizerParams);
   return { loss: idLoss(refEmbedding, emb), image };
 }
