@@ -17,6 +17,12 @@ import type { IdAttention, IdAttentionMode, RecordedAttention } from './id-atten
 
 export const diffusionLoss = (epsPred: Tensor, noise: Tensor): Tensor => mseLoss(epsPred, noise);
 
+/** One layer's [L_align-sem, L_align-layout] terms. */
+export function alignmentTerms(a: RecordedAttention, b: RecordedAttention): Tensor[] {
+  if (a.layer !== b.layer) throw new Error(`alignmentLosses: layer ${a.layer} vs ${b.layer}`);
+  return [mseLoss(semanticAttention(b.q, b.k), semanticAttention(a.q, a.k)), mseLoss(b.q, a.q)];
+}
+
 /** softmax(K Qᵀ/√d) Q per head: [B, h, Lk, d]. */
 export function semanticAttention(q: Tensor, k: Tensor): Tensor {
   const d = q.shape[q.rank - 1];
@@ -25,14 +31,13 @@ export function semanticAttention(q: Tensor, k: Tensor): Tensor {
 
 /** Alignment losses between the text-only and the text+ID records (same layers, same order). `checkpoint`:
  * each layer's terms are a segment (the L×77 attention maps are recomputed in backward, not kept). */
-export function alignmentLosses(t: readonly RecordedAttention[], tid: readonly RecordedAttention[], checkpoint?: LightningCheckpoint): { sem: Tensor; layout: Tensor } {
+export function alignmentLosses(t: readonly RecordedAttention[], tid: readonly RecordedAttention[], checkpoint?: LightningCheckpoint, done?: readonly (readonly Tensor[] | undefined)[]): { sem: Tensor; layout: Tensor } {
   if (t.length !== tid.length || t.length === 0) throw new Error(`alignmentLosses: ${t.length} vs ${tid.length} recorded layers`);
   let sem: Tensor | undefined, layout: Tensor | undefined;
   t.forEach((a, i) => {
     const b = tid[i];
-    if (a.layer !== b.layer) throw new Error(`alignmentLosses: layer ${a.layer} vs ${b.layer}`);
-    const terms = () => [mseLoss(semanticAttention(b.q, b.k), semanticAttention(a.q, a.k)), mseLoss(b.q, a.q)];
-    const [s, l] = checkpoint ? segment(terms, (r) => r, { when: checkpoint.when ?? 'always' }) : terms();
+    const terms = () => alignmentTerms(a, b);
+    const [s, l] = done?.[i] ?? (checkpoint ? segment(terms, (r) => r, { when: checkpoint.when ?? 'always' }) : terms());
     sem = sem ? sem.add(s) : s;
     layout = layout ? layout.add(l) : l;
   });
@@ -96,20 +101,30 @@ export interface LightningResult {
   /** Per step, per cross-attention layer. */
   recordsT: RecordedAttention[][];
   recordsTid: RecordedAttention[][];
+  /** Per step and layer, the alignment terms already computed inside a checkpoint segment of the tid path
+   * (its outputs instead of the records, which are then recomputed in backward, not kept). */
+  termsTid: (Tensor[] | undefined)[][];
 }
 
 /** Both paths of the Lightning T2I branch: the whole 4-step loop twice, one graph. */
 export function lightningBranch(o: LightningOptions): LightningResult {
   const steps = o.schedule.timesteps.length, cut = steps - (o.gradSteps ?? steps);
-  const recordsT: RecordedAttention[][] = [], recordsTid: RecordedAttention[][] = [];
+  const recordsT: RecordedAttention[][] = [], recordsTid: RecordedAttention[][] = [], termsTid: (Tensor[] | undefined)[][] = [];
   const path = (withId: boolean, rec: RecordedAttention[][]) => eulerSample((x, t, step) => {
-    const r: RecordedAttention[] = [];
+    const r: RecordedAttention[] = [], terms: (Tensor[] | undefined)[] = [];
     rec.push(r);
+    if (withId) termsTid.push(terms);
     const cp = withId && step >= cut ? o.checkpoint : undefined;
-    // A segment's outputs: its result and the records it made.
+    // A segment's outputs: its result and the alignment terms of the layers it recorded (computed inside it
+    // against the text-only path's records, built before), so the tid records need not be kept.
     const seg = (body: () => Tensor): Tensor => {
       const before = r.length;
-      return segment(body, (h) => [h, ...r.slice(before).flatMap((a) => [a.q, a.k])], { when: cp!.when ?? 'always' });
+      const inner = () => {
+        const h = body();
+        for (let i = before; i < r.length; i++) terms[i] = alignmentTerms(recordsT[step][i], r[i]);
+        return h;
+      };
+      return segment(inner, (h) => [h, ...r.slice(before).flatMap((_a, j) => terms[before + j]!)], { when: cp!.when ?? 'always' });
     };
     const unet = () => o.unet.forward({
       sample: x, timestep: full([1], t), encoderHiddenStates: o.context, textEmbeds: o.pooled, timeIds: o.timeIds,
@@ -122,12 +137,13 @@ export function lightningBranch(o: LightningOptions): LightningResult {
     return withId && step < cut ? eps.stopGradient() : eps;
   }, o.noise, o.schedule).latents;
   const latentsT = path(false, recordsT), latentsTid = path(true, recordsTid);
-  return { latentsT, latentsTid, recordsT, recordsTid };
+  return { latentsT, latentsTid, recordsT, recordsTid, termsTid };
 }
 
 /** L_align over every step and layer of a Lightning branch. */
 export function lightningAlignment(r: LightningResult, checkpoint?: LightningCheckpoint): { sem: Tensor; layout: Tensor } {
-  return alignmentLosses(r.recordsT.flat(), r.recordsTid.flat(), checkpoint);
+  const done = r.termsTid.flatMap((terms, step) => r.recordsTid[step].map((_a, i) => terms[i]));
+  return alignmentLosses(r.recordsT.flat(), r.recordsTid.flat(), checkpoint, done);
 }
 
 /** L_id of the tid path: decode, take the face region, φ, compare with the reference embedding [B, 128];
