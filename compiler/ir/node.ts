@@ -1,7 +1,7 @@
 import type { DType } from './dtype';
 import type { Shape } from './shape';
 import type { Op, OpAttrs } from '../ops/attrs';
-import { currentSegment, markOutput, noteAttrs, noteBuilt, rebuiltMark, tagNode } from './segment';
+import { currentSegment, segmentFor, markOutput, noteAttrs, noteBuilt, rebuiltMark, tagNode } from './segment';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 const M_isFinite = Number.isFinite;
@@ -40,7 +40,7 @@ function attrKey(attrs: object): string {
 export function intern<K extends Op>(op: K, inputs: readonly Node[], attrs: OpAttrs[K], shape: Shape, dtype: DType, src: string, segment?: number): Node<K> {
   // A pass that rebuilds a node (precision, simplify) keeps its checkpoint marks (ir/segment.ts, rebuiltMark).
   const rebuilt = segment === undefined && currentSegment() === undefined ? rebuiltMark(op, inputs, attrs) : undefined;
-  segment ??= currentSegment() ?? rebuilt?.segment;
+  segment ??= segmentFor(inputs) ?? rebuilt?.segment;
   const key = `${op}(${inputs.map((n) => n.id).join(',')})${attrKey(attrs)}:${dtype}${segment === undefined ? '' : `@${segment}`}`;
   const hit = table.get(key)?.deref();
   if (hit) return hit as Node<K>;

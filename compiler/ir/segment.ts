@@ -20,6 +20,19 @@ export const segmentOutputOf = (n: Node): number | undefined => outputs.get(n);
 /** The segment nodes built now belong to (inside `inSegment`), if any. */
 export const currentSegment = (): number | undefined => current;
 
+/** The segment's declared inputs (`inSegment`'s `inputs`), when given. */
+let currentInputs: ReadonlySet<Node> | undefined;
+
+/** The segment a node built now from `inputs` belongs to. With declared inputs, a node that reads neither one of
+ * them nor a node of the segment does not depend on the segment's arguments (e.g. the ID tokens' K/V, a text
+ * K/V, the time embedding's projection): it is built as outside any segment, so it stays shared (hash-consed)
+ * with the same node elsewhere, as without the checkpoint, and the gradient graph is the same, to the bit. */
+export function segmentFor(inputs: readonly Node[]): number | undefined {
+  if (current === undefined || !currentInputs) return current;
+  for (const i of inputs) if (currentInputs.has(i) || tags.get(i) === current) return current;
+  return undefined;
+}
+
 /** Called by `intern` when it creates a node under a segment. */
 export function tagNode(n: Node, segment: number): void { tags.set(n, segment); }
 
@@ -63,12 +76,13 @@ export function rebuiltMark(op: string, inputs: readonly Node[], attrs: unknown)
 /** Runs `body` with every node it builds tagged with a fresh segment; the nodes in `keep` (the segment's
  * outputs) are untagged afterwards: they are kept, the rest is recomputed (`optional`: only when the planner's
  * budget needs it). A segment inside a segment joins the outer one. */
-export function inSegment<T>(body: () => T, keep: (result: T) => readonly Node[], opts: { optional?: boolean } = {}): T {
+export function inSegment<T>(body: () => T, keep: (result: T) => readonly Node[], opts: { optional?: boolean; inputs?: readonly Node[] } = {}): T {
   if (current !== undefined) return body();
   current = nextSegment++;
   if (opts.optional) optional.add(current);
+  currentInputs = opts.inputs ? new Set(opts.inputs) : undefined;
   let result: T;
-  try { result = body(); } finally { current = undefined; }
+  try { result = body(); } finally { current = undefined; currentInputs = undefined; }
   for (const n of keep(result)) {
     const s = tags.get(n);
     if (s !== undefined) { outputs.set(n, s); tags.delete(n); }

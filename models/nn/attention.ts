@@ -43,7 +43,7 @@ export interface AttentionHooks {
   crossAttention?: CrossAttentionHook;
   /** Wraps each unit of the network (a transformer layer here, a resnet block in the UNet), e.g. to make it a
    * checkpoint segment (models/pulid/losses.ts); the identity when absent. */
-  unit?: (body: () => Tensor) => Tensor;
+  unit?: (body: () => Tensor, inputs: readonly Tensor[]) => Tensor;
 }
 
 export interface AttentionOptions {
@@ -161,7 +161,7 @@ export class Transformer2DModel {
     let t = this.norm.forward(x).reshape([b, c, h * w]).permute([0, 2, 1]);
     t = this.projIn.forward(t);
     const unit = hooks?.unit;
-    for (const blk of this.blocks) { const x0 = t; t = unit ? unit(() => blk.forward(x0, context, hooks)) : blk.forward(x0, context, hooks); }
+    for (const blk of this.blocks) { const x0 = t; t = unit ? unit(() => blk.forward(x0, context, hooks), [x0]) : blk.forward(x0, context, hooks); }
     t = this.projOut.forward(t);
     return t.permute([0, 2, 1]).reshape([b, c, h, w]).add(x);
   }

@@ -37,7 +37,7 @@ export function alignmentLosses(t: readonly RecordedAttention[], tid: readonly R
   t.forEach((a, i) => {
     const b = tid[i];
     const terms = () => alignmentTerms(a, b);
-    const [s, l] = done?.[i] ?? (checkpoint ? segment(terms, (r) => r, { when: checkpoint.when ?? 'always' }) : terms());
+    const [s, l] = done?.[i] ?? (checkpoint ? segment(terms, (r) => r, { when: checkpoint.when ?? 'always', inputs: [b.q, b.k] }) : terms());
     sem = sem ? sem.add(s) : s;
     layout = layout ? layout.add(l) : l;
   });
@@ -117,14 +117,14 @@ export function lightningBranch(o: LightningOptions): LightningResult {
     const cp = withId && step >= cut ? o.checkpoint : undefined;
     // A segment's outputs: its result and the alignment terms of the layers it recorded (computed inside it
     // against the text-only path's records, built before), so the tid records need not be kept.
-    const seg = (body: () => Tensor): Tensor => {
+    const seg = (body: () => Tensor, inputs: readonly Tensor[]): Tensor => {
       const before = r.length;
       const inner = () => {
         const h = body();
         for (let i = before; i < r.length; i++) terms[i] = alignmentTerms(recordsT[step][i], r[i]);
         return h;
       };
-      return segment(inner, (h) => [h, ...r.slice(before).flatMap((_a, j) => terms[before + j]!)], { when: cp!.when ?? 'always' });
+      return segment(inner, (h) => [h, ...r.slice(before).flatMap((_a, j) => terms[before + j]!)], { when: cp!.when ?? 'always', inputs });
     };
     const unet = () => o.unet.forward({
       sample: x, timestep: full([1], t), encoderHiddenStates: o.context, textEmbeds: o.pooled, timeIds: o.timeIds,
@@ -133,7 +133,7 @@ export function lightningBranch(o: LightningOptions): LightningResult {
         ...(cp?.unit === 'layer' ? { unit: seg } : {}),
       },
     });
-    const eps = cp?.unit === 'step' ? seg(unet) : unet();
+    const eps = cp?.unit === 'step' ? seg(unet, [x]) : unet();
     return withId && step < cut ? eps.stopGradient() : eps;
   }, o.noise, o.schedule).latents;
   const latentsT = path(false, recordsT), latentsTid = path(true, recordsTid);
@@ -152,7 +152,7 @@ export function lightningIdLoss(latents: Tensor, vae: VaeDecoder, refEmbedding: 
   // The decoder at full resolution holds the largest activations of the step: with checkpoints, each of its
   // resnet blocks, upsamplers and its output head is a segment too (at any `unit`).
   const when = checkpoint?.when ?? 'always';
-  const image = vae.decode(latents, checkpoint ? { unit: (body) => segment(body, (h) => [h], { when }) } : {});
+  const image = vae.decode(latents, checkpoint ? { unit: (body, inputs) => segment(body, (h) => [h], { when, inputs }) } : {});
   const emb = faceRecognizerGraph(faceInput(image, region), recognizerParams);
   return { loss: idLoss(refEmbedding, emb), image };
 }

@@ -114,7 +114,7 @@ export function trainStepGraph(m: PulidModel, o: TrainStepOptions): TrainStepGra
   const xt = latents.mul(alpha.reshape([B, 1, 1, 1]) as never).add(noise.mul(sigma.reshape([B, 1, 1, 1]) as never) as never);
   // With checkpoints, the L_diff UNet's resnet blocks and transformer layers are segments too.
   const cp = o.checkpoint || undefined;
-  const unit = cp && ((body: () => Tensor) => segment(body, (h) => [h], { when: cp.when ?? 'always' }));
+  const unit = cp && ((body: () => Tensor, inputs: readonly Tensor[]) => segment(body, (h) => [h], { when: cp.when ?? 'always', inputs }));
   const eps = m.unet.forward({
     sample: xt, timestep, encoderHiddenStates: text.context, textEmbeds: text.pooled, timeIds: text.timeIds,
     hooks: { crossAttention: m.idAttention.hook({ idTokens: tokens, mode: o.mode }), ...(unit ? { unit } : {}) },

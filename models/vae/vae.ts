@@ -117,18 +117,18 @@ export class VaeDecoder {
   /** Scaled latents [B, 4, h, w] → image [B, 3, 8h, 8w], roughly in [-1, 1]. */
   /** `unit` wraps each resnet block, the mid block's attention and each upsampler (e.g. in a checkpoint segment,
    * models/pulid/losses.ts); the identity when absent. */
-  decode(z: Tensor, opts: { unit?: (body: () => Tensor) => Tensor } = {}): Tensor {
-    const unit = opts.unit ?? ((body: () => Tensor) => body());
+  decode(z: Tensor, opts: { unit?: (body: () => Tensor, inputs: readonly Tensor[]) => Tensor } = {}): Tensor {
+    const unit = opts.unit ?? ((body: () => Tensor, _inputs: readonly Tensor[]) => body());
     let h = this.convIn.forward(this.postQuantConv.forward(z.mul(1 / this.config.scalingFactor)));
-    { const x0 = h; h = unit(() => this.mid.resnets[0].forward(x0)); }
-    { const x0 = h; h = unit(() => this.mid.attention.forward(x0)); }
-    { const x0 = h; h = unit(() => this.mid.resnets[1].forward(x0)); }
+    { const x0 = h; h = unit(() => this.mid.resnets[0].forward(x0), [x0]); }
+    { const x0 = h; h = unit(() => this.mid.attention.forward(x0), [x0]); }
+    { const x0 = h; h = unit(() => this.mid.resnets[1].forward(x0), [x0]); }
     for (const b of this.blocks) {
-      for (const r of b.resnets) { const x0 = h; h = unit(() => r.forward(x0)); }
-      if (b.up) { const up = b.up, x0 = h; h = unit(() => up.forward(x0)); }
+      for (const r of b.resnets) { const x0 = h; h = unit(() => r.forward(x0), [x0]); }
+      if (b.up) { const up = b.up, x0 = h; h = unit(() => up.forward(x0), [x0]); }
     }
     const x0 = h;
-    return unit(() => this.convOut.forward(this.normOut.forward(x0).silu()));
+    return unit(() => this.convOut.forward(this.normOut.forward(x0).silu()), [x0]);
   }
 }
 
