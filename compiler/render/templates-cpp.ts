@@ -34,9 +34,12 @@ interface Ctx {
   readonly epiName: string;
   /** The epilogue function: `params` are the template's callback indices, `bind` binds the output vars. */
   epilogue(params: string[], bind: string[]): string[];
+  /** The same per row: `(params..., step, len, accs)`, element r of the row at index `r` (bind may use `r` and
+   * `step`), value accs[r]; the library calls it once per row segment instead of once per element. */
+  epilogueRows(params: string[], bind: string[]): string[];
 }
 
-const conv = ({ k, v, a, epiName, epilogue }: Ctx): TemplateCode => {
+const conv = ({ k, v, a, epiName, epilogueRows }: Ctx): TemplateCode => {
   requireContiguous(k);
   const [p, q] = k.operands;
   const xs = k.template === 'conv2d_bwd_data' ? k.outShape : p.shape;
@@ -45,7 +48,7 @@ const conv = ({ k, v, a, epiName, epilogue }: Ctx): TemplateCode => {
   const st = a.stride as number[], pd = a.padding as number[], dl = a.dilation as number[];
   const dims = [N, C, H, W, O, KH, KW, st[0], st[1], pd[0], pd[1], pd[2], pd[3], dl[0], dl[1], a.groups];
   return {
-    helpers: epilogue(['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3;`]),
+    helpers: epilogueRows(['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3 + r * step;`]),
     body: [`static const int64_t dims[16] = {${dims.join(', ')}};`, `kiln_${k.template}_f32(dims, ${ptr(p)}, ${ptr(q)}, ${epiName}, &fr);`],
   };
 };
@@ -118,9 +121,16 @@ export function templateCall(kernel: ExternKernel, decls: readonly string[]): Te
     return [`static void ${epiName}(const kiln_frame* fr, ${params.map((x) => `int64_t ${x}`).join(', ')}, float acc) {`,
       '  uint8_t* A = fr->A;', '  const int64_t* O = fr->O;', ...decls.map((l) => `  ${l}`), ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`), '}'];
   };
+  const epilogueRows = (params: string[], bind: string[]) => {
+    const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
+    return [`static void ${epiName}(const kiln_frame* fr, ${params.map((x) => `int64_t ${x}`).join(', ')}, int64_t step, int64_t len, const float* accs) {`,
+      '  uint8_t* A = fr->A;', '  const int64_t* O = fr->O;', ...decls.map((l) => `  ${l}`),
+      '  for (int64_t r = 0; r < len; ++r) {', '    const float acc = accs[r];',
+      ...[...bind, ...storeLines(k.stores, p)].map((l) => `    ${l}`), '  }', '}'];
+  };
   const build = TEMPLATES[k.template];
   if (!build) throw new Error(`C++ back end: no template for ${k.template}`);
-  const code = build({ k, v: k.outVars.map((x) => (x as { name: string }).name), a: k.attrs as Record<string, never>, epiName, epilogue });
+  const code = build({ k, v: k.outVars.map((x) => (x as { name: string }).name), a: k.attrs as Record<string, never>, epiName, epilogue, epilogueRows });
   return { helpers: code.helpers, body: [...widen.lines, ...code.body] };
 }
 

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "gemm.h"
@@ -28,6 +29,46 @@ struct Conv2dShape {
   int64_t Cg() const { return C / G; }
   int64_t Og() const { return O / G; }
 };
+
+// A conv epilogue is either per element, epi(q0, q1, q2, q3, acc), or per row: epi.row(q0, q1, q2, q3, step, len,
+// acc) for the elements (q0, q1, q2, q3 + r*step), r < len, with values acc[r] (the library's function-pointer
+// epilogue is per row, so its indirect call and index arithmetic are paid once per output row segment).
+template <class E, class = void>
+struct has_conv_row : std::false_type {};
+template <class E>
+struct has_conv_row<E, std::void_t<decltype(std::declval<E&>().row(int64_t(), int64_t(), int64_t(), int64_t(), int64_t(),
+                                                                     int64_t(), static_cast<const float*>(nullptr)))>>
+    : std::true_type {};
+template <class Epi>
+inline void conv_emit(Epi& epi, int64_t q0, int64_t q1, int64_t q2, int64_t q3, int64_t step, int64_t len,
+                      const float* acc) {
+  if constexpr (has_conv_row<Epi>::value) {
+    epi.row(q0, q1, q2, q3, step, len, acc);
+  } else {
+    for (int64_t r = 0; r < len; ++r) epi(q0, q1, q2, q3 + r * step, acc[r]);
+  }
+}
+
+// The GEMM epilogue of a conv whose GEMM columns are j = u*Wq + v with only v < Wv kept: splits each finished tile
+// row at the u boundaries and hands each kept run to emit(b, i, u, v0, len, acc) (gemm.h has_row_epi).
+template <class F>
+struct RowSplit {
+  F f; int64_t Wq, Wv;
+  void row(int64_t b, int64_t i, int64_t j0, int n, const float* acc) const {
+    int64_t u = j0 / Wq, v = j0 - u * Wq;
+    while (n > 0) {
+      const int64_t seg = std::min<int64_t>(n, Wq - v);
+      if (v < Wv) f(b, i, u, v, std::min(seg, Wv - v), acc);
+      acc += seg;
+      n -= int(seg);
+      ++u;
+      v = 0;
+    }
+  }
+  void operator()(int64_t b, int64_t i, int64_t j, float acc) const { row(b, i, j, 1, &acc); }
+};
+template <class F>
+RowSplit<F> row_split(F f, int64_t Wq, int64_t Wv) { return RowSplit<F>{f, Wq, Wv}; }
 
 namespace conv_shift {
 
@@ -194,10 +235,9 @@ void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packA, Epi& e
     Planes xq(s.N * s.C, L, slack(s));
     phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
     const std::vector<int64_t> koff = input_koff(s, L);
-    auto out = [&](int64_t b, int64_t i, int64_t j, float acc) {
-      const int64_t oh = j / Wq, ow = j - oh * Wq;
-      if (ow < Wo) epi(b / G, (b % G) * Og + i, oh, ow, acc);
-    };
+    auto out = row_split([&](int64_t b, int64_t i, int64_t oh, int64_t ow, int64_t len, const float* acc) {
+      conv_emit(epi, b / G, (b % G) * Og + i, oh, ow, 1, len, acc);
+    }, Wq, Wo);
     gemm_packed_f32(s.N * G, Og, Ho * Wq, Kd, packA,
                     ShiftPackB{xq.data(), koff.data(), s.C * L.plane(), s.Cg() * L.plane(), G}, out);
     return;
@@ -213,10 +253,9 @@ void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packA, Epi& e
       Planes xq(s.C, Lb, slack(s));
       phase_split(x + n * s.C * s.H * s.W, s.C, s.H, s.W, s.pt - oh0 * s.sh, s.pl, Lb, xq.data());
       const std::vector<int64_t> koff = input_koff(s, Lb);
-      auto out = [&](int64_t g, int64_t i, int64_t j, float acc) {
-        const int64_t oh = j / Wq, ow = j - oh * Wq;
-        if (ow < Wo) epi(n, g * Og + i, oh0 + oh, ow, acc);
-      };
+      auto out = row_split([&](int64_t g, int64_t i, int64_t oh, int64_t ow, int64_t len, const float* acc) {
+        conv_emit(epi, n, g * Og + i, oh0 + oh, ow, 1, len, acc);
+      }, Wq, Wo);
       gemm_packed_f32(G, Og, rows * Wq, Kd, packA, ShiftPackB{xq.data(), koff.data(), 0, s.Cg() * Lb.plane(), G}, out);
     }
 }
@@ -266,10 +305,9 @@ void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* 
           }
       auto aOff = [=](int64_t bb) { return (bb % G) * Cg * Kd; };
       StridedPackA<decltype(aOff)> packA{wt.data(), Kd, 1, aOff, Cg};
-      auto out = [&](int64_t bb, int64_t i, int64_t j, float acc) {
-        const int64_t u = j / Wq, v = j - u * Wq;
-        if (v < Wv) epi(bb / G, (bb % G) * Cg + i, u * s.sh + a, v * s.sw + b, acc);
-      };
+      auto out = row_split([&](int64_t bb, int64_t i, int64_t u, int64_t v, int64_t len, const float* acc) {
+        conv_emit(epi, bb / G, (bb % G) * Cg + i, u * s.sh + a, v * s.sw + b, s.sw, len, acc);
+      }, Wq, Wv);
       gemm_packed_f32(s.N * G, Cg, Hu * Wq, Kd, packA,
                       ShiftPackB{dyq.data(), koff.data(), s.O * L.plane(), Og * L.plane(), G}, out);
     }
@@ -291,9 +329,9 @@ void conv2d_bwd_weight_shift(const Conv2dShape& s, const float* x, const float* 
     for (int64_t oh = 0; oh < Ho; ++oh)
       std::memcpy(dyq.data() + p * T + oh * Wq, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
   const std::vector<int64_t> koff = input_koff(s, L);
-  auto out = [&](int64_t g, int64_t i, int64_t j, float acc) {
-    epi(g * Og + i, j / KHW, (j / KW) % KH, j % KW, acc);
-  };
+  auto out = row_split([&](int64_t g, int64_t i, int64_t ckh, int64_t kw, int64_t len, const float* acc) {
+    conv_emit(epi, g * Og + i, ckh / KH, ckh % KH, kw, 1, len, acc);
+  }, KW, KW);
   gemm_packed_f32(s.G, Og, s.Cg() * KHW, s.N * T, conv_shift::WgradPackA{dyq.data(), s.O, Og, T},
                   conv_shift::WgradPackB{xq.data(), koff.data(), s.C, s.Cg(), L.plane(), T}, out);
 }

@@ -101,6 +101,16 @@ inline void describe_blocking(Isa isa, char* out, size_t n) {
 // Modes of one micro-kernel call with respect to the K blocking.
 enum class KStep { Only, First, Middle, Last };
 
+// An epilogue may take a finished tile row at once: epi.row(b, i, j0, n, acc) for C(b, i, j0 .. j0+n-1) =
+// acc[0 .. n-1]. The driver then calls row() once per tile row (MR calls per tile instead of MR x NR), so an
+// epilogue that is a function pointer or needs a division per index (conv2d) pays that per row.
+template <class E, class = void>
+struct has_row_epi : std::false_type {};
+template <class E>
+struct has_row_epi<E, std::void_t<decltype(std::declval<E&>().row(int64_t(), int64_t(), int64_t(), int(),
+                                                                    static_cast<const float*>(nullptr)))>>
+    : std::true_type {};
+
 // acc(MR x NR) = Ap(kc x MR) . Bp(kc x NR) by the path's micro-kernel; then, per mode: Only -> epi;
 // First -> C = acc; Middle -> C += acc; Last -> epi(C + acc). mr/nr clip the tile at the matrix edge.
 template <class U, class Epi>
@@ -110,6 +120,20 @@ static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const fl
   constexpr int MR = U::MR, NR = U::NR;
   alignas(64) float t[MR * NR];
   U::ukr(kc, Ap, Bp, t);
+  if constexpr (has_row_epi<Epi>::value) {
+    if (mode == KStep::Only || mode == KStep::Last) {
+      if (mode == KStep::Last) {
+        if (nr == NR)
+          for (int r = 0; r < mr; ++r)
+            for (int c = 0; c < NR; ++c) t[r * NR + c] += C[r * ldc + c];
+        else
+          for (int r = 0; r < mr; ++r)
+            for (int c = 0; c < nr; ++c) t[r * NR + c] += C[r * ldc + c];
+      }
+      for (int r = 0; r < mr; ++r) epi.row(b, i0 + r, j0, nr, t + r * NR);
+      return;
+    }
+  }
   if (mr == MR && nr == NR) {
     // Full tile: compile-time bounds, so these loops vectorize (with an inlined epilogue that stores, too).
     switch (mode) {

@@ -2,7 +2,9 @@
 // instantiated once, behind plain C entry points whose epilogue is a function pointer. Generated programs
 // include only this header and link the library, so a program with hundreds of GEMM and conv calls compiles
 // in seconds instead of instantiating the templates at every call site. The epilogue is called once per
-// output element (an indirect call costs about a nanosecond, small next to the K-long dot product behind it).
+// output element (an indirect call costs about a nanosecond, small next to the K-long dot product behind it),
+// the conv templates' once per output row segment (a per-element call and its index arithmetic cost a conv with
+// a short K, e.g. 3x3 at 32-64 channels, a third of its time).
 #pragma once
 #include <cstdint>
 
@@ -15,7 +17,9 @@ struct kiln_frame {
   const int64_t* O;
 };
 typedef void (*kiln_epi3)(const kiln_frame*, int64_t, int64_t, int64_t, float);
-typedef void (*kiln_epi4)(const kiln_frame*, int64_t, int64_t, int64_t, int64_t, float);
+// Per row segment: the elements (q0, q1, q2, q3 + r*step), r < len, take acc[r] (the conv templates).
+typedef void (*kiln_epi4row)(const kiln_frame*, int64_t q0, int64_t q1, int64_t q2, int64_t q3, int64_t step,
+                             int64_t len, const float* acc);
 
 // Batch dims of a batched GEMM: batch element b unflattens over `shape`; the operands' offsets for it are
 // sum_i index_i * strideA[i] (and strideB[i]); a broadcast dim has stride 0.
@@ -38,9 +42,9 @@ void kiln_gemm_f16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t r
 
 // NCHW x, OIHW w; padding [top, bottom, left, right].
 void kiln_conv2d_f32(const int64_t* dims /* N,C,H,W,O,KH,KW,sh,sw,pt,pb,pl,pr,dh,dw,groups */, const float* x,
-                     const float* w, kiln_epi4 epi, const kiln_frame* fr);                     // epi(n, o, oh, ow, acc)
-void kiln_conv2d_bwd_data_f32(const int64_t* dims, const float* dy, const float* w, kiln_epi4 epi, const kiln_frame* fr);   // epi(n, c, ih, iw, acc)
-void kiln_conv2d_bwd_weight_f32(const int64_t* dims, const float* x, const float* dy, kiln_epi4 epi, const kiln_frame* fr); // epi(o, ci, kh, kw, acc)
+                     const float* w, kiln_epi4row epi, const kiln_frame* fr);                     // epi(n, o, oh, ow, acc)
+void kiln_conv2d_bwd_data_f32(const int64_t* dims, const float* dy, const float* w, kiln_epi4row epi, const kiln_frame* fr);   // epi(n, c, ih, iw, acc)
+void kiln_conv2d_bwd_weight_f32(const int64_t* dims, const float* x, const float* dy, kiln_epi4row epi, const kiln_frame* fr); // epi(o, ci, kh, kw, acc)
 
 // q [nb,lq,d], k [nb,lk,d], v [nb,lk,dv] contiguous; epi(b, i, t, acc).
 void kiln_sdpa_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q, const float* k,
