@@ -74,9 +74,10 @@ void conv2d_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K
   auto aOff = [=](int64_t b) { return (b % G) * Og * Kd; };
   StridedPackA<decltype(aOff)> packA{w, Kd, 1, aOff, Og};
   if (KH == 1 && KW == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0) {
-    // 1x1 stride 1: B is x[n, g*Cg + c, :] with row stride H*W — a plain strided GEMM.
+    // 1x1 stride 1: B is x[n, g*Cg + c, :] with row stride H*W — a plain strided GEMM (w packed once).
     auto bOff = [=](int64_t b) { return ((b / G) * C + (b % G) * Cg) * H * W; };
-    gemm_packed_f32(N * G, Og, H * W, Cg, packA, StridedPackB<decltype(bOff)>{x, H * W, 1, bOff}, out);
+    auto pre = prepack_a(packA, G, [](int64_t g) { return g; }, Og, Cg, [G](int64_t b) { return b % G; });
+    gemm_packed_f32(N * G, Og, H * W, Cg, pre.packer, StridedPackB<decltype(bOff)>{x, H * W, 1, bOff}, out, GemmSplit::Columns);
     return;
   }
   conv2d_fwd_shift(s, x, packA, epi);
@@ -105,8 +106,10 @@ void conv2d_bwd_data_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, 
     }, W, W);
     auto aOff = [=](int64_t b) { return (b % G) * Og * Cg; };
     auto bOff = [=](int64_t b) { return ((b / G) * O + (b % G) * Og) * H * W; };
-    gemm_packed_f32(N * G, Cg, H * W, Og, StridedPackA<decltype(aOff)>{w, 1, Cg, aOff, Cg},
-                    StridedPackB<decltype(bOff)>{dy, H * W, 1, bOff}, out);
+    auto pre = prepack_a(StridedPackA<decltype(aOff)>{w, 1, Cg, aOff, Cg}, G, [](int64_t g) { return g; }, Cg, Og,
+                         [G](int64_t b) { return b % G; });
+    gemm_packed_f32(N * G, Cg, H * W, Og, pre.packer,
+                    StridedPackB<decltype(bOff)>{dy, H * W, 1, bOff}, out, GemmSplit::Columns);
     return;
   }
   conv2d_bwd_data_phases(s, dy, w, epi);

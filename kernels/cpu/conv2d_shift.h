@@ -70,6 +70,57 @@ struct RowSplit {
 template <class F>
 RowSplit<F> row_split(F f, int64_t Wq, int64_t Wv) { return RowSplit<F>{f, Wq, Wv}; }
 
+// A packed once per call: the driver packs its MC x KC block of A again for every column block (and in the
+// column split, every thread for its own chunks), a transposing gather each time. This packs each distinct A
+// (`na` of them; batch element b uses A number which(b)) once into the driver's own panel layout with kc = K,
+// [panel p][k < K][r < MR] (the inner packer's output for the whole matrix), so a block is one memcpy per panel.
+// MR is the running path's (cpu_isa()), known before the driver is called.
+inline int gemm_path_mr() {
+  switch (cpu_isa()) {
+    case Isa::Avx512: return gemm_cfg::Avx512::MR;
+    case Isa::Avx2: return gemm_cfg::Avx2::MR;
+    default: return gemm_cfg::Generic::MR;
+  }
+}
+template <class Which>
+struct PrepackedA {
+  const float* p; int64_t M, K; int mr; Which which;
+  int64_t per() const { return (M + mr - 1) / mr * mr * K; }
+  template <int MR>
+  void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
+    if (MR != mr || i0 % MR) std::abort();  // the driver's blocks start on panel boundaries
+    const float* src = p + which(b) * per() + i0 * K + k0 * MR;
+    for (int64_t q = 0; q * MR < mc; ++q) std::memcpy(dst + q * kc * MR, src + q * K * MR, size_t(kc) * MR * sizeof(float));
+  }
+};
+template <class PackA, class Which>
+struct PrepackA {
+  PrepackedA<Which> packer;
+  AlignedBuf buf;
+  // inner(Dim<MR>, b, i0, mc, k0, kc, dst) packs A number a from batch element first(a).
+  template <class First>
+  PrepackA(const PackA& inner, int64_t na, First first, int64_t M, int64_t K, Which which)
+      : packer{nullptr, M, K, gemm_path_mr(), which}, buf(size_t(na * packer.per())) {
+    packer.p = buf.p;
+    const int mr = packer.mr;
+    const int64_t panels = (M + mr - 1) / mr, per = packer.per();
+    float* dst = buf.p;
+#pragma omp parallel for collapse(2) schedule(static) if (na * M * K > 65536)
+    for (int64_t a = 0; a < na; ++a)
+      for (int64_t q = 0; q < panels; ++q) {
+        const int64_t i0 = q * mr, mc = std::min<int64_t>(mr, M - i0);
+        float* d = dst + a * per + i0 * K;
+        if (mr == 8) inner(Dim<8>{}, first(a), i0, mc, 0, K, d);
+        else if (mr == 6) inner(Dim<6>{}, first(a), i0, mc, 0, K, d);
+        else inner(Dim<4>{}, first(a), i0, mc, 0, K, d);
+      }
+  }
+};
+template <class PackA, class First, class Which>
+PrepackA<PackA, Which> prepack_a(const PackA& inner, int64_t na, First first, int64_t M, int64_t K, Which which) {
+  return PrepackA<PackA, Which>(inner, na, first, M, K, which);
+}
+
 namespace conv_shift {
 
 struct Layout {
@@ -227,10 +278,12 @@ inline int64_t conv_scratch_floats() {
 
 // Forward: per (n, g) y[o, (oh, ow)] = sum_k w[o, k] * B(k, oh*Wq + ow);  epi(n, o, oh, ow, acc).
 template <class PackA, class Epi>
-void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packA, Epi& epi) {
+void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packW, Epi& epi) {
   using namespace conv_shift;
   const Layout L = input_layout(s);
   const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = L.Wq, G = s.G, Og = s.Og(), Kd = s.Cg() * s.KH * s.KW;
+  auto pre = prepack_a(packW, G, [](int64_t g) { return g; }, Og, Kd, [G](int64_t b) { return b % G; });
+  auto& packA = pre.packer;
   if (s.N * s.C * L.plane() <= conv_scratch_floats()) {
     Planes xq(s.N * s.C, L, slack(s));
     phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
@@ -239,7 +292,7 @@ void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packA, Epi& e
       conv_emit(epi, b / G, (b % G) * Og + i, oh, ow, 1, len, acc);
     }, Wq, Wo);
     gemm_packed_f32(s.N * G, Og, Ho * Wq, Kd, packA,
-                    ShiftPackB{xq.data(), koff.data(), s.C * L.plane(), s.Cg() * L.plane(), G}, out);
+                    ShiftPackB{xq.data(), koff.data(), s.C * L.plane(), s.Cg() * L.plane(), G}, out, GemmSplit::Columns);
     return;
   }
   // Bands: output rows [oh0, oh0 + rows) of image n read padded rows from oh0*sh on; the band's layout has
@@ -256,7 +309,7 @@ void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packA, Epi& e
       auto out = row_split([&](int64_t g, int64_t i, int64_t oh, int64_t ow, int64_t len, const float* acc) {
         conv_emit(epi, n, g * Og + i, oh0 + oh, ow, 1, len, acc);
       }, Wq, Wo);
-      gemm_packed_f32(G, Og, rows * Wq, Kd, packA, ShiftPackB{xq.data(), koff.data(), 0, s.Cg() * Lb.plane(), G}, out);
+      gemm_packed_f32(G, Og, rows * Wq, Kd, packA, ShiftPackB{xq.data(), koff.data(), 0, s.Cg() * Lb.plane(), G}, out, GemmSplit::Columns);
     }
 }
 
@@ -290,7 +343,7 @@ void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* 
       for (int64_t kw = 0; kw < KW; ++kw)
         if ((b + s.pl - kw * s.dw) % s.sw == 0) tw.push_back(kw);
       const int64_t nth = int64_t(th.size()), ntw = int64_t(tw.size()), T = nth * ntw, Kd = Og * T;
-      // A(g, c, (o, t)) = w[g*Og + o, c, th, tw], rows contiguous; koff over k = (o, t).
+      // A(g, c, (o, t)) = w[g*Og + o, c, th, tw], rows contiguous, packed once; koff over k = (o, t).
       std::vector<float> wt(size_t(std::max<int64_t>(1, G * Cg * Kd)));
       std::vector<int64_t> koff(size_t(std::max<int64_t>(1, Kd)));
       for (int64_t o = 0; o < Og; ++o)
@@ -304,12 +357,14 @@ void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* 
                 wt[size_t((g * Cg + c) * Kd + o * T + t)] = w[(((g * Og + o) * Cg + c) * KH + kh) * KW + kw];
           }
       auto aOff = [=](int64_t bb) { return (bb % G) * Cg * Kd; };
-      StridedPackA<decltype(aOff)> packA{wt.data(), Kd, 1, aOff, Cg};
+      auto pre = prepack_a(StridedPackA<decltype(aOff)>{wt.data(), Kd, 1, aOff, Cg}, G, [](int64_t g) { return g; }, Cg,
+                           Kd, [G](int64_t bb) { return bb % G; });
+      auto& packA = pre.packer;
       auto out = row_split([&](int64_t bb, int64_t i, int64_t u, int64_t v, int64_t len, const float* acc) {
         conv_emit(epi, bb / G, (bb % G) * Cg + i, u * s.sh + a, v * s.sw + b, s.sw, len, acc);
       }, Wq, Wv);
       gemm_packed_f32(s.N * G, Cg, Hu * Wq, Kd, packA,
-                      ShiftPackB{dyq.data(), koff.data(), s.O * L.plane(), Og * L.plane(), G}, out);
+                      ShiftPackB{dyq.data(), koff.data(), s.O * L.plane(), Og * L.plane(), G}, out, GemmSplit::Columns);
     }
 }
 
@@ -332,8 +387,10 @@ void conv2d_bwd_weight_shift(const Conv2dShape& s, const float* x, const float* 
   auto out = row_split([&](int64_t g, int64_t i, int64_t ckh, int64_t kw, int64_t len, const float* acc) {
     conv_emit(epi, g * Og + i, ckh / KH, ckh % KH, kw, 1, len, acc);
   }, KW, KW);
-  gemm_packed_f32(s.G, Og, s.Cg() * KHW, s.N * T, conv_shift::WgradPackA{dyq.data(), s.O, Og, T},
-                  conv_shift::WgradPackB{xq.data(), koff.data(), s.C, s.Cg(), L.plane(), T}, out);
+  auto pre = prepack_a(conv_shift::WgradPackA{dyq.data(), s.O, Og, T}, s.G, [](int64_t g) { return g; }, Og, s.N * T,
+                       [](int64_t g) { return g; });
+  gemm_packed_f32(s.G, Og, s.Cg() * KHW, s.N * T, pre.packer,
+                  conv_shift::WgradPackB{xq.data(), koff.data(), s.C, s.Cg(), L.plane(), T}, out, GemmSplit::Columns);
 }
 
 }  // namespace kiln

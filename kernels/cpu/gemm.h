@@ -179,9 +179,16 @@ static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const fl
 //   packA(Dim<MR>, b, i0, mc, k0, kc, dst): dst[p*kc*MR + k*MR + r] = A(b, i0 + p*MR + r, k0 + k), p < ceil(mc/MR)
 //   packB(Dim<NR>, b, k0, kc, j0, nc, dst): dst[p*kc*NR + k*NR + c] = B(b, k0 + k, j0 + p*NR + c), p < ceil(nc/NR)
 // packB is called by each thread for its own share of panels (j0, nc multiples of NR apart from the end).
+// How threads share the work. Auto: as described above. Columns: each thread runs whole column chunks of a batch
+// element by itself (its own B and C buffers, the whole K loop), chunks handed out dynamically: no barrier per KC
+// step and no shared B panel, which suits GEMMs with few rows and many columns (a conv's M is its channel count,
+// N its pixels); a caller asks for it (conv2d), the matmul keeps Auto.
+enum class GemmSplit { Auto, Columns };
+
 // One path, U = gemm_cfg::Avx512 / Avx2 / Generic; needs batch, M, N, K > 0 (gemm_packed_f32 checks and dispatches).
 template <class U, class PackA, class PackB, class Epi>
-void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& packA, PackB& packB, Epi& epi) {
+void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& packA, PackB& packB, Epi& epi,
+                      GemmSplit split = GemmSplit::Auto) {
   constexpr int MR = U::MR, NR = U::NR;
   const GemmBlocking& blk = gemm_blocking<U>();
   const int64_t KC = blk.KC, MC = blk.MC, NC = blk.NC;  // MC % MR == 0, NC % NR == 0 by construction
@@ -195,18 +202,26 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   // cooperate on each batch element.
   const double flops = double(M) * double(N) * double(K);
   const bool batch_parallel = batch >= max_thr && max_thr > 1 && flops < 4.0e6;
-  const int n_ctx = batch_parallel ? max_thr : 1;
+  // Column chunks: about NC columns each, at least 2 per thread, NR-aligned and of equal size.
+  int64_t col_chunk = N;
+  if (split == GemmSplit::Columns && !batch_parallel && max_thr > 1 && flops >= 1.5e5) {
+    const int64_t want = std::max<int64_t>(2 * max_thr, ((N + NC - 1) / NC + max_thr - 1) / max_thr * max_thr);
+    col_chunk = std::max<int64_t>(NR, ((N + want - 1) / want + NR - 1) / NR * NR);
+  }
+  const bool col_parallel = col_chunk < N;
+  const int n_ctx = batch_parallel || col_parallel ? max_thr : 1;
 
   AlignedBuf bbuf(size_t(n_ctx) * kc_max * nc_max);
   AlignedBuf cbuf(need_c ? size_t(n_ctx) * mb_max * nc_max : 0);
   AlignedBuf abuf(size_t(max_thr) * kc_max * ((std::min<int64_t>(MC, mb_max) + MR - 1) / MR * MR));
 
-  auto run_one = [&](int64_t b, int tid, int nthr, float* Bp, float* Cb, float* Ap) {
+  // Columns [j_lo, j_hi) of batch element b.
+  auto run_one = [&](int64_t b, int64_t j_lo, int64_t j_hi, int tid, int nthr, float* Bp, float* Cb, float* Ap) {
     for (int64_t ib = 0; ib < M; ib += MB) {
       const int64_t mrows = std::min(MB, M - ib);
       const int64_t mpan = (mrows + MR - 1) / MR;
-      for (int64_t jc = 0; jc < N; jc += NC) {
-        const int64_t nc = std::min(NC, N - jc);
+      for (int64_t jc = j_lo; jc < j_hi; jc += NC) {
+        const int64_t nc = std::min(NC, j_hi - jc);
         const int64_t npan = (nc + NR - 1) / NR;
         // Work items: MC-row blocks x column chunks of the (mrows x nc) block, handed out dynamically so a
         // core slowed by another process does not hold the other one at the barrier.
@@ -263,22 +278,36 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
       float* Bp = bbuf.p + size_t(tid) * kc_max * nc_max;
       float* Cb = need_c ? cbuf.p + size_t(tid) * mb_max * nc_max : nullptr;
 #pragma omp for schedule(dynamic)
-      for (int64_t b = 0; b < batch; ++b) run_one(b, 0, 1, Bp, Cb, abuf.p + tid * astride);
+      for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, 0, 1, Bp, Cb, abuf.p + tid * astride);
+    }
+  } else if (col_parallel) {
+    const int64_t chunks = (N + col_chunk - 1) / col_chunk;
+#pragma omp parallel
+    {
+      const int tid = omp_get_thread_num();
+      float* Bp = bbuf.p + size_t(tid) * kc_max * nc_max;
+      float* Cb = need_c ? cbuf.p + size_t(tid) * mb_max * nc_max : nullptr;
+#pragma omp for schedule(dynamic)
+      for (int64_t t = 0; t < batch * chunks; ++t) {
+        const int64_t j0 = (t % chunks) * col_chunk;
+        run_one(t / chunks, j0, std::min(N, j0 + col_chunk), 0, 1, Bp, Cb, abuf.p + tid * astride);
+      }
     }
   } else if (max_thr == 1 || flops < 1.5e5) {
-    for (int64_t b = 0; b < batch; ++b) run_one(b, 0, 1, bbuf.p, cbuf.p, abuf.p);
+    for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, 0, 1, bbuf.p, cbuf.p, abuf.p);
   } else {
 #pragma omp parallel
     {
       const int tid = omp_get_thread_num(), nthr = omp_get_num_threads();
-      for (int64_t b = 0; b < batch; ++b) run_one(b, tid, nthr, bbuf.p, cbuf.p, abuf.p + tid * astride);
+      for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, tid, nthr, bbuf.p, cbuf.p, abuf.p + tid * astride);
     }
   }
 }
 
 // Runs the GEMM on the path cpu_isa() picked (the same for every call in the process).
 template <class PackA, class PackB, class Epi>
-void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA, PackB packB, Epi epi) {
+void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA, PackB packB, Epi epi,
+                     GemmSplit split = GemmSplit::Auto) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
   if (K <= 0) {
 #pragma omp parallel for collapse(2) schedule(static)
@@ -288,9 +317,9 @@ void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA
     return;
   }
   switch (cpu_isa()) {
-    case Isa::Avx512: gemm_packed_path<gemm_cfg::Avx512>(batch, M, N, K, packA, packB, epi); break;
-    case Isa::Avx2: gemm_packed_path<gemm_cfg::Avx2>(batch, M, N, K, packA, packB, epi); break;
-    case Isa::Generic: gemm_packed_path<gemm_cfg::Generic>(batch, M, N, K, packA, packB, epi); break;
+    case Isa::Avx512: gemm_packed_path<gemm_cfg::Avx512>(batch, M, N, K, packA, packB, epi, split); break;
+    case Isa::Avx2: gemm_packed_path<gemm_cfg::Avx2>(batch, M, N, K, packA, packB, epi, split); break;
+    case Isa::Generic: gemm_packed_path<gemm_cfg::Generic>(batch, M, N, K, packA, packB, epi, split); break;
   }
 }
 
