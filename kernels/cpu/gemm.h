@@ -202,13 +202,15 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   // cooperate on each batch element.
   const double flops = double(M) * double(N) * double(K);
   const bool batch_parallel = batch >= max_thr && max_thr > 1 && flops < 4.0e6;
-  // Column chunks: about NC columns each, at least 2 per thread, NR-aligned and of equal size.
-  int64_t col_chunk = N;
+  // Column chunks: whole NR panels, at most NC columns each, a multiple of the thread count (at least 2 each,
+  // when there are panels enough), panel counts differing by at most one.
+  const int64_t npan_all = (N + NR - 1) / NR;
+  int64_t chunks = 1;
   if (split == GemmSplit::Columns && !batch_parallel && max_thr > 1 && flops >= 1.5e5) {
     const int64_t want = std::max<int64_t>(2 * max_thr, ((N + NC - 1) / NC + max_thr - 1) / max_thr * max_thr);
-    col_chunk = std::max<int64_t>(NR, ((N + want - 1) / want + NR - 1) / NR * NR);
+    chunks = npan_all >= want ? want : npan_all >= max_thr ? npan_all / max_thr * max_thr : 1;
   }
-  const bool col_parallel = col_chunk < N;
+  const bool col_parallel = chunks > 1;
   const int n_ctx = batch_parallel || col_parallel ? max_thr : 1;
 
   AlignedBuf bbuf(size_t(n_ctx) * kc_max * nc_max);
@@ -281,7 +283,6 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
       for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, 0, 1, Bp, Cb, abuf.p + tid * astride);
     }
   } else if (col_parallel) {
-    const int64_t chunks = (N + col_chunk - 1) / col_chunk;
 #pragma omp parallel
     {
       const int tid = omp_get_thread_num();
@@ -289,8 +290,8 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
       float* Cb = need_c ? cbuf.p + size_t(tid) * mb_max * nc_max : nullptr;
 #pragma omp for schedule(dynamic)
       for (int64_t t = 0; t < batch * chunks; ++t) {
-        const int64_t j0 = (t % chunks) * col_chunk;
-        run_one(t / chunks, j0, std::min(N, j0 + col_chunk), 0, 1, Bp, Cb, abuf.p + tid * astride);
+        const int64_t c = t % chunks, j0 = npan_all * c / chunks * NR, j1 = std::min(N, npan_all * (c + 1) / chunks * NR);
+        run_one(t / chunks, j0, j1, 0, 1, Bp, Cb, abuf.p + tid * astride);
       }
     }
   } else if (max_thr == 1 || flops < 1.5e5) {
