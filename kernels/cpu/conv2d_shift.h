@@ -344,7 +344,7 @@ void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* 
         if ((b + s.pl - kw * s.dw) % s.sw == 0) tw.push_back(kw);
       const int64_t nth = int64_t(th.size()), ntw = int64_t(tw.size()), T = nth * ntw, Kd = Og * T;
       // A(g, c, (o, t)) = w[g*Og + o, c, th, tw], rows contiguous, packed once; koff over k = (o, t).
-      std::vector<float> wt(size_t(std::max<int64_t>(1, G * Cg * Kd)));
+      AlignedBuf wt(size_t(std::max<int64_t>(1, G * Cg * Kd)));
       std::vector<int64_t> koff(size_t(std::max<int64_t>(1, Kd)));
       for (int64_t o = 0; o < Og; ++o)
         for (int64_t i = 0; i < nth; ++i)
@@ -354,10 +354,10 @@ void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* 
                                       floordiv(b + s.pl - kw * s.dw, s.sw) + Pl;
             for (int64_t g = 0; g < G; ++g)
               for (int64_t c = 0; c < Cg; ++c)
-                wt[size_t((g * Cg + c) * Kd + o * T + t)] = w[(((g * Og + o) * Cg + c) * KH + kh) * KW + kw];
+                wt.p[size_t((g * Cg + c) * Kd + o * T + t)] = w[(((g * Og + o) * Cg + c) * KH + kh) * KW + kw];
           }
       auto aOff = [=](int64_t bb) { return (bb % G) * Cg * Kd; };
-      auto pre = prepack_a(StridedPackA<decltype(aOff)>{wt.data(), Kd, 1, aOff, Cg}, G, [](int64_t g) { return g; }, Cg,
+      auto pre = prepack_a(StridedPackA<decltype(aOff)>{wt.p, Kd, 1, aOff, Cg}, G, [](int64_t g) { return g; }, Cg,
                            Kd, [G](int64_t bb) { return bb % G; });
       auto& packA = pre.packer;
       auto out = row_split([&](int64_t bb, int64_t i, int64_t u, int64_t v, int64_t len, const float* acc) {
@@ -378,16 +378,18 @@ void conv2d_bwd_weight_shift(const Conv2dShape& s, const float* x, const float* 
   const int64_t Og = s.Og();
   Planes xq(s.N * s.C, L, slack(s));
   phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
-  std::vector<float> dyq(size_t(s.N * s.O * T), 0.0f);
+  AlignedBuf dyqb(size_t(s.N * s.O * T));
+  float* dyq_p = dyqb.p;
+  std::fill(dyq_p, dyq_p + s.N * s.O * T, 0.0f);
 #pragma omp parallel for schedule(static) if (s.N * s.O * T > 32768)
   for (int64_t p = 0; p < s.N * s.O; ++p)
     for (int64_t oh = 0; oh < Ho; ++oh)
-      std::memcpy(dyq.data() + p * T + oh * Wq, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
+      std::memcpy(dyq_p + p * T + oh * Wq, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
   const std::vector<int64_t> koff = input_koff(s, L);
   auto out = row_split([&](int64_t g, int64_t i, int64_t ckh, int64_t kw, int64_t len, const float* acc) {
     conv_emit(epi, g * Og + i, ckh / KH, ckh % KH, kw, 1, len, acc);
   }, KW, KW);
-  auto pre = prepack_a(conv_shift::WgradPackA{dyq.data(), s.O, Og, T}, s.G, [](int64_t g) { return g; }, Og, s.N * T,
+  auto pre = prepack_a(conv_shift::WgradPackA{dyq_p, s.O, Og, T}, s.G, [](int64_t g) { return g; }, Og, s.N * T,
                        [](int64_t g) { return g; });
   gemm_packed_f32(s.G, Og, s.Cg() * KHW, s.N * T, pre.packer,
                   conv_shift::WgradPackB{xq.data(), koff.data(), s.C, s.Cg(), L.plane(), T}, out, GemmSplit::Columns);
