@@ -1,4 +1,4 @@
-/** The compiler pipeline, top to bottom: precision policy → collect → simplify → schedule (fusion + lowering) → memory plan →
+/** The compiler pipeline, top to bottom: precision policy → collect → simplify → low stores → schedule (fusion + lowering) → memory plan →
  * render → native compile. `KILN_DUMP=graph,kernels,source` prints the IR after those stages (the graph in
  * ir/print.ts's form); `KILN_VERIFY=1` runs the graph verifier before and after simplify and the kernel-IR
  * verifier after lowering (the tests always do). */
@@ -7,6 +7,7 @@ import { collect, type GraphSpec } from './ir/graph';
 import type { Node } from './ir/node';
 import { simplifyGraph } from './passes/simplify';
 import { applyPrecision, precisionPolicy, type Precision, type PrecisionPolicy } from './passes/precision';
+import { storeLow } from './passes/precision-stores';
 import { verifyEnabled, verifyGraph } from './passes/verify';
 import { verifyKernels } from './codegen/verify';
 import { printGraph } from './ir/print';
@@ -59,20 +60,23 @@ const dump = (stage: string) => (process.env.KILN_DUMP ?? '').split(',').include
 
 /** The back-end-independent part: simplify, schedule, plan memory, apply the plan's recomputes. */
 export function lowerProgram(written: GraphSpec, opts: CompileOptions = {}): LoweredProgram {
-  const spec = applyPrecision(written, precisionPolicy(opts.precision, 'compile'));
+  const policy = precisionPolicy(opts.precision, 'compile');
+  const spec = applyPrecision(written, policy);
   const verify = verifyEnabled();
   if (verify) verifyGraph(collect(spec).order, 'graph as built');
-  const g = simplifyGraph(spec);
   // Updates in reverse: the order is a depth-first walk from the roots, so the last layer's parameter update
   // (and its weight gradient) is scheduled first and each layer's backward runs as soon as its cotangent exists;
   // in declaration order every weight gradient would wait until the whole backward chain is done, keeping all
   // activations and cotangents live (the same kernels either way, so the same results).
-  const { order, inputs, params } = collect({ ...g, updates: [...(g.updates ?? [])].reverse() });
+  const scheduleOrder = (x: GraphSpec) => collect({ ...x, updates: [...(x.updates ?? [])].reverse() });
+  // Values computed in f32 from reductions are stored in the low type where fusion realizes them.
+  const { spec: g, stores } = storeLow(simplifyGraph(spec), policy.precision, (x) => scheduleOrder(x).order, opts.fusion ?? true);
+  const { order, inputs, params } = scheduleOrder(g);
   if (verify) verifyGraph(order, 'after simplify');
   const outputs: Record<string, Node> = Object.fromEntries(Object.entries(g.outputs).map(([k, t]) => [k, t.node]));
   if (dump('graph')) console.error(printGraph(order, outputs));
   const updates = (g.updates ?? []).map((u) => ({ param: u.param.node, value: u.value.node }));
-  const s = schedule(order, Object.values(outputs), updates, opts.fusion ?? true);
+  const s = schedule(order, Object.values(outputs), updates, opts.fusion ?? true, stores);
   const plan = planMemory({ ...s.plan, budget: opts.budget });
 
   // Apply the planner's recompute clones and moved reads to the kernels.

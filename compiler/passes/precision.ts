@@ -18,6 +18,7 @@ import { collect, type GraphSpec, type GraphValue } from '../ir/graph';
 import { isFloat, type DType, type FloatDType } from '../ir/dtype';
 import { OPS } from '../ops/registry';
 import { Tensor } from '../dsl/tensor';
+import { inheritMarks, segmentOf } from '../ir/segment';
 
 export const PRECISIONS = ['f32', 'bf16', 'f16'] as const;
 export type Precision = (typeof PRECISIONS)[number];
@@ -88,15 +89,18 @@ export function applyPrecision(spec: GraphSpec, policy: PrecisionPolicy): GraphS
     if (x.dtype === d || !isFloat(x.dtype)) return x;
     const l = OPS[x.op].lower;
     if (l.kind === 'pointwise' && l.view && x.inputs.length === 1) return rebuild(x, [cast(x.inputs[0], d, src)]);
-    return intern('cast', [x], { dtype: d }, x.shape, d, src);
+    return marked(x, intern('cast', [x], { dtype: d }, x.shape, d, src, segmentOf(x)));
   };
+  // A rewritten node keeps the marks of the node it replaces: its checkpoint segment (in the intern key) and
+  // whether autodiff built it (the memory report counts those buffers as gradients).
+  const marked = (from: Node, to: Node): Node => { inheritMarks(from, to); return to; };
   const rebuild = (n: Node, ins: readonly Node[]): Node => {
     if (ins.every((x, i) => x === n.inputs[i])) return n;
     let out;
     try { out = OPS[n.op].infer(ins.map((i) => ({ shape: i.shape, dtype: i.dtype })), n.attrs as never); } catch (e) {
       throw new Error(`precision: rebuilding ${n.op}#${n.id} (${n.src}) on ${ins.map((i) => i.dtype).join(', ')} (written ${n.inputs.map((i) => i.dtype).join(', ')}): ${(e as Error).message}`);
     }
-    return intern(n.op, ins, n.attrs as never, out.shape, out.dtype, n.src);
+    return marked(n, intern(n.op, ins, n.attrs as never, out.shape, out.dtype, n.src, segmentOf(n)));
   };
 
   for (const n of order) {
@@ -132,7 +136,7 @@ export function applyPrecision(spec: GraphSpec, policy: PrecisionPolicy): GraphS
       r = isFloat(m.dtype) ? 'f32' : 'other';
     } else if (n.op === 'cast') {
       const d = (n.attrs as { dtype: DType }).dtype;
-      m = ins[0].dtype === d ? ins[0] : intern('cast', [ins[0]], { dtype: d }, ins[0].shape, d, n.src);
+      m = ins[0].dtype === d ? ins[0] : marked(n, intern('cast', [ins[0]], { dtype: d }, ins[0].shape, d, n.src, segmentOf(n)));
       r = !isFloat(d) ? 'other' : d === 'f32' ? (roles[0] === 'leaf' ? 'leaf' : 'f32') : 'low';
     } else {
       // Elementwise / movement: f32 wins, then low, then leave the leaves as they are.

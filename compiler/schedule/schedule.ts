@@ -28,8 +28,9 @@ export interface Scheduled {
 
 const safeName = (ops: readonly string[]) => ops.slice(0, 6).join('_').replace(/[^a-z0-9_]/gi, '') || 'copy';
 
-export function schedule(order: readonly Node[], outputs: readonly Node[], updates: readonly { param: Node; value: Node }[], fuseKernels = true): Scheduled {
-  const roots = [...outputs, ...updates.map((u) => u.value)];
+/** `stores`: further values to realize (the precision policy's low stores, passes/precision-stores.ts). */
+export function schedule(order: readonly Node[], outputs: readonly Node[], updates: readonly { param: Node; value: Node }[], fuseKernels = true, stores: readonly Node[] = []): Scheduled {
+  const roots = [...outputs, ...updates.map((u) => u.value), ...stores];
   const fusion = fuse(order, roots, new Set(), 8, fuseKernels);
   const bufferOf = new Map<number, number>(), nodeOf = new Map<number, Node>();
   // Buffers are numbered in graph order, so the same graph built twice renders the same source (cache hits).
