@@ -2,14 +2,16 @@
  * Collectives across the processes of a job: rank, size, allReduce, broadcast, barrier. Over MPI when the
  * addon was built with it (runtime/native/src/collective.cc) and the process was started by a launcher (mpirun,
  * srun); otherwise one process, which reduces to itself. No sockets of our own: the launcher wires the ranks.
- * Every wait has a deadline (KILN_COLLECTIVE_TIMEOUT seconds, default 300), so a rank that stops is a
- * KilnRankFailedError on the others, never a hang.
+ * Each collective is the blocking MPI call on the caller's buffer (no copy); its deadline (KILN_COLLECTIVE_TIMEOUT
+ * seconds, default 300, read when the communicator is made) is kept by a native watchdog, so a rank that stops ends
+ * the job with a KilnRankFailedError written by the others, never a hang.
  */
 import { availableParallelism } from 'node:os';
 import { native } from './native';
 
-/** A peer rank failed: `kind` 'terminated' (the launcher ended the job because a rank died), 'timeout' (no answer
- * within the deadline) or 'error' (MPI reported a broken connection). */
+/** A peer rank failed. Thrown to JS with `kind` 'error' when MPI reports a broken connection. When the launcher
+ * ends the job because a rank died ('terminated'), or a collective passes its deadline ('timeout'), the blocked
+ * process cannot return to JS: it writes `KilnRankFailedError: rank R: …` to stderr itself and exits (collective.cc). */
 export class KilnRankFailedError extends Error {
   constructor(message: string, readonly kind: 'terminated' | 'timeout' | 'error', readonly rank: number) {
     super(message.replace(/^KilnRankFailedError: /, ''));
@@ -75,11 +77,13 @@ export function communicator(): Communicator {
   // 2 cores lose a scheduler slice at every OpenMP barrier.
   const local = Number(process.env.OMPI_COMM_WORLD_LOCAL_SIZE ?? process.env.SLURM_NTASKS_PER_NODE ?? size);
   if (size > 1 && process.env.OMP_NUM_THREADS === undefined) process.env.OMP_NUM_THREADS = String(Math.max(1, Math.floor(availableParallelism() / Math.max(1, local))));
+  const timeoutMs = collectiveTimeoutMs();  // once, not per call: process.env is a lookup through C++
   world = {
     rank, size, backend,
-    allReduce: (buffer, op) => guarded(() => n.commAllReduce(buffer, op, collectiveTimeoutMs())),
-    broadcast: (buffer, root = 0) => guarded(() => n.commBroadcast(buffer, root, collectiveTimeoutMs())),
-    barrier: () => guarded(() => n.commBarrier(collectiveTimeoutMs())),
+    // (try/catch in place, not guarded(): no closure per call, which a small all-reduce would feel)
+    allReduce: (buffer, op) => { try { n.commAllReduce(buffer, op, timeoutMs); } catch (e) { throw translate(e); } },
+    broadcast: (buffer, root = 0) => guarded(() => n.commBroadcast(buffer, root, timeoutMs)),
+    barrier: () => guarded(() => n.commBarrier(timeoutMs)),
     abort: (code = 1) => n.commAbort(code),
   };
   // MPI wants every rank that joined to finalize (a clean exit); an abort ends the process before this.

@@ -23,7 +23,7 @@ export async function linkKernelLibrary(): Promise<string[]> {
 }
 
 /** The CPU kernel paths, slowest first (kernels/cpu/cpu_isa.h). */
-export const CPU_ISA_PATHS = ['generic', 'avx2', 'avx512'] as const;
+export const CPU_ISA_PATHS = ['generic', 'avx2', 'avx512', 'avx512_bf16'] as const;
 export type CpuIsaPath = (typeof CPU_ISA_PATHS)[number];
 
 /** Which GEMM micro-kernel the library runs in this process, and why. */
@@ -36,7 +36,7 @@ export interface CpuIsa {
   /** Detected and OS-enabled: avx2 fma avx512f avx512dq avx512bw avx512vl avx512_bf16 avx512_vnni amx_*. */
   readonly features: readonly string[];
   /** The detected caches and the GEMM blocking derived from them, e.g. "L1d 48 KiB, L2 1024 KiB, L3 … (cpuid
-   * 0x80000005/6); blocking KC 256 MC 192 NC 480" (kernels/cpu/cpu_cache.h, gemm.h gemm_blocking). */
+   * 0x80000005/6); blocking KC 256 MC 192 NC 1536" (kernels/cpu/cpu_cache.h, gemm.h gemm_blocking). */
   readonly caches?: string;
 }
 

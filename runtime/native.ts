@@ -67,7 +67,8 @@ export interface NativeAddon {
   commInfo(): { mpi: boolean; library: string; launched: boolean; launcherSize: number };
   /** Joins the job (MPI_Init when launched by mpirun/srun); idempotent. */
   commInit(): { rank: number; size: number; backend: 'mpi' | 'single' };
-  /** In place; `timeoutMs` 0: wait forever. Throws a KilnRankFailedError (`kind`: timeout, terminated, error). */
+  /** In place, blocking; `timeoutMs` 0: wait forever. Past it (or on SIGTERM) the process writes a KilnRankFailedError
+   * and the job ends; an error MPI returns is thrown as one (`kind` 'error'). */
   commAllReduce(buffer: Float32Array | Float64Array | Int32Array, op: 'sum' | 'mean', timeoutMs: number): void;
   /** A plain blocking MPI_Allreduce (sum) on the buffer: the benchmark's baseline. */
   commAllReduceBlocking(buffer: Float32Array | Float64Array | Int32Array): void;

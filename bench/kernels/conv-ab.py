@@ -25,9 +25,9 @@ tmp = tempfile.mkdtemp(prefix='kiln-conv-ab-')
 
 
 def build(name: str, kdir: str) -> ctypes.CDLL:
-  row = '1' if 'kiln_epi4row' in open(os.path.join(kdir, 'kiln_lib.h')).read() else '0'
+  row = '1' if 'kiln_epi4r' in open(os.path.join(kdir, 'kiln_lib.h')).read() else '0'
   so = os.path.join(tmp, f'conv-{name}.so')
-  subprocess.run(['g++', '-O3', '-march=native', '-fopenmp', '-std=c++17', '-shared', '-fPIC', f'-DROW={row}', '-I', kdir,
+  subprocess.run(['g++', '-O3', '-march=native', '-fopenmp', '-std=c++17', '-shared', '-fPIC', '-fno-gnu-unique', f'-DROW={row}', '-I', kdir,
                   os.path.join(ROOT, 'bench/kernels/conv-lib.cpp'), os.path.join(kdir, 'lib.cpp'), '-o', so], check=True)
   lib = ctypes.CDLL(so)
   lib.kb_conv.restype = ctypes.c_double

@@ -1,6 +1,6 @@
 // Times one call of the kernel library's conv entry points (kernels/cpu/lib.cpp, what compiled programs call)
 // with a store epilogue through the library's function-pointer ABI; loaded by bench/kernels/conv-ab.py.
-// ROW=1: the row-segment epilogue (kiln_epi4row); ROW=0: the per-element one of earlier library versions.
+// ROW=1: the row-segment epilogue (kiln_epi4r); ROW=0: the per-element one of earlier library versions.
 #include <chrono>
 #include <cstdint>
 #include "kiln_lib.h"

@@ -6,6 +6,7 @@ import { numel, stridesOf } from '../ir/shape';
 import type { ExternKernel, StridedView } from '../codegen/kir';
 import type { TemplateName } from '../ops/lowering';
 import { ExprPrinter, literal } from './cstyle';
+import { flatIndex } from '../codegen/expr';
 import { cppLang, storeLines } from './cpp';
 
 /** A converted operand (buf < 0) lives in the call's f32 copy `cv<i>`, else in its arena buffer. */
@@ -34,12 +35,13 @@ interface Ctx {
   readonly epiName: string;
   /** The epilogue function: `params` are the template's callback indices, `bind` binds the output vars. */
   epilogue(params: string[], bind: string[]): string[];
-  /** The same per row: `(params..., step, len, accs)`, element r of the row at index `r` (bind may use `r` and
-   * `step`), value accs[r]; the library calls it once per row segment instead of once per element. */
-  epilogueRows(params: string[], bind: string[]): string[];
+  /** The same as a row epilogue (kiln_epi3r, kiln_epi4r): called with a run of `nn` accumulators `accs[t]` at last
+   * index `params[last] + t` (strided: `+ t * step`, `step` a parameter before `nn`); `bind` sees the element's last
+   * index as `${params[last]}t`. */
+  epilogueRow(params: string[], bind: string[], strided?: boolean): string[];
 }
 
-const conv = ({ k, v, a, epiName, epilogueRows }: Ctx): TemplateCode => {
+const conv = ({ k, v, a, epiName, epilogueRow }: Ctx): TemplateCode => {
   requireContiguous(k);
   const [p, q] = k.operands;
   const xs = k.template === 'conv2d_bwd_data' ? k.outShape : p.shape;
@@ -48,7 +50,7 @@ const conv = ({ k, v, a, epiName, epilogueRows }: Ctx): TemplateCode => {
   const st = a.stride as number[], pd = a.padding as number[], dl = a.dilation as number[];
   const dims = [N, C, H, W, O, KH, KW, st[0], st[1], pd[0], pd[1], pd[2], pd[3], dl[0], dl[1], a.groups];
   return {
-    helpers: epilogueRows(['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3 + r * step;`]),
+    helpers: epilogueRow(['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3t;`], true),
     body: [`static const int64_t dims[16] = {${dims.join(', ')}};`, `kiln_${k.template}_f32(dims, ${ptr(p)}, ${ptr(q)}, ${epiName}, &fr);`],
   };
 };
@@ -60,15 +62,26 @@ const attention = ({ k, v, a, epiName, epilogue }: Ctx): TemplateCode => {
   const batch = q.shape.slice(0, -2), [lq, d] = q.shape.slice(-2), [lk, dv] = vv.shape.slice(-2);
   const common = `${numel(batch)}, ${lq}, ${lk}, ${d}, ${dv}, ${ptr(q)}, ${ptr(kk)}, ${ptr(vv)}`;
   const tail = `${literal(a.scale, 'f32')}, ${a.causal ? 1 : 0}`;
+  const out = k.template === 'sdpa' ? plainStore(k) : null;
+  if (out !== null) return { helpers: [], body: [`kiln_sdpa_out_f32(${common}, ${tail}, b${out});`] };
   return {
     helpers: epilogue(['bb', 'ii', 'tt'], [...bindBatch(v.slice(0, -2), k.outShape.slice(0, -2), 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = tt;`]),
     body: [k.template === 'sdpa' ? `kiln_sdpa_f32(${common}, ${tail}, ${epiName}, &fr);` : `kiln_sdpa_grad_f32(${common}, ${ptr(k.operands[3])}, ${tail}, ${a.wrt}, ${epiName}, &fr);`],
   };
 };
 
+/** The buffer of a kernel whose epilogue only stores the f32 result, row-major in the output's own order (no fused
+ * math, no cast, no layout change): the template can write it directly instead of calling the epilogue per
+ * element. null otherwise. */
+function plainStore(k: ExternKernel): number | null {
+  if (k.stores.length !== 1) return null;
+  const [st] = k.stores;
+  return st.dt === 'f32' && st.value.k === 'acc' && st.off.key === flatIndex(k.outVars, k.outShape).key ? st.buf : null;
+}
+
 /** One entry per template (a missing one is a tsc error). */
 const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {
-  matmul: ({ k, v, epiName, epilogue }) => {
+  matmul: ({ k, v, epiName, epilogueRow }) => {
     const r = k.outShape.length;
     const [A, B] = k.operands;
     const batch = k.outShape.slice(0, -2);
@@ -76,7 +89,7 @@ const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {
     const bstride = (x: StridedView) => batch.map((_d, i) => { const j = i - (batch.length - (x.shape.length - 2)); return j < 0 || x.shape[j] === 1 ? 0 : x.strides[j]; });
     const list = (xs: readonly number[]) => `{${xs.length ? xs.join(', ') : '0'}}`;
     return {
-      helpers: epilogue(['bb', 'ii', 'jj'], [...bindBatch(v.slice(0, -2), batch, 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jj;`]),
+      helpers: epilogueRow(['bb', 'ii', 'jj'], [...bindBatch(v.slice(0, -2), batch, 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jjt;`]),
       body: [`const kiln_batch bt = {${batch.length}, ${list(batch)}, ${list(bstride(A))}, ${list(bstride(B))}};`,
         `kiln_gemm_${A.dt}(${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt, ${epiName}, &fr);`],
     };
@@ -121,16 +134,20 @@ export function templateCall(kernel: ExternKernel, decls: readonly string[]): Te
     return [`static void ${epiName}(const kiln_frame* fr, ${params.map((x) => `int64_t ${x}`).join(', ')}, float acc) {`,
       '  uint8_t* A = fr->A;', '  const int64_t* O = fr->O;', ...decls.map((l) => `  ${l}`), ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`), '}'];
   };
-  const epilogueRows = (params: string[], bind: string[]) => {
+  // One call per run of an output row (the GEMM's tile rows, the conv's row segments): no indirect call per
+  // element, and the store loop over the run can vectorize.
+  const epilogueRow = (params: string[], bind: string[], strided = false) => {
     const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
-    return [`static void ${epiName}(const kiln_frame* fr, ${params.map((x) => `int64_t ${x}`).join(', ')}, int64_t step, int64_t len, const float* accs) {`,
+    const last = params[params.length - 1];
+    const args = [...params, ...(strided ? ['step'] : []), 'nn'].map((x) => `int64_t ${x}`).join(', ');
+    return [`static void ${epiName}(const kiln_frame* fr, ${args}, const float* accs) {`,
       '  uint8_t* A = fr->A;', '  const int64_t* O = fr->O;', ...decls.map((l) => `  ${l}`),
-      '  for (int64_t r = 0; r < len; ++r) {', '    const float acc = accs[r];',
+      '  for (int64_t t = 0; t < nn; ++t) {', `    const int64_t ${last}t = ${last} + t${strided ? ' * step' : ''};`, '    const float acc = accs[t];',
       ...[...bind, ...storeLines(k.stores, p)].map((l) => `    ${l}`), '  }', '}'];
   };
   const build = TEMPLATES[k.template];
   if (!build) throw new Error(`C++ back end: no template for ${k.template}`);
-  const code = build({ k, v: k.outVars.map((x) => (x as { name: string }).name), a: k.attrs as Record<string, never>, epiName, epilogue, epilogueRows });
+  const code = build({ k, v: k.outVars.map((x) => (x as { name: string }).name), a: k.attrs as Record<string, never>, epiName, epilogue, epilogueRow });
   return { helpers: code.helpers, body: [...widen.lines, ...code.body] };
 }
 

@@ -74,9 +74,11 @@ RowSplit<F> row_split(F f, int64_t Wq, int64_t Wv) { return RowSplit<F>{f, Wq, W
 // column split, every thread for its own chunks), a transposing gather each time. This packs each distinct A
 // (`na` of them; batch element b uses A number which(b)) once into the driver's own panel layout with kc = K,
 // [panel p][k < K][r < MR] (the inner packer's output for the whole matrix), so a block is one memcpy per panel.
-// MR is the running path's (cpu_isa()), known before the driver is called.
+// MR is the running path's (cpu_isa()), known before the driver is called; these packers write f32 panels, so
+// on an avx512_bf16 CPU the driver runs the f32 Avx512 path (gemm_packed_f32).
 inline int gemm_path_mr() {
   switch (cpu_isa()) {
+    case Isa::Avx512Bf16:
     case Isa::Avx512: return gemm_cfg::Avx512::MR;
     case Isa::Avx2: return gemm_cfg::Avx2::MR;
     default: return gemm_cfg::Generic::MR;
@@ -88,7 +90,10 @@ struct PrepackedA {
   int64_t per() const { return (M + mr - 1) / mr * mr * K; }
   template <int MR>
   void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
-    if (MR != mr || i0 % MR) std::abort();  // the driver's blocks start on panel boundaries
+    if (MR != mr || i0 % MR) {  // the driver runs the path gemm_path_mr() named; its blocks start on panels
+      std::fprintf(stderr, "kiln: prepacked A has MR %d, the GEMM path MR %d at row %lld\n", mr, MR, (long long)i0);
+      std::abort();
+    }
     const float* src = p + which(b) * per() + i0 * K + k0 * MR;
     for (int64_t q = 0; q * MR < mc; ++q) std::memcpy(dst + q * kc * MR, src + q * K * MR, size_t(kc) * MR * sizeof(float));
   }

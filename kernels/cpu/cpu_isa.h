@@ -3,13 +3,15 @@
 // Detection: cpuid (leaf 1: FMA, AVX, OSXSAVE; leaf 7.0: AVX2, AVX-512 F/DQ/BW/VL, VNNI, AMX; leaf 7.1:
 // AVX-512 BF16) plus xgetbv(0), which says whether the OS saves the ymm (XCR0 bits 1-2), zmm/opmask
 // (bits 5-7) and AMX tile (bits 17-18) state — a CPU flag without OS support is not usable.
+//   avx512_bf16  avx512 plus AVX-512 BF16: bf16 x bf16 GEMMs multiply bf16 pairs with vdpbf16ps; every other
+//                GEMM (f32, f16 operands, conv) runs the avx512 kernels
 //   avx512  needs AVX-512 F+DQ+BW+VL, AVX2, FMA and OS zmm state
 //   avx2    needs AVX2, FMA and OS ymm state
 //   generic anything else (portable C++)
-// KILN_CPU_ISA=avx512|avx2|generic forces a path; auto or unset takes the best. Forcing a path this CPU cannot
+// KILN_CPU_ISA=avx512_bf16|avx512|avx2|generic forces a path; auto or unset takes the best. Forcing a path this CPU cannot
 // run, or a name that is not a path, leaves `ok` false with the reason in `error` (the TypeScript runtime asks
 // through kiln_cpu_isa() and throws it; a C++ caller of the GEMM gets it on stderr and an abort).
-// BF16/VNNI/AMX are detected and reported but no kernel uses them yet.
+// VNNI/AMX are detected and reported but no kernel uses them yet.
 #pragma once
 
 #include <cstdio>
@@ -23,9 +25,11 @@
 
 namespace kiln {
 
-enum class Isa { Generic = 0, Avx2 = 1, Avx512 = 2 };
+enum class Isa { Generic = 0, Avx2 = 1, Avx512 = 2, Avx512Bf16 = 3 };
 
-inline const char* isa_name(Isa i) { return i == Isa::Avx512 ? "avx512" : i == Isa::Avx2 ? "avx2" : "generic"; }
+inline const char* isa_name(Isa i) {
+  return i == Isa::Avx512Bf16 ? "avx512_bf16" : i == Isa::Avx512 ? "avx512" : i == Isa::Avx2 ? "avx2" : "generic";
+}
 
 struct CpuIsaState {
   Isa isa = Isa::Generic;  // the path taken (meaningful when ok)
@@ -104,28 +108,33 @@ inline CpuIsaState resolve() {
     }
   const bool can_avx2 = ymm && f.avx2 && f.fma;
   const bool can_avx512 = can_avx2 && zmm && f.f && f.dq && f.bw && f.vl;
-  s.best = can_avx512 ? Isa::Avx512 : can_avx2 ? Isa::Avx2 : Isa::Generic;
+  const bool can_bf16 = can_avx512 && f.bf16;
+  s.best = can_bf16 ? Isa::Avx512Bf16 : can_avx512 ? Isa::Avx512 : can_avx2 ? Isa::Avx2 : Isa::Generic;
   s.isa = s.best;
   const char* env = std::getenv("KILN_CPU_ISA");
   if (!env || !*env || std::strcmp(env, "auto") == 0) return s;
   if (std::strcmp(env, "generic") == 0) {
     s.isa = Isa::Generic;
-  } else if (std::strcmp(env, "avx2") == 0 || std::strcmp(env, "avx512") == 0) {
-    const bool want512 = env[3] == '5';
-    if ((want512 && !can_avx512) || !can_avx2) {
+  } else if (std::strcmp(env, "avx2") == 0 || std::strcmp(env, "avx512") == 0 || std::strcmp(env, "avx512_bf16") == 0) {
+    const Isa want = env[3] == '2' ? Isa::Avx2 : env[6] == '_' ? Isa::Avx512Bf16 : Isa::Avx512;
+    const bool can = want == Isa::Avx2 ? can_avx2 : want == Isa::Avx512 ? can_avx512 : can_bf16;
+    if (!can) {
       s.ok = false;
       std::snprintf(s.error, sizeof s.error,
                     "KILN_CPU_ISA=%s, but this CPU (%s) cannot run it: it needs %s with OS support; usable here: "
                     "%s (best path: %s)",
-                    env, s.model, want512 ? "avx512f avx512dq avx512bw avx512vl avx2 fma" : "avx2 fma",
+                    env, s.model,
+                    want == Isa::Avx2     ? "avx2 fma"
+                    : want == Isa::Avx512 ? "avx512f avx512dq avx512bw avx512vl avx2 fma"
+                                          : "avx512_bf16 avx512f avx512dq avx512bw avx512vl avx2 fma",
                     *s.features ? s.features : "none", isa_name(s.best));
       return s;
     }
-    s.isa = want512 ? Isa::Avx512 : Isa::Avx2;
+    s.isa = want;
   } else {
     s.ok = false;
-    std::snprintf(s.error, sizeof s.error, "KILN_CPU_ISA=%.40s is not a CPU kernel path: use avx512, avx2, generic or auto",
-                  env);
+    std::snprintf(s.error, sizeof s.error,
+                  "KILN_CPU_ISA=%.40s is not a CPU kernel path: use avx512_bf16, avx512, avx2, generic or auto", env);
   }
   return s;
 }

@@ -26,6 +26,8 @@
 #include "cpu_cache.h"
 #include "cpu_isa.h"
 #include "gemm_ukr.h"
+#include "half.h"
+#include "team_sync.h"
 
 namespace kiln {
 
@@ -40,31 +42,47 @@ using Dim = std::integral_constant<int, V>;
 //   MC: the MC x KC block of A takes U::L2Share of the L2;  NC: the KC x NC block of B (shared by the threads)
 //   at most U::NC columns and half the L3.
 namespace gemm_cfg {
+// Elem: the packed panels' element type; KP: k granularity of a panel (2: bf16 pairs, k padded to even).
 struct Avx512 {  // B panel 256x48 (48 KiB) in a 48 KiB L1 (and L2 behind it); A block 192x256 (192 KiB) in L2
+  using Elem = float;
+  static constexpr int KP = 1;
   static constexpr int MR = 8, NR = 48;
-  static constexpr int64_t KC = 256, MC = 192, NC = 480;
+  static constexpr int64_t KC = 256, MC = 192, NC = 1536;
   static constexpr double L2Share = 0.1875;
   static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx512_8x48(kc, a, b, t); }
 };
+struct Avx512Bf16 {  // bf16 operands: B panel 512x48 bf16 (48 KiB) in L1; A block 192x512 bf16 (192 KiB) in L2
+  using Elem = uint16_t;
+  static constexpr int KP = 2;
+  static constexpr int MR = 8, NR = 48;
+  static constexpr int64_t KC = 512, MC = 192, NC = 1536;
+  static constexpr double L2Share = 0.1875;
+  static void ukr(int64_t kc, const uint16_t* a, const uint16_t* b, float* t) { ukr_avx512bf16_8x48(kc, a, b, t); }
+};
 struct Avx2 {  // B panel 256x16 (16 KiB) + A panel 6x256 (6 KiB) in L1; A block 96x256 (96 KiB) in L2
+  using Elem = float;
+  static constexpr int KP = 1;
   static constexpr int MR = 6, NR = 16;
-  static constexpr int64_t KC = 256, MC = 96, NC = 512;
+  static constexpr int64_t KC = 256, MC = 96, NC = 2048;
   static constexpr double L2Share = 0.09375;
   static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx2_6x16(kc, a, b, t); }
 };
 struct Generic {
+  using Elem = float;
+  static constexpr int KP = 1;
   static constexpr int MR = 4, NR = 16;
-  static constexpr int64_t KC = 256, MC = 64, NC = 512;
+  static constexpr int64_t KC = 256, MC = 64, NC = 1024;
   static constexpr double L2Share = 0.0625;
   static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_generic_4x16(kc, a, b, t); }
 };
-constexpr int64_t MB = 2048; // rows per C-buffer chunk (C buffer <= MB x NC floats = 4 MiB)
+constexpr int64_t MBF = int64_t(1) << 21;  // floats of partial sums per C-buffer chunk (8 MiB), when K > KC
 }  // namespace gemm_cfg
 
-// 64-byte aligned scratch, handed back at scope exit to a small per-thread cache of blocks (scratch_cache), so a
-// program's next GEMM or conv reuses pages that are already mapped: a fresh mmap per call costs a page fault per
-// 4 KiB, which on this project's VM took a 64ch 56^2 weight gradient from 2.3 to 31 ms whenever malloc returned
-// large blocks to the OS (a fixed M_MMAP_THRESHOLD, as some host processes set).
+// 64-byte aligned scratch (the GEMM's packing / partial-sum buffers, conv's planes and prepacked weights), handed
+// back at scope exit to a small per-thread cache of blocks, so the next GEMM or conv reuses pages that are already
+// mapped. A fresh multi-MiB allocation per call is a first-touch page fault per 4 KiB on every call (measured: 12 ms
+// inside one B-packing item of a 1.5 ms 512^3 GEMM on 2 threads; a 64ch 56^2 conv weight gradient 2.3 -> 31 ms
+// whenever malloc returned large blocks to the OS, as a fixed M_MMAP_THRESHOLD makes it).
 struct ScratchCache {
   static constexpr int Slots = 8;
   static constexpr size_t MaxBytes = size_t(256) << 20;  // blocks kept per thread, in all
@@ -82,7 +100,12 @@ struct ScratchCache {
       kept -= b.bytes;
       return b;
     }
-    return Block{static_cast<float*>(std::aligned_alloc(64, bytes)), bytes};
+    Block b{static_cast<float*>(std::aligned_alloc(64, bytes)), bytes};
+    if (!b.p) {
+      std::fprintf(stderr, "kiln: out of memory for %zu bytes of GEMM / conv scratch\n", bytes);
+      std::abort();
+    }
+    return b;
   }
   // Keeps the block unless that would pass MaxBytes; a full cache drops its smallest block for a larger one.
   void give(Block b) {
@@ -121,6 +144,7 @@ inline ScratchCache& scratch_cache() {
   return c;
 }
 
+// n floats of scratch from the calling thread's cache (n == 0: none), returned to it at scope exit.
 struct AlignedBuf {
   float* p = nullptr;
   size_t bytes = 0;
@@ -143,10 +167,11 @@ template <class U>
 const GemmBlocking& gemm_blocking() {
   static const GemmBlocking b = [] {
     const CpuCaches& c = cpu_caches();
-    const int64_t kc = std::min<int64_t>(U::KC, std::max<int64_t>(64, c.l1d / (U::NR * 4) / 8 * 8));
-    const int64_t mc = std::min<int64_t>(gemm_cfg::MB / U::MR * U::MR,
-                                         std::max<int64_t>(4 * U::MR, int64_t(double(c.l2) * U::L2Share) / (kc * 4) / U::MR * U::MR));
-    const int64_t nc = std::min<int64_t>(U::NC, std::max<int64_t>(4 * U::NR, c.l3 / 2 / (kc * 4) / U::NR * U::NR));
+    constexpr int64_t es = sizeof(typename U::Elem);
+    const int64_t kc = std::min<int64_t>(U::KC, std::max<int64_t>(64, c.l1d / (U::NR * es) / 8 * 8));
+    const int64_t mc = std::min<int64_t>(2048 / U::MR * U::MR,
+                                         std::max<int64_t>(4 * U::MR, int64_t(double(c.l2) * U::L2Share) / (kc * es) / U::MR * U::MR));
+    const int64_t nc = std::min<int64_t>(U::NC, std::max<int64_t>(4 * U::NR, c.l3 / 2 / (kc * es) / U::NR * U::NR));
     return GemmBlocking{kc, mc, nc};
   }();
   return b;
@@ -155,7 +180,8 @@ const GemmBlocking& gemm_blocking() {
 // "L1d 48 KiB, L2 1024 KiB, L3 32768 KiB (cpuid leaf 4); blocking KC 256 MC 192 NC 480" for path `isa`.
 inline void describe_blocking(Isa isa, char* out, size_t n) {
   const CpuCaches& c = cpu_caches();
-  const GemmBlocking& b = isa == Isa::Avx512 ? gemm_blocking<gemm_cfg::Avx512>()
+  const GemmBlocking& b = isa == Isa::Avx512Bf16 ? gemm_blocking<gemm_cfg::Avx512Bf16>()
+                          : isa == Isa::Avx512 ? gemm_blocking<gemm_cfg::Avx512>()
                           : isa == Isa::Avx2 ? gemm_blocking<gemm_cfg::Avx2>() : gemm_blocking<gemm_cfg::Generic>();
   std::snprintf(out, n, "L1d %lld KiB, L2 %lld KiB, L3 %lld KiB (%s); blocking KC %lld MC %lld NC %lld",
                 (long long)(c.l1d >> 10), (long long)(c.l2 >> 10), (long long)(c.l3 >> 10), c.source, (long long)b.KC,
@@ -165,45 +191,39 @@ inline void describe_blocking(Isa isa, char* out, size_t n) {
 // Modes of one micro-kernel call with respect to the K blocking.
 enum class KStep { Only, First, Middle, Last };
 
-// An epilogue may take a finished tile row at once: epi.row(b, i, j0, n, acc) for C(b, i, j0 .. j0+n-1) =
-// acc[0 .. n-1]. The driver then calls row() once per tile row (MR calls per tile instead of MR x NR), so an
-// epilogue that is a function pointer or needs a division per index (conv2d) pays that per row.
+// Row epilogues: an Epi with a member `row(b, i, j0, n, const float* v)` receives a run of n finished values of
+// output row i (v[t] is C(b, i, j0 + t)) in one call; any other Epi is called once per element. Both see each
+// element exactly once. The library's entry points use rows (one indirect call per tile row, not per element).
 template <class E, class = void>
 struct has_row_epi : std::false_type {};
 template <class E>
 struct has_row_epi<E, std::void_t<decltype(std::declval<E&>().row(int64_t(), int64_t(), int64_t(), int(),
-                                                                    static_cast<const float*>(nullptr)))>>
+                                                                  static_cast<const float*>(nullptr)))>>
     : std::true_type {};
+
+template <class Epi>
+static inline void epi_run(Epi& epi, int64_t b, int64_t i, int64_t j0, int n, const float* v) {
+  if constexpr (has_row_epi<Epi>::value) {
+    epi.row(b, i, j0, n, v);
+  } else {
+    for (int c = 0; c < n; ++c) epi(b, i, j0 + c, v[c]);
+  }
+}
 
 // acc(MR x NR) = Ap(kc x MR) . Bp(kc x NR) by the path's micro-kernel; then, per mode: Only -> epi;
 // First -> C = acc; Middle -> C += acc; Last -> epi(C + acc). mr/nr clip the tile at the matrix edge.
 template <class U, class Epi>
-static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const float* __restrict__ Bp,
+static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ Ap, const typename U::Elem* __restrict__ Bp,
                               float* __restrict__ C, int64_t ldc, int mr, int nr, KStep mode, int64_t b, int64_t i0,
                               int64_t j0, Epi& epi) {
   constexpr int MR = U::MR, NR = U::NR;
   alignas(64) float t[MR * NR];
   U::ukr(kc, Ap, Bp, t);
-  if constexpr (has_row_epi<Epi>::value) {
-    if (mode == KStep::Only || mode == KStep::Last) {
-      if (mode == KStep::Last) {
-        if (nr == NR)
-          for (int r = 0; r < mr; ++r)
-            for (int c = 0; c < NR; ++c) t[r * NR + c] += C[r * ldc + c];
-        else
-          for (int r = 0; r < mr; ++r)
-            for (int c = 0; c < nr; ++c) t[r * NR + c] += C[r * ldc + c];
-      }
-      for (int r = 0; r < mr; ++r) epi.row(b, i0 + r, j0, nr, t + r * NR);
-      return;
-    }
-  }
   if (mr == MR && nr == NR) {
     // Full tile: compile-time bounds, so these loops vectorize (with an inlined epilogue that stores, too).
     switch (mode) {
       case KStep::Only:
-        for (int r = 0; r < MR; ++r)
-          for (int c = 0; c < NR; ++c) epi(b, i0 + r, j0 + c, t[r * NR + c]);
+        for (int r = 0; r < MR; ++r) epi_run(epi, b, i0 + r, j0, NR, t + r * NR);
         return;
       case KStep::First:
         for (int r = 0; r < MR; ++r) std::memcpy(C + r * ldc, t + r * NR, NR * sizeof(float));
@@ -213,15 +233,16 @@ static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const fl
           for (int c = 0; c < NR; ++c) C[r * ldc + c] += t[r * NR + c];
         return;
       case KStep::Last:
-        for (int r = 0; r < MR; ++r)
-          for (int c = 0; c < NR; ++c) epi(b, i0 + r, j0 + c, C[r * ldc + c] + t[r * NR + c]);
+        for (int r = 0; r < MR; ++r) {
+          for (int c = 0; c < NR; ++c) t[r * NR + c] += C[r * ldc + c];
+          epi_run(epi, b, i0 + r, j0, NR, t + r * NR);
+        }
         return;
     }
   }
   switch (mode) {
     case KStep::Only:
-      for (int r = 0; r < mr; ++r)
-        for (int c = 0; c < nr; ++c) epi(b, i0 + r, j0 + c, t[r * NR + c]);
+      for (int r = 0; r < mr; ++r) epi_run(epi, b, i0 + r, j0, nr, t + r * NR);
       break;
     case KStep::First:
       for (int r = 0; r < mr; ++r)
@@ -232,8 +253,10 @@ static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const fl
         for (int c = 0; c < nr; ++c) C[r * ldc + c] += t[r * NR + c];
       break;
     case KStep::Last:
-      for (int r = 0; r < mr; ++r)
-        for (int c = 0; c < nr; ++c) epi(b, i0 + r, j0 + c, C[r * ldc + c] + t[r * NR + c]);
+      for (int r = 0; r < mr; ++r) {
+        for (int c = 0; c < nr; ++c) t[r * NR + c] += C[r * ldc + c];
+        epi_run(epi, b, i0 + r, j0, nr, t + r * NR);
+      }
       break;
   }
 }
@@ -242,131 +265,172 @@ static inline void gemm_micro(int64_t kc, const float* __restrict__ Ap, const fl
 // path's tile, passed as Dim<MR>{} / Dim<NR>{} so packers keep them compile-time):
 //   packA(Dim<MR>, b, i0, mc, k0, kc, dst): dst[p*kc*MR + k*MR + r] = A(b, i0 + p*MR + r, k0 + k), p < ceil(mc/MR)
 //   packB(Dim<NR>, b, k0, kc, j0, nc, dst): dst[p*kc*NR + k*NR + c] = B(b, k0 + k, j0 + p*NR + c), p < ceil(nc/NR)
-// packB is called by each thread for its own share of panels (j0, nc multiples of NR apart from the end).
-// How threads share the work. Auto: as described above. Columns: each thread runs whole column chunks of a batch
-// element by itself (its own B and C buffers, the whole K loop), chunks handed out dynamically: no barrier per KC
-// step and no shared B panel, which suits GEMMs with few rows and many columns (a conv's M is its channel count,
-// N its pixels) and rows that fit one MC block; a caller asks for it (conv2d), the matmul keeps Auto.
+// Both are called by several threads at once for disjoint panel ranges (i0 / j0 multiples of MR / NR from the
+// block start, mc / nc multiples of MR / NR apart from the block end).
+//
+// Threads (one batch element at a time): per (row chunk ib, column block jc, K block pc) step
+//   1. the threads pack B(pc, jc) together, in groups of panels handed out dynamically; barrier;
+//   2. work items are row blocks of the chunk (x column ranges only when there are too few row blocks); each
+//      item packs its own A block once and runs it against every B panel of its range.
+// B is double-buffered, so step s + 1 packs while slower threads finish step s: one barrier per step
+// (team_sync.h, which spins briefly instead of sleeping). Row blocks are balanced (equal panel counts, at least
+// 4 per thread when M allows), so no row of A is packed twice in a step unless M is too small to split (then A
+// is cheap); the column block NC is balanced over N too.
+//
+// GemmSplit::Columns (a caller's choice; conv2d asks for it, the matmul keeps Auto): when the rows fit one MC
+// block, each thread instead runs whole column chunks of a batch element by itself (its own B and C buffers, the
+// whole K loop), chunks handed out dynamically: no barrier per K step and no shared B panel, which suits GEMMs
+// with few rows and many columns (a conv's M is its channel count, N its pixels). With more rows Auto's threads
+// split the row blocks and share each B panel, where a column split would pack all of A once per chunk.
 enum class GemmSplit { Auto, Columns };
 
 // One path, U = gemm_cfg::Avx512 / Avx2 / Generic; needs batch, M, N, K > 0 (gemm_packed_f32 checks and dispatches).
 template <class U, class PackA, class PackB, class Epi>
 void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& packA, PackB& packB, Epi& epi,
-                      GemmSplit split = GemmSplit::Auto) {
+                      GemmSplit split) {
   constexpr int MR = U::MR, NR = U::NR;
+  using E = typename U::Elem;
   const GemmBlocking& blk = gemm_blocking<U>();
-  const int64_t KC = blk.KC, MC = blk.MC, NC = blk.NC;  // MC % MR == 0, NC % NR == 0 by construction
-  constexpr int64_t MB = gemm_cfg::MB / MR * MR;
+  const int64_t KC = blk.KC, MC = blk.MC;  // MC % MR == 0, KC % 8 == 0 by construction
+  auto kpad = [](int64_t kc) { return (kc + U::KP - 1) / U::KP * U::KP; };  // k extent of a packed panel
   const int max_thr = omp_get_max_threads();
-  const int64_t nc_max = std::min<int64_t>(NC, (N + NR - 1) / NR * NR);
-  const int64_t kc_max = std::min<int64_t>(KC, K);
-  const int64_t mb_max = std::min<int64_t>(MB, (M + MR - 1) / MR * MR);
+  // Column blocks: as few as NC allows, of equal width (whole panels), so no thin block is left at the end.
+  const int64_t npan_all = (N + NR - 1) / NR;
+  const int64_t nblk_n = (npan_all * NR + blk.NC - 1) / blk.NC;
+  const int64_t NCb = (npan_all + nblk_n - 1) / nblk_n * NR;
+  // Row chunks for the C buffer (K > KC): at most MBF floats of partial sums each, of equal height.
   const bool need_c = K > KC;
+  const int64_t mpan_all = (M + MR - 1) / MR;
+  const int64_t nblk_m = need_c ? (mpan_all * MR * NCb + gemm_cfg::MBF - 1) / gemm_cfg::MBF : 1;
+  const int64_t MB = (mpan_all + nblk_m - 1) / nblk_m * MR;
+  const int64_t nc_max = std::min<int64_t>(NCb, npan_all * NR);
+  const int64_t kc_max = std::min<int64_t>(KC, K);
+  const int64_t mb_max = std::min<int64_t>(MB, mpan_all * MR);
   // Small per-batch problems: one batch element per thread, serial inside. Otherwise all threads
   // cooperate on each batch element.
   const double flops = double(M) * double(N) * double(K);
   const bool batch_parallel = batch >= max_thr && max_thr > 1 && flops < 4.0e6;
-  // Column chunks: whole NR panels, at most NC columns each, a multiple of the thread count (at least 2 each,
-  // when there are panels enough), panel counts differing by at most one.
-  const int64_t npan_all = (N + NR - 1) / NR;
+  const bool serial = !batch_parallel && (max_thr == 1 || flops < 1.5e5);
+  // Column chunks (GemmSplit::Columns): whole NR panels, at most NC columns each, a multiple of the thread count
+  // (at least 2 per thread when there are panels enough), panel counts differing by at most one.
   int64_t chunks = 1;
-  // Only when the rows fit one MC block: with more, Auto's threads split the row blocks and share each B panel,
-  // where a column split would copy all of A once per chunk and thread (320 ch: 3.7 MB per chunk).
-  if (split == GemmSplit::Columns && M <= MC && !batch_parallel && max_thr > 1 && flops >= 1.5e5) {
-    const int64_t want = std::max<int64_t>(2 * max_thr, ((N + NC - 1) / NC + max_thr - 1) / max_thr * max_thr);
+  if (split == GemmSplit::Columns && M <= MC && !batch_parallel && !serial) {
+    const int64_t want = std::max<int64_t>(2 * max_thr, (nblk_n + max_thr - 1) / max_thr * max_thr);
     chunks = npan_all >= want ? want : npan_all >= max_thr ? npan_all / max_thr * max_thr : 1;
   }
   const bool col_parallel = chunks > 1;
   const int n_ctx = batch_parallel || col_parallel ? max_thr : 1;
+  const int64_t a_rows = std::min<int64_t>(MC, mb_max);
+  const size_t astride = size_t(kpad(kc_max)) * size_t((a_rows + MR - 1) / MR * MR);  // in E
+  const size_t bstride = size_t(kpad(kc_max)) * nc_max;  // one B buffer, in E; a team uses two
+  auto floats = [](size_t n_elem) { return (n_elem * sizeof(E) + 63) / 64 * 16; };
 
-  AlignedBuf bbuf(size_t(n_ctx) * kc_max * nc_max);
-  AlignedBuf cbuf(need_c ? size_t(n_ctx) * mb_max * nc_max : 0);
-  AlignedBuf abuf(size_t(max_thr) * kc_max * ((std::min<int64_t>(MC, mb_max) + MR - 1) / MR * MR));
+  const bool team_run = !serial && !batch_parallel && !col_parallel;
+  AlignedBuf bmem(floats(size_t(n_ctx) * bstride * (team_run ? 2 : 1)));
+  AlignedBuf cmem(need_c ? size_t(n_ctx) * mb_max * nc_max : 0);
+  AlignedBuf amem(floats(size_t(max_thr) * astride));
+  struct { E* p; } bbuf{reinterpret_cast<E*>(bmem.p)}, abuf{reinterpret_cast<E*>(amem.p)};
+  float* const cbuf = cmem.p;
 
-  // Columns [j_lo, j_hi) of batch element b.
-  auto run_one = [&](int64_t b, int64_t j_lo, int64_t j_hi, int tid, int nthr, float* Bp, float* Cb, float* Ap) {
+  // Columns [j_lo, j_hi) of batch element b. team == nullptr: the calling thread alone. `step` numbers the steps
+  // across calls (the team's B buffer and phase numbers follow it).
+  auto run_one = [&](int64_t b, int64_t j_lo, int64_t j_hi, TeamSync* team, int64_t& step, E* Bbase, float* Cb,
+                     E* Ap) {
+    const int nthr = team ? omp_get_num_threads() : 1;
     for (int64_t ib = 0; ib < M; ib += MB) {
       const int64_t mrows = std::min(MB, M - ib);
       const int64_t mpan = (mrows + MR - 1) / MR;
-      for (int64_t jc = j_lo; jc < j_hi; jc += NC) {
-        const int64_t nc = std::min(NC, j_hi - jc);
+      // Row blocks: equal shares of the panels, each at most MC rows; with threads, at least 4 per thread while a
+      // block keeps >= 2 panels, so a core slowed by another process hands its share to the other one.
+      int64_t nrb = (mpan + MC / MR - 1) / (MC / MR);
+      if (nthr > 1) nrb = std::max(nrb, std::min<int64_t>(4 * nthr, mpan / 2));
+      nrb = std::max<int64_t>(1, std::min(nrb, mpan));
+      for (int64_t jc = j_lo; jc < j_hi; jc += NCb) {
+        const int64_t nc = std::min(NCb, j_hi - jc);
         const int64_t npan = (nc + NR - 1) / NR;
-        // Work items: MC-row blocks x column chunks of the (mrows x nc) block, handed out dynamically so a
-        // core slowed by another process does not hold the other one at the barrier.
-        const int64_t pan_per_mc = MC / MR;
-        const int64_t nrb = (mpan + pan_per_mc - 1) / pan_per_mc;
-        const int64_t ncb = nthr > 1 ? std::min<int64_t>(npan, std::max<int64_t>(1, (8 * nthr + nrb - 1) / nrb)) : 1;
-        for (int64_t pc = 0; pc < K; pc += KC) {
-          const int64_t kc = std::min(KC, K - pc);
+        // Too few row blocks for the threads: split the columns too (each item then packs its A block again).
+        const int64_t ncb = nthr > 1 && nrb < 2 * nthr ? std::min<int64_t>(npan, (4 * nthr + nrb - 1) / nrb) : 1;
+        const int64_t bgrp = std::max<int64_t>(1, npan / (4 * nthr));  // B panels per packing item
+        const int64_t ngrp = (npan + bgrp - 1) / bgrp, ntask = nrb * ncb;
+        for (int64_t pc = 0; pc < K; pc += KC, ++step) {
+          const int64_t kc = std::min(KC, K - pc), kp = kpad(kc);
           const bool first = pc == 0, last = pc + kc >= K;
           const KStep mode = first && last ? KStep::Only : first ? KStep::First : last ? KStep::Last : KStep::Middle;
-          // Pack B(pc, jc): panels split evenly between threads.
-          {
-            const int64_t p0 = npan * tid / nthr, p1 = npan * (tid + 1) / nthr;
-            if (p1 > p0)
-              packB(Dim<NR>{}, b, pc, kc, jc + p0 * NR, std::min(nc, p1 * NR) - p0 * NR, Bp + p0 * kc * NR);
-          }
-          if (nthr > 1) {
-#pragma omp barrier
-          }
+          E* Bp = Bbase + (team ? size_t(step & 1) * bstride : 0);
+          auto pack_b = [&](int64_t g) {
+            const int64_t p0 = g * bgrp, p1 = std::min(npan, p0 + bgrp);
+            packB(Dim<NR>{}, b, pc, kc, jc + p0 * NR, std::min(nc, p1 * NR) - p0 * NR, Bp + p0 * kp * NR);
+          };
           auto task = [&](int64_t t) {
-            const int64_t pr = (t / ncb) * pan_per_mc, pr_end = std::min(mpan, pr + pan_per_mc);
-            const int64_t q0 = npan * (t % ncb) / ncb, q1 = npan * (t % ncb + 1) / ncb;
+            const int64_t rb = t / ncb, cb = t % ncb;
+            const int64_t pr = mpan * rb / nrb, pr_end = mpan * (rb + 1) / nrb;
+            const int64_t q0 = npan * cb / ncb, q1 = npan * (cb + 1) / ncb;
             const int64_t i0 = ib + pr * MR;
             const int64_t mc = std::min(pr_end * MR, mrows) - pr * MR;
             packA(Dim<MR>{}, b, i0, mc, pc, kc, Ap);
             for (int64_t q = q0; q < q1; ++q) {
               const int nr = int(std::min<int64_t>(NR, nc - q * NR));
-              const float* bp = Bp + q * kc * NR;
+              const E* bp = Bp + q * kp * NR;
               for (int64_t p = 0; p < pr_end - pr; ++p) {
                 const int mr = int(std::min<int64_t>(MR, mc - p * MR));
                 const int64_t row = (pr + p) * MR;  // row inside the C chunk
                 float* c = need_c ? Cb + row * nc_max + q * NR : nullptr;
-                gemm_micro<U>(kc, Ap + p * kc * MR, bp, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR,
-                                epi);
+                gemm_micro<U>(kc, Ap + p * kp * MR, bp, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR, epi);
               }
             }
           };
-          if (nthr > 1) {
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t t = 0; t < nrb * ncb; ++t) task(t);  // implicit barrier: B is reused next step
+          if (team) {
+            const int64_t ph = 2 * step;
+            for (int64_t g = team->next(ph); g < ngrp; g = team->next(ph)) pack_b(g);
+            team->barrier(ph);  // B(pc, jc) complete; step - 1's items all done (so the other buffer is free)
+            for (int64_t t = team->next(ph + 1); t < ntask; t = team->next(ph + 1)) task(t);
           } else {
-            for (int64_t t = 0; t < nrb * ncb; ++t) task(t);
+            for (int64_t g = 0; g < ngrp; ++g) pack_b(g);
+            for (int64_t t = 0; t < ntask; ++t) task(t);
           }
         }
       }
     }
   };
 
-  const size_t astride = size_t(kc_max) * ((std::min<int64_t>(MC, mb_max) + MR - 1) / MR * MR);
   if (batch_parallel) {
 #pragma omp parallel
     {
       const int tid = omp_get_thread_num();
-      float* Bp = bbuf.p + size_t(tid) * kc_max * nc_max;
-      float* Cb = need_c ? cbuf.p + size_t(tid) * mb_max * nc_max : nullptr;
+      E* Bp = bbuf.p + size_t(tid) * bstride;
+      float* Cb = need_c ? cbuf + size_t(tid) * mb_max * nc_max : nullptr;
+      int64_t step = 0;
 #pragma omp for schedule(dynamic)
-      for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, 0, 1, Bp, Cb, abuf.p + tid * astride);
+      for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, step, Bp, Cb, abuf.p + tid * astride);
     }
   } else if (col_parallel) {
 #pragma omp parallel
     {
       const int tid = omp_get_thread_num();
-      float* Bp = bbuf.p + size_t(tid) * kc_max * nc_max;
-      float* Cb = need_c ? cbuf.p + size_t(tid) * mb_max * nc_max : nullptr;
+      E* Bp = bbuf.p + size_t(tid) * bstride;
+      float* Cb = need_c ? cbuf + size_t(tid) * mb_max * nc_max : nullptr;
+      int64_t step = 0;
 #pragma omp for schedule(dynamic)
       for (int64_t t = 0; t < batch * chunks; ++t) {
-        const int64_t c = t % chunks, j0 = npan_all * c / chunks * NR, j1 = std::min(N, npan_all * (c + 1) / chunks * NR);
-        run_one(t / chunks, j0, j1, 0, 1, Bp, Cb, abuf.p + tid * astride);
+        const int64_t c = t % chunks;
+        const int64_t j0 = npan_all * c / chunks * NR, j1 = std::min(N, npan_all * (c + 1) / chunks * NR);
+        run_one(t / chunks, j0, j1, nullptr, step, Bp, Cb, abuf.p + tid * astride);
       }
     }
-  } else if (max_thr == 1 || flops < 1.5e5) {
-    for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, 0, 1, bbuf.p, cbuf.p, abuf.p);
+  } else if (serial) {
+    int64_t step = 0;
+    for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, step, bbuf.p, cbuf, abuf.p);
   } else {
-#pragma omp parallel
+    TeamSync team(max_thr);
+#pragma omp parallel num_threads(max_thr)
     {
-      const int tid = omp_get_thread_num(), nthr = omp_get_num_threads();
-      for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, tid, nthr, bbuf.p, cbuf.p, abuf.p + tid * astride);
+      const int tid = omp_get_thread_num();
+      int64_t step = 0;
+      if (omp_get_num_threads() == max_thr) {
+        for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, &team, step, bbuf.p, cbuf, abuf.p + tid * astride);
+      } else if (tid == 0) {  // the runtime gave fewer threads (nested region, thread limit): run alone
+        for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, step, bbuf.p, cbuf, abuf.p);
+      }
     }
   }
 }
@@ -380,69 +444,157 @@ void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t i = 0; i < M; ++i)
-        for (int64_t j = 0; j < N; ++j) epi(b, i, j, 0.0f);
+        for (int64_t j0 = 0; j0 < N; j0 += 64) {
+          const float zero[64] = {};
+          epi_run(epi, b, i, j0, int(std::min<int64_t>(64, N - j0)), zero);
+        }
     return;
   }
+  // The bf16 path needs packers that write bf16 pair panels (StridedPackA/B on bf16 words); others run avx512.
+  constexpr bool bf16_packers =
+      std::is_invocable<PackA&, Dim<gemm_cfg::Avx512Bf16::MR>, int64_t, int64_t, int64_t, int64_t, int64_t, uint16_t*>::value &&
+      std::is_invocable<PackB&, Dim<gemm_cfg::Avx512Bf16::NR>, int64_t, int64_t, int64_t, int64_t, int64_t, uint16_t*>::value;
   switch (cpu_isa()) {
+    case Isa::Avx512Bf16:
+      if constexpr (bf16_packers) {
+        gemm_packed_path<gemm_cfg::Avx512Bf16>(batch, M, N, K, packA, packB, epi, split);
+        break;
+      }
+      [[fallthrough]];
     case Isa::Avx512: gemm_packed_path<gemm_cfg::Avx512>(batch, M, N, K, packA, packB, epi, split); break;
     case Isa::Avx2: gemm_packed_path<gemm_cfg::Avx2>(batch, M, N, K, packA, packB, epi, split); break;
     case Isa::Generic: gemm_packed_path<gemm_cfg::Generic>(batch, M, N, K, packA, packB, epi, split); break;
   }
 }
 
-// Strided packers for gemm_f32.
-template <class Off>
+// Element loads for the strided packers: f32 as is; bf16 / f16 words widened exactly to f32.
+struct LoadF32 {
+  using T = float;
+  float operator()(float x) const { return x; }
+};
+struct LoadBf16 {
+  using T = uint16_t;
+  float operator()(uint16_t h) const { return kiln_bf16_to_f32(h); }
+};
+struct LoadF16 {
+  using T = uint16_t;
+  float operator()(uint16_t h) const { return kiln_f16_to_f32(h); }
+};
+
+// Strided packers for gemm_f32 / gemm_half: X(b, r, c) = X[off(b) + r*rs + c*cs] of element Load::T, written
+// as f32 panels (float* dst, every path) or — bf16 operands only — as the bf16 pair panels of the avx512_bf16
+// path (uint16_t* dst: dst[p*kp*R + (k/2)*2R + 2*r + k%2], kp = kc rounded up to even, zero-filled).
+template <class Off, class Load = LoadF32>
 struct StridedPackA {
-  const float* A; int64_t rs, cs; Off off; int64_t M;
+  using T = typename Load::T;
+  const T* A; int64_t rs, cs; Off off; int64_t M;
   template <int MR>
   void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
-    const float* base = A + off(b) + k0 * cs;
+    const Load ld;
+    const T* base = A + off(b) + k0 * cs;
     for (int64_t p = 0; p * MR < mc; ++p) {
       float* d = dst + p * kc * MR;
       const int64_t i = i0 + p * MR;
       const int mr = int(std::min<int64_t>(MR, mc - p * MR));
       if (mr == MR && cs == 1) {
-        const float* rows[MR];
+        const T* rows[MR];
         for (int r = 0; r < MR; ++r) rows[r] = base + (i + r) * rs;
         for (int64_t k = 0; k < kc; ++k)
-          for (int r = 0; r < MR; ++r) d[k * MR + r] = rows[r][k];
+          for (int r = 0; r < MR; ++r) d[k * MR + r] = ld(rows[r][k]);
       } else {
         for (int64_t k = 0; k < kc; ++k) {
-          const float* src = base + k * cs + i * rs;
+          const T* src = base + k * cs + i * rs;
           int r = 0;
-          for (; r < mr; ++r) d[k * MR + r] = src[r * rs];
+          for (; r < mr; ++r) d[k * MR + r] = ld(src[r * rs]);
           for (; r < MR; ++r) d[k * MR + r] = 0.0f;
         }
       }
     }
   }
+  template <int MR, class L = Load, std::enable_if_t<std::is_same<L, LoadBf16>::value, int> = 0>
+  void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, uint16_t* dst) const {
+    const T* base = A + off(b) + k0 * cs;
+    const int64_t kp = (kc + 1) / 2 * 2;
+    for (int64_t p = 0; p * MR < mc; ++p) {
+      uint16_t* d = dst + p * kp * MR;
+      const int64_t i = i0 + p * MR;
+      const int mr = int(std::min<int64_t>(MR, mc - p * MR));
+      for (int64_t k = 0; k < kp; ++k) {
+        uint16_t* dk = d + (k >> 1) * 2 * MR + (k & 1);
+        const T* src = base + k * cs + i * rs;
+        int r = 0;
+        if (k < kc)
+          for (; r < mr; ++r) dk[2 * r] = src[r * rs];
+        for (; r < MR; ++r) dk[2 * r] = 0;
+      }
+    }
+  }
 };
 
-template <class Off>
+template <class Off, class Load = LoadF32>
 struct StridedPackB {
-  const float* B; int64_t rs, cs; Off off;
+  using T = typename Load::T;
+  const T* B; int64_t rs, cs; Off off;
   template <int NR>
   void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    const float* base = B + off(b) + k0 * rs;
+    const Load ld;
+    const T* base = B + off(b) + k0 * rs;
     for (int64_t p = 0; p * NR < nc; ++p) {
       float* d = dst + p * kc * NR;
       const int64_t j = j0 + p * NR;
       const int nr = int(std::min<int64_t>(NR, nc - p * NR));
       if (nr == NR && cs == 1) {
-        for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, base + k * rs + j, NR * sizeof(float));
+        for (int64_t k = 0; k < kc; ++k) {
+          const T* src = base + k * rs + j;
+          if constexpr (std::is_same<Load, LoadF32>::value) {
+            std::memcpy(d + k * NR, src, NR * sizeof(float));
+          } else {
+#pragma omp simd
+            for (int c = 0; c < NR; ++c) d[k * NR + c] = ld(src[c]);
+          }
+        }
       } else if (nr == NR && rs == 1) {
         // Transposed B: each column j is contiguous in k.
         for (int c = 0; c < NR; ++c) {
-          const float* src = base + (j + c) * cs;
-          for (int64_t k = 0; k < kc; ++k) d[k * NR + c] = src[k];
+          const T* src = base + (j + c) * cs;
+          for (int64_t k = 0; k < kc; ++k) d[k * NR + c] = ld(src[k]);
         }
       } else {
         for (int64_t k = 0; k < kc; ++k) {
-          const float* src = base + k * rs + j * cs;
+          const T* src = base + k * rs + j * cs;
           int c = 0;
-          for (; c < nr; ++c) d[k * NR + c] = src[c * cs];
+          for (; c < nr; ++c) d[k * NR + c] = ld(src[c * cs]);
           for (; c < NR; ++c) d[k * NR + c] = 0.0f;
         }
+      }
+    }
+  }
+  template <int NR, class L = Load, std::enable_if_t<std::is_same<L, LoadBf16>::value, int> = 0>
+  void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, uint16_t* dst) const {
+    const T* base = B + off(b) + k0 * rs;
+    const int64_t kp = (kc + 1) / 2 * 2;
+    for (int64_t p = 0; p * NR < nc; ++p) {
+      uint16_t* d = dst + p * kp * NR;
+      const int64_t j = j0 + p * NR;
+      const int nr = int(std::min<int64_t>(NR, nc - p * NR));
+      for (int64_t k2 = 0; k2 < kp; k2 += 2) {
+        uint16_t* dk = d + k2 * NR;
+        const T* s0 = base + k2 * rs + j * cs;
+        const T* s1 = k2 + 1 < kc ? s0 + rs : nullptr;
+        int c = 0;
+        if (nr == NR && cs == 1 && s1) {
+#pragma omp simd
+          for (int cc = 0; cc < NR; ++cc) {
+            dk[2 * cc] = s0[cc];
+            dk[2 * cc + 1] = s1[cc];
+          }
+          continue;
+        }
+        for (; c < nr; ++c) {
+          dk[2 * c] = s0[c * cs];
+          dk[2 * c + 1] = s1 ? s1[c * cs] : 0;
+        }
+        for (; c < NR; ++c) dk[2 * c] = dk[2 * c + 1] = 0;
       }
     }
   }
@@ -457,8 +609,7 @@ void gemm_f32(int64_t batch, int64_t M, int64_t N, int64_t K,
               const float* A, int64_t rsA, int64_t csA, AOff aOff,
               const float* B, int64_t rsB, int64_t csB, BOff bOff,
               Epi epi) {
-  gemm_packed_f32(batch, M, N, K, StridedPackA<AOff>{A, rsA, csA, aOff, M}, StridedPackB<BOff>{B, rsB, csB, bOff},
-                  epi);
+  gemm_packed_f32(batch, M, N, K, StridedPackA<AOff>{A, rsA, csA, aOff, M}, StridedPackB<BOff>{B, rsB, csB, bOff}, epi);
 }
 
 }  // namespace kiln

@@ -1,5 +1,6 @@
 // kiln GEMM micro-kernels, one per ISA path (see cpu_isa.h). Each computes one full tile
 //   t[r * NR + c] = sum_k Ap[k * MR + r] * Bp[k * NR + c]     (r < MR, c < NR; t 64-byte aligned)
+// (the bf16 kernel on k-pair-interleaved panels: Ap[(k/2)*2MR + 2r + k%2], Bp[(k/2)*2NR + 2c + k%2])
 // from packed panels; the driver (gemm.h) applies the K-step mode and the epilogue. Each kernel carries its own
 // target attribute, so this header compiles to the same code under any -march: the library holds all three
 // and cpu_isa() picks one at run time. The inner loops are inline asm: GCC spills accumulators when they are
@@ -180,72 +181,82 @@ __attribute__((target("avx2,fma"))) inline void ukr_avx2_6x16(int64_t kc, const 
 // Zen 5 core 8x48 measured equal at 1024^3 and 1.2-1.3x faster at M = 64 (bench/kernels/gemm-isa.cpp).
 #define KY_LOADB(o0, o1, o2) \
   "vmovaps " o0 "(%[b]), %%zmm24\n\t" "vmovaps " o1 "(%[b]), %%zmm25\n\t" "vmovaps " o2 "(%[b]), %%zmm26\n\t"
-#define KY_ROW(ao, br, c0, c1, c2)                                                                            \
-  "vbroadcastss " ao "(%[a]), %%zmm" br "\n\t" "vfmadd231ps %%zmm24, %%zmm" br ", %%zmm" c0 "\n\t"            \
-  "vfmadd231ps %%zmm25, %%zmm" br ", %%zmm" c1 "\n\t" "vfmadd231ps %%zmm26, %%zmm" br ", %%zmm" c2 "\n\t"
+#define KY_ROW(BC, OP, ao, br, c0, c1, c2)                                                                    \
+  BC " " ao "(%[a]), %%zmm" br "\n\t" OP " %%zmm24, %%zmm" br ", %%zmm" c0 "\n\t"                            \
+  OP " %%zmm25, %%zmm" br ", %%zmm" c1 "\n\t" OP " %%zmm26, %%zmm" br ", %%zmm" c2 "\n\t"
+// One step of the 8x48 tile: 3 B vectors at B offsets o0..o2, 8 A broadcasts from A offset a0 on (4 bytes apart).
+#define KY_STEP(BC, OP, o0, o1, o2, a0, a1, a2, a3, a4, a5, a6, a7)                                           \
+  KY_LOADB(o0, o1, o2)                                                                                        \
+  KY_ROW(BC, OP, a0, "27", "0", "1", "2") KY_ROW(BC, OP, a1, "28", "3", "4", "5")                            \
+  KY_ROW(BC, OP, a2, "27", "6", "7", "8") KY_ROW(BC, OP, a3, "28", "9", "10", "11")                          \
+  KY_ROW(BC, OP, a4, "27", "12", "13", "14") KY_ROW(BC, OP, a5, "28", "15", "16", "17")                      \
+  KY_ROW(BC, OP, a6, "27", "18", "19", "20") KY_ROW(BC, OP, a7, "28", "21", "22", "23")
+// The whole 8x48 kernel for one broadcast / multiply-add pair: a step reads 32 bytes of A and 192 of B, unrolled
+// by 4 (k4 = steps / 4, k1 = steps % 4).
+#define KY_KERNEL(BC, OP)                                                                                     \
+  KZ_ZERO8("0", "1", "2", "3", "4", "5", "6", "7") KZ_ZERO8("8", "9", "10", "11", "12", "13", "14", "15")     \
+  KZ_ZERO8("16", "17", "18", "19", "20", "21", "22", "23")                                                    \
+  "test %[k4], %[k4]\n\t"                                                                                     \
+  "jz 2f\n\t"                                                                                                 \
+  "1:\n\t"                                                                                                    \
+  "prefetcht0 256(%[a])\n\t"                                                                                  \
+  KY_STEP(BC, OP, "0", "64", "128", "0", "4", "8", "12", "16", "20", "24", "28")                              \
+  KY_STEP(BC, OP, "192", "256", "320", "32", "36", "40", "44", "48", "52", "56", "60")                        \
+  KY_STEP(BC, OP, "384", "448", "512", "64", "68", "72", "76", "80", "84", "88", "92")                        \
+  KY_STEP(BC, OP, "576", "640", "704", "96", "100", "104", "108", "112", "116", "120", "124")                 \
+  "add $128, %[a]\n\t"                                                                                        \
+  "add $768, %[b]\n\t"                                                                                        \
+  "dec %[k4]\n\t"                                                                                             \
+  "jnz 1b\n\t"                                                                                                \
+  "2:\n\t"                                                                                                    \
+  "test %[k1], %[k1]\n\t"                                                                                     \
+  "jz 4f\n\t"                                                                                                 \
+  "3:\n\t"                                                                                                    \
+  KY_STEP(BC, OP, "0", "64", "128", "0", "4", "8", "12", "16", "20", "24", "28")                              \
+  "add $32, %[a]\n\t"                                                                                         \
+  "add $192, %[b]\n\t"                                                                                        \
+  "dec %[k1]\n\t"                                                                                             \
+  "jnz 3b\n\t"                                                                                                \
+  "4:\n\t"                                                                                                    \
+  KZ_STORE("0", "0") KZ_STORE("1", "64") KZ_STORE("2", "128") KZ_STORE("3", "192")                            \
+  KZ_STORE("4", "256") KZ_STORE("5", "320") KZ_STORE("6", "384") KZ_STORE("7", "448")                         \
+  KZ_STORE("8", "512") KZ_STORE("9", "576") KZ_STORE("10", "640") KZ_STORE("11", "704")                       \
+  KZ_STORE("12", "768") KZ_STORE("13", "832") KZ_STORE("14", "896") KZ_STORE("15", "960")                     \
+  KZ_STORE("16", "1024") KZ_STORE("17", "1088") KZ_STORE("18", "1152") KZ_STORE("19", "1216")                 \
+  KZ_STORE("20", "1280") KZ_STORE("21", "1344") KZ_STORE("22", "1408") KZ_STORE("23", "1472")                 \
+  "vzeroupper\n\t"
+#define KY_CLOBBERS                                                                                           \
+  "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",   \
+      "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",      \
+      "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "memory", "cc"
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline void ukr_avx512_8x48(
     int64_t kc, const float* __restrict__ Ap, const float* __restrict__ Bp, float* __restrict__ t) {
   int64_t k4 = kc >> 2, k1 = kc & 3;
-  __asm__ volatile(
-      KZ_ZERO8("0", "1", "2", "3", "4", "5", "6", "7") KZ_ZERO8("8", "9", "10", "11", "12", "13", "14", "15")
-      KZ_ZERO8("16", "17", "18", "19", "20", "21", "22", "23")
-      "test %[k4], %[k4]\n\t"
-      "jz 2f\n\t"
-      "1:\n\t"
-      "prefetcht0 256(%[a])\n\t"
-      KY_LOADB("0", "64", "128")
-      KY_ROW("0", "27", "0", "1", "2") KY_ROW("4", "28", "3", "4", "5")
-      KY_ROW("8", "27", "6", "7", "8") KY_ROW("12", "28", "9", "10", "11")
-      KY_ROW("16", "27", "12", "13", "14") KY_ROW("20", "28", "15", "16", "17")
-      KY_ROW("24", "27", "18", "19", "20") KY_ROW("28", "28", "21", "22", "23")
-      KY_LOADB("192", "256", "320")
-      KY_ROW("32", "27", "0", "1", "2") KY_ROW("36", "28", "3", "4", "5")
-      KY_ROW("40", "27", "6", "7", "8") KY_ROW("44", "28", "9", "10", "11")
-      KY_ROW("48", "27", "12", "13", "14") KY_ROW("52", "28", "15", "16", "17")
-      KY_ROW("56", "27", "18", "19", "20") KY_ROW("60", "28", "21", "22", "23")
-      KY_LOADB("384", "448", "512")
-      KY_ROW("64", "27", "0", "1", "2") KY_ROW("68", "28", "3", "4", "5")
-      KY_ROW("72", "27", "6", "7", "8") KY_ROW("76", "28", "9", "10", "11")
-      KY_ROW("80", "27", "12", "13", "14") KY_ROW("84", "28", "15", "16", "17")
-      KY_ROW("88", "27", "18", "19", "20") KY_ROW("92", "28", "21", "22", "23")
-      KY_LOADB("576", "640", "704")
-      KY_ROW("96", "27", "0", "1", "2") KY_ROW("100", "28", "3", "4", "5")
-      KY_ROW("104", "27", "6", "7", "8") KY_ROW("108", "28", "9", "10", "11")
-      KY_ROW("112", "27", "12", "13", "14") KY_ROW("116", "28", "15", "16", "17")
-      KY_ROW("120", "27", "18", "19", "20") KY_ROW("124", "28", "21", "22", "23")
-      "add $128, %[a]\n\t"
-      "add $768, %[b]\n\t"
-      "dec %[k4]\n\t"
-      "jnz 1b\n\t"
-      "2:\n\t"
-      "test %[k1], %[k1]\n\t"
-      "jz 4f\n\t"
-      "3:\n\t"
-      KY_LOADB("0", "64", "128")
-      KY_ROW("0", "27", "0", "1", "2") KY_ROW("4", "28", "3", "4", "5")
-      KY_ROW("8", "27", "6", "7", "8") KY_ROW("12", "28", "9", "10", "11")
-      KY_ROW("16", "27", "12", "13", "14") KY_ROW("20", "28", "15", "16", "17")
-      KY_ROW("24", "27", "18", "19", "20") KY_ROW("28", "28", "21", "22", "23")
-      "add $32, %[a]\n\t"
-      "add $192, %[b]\n\t"
-      "dec %[k1]\n\t"
-      "jnz 3b\n\t"
-      "4:\n\t"
-      KZ_STORE("0", "0") KZ_STORE("1", "64") KZ_STORE("2", "128") KZ_STORE("3", "192")
-      KZ_STORE("4", "256") KZ_STORE("5", "320") KZ_STORE("6", "384") KZ_STORE("7", "448")
-      KZ_STORE("8", "512") KZ_STORE("9", "576") KZ_STORE("10", "640") KZ_STORE("11", "704")
-      KZ_STORE("12", "768") KZ_STORE("13", "832") KZ_STORE("14", "896") KZ_STORE("15", "960")
-      KZ_STORE("16", "1024") KZ_STORE("17", "1088") KZ_STORE("18", "1152") KZ_STORE("19", "1216")
-      KZ_STORE("20", "1280") KZ_STORE("21", "1344") KZ_STORE("22", "1408") KZ_STORE("23", "1472")
-      "vzeroupper\n\t"
-      : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1)
-      : [t] "r"(t)
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-        "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22",
-        "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "memory", "cc");
+  __asm__ volatile(KY_KERNEL("vbroadcastss", "vfmadd231ps")
+                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1)
+                   : [t] "r"(t)
+                   : KY_CLOBBERS);
+}
+
+// AVX-512 BF16, 8x48 on bf16 pair panels (gemm.h StridedPack* with uint16_t* dst): per step, one k pair —
+// B row pair [48 columns][2] (3 zmm of 16 column pairs), A [8 rows][2] broadcast as 32-bit pairs — and
+// vdpbf16ps adds both products to the f32 accumulators (bf16 x bf16 is exact in f32). Twice the k per
+// instruction of the f32 kernel, at the same bytes per step. kc: k rounded up to even (the packers zero-pad).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16"))) inline void ukr_avx512bf16_8x48(
+    int64_t kc, const uint16_t* __restrict__ Ap, const uint16_t* __restrict__ Bp, float* __restrict__ t) {
+  const int64_t pairs = (kc + 1) >> 1;
+  int64_t k4 = pairs >> 2, k1 = pairs & 3;
+  __asm__ volatile(KY_KERNEL("vpbroadcastd", "vdpbf16ps")
+                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1)
+                   : [t] "r"(t)
+                   : KY_CLOBBERS);
 }
 #undef KY_LOADB
 #undef KY_ROW
+#undef KY_STEP
+#undef KY_KERNEL
+#undef KY_CLOBBERS
 #undef KZ_ZERO4
 #undef KZ_ZERO8
 #undef KZ_STORE
@@ -254,6 +265,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline void ukr_av
 // Not x86: cpu_isa() never picks these paths (detection reports generic); they exist so the dispatch compiles.
 inline void ukr_avx2_6x16(int64_t, const float*, const float*, float*) { std::abort(); }
 inline void ukr_avx512_8x48(int64_t, const float*, const float*, float*) { std::abort(); }
+inline void ukr_avx512bf16_8x48(int64_t, const uint16_t*, const uint16_t*, float*) { std::abort(); }
 #endif  // x86-64
 
 // Portable C++, 4x16: for CPUs with neither path (and KILN_CPU_ISA=generic). On x86 it is compiled for the

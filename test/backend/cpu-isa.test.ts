@@ -38,6 +38,6 @@ describe('CPU kernel paths (compiled programs)', () => {
     }, 120_000);
 
   test('a name that is not a path is a CpuIsaError at compile', () => {
-    expect(child('avx9').error).toBe('CpuIsaError: kiln: KILN_CPU_ISA=avx9 is not a CPU kernel path: use avx512, avx2, generic or auto');
+    expect(child('avx9').error).toBe('CpuIsaError: kiln: KILN_CPU_ISA=avx9 is not a CPU kernel path: use avx512_bf16, avx512, avx2, generic or auto');
   }, 120_000);
 });

@@ -124,3 +124,48 @@ describe('row-stage cache and row-invariant values in the generated C++', () => 
     expect(src).toMatch(/const float e\d+ = logf\(acc1\);\n\s*#pragma omp simd\n/);
   });
 });
+
+describe('CPU row kernels: NaN and ±Inf in rows long enough for the lane-split reductions', () => {
+  // Rows of 65 and 1000 (over the 64 partial accumulators of render/cpp.ts, with a ragged tail): a NaN in a
+  // row makes the row NaN (at the start, in the 64-lane blocks, in the tail), -Inf entries get softmax weight 0
+  // (exp(-Inf) = 0), +Inf gives Inf - Inf = NaN; the other rows are untouched.
+  const special = (L: number): Float64Array => {
+    const x = values(5 * L, 21);
+    x[0 * L + 0] = NaN;  // row 0: NaN first
+    x[1 * L + L - 1] = NaN;  // row 1: NaN in the tail (or the last block)
+    for (const j of [0, 3, 64, L - 1]) x[2 * L + j] = -Infinity;  // row 2: -Inf entries
+    x[3 * L + (L >> 1)] = Infinity;  // row 3: +Inf
+    return x;  // row 4: finite
+  };
+  const same = (got: ArrayLike<number>, want: ArrayLike<number>): string[] => {
+    const bad: string[] = [];
+    for (let i = 0; i < want.length; i++) {
+      const w = want[i], g = got[i];
+      const ok = Number.isNaN(w) ? Number.isNaN(g) : !Number.isFinite(w) ? g === w : Math.abs(g - w) <= 1e-5 * Math.max(1, Math.abs(w));
+      if (!ok && bad.length < 5) bad.push(`[${i}] ${g} vs ${w}`);
+    }
+    return bad;
+  };
+  test.each([65, 1000])('softmax, log-softmax, LayerNorm, rows of %i', async (L) => {
+    const spec = () => {
+      const a = input('a', [5, L]), b = input('b', [5, L]), c = input('c', [5, L]);
+      return { outputs: { sm: softmax(a), lsm: logSoftmax(b), ln: layerNorm(c, input('g', [L]), input('bb', [L])) } };
+    };
+    const feeds = { a: special(L), b: special(L), c: special(L), g: values(L, 3, 0.5).map((v) => 1 + v), bb: values(L, 4, 0.2) };
+    const got = (await compile(spec())).run(feeds), want = evaluate(spec(), feeds).outputs;
+    expect(Number.isNaN(want.sm.data[0]) && want.sm.data[2 * L] === 0 && Number.isNaN(want.sm.data[3 * L])).toBe(true);
+    for (const name of ['sm', 'lsm', 'ln']) expect([name, same(got[name], want[name].data)]).toEqual([name, []]);
+  }, 240_000);
+
+  test('GroupNorm + SiLU with a NaN in one group (split store loop, lane-split sums)', async () => {
+    const spec = () => ({ outputs: { y: groupNorm(input('x', [1, 4, 8, 9]), 2, input('g', [4]), input('b', [4])).silu() } });
+    const x = values(288, 5);
+    x[200] = NaN;  // group 1 only
+    const feeds = { x, g: values(4, 6, 0.5).map((v) => 1 + v), b: values(4, 7, 0.2) };
+    const low = lowerProgram(spec());
+    expect(renderProgramCpp(low.kernels, low.info)).toMatch(/const int64_t r0 = r0_q \* 72 \+ r0_w;/);
+    const got = (await compile(spec())).run(feeds).y, want = evaluate(spec(), feeds).outputs.y.data;
+    expect(Array.from(want.slice(144), Number.isNaN).every(Boolean)).toBe(true);
+    expect(same(got, want)).toEqual([]);
+  }, 240_000);
+});

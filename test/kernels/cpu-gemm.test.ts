@@ -1,5 +1,7 @@
-/** kiln::gemm_f32 (kernels/cpu/gemm.h) against a float64 reference (reference.ts), on every GEMM path this CPU
- * can run (KILN_CPU_ISA, kernels/cpu/cpu_isa.h); bound: see REL in harness.ts. */
+/** kiln::gemm_f32 / gemm_half (kernels/cpu/gemm.h, gemm_half.h) against a float64 reference (reference.ts), on
+ * every GEMM path this CPU can run (KILN_CPU_ISA, kernels/cpu/cpu_isa.h), with f32, bf16 and f16 operands,
+ * contiguous and padded (non-contiguous) operands, per-element and row epilogues; bound: see REL in harness.ts.
+ * The reference takes the inputs the driver printed (for bf16 / f16: the values after rounding to the type). */
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { buildDriver, cpuGemmPaths, expectClose, Rng, runDriver } from './harness';
@@ -13,7 +15,11 @@ function reference(c: Case, seed: number): { ref: Float64Array; mag: Float64Arra
   return gemmRef(c, A, B);
 }
 
-// Tiles: avx512 8x48, avx2 6x16, generic 4x16; blocking KC 256, MC 192/96/64, NC 480/512/512 (gemm.h gemm_cfg).
+/** Operand type, row padding of the stored operands, row epilogue (driver argv 10-12). */
+interface Variant { dtype: 0 | 1 | 2; pad: number; rows: 0 | 1 }
+const DTYPES = ['f32', 'bf16', 'f16'];
+
+// Tiles: avx512 8x48, avx2 6x16, generic 4x16; blocking KC 256, MC 192/96/64, NC 1536/2048/1024 (gemm.h gemm_cfg).
 const cases: [string, Case][] = [
   ['tiny 1x1x1', { batch: 1, M: 1, N: 1, K: 1, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
   ['K = 1', { batch: 1, M: 13, N: 35, K: 1, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
@@ -33,7 +39,7 @@ const cases: [string, Case][] = [
   ['square 130, threaded', { batch: 1, M: 130, N: 130, K: 130, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
 ];
 
-const ORDER = ['generic', 'avx2', 'avx512'];
+const ORDER = ['generic', 'avx2', 'avx512', 'avx512_bf16'];
 const bin = buildDriver('gemm');
 /** Every path up to the best one the CPU (and OS) can run. */
 const { paths, best, features } = cpuGemmPaths();
@@ -48,7 +54,8 @@ describe('CPU ISA detection', () => {
       return;  // not Linux: nothing to compare with
     }
     const has = (f: string) => flags.includes(f);
-    const expected = ['avx512f', 'avx512dq', 'avx512bw', 'avx512vl', 'avx2', 'fma'].every(has) ? 'avx512' : has('avx2') && has('fma') ? 'avx2' : 'generic';
+    const avx512 = ['avx512f', 'avx512dq', 'avx512bw', 'avx512vl', 'avx2', 'fma'].every(has);
+    const expected = avx512 && has('avx512_bf16') ? 'avx512_bf16' : avx512 ? 'avx512' : has('avx2') && has('fma') ? 'avx2' : 'generic';
     expect(best).toBe(expected);
     for (const f of ['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512_bf16', 'avx512_vnni']) expect(features.includes(f)).toBe(has(f));
   });
@@ -56,7 +63,7 @@ describe('CPU ISA detection', () => {
   it('refuses a name that is not a path, and any path beyond the CPU, with a clear error', () => {
     const bad = runDriverError(['x86-64-v9']);
     expect(bad.status).not.toBe(0);
-    expect(bad.stderr).toContain('KILN_CPU_ISA=x86-64-v9 is not a CPU kernel path: use avx512, avx2, generic or auto');
+    expect(bad.stderr).toContain('KILN_CPU_ISA=x86-64-v9 is not a CPU kernel path: use avx512_bf16, avx512, avx2, generic or auto');
     for (const isa of ORDER.slice(ORDER.indexOf(best) + 1)) {
       const r = runDriverError([isa]);
       expect(r.status).not.toBe(0);
@@ -74,14 +81,15 @@ describe('CPU ISA detection', () => {
     expect(l1d).toBeGreaterThanOrEqual(16 << 10);
     expect(l2).toBeGreaterThanOrEqual(l1d);
     expect(l3).toBeGreaterThan(0);
-    const tile: Record<string, [number, number]> = { generic: [4, 16], avx2: [6, 16], avx512: [8, 48] };
-    const tuned: Record<string, number[]> = { generic: [256, 64, 512], avx2: [256, 96, 512], avx512: [256, 192, 480] };
+    const tile: Record<string, [number, number]> = { generic: [4, 16], avx2: [6, 16], avx512: [8, 48], avx512_bf16: [8, 48] };
+    const tuned: Record<string, number[]> = { generic: [256, 64, 1024], avx2: [256, 96, 2048], avx512: [256, 192, 1536], avx512_bf16: [512, 192, 1536] };
     for (const isa of ORDER) {
       const [kc, mc, nc] = (/^blocking (\w+) (\d+) (\d+) (\d+)$/gm.exec(out.split('\n').filter((l) => l.startsWith(`blocking ${isa} `))[0] ?? '') ?? []).slice(2).map(Number);
       const [mr, nr] = tile[isa];
-      expect(kc * nr * 4).toBeLessThanOrEqual(Math.max(l1d, 64 * nr * 4));   // a KC x NR panel of B fits the L1d
+      const es = isa === 'avx512_bf16' ? 2 : 4;  // bytes per packed element
+      expect(kc * nr * es).toBeLessThanOrEqual(Math.max(l1d, 64 * nr * es));   // a KC x NR panel of B fits the L1d
       expect(mc % mr).toBe(0);
-      expect(mc * kc * 4).toBeLessThanOrEqual(Math.max(l2 / 4, 4 * mr * kc * 4)); // the A block takes under a quarter of L2
+      expect(mc * kc * es).toBeLessThanOrEqual(Math.max(l2 / 4, 4 * mr * kc * es)); // the A block takes under a quarter of L2
       expect(nc % nr).toBe(0);
       // On the 48 KiB L1d / 1 MiB L2 core the constants were tuned on, the derivation gives them back.
       if (l1d === 48 << 10 && l2 === 1 << 20 && l3 >= 4 << 20) expect([kc, mc, nc]).toEqual(tuned[isa]);
@@ -101,6 +109,36 @@ describe.each(paths)('gemm_f32 (CPU, KILN_CPU_ISA=%s)', (isa) => {
     expect(out.path).toBe(isa);
     expect(out.callsOnce).toBe(true);
     const { ref, mag } = reference(c, seed);
+    expectClose(out.arrays.C, ref, mag, 'C');
+  });
+});
+
+// Ragged sizes (1, 7, 17, 63, 65, 1000) in every role, odd K (the bf16 pair panels pad k), K > KC of every path
+// (256 f32, 512 bf16), transposed, batched-broadcast and padded operands, row and per-element epilogues.
+const ragged: [string, Case, Variant][] = [];
+for (const [dtype, pad, rows] of [[0, 3, 1], [1, 0, 1], [1, 5, 0], [2, 2, 1]] as const) {
+  const v: Variant = { dtype, pad, rows };
+  const tag = `${DTYPES[dtype]}${pad ? `, rows padded by ${pad}` : ''}, ${rows ? 'row' : 'element'} epilogue`;
+  ragged.push(
+    [`1 x 1 x 1, ${tag}`, { batch: 1, M: 1, N: 1, K: 1, tA: 0, tB: 0, bcA: 0, bcB: 0 }, v],
+    [`7 x 65 x 17, ${tag}`, { batch: 1, M: 7, N: 65, K: 17, tA: 0, tB: 0, bcA: 0, bcB: 0 }, v],
+    [`63 x 17 x 1000 (K > KC), ${tag}`, { batch: 1, M: 63, N: 17, K: 1000, tA: 0, tB: 0, bcA: 0, bcB: 0 }, v],
+    [`65 x 63 x 7, both transposed, ${tag}`, { batch: 1, M: 65, N: 63, K: 7, tA: 1, tB: 1, bcA: 0, bcB: 0 }, v],
+    [`1000 x 7 x 65, A transposed, ${tag}`, { batch: 1, M: 1000, N: 7, K: 65, tA: 1, tB: 0, bcA: 0, bcB: 0 }, v],
+    [`17 x 1000 x 63, B transposed, ${tag}`, { batch: 1, M: 17, N: 1000, K: 63, tA: 0, tB: 1, bcA: 0, bcB: 0 }, v],
+    [`batch 3 (A broadcast) 17 x 63 x 65, ${tag}`, { batch: 3, M: 17, N: 63, K: 65, tA: 0, tB: 0, bcA: 1, bcB: 0 }, v],
+    [`130 x 150 x 577 (threads, K > KC, odd K), ${tag}`, { batch: 1, M: 130, N: 150, K: 577, tA: 0, tB: 0, bcA: 0, bcB: 0 }, v],
+  );
+}
+
+describe.each(paths)('gemm_f32 / gemm_half, ragged and strided (CPU, KILN_CPU_ISA=%s)', (isa) => {
+  it.each(ragged)('%s', (_name, c, v) => {
+    const seed = 2000 + c.M * 7 + c.N * 13 + c.K + v.dtype;
+    const out = runDriver(bin, [c.batch, c.M, c.N, c.K, c.tA, c.tB, c.bcA, c.bcB, seed, v.dtype, v.pad, v.rows], { KILN_CPU_ISA: isa });
+    expect(out.path).toBe(isa);
+    expect(out.callsOnce).toBe(true);
+    const { ref, mag } = gemmRef(c, out.arrays.A, out.arrays.B);
+    expect(out.arrays.A.length).toBe(gemmSizes(c).a);
     expectClose(out.arrays.C, ref, mag, 'C');
   });
 });

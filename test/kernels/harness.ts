@@ -12,17 +12,19 @@ const CPU_KERNELS = path.join(ROOT, 'kernels/cpu');
 const DRIVERS = path.join(ROOT, 'test/kernels/cpu');
 const FLAGS = ['-O2', '-march=native', '-fopenmp', '-std=c++17', '-I', CPU_KERNELS];
 
-/** Compiles test/kernels/cpu/<name>.cpp unless a binary for the same sources and flags exists. */
-export function buildDriver(name: string): string {
+/** Compiles test/kernels/cpu/<name>.cpp unless a binary for the same sources and flags exists. `march`
+ * replaces -march=native (e.g. 'x86-64-v3', 'x86-64') for kernels whose vector width is the compile target's. */
+export function buildDriver(name: string, march = 'native'): string {
+  const flags = FLAGS.map((f) => (f === '-march=native' ? `-march=${march}` : f));
   const h = createHash('sha256');
-  h.update(FLAGS.join(' '));
+  h.update(flags.join(' '));
   for (const dir of [CPU_KERNELS, DRIVERS])
     for (const f of readdirSync(dir).sort())
       if (/\.(h|cpp)$/.test(f)) h.update(f).update(readFileSync(path.join(dir, f)));
-  const bin = path.join(tmpdir(), `kiln-kt-${name}-${h.digest('hex').slice(0, 16)}`);
+  const bin = path.join(tmpdir(), `kiln-kt-${name}${march === 'native' ? '' : `-${march}`}-${h.digest('hex').slice(0, 16)}`);
   if (existsSync(bin)) return bin;
   const tmp = `${bin}.${process.pid}.tmp`;
-  const r = spawnSync('g++', [...FLAGS, path.join(DRIVERS, `${name}.cpp`), '-o', tmp], { encoding: 'utf8' });
+  const r = spawnSync('g++', [...flags, path.join(DRIVERS, `${name}.cpp`), '-o', tmp], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`g++ failed for ${name}.cpp:\n${r.stderr}`);
   renameSync(tmp, bin);
   return bin;
@@ -55,7 +57,7 @@ export function runDriver(bin: string, args: number[], env: Record<string, strin
 export function cpuGemmPaths(): { paths: string[]; best: string; features: string[] } {
   const r = spawnSync(buildDriver('gemm'), ['isa'], { encoding: 'utf8', env: { ...process.env, KILN_CPU_ISA: '' } });
   const best = /^best (\w+)$/m.exec(r.stdout)?.[1] ?? 'unknown';
-  const order = ['generic', 'avx2', 'avx512'];
+  const order = ['generic', 'avx2', 'avx512', 'avx512_bf16'];
   return { paths: order.slice(0, order.indexOf(best) + 1), best, features: (/^features (.*)$/m.exec(r.stdout)?.[1] ?? '').split(' ') };
 }
 

@@ -16,6 +16,8 @@ describe('collectives', () => {
     c.allReduce(a, 'mean');
     expect([...a]).toEqual([1, 2, 3]);
     expect(() => c.allReduce(a, 'max' as never)).toThrow(/op must be 'sum' or 'mean'/);
+    expect(() => c.allReduce(Int32Array.of(1), 'mean')).toThrow(/'mean' needs a float buffer/);
+    expect(() => c.allReduce(new Uint8Array(4) as never, 'sum')).toThrow(/the buffer must be a Float32Array, Float64Array or Int32Array/);
     expect(() => c.broadcast(a, 1)).toThrow(/root 1 is not a rank of 1/);
     const old = process.env.KILN_COLLECTIVE_TIMEOUT;
     process.env.KILN_COLLECTIVE_TIMEOUT = 'soon';
@@ -25,8 +27,13 @@ describe('collectives', () => {
     if (old === undefined) delete process.env.KILN_COLLECTIVE_TIMEOUT; else process.env.KILN_COLLECTIVE_TIMEOUT = old;
   });
 
-  mpiTest('2 ranks: sum and mean (f32, f64, i32), broadcast from rank 1, barrier; a rank that stays away is a timeout', async () => {
-    const r = await mpirun(2, 'test/parallel/collective-worker.ts', ['timeout'], { env: { KILN_COLLECTIVE_TIMEOUT: '2' }, timeoutMs: 120_000 });
+  mpiTest('2 ranks: sum and mean (f32, f64, i32), broadcast from rank 1, barrier; a rank that stays away ends the job at the deadline', async () => {
+    let waitingAt = 0;
+    const r = await mpirun(2, 'test/parallel/collective-worker.ts', ['timeout'], {
+      env: { KILN_COLLECTIVE_TIMEOUT: '2' }, timeoutMs: 120_000,
+      onLine: (l) => { if (l === 'waiting') waitingAt = performance.now(); },
+    });
+    const ended = (performance.now() - waitingAt) / 1000;
     const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
     expect(lines).toHaveLength(2);
     for (const x of lines) {
@@ -37,7 +44,13 @@ describe('collectives', () => {
       expect(x.i32).toEqual([1, 14]);
       expect(x.b).toEqual([9, 8, 7, 6, 5]);
     }
-    expect(r.stdout).toMatch(/caught KilnRankFailedError timeout: rank 0: barrier waited \d+ s for the other ranks/);
+    // Rank 0's watchdog fires 2-2.1 s into the all-reduce and ends the job before rank 1 (asleep 8 s) comes back.
+    expect(waitingAt).toBeGreaterThan(0);
+    expect(r.stderr).toMatch(/KilnRankFailedError: rank 0: allReduce waited 2 s for the other ranks \(KILN_COLLECTIVE_TIMEOUT\)/);
+    expect(r.stdout).not.toMatch(/rank 0 returned|rank 1 came back/);
+    expect(ended).toBeGreaterThan(2);
+    expect(ended).toBeLessThan(8);
     expect(r.code).not.toBe(0);
+    console.log(`a rank away from allReduce: the job ended ${ended.toFixed(1)} s after rank 0 began waiting (deadline 2 s)`);
   }, 180_000);
 });

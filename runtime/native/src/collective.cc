@@ -1,14 +1,18 @@
 // Collectives across processes: MPI (Open MPI, or any MPI the launcher brings) when the addon was built with
 // it, else a single-process stand-in that says so as soon as it is asked for more than one rank.
 //
-// Faults. Every collective is non-blocking underneath (MPI_Iallreduce / MPI_Ibcast / MPI_Ibarrier) and waited on
-// by a polling loop that gives up after a deadline, so a peer that never arrives is a named error, not a hang.
-// When a rank dies, mpirun (or srun) ends the job by sending SIGTERM to the others: our handler records it, the
-// waiting loop throws a KilnRankFailedError to JS (which prints it and exits), and outside a collective the
-// handler itself writes the same one-line message and exits. Errors are returned, not fatal
-// (MPI_ERRORS_RETURN), so a broken connection also becomes a JS error.
+// Speed. Each collective is the blocking MPI call (MPI_Allreduce, MPI_Bcast, MPI_Barrier) made on the calling
+// thread on the caller's buffer, in place: the tuned blocking algorithms, no copy, no thread hand-off. (The
+// non-blocking MPI_Iallreduce polled with MPI_Test, and the blocking call on a worker thread that the caller waits
+// for, were measured slower: bench/README.md, "Data parallel".)
+//
+// Faults. A blocking call cannot be interrupted, so the deadline is kept by a watchdog thread: each call records
+// its deadline in an atomic (two stores per call); the watchdog looks every 100 ms and, past a deadline
+// (KILN_COLLECTIVE_TIMEOUT), writes a one-line KilnRankFailedError and ends the job (MPI_Abort). When a rank dies,
+// mpirun (or srun) ends the job by sending SIGTERM to the others: the handler writes the same kind of line, naming
+// the collective it interrupted, and exits. Errors are returned, not fatal (MPI_ERRORS_RETURN), so a broken
+// connection that MPI reports becomes a KilnRankFailedError thrown to JS.
 #include <dlfcn.h>
-#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "common.h"
 
@@ -38,21 +43,53 @@ struct Comm {
 };
 Comm g_comm;
 
-// Set by SIGTERM; read by the waiting loop. `g_waiting` tells the handler whether a loop will see the flag.
-volatile sig_atomic_t g_terminated = 0;
-volatile sig_atomic_t g_waiting = 0;
-// A KilnRankFailedError for the termination already went to JS (which prints it): a later SIGTERM exits quietly.
-volatile sig_atomic_t g_reported = 0;
-char g_term_message[256] = "KilnRankFailedError: the launcher is ending the job (another rank failed: its message names it)\n";
+// The collective in progress (its name, for the messages) and its deadline in steady-clock nanoseconds (0: none).
+std::atomic<const char*> g_op{nullptr};
+std::atomic<int64_t> g_deadline{0};
+std::atomic<int64_t> g_timeout_ms{0};
+static_assert(std::atomic<const char*>::is_always_lock_free, "read in a signal handler");
+char g_rank_text[16] = "0";
 
-[[maybe_unused]] void OnTerminate(int) {
-  g_terminated = 1;
-  if (g_waiting) return;
-  if (g_reported) _exit(143);
-  ssize_t ignored = write(2, g_term_message, std::strlen(g_term_message));
+void Say(const char* s) {
+  ssize_t ignored = write(2, s, std::strlen(s));
   (void)ignored;
+}
+
+// SIGTERM: the launcher is ending the job because another rank failed. Async-signal-safe: write(2) and _exit.
+[[maybe_unused]] void OnTerminate(int) {
+  const char* op = g_op.load(std::memory_order_relaxed);
+  Say("KilnRankFailedError: rank ");
+  Say(g_rank_text);
+  Say(": the launcher ended the job");
+  if (op != nullptr) {
+    Say(" during ");
+    Say(op);
+  }
+  Say(" (another rank failed: the launcher's message names it)\n");
   _exit(143);
 }
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// The deadline of one blocking collective: armed for the call's duration.
+class Deadline {
+ public:
+  Deadline(const char* op, double timeoutMs) {
+    g_op.store(op, std::memory_order_relaxed);
+    if (timeoutMs > 0) {
+      g_timeout_ms.store(static_cast<int64_t>(timeoutMs), std::memory_order_relaxed);
+      g_deadline.store(NowNs() + static_cast<int64_t>(timeoutMs * 1e6), std::memory_order_release);
+    }
+  }
+  ~Deadline() {
+    g_deadline.store(0, std::memory_order_release);
+    g_op.store(nullptr, std::memory_order_relaxed);
+  }
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+};
 
 // The size a launcher announces in the environment (Open MPI, PMIx as under srun, MPICH's hydra, Slurm), or 0.
 int LauncherSize() {
@@ -83,52 +120,50 @@ std::string MpiErrorText(int code) {
   return std::string(buf, static_cast<size_t>(len));
 }
 
-// Waits for `req`, polling, until done, the deadline (timeoutMs > 0) or a SIGTERM.
-void Wait(Napi::Env env, MPI_Request& req, double timeoutMs, const char* op) {
-  using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  g_waiting = 1;
-  for (unsigned spins = 0;; spins++) {
-    int done = 0;
-    const int rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) {
-      g_waiting = 0;
-      throw RankFailed(env, "KilnRankFailedError: rank " + std::to_string(g_comm.rank) + ": " + op + " failed: " + MpiErrorText(rc), "error");
-    }
-    if (done) break;
-    if (g_terminated) {
-      g_waiting = 0;
-      g_reported = 1;
-      throw RankFailed(env, std::string("KilnRankFailedError: rank ") + std::to_string(g_comm.rank) + ": the launcher ended the job during " + op +
-                                " (another rank failed: the launcher's message names it)", "terminated");
-    }
-    if ((spins & 255) == 255) {
-      const double ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
-      if (timeoutMs > 0 && ms > timeoutMs) {
-        g_waiting = 0;
-        throw RankFailed(env, std::string("KilnRankFailedError: rank ") + std::to_string(g_comm.rank) + ": " + op + " waited " +
-                                  std::to_string(static_cast<long>(ms / 1000)) + " s for the other ranks (KILN_COLLECTIVE_TIMEOUT); one of them has stopped or hangs",
-                         "timeout");
-      }
-      // Give the core to a computing rank when processes outnumber cores; MPI_Test still drives progress.
-      sched_yield();
-    }
+// Looks every 100 ms whether the collective in progress is past its deadline; then names it and ends the job. The
+// deadline is read after the clock, so a call that ended in between is not mistaken for a late one.
+void Watchdog() {
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const int64_t now = NowNs();
+    const int64_t d = g_deadline.load(std::memory_order_acquire);
+    if (d == 0 || now < d) continue;
+    const char* op = g_op.load(std::memory_order_relaxed);
+    char msg[320];
+    std::snprintf(msg, sizeof msg,
+                  "KilnRankFailedError: rank %s: %s waited %ld s for the other ranks (KILN_COLLECTIVE_TIMEOUT); one of them has stopped or hangs: "
+                  "ending the job\n",
+                  g_rank_text, op != nullptr ? op : "a collective", static_cast<long>(g_timeout_ms.load() / 1000));
+    Say(msg);
+    alarm(10);  // MPI_Abort from this thread should end the job; if it does not, SIGALRM ends this process
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    _exit(1);
   }
-  g_waiting = 0;
 }
 
-MPI_Datatype TypeOf(const Napi::Value& v, size_t* elem) {
-  if (v.IsTypedArray()) {
-    switch (v.As<Napi::TypedArray>().TypedArrayType()) {
-      case napi_float32_array: *elem = 4; return MPI_FLOAT;
-      case napi_float64_array: *elem = 8; return MPI_DOUBLE;
-      case napi_int32_array: *elem = 4; return MPI_INT32_T;
-      default: break;
-    }
-  }
-  throw std::invalid_argument("allReduce: the buffer must be a Float32Array, Float64Array or Int32Array");
+MPI_Datatype TypeOf(napi_typedarray_type type) {
+  return type == napi_float32_array ? MPI_FLOAT : type == napi_float64_array ? MPI_DOUBLE : MPI_INT32_T;
 }
 #endif
+
+// The buffer of an all-reduce: one N-API call for its address, length and type (a per-call cost that matters for
+// small reductions: BytesOf + TypedArrayType took three).
+struct ReduceView {
+  uint8_t* data;
+  size_t count;  // elements
+  size_t elem;   // bytes per element
+  napi_typedarray_type type;
+};
+
+ReduceView ViewOf(const Napi::CallbackInfo& info, const char* op) {
+  napi_typedarray_type type;
+  size_t count = 0;
+  void* data = nullptr;
+  if (!info[0].IsTypedArray() || napi_get_typedarray_info(info.Env(), info[0], &type, &count, &data, nullptr, nullptr) != napi_ok ||
+      (type != napi_float32_array && type != napi_float64_array && type != napi_int32_array))
+    throw std::invalid_argument(std::string(op) + ": the buffer must be a Float32Array, Float64Array or Int32Array");
+  return {static_cast<uint8_t*>(data), count, type == napi_float64_array ? size_t{8} : size_t{4}, type};
+}
 
 void Check(const char* op) {
   if (!g_comm.initialized) throw std::logic_error(std::string(op) + ": call commInit() first");
@@ -171,12 +206,12 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
       MPI_Comm_rank(MPI_COMM_WORLD, &g_comm.rank);
       MPI_Comm_size(MPI_COMM_WORLD, &g_comm.size);
       g_comm.mpi = true;
-      std::snprintf(g_term_message, sizeof g_term_message,
-                    "KilnRankFailedError: rank %d: the launcher ended the job (another rank failed: the launcher's message names it)\n", g_comm.rank);
+      std::snprintf(g_rank_text, sizeof g_rank_text, "%d", g_comm.rank);
       struct sigaction sa {};
       sa.sa_handler = OnTerminate;
       sigemptyset(&sa.sa_mask);
       sigaction(SIGTERM, &sa, nullptr);
+      if (g_comm.size > 1) std::thread(Watchdog).detach();
     }
 #else
     if (want > 1) {
@@ -200,23 +235,26 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 // allReduce(buffer, op: 'sum' | 'mean', timeoutMs): in place.
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   Check("allReduce");
-  const Bytes b = BytesOf(info[0], "allReduce(buffer)");
+  const ReduceView v = ViewOf(info, "allReduce");
   const std::string op = StringOf(info[1], "allReduce(op)");
   if (op != "sum" && op != "mean") throw std::invalid_argument("allReduce: op must be 'sum' or 'mean', got '" + op + "'");
+  if (op == "mean" && v.type == napi_int32_array) throw std::invalid_argument("allReduce: 'mean' needs a float buffer");
   [[maybe_unused]] const double timeoutMs = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0;
-  if (g_comm.size == 1 || b.size == 0) return info.Env().Undefined();
+  if (g_comm.size == 1 || v.count == 0) return info.Env().Undefined();
 #ifdef KILN_HAVE_MPI
-  size_t elem = 0;
-  MPI_Datatype t = TypeOf(info[0], &elem);
-  const size_t n = b.size / elem;
+  const size_t elem = v.elem, n = v.count;
+  const MPI_Datatype t = TypeOf(v.type);
+  const Bytes b{v.data, n * elem};
   // MPI counts are ints: reduce in chunks below 2^31 elements.
   constexpr size_t kChunk = size_t{1} << 30;
   for (size_t at = 0; at < n; at += kChunk) {
     const int count = static_cast<int>(std::min(kChunk, n - at));
-    MPI_Request req;
-    const int rc = MPI_Iallreduce(MPI_IN_PLACE, b.data + at * elem, count, t, MPI_SUM, MPI_COMM_WORLD, &req);
-    if (rc != MPI_SUCCESS) throw RankFailed(info.Env(), "KilnRankFailedError: allReduce failed: " + MpiErrorText(rc), "error");
-    Wait(info.Env(), req, timeoutMs, "allReduce");
+    int rc;
+    {
+      Deadline d("allReduce", timeoutMs);
+      rc = MPI_Allreduce(MPI_IN_PLACE, b.data + at * elem, count, t, MPI_SUM, MPI_COMM_WORLD);
+    }
+    if (rc != MPI_SUCCESS) throw RankFailed(info.Env(), "KilnRankFailedError: rank " + std::to_string(g_comm.rank) + ": allReduce failed: " + MpiErrorText(rc), "error");
   }
   if (op == "mean") {
     if (t == MPI_FLOAT) {
@@ -246,10 +284,12 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
 #ifdef KILN_HAVE_MPI
   constexpr size_t kChunk = size_t{1} << 30;
   for (size_t at = 0; at < b.size; at += kChunk) {
-    MPI_Request req;
-    const int rc = MPI_Ibcast(b.data + at, static_cast<int>(std::min(kChunk, b.size - at)), MPI_BYTE, root, MPI_COMM_WORLD, &req);
-    if (rc != MPI_SUCCESS) throw RankFailed(info.Env(), "KilnRankFailedError: broadcast failed: " + MpiErrorText(rc), "error");
-    Wait(info.Env(), req, timeoutMs, "broadcast");
+    int rc;
+    {
+      Deadline d("broadcast", timeoutMs);
+      rc = MPI_Bcast(b.data + at, static_cast<int>(std::min(kChunk, b.size - at)), MPI_BYTE, root, MPI_COMM_WORLD);
+    }
+    if (rc != MPI_SUCCESS) throw RankFailed(info.Env(), "KilnRankFailedError: rank " + std::to_string(g_comm.rank) + ": broadcast failed: " + MpiErrorText(rc), "error");
   }
 #endif
   return info.Env().Undefined();
@@ -260,10 +300,12 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   const double timeoutMs = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
   if (g_comm.size == 1) return info.Env().Undefined();
 #ifdef KILN_HAVE_MPI
-  MPI_Request req;
-  const int rc = MPI_Ibarrier(MPI_COMM_WORLD, &req);
-  if (rc != MPI_SUCCESS) throw RankFailed(info.Env(), "KilnRankFailedError: barrier failed: " + MpiErrorText(rc), "error");
-  Wait(info.Env(), req, timeoutMs, "barrier");
+  int rc;
+  {
+    Deadline d("barrier", timeoutMs);
+    rc = MPI_Barrier(MPI_COMM_WORLD);
+  }
+  if (rc != MPI_SUCCESS) throw RankFailed(info.Env(), "KilnRankFailedError: rank " + std::to_string(g_comm.rank) + ": barrier failed: " + MpiErrorText(rc), "error");
 #endif
   (void)timeoutMs;
   return info.Env().Undefined();
@@ -272,12 +314,10 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
 // A blocking MPI_Allreduce (sum) on the same buffer: the baseline the benchmark compares against.
 Napi::Value AllReduceBlocking(const Napi::CallbackInfo& info) {
   Check("allReduceBlocking");
-  [[maybe_unused]] const Bytes b = BytesOf(info[0], "allReduceBlocking(buffer)");
+  [[maybe_unused]] const ReduceView v = ViewOf(info, "allReduceBlocking");
   if (g_comm.size == 1) return info.Env().Undefined();
 #ifdef KILN_HAVE_MPI
-  size_t elem = 0;
-  MPI_Datatype t = TypeOf(info[0], &elem);
-  const int rc = MPI_Allreduce(MPI_IN_PLACE, b.data, static_cast<int>(b.size / elem), t, MPI_SUM, MPI_COMM_WORLD);
+  const int rc = MPI_Allreduce(MPI_IN_PLACE, v.data, static_cast<int>(v.count), TypeOf(v.type), MPI_SUM, MPI_COMM_WORLD);
   if (rc != MPI_SUCCESS) throw std::runtime_error("allReduceBlocking: " + MpiErrorText(rc));
 #endif
   return info.Env().Undefined();

@@ -1,4 +1,5 @@
 // Driver for kiln::sdpa_f32 / sdpa_grad_f32. argv: nb lq lk d dv causal wrt(-1 forward, 0 dQ, 1 dK, 2 dV) seed
+// [nan_row: q[0, nan_row, 0] = NaN after drawing]
 // scale = 1/sqrt(d). Inputs drawn in order q [nb,lq,d], k [nb,lk,d], v [nb,lk,dv], dout [nb,lq,dv].
 #include <cmath>
 
@@ -11,8 +12,10 @@ int main(int argc, char** argv) {
   const bool causal = arg(argc, argv, 6);
   const int wrt = int(arg(argc, argv, 7));
   Rng rng(uint32_t(arg(argc, argv, 8)));
-  const auto q = rng.fill(nb * lq * d), k = rng.fill(nb * lk * d), v = rng.fill(nb * lk * dv);
+  auto q = rng.fill(nb * lq * d);
+  const auto k = rng.fill(nb * lk * d), v = rng.fill(nb * lk * dv);
   const auto dout = rng.fill(nb * lq * dv);
+  if (argc > 9) q[arg(argc, argv, 9) * d] = NAN;
   const float scale = 1.0f / std::sqrt(float(d));
   const int64_t rows = wrt == 0 || wrt == -1 ? lq : lk, width = wrt == 0 || wrt == 1 ? d : dv;
   std::vector<float> out(nb * rows * width, -12345.0f);
