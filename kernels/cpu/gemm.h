@@ -287,7 +287,7 @@ enum class GemmSplit { Auto, Columns };
 // One path, U = gemm_cfg::Avx512 / Avx2 / Generic; needs batch, M, N, K > 0 (gemm_packed_f32 checks and dispatches).
 template <class U, class PackA, class PackB, class Epi>
 void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& packA, PackB& packB, Epi& epi,
-                      GemmSplit split) {
+                      GemmSplit split = GemmSplit::Auto) {
   constexpr int MR = U::MR, NR = U::NR;
   using E = typename U::Elem;
   const GemmBlocking& blk = gemm_blocking<U>();
