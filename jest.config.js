@@ -20,6 +20,7 @@ export const slowSuites = [
   'test/parallel/data-parallel.test.ts',
   'test/parallel/pulid-dp.test.ts',
   'test/pulid/train.test.ts',
+  'test/pulid/lightning-segments.test.ts',
   'test/pulid/generate.test.ts',
   'test/pulid/grad.test.ts',
   'test/schedule/memory-sim.test.ts',

@@ -12,6 +12,10 @@
  * unfused), distinct kernel functions in the generated C++, naive / planned / resident / budget bytes and times,
  * bytes by kind (frozen weights, trainable parameters, optimizer state; activations, gradients and workspace at
  * the peak), FLOPs without recompute and the recompute added, and with --floor the floor (one more planning run).
+ * --checkpoint: which checkpoint segments the step is built with (models/pulid/losses.ts LightningCheckpoint):
+ * `layer` / `step` candidates the planner recomputes only as far as --budget needs, `layer-always` /
+ * `step-always` recomputed anyway, `none`; `auto` (default) = layer with a budget, none without. The JSON gives
+ * the segments chosen (`segments`) and the plan with every candidate recomputed (`allSegments`).
  * --precision is passed to the compiler (its precision pass); where the compiler made no 16-bit buffers of it,
  * the 16-bit figures are estimated instead by planning the same schedule with 2-byte frozen weights, activations
  * and gradients (trainable parameters and optimizer state stay f32), and the JSON says so (`precision.source`).
@@ -39,6 +43,7 @@ export const cli = defineCli({
     budget: { type: 'bytes', min: 1, help: 'arena budget (e.g. 64GiB); values are recomputed to fit' },
     resolution: { type: 'int', min: 64, max: 4096, help: 'image size in pixels (latents are 1/8) [default: the config\'s]' },
     precision: { type: 'enum', values: ['f32', 'bf16', 'f16'], help: 'passed to the compiler; 16-bit figures estimated where it has no precision pass (docs/memory-planning.md)' },
+    checkpoint: { type: 'enum', values: ['auto', 'none', 'layer', 'step', 'layer-always', 'step-always'], default: 'auto', help: "checkpoint segments: layer/step candidates the planner recomputes only under --budget, '-always' recomputed anyway, none; auto = layer with --budget, none without" },
     floor: { type: 'flag', help: 'also find the floor: the smallest arena the planner can reach (one more planning run)' },
     compile: { type: 'string', help: 'also build the program: cpp (g++), cuda (nvcc, sm_90a), or cpp,cuda' },
     json: { type: 'file', mustExist: false, help: 'also write the result as JSON to this file' },
@@ -58,7 +63,9 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
   let t = performance.now();
   const lap = () => { const n = performance.now(), s = (n - t) / 1000; t = n; return +s.toFixed(1); };
   const model = new PulidModel(config, { seed: 0 });
-  const g = trainStepGraph(model, { stage, batch: 1, accumulation: 1 });
+  const cpName = o.checkpoint === 'auto' ? (budget === undefined ? 'none' : 'layer') : o.checkpoint;
+  const checkpoint = cpName === 'none' ? false : { unit: cpName.startsWith('step') ? 'step' as const : 'layer' as const, when: cpName.endsWith('-always') ? 'always' as const : 'budget' as const };
+  const g = trainStepGraph(model, { stage, batch: 1, accumulation: 1, checkpoint });
   const graphSeconds = lap();
   console.error(`${config.name} stage ${stage}: graph built in ${graphSeconds} s; scheduling and planning…`);
   const precision = o.precision ?? 'f32';
@@ -86,6 +93,9 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
     }
   }
   const planSeconds = lap();
+  // Every candidate segment recomputed, no kernel-level recompute: the segment policy's floor (one cheap plan).
+  const allSegments = planInput.optionalSegments?.length ? summaryOf(planMemory({ ...planInput, optionalSegments: [] })) : null;
+  const allSegmentsSeconds = lap();
 
   const partial = { config: config.name, stage, resolution: config.unet.sampleSize * 8, precision, estimated, budgetGiB: budget === undefined ? null : GiB(budget), plan: summaryOf(p), unbudgeted: summaryOf(unbudgeted ?? p), f32: summaryOf(low.plan) };
   // Deep plans are slow: the figures so far are written before the floor is searched.
@@ -126,13 +136,14 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
     floorGiB: floorBytes === undefined ? null : GiB(floorBytes),
     ...(precision !== 'f32' ? { f32FloorGiB: f32FloorBytes === undefined ? null : GiB(f32FloorBytes) } : {}),
     resolution: config.unet.sampleSize * 8,
+    checkpoint: cpName, segments: p.segments ?? null, allSegments,
     precision: {
       requested: precision,
       source: precision === 'f32' ? 'f32 (no precision pass)' : estimated ? 'estimated: the f32 schedule planned with 2-byte frozen weights, activations and gradients (trainable parameters and optimizer state f32); the compiler made no 16-bit buffers' : 'the compiler\'s precision pass',
     },
     bytesByKindGiB: partial.plan.bytesByKindGiB, flops: partial.plan.flops,
     unbudgeted: partial.unbudgeted, ...(precision !== 'f32' ? { f32: partial.f32 } : {}),
-    seconds: { graph: graphSeconds, scheduleAndPlan: lowerSeconds, plan: planSeconds, floor: floorSeconds, renderCpp: renderSeconds }, compiled,
+    seconds: { graph: graphSeconds, scheduleAndPlan: lowerSeconds, plan: planSeconds, allSegments: allSegmentsSeconds, floor: floorSeconds, renderCpp: renderSeconds }, compiled,
   };
   console.log(JSON.stringify(result, null, 1));
   if (o.json) fs.writeFileSync(o.json, JSON.stringify(result, null, 1) + '\n');

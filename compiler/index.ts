@@ -4,7 +4,7 @@ export type { Operand } from './dsl/tensor';
 export type { ShapeError } from './dsl/shape-types';
 export { input, param, full, zeros, ones, scalar, constant, iota, arange, Rng } from './dsl/creation';
 export * from './dsl/functional';
-export { checkpoint } from './dsl/checkpoint';
+export { checkpoint, segment, type CheckpointOptions } from './dsl/checkpoint';
 export { grad, valueAndGrad, trainableParams } from './autodiff/grad';
 export { adamw, sgd } from './autodiff/optim';
 export { scaledGrads, guardUpdates, DynamicLossScale } from './autodiff/loss-scale';

@@ -1,7 +1,7 @@
 import type { DType } from './dtype';
 import type { Shape } from './shape';
 import type { Op, OpAttrs } from '../ops/attrs';
-import { currentSegment, noteBuilt, tagNode } from './segment';
+import { currentSegment, segmentFor, markOutput, noteAttrs, noteBuilt, rebuiltMark, tagNode } from './segment';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 const M_isFinite = Number.isFinite;
@@ -37,15 +37,20 @@ function attrKey(attrs: object): string {
 
 /** `segment`: the checkpoint segment the node is built in (default: the one being built now, ir/segment.ts); it
  * is part of the key, so a node inside a segment is never shared with one outside. */
-export function intern<K extends Op>(op: K, inputs: readonly Node[], attrs: OpAttrs[K], shape: Shape, dtype: DType, src: string, segment = currentSegment()): Node<K> {
+export function intern<K extends Op>(op: K, inputs: readonly Node[], attrs: OpAttrs[K], shape: Shape, dtype: DType, src: string, segment?: number): Node<K> {
+  // A pass that rebuilds a node (precision, simplify) keeps its checkpoint marks (ir/segment.ts, rebuiltMark).
+  const rebuilt = segment === undefined && currentSegment() === undefined ? rebuiltMark(op, inputs, attrs) : undefined;
+  segment ??= segmentFor(inputs) ?? rebuilt?.segment;
   const key = `${op}(${inputs.map((n) => n.id).join(',')})${attrKey(attrs)}:${dtype}${segment === undefined ? '' : `@${segment}`}`;
   const hit = table.get(key)?.deref();
   if (hit) return hit as Node<K>;
   const node: Node<K> = Object.freeze({ id: nextId++, op, inputs: Object.freeze([...inputs]), attrs: Object.freeze(attrs) as OpAttrs[K], shape: Object.freeze([...shape]), dtype, src, key });
   table.set(key, new WeakRef(node));
   registry.register(node, key);
-  if (segment !== undefined) tagNode(node, segment);
-  noteBuilt(node);
+  if (rebuilt?.output) markOutput(node, rebuilt.segment!);
+  else if (segment !== undefined) tagNode(node, segment);
+  noteAttrs(node);
+  noteBuilt(node, rebuilt?.backward);
   return node;
 }
 

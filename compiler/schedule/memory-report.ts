@@ -44,6 +44,7 @@ export function formatMemoryReport(plan: MemoryPlan, floorBytes?: number): strin
   lines.push(`  at the peak (step ${k.peakAt}): activations ${formatBytes(k.activations)}, gradients ${formatBytes(k.gradients)}, workspace ${formatBytes(k.workspace)}, inputs/outputs ${formatBytes(k.inputsOutputs)}`);
   const ratio = plan.flops.base > 0 ? ` (+${((plan.flops.recompute / plan.flops.base) * 100).toFixed(1)}%)` : '';
   lines.push(`  FLOPs: ${plan.flops.base.toExponential(3)} without recompute, ${plan.flops.recompute.toExponential(3)} recomputed${ratio}`);
+  if (plan.segments) lines.push(`  checkpoint candidates: ${plan.segments.chosen} of ${plan.segments.candidates} recomputed${plan.segments.probes ? ` (${plan.segments.probes} plans tried)` : ''}`);
   lines.push(`  buffers: ${plan.buffers.length}, steps: ${plan.steps.length}, in-place pairs: ${plan.inPlace.length}`);
   for (const p of plan.inPlace) lines.push(`    in place: ${labels.get(p.write)} reuses ${labels.get(p.read)}`);
   if (plan.recomputed.length === 0) {

@@ -6,6 +6,7 @@ import { bufferMap } from './memory-liveness';
 import { alignUp, assignOffsets } from './memory-offsets';
 import { analyze, recomputesOf, rematerialize } from './memory-remat';
 import { applyCheckpoints } from './memory-checkpoint';
+import { chooseSegments } from './memory-segments';
 import { formatBytes } from './memory-report';
 
 export { checkPlan } from './memory-check';
@@ -32,7 +33,15 @@ export function planMemory(input: PlanInput): MemoryPlan {
   }
 
   // Checkpoint segments first (they recompute whatever the budget), then rematerialization under the budget.
-  const cp = applyCheckpoints(bufs, input.steps);
+  const optional = input.optionalSegments ?? [];
+  let cp = applyCheckpoints(bufs, input.steps, new Set(optional));
+  // Under a budget, candidate segments first (whole modules, cheap to decide), kernel-level recompute after.
+  let segments: MemoryPlan['segments'];
+  if (budget !== undefined && optional.length) {
+    const c = chooseSegments(cp, optional, budget, alignment);
+    cp = c;
+    segments = { candidates: optional.length, chosen: c.chosen.length, probes: c.probes };
+  } else if (optional.length) segments = { candidates: optional.length, chosen: 0, probes: 0 };
   let steps: readonly PlanStep[] = cp.steps;
   let planBufs = cp.bufs;
   let result;
@@ -54,6 +63,7 @@ export function planMemory(input: PlanInput): MemoryPlan {
     peakLiveBytes: result.a.curve.peak,
     ...(budget !== undefined ? { budget } : {}),
     recomputed: result.recomputed,
+    ...(segments ? { segments } : {}),
     inPlace: result.a.inPlace.map(({ read, write }) => ({ read, write })),
     flops: { base: sumCost(input.steps), recompute: sumCost(steps.filter((s) => s.recomputeOf !== undefined)) },
   };

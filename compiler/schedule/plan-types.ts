@@ -48,6 +48,9 @@ export interface PlanStep {
 export interface PlanInput {
   readonly buffers: readonly PlanBuffer[];
   readonly steps: readonly PlanStep[];
+  /** Candidate segments (`checkpoint(fn, { when: 'budget' })`): recomputed only under a budget that needs them,
+   * chosen by memory-segments.ts; the other segments are always recomputed. */
+  readonly optionalSegments?: readonly number[];
   /** Byte budget for the arena (params and constants included); absent: no limit, no rematerialization. */
   readonly budget?: number;
   /** Offsets are multiples of this (default 64). */
@@ -82,6 +85,9 @@ export interface MemoryPlan {
   readonly recomputed: readonly Recompute[];
   /** Pairs that shared memory in place (read buffer, written buffer). */
   readonly inPlace: readonly { readonly read: number; readonly write: number }[];
+  /** Candidate segments (PlanInput.optionalSegments): how many there were, how many the budget made the planner
+   * recompute, and how many plans the choice tried. */
+  readonly segments?: { readonly candidates: number; readonly chosen: number; readonly probes: number };
   /** Sum of the input steps' costs (forward + backward without recompute) and of the clones' costs. */
   readonly flops: { readonly base: number; readonly recompute: number };
 }

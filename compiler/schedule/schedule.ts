@@ -10,7 +10,7 @@ import { OPS } from '../ops/registry';
 import { kernelElements, lowerGroup } from '../codegen/lower';
 import type { Expr, Kernel } from '../codegen/kir';
 import type { BufferKind, BufferRole, PlanBuffer, PlanInput, PlanStep } from './plan-types';
-import { isBackward, segmentOf, segmentOutputOf } from '../ir/segment';
+import { isBackward, isOptionalSegment, segmentOf, segmentOutputOf } from '../ir/segment';
 import { buffersOf } from '../codegen/buffers';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
@@ -54,7 +54,8 @@ export function schedule(order: readonly Node[], outputs: readonly Node[], updat
   });
   let unfused = 0;
   for (const n of order) if (OPS[n.op].lower.kind !== 'source') unfused++;
-  return { kernels, fusion, nodeOf, bufferOf, plan: { buffers, steps }, unfusedKernels: unfused };
+  const optionalSegments = [...new Set(buffers.map((b) => b.segment ?? b.segmentOutput).filter((x): x is number => x !== undefined && isOptionalSegment(x)))].sort((a, b) => a - b);
+  return { kernels, fusion, nodeOf, bufferOf, plan: { buffers, steps, ...(optionalSegments.length ? { optionalSegments } : {}) }, unfusedKernels: unfused };
 }
 
 /** What a buffer holds, for the report: parameters by whether they train or are updated (optimizer state),

@@ -39,7 +39,12 @@ export interface CrossAttentionContext {
  * `out + idScale * attend(K_id, V_id)` lands exactly where IP-Adapter-style attention puts it. */
 export type CrossAttentionHook = (ctx: CrossAttentionContext) => Tensor | void;
 
-export interface AttentionHooks { crossAttention?: CrossAttentionHook }
+export interface AttentionHooks {
+  crossAttention?: CrossAttentionHook;
+  /** Wraps each unit of the network (a transformer layer here, a resnet block in the UNet), e.g. to make it a
+   * checkpoint segment (models/pulid/losses.ts); the identity when absent. */
+  unit?: (body: () => Tensor, inputs: readonly Tensor[]) => Tensor;
+}
 
 export interface AttentionOptions {
   queryDim: number;
@@ -155,7 +160,8 @@ export class Transformer2DModel {
     const [b, c, h, w] = x.shape;
     let t = this.norm.forward(x).reshape([b, c, h * w]).permute([0, 2, 1]);
     t = this.projIn.forward(t);
-    for (const blk of this.blocks) t = blk.forward(t, context, hooks);
+    const unit = hooks?.unit;
+    for (const blk of this.blocks) { const x0 = t; t = unit ? unit(() => blk.forward(x0, context, hooks), [x0]) : blk.forward(x0, context, hooks); }
     t = this.projOut.forward(t);
     return t.permute([0, 2, 1]).reshape([b, c, h, w]).add(x);
   }

@@ -7,7 +7,7 @@
  * - L_id = 1 − cos(φ(C_id), φ(x̂0)), φ the face recognizer on a fixed face region of the decoded tid image.
  * The paper writes the alignment terms as 2-norms; here each is the mean of squared differences (‖·‖²/numel),
  * averaged over layers and steps, so its size does not grow with the number of layers (70 in SDXL). */
-import { constant, cosineSimilarity, full, mseLoss, softmax, type Tensor } from '../../compiler/index';
+import { constant, cosineSimilarity, full, mseLoss, segment, softmax, type Tensor } from '../../compiler/index';
 import { eulerSample, type EulerSchedule } from '../sched/index';
 import type { UNet2DConditionModel } from '../unet/index';
 import type { VaeDecoder } from '../vae/index';
@@ -17,20 +17,27 @@ import type { IdAttention, IdAttentionMode, RecordedAttention } from './id-atten
 
 export const diffusionLoss = (epsPred: Tensor, noise: Tensor): Tensor => mseLoss(epsPred, noise);
 
+/** One layer's [L_align-sem, L_align-layout] terms. */
+export function alignmentTerms(a: RecordedAttention, b: RecordedAttention): Tensor[] {
+  if (a.layer !== b.layer) throw new Error(`alignmentLosses: layer ${a.layer} vs ${b.layer}`);
+  return [mseLoss(semanticAttention(b.q, b.k), semanticAttention(a.q, a.k)), mseLoss(b.q, a.q)];
+}
+
 /** softmax(K Qᵀ/√d) Q per head: [B, h, Lk, d]. */
 export function semanticAttention(q: Tensor, k: Tensor): Tensor {
   const d = q.shape[q.rank - 1];
   return softmax(k.matmul(q.mT() as never).mul(1 / Math.sqrt(d)) as Tensor, -1).matmul(q as never) as Tensor;
 }
 
-/** Alignment losses between the text-only and the text+ID records (same layers, same order). */
-export function alignmentLosses(t: readonly RecordedAttention[], tid: readonly RecordedAttention[]): { sem: Tensor; layout: Tensor } {
+/** Alignment losses between the text-only and the text+ID records (same layers, same order). `checkpoint`:
+ * each layer's terms are a segment (the L×77 attention maps are recomputed in backward, not kept). */
+export function alignmentLosses(t: readonly RecordedAttention[], tid: readonly RecordedAttention[], checkpoint?: LightningCheckpoint, done?: readonly (readonly Tensor[] | undefined)[]): { sem: Tensor; layout: Tensor } {
   if (t.length !== tid.length || t.length === 0) throw new Error(`alignmentLosses: ${t.length} vs ${tid.length} recorded layers`);
   let sem: Tensor | undefined, layout: Tensor | undefined;
   t.forEach((a, i) => {
     const b = tid[i];
-    if (a.layer !== b.layer) throw new Error(`alignmentLosses: layer ${a.layer} vs ${b.layer}`);
-    const s = mseLoss(semanticAttention(b.q, b.k), semanticAttention(a.q, a.k)), l = mseLoss(b.q, a.q);
+    const terms = () => alignmentTerms(a, b);
+    const [s, l] = done?.[i] ?? (checkpoint ? segment(terms, (r) => r, { when: checkpoint.when ?? 'always', inputs: [b.q, b.k] }) : terms());
     sem = sem ? sem.add(s) : s;
     layout = layout ? layout.add(l) : l;
   });
@@ -77,7 +84,16 @@ export interface LightningOptions {
   idScale?: number | Tensor;
   /** How many of the last steps carry gradients on the tid path (default: all). */
   gradSteps?: number;
+  /** Checkpoint segments on the tid path's gradient steps (default: none). */
+  checkpoint?: LightningCheckpoint;
 }
+
+/** Which checkpoint segments the Lightning branch marks on the steps that carry gradients: each whole UNet call
+ * (`step`), or each resnet block and transformer layer inside it (`layer`); `when` as `checkpoint(fn)`'s
+ * ('always': recomputed in backward; 'budget': candidates the planner recomputes only to meet a budget). The ID
+ * attention records made inside a segment are its outputs (kept for the alignment loss). Gradients are bitwise
+ * the same with or without them. */
+export interface LightningCheckpoint { unit: 'step' | 'layer'; when?: 'always' | 'budget' }
 
 export interface LightningResult {
   latentsT: Tensor;
@@ -85,33 +101,58 @@ export interface LightningResult {
   /** Per step, per cross-attention layer. */
   recordsT: RecordedAttention[][];
   recordsTid: RecordedAttention[][];
+  /** Per step and layer, the alignment terms already computed inside a checkpoint segment of the tid path
+   * (its outputs instead of the records, which are then recomputed in backward, not kept). */
+  termsTid: (Tensor[] | undefined)[][];
 }
 
 /** Both paths of the Lightning T2I branch: the whole 4-step loop twice, one graph. */
 export function lightningBranch(o: LightningOptions): LightningResult {
   const steps = o.schedule.timesteps.length, cut = steps - (o.gradSteps ?? steps);
-  const recordsT: RecordedAttention[][] = [], recordsTid: RecordedAttention[][] = [];
+  const recordsT: RecordedAttention[][] = [], recordsTid: RecordedAttention[][] = [], termsTid: (Tensor[] | undefined)[][] = [];
   const path = (withId: boolean, rec: RecordedAttention[][]) => eulerSample((x, t, step) => {
-    const r: RecordedAttention[] = [];
+    const r: RecordedAttention[] = [], terms: (Tensor[] | undefined)[] = [];
     rec.push(r);
-    const eps = o.unet.forward({
+    if (withId) termsTid.push(terms);
+    const cp = withId && step >= cut ? o.checkpoint : undefined;
+    // A segment's outputs: its result and the alignment terms of the layers it recorded (computed inside it
+    // against the text-only path's records, built before), so the tid records need not be kept.
+    const seg = (body: () => Tensor, inputs: readonly Tensor[]): Tensor => {
+      const before = r.length;
+      const inner = () => {
+        const h = body();
+        for (let i = before; i < r.length; i++) terms[i] = alignmentTerms(recordsT[step][i], r[i]);
+        return h;
+      };
+      return segment(inner, (h) => [h, ...r.slice(before).flatMap((_a, j) => terms[before + j]!)], { when: cp!.when ?? 'always', inputs });
+    };
+    const unet = () => o.unet.forward({
       sample: x, timestep: full([1], t), encoderHiddenStates: o.context, textEmbeds: o.pooled, timeIds: o.timeIds,
-      hooks: { crossAttention: o.idAttention.hook({ idTokens: withId ? o.idTokens : undefined, mode: o.mode, idScale: o.idScale, record: r }) },
+      hooks: {
+        crossAttention: o.idAttention.hook({ idTokens: withId ? o.idTokens : undefined, mode: o.mode, idScale: o.idScale, record: r }),
+        ...(cp?.unit === 'layer' ? { unit: seg } : {}),
+      },
     });
+    const eps = cp?.unit === 'step' ? seg(unet, [x]) : unet();
     return withId && step < cut ? eps.stopGradient() : eps;
   }, o.noise, o.schedule).latents;
   const latentsT = path(false, recordsT), latentsTid = path(true, recordsTid);
-  return { latentsT, latentsTid, recordsT, recordsTid };
+  return { latentsT, latentsTid, recordsT, recordsTid, termsTid };
 }
 
 /** L_align over every step and layer of a Lightning branch. */
-export function lightningAlignment(r: LightningResult): { sem: Tensor; layout: Tensor } {
-  return alignmentLosses(r.recordsT.flat(), r.recordsTid.flat());
+export function lightningAlignment(r: LightningResult, checkpoint?: LightningCheckpoint): { sem: Tensor; layout: Tensor } {
+  const done = r.termsTid.flatMap((terms, step) => r.recordsTid[step].map((_a, i) => terms[i]));
+  return alignmentLosses(r.recordsT.flat(), r.recordsTid.flat(), checkpoint, done);
 }
 
-/** L_id of the tid path: decode, take the face region, φ, compare with the reference embedding [B, 128]. */
-export function lightningIdLoss(latents: Tensor, vae: VaeDecoder, refEmbedding: Tensor, recognizerParams?: FrozenParams, region?: FaceRegion): { loss: Tensor; image: Tensor } {
-  const image = vae.decode(latents);
+/** L_id of the tid path: decode, take the face region, φ, compare with the reference embedding [B, 128];
+ * `checkpoint`: the decoder's blocks are segments. */
+export function lightningIdLoss(latents: Tensor, vae: VaeDecoder, refEmbedding: Tensor, recognizerParams?: FrozenParams, region?: FaceRegion, checkpoint?: LightningCheckpoint): { loss: Tensor; image: Tensor } {
+  // The decoder at full resolution holds the largest activations of the step: with checkpoints, each of its
+  // resnet blocks, upsamplers and its output head is a segment too (at any `unit`).
+  const when = checkpoint?.when ?? 'always';
+  const image = vae.decode(latents, checkpoint ? { unit: (body, inputs) => segment(body, (h) => [h], { when, inputs }) } : {});
   const emb = faceRecognizerGraph(faceInput(image, region), recognizerParams);
   return { loss: idLoss(refEmbedding, emb), image };
 }

@@ -2,7 +2,7 @@
  * names) and the trainable part (ID encoder under `id_adapter.`, ID attention under `id_adapter_attn_layers.`), and
  * the graphs built on them: the training step (one graph: losses, gradients, AdamW, gradient accumulation) and
  * ID-conditioned sampling. */
-import { adamw, full, grad, guardUpdates, input, param, precisionPolicy, scaledGrads, type Precision, type Tensor, type Update } from '../../compiler/index';
+import { adamw, full, grad, guardUpdates, input, param, precisionPolicy, scaledGrads, segment, type Precision, type Tensor, type Update } from '../../compiler/index';
 import { ParamRegistry } from '../nn/index';
 import { UNet2DConditionModel, pooledTextDim } from '../unet/index';
 import { VaeDecoder } from '../vae/index';
@@ -12,7 +12,7 @@ import type { PulidConfig } from './config';
 import { IdEncoder, type IdFeatures } from './id-encoder';
 import { IdFormer, type IdTokenEncoder } from './id-former';
 import { IdAttention, type IdAttentionMode } from './id-attention';
-import { diffusionLoss, lightningAlignment, lightningBranch, lightningIdLoss, type FaceRegion } from './losses';
+import { diffusionLoss, lightningAlignment, lightningBranch, lightningIdLoss, type FaceRegion, type LightningCheckpoint } from './losses';
 
 const tsConst = (t: number): Tensor => full([1], t);
 
@@ -76,6 +76,10 @@ export interface TrainStepOptions {
   /** f16 training: the backward pass is seeded by input `loss_scale`, gradients are unscaled before AdamW, and
    * every update is guarded by output `grads_finite` (a step whose gradients overflowed changes nothing). */
   lossScale?: boolean;
+  /** Checkpoint segments (losses.ts, LightningCheckpoint) on the Lightning branch's gradient steps, the L_diff
+   * UNet (resnet blocks and transformer layers), the VAE decoder's blocks and each layer's alignment terms; false
+   * or absent: none. Gradients are bitwise the same either way; only the memory plan changes. */
+  checkpoint?: LightningCheckpoint | false;
   /** The precision the step will be compiled with (compile's `precision`, carried on the result for the
    * compiler and the planner); 'f16' turns lossScale on unless it is given. Default 'f32'. */
   precision?: Precision;
@@ -108,9 +112,12 @@ export function trainStepGraph(m: PulidModel, o: TrainStepOptions): TrainStepGra
   const text = m.textInputs(B);
   const tokens = m.idEncoder.forward(m.idInputs(B));
   const xt = latents.mul(alpha.reshape([B, 1, 1, 1]) as never).add(noise.mul(sigma.reshape([B, 1, 1, 1]) as never) as never);
+  // With checkpoints, the L_diff UNet's resnet blocks and transformer layers are segments too.
+  const cp = o.checkpoint || undefined;
+  const unit = cp && ((body: () => Tensor, inputs: readonly Tensor[]) => segment(body, (h) => [h], { when: cp.when ?? 'always', inputs }));
   const eps = m.unet.forward({
     sample: xt, timestep, encoderHiddenStates: text.context, textEmbeds: text.pooled, timeIds: text.timeIds,
-    hooks: { crossAttention: m.idAttention.hook({ idTokens: tokens, mode: o.mode }) },
+    hooks: { crossAttention: m.idAttention.hook({ idTokens: tokens, mode: o.mode }), ...(unit ? { unit } : {}) },
   });
   const lDiff = diffusionLoss(eps, noise);
   const outputs: Record<string, Tensor> = { l_diff: lDiff };
@@ -120,13 +127,14 @@ export function trainStepGraph(m: PulidModel, o: TrainStepOptions): TrainStepGra
     const br = lightningBranch({
       unet: m.unet, idAttention: m.idAttention, schedule: m.schedule, noise: input('t2i_noise', [B, 4, S, S]),
       context: t2i.context, pooled: t2i.pooled, timeIds: t2i.timeIds, idTokens: tokens, mode: o.mode, gradSteps: m.config.gradSteps,
+      ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}),
     });
-    const al = lightningAlignment(br);
+    const al = lightningAlignment(br, o.checkpoint || undefined);
     const lamSem = input('lambda_sem', []), lamLayout = input('lambda_layout', []);
     loss = loss.add(al.sem.mul(lamSem as never) as never).add(al.layout.mul(lamLayout as never) as never);
     Object.assign(outputs, { l_sem: al.sem, l_layout: al.layout });
     if (o.idLoss ?? true) {
-      const id = lightningIdLoss(br.latentsTid, m.vae, input('face_ref', [B, 128]), m.recognizer, o.faceRegion);
+      const id = lightningIdLoss(br.latentsTid, m.vae, input('face_ref', [B, 128]), m.recognizer, o.faceRegion, o.checkpoint || undefined);
       loss = loss.add(id.loss.mul(input('lambda_id', []) as never) as never);
       Object.assign(outputs, { l_id: id.loss, image: id.image });
     }

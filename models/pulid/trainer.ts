@@ -15,6 +15,7 @@ import { loadFaceRecognizerParams } from '../face/recognizer';
 import { alphasCumprod, sdxlSchedulerConfig } from '../sched/index';
 import type { LossWeights } from './config';
 import { graphKind, trainStepGraph, type PulidModel, type Stage, type TrainStepGraph } from './model';
+import type { LightningCheckpoint } from './losses';
 import type { IdAttentionMode } from './id-attention';
 import type { PulidSample } from './data';
 import { ID_LOSS_PROMPT, STYLE_PROMPTS, type TextConditioner } from './text';
@@ -27,6 +28,10 @@ export interface TrainerOptions {
   batch?: number;
   seed?: number;
   memoryBudget?: number;
+  /** Checkpoint segments on the Lightning step's gradient steps (LightningCheckpoint; false: none). Default: with
+   * a memoryBudget, every resnet block and transformer layer is a candidate the planner recomputes only as far
+   * as the budget needs (`{ unit: 'layer', when: 'budget' }`); without one, none (nothing recomputed). */
+  checkpoint?: LightningCheckpoint | false;
   mode?: IdAttentionMode;
   lambdas?: LossWeights;
   /** Kernel fusion per program (default true; false: one kernel per op, for measuring what fusion saves). */
@@ -78,6 +83,9 @@ function checkTrainerOptions(o: TrainerOptions): void {
   int('maxNonFiniteSteps', o.maxNonFiniteSteps, 1);
   if (o.lr !== undefined && !(Number.isFinite(o.lr) && o.lr > 0)) throw new TrainerOptionsError('lr', o.lr, 'a finite number > 0');
   if (o.memoryBudget !== undefined && !(Number.isFinite(o.memoryBudget) && o.memoryBudget > 0)) throw new TrainerOptionsError('memoryBudget', o.memoryBudget, 'a finite number of bytes > 0');
+  if (o.checkpoint !== undefined && o.checkpoint !== false && (typeof o.checkpoint !== 'object' || !['step', 'layer'].includes(o.checkpoint.unit) || !['always', 'budget', undefined].includes(o.checkpoint.when))) {
+    throw new TrainerOptionsError('checkpoint', o.checkpoint, "false or { unit: 'step' | 'layer', when?: 'always' | 'budget' }");
+  }
   precisionPolicy(o.precision, 'PulidTrainer: precision');  // KilnPrecisionError for an unknown name
 }
 
@@ -140,12 +148,12 @@ export class PulidTrainer {
     const kind = graphKind(stage);
     const have = this.programs.get(kind);
     if (have) return have;
-    const key = JSON.stringify([kind, this.batch, this.accumulation, this.opts.mode ?? 'plain', this.opts.memoryBudget ?? null, this.opts.baseWeights ? 'w' : '', this.fusionFor(kind), this.opts.backend ?? 'cpu', this.opts.precision ?? 'f32']);
+    const key = JSON.stringify([kind, this.batch, this.accumulation, this.opts.mode ?? 'plain', this.opts.memoryBudget ?? null, this.checkpointOption ?? null, this.opts.baseWeights ? 'w' : '', this.fusionFor(kind), this.opts.backend ?? 'cpu', this.opts.precision ?? 'f32']);
     const byModel = shared.get(this.model) ?? new Map<string, CompiledStep>();
     shared.set(this.model, byModel);
     const prior = byModel.get(key);
     if (prior) { this.programs.set(kind, prior); return prior; }
-    const graph = trainStepGraph(this.model, { stage, batch: this.batch, accumulation: this.accumulation, mode: this.opts.mode, precision: this.opts.precision, lossScale: this.lossScale !== undefined });
+    const graph = trainStepGraph(this.model, { stage, batch: this.batch, accumulation: this.accumulation, mode: this.opts.mode, precision: this.opts.precision, lossScale: this.lossScale !== undefined, checkpoint: this.checkpointOption });
     const t0 = performance.now();
     const program = await compile({ outputs: graph.outputs, updates: graph.updates }, { backend: this.opts.backend ?? 'cpu', budget: this.opts.memoryBudget, fusion: this.fusionFor(kind), precision: graph.precision });
     const compileSeconds = (performance.now() - t0) / 1000;
@@ -163,6 +171,12 @@ export class PulidTrainer {
   }
 
   private fusionFor(kind: 'diff' | 'full'): boolean { return this.opts.fusion?.[kind] ?? true; }
+  /** The Lightning checkpoint segments the step is built with (TrainerOptions.checkpoint and its default). */
+  private get checkpointOption(): LightningCheckpoint | undefined {
+    const c = this.opts.checkpoint;
+    if (c === false) return undefined;
+    return c ?? (this.opts.memoryBudget !== undefined ? { unit: 'layer', when: 'budget' } : undefined);
+  }
 
   /** The trainable + optimizer-state names (the checkpoint's contents). */
   stateNames(c: CompiledStep): string[] { return [...c.graph.params, ...c.graph.state]; }

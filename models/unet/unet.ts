@@ -102,23 +102,26 @@ export class UNet2DConditionModel {
   /** The noise prediction [B, outChannels, H, W]. */
   forward(inp: UnetInputs): Tensor {
     const { encoderHiddenStates: ctx, hooks } = inp;
+    const unit = (body: () => Tensor, inputs: readonly Tensor[]): Tensor => (hooks?.unit ? hooks.unit(body, inputs) : body());
     const emb = this.embedding(inp);
     let h = this.convIn.forward(inp.sample);
     const skips: Tensor[] = [h];
     for (const st of this.down) {
       st.resnets.forEach((r, j) => {
-        h = r.forward(h, emb);
+        const x0 = h;
+        h = unit(() => r.forward(x0, emb), [x0]);
         if (st.attentions[j]) h = st.attentions[j].forward(h, ctx, hooks);
         skips.push(h);
       });
       if (st.sampler) { h = st.sampler.forward(h); skips.push(h); }
     }
-    h = this.mid.resnets[0].forward(h, emb);
+    { const x0 = h; h = unit(() => this.mid.resnets[0].forward(x0, emb), [x0]); }
     h = this.mid.attention.forward(h, ctx, hooks);
-    h = this.mid.resnets[1].forward(h, emb);
+    { const x0 = h; h = unit(() => this.mid.resnets[1].forward(x0, emb), [x0]); }
     for (const st of this.up) {
       st.resnets.forEach((r, j) => {
-        h = r.forward(concat([h, skips.pop()!], 1), emb);
+        const x0 = h, skip = skips.pop()!;
+        h = unit(() => r.forward(concat([x0, skip], 1), emb), [x0, skip]);
         if (st.attentions[j]) h = st.attentions[j].forward(h, ctx, hooks);
       });
       if (st.sampler) h = st.sampler.forward(h);

@@ -115,14 +115,20 @@ export class VaeDecoder {
     this.convOut = new Conv2d(s.child('conv_out'), last, c.outChannels);
   }
   /** Scaled latents [B, 4, h, w] → image [B, 3, 8h, 8w], roughly in [-1, 1]. */
-  decode(z: Tensor): Tensor {
+  /** `unit` wraps each resnet block, the mid block's attention and each upsampler (e.g. in a checkpoint segment,
+   * models/pulid/losses.ts); the identity when absent. */
+  decode(z: Tensor, opts: { unit?: (body: () => Tensor, inputs: readonly Tensor[]) => Tensor } = {}): Tensor {
+    const unit = opts.unit ?? ((body: () => Tensor, _inputs: readonly Tensor[]) => body());
     let h = this.convIn.forward(this.postQuantConv.forward(z.mul(1 / this.config.scalingFactor)));
-    h = this.mid.forward(h);
+    { const x0 = h; h = unit(() => this.mid.resnets[0].forward(x0), [x0]); }
+    { const x0 = h; h = unit(() => this.mid.attention.forward(x0), [x0]); }
+    { const x0 = h; h = unit(() => this.mid.resnets[1].forward(x0), [x0]); }
     for (const b of this.blocks) {
-      for (const r of b.resnets) h = r.forward(h);
-      if (b.up) h = b.up.forward(h);
+      for (const r of b.resnets) { const x0 = h; h = unit(() => r.forward(x0), [x0]); }
+      if (b.up) { const up = b.up, x0 = h; h = unit(() => up.forward(x0), [x0]); }
     }
-    return this.convOut.forward(this.normOut.forward(h).silu());
+    const x0 = h;
+    return unit(() => this.convOut.forward(this.normOut.forward(x0).silu()), [x0]);
   }
 }
 

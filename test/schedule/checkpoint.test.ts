@@ -74,6 +74,43 @@ describe('checkpointed segments and budgets (C++)', () => {
     expect(m.flops.recompute).toBeGreaterThan(0);
   }, 600_000);
 
+  test("candidate segments (when: 'budget'): none recomputed without a budget; under one, whole segments first, same parameters bitwise", async () => {
+    const free = plain.memoryReport();
+    const none = lowerProgram(deepNetStep(BLOCKS, 'budget').spec);
+    expect(none.planInput.optionalSegments?.length).toBe(BLOCKS);
+    expect(none.plan.recomputed.length).toBe(0);
+    expect(none.plan.segments).toEqual({ candidates: BLOCKS, chosen: 0, probes: 0 });
+    // Between the plain arena and the arena with every segment recomputed: some, not all, segments are chosen.
+    const all = lowerProgram(deepNetStep(BLOCKS, true).spec).plan.arenaBytes;
+    const budget = Math.floor((free.plannedBytes + all) / 2);
+    const cand = await compile(deepNetStep(BLOCKS, 'budget').spec, { budget });
+    const m = cand.memoryReport();
+    const seg = cand.parts.plan.segments!;
+    console.log(`candidate segments: plain ${free.plannedBytes} B, all segments ${all} B, budget ${budget} B -> ${m.plannedBytes} B, ${seg.chosen} of ${seg.candidates} segments (${seg.probes} plans), +${(100 * m.flops.ratio).toFixed(1)}% FLOPs`);
+    expect(m.plannedBytes).toBeLessThanOrEqual(budget);
+    expect(seg.chosen).toBeGreaterThan(0);
+    expect(seg.chosen).toBeLessThanOrEqual(BLOCKS);
+    // Whole segments, templates included, and nothing else: every recompute re-runs a step of a chosen segment.
+    expect(new Set(templates(cand))).toEqual(new Set(['conv2d', 'matmul', 'sdpa']));
+    expect(cand.arena.byteLength).toBe(m.plannedBytes);
+    const run = train(cand, feeds);
+    expect(run.losses).toEqual(plainRun.losses);
+    expect(differingWords(plainRun.params, run.params)).toBe(0);
+  }, 600_000);
+
+  test('bf16: the segments and the gradient roles survive the precision pass; checkpointed bf16 trains bitwise like plain bf16', async () => {
+    const cpLow = lowerProgram(deepNetStep(BLOCKS, true).spec, { precision: 'bf16' });
+    expect(cpLow.planInput.buffers.filter((b) => b.segment !== undefined).length).toBeGreaterThan(20);
+    expect(cpLow.planInput.buffers.filter((b) => b.role === 'gradient').length).toBeGreaterThan(20);
+    expect(cpLow.plan.recomputed.length).toBeGreaterThan(0);
+    const a = await compile(deepNetStep(BLOCKS, false).spec, { precision: 'bf16' });
+    const b = await compile(deepNetStep(BLOCKS, true).spec, { precision: 'bf16' });
+    expect(b.memoryReport().byKind.activations).toBeLessThan(a.memoryReport().byKind.activations);
+    const ra = train(a, feeds), rb = train(b, feeds);
+    expect(rb.losses).toEqual(ra.losses);
+    expect(differingWords(ra.params, rb.params)).toBe(0);
+  }, 600_000);
+
   test('a budget below the floor: one paragraph naming budget, floor and the largest live tensors with source lines', () => {
     const { spec } = deepNetStep(BLOCKS, false);
     const free = lowerProgram(spec).plan.arenaBytes;

@@ -19,11 +19,12 @@ function block(i: number, x: Tensor): Tensor {
   return m.permute([0, 2, 1]).reshape([B, C, H, W]).add(x);
 }
 
-/** `blocks` residual blocks on [2, 8, size, size] images; `checkpointed`: each block is a checkpoint segment. */
-export function deepNetStep(blocks: number, checkpointed: boolean, size = 16, lr = 0.01): { spec: GraphSpec; feeds: Record<string, Float64Array> } {
+/** `blocks` residual blocks on [2, 8, size, size] images; `checkpointed`: each block is a checkpoint segment
+ * ('budget': a candidate the planner recomputes only under a budget). */
+export function deepNetStep(blocks: number, checkpointed: boolean | 'budget', size = 16, lr = 0.01): { spec: GraphSpec; feeds: Record<string, Float64Array> } {
   const x = k.input('x', [2, 3, size, size]), target = k.input('target', [2, 4]);
   let h = k.conv2d(x, w('stem.w', [8, 3, 3, 3], 0.2, 11), w('stem.b', [8], 0.05, 12), { padding: 1 });
-  for (let i = 0; i < blocks; i++) h = checkpointed ? k.checkpoint((y: Tensor) => block(i, y))(h) : block(i, h);
+  for (let i = 0; i < blocks; i++) h = checkpointed ? k.checkpoint((y: Tensor) => block(i, y), { when: checkpointed === 'budget' ? 'budget' : 'always' })(h) : block(i, h);
   const out = k.linear(h.mean([2, 3]), w('head.w', [4, 8], 0.3, 18), w('head.b', [4], 0.05, 19));
   const loss = k.mseLoss(out, target);
   const params = k.trainableParams(loss);
