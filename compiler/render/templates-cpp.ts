@@ -35,12 +35,13 @@ interface Ctx {
   readonly epiName: string;
   /** The epilogue function: `params` are the template's callback indices, `bind` binds the output vars. */
   epilogue(params: string[], bind: string[]): string[];
-  /** The same as a row epilogue (kiln_epi3r): called with a run of `nn` accumulators `accs[t]` at last index
-   * `params[last] + t`; `bind` sees the element's last index as `${params[last]}t`. */
-  epilogueRow(params: string[], bind: string[]): string[];
+  /** The same as a row epilogue (kiln_epi3r, kiln_epi4r): called with a run of `nn` accumulators `accs[t]` at last
+   * index `params[last] + t` (strided: `+ t * step`, `step` a parameter before `nn`); `bind` sees the element's last
+   * index as `${params[last]}t`. */
+  epilogueRow(params: string[], bind: string[], strided?: boolean): string[];
 }
 
-const conv = ({ k, v, a, epiName, epilogue }: Ctx): TemplateCode => {
+const conv = ({ k, v, a, epiName, epilogueRow }: Ctx): TemplateCode => {
   requireContiguous(k);
   const [p, q] = k.operands;
   const xs = k.template === 'conv2d_bwd_data' ? k.outShape : p.shape;
@@ -49,7 +50,7 @@ const conv = ({ k, v, a, epiName, epilogue }: Ctx): TemplateCode => {
   const st = a.stride as number[], pd = a.padding as number[], dl = a.dilation as number[];
   const dims = [N, C, H, W, O, KH, KW, st[0], st[1], pd[0], pd[1], pd[2], pd[3], dl[0], dl[1], a.groups];
   return {
-    helpers: epilogue(['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3;`]),
+    helpers: epilogueRow(['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3t;`], true),
     body: [`static const int64_t dims[16] = {${dims.join(', ')}};`, `kiln_${k.template}_f32(dims, ${ptr(p)}, ${ptr(q)}, ${epiName}, &fr);`],
   };
 };
@@ -133,14 +134,15 @@ export function templateCall(kernel: ExternKernel, decls: readonly string[]): Te
     return [`static void ${epiName}(const kiln_frame* fr, ${params.map((x) => `int64_t ${x}`).join(', ')}, float acc) {`,
       '  uint8_t* A = fr->A;', '  const int64_t* O = fr->O;', ...decls.map((l) => `  ${l}`), ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`), '}'];
   };
-  // One call per run of an output row (the GEMM's tile rows): no indirect call per element, and the store loop
-  // over the run can vectorize.
-  const epilogueRow = (params: string[], bind: string[]) => {
+  // One call per run of an output row (the GEMM's tile rows, the conv's row segments): no indirect call per
+  // element, and the store loop over the run can vectorize.
+  const epilogueRow = (params: string[], bind: string[], strided = false) => {
     const p = new ExprPrinter(cppLang, (b) => `b${b}`, 'e');
     const last = params[params.length - 1];
-    return [`static void ${epiName}(const kiln_frame* fr, ${params.map((x) => `int64_t ${x}`).join(', ')}, int64_t nn, const float* accs) {`,
+    const args = [...params, ...(strided ? ['step'] : []), 'nn'].map((x) => `int64_t ${x}`).join(', ');
+    return [`static void ${epiName}(const kiln_frame* fr, ${args}, const float* accs) {`,
       '  uint8_t* A = fr->A;', '  const int64_t* O = fr->O;', ...decls.map((l) => `  ${l}`),
-      '  for (int64_t t = 0; t < nn; ++t) {', `    const int64_t ${last}t = ${last} + t;`, '    const float acc = accs[t];',
+      '  for (int64_t t = 0; t < nn; ++t) {', `    const int64_t ${last}t = ${last} + t${strided ? ' * step' : ''};`, '    const float acc = accs[t];',
       ...[...bind, ...storeLines(k.stores, p)].map((l) => `    ${l}`), '  }', '}'];
   };
   const build = TEMPLATES[k.template];

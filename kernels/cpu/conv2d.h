@@ -61,20 +61,23 @@ void conv2d_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K
                 }
               }
             }
-            for (int64_t ow = 0; ow < Wo; ++ow) epi(n, c, oh, ow, row[size_t(ow)]);
+            conv_emit(epi, n, c, oh, 0, 1, Wo, row.data());
           }
         }
     }
     return;
   }
-  auto out = [&](int64_t b, int64_t i, int64_t j, float acc) { epi(b / G, (b % G) * Og + i, j / Wo, j % Wo, acc); };
+  auto out = row_split([&](int64_t b, int64_t i, int64_t oh, int64_t ow, int64_t len, const float* acc) {
+    conv_emit(epi, b / G, (b % G) * Og + i, oh, ow, 1, len, acc);
+  }, Wo, Wo);
   const int64_t Kd = Cg * KH * KW;
   auto aOff = [=](int64_t b) { return (b % G) * Og * Kd; };
   StridedPackA<decltype(aOff)> packA{w, Kd, 1, aOff, Og};
   if (KH == 1 && KW == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0) {
-    // 1x1 stride 1: B is x[n, g*Cg + c, :] with row stride H*W — a plain strided GEMM.
+    // 1x1 stride 1: B is x[n, g*Cg + c, :] with row stride H*W — a plain strided GEMM (w packed once).
     auto bOff = [=](int64_t b) { return ((b / G) * C + (b % G) * Cg) * H * W; };
-    gemm_packed_f32(N * G, Og, H * W, Cg, packA, StridedPackB<decltype(bOff)>{x, H * W, 1, bOff}, out);
+    auto pre = prepack_a(packA, G, [](int64_t g) { return g; }, Og, Cg, [G](int64_t b) { return b % G; });
+    gemm_packed_f32(N * G, Og, H * W, Cg, pre.packer, StridedPackB<decltype(bOff)>{x, H * W, 1, bOff}, out, GemmSplit::Columns);
     return;
   }
   conv2d_fwd_shift(s, x, packA, epi);
@@ -90,16 +93,23 @@ void conv2d_bwd_data_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, 
   if (Ho <= 0 || Wo <= 0) {
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c)
-        for (int64_t i = 0; i < H * W; ++i) epi(n, c, i / W, i % W, 0.0f);
+        for (int64_t i = 0; i < H * W; ++i) {
+          const float z = 0.0f;
+          conv_emit(epi, n, c, i / W, i % W, 1, 1, &z);
+        }
     return;
   }
   if (KH == 1 && KW == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0) {
     // 1x1 stride 1: dx[c, :] = sum_o w[o, c] dy[o, :], A = w transposed (w[g*Og + o][c]).
-    auto out = [&](int64_t b, int64_t i, int64_t j, float acc) { epi(b / G, (b % G) * Cg + i, j / W, j % W, acc); };
+    auto out = row_split([&](int64_t b, int64_t i, int64_t ih, int64_t iw, int64_t len, const float* acc) {
+      conv_emit(epi, b / G, (b % G) * Cg + i, ih, iw, 1, len, acc);
+    }, W, W);
     auto aOff = [=](int64_t b) { return (b % G) * Og * Cg; };
     auto bOff = [=](int64_t b) { return ((b / G) * O + (b % G) * Og) * H * W; };
-    gemm_packed_f32(N * G, Cg, H * W, Og, StridedPackA<decltype(aOff)>{w, 1, Cg, aOff, Cg},
-                    StridedPackB<decltype(bOff)>{dy, H * W, 1, bOff}, out);
+    auto pre = prepack_a(StridedPackA<decltype(aOff)>{w, 1, Cg, aOff, Cg}, G, [](int64_t g) { return g; }, Cg, Og,
+                         [G](int64_t b) { return b % G; });
+    gemm_packed_f32(N * G, Cg, H * W, Og, pre.packer,
+                    StridedPackB<decltype(bOff)>{dy, H * W, 1, bOff}, out, GemmSplit::Columns);
     return;
   }
   conv2d_bwd_data_phases(s, dy, w, epi);
@@ -115,7 +125,10 @@ void conv2d_bwd_weight_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O
   const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = s.Cg(), KHW = KH * KW;
   if (Ho <= 0 || Wo <= 0) {
     for (int64_t o = 0; o < O; ++o)
-      for (int64_t j = 0; j < Cg * KHW; ++j) epi(o, j / KHW, (j / KW) % KH, j % KW, 0.0f);
+      for (int64_t j = 0; j < Cg * KHW; ++j) {
+        const float z = 0.0f;
+        conv_emit(epi, o, j / KHW, (j / KW) % KH, j % KW, 1, 1, &z);
+      }
     return;
   }
   conv2d_bwd_weight_shift(s, x, dy, epi);

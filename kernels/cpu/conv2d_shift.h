@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "gemm.h"
@@ -28,6 +29,102 @@ struct Conv2dShape {
   int64_t Cg() const { return C / G; }
   int64_t Og() const { return O / G; }
 };
+
+// A conv epilogue is either per element, epi(q0, q1, q2, q3, acc), or per row: epi.row(q0, q1, q2, q3, step, len,
+// acc) for the elements (q0, q1, q2, q3 + r*step), r < len, with values acc[r] (the library's function-pointer
+// epilogue is per row, so its indirect call and index arithmetic are paid once per output row segment).
+template <class E, class = void>
+struct has_conv_row : std::false_type {};
+template <class E>
+struct has_conv_row<E, std::void_t<decltype(std::declval<E&>().row(int64_t(), int64_t(), int64_t(), int64_t(), int64_t(),
+                                                                     int64_t(), static_cast<const float*>(nullptr)))>>
+    : std::true_type {};
+template <class Epi>
+inline void conv_emit(Epi& epi, int64_t q0, int64_t q1, int64_t q2, int64_t q3, int64_t step, int64_t len,
+                      const float* acc) {
+  if constexpr (has_conv_row<Epi>::value) {
+    epi.row(q0, q1, q2, q3, step, len, acc);
+  } else {
+    for (int64_t r = 0; r < len; ++r) epi(q0, q1, q2, q3 + r * step, acc[r]);
+  }
+}
+
+// The GEMM epilogue of a conv whose GEMM columns are j = u*Wq + v with only v < Wv kept: splits each finished tile
+// row at the u boundaries and hands each kept run to emit(b, i, u, v0, len, acc) (gemm.h has_row_epi).
+template <class F>
+struct RowSplit {
+  F f; int64_t Wq, Wv;
+  void row(int64_t b, int64_t i, int64_t j0, int n, const float* acc) const {
+    int64_t u = j0 / Wq, v = j0 - u * Wq;
+    while (n > 0) {
+      const int64_t seg = std::min<int64_t>(n, Wq - v);
+      if (v < Wv) f(b, i, u, v, std::min(seg, Wv - v), acc);
+      acc += seg;
+      n -= int(seg);
+      ++u;
+      v = 0;
+    }
+  }
+  void operator()(int64_t b, int64_t i, int64_t j, float acc) const { row(b, i, j, 1, &acc); }
+};
+template <class F>
+RowSplit<F> row_split(F f, int64_t Wq, int64_t Wv) { return RowSplit<F>{f, Wq, Wv}; }
+
+// A packed once per call: the driver packs its MC x KC block of A again for every column block (and in the
+// column split, every thread for its own chunks), a transposing gather each time. This packs each distinct A
+// (`na` of them; batch element b uses A number which(b)) once into the driver's own panel layout with kc = K,
+// [panel p][k < K][r < MR] (the inner packer's output for the whole matrix), so a block is one memcpy per panel.
+// MR is the running path's (cpu_isa()), known before the driver is called; these packers write f32 panels, so
+// on an avx512_bf16 CPU the driver runs the f32 Avx512 path (gemm_packed_f32).
+inline int gemm_path_mr() {
+  switch (cpu_isa()) {
+    case Isa::Avx512Bf16:
+    case Isa::Avx512: return gemm_cfg::Avx512::MR;
+    case Isa::Avx2: return gemm_cfg::Avx2::MR;
+    default: return gemm_cfg::Generic::MR;
+  }
+}
+template <class Which>
+struct PrepackedA {
+  const float* p; int64_t M, K; int mr; Which which;
+  int64_t per() const { return (M + mr - 1) / mr * mr * K; }
+  template <int MR>
+  void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
+    if (MR != mr || i0 % MR) {  // the driver runs the path gemm_path_mr() named; its blocks start on panels
+      std::fprintf(stderr, "kiln: prepacked A has MR %d, the GEMM path MR %d at row %lld\n", mr, MR, (long long)i0);
+      std::abort();
+    }
+    const float* src = p + which(b) * per() + i0 * K + k0 * MR;
+    for (int64_t q = 0; q * MR < mc; ++q) std::memcpy(dst + q * kc * MR, src + q * K * MR, size_t(kc) * MR * sizeof(float));
+  }
+};
+template <class PackA, class Which>
+struct PrepackA {
+  PrepackedA<Which> packer;
+  AlignedBuf buf;
+  // inner(Dim<MR>, b, i0, mc, k0, kc, dst) packs A number a from batch element first(a).
+  template <class First>
+  PrepackA(const PackA& inner, int64_t na, First first, int64_t M, int64_t K, Which which)
+      : packer{nullptr, M, K, gemm_path_mr(), which}, buf(size_t(na * packer.per())) {
+    packer.p = buf.p;
+    const int mr = packer.mr;
+    const int64_t panels = (M + mr - 1) / mr, per = packer.per();
+    float* dst = buf.p;
+#pragma omp parallel for collapse(2) schedule(static) if (na * M * K > 65536)
+    for (int64_t a = 0; a < na; ++a)
+      for (int64_t q = 0; q < panels; ++q) {
+        const int64_t i0 = q * mr, mc = std::min<int64_t>(mr, M - i0);
+        float* d = dst + a * per + i0 * K;
+        if (mr == 8) inner(Dim<8>{}, first(a), i0, mc, 0, K, d);
+        else if (mr == 6) inner(Dim<6>{}, first(a), i0, mc, 0, K, d);
+        else inner(Dim<4>{}, first(a), i0, mc, 0, K, d);
+      }
+  }
+};
+template <class PackA, class First, class Which>
+PrepackA<PackA, Which> prepack_a(const PackA& inner, int64_t na, First first, int64_t M, int64_t K, Which which) {
+  return PrepackA<PackA, Which>(inner, na, first, M, K, which);
+}
 
 namespace conv_shift {
 
@@ -186,20 +283,21 @@ inline int64_t conv_scratch_floats() {
 
 // Forward: per (n, g) y[o, (oh, ow)] = sum_k w[o, k] * B(k, oh*Wq + ow);  epi(n, o, oh, ow, acc).
 template <class PackA, class Epi>
-void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packA, Epi& epi) {
+void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packW, Epi& epi) {
   using namespace conv_shift;
   const Layout L = input_layout(s);
   const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = L.Wq, G = s.G, Og = s.Og(), Kd = s.Cg() * s.KH * s.KW;
+  auto pre = prepack_a(packW, G, [](int64_t g) { return g; }, Og, Kd, [G](int64_t b) { return b % G; });
+  auto& packA = pre.packer;
   if (s.N * s.C * L.plane() <= conv_scratch_floats()) {
     Planes xq(s.N * s.C, L, slack(s));
     phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
     const std::vector<int64_t> koff = input_koff(s, L);
-    auto out = [&](int64_t b, int64_t i, int64_t j, float acc) {
-      const int64_t oh = j / Wq, ow = j - oh * Wq;
-      if (ow < Wo) epi(b / G, (b % G) * Og + i, oh, ow, acc);
-    };
+    auto out = row_split([&](int64_t b, int64_t i, int64_t oh, int64_t ow, int64_t len, const float* acc) {
+      conv_emit(epi, b / G, (b % G) * Og + i, oh, ow, 1, len, acc);
+    }, Wq, Wo);
     gemm_packed_f32(s.N * G, Og, Ho * Wq, Kd, packA,
-                    ShiftPackB{xq.data(), koff.data(), s.C * L.plane(), s.Cg() * L.plane(), G}, out);
+                    ShiftPackB{xq.data(), koff.data(), s.C * L.plane(), s.Cg() * L.plane(), G}, out, GemmSplit::Columns);
     return;
   }
   // Bands: output rows [oh0, oh0 + rows) of image n read padded rows from oh0*sh on; the band's layout has
@@ -213,11 +311,10 @@ void conv2d_fwd_shift(const Conv2dShape& s, const float* x, PackA& packA, Epi& e
       Planes xq(s.C, Lb, slack(s));
       phase_split(x + n * s.C * s.H * s.W, s.C, s.H, s.W, s.pt - oh0 * s.sh, s.pl, Lb, xq.data());
       const std::vector<int64_t> koff = input_koff(s, Lb);
-      auto out = [&](int64_t g, int64_t i, int64_t j, float acc) {
-        const int64_t oh = j / Wq, ow = j - oh * Wq;
-        if (ow < Wo) epi(n, g * Og + i, oh0 + oh, ow, acc);
-      };
-      gemm_packed_f32(G, Og, rows * Wq, Kd, packA, ShiftPackB{xq.data(), koff.data(), 0, s.Cg() * Lb.plane(), G}, out);
+      auto out = row_split([&](int64_t g, int64_t i, int64_t oh, int64_t ow, int64_t len, const float* acc) {
+        conv_emit(epi, n, g * Og + i, oh0 + oh, ow, 1, len, acc);
+      }, Wq, Wo);
+      gemm_packed_f32(G, Og, rows * Wq, Kd, packA, ShiftPackB{xq.data(), koff.data(), 0, s.Cg() * Lb.plane(), G}, out, GemmSplit::Columns);
     }
 }
 
@@ -251,8 +348,8 @@ void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* 
       for (int64_t kw = 0; kw < KW; ++kw)
         if ((b + s.pl - kw * s.dw) % s.sw == 0) tw.push_back(kw);
       const int64_t nth = int64_t(th.size()), ntw = int64_t(tw.size()), T = nth * ntw, Kd = Og * T;
-      // A(g, c, (o, t)) = w[g*Og + o, c, th, tw], rows contiguous; koff over k = (o, t).
-      std::vector<float> wt(size_t(std::max<int64_t>(1, G * Cg * Kd)));
+      // A(g, c, (o, t)) = w[g*Og + o, c, th, tw], rows contiguous, packed once; koff over k = (o, t).
+      AlignedBuf wt(size_t(std::max<int64_t>(1, G * Cg * Kd)));
       std::vector<int64_t> koff(size_t(std::max<int64_t>(1, Kd)));
       for (int64_t o = 0; o < Og; ++o)
         for (int64_t i = 0; i < nth; ++i)
@@ -262,16 +359,17 @@ void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* 
                                       floordiv(b + s.pl - kw * s.dw, s.sw) + Pl;
             for (int64_t g = 0; g < G; ++g)
               for (int64_t c = 0; c < Cg; ++c)
-                wt[size_t((g * Cg + c) * Kd + o * T + t)] = w[(((g * Og + o) * Cg + c) * KH + kh) * KW + kw];
+                wt.p[size_t((g * Cg + c) * Kd + o * T + t)] = w[(((g * Og + o) * Cg + c) * KH + kh) * KW + kw];
           }
       auto aOff = [=](int64_t bb) { return (bb % G) * Cg * Kd; };
-      StridedPackA<decltype(aOff)> packA{wt.data(), Kd, 1, aOff, Cg};
-      auto out = [&](int64_t bb, int64_t i, int64_t j, float acc) {
-        const int64_t u = j / Wq, v = j - u * Wq;
-        if (v < Wv) epi(bb / G, (bb % G) * Cg + i, u * s.sh + a, v * s.sw + b, acc);
-      };
+      auto pre = prepack_a(StridedPackA<decltype(aOff)>{wt.p, Kd, 1, aOff, Cg}, G, [](int64_t g) { return g; }, Cg,
+                           Kd, [G](int64_t bb) { return bb % G; });
+      auto& packA = pre.packer;
+      auto out = row_split([&](int64_t bb, int64_t i, int64_t u, int64_t v, int64_t len, const float* acc) {
+        conv_emit(epi, bb / G, (bb % G) * Cg + i, u * s.sh + a, v * s.sw + b, s.sw, len, acc);
+      }, Wq, Wv);
       gemm_packed_f32(s.N * G, Cg, Hu * Wq, Kd, packA,
-                      ShiftPackB{dyq.data(), koff.data(), s.O * L.plane(), Og * L.plane(), G}, out);
+                      ShiftPackB{dyq.data(), koff.data(), s.O * L.plane(), Og * L.plane(), G}, out, GemmSplit::Columns);
     }
 }
 
@@ -285,17 +383,21 @@ void conv2d_bwd_weight_shift(const Conv2dShape& s, const float* x, const float* 
   const int64_t Og = s.Og();
   Planes xq(s.N * s.C, L, slack(s));
   phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
-  std::vector<float> dyq(size_t(s.N * s.O * T), 0.0f);
+  AlignedBuf dyqb(size_t(s.N * s.O * T));
+  float* dyq_p = dyqb.p;
+  std::fill(dyq_p, dyq_p + s.N * s.O * T, 0.0f);
 #pragma omp parallel for schedule(static) if (s.N * s.O * T > 32768)
   for (int64_t p = 0; p < s.N * s.O; ++p)
     for (int64_t oh = 0; oh < Ho; ++oh)
-      std::memcpy(dyq.data() + p * T + oh * Wq, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
+      std::memcpy(dyq_p + p * T + oh * Wq, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
   const std::vector<int64_t> koff = input_koff(s, L);
-  auto out = [&](int64_t g, int64_t i, int64_t j, float acc) {
-    epi(g * Og + i, j / KHW, (j / KW) % KH, j % KW, acc);
-  };
-  gemm_packed_f32(s.G, Og, s.Cg() * KHW, s.N * T, conv_shift::WgradPackA{dyq.data(), s.O, Og, T},
-                  conv_shift::WgradPackB{xq.data(), koff.data(), s.C, s.Cg(), L.plane(), T}, out);
+  auto out = row_split([&](int64_t g, int64_t i, int64_t ckh, int64_t kw, int64_t len, const float* acc) {
+    conv_emit(epi, g * Og + i, ckh / KH, ckh % KH, kw, 1, len, acc);
+  }, KW, KW);
+  auto pre = prepack_a(conv_shift::WgradPackA{dyq_p, s.O, Og, T}, s.G, [](int64_t g) { return g; }, Og, s.N * T,
+                       [](int64_t g) { return g; });
+  gemm_packed_f32(s.G, Og, s.Cg() * KHW, s.N * T, pre.packer,
+                  conv_shift::WgradPackB{xq.data(), koff.data(), s.C, s.Cg(), L.plane(), T}, out, GemmSplit::Columns);
 }
 
 }  // namespace kiln

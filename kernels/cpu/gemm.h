@@ -78,39 +78,87 @@ struct Generic {
 constexpr int64_t MBF = int64_t(1) << 21;  // floats of partial sums per C-buffer chunk (8 MiB), when K > KC
 }  // namespace gemm_cfg
 
-// 64-byte aligned scratch, freed at scope exit.
+// 64-byte aligned scratch (the GEMM's packing / partial-sum buffers, conv's planes and prepacked weights), handed
+// back at scope exit to a small per-thread cache of blocks, so the next GEMM or conv reuses pages that are already
+// mapped. A fresh multi-MiB allocation per call is a first-touch page fault per 4 KiB on every call (measured: 12 ms
+// inside one B-packing item of a 1.5 ms 512^3 GEMM on 2 threads; a 64ch 56^2 conv weight gradient 2.3 -> 31 ms
+// whenever malloc returned large blocks to the OS, as a fixed M_MMAP_THRESHOLD makes it).
+struct ScratchCache {
+  static constexpr int Slots = 8;
+  static constexpr size_t MaxBytes = size_t(256) << 20;  // blocks kept per thread, in all
+  struct Block { float* p = nullptr; size_t bytes = 0; };
+  Block free_[Slots];
+  size_t kept = 0;
+  // The smallest cached block of at least `bytes`, or a new one.
+  Block take(size_t bytes) {
+    int best = -1;
+    for (int i = 0; i < Slots; ++i)
+      if (free_[i].p && free_[i].bytes >= bytes && (best < 0 || free_[i].bytes < free_[best].bytes)) best = i;
+    if (best >= 0) {
+      const Block b = free_[best];
+      free_[best] = Block{};
+      kept -= b.bytes;
+      return b;
+    }
+    Block b{static_cast<float*>(std::aligned_alloc(64, bytes)), bytes};
+    if (!b.p) {
+      std::fprintf(stderr, "kiln: out of memory for %zu bytes of GEMM / conv scratch\n", bytes);
+      std::abort();
+    }
+    return b;
+  }
+  // Keeps the block unless that would pass MaxBytes; a full cache drops its smallest block for a larger one.
+  void give(Block b) {
+    if (!b.p) return;
+    if (b.bytes > MaxBytes) return std::free(b.p);
+    int slot = -1;
+    for (int i = 0; i < Slots; ++i)
+      if (!free_[i].p) { slot = i; break; }
+    if (slot < 0) {
+      slot = 0;
+      for (int i = 1; i < Slots; ++i)
+        if (free_[i].bytes < free_[slot].bytes) slot = i;
+      if (free_[slot].bytes >= b.bytes) return std::free(b.p);
+      kept -= free_[slot].bytes;
+      std::free(free_[slot].p);
+      free_[slot] = Block{};
+    }
+    while (kept + b.bytes > MaxBytes) {  // drop the largest others first
+      int big = -1;
+      for (int i = 0; i < Slots; ++i)
+        if (free_[i].p && (big < 0 || free_[i].bytes > free_[big].bytes)) big = i;
+      if (big < 0) return std::free(b.p);
+      kept -= free_[big].bytes;
+      std::free(free_[big].p);
+      free_[big] = Block{};
+    }
+    free_[slot] = b;
+    kept += b.bytes;
+  }
+  ~ScratchCache() {
+    for (Block& b : free_) std::free(b.p);
+  }
+};
+inline ScratchCache& scratch_cache() {
+  static thread_local ScratchCache c;
+  return c;
+}
+
+// n floats of scratch from the calling thread's cache (n == 0: none), returned to it at scope exit.
 struct AlignedBuf {
   float* p = nullptr;
+  size_t bytes = 0;
   explicit AlignedBuf(size_t n) {
-    if (n) p = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64));
+    if (n) {
+      const ScratchCache::Block b = scratch_cache().take(((n * sizeof(float) + 63) / 64) * 64);
+      p = b.p;
+      bytes = b.bytes;
+    }
   }
-  ~AlignedBuf() { std::free(p); }
+  ~AlignedBuf() { scratch_cache().give(ScratchCache::Block{p, bytes}); }
   AlignedBuf(const AlignedBuf&) = delete;
   AlignedBuf& operator=(const AlignedBuf&) = delete;
 };
-
-// The GEMM's packing / partial-sum scratch: per calling thread and slot, grow-only, 64-byte aligned, so call after
-// call reuses the same (already mapped) pages. A fresh multi-MiB allocation per call is first-touch page faults
-// on every call (measured: 12 ms inside one B-packing item of a 1.5 ms 512^3 GEMM on 2 threads).
-inline float* gemm_scratch(int slot, size_t n) {
-  struct Slot {
-    float* p = nullptr;
-    size_t n = 0;
-    ~Slot() { std::free(p); }
-  };
-  static thread_local Slot slots[3];
-  Slot& s = slots[slot];
-  if (s.n < n) {
-    std::free(s.p);
-    s.p = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64));
-    if (!s.p) {
-      std::fprintf(stderr, "kiln: out of memory for %zu floats of GEMM scratch\n", n);
-      std::abort();
-    }
-    s.n = n;
-  }
-  return s.p;
-}
 
 struct GemmBlocking { int64_t KC, MC, NC; };
 
@@ -228,9 +276,18 @@ static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ A
 // (team_sync.h, which spins briefly instead of sleeping). Row blocks are balanced (equal panel counts, at least
 // 4 per thread when M allows), so no row of A is packed twice in a step unless M is too small to split (then A
 // is cheap); the column block NC is balanced over N too.
+//
+// GemmSplit::Columns (a caller's choice; conv2d asks for it, the matmul keeps Auto): when the rows fit one MC
+// block, each thread instead runs whole column chunks of a batch element by itself (its own B and C buffers, the
+// whole K loop), chunks handed out dynamically: no barrier per K step and no shared B panel, which suits GEMMs
+// with few rows and many columns (a conv's M is its channel count, N its pixels). With more rows Auto's threads
+// split the row blocks and share each B panel, where a column split would pack all of A once per chunk.
+enum class GemmSplit { Auto, Columns };
+
 // One path, U = gemm_cfg::Avx512 / Avx2 / Generic; needs batch, M, N, K > 0 (gemm_packed_f32 checks and dispatches).
 template <class U, class PackA, class PackB, class Epi>
-void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& packA, PackB& packB, Epi& epi) {
+void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& packA, PackB& packB, Epi& epi,
+                      GemmSplit split = GemmSplit::Auto) {
   constexpr int MR = U::MR, NR = U::NR;
   using E = typename U::Elem;
   const GemmBlocking& blk = gemm_blocking<U>();
@@ -254,19 +311,31 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   const double flops = double(M) * double(N) * double(K);
   const bool batch_parallel = batch >= max_thr && max_thr > 1 && flops < 4.0e6;
   const bool serial = !batch_parallel && (max_thr == 1 || flops < 1.5e5);
-  const int n_ctx = batch_parallel ? max_thr : 1;
+  // Column chunks (GemmSplit::Columns): whole NR panels, at most NC columns each, a multiple of the thread count
+  // (at least 2 per thread when there are panels enough), panel counts differing by at most one.
+  int64_t chunks = 1;
+  if (split == GemmSplit::Columns && M <= MC && !batch_parallel && !serial) {
+    const int64_t want = std::max<int64_t>(2 * max_thr, (nblk_n + max_thr - 1) / max_thr * max_thr);
+    chunks = npan_all >= want ? want : npan_all >= max_thr ? npan_all / max_thr * max_thr : 1;
+  }
+  const bool col_parallel = chunks > 1;
+  const int n_ctx = batch_parallel || col_parallel ? max_thr : 1;
   const int64_t a_rows = std::min<int64_t>(MC, mb_max);
   const size_t astride = size_t(kpad(kc_max)) * size_t((a_rows + MR - 1) / MR * MR);  // in E
   const size_t bstride = size_t(kpad(kc_max)) * nc_max;  // one B buffer, in E; a team uses two
   auto floats = [](size_t n_elem) { return (n_elem * sizeof(E) + 63) / 64 * 16; };
 
-  struct { E* p; } bbuf{reinterpret_cast<E*>(gemm_scratch(0, floats(size_t(n_ctx) * bstride * (serial || batch_parallel ? 1 : 2))))};
-  struct { float* p; } cbuf{need_c ? gemm_scratch(1, size_t(n_ctx) * mb_max * nc_max) : nullptr};
-  struct { E* p; } abuf{reinterpret_cast<E*>(gemm_scratch(2, floats(size_t(max_thr) * astride)))};
+  const bool team_run = !serial && !batch_parallel && !col_parallel;
+  AlignedBuf bmem(floats(size_t(n_ctx) * bstride * (team_run ? 2 : 1)));
+  AlignedBuf cmem(need_c ? size_t(n_ctx) * mb_max * nc_max : 0);
+  AlignedBuf amem(floats(size_t(max_thr) * astride));
+  struct { E* p; } bbuf{reinterpret_cast<E*>(bmem.p)}, abuf{reinterpret_cast<E*>(amem.p)};
+  float* const cbuf = cmem.p;
 
-  // One batch element. team == nullptr: the calling thread alone. `step` numbers the steps across calls (the
-  // team's B buffer and phase numbers follow it).
-  auto run_one = [&](int64_t b, TeamSync* team, int64_t& step, E* Bbase, float* Cb, E* Ap) {
+  // Columns [j_lo, j_hi) of batch element b. team == nullptr: the calling thread alone. `step` numbers the steps
+  // across calls (the team's B buffer and phase numbers follow it).
+  auto run_one = [&](int64_t b, int64_t j_lo, int64_t j_hi, TeamSync* team, int64_t& step, E* Bbase, float* Cb,
+                     E* Ap) {
     const int nthr = team ? omp_get_num_threads() : 1;
     for (int64_t ib = 0; ib < M; ib += MB) {
       const int64_t mrows = std::min(MB, M - ib);
@@ -276,8 +345,8 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
       int64_t nrb = (mpan + MC / MR - 1) / (MC / MR);
       if (nthr > 1) nrb = std::max(nrb, std::min<int64_t>(4 * nthr, mpan / 2));
       nrb = std::max<int64_t>(1, std::min(nrb, mpan));
-      for (int64_t jc = 0; jc < N; jc += NCb) {
-        const int64_t nc = std::min(NCb, N - jc);
+      for (int64_t jc = j_lo; jc < j_hi; jc += NCb) {
+        const int64_t nc = std::min(NCb, j_hi - jc);
         const int64_t npan = (nc + NR - 1) / NR;
         // Too few row blocks for the threads: split the columns too (each item then packs its A block again).
         const int64_t ncb = nthr > 1 && nrb < 2 * nthr ? std::min<int64_t>(npan, (4 * nthr + nrb - 1) / nrb) : 1;
@@ -329,14 +398,28 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
     {
       const int tid = omp_get_thread_num();
       E* Bp = bbuf.p + size_t(tid) * bstride;
-      float* Cb = need_c ? cbuf.p + size_t(tid) * mb_max * nc_max : nullptr;
+      float* Cb = need_c ? cbuf + size_t(tid) * mb_max * nc_max : nullptr;
       int64_t step = 0;
 #pragma omp for schedule(dynamic)
-      for (int64_t b = 0; b < batch; ++b) run_one(b, nullptr, step, Bp, Cb, abuf.p + tid * astride);
+      for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, step, Bp, Cb, abuf.p + tid * astride);
+    }
+  } else if (col_parallel) {
+#pragma omp parallel
+    {
+      const int tid = omp_get_thread_num();
+      E* Bp = bbuf.p + size_t(tid) * bstride;
+      float* Cb = need_c ? cbuf + size_t(tid) * mb_max * nc_max : nullptr;
+      int64_t step = 0;
+#pragma omp for schedule(dynamic)
+      for (int64_t t = 0; t < batch * chunks; ++t) {
+        const int64_t c = t % chunks;
+        const int64_t j0 = npan_all * c / chunks * NR, j1 = std::min(N, npan_all * (c + 1) / chunks * NR);
+        run_one(t / chunks, j0, j1, nullptr, step, Bp, Cb, abuf.p + tid * astride);
+      }
     }
   } else if (serial) {
     int64_t step = 0;
-    for (int64_t b = 0; b < batch; ++b) run_one(b, nullptr, step, bbuf.p, cbuf.p, abuf.p);
+    for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, step, bbuf.p, cbuf, abuf.p);
   } else {
     TeamSync team(max_thr);
 #pragma omp parallel num_threads(max_thr)
@@ -344,9 +427,9 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
       const int tid = omp_get_thread_num();
       int64_t step = 0;
       if (omp_get_num_threads() == max_thr) {
-        for (int64_t b = 0; b < batch; ++b) run_one(b, &team, step, bbuf.p, cbuf.p, abuf.p + tid * astride);
+        for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, &team, step, bbuf.p, cbuf, abuf.p + tid * astride);
       } else if (tid == 0) {  // the runtime gave fewer threads (nested region, thread limit): run alone
-        for (int64_t b = 0; b < batch; ++b) run_one(b, nullptr, step, bbuf.p, cbuf.p, abuf.p);
+        for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, step, bbuf.p, cbuf, abuf.p);
       }
     }
   }
@@ -354,7 +437,8 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
 
 // Runs the GEMM on the path cpu_isa() picked (the same for every call in the process).
 template <class PackA, class PackB, class Epi>
-void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA, PackB packB, Epi epi) {
+void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA, PackB packB, Epi epi,
+                     GemmSplit split = GemmSplit::Auto) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
   if (K <= 0) {
 #pragma omp parallel for collapse(2) schedule(static)
@@ -373,13 +457,13 @@ void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA
   switch (cpu_isa()) {
     case Isa::Avx512Bf16:
       if constexpr (bf16_packers) {
-        gemm_packed_path<gemm_cfg::Avx512Bf16>(batch, M, N, K, packA, packB, epi);
+        gemm_packed_path<gemm_cfg::Avx512Bf16>(batch, M, N, K, packA, packB, epi, split);
         break;
       }
       [[fallthrough]];
-    case Isa::Avx512: gemm_packed_path<gemm_cfg::Avx512>(batch, M, N, K, packA, packB, epi); break;
-    case Isa::Avx2: gemm_packed_path<gemm_cfg::Avx2>(batch, M, N, K, packA, packB, epi); break;
-    case Isa::Generic: gemm_packed_path<gemm_cfg::Generic>(batch, M, N, K, packA, packB, epi); break;
+    case Isa::Avx512: gemm_packed_path<gemm_cfg::Avx512>(batch, M, N, K, packA, packB, epi, split); break;
+    case Isa::Avx2: gemm_packed_path<gemm_cfg::Avx2>(batch, M, N, K, packA, packB, epi, split); break;
+    case Isa::Generic: gemm_packed_path<gemm_cfg::Generic>(batch, M, N, K, packA, packB, epi, split); break;
   }
 }
 

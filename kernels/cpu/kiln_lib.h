@@ -3,8 +3,9 @@
 // include only this header and link the library, so a program with hundreds of GEMM and conv calls compiles
 // in seconds instead of instantiating the templates at every call site. The epilogue is called once per
 // output element (an indirect call costs about a nanosecond, small next to the K-long dot product behind it),
-// except the GEMM's: it calls its epilogue once per run of an output row (kiln_epi3r), because at K = 512 the
-// per-element call was a quarter of the GEMM's time.
+// except the GEMM's and the conv's: they call theirs once per run of an output row (kiln_epi3r, kiln_epi4r), because
+// at K = 512 the per-element call was a quarter of the GEMM's time, and with its index arithmetic a third of a
+// conv's with a short K (3x3 at 32-64 channels).
 #pragma once
 #include <cstdint>
 
@@ -17,9 +18,11 @@ struct kiln_frame {
   const int64_t* O;
 };
 typedef void (*kiln_epi3)(const kiln_frame*, int64_t, int64_t, int64_t, float);
-// Row epilogue: acc[t] is the value of output element (b, i, j0 + t), t < n.
+// Row epilogues: acc[t] is the value of output element (b, i, j0 + t), t < n (the GEMM), or of the conv's element
+// (q0, q1, q2, q3 + t*step), t < n (a strided row for the input gradient of a strided conv).
 typedef void (*kiln_epi3r)(const kiln_frame*, int64_t b, int64_t i, int64_t j0, int64_t n, const float* acc);
-typedef void (*kiln_epi4)(const kiln_frame*, int64_t, int64_t, int64_t, int64_t, float);
+typedef void (*kiln_epi4r)(const kiln_frame*, int64_t q0, int64_t q1, int64_t q2, int64_t q3, int64_t step, int64_t n,
+                           const float* acc);
 
 // Batch dims of a batched GEMM: batch element b unflattens over `shape`; the operands' offsets for it are
 // sum_i index_i * strideA[i] (and strideB[i]); a broadcast dim has stride 0.
@@ -43,9 +46,9 @@ void kiln_gemm_f16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t r
 
 // NCHW x, OIHW w; padding [top, bottom, left, right].
 void kiln_conv2d_f32(const int64_t* dims /* N,C,H,W,O,KH,KW,sh,sw,pt,pb,pl,pr,dh,dw,groups */, const float* x,
-                     const float* w, kiln_epi4 epi, const kiln_frame* fr);                     // epi(n, o, oh, ow, acc)
-void kiln_conv2d_bwd_data_f32(const int64_t* dims, const float* dy, const float* w, kiln_epi4 epi, const kiln_frame* fr);   // epi(n, c, ih, iw, acc)
-void kiln_conv2d_bwd_weight_f32(const int64_t* dims, const float* x, const float* dy, kiln_epi4 epi, const kiln_frame* fr); // epi(o, ci, kh, kw, acc)
+                     const float* w, kiln_epi4r epi, const kiln_frame* fr);                     // epi(n, o, oh, ow, acc)
+void kiln_conv2d_bwd_data_f32(const int64_t* dims, const float* dy, const float* w, kiln_epi4r epi, const kiln_frame* fr);   // epi(n, c, ih, iw, acc)
+void kiln_conv2d_bwd_weight_f32(const int64_t* dims, const float* x, const float* dy, kiln_epi4r epi, const kiln_frame* fr); // epi(o, ci, kh, kw, acc)
 
 // q [nb,lq,d], k [nb,lk,d], v [nb,lk,dv] contiguous; epi(b, i, t, acc).
 void kiln_sdpa_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q, const float* k,

@@ -14,15 +14,18 @@ struct Epi3 {
   const kiln_frame* fr;
   void operator()(int64_t a, int64_t b, int64_t c, float v) const { f(fr, a, b, c, v); }
 };
+// Row epilogues (gemm.h has_row_epi, conv2d_shift.h has_conv_row): one indirect call per run of an output row.
 struct EpiRow {
   kiln_epi3r f;
   const kiln_frame* fr;
   void row(int64_t b, int64_t i, int64_t j0, int n, const float* v) const { f(fr, b, i, j0, n, v); }
 };
-struct Epi4 {
-  kiln_epi4 f;
+struct Epi4Row {
+  kiln_epi4r f;
   const kiln_frame* fr;
-  void operator()(int64_t a, int64_t b, int64_t c, int64_t d, float v) const { f(fr, a, b, c, d, v); }
+  void row(int64_t a, int64_t b, int64_t c, int64_t d, int64_t step, int64_t n, const float* v) const {
+    f(fr, a, b, c, d, step, n, v);
+  }
 };
 struct BatchOff {
   const kiln_batch* bt;
@@ -63,14 +66,14 @@ KILN_EXPORT void kiln_gemm_f16(int64_t M, int64_t N, int64_t K, const uint16_t* 
 }
 
 #define KILN_CONV_DIMS d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15]
-KILN_EXPORT void kiln_conv2d_f32(const int64_t* d, const float* x, const float* w, kiln_epi4 epi, const kiln_frame* fr) {
-  kiln::conv2d_f32(KILN_CONV_DIMS, x, w, Epi4{epi, fr});
+KILN_EXPORT void kiln_conv2d_f32(const int64_t* d, const float* x, const float* w, kiln_epi4r epi, const kiln_frame* fr) {
+  kiln::conv2d_f32(KILN_CONV_DIMS, x, w, Epi4Row{epi, fr});
 }
-KILN_EXPORT void kiln_conv2d_bwd_data_f32(const int64_t* d, const float* dy, const float* w, kiln_epi4 epi, const kiln_frame* fr) {
-  kiln::conv2d_bwd_data_f32(KILN_CONV_DIMS, dy, w, Epi4{epi, fr});
+KILN_EXPORT void kiln_conv2d_bwd_data_f32(const int64_t* d, const float* dy, const float* w, kiln_epi4r epi, const kiln_frame* fr) {
+  kiln::conv2d_bwd_data_f32(KILN_CONV_DIMS, dy, w, Epi4Row{epi, fr});
 }
-KILN_EXPORT void kiln_conv2d_bwd_weight_f32(const int64_t* d, const float* x, const float* dy, kiln_epi4 epi, const kiln_frame* fr) {
-  kiln::conv2d_bwd_weight_f32(KILN_CONV_DIMS, x, dy, Epi4{epi, fr});
+KILN_EXPORT void kiln_conv2d_bwd_weight_f32(const int64_t* d, const float* x, const float* dy, kiln_epi4r epi, const kiln_frame* fr) {
+  kiln::conv2d_bwd_weight_f32(KILN_CONV_DIMS, x, dy, Epi4Row{epi, fr});
 }
 
 KILN_EXPORT void kiln_sdpa_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q,

@@ -3,7 +3,17 @@
 import { buildDriver, cpuGemmPaths, expectClose, Rng, runDriver } from './harness';
 import { convDims, convRef, type Conv } from './reference';
 
+// Each case runs on every path and epilogue: its float64 reference is computed once.
+const refs = new Map<string, { ref: Float64Array; mag: Float64Array }>();
 function reference(p: Conv, mode: number, seed: number): { ref: Float64Array; mag: Float64Array } {
+  const key = `${p.join(',')}/${mode}/${seed}`;
+  const hit = refs.get(key);
+  if (hit) return hit;
+  const r = computeReference(p, mode, seed);
+  refs.set(key, r);
+  return r;
+}
+function computeReference(p: Conv, mode: number, seed: number): { ref: Float64Array; mag: Float64Array } {
   const dims = convDims(p);
   const rng = new Rng(seed);
   const x = rng.fill(dims.x);
@@ -29,6 +39,11 @@ const shapes: [string, Conv][] = [
   ['ragged: C 63, O 1, 5x9 stride 2 no pad', [1, 63, 5, 9, 1, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1]],
   ['stride (1,3), dilation (2,1), groups 3', [1, 6, 9, 13, 9, 3, 2, 1, 3, 2, 1, 0, 2, 2, 1, 3]],
   ['padding wider than the kernel extent', [1, 3, 4, 5, 4, 2, 2, 1, 1, 3, 2, 2, 3, 1, 1, 1]],
+  // Rows of the shift layout that straddle micro-tile columns (NR 16 / 48) and K past KC (256) with a row epilogue:
+  // 65 channels x 9 taps = 585, a 17x63 image (Wq 65), stride 2 on 63 and 65 wide, 1x1 with 65 -> 63 channels.
+  ['ragged: C 65, O 17, 17x63, pad 1 (K 585 > KC)', [1, 65, 17, 63, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['ragged: C 33, O 63, 13x65 stride 2 pad 1', [2, 33, 13, 65, 63, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  ['ragged: 1x1 C 65, O 63, 7x17', [1, 65, 7, 17, 63, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
 ];
 const modes: [string, number][] = [['forward', 0], ['bwd_data', 1], ['bwd_weight', 2]];
 const cases = shapes.flatMap(([s, p]) => modes.map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
@@ -42,21 +57,24 @@ describe.each([['1'], ['700']])('conv2d forward in bands of output rows (CPU, KI
   });
   it.each(shapes.filter(([, p]) => !(p[1] === p[15] && p[4] === p[15])))('%s', (_name, p) => {
     const seed = 77 + p.reduce((a, b) => a * 3 + b, 0) % 100000;
-    const out = runDriver(bin, [...p, 0, seed], { KILN_CONV_SCRATCH_FLOATS: limit });
+    const out = runDriver(bin, [...p, 0, seed, 1], { KILN_CONV_SCRATCH_FLOATS: limit });
     expect(out.callsOnce).toBe(true);
     const { ref, mag } = reference(p, 0, seed);
     expectClose(out.arrays.out, ref, mag, 'out');
   });
 });
 
-describe.each(cpuGemmPaths().paths)('conv2d (CPU, KILN_CPU_ISA=%s)', (isa) => {
+// Epilogue per element, and per row segment (epi.row(..., step, len, acc): what the library's entry points pass;
+// the driver aborts on a segment that leaves the output row).
+const epilogues: [string, number][] = [['per element', 0], ['per row', 1]];
+describe.each(cpuGemmPaths().paths.flatMap((isa) => epilogues.map(([e, rows]) => [isa, e, rows] as [string, string, number])))('conv2d (CPU, KILN_CPU_ISA=%s, epilogue %s)', (isa, _e, rows) => {
   let bin = '';
   beforeAll(() => {
     bin = buildDriver('conv2d');
   });
   it.each(cases)('%s', (_name, p, mode) => {
     const seed = 77 + p.reduce((a, b) => a * 3 + b, 0) % 100000 + mode;
-    const out = runDriver(bin, [...p, mode, seed], { KILN_CPU_ISA: isa });
+    const out = runDriver(bin, [...p, mode, seed, rows], { KILN_CPU_ISA: isa });
     expect(out.path).toBe(isa);
     expect(out.callsOnce).toBe(true);
     const { ref, mag } = reference(p, mode, seed);

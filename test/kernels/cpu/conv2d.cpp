@@ -1,8 +1,41 @@
 // Driver for kiln::conv2d_f32 / conv2d_bwd_data_f32 / conv2d_bwd_weight_f32.
-// argv: N C H W O KH KW sh sw pt pb pl pr dh dw G mode(0 fwd, 1 bwd_data, 2 bwd_weight) seed
+// argv: N C H W O KH KW sh sw pt pb pl pr dh dw G mode(0 fwd, 1 bwd_data, 2 bwd_weight) seed [rows]
+// rows 1: the epilogue takes row segments, epi.row(q0, q1, q2, q3, step, len, acc) (what the library passes);
+// otherwise one call per element.
 // Inputs drawn in order x [N,C,H,W], w [O,C/G,KH,KW], dy [N,O,Ho,Wo]. Prints y, dx or dw.
 #include "common.h"
 #include "conv2d.h"
+
+// The output index of (q0, q1, q2, q3) is ((q0*D1 + q1)*D2 + q2)*D3 + q3.
+struct Store {
+  float* out; int* calls; int64_t D1, D2, D3;
+  void operator()(int64_t a, int64_t b, int64_t c, int64_t d, float acc) const {
+    const int64_t e = ((a * D1 + b) * D2 + c) * D3 + d;
+    out[e] = acc;
+    calls[e] += 1;
+  }
+};
+struct StoreRows : Store {
+  void row(int64_t a, int64_t b, int64_t c, int64_t d, int64_t step, int64_t len, const float* acc) const {
+    if (len < 1 || step < 1 || d + (len - 1) * step >= D3) {
+      std::fprintf(stderr, "bad row segment (%lld %lld %lld %lld step %lld len %lld)\n", (long long)a, (long long)b,
+                   (long long)c, (long long)d, (long long)step, (long long)len);
+      std::abort();
+    }
+    for (int64_t r = 0; r < len; ++r) (*this)(a, b, c, d + r * step, acc[r]);
+  }
+};
+
+template <class E>
+void run(int mode, const kiln::Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& w,
+         const std::vector<float>& dy, E e) {
+  const int64_t N = s.N, C = s.C, H = s.H, W = s.W, O = s.O, KH = s.KH, KW = s.KW, sh = s.sh, sw = s.sw;
+  const int64_t pt = s.pt, pb = s.pb, pl = s.pl, pr = s.pr, dh = s.dh, dw = s.dw, G = s.G;
+  if (mode == 0) kiln::conv2d_f32(N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G, x.data(), w.data(), e);
+  else if (mode == 1)
+    kiln::conv2d_bwd_data_f32(N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G, dy.data(), w.data(), e);
+  else kiln::conv2d_bwd_weight_f32(N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G, x.data(), dy.data(), e);
+}
 
 int main(int argc, char** argv) {
   int64_t p[16];
@@ -14,42 +47,15 @@ int main(int argc, char** argv) {
   const kiln::Conv2dShape s{N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G};
   const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = C / G;
   const auto x = rng.fill(N * C * H * W), w = rng.fill(O * Cg * KH * KW), dy = rng.fill(N * O * Ho * Wo);
-  std::vector<float> out;
-  std::vector<int> calls;
-  if (mode == 0) {
-    out.assign(N * O * Ho * Wo, -12345.0f);
-    calls.assign(out.size(), 0);
-    float* y = out.data();
-    int* cl = calls.data();
-    kiln::conv2d_f32(N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G, x.data(), w.data(),
-                     [=](int64_t n, int64_t o, int64_t oh, int64_t ow, float acc) {
-                       const int64_t e = ((n * O + o) * Ho + oh) * Wo + ow;
-                       y[e] = acc;
-                       cl[e] += 1;
-                     });
-  } else if (mode == 1) {
-    out.assign(N * C * H * W, -12345.0f);
-    calls.assign(out.size(), 0);
-    float* dx = out.data();
-    int* cl = calls.data();
-    kiln::conv2d_bwd_data_f32(N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G, dy.data(), w.data(),
-                              [=](int64_t n, int64_t c, int64_t ih, int64_t iw, float acc) {
-                                const int64_t e = ((n * C + c) * H + ih) * W + iw;
-                                dx[e] = acc;
-                                cl[e] += 1;
-                              });
-  } else {
-    out.assign(O * Cg * KH * KW, -12345.0f);
-    calls.assign(out.size(), 0);
-    float* dwt = out.data();
-    int* cl = calls.data();
-    kiln::conv2d_bwd_weight_f32(N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G, x.data(), dy.data(),
-                                [=](int64_t o, int64_t ci, int64_t kh, int64_t kw, float acc) {
-                                  const int64_t e = ((o * Cg + ci) * KH + kh) * KW + kw;
-                                  dwt[e] = acc;
-                                  cl[e] += 1;
-                                });
-  }
+  const bool rows = argc > 19 && std::atoi(argv[19]) == 1;
+  const int64_t n_out = mode == 0 ? N * O * Ho * Wo : mode == 1 ? N * C * H * W : O * Cg * KH * KW;
+  std::vector<float> out(size_t(n_out), -12345.0f);
+  std::vector<int> calls(size_t(n_out), 0);
+  const Store st = mode == 0 ? Store{out.data(), calls.data(), O, Ho, Wo}
+                   : mode == 1 ? Store{out.data(), calls.data(), C, H, W}
+                               : Store{out.data(), calls.data(), Cg, KH, KW};
+  if (rows) run(mode, s, x, w, dy, StoreRows{st});
+  else run(mode, s, x, w, dy, st);
   std::printf("path %s\n", kiln::isa_name(kiln::cpu_isa()));
   print_calls(calls);
   print("out", out);

@@ -1,0 +1,78 @@
+"""Kiln's CPU conv library entries vs PyTorch CPU, in one process, interleaved call by call (best of N each).
+
+    /usr/bin/python3 bench/kernels/conv-ab.py [--ref REV] [--modes 0,1,2] [--reps 20] [--only 32ch,1x1]
+
+Builds bench/kernels/conv-lib.cpp with kernels/cpu/lib.cpp of this checkout (and, with --ref, of git revision REV
+as well: before/after in the same run) and times each conv case of bench/run.ts the same way for every build and
+for torch (torch.conv2d; aten convolution_backward for the input / weight gradient), alternating, so load on a
+shared machine hits every entry alike. Same thread count (2 unless OMP_NUM_THREADS), OMP_WAIT_POLICY=passive as
+run.ts sets it. Each output is checked against torch's (max |diff| / max |ref| < 1e-4) before timing.
+Prints one JSON line per case and mode: best ms per entry and torch / entry ratios (> 1: faster than torch)."""
+import argparse, ctypes, json, os, subprocess, sys, tempfile, time
+
+os.environ.setdefault('OMP_WAIT_POLICY', 'passive')
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ap = argparse.ArgumentParser()
+ap.add_argument('--ref'); ap.add_argument('--modes', default='0'); ap.add_argument('--reps', type=int, default=20)
+ap.add_argument('--only')
+args = ap.parse_args()
+threads = int(os.environ.get('OMP_NUM_THREADS', '2'))
+torch.set_num_threads(threads)
+tmp = tempfile.mkdtemp(prefix='kiln-conv-ab-')
+
+
+def build(name: str, kdir: str) -> ctypes.CDLL:
+  row = '1' if 'kiln_epi4r' in open(os.path.join(kdir, 'kiln_lib.h')).read() else '0'
+  so = os.path.join(tmp, f'conv-{name}.so')
+  subprocess.run(['g++', '-O3', '-march=native', '-fopenmp', '-std=c++17', '-shared', '-fPIC', '-fno-gnu-unique', f'-DROW={row}', '-I', kdir,
+                  os.path.join(ROOT, 'bench/kernels/conv-lib.cpp'), os.path.join(kdir, 'lib.cpp'), '-o', so], check=True)
+  lib = ctypes.CDLL(so)
+  lib.kb_conv.restype = ctypes.c_double
+  lib.kb_conv.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 3
+  return lib
+
+
+libs = {'kiln': build('kiln', os.path.join(ROOT, 'kernels/cpu'))}
+if args.ref:
+  subprocess.run(f'git -C {ROOT} archive {args.ref} kernels/cpu | tar -x -C {tmp}', shell=True, check=True)
+  libs[f'kiln@{args.ref}'] = build('ref', os.path.join(tmp, 'kernels/cpu'))
+
+CASES = [('conv3x3 64ch 56²', 64, 64, 56, 3, 1), ('conv3x3 32ch 64² (UNet)', 32, 32, 64, 3, 1),
+         ('conv3x3 320ch 64² (UNet)', 320, 320, 64, 3, 1), ('conv1x1 320→640ch 32² (UNet shortcut)', 320, 640, 32, 1, 1),
+         ('conv3x3 320ch 64² stride 2 (UNet downsample)', 320, 320, 64, 3, 2)]
+rng = np.random.default_rng(0)
+for name, C, O, H, k, s in CASES:
+  if args.only and not any(o in name for o in args.only.split(',')): continue
+  p = (k - 1) // 2
+  Ho = (H + 2 * p - k) // s + 1
+  x = rng.standard_normal((1, C, H, H), dtype=np.float32)
+  w = rng.standard_normal((O, C, k, k), dtype=np.float32) * 0.1
+  dy = rng.standard_normal((1, O, Ho, Ho), dtype=np.float32)
+  dims = np.array([1, C, H, H, O, k, k, s, s, p, p, p, p, 1, 1, 1], dtype=np.int64)
+  tx, tw, tdy = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(dy)
+  cb = lambda m: torch.ops.aten.convolution_backward(tdy, tx, tw, None, [s, s], [p, p], [1, 1], False, [0, 0], 1, m)
+  for mode in (int(m) for m in args.modes.split(',')):
+    a, b, shape, tf = [(x, w, (1, O, Ho, Ho), lambda: torch.conv2d(tx, tw, stride=s, padding=p)),
+                       (dy, w, (1, C, H, H), lambda: cb([True, False, False])[0]),
+                       (x, dy, (O, C, k, k), lambda: cb([False, True, False])[1])][mode]
+    y = np.zeros(shape, np.float32)
+    best = {n: float('inf') for n in [*libs, 'torch']}
+    with torch.no_grad():
+      ref = tf().numpy()
+      for r in range(args.reps + 1):
+        for n, lib in libs.items():
+          y[...] = 0
+          t = lib.kb_conv(mode, dims.ctypes.data, a.ctypes.data, b.ctypes.data, y.ctypes.data, *shape[1:])
+          if r == 0:
+            err = float(np.abs(y - ref).max() / np.abs(ref).max())
+            if not err < 1e-4: sys.exit(f'{n} {name} mode {mode}: rel. error {err} vs torch')
+          else: best[n] = min(best[n], t)
+        t0 = time.perf_counter(); tf(); t = time.perf_counter() - t0
+        if r: best['torch'] = min(best['torch'], t)
+    row = {'case': name, 'mode': ['forward', 'bwd_data', 'bwd_weight'][mode], 'threads': threads,
+           **{f'{n} ms': round(v * 1e3, 3) for n, v in best.items()},
+           **{f'torch/{n}': round(best['torch'] / best[n], 2) for n in libs}, 'load': [round(v, 2) for v in os.getloadavg()]}
+    print(json.dumps(row, ensure_ascii=False), flush=True)
