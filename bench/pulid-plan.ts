@@ -155,6 +155,7 @@ const GiB = (b: number) => +(b / 2 ** 30).toFixed(3);
 function summaryOf(q: MemoryPlan) {
   return {
     plannedGiB: GiB(q.arenaBytes), peakLiveGiB: GiB(q.peakLiveBytes), recomputed: q.recomputed.length,
+    updatesInPlace: q.commits.length, updatesStaged: q.steps.filter((s) => s.copies).reduce((n, s) => n + s.writes.length, 0), delayedUpdates: q.delayedUpdates,
     bytesByKindGiB: Object.fromEntries(Object.entries(bytesByKind(q)).map(([k, v]) => [k, k === 'peakAt' ? v : GiB(v)])) as Record<keyof BytesByKind, number>,
     flops: { forwardBackward: q.flops.base, recompute: q.flops.recompute, ratio: +(q.flops.base > 0 ? q.flops.recompute / q.flops.base : 0).toFixed(4) },
   };

@@ -44,6 +44,9 @@ export interface CompileOptions {
   readonly cudaGraph?: boolean;
   /** Arena byte budget: the planner rematerializes cheap values to meet it, or fails with the minimum. */
   readonly budget?: number;
+  /** Stage every parameter update until one commit at the end of the step instead of writing it in place once
+   * the parameter's old value is dead (docs/memory-planning.md): for comparison; the results are the same bits. */
+  readonly stagedUpdates?: boolean;
   /** false: every node its own kernel (for testing fusion and measuring what it saves). */
   readonly fusion?: boolean;
   /** Run kernel by kernel and stop at the first one that writes a NaN or ±Inf, naming it, its fused ops and
@@ -77,7 +80,7 @@ export function lowerProgram(written: GraphSpec, opts: CompileOptions = {}): Low
   if (dump('graph')) console.error(printGraph(order, outputs));
   const updates = (g.updates ?? []).map((u) => ({ param: u.param.node, value: u.value.node }));
   const s = schedule(order, Object.values(outputs), updates, opts.fusion ?? true, stores);
-  const plan = planMemory({ ...s.plan, budget: opts.budget });
+  const plan = planMemory({ ...s.plan, budget: opts.budget, ...(opts.stagedUpdates ? { stagedUpdates: true } : {}) });
 
   // Apply the planner's recompute clones and moved reads to the kernels.
   const byStep = new Map(s.plan.steps.map((st, i) => [st.id, s.kernels[i]]));
@@ -85,6 +88,11 @@ export function lowerProgram(written: GraphSpec, opts: CompileOptions = {}): Low
   const kernels: Kernel[] = plan.steps.map((st, i) => {
     const base = byStep.get(st.recomputeOf ?? st.id)!;
     const orig = stepById.get(st.recomputeOf ?? st.id)!;
+    // A commit copies what its step still pairs (the planner placed the other update values in place).
+    if (base.kind === 'commit') {
+      const bytes = new Map(base.copies.map((c) => [c.to, c.bytes]));
+      return { ...base, copies: st.writes.map((to, j) => ({ from: st.reads[j], to, bytes: bytes.get(to)! })) };
+    }
     const reads = new Map<number, number>(), writes = new Map<number, number>();
     orig.reads.forEach((r, j) => { if (st.reads[j] !== r) reads.set(r, st.reads[j]); });
     orig.writes.forEach((w, j) => { if (st.writes[j] !== w) writes.set(w, st.writes[j]); });

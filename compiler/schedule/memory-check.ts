@@ -27,6 +27,23 @@ export function checkPlan(plan: MemoryPlan): void {
     }
   });
 
+  // Update values committed in place: at their parameter's offset, written once, after every read of the
+  // parameter's old contents (at the writing step only element for element), and the parameter never rewritten.
+  const committed = new Set<number>();
+  for (const { value, param, step } of plan.commits) {
+    const v = bufs.get(value), p = bufs.get(param);
+    if (!v || !p || v.kind !== 'temp' || p.kind !== 'param' || committed.has(value)) fail(`commit ${value}->${param} is not a temp value and a parameter`);
+    if (plan.offsets.get(value) !== plan.offsets.get(param) || v!.bytes > p!.bytes) fail(`commit ${value}->${param} is not at its parameter's offset`);
+    committed.add(value);
+    plan.steps.forEach((s, i) => {
+      if (s.writes.includes(param)) fail(`step ${i} (${s.label}) writes parameter ${param}, which update ${value} holds in place`);
+      if (s.writes.includes(value) && i !== step) fail(`update ${value} committed at step ${step} is also written at step ${i}`);
+      if (s.reads.includes(param) && i > step) fail(`step ${i} (${s.label}) reads parameter ${param} after step ${step} wrote its update in place`);
+      if (i === step && s.reads.includes(param) && !(s.inPlace ?? []).some((q) => q.read === param && q.write === value)) fail(`step ${i} (${s.label}) reads parameter ${param} other than element for element while writing it in place`);
+    });
+    if (!plan.steps[step]?.writes.includes(value)) fail(`update ${value} is not written at step ${step}`);
+  }
+
   let arena = 0;
   const placed: { id: number; start: number; end: number }[] = [];
   for (const [id, [f, l]] of lifetimes) {
@@ -35,7 +52,7 @@ export function checkPlan(plan: MemoryPlan): void {
     if (off < 0) fail(`buffer ${id} has negative offset ${off}`);
     if ((b.kind === 'param' || b.kind === 'const') && (f !== -1 || l !== plan.steps.length)) fail(`${b.kind} ${id} is not live for the whole program`);
     arena = M.max(arena, off + b.bytes);
-    if (b.bytes > 0) placed.push({ id, start: off, end: off + b.bytes });
+    if (b.bytes > 0 && !committed.has(id)) placed.push({ id, start: off, end: off + b.bytes });
   }
   if (arena !== plan.arenaBytes) fail(`arenaBytes is ${plan.arenaBytes}, the offsets give ${arena}`);
 

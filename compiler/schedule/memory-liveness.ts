@@ -73,13 +73,13 @@ export function computeLifetimes(bufs: ReadonlyMap<number, PlanBuffer>, steps: r
  * once and receives at most once; a receiver may donate later, so a chain of pointwise ops runs in one block.
  * Legal means: the donor is a temp (inputs, params, consts and outputs must stay intact), this step is its
  * last use, the receiver is a temp or output first written here, and it fits in the donor. */
-export function findInPlace(bufs: ReadonlyMap<number, PlanBuffer>, steps: readonly PlanStep[], lifetimes: ReadonlyMap<number, Lifetime>): InPlacePair[] {
+export function findInPlace(bufs: ReadonlyMap<number, PlanBuffer>, steps: readonly PlanStep[], lifetimes: ReadonlyMap<number, Lifetime>, committed: ReadonlySet<number> = new Set()): InPlacePair[] {
   const pairs: InPlacePair[] = [];
   const donors = new Set<number>(), receivers = new Set<number>();
   steps.forEach((step, s) => {
     for (const { read, write } of step.inPlace ?? []) {
       const r = bufs.get(read), w = bufs.get(write);
-      if (!r || !w || read === write || donors.has(read) || receivers.has(write)) continue;
+      if (!r || !w || read === write || donors.has(read) || receivers.has(write) || committed.has(read) || committed.has(write)) continue;
       if (r.kind !== 'temp' || (w.kind !== 'temp' && w.kind !== 'output')) continue;
       if (!step.reads.includes(read) || !step.writes.includes(write)) continue;
       // The donor must not be rewritten by this step, nor the receiver read by it: the kernel's contract is
@@ -104,11 +104,13 @@ export interface LiveCurve {
 }
 
 /** Bytes live at every point. An in-place receiver shares its donor's memory, so it is not counted on the
- * step where both are live: that keeps peak live a true lower bound of the arena. */
-export function liveCurve(bufs: ReadonlyMap<number, PlanBuffer>, steps: readonly PlanStep[], lifetimes: ReadonlyMap<number, Lifetime>, inPlace: readonly InPlacePair[]): LiveCurve {
+ * step where both are live, nor is an update value committed in place (it lives in its parameter's memory,
+ * memory-commit.ts): that keeps peak live a true lower bound of the arena. */
+export function liveCurve(bufs: ReadonlyMap<number, PlanBuffer>, steps: readonly PlanStep[], lifetimes: ReadonlyMap<number, Lifetime>, inPlace: readonly InPlacePair[], committed: ReadonlySet<number> = new Set()): LiveCurve {
   const n = steps.length + 1;
   const delta = new Array<number>(n + 1).fill(0);
   for (const [id, [first, last]] of lifetimes) {
+    if (committed.has(id)) continue;
     const bytes = bufs.get(id)!.bytes;
     delta[first + 1] += bytes;
     delta[M.min(last, steps.length - 1) + 2] -= bytes;

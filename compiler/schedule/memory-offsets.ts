@@ -2,6 +2,7 @@
  * everything else lives in the heap above them, where freed blocks become holes that later buffers reuse. */
 import type { PlanBuffer, PlanStep } from './plan-types';
 import type { InPlacePair, Lifetime } from './memory-liveness';
+import type { CommitPair } from './memory-commit';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 
@@ -56,7 +57,7 @@ class Heap {
   }
 }
 
-export function assignOffsets(bufs: ReadonlyMap<number, PlanBuffer>, steps: readonly PlanStep[], lifetimes: ReadonlyMap<number, Lifetime>, inPlace: readonly InPlacePair[], alignment: number): Layout {
+export function assignOffsets(bufs: ReadonlyMap<number, PlanBuffer>, steps: readonly PlanStep[], lifetimes: ReadonlyMap<number, Lifetime>, inPlace: readonly InPlacePair[], alignment: number, commits: readonly CommitPair[] = []): Layout {
   const offsets = new Map<number, number>();
   // Resident buffers first, in declaration order: their offsets do not depend on the schedule, so a runtime
   // can keep weights in place across programs with the same parameters.
@@ -67,6 +68,10 @@ export function assignOffsets(bufs: ReadonlyMap<number, PlanBuffer>, steps: read
     base = alignUp(base + b.bytes, alignment);
   }
 
+  // An update value committed in place lives in its parameter's memory.
+  const committed = new Map(commits.map((c) => [c.value, c.param]));
+  for (const [v, p] of committed) offsets.set(v, offsets.get(p)!);
+
   const heap = new Heap(base);
   const blocks = new Map<number, Block>();     // heap buffers now holding memory
   const freeAt: number[][] = steps.map(() => []);  // freeAt[t + 1]: buffers to free at step t (life ended at t - 1)
@@ -74,7 +79,7 @@ export function assignOffsets(bufs: ReadonlyMap<number, PlanBuffer>, steps: read
   const startAt: number[][] = [[], ...steps.map(() => [] as number[])];
   for (const [id, [first, last]] of lifetimes) {
     const b = bufs.get(id)!;
-    if (b.kind === 'param' || b.kind === 'const') continue;
+    if (b.kind === 'param' || b.kind === 'const' || committed.has(id)) continue;
     if (b.bytes === 0) { offsets.set(id, 0); continue; }
     startAt[first + 1].push(id);
     if (last < steps.length) freeAt[last + 2].push(id);

@@ -6,6 +6,7 @@ import { MemoryBudgetError, type LiveTensor, type PlanBuffer, type PlanStep, typ
 import { formatBytes } from './memory-report';
 import { computeLifetimes, findInPlace, liveCurve, type InPlacePair, type Lifetime, type LiveCurve } from './memory-liveness';
 import { assignOffsets, type Layout } from './memory-offsets';
+import { findCommits, type CommitPair } from './memory-commit';
 // Globals are bound once per module: every global lookup is slow inside jest's vm contexts.
 const M = Math;
 
@@ -13,12 +14,17 @@ export interface Analysis {
   readonly lifetimes: Map<number, Lifetime>;
   readonly inPlace: InPlacePair[];
   readonly curve: LiveCurve;
+  /** Update values committed in place (memory-commit.ts): they hold no memory of their own. */
+  readonly commits: CommitPair[];
 }
 
-export function analyze(bufs: ReadonlyMap<number, PlanBuffer>, steps: readonly PlanStep[]): Analysis {
+/** `fixed`: the commits already decided (a final schedule whose commit step no longer copies them). */
+export function analyze(bufs: ReadonlyMap<number, PlanBuffer>, steps: readonly PlanStep[], fixed?: readonly CommitPair[]): Analysis {
   const lifetimes = computeLifetimes(bufs, steps);
-  const inPlace = findInPlace(bufs, steps, lifetimes);
-  return { lifetimes, inPlace, curve: liveCurve(bufs, steps, lifetimes, inPlace) };
+  const commits = fixed ? [...fixed] : findCommits(bufs, steps);
+  const committed = new Set(commits.map((c) => c.value));
+  const inPlace = findInPlace(bufs, steps, lifetimes, committed);
+  return { lifetimes, inPlace, commits, curve: liveCurve(bufs, steps, lifetimes, inPlace, committed) };
 }
 
 export interface RematResult {
@@ -37,6 +43,7 @@ function candidates(steps: readonly PlanStep[], bufs: ReadonlyMap<number, PlanBu
   const p = a.curve.peakAt;
   if (p < 0) return [];
   const touched = new Set([...steps[p].reads, ...steps[p].writes]);
+  for (const c of a.commits) touched.add(c.value);  // in its parameter's memory: nothing to free
   // One pass for writer counts and the first read after the peak, rather than a scan per buffer.
   const writers = new Map<number, number>(), nextRead = new Map<number, number>();
   steps.forEach((s, i) => {
@@ -115,7 +122,7 @@ export function rematerialize(bufsIn: ReadonlyMap<number, PlanBuffer>, input: re
   let resident = 0;
   for (const b of bufs.values()) if (b.kind === 'param' || b.kind === 'const') resident += b.bytes;
   for (let round = 0; ; round++) {
-    const layout = assignOffsets(bufs, steps, a.lifetimes, a.inPlace, alignment);
+    const layout = assignOffsets(bufs, steps, a.lifetimes, a.inPlace, alignment, a.commits);
     if (layout.arenaBytes <= budget) return { steps, bufs, analysis: a, layout, recomputed: recomputesOf(steps, clones) };
     best = M.min(best, layout.arenaBytes);
     // Deep schedules take many splits per round; the batch does not depend on the budget, so the search takes

@@ -81,13 +81,15 @@ export interface BytesByKind {
 const RESIDENT: Partial<Record<BufferRole, keyof BytesByKind>> = { frozen: 'frozenWeights', trainable: 'trainableParams', optimizer: 'optimizerState', constant: 'constants' };
 const LIVE: Partial<Record<BufferRole, keyof BytesByKind>> = { activation: 'activations', gradient: 'gradients', optimizer: 'workspace', input: 'inputsOutputs', output: 'inputsOutputs' };
 
-export function bytesByKind(plan: Pick<MemoryPlan, 'buffers' | 'lifetimes' | 'steps'>): BytesByKind {
+export function bytesByKind(plan: Pick<MemoryPlan, 'buffers' | 'lifetimes' | 'steps'> & Partial<Pick<MemoryPlan, 'commits'>>): BytesByKind {
   const n = plan.steps.length;
   const delta = new Float64Array(n + 2);
   const byId = new Map(plan.buffers.map((b) => [b.id, b]));
+  // Update values committed in place live in their parameters' memory.
+  const committed = new Set((plan.commits ?? []).map((c) => c.value));
   for (const [id, [f, l]] of plan.lifetimes) {
     const b = byId.get(id)!;
-    if (b.kind === 'param' || b.kind === 'const') continue;
+    if (b.kind === 'param' || b.kind === 'const' || committed.has(id)) continue;
     delta[f + 1] += b.bytes;
     delta[M.min(l, n - 1) + 2] -= b.bytes;
   }
@@ -98,7 +100,7 @@ export function bytesByKind(plan: Pick<MemoryPlan, 'buffers' | 'lifetimes' | 'st
     const resident = b.kind === 'param' || b.kind === 'const';
     if (resident) { out[RESIDENT[b.role ?? (b.kind === 'const' ? 'constant' : 'frozen')] ?? 'frozenWeights'] += b.bytes; continue; }
     const lt = plan.lifetimes.get(b.id);
-    if (!lt || lt[0] > peakAt || lt[1] < peakAt) continue;
+    if (!lt || committed.has(b.id) || lt[0] > peakAt || lt[1] < peakAt) continue;
     out[LIVE[b.role ?? (b.kind === 'temp' ? 'activation' : b.kind)] ?? 'activations'] += b.bytes;
   }
   return out;

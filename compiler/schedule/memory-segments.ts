@@ -29,7 +29,7 @@ export function chooseSegments(start: Checkpointed, optional: readonly number[],
     const chosen = ranked.slice(0, k).map((c) => c.segment);
     const r = k === 0 ? { ...start, steps: [...start.steps], bufs: new Map(start.bufs), clones: [] } : applySegments(start.bufs, start.steps, new Set(chosen), start.ids);
     const a = analyze(r.bufs, r.steps);
-    const arenaBytes = assignOffsets(r.bufs, r.steps, a.lifetimes, a.inPlace, alignment).arenaBytes;
+    const arenaBytes = assignOffsets(r.bufs, r.steps, a.lifetimes, a.inPlace, alignment, a.commits).arenaBytes;
     return { ...r, clones: [...start.clones, ...r.clones], chosen, arenaBytes, probes };
   };
   const none = probe(0);

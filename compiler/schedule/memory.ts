@@ -8,6 +8,7 @@ import { analyze, recomputesOf, rematerialize } from './memory-remat';
 import { applyCheckpoints } from './memory-checkpoint';
 import { chooseSegments } from './memory-segments';
 import { formatBytes } from './memory-report';
+import { delayUpdates, trimCommits } from './memory-commit';
 
 export { checkPlan } from './memory-check';
 export { formatMemoryReport, formatBytes, parseBytes, residentBytes, bytesByKind, type BytesByKind } from './memory-report';
@@ -32,9 +33,12 @@ export function planMemory(input: PlanInput): MemoryPlan {
     throw new MemoryBudgetError(budget, resident, `parameters and constants alone take ${formatBytes(resident)} and stay resident for the whole run`);
   }
 
+  // Update kernels after their parameters' last readers, so they can write the new values in place.
+  const given = input.stagedUpdates ? input.steps.map(({ copies: _, ...s }) => s) : input.steps;
+  const { steps: ordered, moved: delayedUpdates } = delayUpdates(bufs, given);
   // Checkpoint segments first (they recompute whatever the budget), then rematerialization under the budget.
   const optional = input.optionalSegments ?? [];
-  let cp = applyCheckpoints(bufs, input.steps, new Set(optional));
+  let cp = applyCheckpoints(bufs, ordered, new Set(optional));
   // Under a budget, candidate segments first (whole modules, cheap to decide), kernel-level recompute after.
   let segments: MemoryPlan['segments'];
   if (budget !== undefined && optional.length) {
@@ -47,11 +51,18 @@ export function planMemory(input: PlanInput): MemoryPlan {
   let result;
   if (budget === undefined) {
     const a = analyze(planBufs, steps);
-    result = { a, layout: assignOffsets(planBufs, steps, a.lifetimes, a.inPlace, alignment), recomputed: recomputesOf(steps, cp.clones) };
+    result = { a, layout: assignOffsets(planBufs, steps, a.lifetimes, a.inPlace, alignment, a.commits), recomputed: recomputesOf(steps, cp.clones) };
   } else {
     const r = rematerialize(cp.bufs, cp.steps, budget, alignment, cp);
     steps = r.steps; planBufs = r.bufs;
     result = { a: r.analysis, layout: r.layout, recomputed: r.recomputed };
+  }
+  // The commit step without the copies made in place; lifetimes of the schedule that runs (the layout and the
+  // live curve do not change: committed values hold no memory of their own).
+  const commits = result.a.commits;
+  if (commits.length) {
+    steps = trimCommits(steps, commits);
+    result = { ...result, a: analyze(planBufs, steps, commits) };  // the commit step is last: clones keep their places
   }
   return {
     steps,
@@ -66,6 +77,8 @@ export function planMemory(input: PlanInput): MemoryPlan {
     ...(segments ? { segments } : {}),
     inPlace: result.a.inPlace.map(({ read, write }) => ({ read, write })),
     flops: { base: sumCost(input.steps), recompute: sumCost(steps.filter((s) => s.recomputeOf !== undefined)) },
+    commits: commits.map(({ value, param, step }) => ({ value, param, step })),
+    delayedUpdates,
   };
 }
 

@@ -43,6 +43,9 @@ export interface PlanStep {
   readonly inPlace?: readonly { readonly read: number; readonly write: number }[];
   /** Set on steps the planner inserted: the id of the step they re-run. */
   readonly recomputeOf?: number;
+  /** The parameter-update commit: copies reads[i] into writes[i]. The planner places a value in its
+   * parameter's memory instead where that is legal, and drops that copy (memory-commit.ts). */
+  readonly copies?: boolean;
 }
 
 export interface PlanInput {
@@ -55,6 +58,9 @@ export interface PlanInput {
   readonly budget?: number;
   /** Offsets are multiples of this (default 64). */
   readonly alignment?: number;
+  /** Keep every update value staged until the commit step copies it (no update committed in place, no update
+   * kernel moved): the planner before memory-commit.ts, for comparison. */
+  readonly stagedUpdates?: boolean;
 }
 
 export interface Recompute {
@@ -90,6 +96,11 @@ export interface MemoryPlan {
   readonly segments?: { readonly candidates: number; readonly chosen: number; readonly probes: number };
   /** Sum of the input steps' costs (forward + backward without recompute) and of the clones' costs. */
   readonly flops: { readonly base: number; readonly recompute: number };
+  /** Update values committed in place: `value` lives at `param`'s offset, written at step index `step` after
+   * the last read of the parameter's old contents; the commit step no longer copies it. */
+  readonly commits: readonly { readonly value: number; readonly param: number; readonly step: number }[];
+  /** Update kernels the planner moved to just after their parameter's last reader, so they could commit in place. */
+  readonly delayedUpdates: number;
 }
 
 /** One of the largest values live where the budget failed. */

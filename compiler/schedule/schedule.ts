@@ -50,7 +50,7 @@ export function schedule(order: readonly Node[], outputs: readonly Node[], updat
   });
   const steps: PlanStep[] = kernels.map((k, i) => {
     const { reads, writes } = buffersOf(k);
-    return { id: i, label: k.name, reads, writes, recomputable: k.kind !== 'commit', cost: costOf(k), inPlace: inPlacePairs(k) };
+    return { id: i, label: k.name, reads, writes, recomputable: k.kind !== 'commit', cost: costOf(k), inPlace: inPlacePairs(k), ...(k.kind === 'commit' ? { copies: true } : {}) };
   });
   let unfused = 0;
   for (const n of order) if (OPS[n.op].lower.kind !== 'source') unfused++;

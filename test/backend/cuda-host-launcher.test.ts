@@ -10,23 +10,30 @@ describe('CUDA host launcher (kiln_run), direct and through a CUDA Graph, on the
     const host = await compile(spec, { backend: 'cuda-emu', launcher: 'host' });
     const graph = await compile(spec, { backend: 'cuda-emu', launcher: 'host', cudaGraph: true });
     const list = await compile(spec, { backend: 'cuda-emu', launcher: 'list' });
+    // Updates staged until one commit (not in place, the planner's default): the launcher's copy path.
+    const staged = await compile(spec, { backend: 'cuda-emu', launcher: 'host', stagedUpdates: true });
     expect(host.launchMode).toBe('host');
     expect(list.launchMode).toBe('list');
     const launches = host.parts.launches.length;
     expect(host.source).toMatch(new RegExp(`static const KilnLaunch kiln_launches\\[${launches}\\]`));
-    // AdamW's parameter commit: device-to-device copies in the launcher, not a kernel launch.
-    expect(host.parts.launches.some((l) => l.copies?.length)).toBe(true);
-    expect(host.source).toMatch(/cudaMemcpyAsync\(A \+ c\[0\], A \+ c\[1\]/);
+    // AdamW's staged parameter commit: device-to-device copies in the launcher, not a kernel launch. In place
+    // (the default), every update kernel writes its parameter and nothing is left to copy.
+    expect(staged.parts.launches.some((l) => l.copies?.length)).toBe(true);
+    expect(staged.source).toMatch(/cudaMemcpyAsync\(A \+ c\[0\], A \+ c\[1\]/);
+    expect(host.parts.launches.some((l) => l.copies)).toBe(false);
+    expect(host.parts.plan.commits.length).toBeGreaterThan(0);
     expect(host.source).toMatch(/extern "C" __attribute__\(\(visibility\("default"\)\)\) int kiln_run\(uint8_t\* msg, const int64_t\* a\)/);
     // The graph program captures its launches on the first run and replays them after.
     for (let step = 0; step < 3; step++) {
-      const a = host.run(feeds), b = list.run(feeds), c = graph.run(feeds);
+      const a = host.run(feeds), b = list.run(feeds), c = graph.run(feeds), d = staged.run(feeds);
       expect(Array.from(a.loss)).toEqual(Array.from(b.loss));
+      expect(Array.from(d.loss)).toEqual(Array.from(b.loss));
       expect(Array.from(c.loss)).toEqual(Array.from(b.loss));
     }
     for (const name of host.paramNames()) {
       expect(Array.from(host.getParam(name))).toEqual(Array.from(list.getParam(name)));
       expect(Array.from(graph.getParam(name))).toEqual(Array.from(list.getParam(name)));
+      expect(Array.from(staged.getParam(name))).toEqual(Array.from(list.getParam(name)));
     }
   }, 300_000);
 

@@ -58,6 +58,22 @@ describe('checkpointed segments and budgets (C++)', () => {
     expect(cp.arena.byteLength).toBe(m.plannedBytes);
   }, 600_000);
 
+  test('updates committed in place (the default) vs staged until one commit: same parameters bitwise, a smaller arena', async () => {
+    const staged = await compile(deepNetStep(BLOCKS, false).spec, { stagedUpdates: true });
+    const run = train(staged, feeds);
+    expect(run.losses).toEqual(plainRun.losses);
+    expect(differingWords(plainRun.params, run.params)).toBe(0);
+    expect(run.losses[STEPS - 1]).not.toBe(run.losses[0]);
+    // Staged: one commit copying every update (3 per parameter + the step count); in place: none left.
+    const commitOf = (p: CpuProgram) => p.kernels.filter((k) => k.kind === 'commit').map((k) => (k as { copies: readonly unknown[] }).copies.length);
+    expect(commitOf(staged)).toEqual([3 * plain.paramNames().filter((n) => !/adam_|\.step$/.test(n)).length + 1]);
+    expect(commitOf(plain)).toEqual([]);
+    expect(plain.parts.plan.commits.length).toBe(commitOf(staged)[0]);
+    expect(plain.memoryReport().plannedBytes).toBeLessThan(staged.memoryReport().plannedBytes);
+    expect(plain.arena.byteLength).toBe(plain.memoryReport().plannedBytes);
+    expect(staged.arena.byteLength).toBe(staged.memoryReport().plannedBytes);
+  }, 600_000);
+
   test('a budget below the no-recompute arena: same parameters bitwise, the runtime arena equals the plan', async () => {
     const free = plain.memoryReport();
     const budget = Math.floor(free.plannedBytes * 0.65);
