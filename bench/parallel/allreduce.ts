@@ -32,7 +32,11 @@ const mpi = (args: string[]) => execFileSync('mpirun', args, { cwd: repoRoot, en
 
 execFileSync('mpicc', ['-O2', '-o', path.join(dir, 'allreduce'), path.join(repoRoot, 'bench/parallel/allreduce.c')]);
 const asRoot = process.getuid?.() === 0 ? ['--allow-run-as-root'] : [];
-const runC = () => parse(mpi(['-np', String(np), '--oversubscribe', ...asRoot, path.join(dir, 'allreduce'), ...jobArgs]));
+// The C peer runs with the heap policy Kiln's addon sets when it joins a job of more than one rank (mallopt in
+// runtime/native/src/collective.cc): without it every Open MPI reduction scratch above glibc's mmap threshold is a
+// fresh mapping faulted in again, which measures glibc, not the collective.
+const heap = ['-x', 'MALLOC_MMAP_THRESHOLD_=1073741824', '-x', 'MALLOC_TRIM_THRESHOLD_=1073741824'];
+const runC = () => parse(mpi(['-np', String(np), '--oversubscribe', ...asRoot, ...heap, path.join(dir, 'allreduce'), ...jobArgs]));
 const runKiln = () => parse(mpi(mpirunArgs(np, 'bench/parallel/allreduce-worker.ts', jobArgs)));
 // Seconds per call, per size, per round: C, Kiln's allReduce, the bare MPI_Allreduce in Kiln's process.
 const t = { c: sizes.map(() => [] as number[]), kiln: sizes.map(() => [] as number[]), bare: sizes.map(() => [] as number[]) };
