@@ -472,6 +472,33 @@ struct LoadF32 {
   using T = float;
   float operator()(float x) const { return x; }
 };
+// One bf16 panel of W lanes in k-pairs, the layout vdpbf16ps reads: d[(k/2)*2W + 2*lane + k%2] = x(lane, k) =
+// base[lane*ls + k*ks] for lane < n and k < kc, zero elsewhere. The A packer (lanes = rows) and the B packer
+// (lanes = columns) both use it.
+template <int W>
+inline void pack_kpairs(const uint16_t* base, int64_t ls, int64_t ks, int n, int64_t kc, uint16_t* d) {
+  const int64_t kp = (kc + 1) / 2 * 2;
+  for (int64_t k2 = 0; k2 < kp; k2 += 2) {
+    uint16_t* dk = d + k2 * W;
+    const uint16_t* s0 = base + k2 * ks;
+    const uint16_t* s1 = k2 + 1 < kc ? s0 + ks : nullptr;
+    if (n == W && ls == 1 && s1) {
+#pragma omp simd
+      for (int c = 0; c < W; ++c) {
+        dk[2 * c] = s0[c];
+        dk[2 * c + 1] = s1[c];
+      }
+      continue;
+    }
+    int c = 0;
+    for (; c < n; ++c) {
+      dk[2 * c] = s0[c * ls];
+      dk[2 * c + 1] = s1 ? s1[c * ls] : 0;
+    }
+    for (; c < W; ++c) dk[2 * c] = dk[2 * c + 1] = 0;
+  }
+}
+
 struct LoadBf16 {
   using T = uint16_t;
   float operator()(uint16_t h) const { return kiln_bf16_to_f32(h); }
@@ -515,19 +542,8 @@ struct StridedPackA {
   void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, uint16_t* dst) const {
     const T* base = A + off(b) + k0 * cs;
     const int64_t kp = (kc + 1) / 2 * 2;
-    for (int64_t p = 0; p * MR < mc; ++p) {
-      uint16_t* d = dst + p * kp * MR;
-      const int64_t i = i0 + p * MR;
-      const int mr = int(std::min<int64_t>(MR, mc - p * MR));
-      for (int64_t k = 0; k < kp; ++k) {
-        uint16_t* dk = d + (k >> 1) * 2 * MR + (k & 1);
-        const T* src = base + k * cs + i * rs;
-        int r = 0;
-        if (k < kc)
-          for (; r < mr; ++r) dk[2 * r] = src[r * rs];
-        for (; r < MR; ++r) dk[2 * r] = 0;
-      }
-    }
+    for (int64_t p = 0; p * MR < mc; ++p)
+      pack_kpairs<MR>(base + (i0 + p * MR) * rs, rs, cs, int(std::min<int64_t>(MR, mc - p * MR)), kc, dst + p * kp * MR);
   }
 };
 
@@ -573,30 +589,8 @@ struct StridedPackB {
   void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, uint16_t* dst) const {
     const T* base = B + off(b) + k0 * rs;
     const int64_t kp = (kc + 1) / 2 * 2;
-    for (int64_t p = 0; p * NR < nc; ++p) {
-      uint16_t* d = dst + p * kp * NR;
-      const int64_t j = j0 + p * NR;
-      const int nr = int(std::min<int64_t>(NR, nc - p * NR));
-      for (int64_t k2 = 0; k2 < kp; k2 += 2) {
-        uint16_t* dk = d + k2 * NR;
-        const T* s0 = base + k2 * rs + j * cs;
-        const T* s1 = k2 + 1 < kc ? s0 + rs : nullptr;
-        int c = 0;
-        if (nr == NR && cs == 1 && s1) {
-#pragma omp simd
-          for (int cc = 0; cc < NR; ++cc) {
-            dk[2 * cc] = s0[cc];
-            dk[2 * cc + 1] = s1[cc];
-          }
-          continue;
-        }
-        for (; c < nr; ++c) {
-          dk[2 * c] = s0[c * cs];
-          dk[2 * c + 1] = s1 ? s1[c * cs] : 0;
-        }
-        for (; c < NR; ++c) dk[2 * c] = dk[2 * c + 1] = 0;
-      }
-    }
+    for (int64_t p = 0; p * NR < nc; ++p)
+      pack_kpairs<NR>(base + (j0 + p * NR) * cs, cs, rs, int(std::min<int64_t>(NR, nc - p * NR)), kc, dst + p * kp * NR);
   }
 };
 
