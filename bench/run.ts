@@ -4,7 +4,14 @@
  *
  *   npx tsx bench/run.ts                 table on stdout, results saved to bench/results/cpu-<date>.json
  *   npx tsx bench/run.ts --json          the JSON on stdout (progress on stderr)
- *   options: --only matmul,conv,...  --quick (fewer samples)  --no-tfjs  --no-save
+ *   options: --only matmul,conv,...  --quick (fewer samples)  --no-tfjs  --no-save  --isa avx2
+ *
+ * `--isa avx2` emulates an AVX2-only CPU on this one (same cores and caches, capped ISA): Kiln runs with
+ * KILN_CPU_ISA=avx2 (the GEMM / conv micro-kernels) and builds its programs and kernel library with AVX-512 off
+ * (KILN_CXX=bench/cxx-no-avx512.sh: g++ … -mno-avx512f, so the auto-vectorized row kernels, packers and epilogues
+ * use ymm too); every peer is capped as well (bench/peers/peers.ts peerEnv: ATen, oneDNN and OpenBLAS at AVX2,
+ * checked by bench/peers/isa_probe.py and recorded as `peerIsa`); tfjs-wasm is unchanged (wasm SIMD is 128-bit).
+ * Results go to bench/results/cpu-avx2cap-<date>.json.
  *
  * What is timed:
  *   Kiln    `kiln_run` on the program's arena (every kernel of the program once, inputs already resident):
@@ -29,7 +36,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { compile, conv2d, groupNorm, input, layerNorm, logSoftmax, sdpa, softmax, type CpuProgram, type Tensor } from '../compiler/index';
 import { writeChart } from '../models/io/plot';
-import { openblasPeer, relErr, torchPeer, type PeerCase } from './peers/peers';
+import { openblasPeer, peerIsaProbe, relErr, torchPeer, type PeerCase, type PeerIsa } from './peers/peers';
 import { unetStep, type UnetStepResult } from './peers/unet-step';
 import { defineCli, exitUsage, parseOrExit, runCli } from '../tools/cli';
 
@@ -46,18 +53,26 @@ const cli = defineCli({
     'no-tfjs': { type: 'flag', help: 'no TensorFlow.js peer' },
     'no-peers': { type: 'flag', help: 'no PyTorch / OpenBLAS peers (bench/peers)' },
     'no-save': { type: 'flag', help: 'do not write bench/results/' },
+    isa: { type: 'enum', values: ['native', 'avx2'], default: 'native', help: 'avx2: emulate an AVX2-only CPU (Kiln and every peer capped at AVX2; results cpu-avx2cap-<date>.json)' },
   },
-  examples: ['npx tsx bench/run.ts --only matmul,conv --quick', 'npx tsx bench/run.ts --json --no-save'],
+  examples: ['npx tsx bench/run.ts --only matmul,conv --quick', 'npx tsx bench/run.ts --json --no-save', 'npx tsx bench/run.ts --isa avx2 --no-tfjs'],
 });
 const { values: opts } = parseOrExit(cli);
 const JSON_OUT = opts.json, QUICK = opts.quick, NO_TFJS = opts['no-tfjs'], NO_SAVE = opts['no-save'], NO_PEERS = opts['no-peers'];
 const ONLY = opts.only?.split(',');
+const ISA = opts.isa as PeerIsa;
 for (const o of ONLY ?? []) if (!CASE_KINDS.some((k) => k.startsWith(o) || o.startsWith(k))) exitUsage(cli, `--only: no case starts with '${o}' (${CASE_KINDS.join(', ')})`);
 const log = (s: string) => process.stderr.write(s + '\n');
 // libgomp's default wait policy spins at barriers; on a shared 2-core machine a spinning thread whose peer was
 // descheduled waits a whole time slice per barrier (conv 32ch 64²: 244 ms spinning vs 20 ms passive). Set before
 // the first kernel library loads libgomp; an explicit OMP_WAIT_POLICY in the environment wins.
 process.env.OMP_WAIT_POLICY ??= 'passive';
+// --isa avx2: set before the first compile (the kernel library reads KILN_CPU_ISA once per process). The compiler
+// wrapper puts -mno-avx512f after the runtime's -march=native; its path is part of the kernel cache key.
+if (ISA === 'avx2') {
+  process.env.KILN_CPU_ISA = 'avx2';
+  process.env.KILN_CXX = path.join(here, 'cxx-no-avx512.sh');
+}
 
 interface Case {
   name: string;
@@ -244,10 +259,13 @@ async function main() {
 
   const loadKiln = os.loadavg();
   const peers = NO_PEERS ? { torch: 'not run (--no-peers)', openblas: 'not run (--no-peers)' } : runPeers(results, kilnOut, peak.threads);
+  const peerIsa = { isa: ISA, kiln: { KILN_CPU_ISA: process.env.KILN_CPU_ISA ?? 'auto', cxx: process.env.KILN_CXX ?? 'g++' },
+    peers: NO_PEERS ? 'not run (--no-peers)' : peerIsaProbe(ISA), tfjs: 'unchanged (wasm SIMD, 128-bit)' };
+  log(`peer ISA (${ISA}): ${JSON.stringify(peerIsa.peers)}`);
   let unet: UnetStepResult | undefined;
   if (!ONLY || ONLY.some((o) => 'unet'.startsWith(o))) {
     log('tiny-UNet training step: compiling…');
-    unet = await unetStep(peak.threads, QUICK ? 3 : 8, QUICK ? 0.5 : 2, time, !NO_PEERS);
+    unet = await unetStep(peak.threads, QUICK ? 3 : 8, QUICK ? 0.5 : 2, time, !NO_PEERS, ISA);
     log(`tiny-UNet step: kiln ${unet.kiln.medianMs.toFixed(2)} ms${unet.torch ? `, PyTorch ${unet.torch.medianMs.toFixed(2)} ms` : ''}${unet.note ? ` (${unet.note})` : ''}`);
   }
 
@@ -257,7 +275,7 @@ async function main() {
     machine: { cpu: cpu[0]?.model, logicalCores: cpu.length, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version,
       ompThreads: process.env.OMP_NUM_THREADS ?? `default (${peak.threads})`, ompWaitPolicy: process.env.OMP_WAIT_POLICY,
       loadavgBefore: load0, loadavgAfterKiln: loadKiln, loadavgAfter: os.loadavg() },
-    cpuIsa, peak, tfjs: { version: tf.version_core, ...tfjsInfo }, peers, unetStep: unet,
+    cpuIsa, peerIsa, peak, tfjs: { version: tf.version_core, ...tfjsInfo }, peers, unetStep: unet,
     timing: 'median (and min = best of N) of the samples; Kiln: kiln_run on the resident arena; tfjs: op on resident tensors, output disposed unread; ' +
       'PyTorch: eager op under torch.no_grad() on resident tensors, same thread count (bench/peers/torch_cpu.py); OpenBLAS: cblas_sgemm (bench/peers/openblas_sgemm.cpp). ' +
       'Ratios are peer time / Kiln time (> 1: Kiln faster), from the medians (vs*) and from the best samples (vs*Best)',
@@ -266,7 +284,7 @@ async function main() {
   if (!NO_SAVE) {
     const dir = path.join(here, 'results');
     mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `cpu-${report.date.slice(0, 10)}.json`);
+    const file = path.join(dir, `cpu-${ISA === 'avx2' ? 'avx2cap-' : ''}${report.date.slice(0, 10)}.json`);
     writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
     log(`saved ${path.relative(root, file)}`);
     const chart = writeChart(file.replace(/\.json$/, '-ratios'), ratioChart(report.results as Row[], report.machine.loadavgBefore, unet));
@@ -289,7 +307,7 @@ function runPeers(results: Record<string, unknown>[], kilnOut: Float32Array[], t
   const tcases: PeerCase[] = CASES.map((c) => ({ name: c.name, op: c.torch.op, attrs: c.torch.attrs,
     inputs: Object.fromEntries(Object.entries(c.torch.inputs).map(([k, shape]) => [k, { shape, data: c.feeds[k] }])) }));
   log(`PyTorch peer: ${tcases.length} cases…`);
-  const tr = torchPeer(tcases, threads, minSamples, maxTime);
+  const tr = torchPeer(tcases, threads, minSamples, maxTime, ISA);
   let torch: unknown = tr.ok ? { ...tr.info, loadavgAfter: os.loadavg() } : tr.note;
   if (!tr.ok) log(tr.note);
   let openblas: unknown = 'no matmul case';
@@ -303,7 +321,7 @@ function runPeers(results: Record<string, unknown>[], kilnOut: Float32Array[], t
     }
     if (c.torch.op === 'matmul') {
       const [M, K] = c.torch.inputs.a, N = c.torch.inputs.b[1];
-      const ob = openblasPeer(M, N, K, c.feeds.a, c.feeds.b, threads, minSamples, maxTime);
+      const ob = openblasPeer(M, N, K, c.feeds.a, c.feeds.b, threads, minSamples, maxTime, ISA);
       if (!ob.ok) { openblas = ob.note; return; }
       openblas = { config: ob.config, threads };
       const err = relErr(kilnOut[i], ob.out);
@@ -329,7 +347,7 @@ function ratioChart(kernelRows: readonly Row[], load: readonly number[], unet?: 
   const rows = unet ? [...kernelRows, { name: unet.name, vsTorchBest: unet.vsTorchBest, kiln: unet.kiln } as unknown as Row] : kernelRows;
   const pts = (f: (r: Row) => number | undefined) => rows.map((r, i) => [i + 1, f(r) ?? NaN] as [number, number]);
   return {
-    title: `Kiln CPU speed-up per case (peer time / Kiln time, best of N; load ${load[0].toFixed(1)})`, xLabel: 'case (see marks)', yLabel: 'speed-up',
+    title: `Kiln CPU speed-up per case${ISA === 'avx2' ? ', Kiln and peers capped at AVX2' : ''} (peer time / Kiln time, best of N; load ${load[0].toFixed(1)})`, xLabel: 'case (see marks)', yLabel: 'speed-up',
     width: 1100, height: 520,
     series: [
       { name: 'vs PyTorch CPU', points: pts((r) => r.vsTorchBest), dots: true },

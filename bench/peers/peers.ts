@@ -13,6 +13,40 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const PYTHON = '/usr/bin/python3';
 
 export interface PeerTiming { medianMs: number; minMs: number; samples: number }
+
+/** The ISA the peers may use: `native`, each library's own detection (no override from the caller's environment:
+ * this machine exports OPENBLAS_CORETYPE=Haswell, which PyTorch's BLAS honoured before this was cleared); `avx2`, an
+ * AVX2-only CPU emulated on this one: ATen's kernels (ATEN_CPU_CAPABILITY), oneDNN's JIT (ONEDNN_MAX_CPU_ISA) and
+ * OpenBLAS's kernels (OPENBLAS_CORETYPE, both in the sgemm peer and inside PyTorch) capped at AVX2. */
+export type PeerIsa = 'native' | 'avx2';
+const ISA_VARS = ['ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA', 'OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
+const ISA_CAPS: Record<PeerIsa, Record<string, string>> = {
+  native: {},
+  avx2: { ATEN_CPU_CAPABILITY: 'avx2', ONEDNN_MAX_CPU_ISA: 'AVX2', OPENBLAS_CORETYPE: 'Haswell' },
+};
+
+/** The environment every peer process runs with. */
+export function peerEnv(isa: PeerIsa, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of ISA_VARS) delete env[k];
+  return { ...env, ...ISA_CAPS[isa], ...extra };
+}
+
+/** What the peers report they run under `isa` (bench/peers/isa_probe.py): ATen's capability, oneDNN's ISA and the
+ * convolution implementation it picked, OpenBLAS's core; plus the overrides set. A note string when torch is absent. */
+export function peerIsaProbe(isa: PeerIsa): Record<string, unknown> | string {
+  if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+  const r = spawnSync(PYTHON, [path.join(here, 'isa_probe.py')], { encoding: 'utf8', env: peerEnv(isa, { ONEDNN_VERBOSE: '1', OMP_NUM_THREADS: '1' }) });
+  if (r.status !== 0) return `isa_probe.py failed (${r.status}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`;
+  const lines = r.stdout.split('\n');
+  const field = (re: RegExp) => lines.map((l) => re.exec(l)?.[1]).find((v) => v !== undefined) ?? null;
+  return {
+    overrides: ISA_CAPS[isa],
+    ...JSON.parse(lines.filter((l) => l.startsWith('{')).pop() ?? '{}'),
+    onednnIsa: field(/^onednn_verbose,info,cpu,isa:(.*)$/),
+    onednnConv: field(/^onednn_verbose,exec,cpu,convolution,([^,]+),/),
+  };
+}
 export interface PeerCase {
   name: string;
   op: 'matmul' | 'conv2d' | 'attention' | 'softmax' | 'log_softmax' | 'layernorm' | 'groupnorm_silu';
@@ -30,7 +64,7 @@ const readF32 = (file: string) => {
 const writeF32 = (file: string, a: Float32Array) => writeFileSync(file, Buffer.from(a.buffer, a.byteOffset, a.byteLength));
 
 /** Runs every case once in one PyTorch process (eager, `threads` intra-op threads). */
-export function torchPeer(cases: readonly PeerCase[], threads: number, minSamples: number, maxTime: number): PeerRun {
+export function torchPeer(cases: readonly PeerCase[], threads: number, minSamples: number, maxTime: number, isa: PeerIsa): PeerRun {
   if (!existsSync(PYTHON)) return { ok: false, note: `${PYTHON} not found: PyTorch peer skipped` };
   const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
   if (probe.status !== 0) return { ok: false, note: `torch/numpy not importable by ${PYTHON} (apt-get install python3-torch): PyTorch peer skipped` };
@@ -48,7 +82,7 @@ export function torchPeer(cases: readonly PeerCase[], threads: number, minSample
       })),
     };
     writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(spec));
-    const r = spawnSync(PYTHON, [path.join(here, 'torch_cpu.py'), dir], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    const r = spawnSync(PYTHON, [path.join(here, 'torch_cpu.py'), dir], { encoding: 'utf8', env: peerEnv(isa, { OMP_NUM_THREADS: String(threads) }) });
     if (r.status !== 0) return { ok: false, note: `torch_cpu.py failed (${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` };
     const res = JSON.parse(readFileSync(path.join(dir, 'result.json'), 'utf8')) as { results: PeerTiming[] } & Record<string, unknown>;
     const { results, ...info } = res;
@@ -60,7 +94,7 @@ export function torchPeer(cases: readonly PeerCase[], threads: number, minSample
 
 let sgemmExe: string | null | undefined;
 /** OpenBLAS sgemm C = A·B (row-major) on `threads` threads; null-with-note when libopenblas-dev is absent. */
-export function openblasPeer(M: number, N: number, K: number, a: Float32Array, b: Float32Array, threads: number, minSamples: number, maxTime: number):
+export function openblasPeer(M: number, N: number, K: number, a: Float32Array, b: Float32Array, threads: number, minSamples: number, maxTime: number, isa: PeerIsa):
   { ok: true; timing: PeerTiming; config: string; out: Float32Array } | { ok: false; note: string } {
   if (sgemmExe === undefined) {
     const exe = path.join(os.tmpdir(), 'kiln-bench-openblas-sgemm');
@@ -76,11 +110,8 @@ export function openblasPeer(M: number, N: number, K: number, a: Float32Array, b
   try {
     writeF32(path.join(dir, 'a.bin'), a);
     writeF32(path.join(dir, 'b.bin'), b);
-    // Debian's OpenBLAS honours OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE overrides: the peer runs with its own detection.
-    const env = { ...process.env };
-    delete env.OPENBLAS_CORETYPE;
-    delete env.OPENBLAS_L2_SIZE;
-    const out = execFileSync(sgemmExe, [M, N, K, threads, minSamples, maxTime, 'a.bin', 'b.bin', 'c.bin'].map(String), { cwd: dir, encoding: 'utf8', env });
+    // Debian's OpenBLAS (DYNAMIC_ARCH) honours OPENBLAS_CORETYPE: its own detection, or Haswell under --isa avx2.
+    const out = execFileSync(sgemmExe, [M, N, K, threads, minSamples, maxTime, 'a.bin', 'b.bin', 'c.bin'].map(String), { cwd: dir, encoding: 'utf8', env: peerEnv(isa) });
     const j = JSON.parse(out) as PeerTiming & { config: string };
     return { ok: true, timing: { medianMs: j.medianMs, minMs: j.minMs, samples: j.samples }, config: j.config, out: readF32(path.join(dir, 'c.bin')) };
   } finally {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { adamw, compile, grad, input, trainableParams, type CpuProgram } from '../../compiler/index';
 import { UNet2DConditionModel, pooledTextDim, tinyUnetConfig } from '../../models/unet/index';
 import { loadWeightsInto, materialize, paramsOf, saveParams } from '../../models/weights';
-import { relErr, type PeerTiming } from './peers';
+import { peerEnv, relErr, type PeerIsa, type PeerTiming } from './peers';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PYTHON = '/usr/bin/python3';
@@ -24,7 +24,7 @@ export interface UnetStepResult {
 }
 
 /** `time` is run.ts's timer (median and min of repeated calls). */
-export async function unetStep(threads: number, minSamples: number, maxTime: number, time: (name: string, fn: () => void) => PeerTiming, peers: boolean): Promise<UnetStepResult> {
+export async function unetStep(threads: number, minSamples: number, maxTime: number, time: (name: string, fn: () => void) => PeerTiming, peers: boolean, isa: PeerIsa): Promise<UnetStepResult> {
   const c = tinyUnetConfig, S = c.sampleSize;
   const unet = new UNet2DConditionModel(c, { seed: 13, trainable: true });
   const shapes: Record<string, number[]> = { sample: [1, 4, S, S], t: [1], ctx: [1, CTX_LEN, c.crossAttentionDim], pooled: [1, pooledTextDim(c)], timeIds: [1, 6], target: [1, 4, S, S] };
@@ -64,7 +64,7 @@ export async function unetStep(threads: number, minSamples: number, maxTime: num
       inputs[k] = { shape: s, file: `${k}.bin` };
     }
     writeFileSync(path.join(dir, 'spec.json'), JSON.stringify({ config: c, threads, minSamples, maxTime, lr: LR, weights: 'weights.safetensors', inputs }));
-    const r = spawnSync(PYTHON, [path.join(here, 'unet_torch.py'), dir], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    const r = spawnSync(PYTHON, [path.join(here, 'unet_torch.py'), dir], { encoding: 'utf8', env: peerEnv(isa, { OMP_NUM_THREADS: String(threads) }) });
     if (r.status !== 0) return { ...res, note: `unet_torch.py failed (${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` };
     const j = JSON.parse(readFileSync(path.join(dir, 'result.json'), 'utf8')) as PeerTiming & { loss: number };
     const b = readFileSync(path.join(dir, 'pred.bin'));
