@@ -1,6 +1,6 @@
 /** The generated C++ reads cleanly and is re-entrant: no extent-1 loops or void
  * casts of O, and no mutable globals (template epilogues get the arena through the kiln_frame their kernel passes). */
-import { compile, evaluate, input, linear, softmax } from '../../compiler/index';
+import { compile, evaluate, input, linear, logSoftmax, softmax } from '../../compiler/index';
 import { lowerProgram } from '../../compiler/compile';
 import { renderProgramCpp } from '../../compiler/render/cpp';
 import { relErr } from '../support/lift';
@@ -29,6 +29,23 @@ describe('generated C++', () => {
     expect(src).not.toMatch(/kiln_A|kiln_O\b/);
     expect(src).toMatch(/const kiln_frame fr = \{A, O\};/);
   });
+
+  // render/cpp.ts nextRowPrefetch: rows of 4 KiB to 64 KiB prefetch the next row's first-stage loads in the second
+  // stage, one per 64-byte line; shorter and longer rows do not. Prefetches change no value: the rows of 1024 and
+  // 1030 (a ragged tail) against the float64 evaluator.
+  test('row kernels of 4-64 KiB rows prefetch the next row; others do not', async () => {
+    const src = (spec: { outputs: Record<string, ReturnType<typeof input>> }) => { const low = lowerProgram(spec); return renderProgramCpp(low.kernels, low.info); };
+    const rows = (n: number, log = false) => { const x = input('x', [3, n]); return { outputs: { y: log ? logSoftmax(x) : softmax(x) } }; };
+    const pf = src(rows(1024)).split('\n').filter((l) => l.includes('__builtin_prefetch'));
+    expect(pf.map((l) => l.trim())).toEqual([0, 16, 32, 48].map((q) => `__builtin_prefetch(&b0[(((o0 + 1) * 1024) + (r0_b + ${q}))]);`));
+    expect(src(rows(1000))).not.toMatch(/__builtin_prefetch/);
+    expect(src(rows(20000))).not.toMatch(/__builtin_prefetch/);
+    for (const [n, log] of [[1024, false], [1030, true]] as const) {
+      const xs = Float64Array.from({ length: 3 * n }, (_v, i) => 4 * Math.sin(i * 0.37));
+      const got = (await compile(rows(n, log))).run({ x: xs }).y, want = evaluate(rows(n, log), { x: xs }).outputs.y.data;
+      expect(relErr(got, want)).toBeLessThanOrEqual(1e-5);
+    }
+  }, 120_000);
 
   test('two programs loading the same library, run interleaved, each give the reference', async () => {
     const a = await compile(graph()), b = await compile(graph());
