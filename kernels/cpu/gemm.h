@@ -324,10 +324,15 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   const bool batch_parallel = batch >= max_thr && max_thr > 1 && flops < 4.0e6;
   const bool serial = !batch_parallel && (max_thr == 1 || flops < 1.5e5);
   // Column chunks (GemmSplit::Columns): whole NR panels, at most NC columns each, a multiple of the thread count
-  // (at least 2 per thread when there are panels enough), panel counts differing by at most one.
+  // (at least 2 per thread when there are panels enough), panel counts differing by at most one; when K > KC, at
+  // most as many columns as keep the chunk's C buffer in a quarter of the L2 (its K passes then never leave it).
   int64_t chunks = 1;
   if (split == GemmSplit::Columns && (M <= MC || direct_a) && !batch_parallel && !serial) {
-    const int64_t want = std::max<int64_t>(2 * max_thr, (nblk_n + max_thr - 1) / max_thr * max_thr);
+    int64_t want = std::max<int64_t>(2 * max_thr, (nblk_n + max_thr - 1) / max_thr * max_thr);
+    if (need_c) {  // narrow enough that a chunk's partial sums (all M rows) stay in a quarter of the L2
+      const int64_t pan_c = std::max<int64_t>(1, cpu_caches().l2 / 4 / (int64_t(sizeof(float)) * mpan_all * MR * NR));
+      want = std::max(want, ((npan_all + pan_c - 1) / pan_c + max_thr - 1) / max_thr * max_thr);
+    }
     chunks = npan_all >= want ? want : npan_all >= max_thr ? npan_all / max_thr * max_thr : 1;
   }
   const bool col_parallel = chunks > 1;
