@@ -303,7 +303,10 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   using E = typename U::Elem;
   constexpr bool direct_a = has_direct_a<PackA, MR>::value && std::is_same<E, float>::value;
   const GemmBlocking& blk = gemm_blocking<U>();
-  const int64_t KC = blk.KC, MC = blk.MC;  // MC % MR == 0, KC % 8 == 0 by construction
+  // K blocks of equal depth (a multiple of 8, at most the blocking's KC): K = 288 runs 2 x 144, not 256 + a 32-deep
+  // pass that costs a whole pass over the C buffer for an eighth of the work; a K at most 1/8 past KC runs in one.
+  const int64_t nkb = K <= blk.KC + blk.KC / 8 ? 1 : (K + blk.KC - 1) / blk.KC;
+  const int64_t KC = ((K + nkb - 1) / nkb + 7) / 8 * 8, MC = blk.MC;  // MC % MR == 0, KC % 8 == 0 by construction
   auto kpad = [](int64_t kc) { return (kc + U::KP - 1) / U::KP * U::KP; };  // k extent of a packed panel
   const int max_thr = omp_get_max_threads();
   // Column blocks: as few as NC allows, of equal width (whole panels), so no thin block is left at the end.
