@@ -73,7 +73,7 @@ RowSplit<F> row_split(F f, int64_t Wq, int64_t Wv) { return RowSplit<F>{f, Wq, W
 // A packed once per call: the driver packs its MC x KC block of A again for every column block (and in the
 // column split, every thread for its own chunks), a transposing gather each time. This packs each distinct A
 // (`na` of them; batch element b uses A number which(b)) once into the driver's own panel layout with kc = K,
-// [panel p][k < K][r < MR] (the inner packer's output for the whole matrix), so a block is one memcpy per panel.
+// [panel p][k < K][r < MR] (the inner packer's output for the whole matrix), which the driver reads in place.
 // MR is the running path's (cpu_isa()), known before the driver is called; these packers write f32 panels, so
 // on an avx512_bf16 CPU the driver runs the f32 Avx512 path (gemm_packed_f32).
 inline int gemm_path_mr() {
@@ -88,15 +88,16 @@ template <class Which>
 struct PrepackedA {
   const float* p; int64_t M, K; int mr; Which which;
   int64_t per() const { return (M + mr - 1) / mr * mr * K; }
+  // The driver reads the panels in place (gemm.h has_direct_a): panel of rows i0.. at k0, panels K*MR apart.
   template <int MR>
-  void operator()(Dim<MR>, int64_t b, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
+  const float* panels(Dim<MR>, int64_t b, int64_t i0, int64_t k0) const {
     if (MR != mr || i0 % MR) {  // the driver runs the path gemm_path_mr() named; its blocks start on panels
       std::fprintf(stderr, "kiln: prepacked A has MR %d, the GEMM path MR %d at row %lld\n", mr, MR, (long long)i0);
       std::abort();
     }
-    const float* src = p + which(b) * per() + i0 * K + k0 * MR;
-    for (int64_t q = 0; q * MR < mc; ++q) std::memcpy(dst + q * kc * MR, src + q * K * MR, size_t(kc) * MR * sizeof(float));
+    return p + which(b) * per() + i0 * K + k0 * MR;
   }
+  int64_t panel_stride() const { return K * mr; }
 };
 template <class PackA, class Which>
 struct PrepackA {
@@ -144,6 +145,17 @@ struct Planes {
   float* data() { return buf.p; }
 };
 
+// d[c] = s[c * step] for c in [lo, hi); step S when S > 0 (a constant, so the loop vectorizes), else `step`.
+template <int S>
+inline void gather_every(const float* __restrict__ s, int64_t lo, int64_t hi, float* __restrict__ d, int64_t step = S) {
+  if constexpr (S > 0) {
+#pragma omp simd
+    for (int64_t c = lo; c < hi; ++c) d[c] = s[c * S];
+  } else {
+    for (int64_t c = lo; c < hi; ++c) d[c] = s[c * step];
+  }
+}
+
 // dst plane p = phase split of src plane p (rows x cols), source origin at (-top, -left) of the padded plane.
 inline void phase_split(const float* src, int64_t planes, int64_t rows, int64_t cols, int64_t top, int64_t left,
                         const Layout& L, float* dst) {
@@ -168,8 +180,8 @@ inline void phase_split(const float* src, int64_t planes, int64_t rows, int64_t 
           const float* srow = s + ih * cols + off;
           std::fill(drow, drow + lo, 0.0f);
           if (L.sw == 1) std::memcpy(drow + lo, srow + lo, size_t(hi - lo) * sizeof(float));
-          else
-            for (int64_t c = lo; c < hi; ++c) drow[c] = srow[c * L.sw];
+          else if (L.sw == 2) gather_every<2>(srow, lo, hi, drow);  // compile-time stride: vectorized
+          else gather_every<0>(srow, lo, hi, drow, L.sw);
           std::fill(drow + hi, drow + L.Wq, 0.0f);
         }
       }

@@ -281,8 +281,19 @@ static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ A
 // block, each thread instead runs whole column chunks of a batch element by itself (its own B and C buffers, the
 // whole K loop), chunks handed out dynamically: no barrier per K step and no shared B panel, which suits GEMMs
 // with few rows and many columns (a conv's M is its channel count, N its pixels). With more rows Auto's threads
-// split the row blocks and share each B panel, where a column split would pack all of A once per chunk.
+// split the row blocks and share each B panel, where a column split would pack all of A once per chunk — unless
+// A is read in place (has_direct_a below: conv's prepacked weights), when the column split is taken for any M.
 enum class GemmSplit { Auto, Columns };
+
+// An A packer whose matrix is already in the driver's panel layout (conv2d_shift.h PrepackedA) says so with
+// `panels(Dim<MR>, b, i0, k0)`: a pointer to the MR-row panel of rows i0.. at k0, the next panel `panel_stride()`
+// floats on. The driver then reads A in place instead of copying each block, so the column split (below) costs
+// no A packing per chunk and is taken for any M.
+template <class P, int MR, class = void>
+struct has_direct_a : std::false_type {};
+template <class P, int MR>
+struct has_direct_a<P, MR, std::void_t<decltype(std::declval<const P&>().panels(Dim<MR>{}, int64_t(), int64_t(), int64_t()))>>
+    : std::true_type {};
 
 // One path, U = gemm_cfg::Avx512 / Avx2 / Generic; needs batch, M, N, K > 0 (gemm_packed_f32 checks and dispatches).
 template <class U, class PackA, class PackB, class Epi>
@@ -290,8 +301,12 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
                       GemmSplit split = GemmSplit::Auto) {
   constexpr int MR = U::MR, NR = U::NR;
   using E = typename U::Elem;
+  constexpr bool direct_a = has_direct_a<PackA, MR>::value && std::is_same<E, float>::value;
   const GemmBlocking& blk = gemm_blocking<U>();
-  const int64_t KC = blk.KC, MC = blk.MC;  // MC % MR == 0, KC % 8 == 0 by construction
+  // K blocks of equal depth (a multiple of 8, at most the blocking's KC): K = 288 runs 2 x 144, not 256 + a 32-deep
+  // pass that costs a whole pass over the C buffer for an eighth of the work; a K at most 1/8 past KC runs in one.
+  const int64_t nkb = K <= blk.KC + blk.KC / 8 ? 1 : (K + blk.KC - 1) / blk.KC;
+  const int64_t KC = ((K + nkb - 1) / nkb + 7) / 8 * 8, MC = blk.MC;  // MC % MR == 0, KC % 8 == 0 by construction
   auto kpad = [](int64_t kc) { return (kc + U::KP - 1) / U::KP * U::KP; };  // k extent of a packed panel
   const int max_thr = omp_get_max_threads();
   // Column blocks: as few as NC allows, of equal width (whole panels), so no thin block is left at the end.
@@ -312,10 +327,15 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   const bool batch_parallel = batch >= max_thr && max_thr > 1 && flops < 4.0e6;
   const bool serial = !batch_parallel && (max_thr == 1 || flops < 1.5e5);
   // Column chunks (GemmSplit::Columns): whole NR panels, at most NC columns each, a multiple of the thread count
-  // (at least 2 per thread when there are panels enough), panel counts differing by at most one.
+  // (at least 2 per thread when there are panels enough), panel counts differing by at most one; when K > KC, at
+  // most as many columns as keep the chunk's C buffer in a quarter of the L2 (its K passes then never leave it).
   int64_t chunks = 1;
-  if (split == GemmSplit::Columns && M <= MC && !batch_parallel && !serial) {
-    const int64_t want = std::max<int64_t>(2 * max_thr, (nblk_n + max_thr - 1) / max_thr * max_thr);
+  if (split == GemmSplit::Columns && (M <= MC || direct_a) && !batch_parallel && !serial) {
+    int64_t want = std::max<int64_t>(2 * max_thr, (nblk_n + max_thr - 1) / max_thr * max_thr);
+    if (need_c) {  // narrow enough that a chunk's partial sums (all M rows) stay in a quarter of the L2
+      const int64_t pan_c = std::max<int64_t>(1, cpu_caches().l2 / 4 / (int64_t(sizeof(float)) * mpan_all * MR * NR));
+      want = std::max(want, ((npan_all + pan_c - 1) / pan_c + max_thr - 1) / max_thr * max_thr);
+    }
     chunks = npan_all >= want ? want : npan_all >= max_thr ? npan_all / max_thr * max_thr : 1;
   }
   const bool col_parallel = chunks > 1;
@@ -328,7 +348,7 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   const bool team_run = !serial && !batch_parallel && !col_parallel;
   AlignedBuf bmem(floats(size_t(n_ctx) * bstride * (team_run ? 2 : 1)));
   AlignedBuf cmem(need_c ? size_t(n_ctx) * mb_max * nc_max : 0);
-  AlignedBuf amem(floats(size_t(max_thr) * astride));
+  AlignedBuf amem(direct_a ? 0 : floats(size_t(max_thr) * astride));
   struct { E* p; } bbuf{reinterpret_cast<E*>(bmem.p)}, abuf{reinterpret_cast<E*>(amem.p)};
   float* const cbuf = cmem.p;
 
@@ -367,7 +387,14 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
             const int64_t q0 = npan * cb / ncb, q1 = npan * (cb + 1) / ncb;
             const int64_t i0 = ib + pr * MR;
             const int64_t mc = std::min(pr_end * MR, mrows) - pr * MR;
-            packA(Dim<MR>{}, b, i0, mc, pc, kc, Ap);
+            const E* Ablk = Ap;
+            int64_t astep = kp * MR;  // floats from one A panel to the next
+            if constexpr (direct_a) {
+              Ablk = packA.panels(Dim<MR>{}, b, i0, pc);
+              astep = packA.panel_stride();
+            } else {
+              packA(Dim<MR>{}, b, i0, mc, pc, kc, Ap);
+            }
             for (int64_t q = q0; q < q1; ++q) {
               const int nr = int(std::min<int64_t>(NR, nc - q * NR));
               const E* bp = Bp + q * kp * NR;
@@ -375,7 +402,7 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
                 const int mr = int(std::min<int64_t>(MR, mc - p * MR));
                 const int64_t row = (pr + p) * MR;  // row inside the C chunk
                 float* c = need_c ? Cb + row * nc_max + q * NR : nullptr;
-                gemm_micro<U>(kc, Ap + p * kp * MR, bp, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR, epi);
+                gemm_micro<U>(kc, Ablk + p * astep, bp, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR, epi);
               }
             }
           };

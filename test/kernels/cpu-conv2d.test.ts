@@ -44,6 +44,13 @@ const shapes: [string, Conv][] = [
   ['ragged: C 65, O 17, 17x63, pad 1 (K 585 > KC)', [1, 65, 17, 63, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ['ragged: C 33, O 63, 13x65 stride 2 pad 1', [2, 33, 13, 65, 63, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
   ['ragged: 1x1 C 65, O 63, 7x17', [1, 65, 7, 17, 63, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
+  // More GEMM rows than one MC block of every path (avx512 192, avx2 96, generic 64) with K past KC: the column
+  // split with the prepacked weights read in place (gemm.h has_direct_a); 3x3, stride 2 on odd sizes, 1x1.
+  ['ragged: C 33, O 200, 9x17 pad 1 (M > MC, K 297 > KC)', [1, 33, 9, 17, 200, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['ragged: C 40, O 199, 13x17 stride 2 pad 1 (M > MC)', [1, 40, 13, 17, 199, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  ['ragged: 1x1 C 300, O 257, 5x11 (M > MC, K > KC)', [1, 300, 5, 11, 257, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
+  // K 279: less than an eighth past KC 256, one K block of 279 (gemm.h: K blocks of equal depth).
+  ['ragged: C 31, O 65, 7x63 pad 1 (K 279, one K block)', [1, 31, 7, 63, 65, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
 ];
 const modes: [string, number][] = [['forward', 0], ['bwd_data', 1], ['bwd_weight', 2]];
 const cases = shapes.flatMap(([s, p]) => modes.map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
