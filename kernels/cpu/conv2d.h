@@ -16,7 +16,7 @@
 
 #include <vector>
 
-#include "conv2d_shift.h"
+#include "conv2d_wgrad.h"
 
 namespace kiln {
 
@@ -131,7 +131,7 @@ void conv2d_bwd_weight_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O
       }
     return;
   }
-  conv2d_bwd_weight_shift(s, x, dy, epi);
+  conv2d_bwd_weight_dot(s, x, dy, epi);
 }
 
 }  // namespace kiln
