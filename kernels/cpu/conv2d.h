@@ -1,6 +1,7 @@
-// kiln conv2d (NCHW x, OIHW w) as implicit GEMM on the packed driver of gemm.h.
+// kiln conv2d (NCHW x, OIHW w) as implicit GEMM: forward and input gradient on the packed driver of gemm.h, the
+// weight gradient on register-tiled dot products along its long K (conv2d_wgrad.h, no packing).
 //
-// Every variant is one call of gemm_packed_f32; nothing of size C*KH*KW x Ho*Wo is ever materialised.
+// Nothing of size C*KH*KW x Ho*Wo is ever materialised.
 // Which packer, per shape: 1x1 stride 1 unpadded -> plain strided GEMM; otherwise the "shift" formulation of
 // conv2d_shift.h (input copied once into a padded, stride-phase-split layout where each im2col row is a
 // contiguous run, so a B panel packs with memcpy; bwd_data runs one such GEMM per output stride phase).
@@ -10,13 +11,13 @@
 //   bwd_data     per (n, g):  dx[c, q]     = sum_{o,kh,kw} w[o, c,kh,kw] * dy[o, oh, ow]  (oh*sh = ih+pt-kh*dh)
 //                M = C/G, N = H*W, K = O/G*KH*KW, batch = N*G (per stride phase: its taps only).
 //   bwd_weight   per g:       dw[o, c,kh,kw] = sum_{n,oh,ow} dy[n, o, oh, ow] * x[n, c, ih, iw]
-//                M = O/G, N = C/G*KH*KW, K = N*Ho*Wo, batch = G.
+//                M = O/G, N = C/G*KH*KW, K = N*Ho*Wo, batch = G (both operands contiguous in K: dot products).
 // Out-of-range taps read as 0. Each epilogue is called exactly once per output element with the full sum.
 #pragma once
 
 #include <vector>
 
-#include "conv2d_shift.h"
+#include "conv2d_wgrad.h"
 
 namespace kiln {
 
@@ -131,7 +132,7 @@ void conv2d_bwd_weight_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O
       }
     return;
   }
-  conv2d_bwd_weight_shift(s, x, dy, epi);
+  conv2d_bwd_weight_dot(s, x, dy, epi);
 }
 
 }  // namespace kiln

@@ -7,8 +7,8 @@
 //     koff(c, kh, kw) + oh*Wq + ow,   koff = c*plane + phase(kh*dh % sh, kw*dw % sw) + (kh*dh/sh)*Wq + kw*dw/sw.
 // The GEMM then runs over columns j = oh*Wq + ow with ow in [0, Wq): the Wq - Wo columns past the output row
 // are computed and dropped (2 of 66 for a 3x3 pad-1 conv on 64²), and packing a B panel is one memcpy of NR
-// floats per k. The same layout serves the weight gradient (the GEMM's K runs over j, dy is copied to rows
-// of Wq with zeros in the dropped columns) and the input gradient (per output stride phase, a correlation of
+// floats per k. The same layout serves the weight gradient (conv2d_wgrad.h: dot products along t, dy copied
+// to rows of Wq with zeros in the dropped columns) and the input gradient (per output stride phase, a correlation of
 // a zero-margined dy with that phase's flipped taps).
 #pragma once
 
@@ -212,51 +212,22 @@ struct ShiftPackB {
   }
 };
 
-// Weight gradient, K = (n, t) with t < T:  A(g, i, k) = dyq[((n*O + g*Og + i)*T + t]  (rows contiguous in t),
-// B(g, k, j) = xq[(n*C + g*Cg)*plane + koff[j] + t]  (columns contiguous in t: a transposing pack).
-struct WgradPackA {
-  const float* dyq; int64_t O, Og, T;
+// Input gradient, one stride phase with taps tap[t] = kh*KW + kw, t < T:  A(g, c, k = (o, t)) =
+// w[((g*Og + o)*Cg + c)*KHW + tap[t]], gathered from w by prepack_a's threads (a panel's MR channels of one
+// (o, t) are KHW floats apart, one w row block for all of that o's taps).
+struct DgradPackA {
+  const float* w; const int64_t* tap; int64_t Og, Cg, KHW, T;
   template <int MR>
   void operator()(Dim<MR>, int64_t g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
     for (int64_t p = 0; p * MR < mc; ++p) {
       float* d = dst + p * kc * MR;
       const int mr = int(std::min<int64_t>(MR, mc - p * MR));
-      for (int64_t k = k0; k < k0 + kc;) {
-        const int64_t n = k / T, t = k % T, run = std::min(k0 + kc - k, T - t);
-        float* dk = d + (k - k0) * MR;
-        for (int r = 0; r < MR; ++r) {
-          if (r < mr) {
-            const float* s = dyq + (n * O + g * Og + i0 + p * MR + r) * T + t;
-            for (int64_t u = 0; u < run; ++u) dk[u * MR + r] = s[u];
-          } else {
-            for (int64_t u = 0; u < run; ++u) dk[u * MR + r] = 0.0f;
-          }
-        }
-        k += run;
-      }
-    }
-  }
-};
-struct WgradPackB {
-  const float* xq; const int64_t* koff; int64_t C, Cg, plane, T;
-  template <int NR>
-  void operator()(Dim<NR>, int64_t g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    for (int64_t p = 0; p * NR < nc; ++p) {
-      float* d = dst + p * kc * NR;
-      const int nr = int(std::min<int64_t>(NR, nc - p * NR));
-      for (int64_t k = k0; k < k0 + kc;) {
-        const int64_t n = k / T, t = k % T, run = std::min(k0 + kc - k, T - t);
-        float* dk = d + (k - k0) * NR;
-        const float* base = xq + (n * C + g * Cg) * plane + t;
-        for (int c = 0; c < NR; ++c) {
-          if (c < nr) {
-            const float* s = base + koff[j0 + p * NR + c];
-            for (int64_t u = 0; u < run; ++u) dk[u * NR + c] = s[u];
-          } else {
-            for (int64_t u = 0; u < run; ++u) dk[u * NR + c] = 0.0f;
-          }
-        }
-        k += run;
+      for (int64_t k = 0; k < kc; ++k) {
+        const int64_t o = (k0 + k) / T, t = (k0 + k) % T;
+        const float* src = w + ((g * Og + o) * Cg + i0 + p * MR) * KHW + tap[size_t(t)];
+        int r = 0;
+        for (; r < mr; ++r) d[k * MR + r] = src[r * KHW];
+        for (; r < MR; ++r) d[k * MR + r] = 0.0f;
       }
     }
   }
@@ -360,22 +331,19 @@ void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* 
       for (int64_t kw = 0; kw < KW; ++kw)
         if ((b + s.pl - kw * s.dw) % s.sw == 0) tw.push_back(kw);
       const int64_t nth = int64_t(th.size()), ntw = int64_t(tw.size()), T = nth * ntw, Kd = Og * T;
-      // A(g, c, (o, t)) = w[g*Og + o, c, th, tw], rows contiguous, packed once; koff over k = (o, t).
-      AlignedBuf wt(size_t(std::max<int64_t>(1, G * Cg * Kd)));
-      std::vector<int64_t> koff(size_t(std::max<int64_t>(1, Kd)));
+      // koff over k = (o, t); A(g, c, (o, t)) = w[g*Og + o, c, th, tw], packed once straight from w (DgradPackA).
+      std::vector<int64_t> koff(size_t(std::max<int64_t>(1, Kd))), tap(size_t(std::max<int64_t>(1, T)));
+      for (int64_t i = 0; i < nth; ++i)
+        for (int64_t k = 0; k < ntw; ++k) tap[size_t(i * ntw + k)] = th[size_t(i)] * KW + tw[size_t(k)];
       for (int64_t o = 0; o < Og; ++o)
         for (int64_t i = 0; i < nth; ++i)
           for (int64_t k = 0; k < ntw; ++k) {
-            const int64_t kh = th[size_t(i)], kw = tw[size_t(k)], t = i * ntw + k;
-            koff[size_t(o * T + t)] = o * L.plane() + (floordiv(a + s.pt - kh * s.dh, s.sh) + Pt) * Wq +
-                                      floordiv(b + s.pl - kw * s.dw, s.sw) + Pl;
-            for (int64_t g = 0; g < G; ++g)
-              for (int64_t c = 0; c < Cg; ++c)
-                wt.p[size_t((g * Cg + c) * Kd + o * T + t)] = w[(((g * Og + o) * Cg + c) * KH + kh) * KW + kw];
+            const int64_t kh = th[size_t(i)], kw = tw[size_t(k)];
+            koff[size_t(o * T + i * ntw + k)] = o * L.plane() + (floordiv(a + s.pt - kh * s.dh, s.sh) + Pt) * Wq +
+                                                floordiv(b + s.pl - kw * s.dw, s.sw) + Pl;
           }
-      auto aOff = [=](int64_t bb) { return (bb % G) * Cg * Kd; };
-      auto pre = prepack_a(StridedPackA<decltype(aOff)>{wt.p, Kd, 1, aOff, Cg}, G, [](int64_t g) { return g; }, Cg,
-                           Kd, [G](int64_t bb) { return bb % G; });
+      auto pre = prepack_a(conv_shift::DgradPackA{w, tap.data(), Og, Cg, KH * KW, T}, G, [](int64_t g) { return g; },
+                           Cg, Kd, [G](int64_t bb) { return bb % G; });
       auto& packA = pre.packer;
       auto out = row_split([&](int64_t bb, int64_t i, int64_t u, int64_t v, int64_t len, const float* acc) {
         conv_emit(epi, bb / G, (bb % G) * Cg + i, u * s.sh + a, v * s.sw + b, s.sw, len, acc);
@@ -383,33 +351,6 @@ void conv2d_bwd_data_phases(const Conv2dShape& s, const float* dy, const float* 
       gemm_packed_f32(s.N * G, Cg, Hu * Wq, Kd, packA,
                       ShiftPackB{dyq.data(), koff.data(), s.O * L.plane(), Og * L.plane(), G}, out, GemmSplit::Columns);
     }
-}
-
-// Weight gradient: dw[o, (c,kh,kw)] = sum_{n, t} dyq[n, o, t] * xq[n, c, koff + t], t = oh*Wq + ow, dyq zero
-// in the dropped columns;  epi(o, c, kh, kw, acc).
-template <class Epi>
-void conv2d_bwd_weight_shift(const Conv2dShape& s, const float* x, const float* dy, Epi& epi) {
-  using namespace conv_shift;
-  const Layout L = input_layout(s);
-  const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = L.Wq, T = Ho * Wq, KH = s.KH, KW = s.KW, KHW = KH * KW;
-  const int64_t Og = s.Og();
-  Planes xq(s.N * s.C, L, slack(s));
-  phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
-  AlignedBuf dyqb(size_t(s.N * s.O * T));
-  float* dyq_p = dyqb.p;
-  std::fill(dyq_p, dyq_p + s.N * s.O * T, 0.0f);
-#pragma omp parallel for schedule(static) if (s.N * s.O * T > 32768)
-  for (int64_t p = 0; p < s.N * s.O; ++p)
-    for (int64_t oh = 0; oh < Ho; ++oh)
-      std::memcpy(dyq_p + p * T + oh * Wq, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
-  const std::vector<int64_t> koff = input_koff(s, L);
-  auto out = row_split([&](int64_t g, int64_t i, int64_t ckh, int64_t kw, int64_t len, const float* acc) {
-    conv_emit(epi, g * Og + i, ckh / KH, ckh % KH, kw, 1, len, acc);
-  }, KW, KW);
-  auto pre = prepack_a(conv_shift::WgradPackA{dyq_p, s.O, Og, T}, s.G, [](int64_t g) { return g; }, Og, s.N * T,
-                       [](int64_t g) { return g; });
-  gemm_packed_f32(s.G, Og, s.Cg() * KHW, s.N * T, pre.packer,
-                  conv_shift::WgradPackB{xq.data(), koff.data(), s.C, s.Cg(), L.plane(), T}, out, GemmSplit::Columns);
 }
 
 }  // namespace kiln

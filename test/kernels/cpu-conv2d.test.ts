@@ -51,6 +51,11 @@ const shapes: [string, Conv][] = [
   ['ragged: 1x1 C 300, O 257, 5x11 (M > MC, K > KC)', [1, 300, 5, 11, 257, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
   // K 279: less than an eighth past KC 256, one K block of 279 (gemm.h: K blocks of equal depth).
   ['ragged: C 31, O 65, 7x63 pad 1 (K 279, one K block)', [1, 31, 7, 63, 65, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  // Weight gradient (conv2d_wgrad.h): K = Ho*Wq past one K block (2048) over two images; dy rows of 256 floats
+  // (stored at a padded stride); groups with 5 output channels a group (a row block of 4 plus 1).
+  ['ragged: C 5, O 9, 2 images 45x50, pad 1 (K 2340 > K block)', [2, 5, 45, 50, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['1x1 C 9, O 10, 16x16 (rows of 256)', [1, 9, 16, 16, 10, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
+  ['groups 2, 5 outputs a group, 3x3 pad 1', [1, 6, 9, 11, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2]],
 ];
 const modes: [string, number][] = [['forward', 0], ['bwd_data', 1], ['bwd_weight', 2]];
 const cases = shapes.flatMap(([s, p]) => modes.map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
@@ -85,6 +90,23 @@ describe.each(cpuGemmPaths().paths.flatMap((isa) => epilogues.map(([e, rows]) =>
     expect(out.path).toBe(isa);
     expect(out.callsOnce).toBe(true);
     const { ref, mag } = reference(p, mode, seed);
+    expectClose(out.arrays.out, ref, mag, 'out');
+  });
+});
+
+/** The weight gradient's dot-product tiles (conv2d_wgrad.h) take the compile target's vector width (the library is
+ * built with -march=native, AVX-512 here): the driver is also built for AVX2 (x86-64-v3, 8 lanes, 2x6 tiles) and for
+ * baseline x86-64 (SSE2, 4 lanes), where the K padding, the row blocks and the column tiles all fall differently. */
+describe.each([['x86-64-v3'], ['x86-64']])('conv2d weight gradient (CPU, -march=%s)', (march) => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d', march);
+  });
+  it.each(shapes)('%s', (_name, p) => {
+    const seed = 77 + p.reduce((a, b) => a * 3 + b, 0) % 100000 + 2;
+    const out = runDriver(bin, [...p, 2, seed, 1]);
+    expect(out.callsOnce).toBe(true);
+    const { ref, mag } = reference(p, 2, seed);
     expectClose(out.arrays.out, ref, mag, 'out');
   });
 });
