@@ -1,4 +1,4 @@
-// Conv weight gradient as register-tiled dot products along K, with no packing.
+// Conv weight gradient as register-tiled dot products along K, with no packing (or, for many outputs, a packed GEMM).
 //
 //   dw[g*Og + o, j] = sum_{n, t} dyq[n, g*Og + o, t] * xq[n, g*Cg, koff[j] + t],   j = (c, kh, kw) < Cg*KH*KW
 //
@@ -11,6 +11,8 @@
 // per tile and K block. dyq rows are padded with zeros to a multiple of W (the xq reads past a row's end
 // multiply those zeros; the planes keep W floats of slack). Tiles run row block by row block, so a block's MR
 // dy rows stay in L2 while the xq columns stream past them. Vector width of the compile target, as attention.h.
+// For 1x1 and strided convs with 128 or more output channels a group the transposing pack pays for itself:
+// conv2d_bwd_weight_gemm (below) runs the same sum on gemm.h's packed driver (conv2d.h picks).
 #pragma once
 
 #include <immintrin.h>
@@ -134,6 +136,122 @@ void conv2d_bwd_weight_dot(const Conv2dShape& s, const float* x, const float* dy
     for (int64_t o = 0; o < s.O; ++o)
       for (int64_t ckh = 0; ckh < Cg * KH; ++ckh) conv_emit(epi, o, ckh / KH, ckh % KH, 0, 1, KW, dw + o * Nc + ckh * KW);
   }
+}
+
+// The weight gradient GEMM's panels: both operands are rows contiguous in K, packed transposed into the driver's
+// k-major panels d[k*R + r] = src[r][k0 + k] (r < R; rows past `rows` are zeros). Groups of 8 full rows go
+// through an 8x8 in-register transpose (AVX), 8 k at a time; the rest element by element.
+template <int R>
+inline void pack_transposed(const float* const* src, int rows, int64_t k0, int64_t kc, float* d) {
+  int r0 = 0;
+#if defined(__AVX__)
+  for (; R % 8 == 0 && r0 + 8 <= rows; r0 += 8) {
+    const float* s[8];
+    for (int r = 0; r < 8; ++r) s[r] = src[r0 + r] + k0;
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      __m256 v[8], t[8];
+      for (int r = 0; r < 8; ++r) v[r] = _mm256_loadu_ps(s[r] + k);
+      for (int r = 0; r < 8; r += 2) {
+        t[r] = _mm256_unpacklo_ps(v[r], v[r + 1]);
+        t[r + 1] = _mm256_unpackhi_ps(v[r], v[r + 1]);
+      }
+      for (int h = 0; h < 8; h += 4) {  // rows h..h+3: 4x4 blocks in each 128-bit half
+        v[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+        v[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+        v[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        v[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+      }
+      for (int q = 0; q < 4; ++q) {
+        _mm256_storeu_ps(d + (k + q) * R + r0, _mm256_permute2f128_ps(v[q], v[q + 4], 0x20));
+        _mm256_storeu_ps(d + (k + q + 4) * R + r0, _mm256_permute2f128_ps(v[q], v[q + 4], 0x31));
+      }
+    }
+    for (; k < kc; ++k)
+      for (int r = 0; r < 8; ++r) d[k * R + r0 + r] = s[r][k];
+  }
+#endif
+  for (int r = r0; r < R; ++r)
+    if (r < rows) {
+      const float* s = src[r] + k0;
+      for (int64_t k = 0; k < kc; ++k) d[k * R + r] = s[k];
+    } else {
+      for (int64_t k = 0; k < kc; ++k) d[k * R + r] = 0.0f;
+    }
+}
+
+// A panels: A(g, i, k) = dy[(g*Og + i)*ld + k];  B panels: B(g, k, j) = x[g*goff + koff[j] + k].
+struct WgradPackA {
+  const float* dy;
+  int64_t ld, Og;
+  template <int MR>
+  void operator()(Dim<MR>, int64_t g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
+    for (int64_t p = 0; p * MR < mc; ++p) {
+      const float* src[MR];
+      const int rows = int(std::min<int64_t>(MR, std::min(mc, Og - i0) - p * MR));
+      for (int r = 0; r < rows; ++r) src[r] = dy + (g * Og + i0 + p * MR + r) * ld;
+      pack_transposed<MR>(src, rows, k0, kc, dst + p * kc * MR);
+    }
+  }
+};
+struct WgradPackB {
+  const float* x;
+  const int64_t* koff;
+  int64_t goff, Nc;
+  template <int NR>
+  void operator()(Dim<NR>, int64_t g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
+    for (int64_t p = 0; p * NR < nc; ++p) {
+      const float* src[NR];
+      const int cols = int(std::min<int64_t>(NR, std::min(nc, Nc - j0) - p * NR));
+      for (int c = 0; c < cols; ++c) src[c] = x + g * goff + koff[size_t(j0 + p * NR + c)];
+      pack_transposed<NR>(src, cols, k0, kc, dst + p * kc * NR);
+    }
+  }
+};
+
+// Weight gradient as a packed GEMM per image (gemm.h, batch = groups), both operands transposed by the packers:
+//   dw[g*Og + o, j] += sum_t dyq[n, g*Og + o, t] * xq[n, g*Cg, koff[j] + t],   t < Ho*Wq
+// over the shift layout (dyq zero in the dropped columns), or over x and dy in place for a 1x1 stride-1 unpadded
+// conv (Wq = W, koff = c*H*W).
+template <class Epi>
+void conv2d_bwd_weight_gemm(const Conv2dShape& s, const float* x, const float* dy, Epi& epi) {
+  using namespace conv_shift;
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), G = s.G, Og = s.Og(), Cg = s.Cg(), Nc = Cg * s.KH * s.KW;
+  const bool in_place = s.KH == 1 && s.KW == 1 && s.sh == 1 && s.sw == 1 && s.pt == 0 && s.pb == 0 && s.pl == 0 && s.pr == 0;
+  const Layout L = in_place ? Layout{1, 1, s.H, s.W} : input_layout(s);
+  const int64_t Wq = L.Wq, T = Ho * Wq;
+  Planes xq(in_place ? 0 : s.N * s.C, L, in_place ? 0 : slack(s));
+  AlignedBuf dyqb(size_t(in_place ? 0 : s.N * s.O * T));
+  if (!in_place) {
+    phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < s.N * s.O; ++p)
+      for (int64_t oh = 0; oh < Ho; ++oh) {
+        float* d = dyqb.p + p * T + oh * Wq;
+        std::memcpy(d, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
+        std::fill(d + Wo, d + Wq, 0.0f);
+      }
+  }
+  const float* const xp = in_place ? x : xq.data();
+  const float* const dyp = in_place ? dy : dyqb.p;
+  const std::vector<int64_t> koff = input_koff(s, L);
+  AlignedBuf dwb(size_t(s.O * Nc));
+  float* const dw = dwb.p;
+  for (int64_t n = 0; n < s.N; ++n) {
+    struct Acc {  // the first image stores, later ones add
+      float* dw; int64_t Og, Nc; bool first;
+      void row(int64_t g, int64_t i, int64_t j0, int len, const float* v) {
+        float* d = dw + (g * Og + i) * Nc + j0;
+        if (first) std::memcpy(d, v, size_t(len) * sizeof(float));
+        else for (int t = 0; t < len; ++t) d[t] += v[t];
+      }
+    } acc{dw, Og, Nc, n == 0};
+    gemm_packed_f32(G, Og, Nc, T, WgradPackA{dyp + n * s.O * T, T, Og},
+                    WgradPackB{xp + n * s.C * L.plane(), koff.data(), Cg * L.plane(), Nc}, acc);
+  }
+#pragma omp parallel for schedule(static) if (s.O * Nc > 65536)
+  for (int64_t o = 0; o < s.O; ++o)
+    for (int64_t ckh = 0; ckh < Cg * s.KH; ++ckh) conv_emit(epi, o, ckh / s.KH, ckh % s.KH, 0, 1, s.KW, dw + o * Nc + ckh * s.KW);
 }
 
 }  // namespace kiln

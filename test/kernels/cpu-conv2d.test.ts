@@ -56,6 +56,12 @@ const shapes: [string, Conv][] = [
   ['ragged: C 5, O 9, 2 images 45x50, pad 1 (K 2340 > K block)', [2, 5, 45, 50, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ['1x1 C 9, O 10, 16x16 (rows of 256)', [1, 9, 16, 16, 10, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
   ['groups 2, 5 outputs a group, 3x3 pad 1', [1, 6, 9, 11, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2]],
+  // Weight gradient as a packed GEMM (O/G >= 128, conv2d_wgrad.h): images summed over GEMM calls, groups as the
+  // batch, 8x8 transposes with ragged row / column / K tails (K 65, 63 columns, 129 rows a group); 1x1 read in
+  // place, padded 1x1 through the shift layout.
+  ['wgrad GEMM: 2 images, groups 2 of 129 outputs, stride 2', [2, 14, 7, 9, 258, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2]],
+  ['wgrad GEMM: 1x1 3 images, C 17, O 128, 5x13', [3, 17, 5, 13, 128, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
+  ['wgrad GEMM: 1x1 padded, 2 images, O 130', [2, 7, 5, 6, 130, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1]],
 ];
 const modes: [string, number][] = [['forward', 0], ['bwd_data', 1], ['bwd_weight', 2]];
 const cases = shapes.flatMap(([s, p]) => modes.map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
