@@ -49,8 +49,8 @@ const shapes: [string, Conv][] = [
   ['ragged: C 33, O 200, 9x17 pad 1 (M > MC, K 297 > KC)', [1, 33, 9, 17, 200, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ['ragged: C 40, O 199, 13x17 stride 2 pad 1 (M > MC)', [1, 40, 13, 17, 199, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
   ['ragged: 1x1 C 300, O 257, 5x11 (M > MC, K > KC)', [1, 300, 5, 11, 257, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
-  // K 1170 past the avx512 path's KC 1024 (two K blocks of 585, the C buffer on every path).
-  ['ragged: C 130, O 17, 5x9 pad 1 (K 1170 > KC 1024)', [1, 130, 5, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  // K 1170: past the deepest KC (avx512's 1024; the conv's column split uses L1-sized K blocks, so 5 x 234 here).
+  ['ragged: C 130, O 17, 5x9 pad 1 (K 1170 > every KC)', [1, 130, 5, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   // K 279: less than an eighth past KC 256, one K block of 279 (gemm.h: K blocks of equal depth).
   ['ragged: C 31, O 65, 7x63 pad 1 (K 279, one K block)', [1, 31, 7, 63, 65, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   // Weight gradient (conv2d_wgrad.h): K = Ho*Wq past one K block (2048) over two images; dy rows of 256 floats
