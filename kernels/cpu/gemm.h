@@ -38,16 +38,21 @@ using Dim = std::integral_constant<int, V>;
 // Per path: micro-tile and cache blocking. The blocking is derived once per process from the detected caches
 // (cpu_cache.h) by gemm_blocking<U>(); KC / MC / NC here are the values tuned on a 48 KiB L1d, 1 MiB L2 core
 // (Zen 5), which the derivation reproduces there:
-//   KC: one KC x NR panel of B fits the L1d (KC = L1d / (NR*4), at most U::KC) while the A panels stream past it;
+//   KC: one KC x NR panel of B takes at most a quarter of the L2 (KC = L2 / 4 / (NR*4), at most U::KC) while the
+//   MR-row A panels stream past it. A deep KC matters more than an L1-resident B panel: every K block past the
+//   first is a pass over the C buffer of partial sums (below), which for 2048^3 does not fit any cache; the
+//   micro-kernel's 3 B loads + 8 broadcasts per 24 FMAs are served from L2 at full speed (measured, avx512:
+//   KC 1024 vs 256 on 2048^3 -11%, 1024^3 -11%; kernels/README.md). The column split (conv) keeps L1-sized K
+//   blocks (gemm_packed_path);
 //   MC: the MC x KC block of A takes U::L2Share of the L2;  NC: the KC x NC block of B (shared by the threads)
 //   at most U::NC columns and half the L3.
 namespace gemm_cfg {
 // Elem: the packed panels' element type; KP: k granularity of a panel (2: bf16 pairs, k padded to even).
-struct Avx512 {  // B panel 256x48 (48 KiB) in a 48 KiB L1 (and L2 behind it); A block 192x256 (192 KiB) in L2
+struct Avx512 {  // B panel 1024x48 (192 KiB) and A block 48x1024 (192 KiB) in a 1 MiB L2
   using Elem = float;
   static constexpr int KP = 1;
   static constexpr int MR = 8, NR = 48;
-  static constexpr int64_t KC = 256, MC = 192, NC = 1536;
+  static constexpr int64_t KC = 1024, MC = 48, NC = 1536;
   static constexpr double L2Share = 0.1875;
   static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx512_8x48(kc, a, b, t); }
 };
@@ -168,7 +173,7 @@ const GemmBlocking& gemm_blocking() {
   static const GemmBlocking b = [] {
     const CpuCaches& c = cpu_caches();
     constexpr int64_t es = sizeof(typename U::Elem);
-    const int64_t kc = std::min<int64_t>(U::KC, std::max<int64_t>(64, c.l1d / (U::NR * es) / 8 * 8));
+    const int64_t kc = std::min<int64_t>(U::KC, std::max<int64_t>(64, c.l2 / 4 / (U::NR * es) / 8 * 8));
     const int64_t mc = std::min<int64_t>(2048 / U::MR * U::MR,
                                          std::max<int64_t>(4 * U::MR, int64_t(double(c.l2) * U::L2Share) / (kc * es) / U::MR * U::MR));
     const int64_t nc = std::min<int64_t>(U::NC, std::max<int64_t>(4 * U::NR, c.l3 / 2 / (kc * es) / U::NR * U::NR));
@@ -305,8 +310,17 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   const GemmBlocking& blk = gemm_blocking<U>();
   // K blocks of equal depth (a multiple of 8, at most the blocking's KC): K = 288 runs 2 x 144, not 256 + a 32-deep
   // pass that costs a whole pass over the C buffer for an eighth of the work; a K at most 1/8 past KC runs in one.
-  const int64_t nkb = K <= blk.KC + blk.KC / 8 ? 1 : (K + blk.KC - 1) / blk.KC;
-  const int64_t KC = ((K + nkb - 1) / nkb + 7) / 8 * 8, MC = blk.MC;  // MC % MR == 0, KC % 8 == 0 by construction
+  // The column split (conv; below) keeps a KC x NR panel of B in the L1d instead of the blocking's deeper KC: its
+  // chunks already hold their C buffer in L2, so extra K blocks are cheap there (measured: the 64 ch 56² forward
+  // ~5% slower as one 576-deep K block than as 3 x 192).
+  const int64_t kcb = split == GemmSplit::Columns
+                          ? std::min<int64_t>(blk.KC, std::max<int64_t>(64, cpu_caches().l1d / (NR * int64_t(sizeof(E))) / 8 * 8))
+                          : blk.KC;
+  const int64_t nkb = K <= kcb + kcb / 8 ? 1 : (K + kcb - 1) / kcb;
+  const int64_t KC = ((K + nkb - 1) / nkb + 7) / 8 * 8;  // KC % 8 == 0
+  // Row blocks at this call's depth: a K block shallower than the blocking's KC affords taller A blocks in the same
+  // share of L2, up to 4 x MC (MC % MR == 0).
+  const int64_t MC = std::max(blk.MC, std::min(4 * blk.MC, blk.MC * blk.KC / KC / MR * MR));
   auto kpad = [](int64_t kc) { return (kc + U::KP - 1) / U::KP * U::KP; };  // k extent of a packed panel
   const int max_thr = omp_get_max_threads();
   // Column blocks: as few as NC allows, of equal width (whole panels), so no thin block is left at the end.
