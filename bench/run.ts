@@ -41,6 +41,8 @@ import { unetStep, type UnetStepResult } from './peers/unet-step';
 import { defineCli, exitUsage, parseOrExit, runCli } from '../tools/cli';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+/** A path inside the repository as written in the results (no machine's absolute paths); anything else as is. */
+const repoRelative = (p: string) => (path.isAbsolute(p) && p.startsWith(path.dirname(here) + path.sep) ? path.relative(path.dirname(here), p) : p);
 const root = path.resolve(here, '..');
 const CASE_KINDS = ['matmul', 'conv', 'attention', 'groupnorm', 'softmax', 'log-softmax', 'layernorm', 'unet'];
 const cli = defineCli({
@@ -259,7 +261,7 @@ async function main() {
 
   const loadKiln = os.loadavg();
   const peers = NO_PEERS ? { torch: 'not run (--no-peers)', openblas: 'not run (--no-peers)' } : runPeers(results, kilnOut, peak.threads);
-  const peerIsa = { isa: ISA, kiln: { KILN_CPU_ISA: process.env.KILN_CPU_ISA ?? 'auto', cxx: process.env.KILN_CXX ?? 'g++' },
+  const peerIsa = { isa: ISA, kiln: { KILN_CPU_ISA: process.env.KILN_CPU_ISA ?? 'auto', cxx: repoRelative(process.env.KILN_CXX ?? 'g++') },
     peers: NO_PEERS ? 'not run (--no-peers)' : peerIsaProbe(ISA), tfjs: 'unchanged (wasm SIMD, 128-bit)' };
   log(`peer ISA (${ISA}): ${JSON.stringify(peerIsa.peers)}`);
   let unet: UnetStepResult | undefined;

@@ -180,18 +180,27 @@ inline void pack_transposed(const float* const* src, int rows, int64_t k0, int64
     }
 }
 
+// Panels of W transposed rows for the driver's packers: rows first .. first + n (those below `limit` are real,
+// row q at addr(q), contiguous along k; the rest zero), each panel kc x W.
+template <int W, class Addr>
+inline void pack_panels_transposed(Addr addr, int64_t first, int64_t n, int64_t limit, int64_t k0, int64_t kc, float* dst) {
+  for (int64_t p = 0; p * W < n; ++p) {
+    const float* src[W];
+    const int rows = int(std::min<int64_t>(W, std::min(n, limit - first) - p * W));
+    for (int r = 0; r < rows; ++r) src[r] = addr(first + p * W + r);
+    pack_transposed<W>(src, rows, k0, kc, dst + p * kc * W);
+  }
+}
+
 // A panels: A(g, i, k) = dy[(g*Og + i)*ld + k];  B panels: B(g, k, j) = x[g*goff + koff[j] + k].
 struct WgradPackA {
   const float* dy;
   int64_t ld, Og;
   template <int MR>
   void operator()(Dim<MR>, int64_t g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) const {
-    for (int64_t p = 0; p * MR < mc; ++p) {
-      const float* src[MR];
-      const int rows = int(std::min<int64_t>(MR, std::min(mc, Og - i0) - p * MR));
-      for (int r = 0; r < rows; ++r) src[r] = dy + (g * Og + i0 + p * MR + r) * ld;
-      pack_transposed<MR>(src, rows, k0, kc, dst + p * kc * MR);
-    }
+    const float* base = dy + g * Og * ld;
+    const int64_t ldr = ld;
+    pack_panels_transposed<MR>([=](int64_t i) { return base + i * ldr; }, i0, mc, Og, k0, kc, dst);
   }
 };
 struct WgradPackB {
@@ -200,12 +209,9 @@ struct WgradPackB {
   int64_t goff, Nc;
   template <int NR>
   void operator()(Dim<NR>, int64_t g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    for (int64_t p = 0; p * NR < nc; ++p) {
-      const float* src[NR];
-      const int cols = int(std::min<int64_t>(NR, std::min(nc, Nc - j0) - p * NR));
-      for (int c = 0; c < cols; ++c) src[c] = x + g * goff + koff[size_t(j0 + p * NR + c)];
-      pack_transposed<NR>(src, cols, k0, kc, dst + p * kc * NR);
-    }
+    const float* base = x + g * goff;
+    const int64_t* ko = koff;
+    pack_panels_transposed<NR>([=](int64_t j) { return base + ko[size_t(j)]; }, j0, nc, Nc, k0, kc, dst);
   }
 };
 
