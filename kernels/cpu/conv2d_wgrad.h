@@ -68,6 +68,29 @@ inline void tile(int64_t len, const float* const* a, const float* const* b, floa
 }
 }  // namespace wgrad
 
+// Both weight-gradient paths, called inside a parallel region (orphaned `omp for`):
+// dyq row p (stride ld) = dy plane p as Ho rows of Wq (zeros past Wo), then zeros up to Tp floats.
+inline void wgrad_copy_dy(const float* dy, int64_t planes, int64_t Ho, int64_t Wo, int64_t Wq, int64_t Tp, int64_t ld,
+                          float* dyq) {
+#pragma omp for schedule(static)
+  for (int64_t p = 0; p < planes; ++p) {
+    float* d = dyq + p * ld;
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      std::memcpy(d + oh * Wq, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
+      std::fill(d + oh * Wq + Wo, d + (oh + 1) * Wq, 0.0f);
+    }
+    std::fill(d + Ho * Wq, d + Tp, 0.0f);
+  }
+}
+// dw[o, (c, kh, kw)] to the epilogue, one row segment of KW per (o, c, kh).
+template <class Epi>
+void wgrad_emit(const Conv2dShape& s, const float* dw, Epi& epi) {
+  const int64_t Nc = s.Cg() * s.KH * s.KW;
+#pragma omp for schedule(static)
+  for (int64_t o = 0; o < s.O; ++o)
+    for (int64_t ckh = 0; ckh < s.Cg() * s.KH; ++ckh) conv_emit(epi, o, ckh / s.KH, ckh % s.KH, 0, 1, s.KW, dw + o * Nc + ckh * s.KW);
+}
+
 // Weight gradient: dw[o, (c, kh, kw)] = sum_{n, oh, ow} dy[n, o, oh, ow] * x[n, g*Cg + c, ih, iw];
 // epi(o, c, kh, kw, acc), one row segment of KW per (o, c, kh).
 template <class Epi>
@@ -100,15 +123,7 @@ void conv2d_bwd_weight_dot(const Conv2dShape& s, const float* x, const float* dy
   // One parallel region for the dy copy, the tiles and the epilogue (threads wake once per call).
 #pragma omp parallel if (double(s.O) * double(Nc) * double(s.N * Tp) > 1e6)
   {
-#pragma omp for schedule(static)
-    for (int64_t p = 0; p < s.N * s.O; ++p) {
-      float* d = dyqb.p + p * ld;
-      for (int64_t oh = 0; oh < Ho; ++oh) {
-        std::memcpy(d + oh * Wq, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
-        std::fill(d + oh * Wq + Wo, d + (oh + 1) * Wq, 0.0f);
-      }
-      std::fill(d + Ho * Wq, d + Tp, 0.0f);
-    }
+    wgrad_copy_dy(dy, s.N * s.O, Ho, Wo, Wq, Tp, ld, dyqb.p);
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < s.O; ++o) std::fill(dw + o * Nc, dw + (o + 1) * Nc, 0.0f);
 #pragma omp for schedule(dynamic)
@@ -132,9 +147,7 @@ void conv2d_bwd_weight_dot(const Conv2dShape& s, const float* x, const float* dy
           }
         }
     }
-#pragma omp for schedule(static)
-    for (int64_t o = 0; o < s.O; ++o)
-      for (int64_t ckh = 0; ckh < Cg * KH; ++ckh) conv_emit(epi, o, ckh / KH, ckh % KH, 0, 1, KW, dw + o * Nc + ckh * KW);
+    wgrad_emit(s, dw, epi);
   }
 }
 
@@ -230,13 +243,8 @@ void conv2d_bwd_weight_gemm(const Conv2dShape& s, const float* x, const float* d
   AlignedBuf dyqb(size_t(in_place ? 0 : s.N * s.O * T));
   if (!in_place) {
     phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
-#pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < s.N * s.O; ++p)
-      for (int64_t oh = 0; oh < Ho; ++oh) {
-        float* d = dyqb.p + p * T + oh * Wq;
-        std::memcpy(d, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
-        std::fill(d + Wo, d + Wq, 0.0f);
-      }
+#pragma omp parallel
+    wgrad_copy_dy(dy, s.N * s.O, Ho, Wo, Wq, T, T, dyqb.p);
   }
   const float* const xp = in_place ? x : xq.data();
   const float* const dyp = in_place ? dy : dyqb.p;
@@ -255,9 +263,8 @@ void conv2d_bwd_weight_gemm(const Conv2dShape& s, const float* x, const float* d
     gemm_packed_f32(G, Og, Nc, T, WgradPackA{dyp + n * s.O * T, T, Og},
                     WgradPackB{xp + n * s.C * L.plane(), koff.data(), Cg * L.plane(), Nc}, acc);
   }
-#pragma omp parallel for schedule(static) if (s.O * Nc > 65536)
-  for (int64_t o = 0; o < s.O; ++o)
-    for (int64_t ckh = 0; ckh < Cg * s.KH; ++ckh) conv_emit(epi, o, ckh / s.KH, ckh % s.KH, 0, 1, s.KW, dw + o * Nc + ckh * s.KW);
+#pragma omp parallel if (s.O * Nc > 65536)
+  wgrad_emit(s, dw, epi);
 }
 
 }  // namespace kiln
