@@ -12,7 +12,7 @@ import { cOps, ExprPrinter, literal, printStores, type Lang } from './cstyle';
 import { templateCall } from './templates-cpp';
 import { buffersOf } from '../codegen/buffers';
 import { localizeBuffers } from '../codegen/remap';
-import { planRowCache, rowInvariant } from './row-cache';
+import { children, planRowCache, rowInvariant } from './row-cache';
 
 /** exp, sigmoid, tanh and erf through the vectorizable polynomials of kernels/cpu/mathfun.h (libm's are calls). */
 const cppOps = {
@@ -221,8 +221,7 @@ function nextRowPrefetch(k: RowKernel): (block: string) => string[] {
     if (seen.has(e.key)) return;
     seen.add(e.key);
     if (e.k === 'load') loads.push(e);
-    const kids = e.k === 'alu' || e.k === 'where' ? e.args : e.k === 'cast' ? [e.x] : e.k === 'load' ? (e.mask ? [e.off, e.mask] : [e.off]) : [];
-    kids.forEach(walk);
+    children(e).forEach(walk);
   };
   walk(k.reductions[0].value);
   const on = (outer.v as { name: string }).name;
@@ -252,8 +251,7 @@ function splitInner(k: RowKernel, p: ExprPrinter): { vars: Expr[]; shape: number
       const c = e.args[1].v;
       if (c >= 16 && c < n && n % c === 0) hits.set(c, [...(hits.get(c) ?? []), e]);
     }
-    const kids = e.k === 'alu' || e.k === 'where' ? e.args : e.k === 'cast' ? [e.x] : e.k === 'load' ? (e.mask ? [e.off, e.mask] : [e.off]) : [];
-    kids.forEach(walk);
+    children(e).forEach(walk);
   };
   k.stores.forEach((st) => { walk(st.value); walk(st.off); });
   if (hits.size === 0) return null;

@@ -30,7 +30,8 @@ export interface RowCachePlan {
   readonly reads: readonly (readonly number[])[];
 }
 
-const children = (e: Expr): readonly Expr[] => {
+/** An expression's operands (what a walk over a kernel expression descends into). */
+export const children = (e: Expr): readonly Expr[] => {
   switch (e.k) {
     case 'alu': case 'where': return e.args;
     case 'cast': return [e.x];
