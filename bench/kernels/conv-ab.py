@@ -1,24 +1,28 @@
 """Kiln's CPU conv library entries vs PyTorch CPU, in one process, interleaved call by call (best of N each).
 
-    /usr/bin/python3 bench/kernels/conv-ab.py [--ref REV] [--modes 0,1,2] [--reps 20] [--only 32ch,1x1]
+    /usr/bin/python3 bench/kernels/conv-ab.py [--ref REV] [--modes 0,1,2] [--reps 20] [--only 32ch,1x1] [--isa avx2]
 
 Builds bench/kernels/conv-lib.cpp with kernels/cpu/lib.cpp of this checkout (and, with --ref, of git revision REV
 as well: before/after in the same run) and times each conv case of bench/run.ts the same way for every build and
 for torch (torch.conv2d; aten convolution_backward for the input / weight gradient), alternating, so load on a
 shared machine hits every entry alike. Same thread count (2 unless OMP_NUM_THREADS), OMP_WAIT_POLICY=passive as
-run.ts sets it. Each output is checked against torch's (max |diff| / max |ref| < 1e-4) before timing.
-Prints one JSON line per case and mode: best ms per entry and torch / entry ratios (> 1: faster than torch)."""
+run.ts sets it. `--isa avx2` caps both sides at AVX2 as `bench/run.ts --isa avx2` does (KILN_CPU_ISA=avx2 and the
+builds with -mno-avx512f; torch with ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2, OPENBLAS_CORETYPE=Haswell).
+Each output is checked against torch's (max |diff| / max |ref| < 1e-4) before timing. Prints one JSON line per
+case and mode: best ms per entry and torch / entry ratios (> 1: faster than torch)."""
 import argparse, ctypes, json, os, subprocess, sys, tempfile, time
 
+ap = argparse.ArgumentParser()
+ap.add_argument('--ref'); ap.add_argument('--modes', default='0'); ap.add_argument('--reps', type=int, default=20)
+ap.add_argument('--only'); ap.add_argument('--isa', choices=['native', 'avx2'], default='native')
+args = ap.parse_args()
 os.environ.setdefault('OMP_WAIT_POLICY', 'passive')
+if args.isa == 'avx2':  # before torch loads (oneDNN and OpenBLAS read these once)
+  os.environ.update(KILN_CPU_ISA='avx2', ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2', OPENBLAS_CORETYPE='Haswell')
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ap = argparse.ArgumentParser()
-ap.add_argument('--ref'); ap.add_argument('--modes', default='0'); ap.add_argument('--reps', type=int, default=20)
-ap.add_argument('--only')
-args = ap.parse_args()
 threads = int(os.environ.get('OMP_NUM_THREADS', '2'))
 torch.set_num_threads(threads)
 tmp = tempfile.mkdtemp(prefix='kiln-conv-ab-')
@@ -28,7 +32,8 @@ def build(name: str, kdir: str) -> ctypes.CDLL:
   row = '1' if 'kiln_epi4r' in open(os.path.join(kdir, 'kiln_lib.h')).read() else '0'
   so = os.path.join(tmp, f'conv-{name}.so')
   subprocess.run(['g++', '-O3', '-march=native', '-fopenmp', '-std=c++17', '-shared', '-fPIC', '-fno-gnu-unique', f'-DROW={row}', '-I', kdir,
-                  os.path.join(ROOT, 'bench/kernels/conv-lib.cpp'), os.path.join(kdir, 'lib.cpp'), '-o', so], check=True)
+                  os.path.join(ROOT, 'bench/kernels/conv-lib.cpp'), os.path.join(kdir, 'lib.cpp'), '-o', so]
+                 + (['-mno-avx512f'] if args.isa == 'avx2' else []), check=True)
   lib = ctypes.CDLL(so)
   lib.kb_conv.restype = ctypes.c_double
   lib.kb_conv.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 3

@@ -1,5 +1,5 @@
 // kiln::gemm_f32 — blocked, packed f32 GEMM with a fused epilogue and a micro-kernel chosen at run time:
-// AVX-512 8x48, AVX2/FMA 6x16 or portable 4x16 (gemm_ukr.h; which one: cpu_isa.h, KILN_CPU_ISA).
+// AVX-512 8x48, AVX2/FMA 4x24 or portable 4x16 (gemm_ukr.h; which one: cpu_isa.h, KILN_CPU_ISA).
 //
 //   C(b,i,j) = sum_k A(b,i,k) * B(b,k,j)     then   epi(b, i, j, C(b,i,j))  exactly once per element
 //
@@ -64,13 +64,13 @@ struct Avx512Bf16 {  // bf16 operands: B panel 512x48 bf16 (48 KiB) in L1; A blo
   static constexpr double L2Share = 0.1875;
   static void ukr(int64_t kc, const uint16_t* a, const uint16_t* b, float* t) { ukr_avx512bf16_8x48(kc, a, b, t); }
 };
-struct Avx2 {  // B panel 256x16 (16 KiB) + A panel 6x256 (6 KiB) in L1; A block 96x256 (96 KiB) in L2
+struct Avx2 {  // B panel 1024x24 (96 KiB) and A block 24x1024 (96 KiB) in L2, deep K as avx512 (kernels/README.md)
   using Elem = float;
   static constexpr int KP = 1;
-  static constexpr int MR = 6, NR = 16;
-  static constexpr int64_t KC = 256, MC = 96, NC = 2048;
+  static constexpr int MR = 4, NR = 24;
+  static constexpr int64_t KC = 1024, MC = 24, NC = 2040;
   static constexpr double L2Share = 0.09375;
-  static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx2_6x16(kc, a, b, t); }
+  static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx2_4x24(kc, a, b, t); }
 };
 struct Generic {
   using Elem = float;

@@ -39,16 +39,18 @@ const shapes: [string, Conv][] = [
   ['ragged: C 63, O 1, 5x9 stride 2 no pad', [1, 63, 5, 9, 1, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1]],
   ['stride (1,3), dilation (2,1), groups 3', [1, 6, 9, 13, 9, 3, 2, 1, 3, 2, 1, 0, 2, 2, 1, 3]],
   ['padding wider than the kernel extent', [1, 3, 4, 5, 4, 2, 2, 1, 1, 3, 2, 2, 3, 1, 1, 1]],
-  // Rows of the shift layout that straddle micro-tile columns (NR 16 / 48) and K past KC (256 on avx2 / generic) with a row epilogue:
+  // Rows of the shift layout that straddle micro-tile columns (NR 16 / 24 / 48) and K past the conv's KC (512 on avx2, 256 generic) with a row epilogue:
   // 65 channels x 9 taps = 585, a 17x63 image (Wq 65), stride 2 on 63 and 65 wide, 1x1 with 65 -> 63 channels.
   ['ragged: C 65, O 17, 17x63, pad 1 (K 585 > KC)', [1, 65, 17, 63, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ['ragged: C 33, O 63, 13x65 stride 2 pad 1', [2, 33, 13, 65, 63, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
   ['ragged: 1x1 C 65, O 63, 7x17', [1, 65, 7, 17, 63, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
-  // More GEMM rows than one MC block of every path (avx512 48, avx2 96, generic 64) with K past KC: the column
-  // split with the prepacked weights read in place (gemm.h has_direct_a); 3x3, stride 2 on odd sizes, 1x1.
+  // More GEMM rows than one MC block of every path (avx512 48, avx2 24, generic 64) with K past KC: the column
+  // split with the prepacked weights read in place (gemm.h has_direct_a); 3x3, stride 2 on odd sizes, 1x1; K 585
+  // past avx2's conv KC (512) too.
   ['ragged: C 33, O 200, 9x17 pad 1 (M > MC, K 297 > KC)', [1, 33, 9, 17, 200, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ['ragged: C 40, O 199, 13x17 stride 2 pad 1 (M > MC)', [1, 40, 13, 17, 199, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
   ['ragged: 1x1 C 300, O 257, 5x11 (M > MC, K > KC)', [1, 300, 5, 11, 257, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
+  ['ragged: C 65, O 199, 7x9 pad 1 (M > MC, K 585 > KC)', [1, 65, 7, 9, 199, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   // K 1170: past the deepest KC (avx512's 1024; the conv's column split uses L1-sized K blocks, so 5 x 234 here).
   ['ragged: C 130, O 17, 5x9 pad 1 (K 1170 > every KC)', [1, 130, 5, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   // K 279: less than an eighth past KC 256, one K block of 279 (gemm.h: K blocks of equal depth).

@@ -19,7 +19,7 @@ function reference(c: Case, seed: number): { ref: Float64Array; mag: Float64Arra
 interface Variant { dtype: 0 | 1 | 2; pad: number; rows: 0 | 1 }
 const DTYPES = ['f32', 'bf16', 'f16'];
 
-// Tiles: avx512 8x48, avx2 6x16, generic 4x16; blocking KC 1024/256/256, MC 48/96/64, NC 1536/2048/1024 (gemm.h gemm_cfg).
+// Tiles: avx512 8x48, avx2 4x24, generic 4x16; blocking KC 1024/1024/256, MC 48/24/64, NC 1536/2040/1024 (gemm.h gemm_cfg).
 const cases: [string, Case][] = [
   ['tiny 1x1x1', { batch: 1, M: 1, N: 1, K: 1, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
   ['K = 1', { batch: 1, M: 13, N: 35, K: 1, tA: 0, tB: 0, bcA: 0, bcB: 0 }],
@@ -82,8 +82,8 @@ describe('CPU ISA detection', () => {
     expect(l1d).toBeGreaterThanOrEqual(16 << 10);
     expect(l2).toBeGreaterThanOrEqual(l1d);
     expect(l3).toBeGreaterThan(0);
-    const tile: Record<string, [number, number]> = { generic: [4, 16], avx2: [6, 16], avx512: [8, 48], avx512_bf16: [8, 48] };
-    const tuned: Record<string, number[]> = { generic: [256, 64, 1024], avx2: [256, 96, 2048], avx512: [1024, 48, 1536], avx512_bf16: [512, 192, 1536] };
+    const tile: Record<string, [number, number]> = { generic: [4, 16], avx2: [4, 24], avx512: [8, 48], avx512_bf16: [8, 48] };
+    const tuned: Record<string, number[]> = { generic: [256, 64, 1024], avx2: [1024, 24, 2040], avx512: [1024, 48, 1536], avx512_bf16: [512, 192, 1536] };
     for (const isa of ORDER) {
       const [kc, mc, nc] = (/^blocking (\w+) (\d+) (\d+) (\d+)$/gm.exec(out.split('\n').filter((l) => l.startsWith(`blocking ${isa} `))[0] ?? '') ?? []).slice(2).map(Number);
       const [mr, nr] = tile[isa];
