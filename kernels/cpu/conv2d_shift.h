@@ -188,12 +188,15 @@ inline void phase_split(const float* src, int64_t planes, int64_t rows, int64_t 
   }
 }
 
-// B(b, k, j) = src[(b/G)*per_n + (b%G)*per_g + koff[k] + j]: one memcpy of NR floats per k and panel.
+// B(b, k, j) = src[(b/G)*per_n + (b%G)*per_g + koff[k] + j]: one memcpy of NR floats per k and panel; on the avx512
+// path the GEMM reads full panels in place through rows / row_offsets (gemm.h has_direct_b) and packs only the last.
 struct ShiftPackB {
   const float* src; const int64_t* koff; int64_t per_n, per_g, G;
+  const float* rows(int64_t b, int64_t j0) const { return src + (b / G) * per_n + (b % G) * per_g + j0; }
+  const int64_t* row_offsets(int64_t k0) const { return koff + k0; }
   template <int NR>
   void operator()(Dim<NR>, int64_t b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) const {
-    const float* base = src + (b / G) * per_n + (b % G) * per_g + j0;
+    const float* base = rows(b, j0);
     for (int64_t p = 0; p * NR < nc; ++p) {
       float* d = dst + p * kc * NR;
       const float* bp = base + p * NR;

@@ -54,7 +54,14 @@ struct Avx512 {  // B panel 1024x48 (192 KiB) and A block 48x1024 (192 KiB) in a
   static constexpr int MR = 8, NR = 48;
   static constexpr int64_t KC = 1024, MC = 48, NC = 1536;
   static constexpr double L2Share = 0.1875;
-  static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx512_8x48(kc, a, b, t); }
+  // d = c + a.b, rows ldc / ldd apart (c == nullptr: d = a.b); ukr_rows reads B in place, row k at b + koff[k].
+  static void ukr_c(int64_t kc, const float* a, const float* b, const float* c, int64_t ldc, float* d, int64_t ldd) {
+    ukr_avx512_8x48(kc, a, b, c, ldc, d, ldd);
+  }
+  static void ukr_rows(int64_t kc, const float* a, const float* b, const int64_t* koff, const float* c, int64_t ldc,
+                       float* d, int64_t ldd) {
+    ukr_avx512_8x48_rows(kc, a, b, koff, c, ldc, d, ldd);
+  }
 };
 struct Avx512Bf16 {  // bf16 operands: B panel 512x48 bf16 (48 KiB) in L1; A block 192x512 bf16 (192 KiB) in L2
   using Elem = uint16_t;
@@ -62,7 +69,9 @@ struct Avx512Bf16 {  // bf16 operands: B panel 512x48 bf16 (48 KiB) in L1; A blo
   static constexpr int MR = 8, NR = 48;
   static constexpr int64_t KC = 512, MC = 192, NC = 1536;
   static constexpr double L2Share = 0.1875;
-  static void ukr(int64_t kc, const uint16_t* a, const uint16_t* b, float* t) { ukr_avx512bf16_8x48(kc, a, b, t); }
+  static void ukr_c(int64_t kc, const uint16_t* a, const uint16_t* b, const float* c, int64_t ldc, float* d, int64_t ldd) {
+    ukr_avx512bf16_8x48(kc, a, b, c, ldc, d, ldd);
+  }
 };
 struct Avx2 {  // B panel 1024x24 (96 KiB) and A block 24x1024 (96 KiB) in L2, deep K as avx512 (kernels/README.md)
   using Elem = float;
@@ -215,15 +224,50 @@ static inline void epi_run(Epi& epi, int64_t b, int64_t i, int64_t j0, int n, co
   }
 }
 
+// Paths whose micro-kernel adds a C tile itself: U::ukr_c(kc, Ap, Bp, C, ldc, D, ldd), D = C + Ap.Bp (gemm_ukr.h);
+// and that can read B in place: U::ukr_rows(kc, Ap, B, koff, C, ldc, D, ldd), row k of the B panel at B + koff[k].
+template <class U, class = void>
+struct has_ukr_c : std::false_type {};
+template <class U>
+struct has_ukr_c<U, std::void_t<decltype(&U::ukr_c)>> : std::true_type {};
+template <class U, class = void>
+struct has_ukr_rows : std::false_type {};
+template <class U>
+struct has_ukr_rows<U, std::void_t<decltype(&U::ukr_rows)>> : std::true_type {};
+
 // acc(MR x NR) = Ap(kc x MR) . Bp(kc x NR) by the path's micro-kernel; then, per mode: Only -> epi;
-// First -> C = acc; Middle -> C += acc; Last -> epi(C + acc). mr/nr clip the tile at the matrix edge.
+// First -> C = acc; Middle -> C += acc; Last -> epi(C + acc). mr/nr clip the tile at the matrix edge. Bk != nullptr
+// (paths with ukr_rows, full-width tiles): Bp is B read in place, row k at Bp + Bk[k] (gemm_packed_path direct_b).
 template <class U, class Epi>
-static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ Ap, const typename U::Elem* __restrict__ Bp,
-                              float* __restrict__ C, int64_t ldc, int mr, int nr, KStep mode, int64_t b, int64_t i0,
-                              int64_t j0, Epi& epi) {
+static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ Ap, const typename U::Elem* Bp,
+                              const int64_t* Bk, float* __restrict__ C, int64_t ldc, int mr, int nr, KStep mode,
+                              int64_t b, int64_t i0, int64_t j0, Epi& epi) {
   constexpr int MR = U::MR, NR = U::NR;
   alignas(64) float t[MR * NR];
-  U::ukr(kc, Ap, Bp, t);
+  // The C-buffer tile (K > KC) was last touched a whole K block ago and sits in L2: fetch its lines now, so they
+  // arrive while the micro-kernel runs instead of stalling the update after it (a profile of the 320 ch 64²
+  // forward, 12 K blocks over 245 KiB C chunks, had ~5-12% of its time on the C += t loads).
+  if (mode != KStep::Only)
+    for (int r = 0; r < mr; ++r)
+      for (int c = 0; c < nr; c += 64 / int(sizeof(float))) __builtin_prefetch(C + r * ldc + c, 1, 3);
+  if constexpr (has_ukr_c<U>::value) {
+    // A kernel that adds to C itself (AVX-512): a full tile's K blocks go straight between its registers and C.
+    auto kernel = [&](const float* c, int64_t lc, float* d, int64_t ld) {
+      if constexpr (has_ukr_rows<U>::value)
+        if (Bk) return U::ukr_rows(kc, Ap, Bp, Bk, c, lc, d, ld);
+      U::ukr_c(kc, Ap, Bp, c, lc, d, ld);
+    };
+    if (mr == MR && nr == NR && mode != KStep::Only) {
+      if (mode == KStep::First) return kernel(nullptr, 0, C, ldc);
+      if (mode == KStep::Middle) return kernel(C, ldc, C, ldc);
+      kernel(C, ldc, t, NR);
+      for (int r = 0; r < MR; ++r) epi_run(epi, b, i0 + r, j0, NR, t + r * NR);
+      return;
+    }
+    kernel(nullptr, 0, t, NR);
+  } else {
+    U::ukr(kc, Ap, Bp, t);
+  }
   if (mr == MR && nr == NR) {
     // Full tile: compile-time bounds, so these loops vectorize (with an inlined epilogue that stores, too).
     switch (mode) {
@@ -300,6 +344,16 @@ template <class P, int MR>
 struct has_direct_a<P, MR, std::void_t<decltype(std::declval<const P&>().panels(Dim<MR>{}, int64_t(), int64_t(), int64_t()))>>
     : std::true_type {};
 
+// Likewise a B packer over a matrix whose rows are contiguous runs (conv2d_shift.h ShiftPackB) says so with
+// `rows(b, j0)` and `row_offsets(k0)`: B(b, k0 + k, j0 + c) = rows(b, j0)[row_offsets(k0)[k] + c]. On a path whose
+// micro-kernel reads such rows (has_ukr_rows: avx512) the driver packs no full-width B panel, only a last partial
+// one (measured: packing was ~15% of the 32 ch 64² 3x3 forward, ~4% at 320 ch).
+template <class P, class = void>
+struct has_direct_b : std::false_type {};
+template <class P>
+struct has_direct_b<P, std::void_t<decltype(std::declval<const P&>().rows(int64_t(), int64_t())),
+                                   decltype(std::declval<const P&>().row_offsets(int64_t()))>> : std::true_type {};
+
 // One path, U = gemm_cfg::Avx512 / Avx2 / Generic; needs batch, M, N, K > 0 (gemm_packed_f32 checks and dispatches).
 template <class U, class PackA, class PackB, class Epi>
 void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& packA, PackB& packB, Epi& epi,
@@ -307,6 +361,7 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   constexpr int MR = U::MR, NR = U::NR;
   using E = typename U::Elem;
   constexpr bool direct_a = has_direct_a<PackA, MR>::value && std::is_same<E, float>::value;
+  constexpr bool direct_b = has_direct_b<PackB>::value && has_ukr_rows<U>::value && std::is_same<E, float>::value;
   const GemmBlocking& blk = gemm_blocking<U>();
   // K blocks of equal depth (a multiple of 8, at most the blocking's KC): K = 288 runs 2 x 144, not 256 + a 32-deep
   // pass that costs a whole pass over the C buffer for an eighth of the work; a K at most 1/8 past KC runs in one.
@@ -392,8 +447,10 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
           const KStep mode = first && last ? KStep::Only : first ? KStep::First : last ? KStep::Last : KStep::Middle;
           E* Bp = Bbase + (team ? size_t(step & 1) * bstride : 0);
           auto pack_b = [&](int64_t g) {
-            const int64_t p0 = g * bgrp, p1 = std::min(npan, p0 + bgrp);
-            packB(Dim<NR>{}, b, pc, kc, jc + p0 * NR, std::min(nc, p1 * NR) - p0 * NR, Bp + p0 * kp * NR);
+            int64_t p0 = g * bgrp;
+            const int64_t p1 = std::min(npan, p0 + bgrp);
+            if constexpr (direct_b) p0 = std::max(p0, nc / NR);  // full panels are read in place
+            if (p0 < p1) packB(Dim<NR>{}, b, pc, kc, jc + p0 * NR, std::min(nc, p1 * NR) - p0 * NR, Bp + p0 * kp * NR);
           };
           auto task = [&](int64_t t) {
             const int64_t rb = t / ncb, cb = t % ncb;
@@ -412,11 +469,18 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
             for (int64_t q = q0; q < q1; ++q) {
               const int nr = int(std::min<int64_t>(NR, nc - q * NR));
               const E* bp = Bp + q * kp * NR;
+              const int64_t* bk = nullptr;
+              if constexpr (direct_b) {
+                if (nr == NR) {
+                  bp = packB.rows(b, jc + q * NR);
+                  bk = packB.row_offsets(pc);
+                }
+              }
               for (int64_t p = 0; p < pr_end - pr; ++p) {
                 const int mr = int(std::min<int64_t>(MR, mc - p * MR));
                 const int64_t row = (pr + p) * MR;  // row inside the C chunk
                 float* c = need_c ? Cb + row * nc_max + q * NR : nullptr;
-                gemm_micro<U>(kc, Ablk + p * astep, bp, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR, epi);
+                gemm_micro<U>(kc, Ablk + p * astep, bp, bk, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR, epi);
               }
             }
           };

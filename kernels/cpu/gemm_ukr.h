@@ -1,7 +1,8 @@
 // kiln GEMM micro-kernels, one per ISA path (see cpu_isa.h). Each computes one full tile
 //   t[r * NR + c] = sum_k Ap[k * MR + r] * Bp[k * NR + c]     (r < MR, c < NR; t 64-byte aligned)
 // (the bf16 kernel on k-pair-interleaved panels: Ap[(k/2)*2MR + 2r + k%2], Bp[(k/2)*2NR + 2c + k%2])
-// from packed panels; the driver (gemm.h) applies the K-step mode and the epilogue. Each kernel carries its own
+// from packed panels (the AVX-512 ones: D = C + that, to strided rows, and one reads B in place); the driver
+// (gemm.h) applies the K-step mode and the epilogue. Each kernel carries its own
 // target attribute, so this header compiles to the same code under any -march: the library holds all three
 // and cpu_isa() picks one at run time. The inner loops are inline asm: GCC spills accumulators when they are
 // written with intrinsics (12 of 16 ymm, 24 of 32 zmm are accumulators).
@@ -72,75 +73,112 @@ __attribute__((target("avx2,fma"))) inline void ukr_avx2_4x24(int64_t kc, const 
 #undef KA_ROW
 #undef KA_STEP
 
-// AVX-512 helpers: zero four / eight zmm registers, store one to the tile.
+// AVX-512 helpers: zero four / eight zmm registers.
 #define KZ_ZERO4(r0, r1, r2, r3)                                                                              \
   "vpxord %%zmm" r0 ", %%zmm" r0 ", %%zmm" r0 "\n\t" "vpxord %%zmm" r1 ", %%zmm" r1 ", %%zmm" r1 "\n\t"       \
   "vpxord %%zmm" r2 ", %%zmm" r2 ", %%zmm" r2 "\n\t" "vpxord %%zmm" r3 ", %%zmm" r3 ", %%zmm" r3 "\n\t"
 #define KZ_ZERO8(r0, r1, r2, r3, r4, r5, r6, r7) KZ_ZERO4(r0, r1, r2, r3) KZ_ZERO4(r4, r5, r6, r7)
-#define KZ_STORE(r, o) "vmovaps %%zmm" r ", " o "(%[t])\n\t"
 
 // AVX-512 F, 8x48: zmm0..23 = 8x48 accumulators (row r in zmm3r..3r+2), zmm24..26 = B row, zmm27/28 = A
 // broadcasts (alternating, so a broadcast never waits for the FMAs of the previous row). 24 FMAs per 3 B loads
 // + 8 broadcasts (0.46 loads per FMA: two FMA pipes stay fed with two loads per cycle). 8x48 rather than 14x32
 // (28 accumulators): the channel counts the models use (32, 64, 320, ...) fill 8-row tiles exactly, and on a
 // Zen 5 core 8x48 measured equal at 1024^3 and 1.2-1.3x faster at M = 64 (bench/kernels/gemm-isa.cpp).
+// B from a packed panel: the row at B offsets o0..o2 (bytes).
 #define KY_LOADB(o0, o1, o2) \
   "vmovaps " o0 "(%[b]), %%zmm24\n\t" "vmovaps " o1 "(%[b]), %%zmm25\n\t" "vmovaps " o2 "(%[b]), %%zmm26\n\t"
+// B rows read in place (ukr_avx512_8x48_rows): row k starts %[bk][k] floats past %[b], at any alignment; ko is the
+// byte offset of that row's entry in %[bk].
+#define KY_LOADB_ROW(ko)                                                                                      \
+  "mov " ko "(%[bk]), %[r]\n\t" "vmovups 0(%[b],%[r],4), %%zmm24\n\t" "vmovups 64(%[b],%[r],4), %%zmm25\n\t"    \
+  "vmovups 128(%[b],%[r],4), %%zmm26\n\t"
 #define KY_ROW(BC, OP, ao, br, c0, c1, c2)                                                                    \
   BC " " ao "(%[a]), %%zmm" br "\n\t" OP " %%zmm24, %%zmm" br ", %%zmm" c0 "\n\t"                            \
   OP " %%zmm25, %%zmm" br ", %%zmm" c1 "\n\t" OP " %%zmm26, %%zmm" br ", %%zmm" c2 "\n\t"
-// One step of the 8x48 tile: 3 B vectors at B offsets o0..o2, 8 A broadcasts from A offset a0 on (4 bytes apart).
-#define KY_STEP(BC, OP, o0, o1, o2, a0, a1, a2, a3, a4, a5, a6, a7)                                           \
-  KY_LOADB(o0, o1, o2)                                                                                        \
+// One step of the 8x48 tile: the 3 B vectors LOADB loads, 8 A broadcasts from A offset a0 on (4 bytes apart).
+#define KY_STEP(BC, OP, LOADB, a0, a1, a2, a3, a4, a5, a6, a7)                                                \
+  LOADB                                                                                                       \
   KY_ROW(BC, OP, a0, "27", "0", "1", "2") KY_ROW(BC, OP, a1, "28", "3", "4", "5")                            \
   KY_ROW(BC, OP, a2, "27", "6", "7", "8") KY_ROW(BC, OP, a3, "28", "9", "10", "11")                          \
   KY_ROW(BC, OP, a4, "27", "12", "13", "14") KY_ROW(BC, OP, a5, "28", "15", "16", "17")                      \
   KY_ROW(BC, OP, a6, "27", "18", "19", "20") KY_ROW(BC, OP, a7, "28", "21", "22", "23")
-// The whole 8x48 kernel for one broadcast / multiply-add pair: a step reads 32 bytes of A and 192 of B, unrolled
-// by 4 (k4 = steps / 4, k1 = steps % 4).
-#define KY_KERNEL(BC, OP)                                                                                     \
+// The end of the kernel, one tile row (3 zmm) at a time: add row r of C (%[c], rows %[ldc] bytes apart), store the
+// row to D (%[d], rows %[ldd] bytes apart).
+#define KY_ADDC(r0, r1, r2)                                                                                   \
+  "vaddps 0(%[c]), %%zmm" r0 ", %%zmm" r0 "\n\t" "vaddps 64(%[c]), %%zmm" r1 ", %%zmm" r1 "\n\t"              \
+  "vaddps 128(%[c]), %%zmm" r2 ", %%zmm" r2 "\n\t" "add %[ldc], %[c]\n\t"
+#define KY_STORED(r0, r1, r2)                                                                                 \
+  "vmovups %%zmm" r0 ", 0(%[d])\n\t" "vmovups %%zmm" r1 ", 64(%[d])\n\t" "vmovups %%zmm" r2 ", 128(%[d])\n\t" \
+  "add %[ldd], %[d]\n\t"
+// The whole 8x48 kernel for one broadcast / multiply-add pair and one way to read B (L0..L3: the B loads of the 4
+// steps of an unrolled iteration; B4 / B1: how B advances after 4 steps / 1 step): a step reads 32 bytes of A and
+// 192 of B, unrolled by 4 (k4 = steps / 4, k1 = steps % 4); then D = C + tile (C == nullptr: D = tile).
+#define KY_KERNEL(BC, OP, L0, L1, L2, L3, B4, B1)                                                             \
   KZ_ZERO8("0", "1", "2", "3", "4", "5", "6", "7") KZ_ZERO8("8", "9", "10", "11", "12", "13", "14", "15")     \
   KZ_ZERO8("16", "17", "18", "19", "20", "21", "22", "23")                                                    \
   "test %[k4], %[k4]\n\t"                                                                                     \
   "jz 2f\n\t"                                                                                                 \
   "1:\n\t"                                                                                                    \
   "prefetcht0 256(%[a])\n\t"                                                                                  \
-  KY_STEP(BC, OP, "0", "64", "128", "0", "4", "8", "12", "16", "20", "24", "28")                              \
-  KY_STEP(BC, OP, "192", "256", "320", "32", "36", "40", "44", "48", "52", "56", "60")                        \
-  KY_STEP(BC, OP, "384", "448", "512", "64", "68", "72", "76", "80", "84", "88", "92")                        \
-  KY_STEP(BC, OP, "576", "640", "704", "96", "100", "104", "108", "112", "116", "120", "124")                 \
+  KY_STEP(BC, OP, L0, "0", "4", "8", "12", "16", "20", "24", "28")                                            \
+  KY_STEP(BC, OP, L1, "32", "36", "40", "44", "48", "52", "56", "60")                                         \
+  KY_STEP(BC, OP, L2, "64", "68", "72", "76", "80", "84", "88", "92")                                         \
+  KY_STEP(BC, OP, L3, "96", "100", "104", "108", "112", "116", "120", "124")                                  \
   "add $128, %[a]\n\t"                                                                                        \
-  "add $768, %[b]\n\t"                                                                                        \
+  B4                                                                                                          \
   "dec %[k4]\n\t"                                                                                             \
   "jnz 1b\n\t"                                                                                                \
   "2:\n\t"                                                                                                    \
   "test %[k1], %[k1]\n\t"                                                                                     \
   "jz 4f\n\t"                                                                                                 \
   "3:\n\t"                                                                                                    \
-  KY_STEP(BC, OP, "0", "64", "128", "0", "4", "8", "12", "16", "20", "24", "28")                              \
+  KY_STEP(BC, OP, L0, "0", "4", "8", "12", "16", "20", "24", "28")                                            \
   "add $32, %[a]\n\t"                                                                                         \
-  "add $192, %[b]\n\t"                                                                                        \
+  B1                                                                                                          \
   "dec %[k1]\n\t"                                                                                             \
   "jnz 3b\n\t"                                                                                                \
   "4:\n\t"                                                                                                    \
-  KZ_STORE("0", "0") KZ_STORE("1", "64") KZ_STORE("2", "128") KZ_STORE("3", "192")                            \
-  KZ_STORE("4", "256") KZ_STORE("5", "320") KZ_STORE("6", "384") KZ_STORE("7", "448")                         \
-  KZ_STORE("8", "512") KZ_STORE("9", "576") KZ_STORE("10", "640") KZ_STORE("11", "704")                       \
-  KZ_STORE("12", "768") KZ_STORE("13", "832") KZ_STORE("14", "896") KZ_STORE("15", "960")                     \
-  KZ_STORE("16", "1024") KZ_STORE("17", "1088") KZ_STORE("18", "1152") KZ_STORE("19", "1216")                 \
-  KZ_STORE("20", "1280") KZ_STORE("21", "1344") KZ_STORE("22", "1408") KZ_STORE("23", "1472")                 \
+  "test %[c], %[c]\n\t"                                                                                       \
+  "jz 5f\n\t"                                                                                                 \
+  KY_ADDC("0", "1", "2") KY_ADDC("3", "4", "5") KY_ADDC("6", "7", "8") KY_ADDC("9", "10", "11")               \
+  KY_ADDC("12", "13", "14") KY_ADDC("15", "16", "17") KY_ADDC("18", "19", "20") KY_ADDC("21", "22", "23")     \
+  "5:\n\t"                                                                                                    \
+  KY_STORED("0", "1", "2") KY_STORED("3", "4", "5") KY_STORED("6", "7", "8") KY_STORED("9", "10", "11")       \
+  KY_STORED("12", "13", "14") KY_STORED("15", "16", "17") KY_STORED("18", "19", "20")                         \
+  KY_STORED("21", "22", "23")                                                                                 \
   "vzeroupper\n\t"
+// Packed B panels (4 steps are 768 bytes), for KY_KERNEL_PACKED (which expands it into KY_KERNEL's arguments).
+#define KY_KERNEL_PACKED(...) KY_KERNEL(__VA_ARGS__)
+#define KY_PACKED_B                                                                                           \
+  KY_LOADB("0", "64", "128"), KY_LOADB("192", "256", "320"), KY_LOADB("384", "448", "512"),                   \
+      KY_LOADB("576", "640", "704"), "add $768, %[b]\n\t", "add $192, %[b]\n\t"
 #define KY_CLOBBERS                                                                                           \
   "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",   \
       "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",      \
       "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "memory", "cc"
 
+// The AVX-512 kernels write D = C + Ap.Bp (C == nullptr: D = Ap.Bp), rows ldc / ldd floats apart, so the driver's
+// K blocks add their partial sums to its C buffer from registers (gemm.h gemm_micro); C and D may be one tile.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline void ukr_avx512_8x48(
-    int64_t kc, const float* __restrict__ Ap, const float* __restrict__ Bp, float* __restrict__ t) {
-  int64_t k4 = kc >> 2, k1 = kc & 3;
-  __asm__ volatile(KY_KERNEL("vbroadcastss", "vfmadd231ps")
-                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1)
-                   : [t] "r"(t)
+    int64_t kc, const float* Ap, const float* Bp, const float* C, int64_t ldc, float* D, int64_t ldd) {
+  int64_t k4 = kc >> 2, k1 = kc & 3, ldcb = ldc * 4, lddb = ldd * 4;
+  __asm__ volatile(KY_KERNEL_PACKED("vbroadcastss", "vfmadd231ps", KY_PACKED_B)
+                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D)
+                   : [ldc] "r"(ldcb), [ldd] "r"(lddb)
+                   : KY_CLOBBERS);
+}
+
+// The same with B read in place, not packed: row k of the 48-column panel is the 48 floats at B + koff[k] (any
+// alignment; conv2d_shift.h's input layout, where every row of the implicit im2col matrix is a contiguous run).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline void ukr_avx512_8x48_rows(
+    int64_t kc, const float* Ap, const float* B, const int64_t* koff, const float* C, int64_t ldc, float* D,
+    int64_t ldd) {
+  int64_t k4 = kc >> 2, k1 = kc & 3, ldcb = ldc * 4, lddb = ldd * 4, r;
+  __asm__ volatile(KY_KERNEL("vbroadcastss", "vfmadd231ps", KY_LOADB_ROW("0"), KY_LOADB_ROW("8"), KY_LOADB_ROW("16"),
+                             KY_LOADB_ROW("24"), "add $32, %[bk]\n\t", "add $8, %[bk]\n\t")
+                   : [a] "+r"(Ap), [bk] "+r"(koff), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D),
+                     [r] "=&r"(r)
+                   : [b] "r"(B), [ldc] "r"(ldcb), [ldd] "r"(lddb)
                    : KY_CLOBBERS);
 }
 
@@ -149,28 +187,38 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline void ukr_av
 // vdpbf16ps adds both products to the f32 accumulators (bf16 x bf16 is exact in f32). Twice the k per
 // instruction of the f32 kernel, at the same bytes per step. kc: k rounded up to even (the packers zero-pad).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16"))) inline void ukr_avx512bf16_8x48(
-    int64_t kc, const uint16_t* __restrict__ Ap, const uint16_t* __restrict__ Bp, float* __restrict__ t) {
+    int64_t kc, const uint16_t* Ap, const uint16_t* Bp, const float* C, int64_t ldc, float* D, int64_t ldd) {
   const int64_t pairs = (kc + 1) >> 1;
-  int64_t k4 = pairs >> 2, k1 = pairs & 3;
-  __asm__ volatile(KY_KERNEL("vpbroadcastd", "vdpbf16ps")
-                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1)
-                   : [t] "r"(t)
+  int64_t k4 = pairs >> 2, k1 = pairs & 3, ldcb = ldc * 4, lddb = ldd * 4;
+  __asm__ volatile(KY_KERNEL_PACKED("vpbroadcastd", "vdpbf16ps", KY_PACKED_B)
+                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D)
+                   : [ldc] "r"(ldcb), [ldd] "r"(lddb)
                    : KY_CLOBBERS);
 }
 #undef KY_LOADB
+#undef KY_LOADB_ROW
 #undef KY_ROW
 #undef KY_STEP
+#undef KY_ADDC
+#undef KY_STORED
 #undef KY_KERNEL
+#undef KY_PACKED_B
+#undef KY_KERNEL_PACKED
 #undef KY_CLOBBERS
 #undef KZ_ZERO4
 #undef KZ_ZERO8
-#undef KZ_STORE
 
 #else
 // Not x86: cpu_isa() never picks these paths (detection reports generic); they exist so the dispatch compiles.
 inline void ukr_avx2_4x24(int64_t, const float*, const float*, float*) { std::abort(); }
-inline void ukr_avx512_8x48(int64_t, const float*, const float*, float*) { std::abort(); }
-inline void ukr_avx512bf16_8x48(int64_t, const uint16_t*, const uint16_t*, float*) { std::abort(); }
+inline void ukr_avx512_8x48(int64_t, const float*, const float*, const float*, int64_t, float*, int64_t) { std::abort(); }
+inline void ukr_avx512_8x48_rows(int64_t, const float*, const float*, const int64_t*, const float*, int64_t, float*,
+                                 int64_t) {
+  std::abort();
+}
+inline void ukr_avx512bf16_8x48(int64_t, const uint16_t*, const uint16_t*, const float*, int64_t, float*, int64_t) {
+  std::abort();
+}
 #endif  // x86-64
 
 // Portable C++, 4x16: for CPUs with neither path (and KILN_CPU_ISA=generic). On x86 it is compiled for the
