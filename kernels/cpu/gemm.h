@@ -79,7 +79,13 @@ struct Avx2 {  // B panel 1024x24 (96 KiB) and A block 24x1024 (96 KiB) in L2, d
   static constexpr int MR = 4, NR = 24;
   static constexpr int64_t KC = 1024, MC = 24, NC = 2040;
   static constexpr double L2Share = 0.09375;
-  static void ukr(int64_t kc, const float* a, const float* b, float* t) { ukr_avx2_4x24(kc, a, b, t); }
+  static void ukr_c(int64_t kc, const float* a, const float* b, const float* c, int64_t ldc, float* d, int64_t ldd) {
+    ukr_avx2_4x24(kc, a, b, c, ldc, d, ldd);
+  }
+  static void ukr_rows(int64_t kc, const float* a, const float* b, const int64_t* koff, const float* c, int64_t ldc,
+                       float* d, int64_t ldd) {
+    ukr_avx2_4x24_rows(kc, a, b, koff, c, ldc, d, ldd);
+  }
 };
 struct Generic {
   using Elem = float;
@@ -251,7 +257,7 @@ static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ A
     for (int r = 0; r < mr; ++r)
       for (int c = 0; c < nr; c += 64 / int(sizeof(float))) __builtin_prefetch(C + r * ldc + c, 1, 3);
   if constexpr (has_ukr_c<U>::value) {
-    // A kernel that adds to C itself (AVX-512): a full tile's K blocks go straight between its registers and C.
+    // A kernel that adds to C itself (AVX2, AVX-512): a full tile's K blocks go straight between its registers and C.
     auto kernel = [&](const float* c, int64_t lc, float* d, int64_t ld) {
       if constexpr (has_ukr_rows<U>::value)
         if (Bk) return U::ukr_rows(kc, Ap, Bp, Bk, c, lc, d, ld);
@@ -346,7 +352,7 @@ struct has_direct_a<P, MR, std::void_t<decltype(std::declval<const P&>().panels(
 
 // Likewise a B packer over a matrix whose rows are contiguous runs (conv2d_shift.h ShiftPackB) says so with
 // `rows(b, j0)` and `row_offsets(k0)`: B(b, k0 + k, j0 + c) = rows(b, j0)[row_offsets(k0)[k] + c]. On a path whose
-// micro-kernel reads such rows (has_ukr_rows: avx512) the driver packs no full-width B panel, only a last partial
+// micro-kernel reads such rows (has_ukr_rows: avx2, avx512) the driver packs no full-width B panel, only a last partial
 // one (measured: packing was ~15% of the 32 ch 64² 3x3 forward, ~4% at 320 ch).
 template <class P, class = void>
 struct has_direct_b : std::false_type {};

@@ -1,7 +1,7 @@
 // kiln GEMM micro-kernels, one per ISA path (see cpu_isa.h). Each computes one full tile
 //   t[r * NR + c] = sum_k Ap[k * MR + r] * Bp[k * NR + c]     (r < MR, c < NR; t 64-byte aligned)
 // (the bf16 kernel on k-pair-interleaved panels: Ap[(k/2)*2MR + 2r + k%2], Bp[(k/2)*2NR + 2c + k%2])
-// from packed panels (the AVX-512 ones: D = C + that, to strided rows, and one reads B in place); the driver
+// from packed panels (the AVX2 and AVX-512 ones: D = C + that, to strided rows, and one each reads B in place); the driver
 // (gemm.h) applies the K-step mode and the epilogue. Each kernel carries its own
 // target attribute, so this header compiles to the same code under any -march: the library holds all three
 // and cpu_isa() picks one at run time. The inner loops are inline asm: GCC spills accumulators when they are
@@ -18,60 +18,106 @@ namespace kiln {
 // 12 FMAs per 3 B loads + 4 broadcasts (BLIS Haswell's 6x16 needs 2 + 6). 4 rows rather than 6: the channel counts
 // the models use (32, 64, 320, ...) fill 4-row tiles exactly, where 6 rows pad 32 channels to 36; measured in the
 // same process on the Zen 5 machine capped at AVX2 (kernels/README.md): conv 32 ch 64^2 forward 10% faster, 320 ch
-// 64^2 and its stride-2 downsample 7%, the matmul equal. Two lines of the B panel are prefetched two iterations
-// (8 k) ahead.
+// 64^2 and its stride-2 downsample 7%, the matmul equal. Like the AVX-512 kernels below, D = C + tile from
+// registers, and one variant reads conv's B rows in place.
+// B from a packed panel: the row at B offsets o0..o2 (bytes).
 #define KA_LOADB(o0, o1, o2) \
   "vmovaps " o0 "(%[b]), %%ymm12\n\t" "vmovaps " o1 "(%[b]), %%ymm13\n\t" "vmovaps " o2 "(%[b]), %%ymm14\n\t"
+// B rows read in place (ukr_avx2_4x24_rows): row k starts %[bk][k] floats past %[b], at any alignment; ko is the
+// byte offset of that row's entry in %[bk].
+#define KA_LOADB_ROW(ko)                                                                                      \
+  "mov " ko "(%[bk]), %[r]\n\t" "vmovups 0(%[b],%[r],4), %%ymm12\n\t" "vmovups 32(%[b],%[r],4), %%ymm13\n\t"    \
+  "vmovups 64(%[b],%[r],4), %%ymm14\n\t"
 #define KA_ROW(ao, c0, c1, c2)                                                                                 \
   "vbroadcastss " ao "(%[a]), %%ymm15\n\t" "vfmadd231ps %%ymm12, %%ymm15, %%ymm" c0 "\n\t"                   \
   "vfmadd231ps %%ymm13, %%ymm15, %%ymm" c1 "\n\t" "vfmadd231ps %%ymm14, %%ymm15, %%ymm" c2 "\n\t"
-// One step of the 4x24 tile: 3 B vectors at B offsets o0..o2, 4 A broadcasts at A offsets a0..a3.
-#define KA_STEP(o0, o1, o2, a0, a1, a2, a3) \
-  KA_LOADB(o0, o1, o2) KA_ROW(a0, "0", "1", "2") KA_ROW(a1, "3", "4", "5") KA_ROW(a2, "6", "7", "8") KA_ROW(a3, "9", "10", "11")
-__attribute__((target("avx2,fma"))) inline void ukr_avx2_4x24(int64_t kc, const float* __restrict__ Ap,
-                                                               const float* __restrict__ Bp, float* __restrict__ t) {
-  int64_t k4 = kc >> 2, k1 = kc & 3;
-  __asm__ volatile(
-      "vxorps %%ymm0, %%ymm0, %%ymm0\n\t" "vxorps %%ymm1, %%ymm1, %%ymm1\n\t" "vxorps %%ymm2, %%ymm2, %%ymm2\n\t"
-      "vxorps %%ymm3, %%ymm3, %%ymm3\n\t" "vxorps %%ymm4, %%ymm4, %%ymm4\n\t" "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"
-      "vxorps %%ymm6, %%ymm6, %%ymm6\n\t" "vxorps %%ymm7, %%ymm7, %%ymm7\n\t" "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"
-      "vxorps %%ymm9, %%ymm9, %%ymm9\n\t" "vxorps %%ymm10, %%ymm10, %%ymm10\n\t" "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"
-      "test %[k4], %[k4]\n\t"
-      "jz 2f\n\t"
-      "1:\n\t"
-      "prefetcht0 768(%[b])\n\t"
-      KA_STEP("0", "32", "64", "0", "4", "8", "12")
-      KA_STEP("96", "128", "160", "16", "20", "24", "28")
-      "prefetcht0 832(%[b])\n\t"
-      KA_STEP("192", "224", "256", "32", "36", "40", "44")
-      KA_STEP("288", "320", "352", "48", "52", "56", "60")
-      "add $64, %[a]\n\t"
-      "add $384, %[b]\n\t"
-      "dec %[k4]\n\t"
-      "jnz 1b\n\t"
-      "2:\n\t"
-      "test %[k1], %[k1]\n\t"
-      "jz 4f\n\t"
-      "3:\n\t"
-      KA_STEP("0", "32", "64", "0", "4", "8", "12")
-      "add $16, %[a]\n\t"
-      "add $96, %[b]\n\t"
-      "dec %[k1]\n\t"
-      "jnz 3b\n\t"
-      "4:\n\t"
-      "vmovaps %%ymm0, 0(%[t])\n\t" "vmovaps %%ymm1, 32(%[t])\n\t" "vmovaps %%ymm2, 64(%[t])\n\t"
-      "vmovaps %%ymm3, 96(%[t])\n\t" "vmovaps %%ymm4, 128(%[t])\n\t" "vmovaps %%ymm5, 160(%[t])\n\t"
-      "vmovaps %%ymm6, 192(%[t])\n\t" "vmovaps %%ymm7, 224(%[t])\n\t" "vmovaps %%ymm8, 256(%[t])\n\t"
-      "vmovaps %%ymm9, 288(%[t])\n\t" "vmovaps %%ymm10, 320(%[t])\n\t" "vmovaps %%ymm11, 352(%[t])\n\t"
-      "vzeroupper\n\t"
-      : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1)
-      : [t] "r"(t)
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-        "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+// One step of the 4x24 tile: the 3 B vectors LOADB loads, 4 A broadcasts at A offsets a0..a3.
+#define KA_STEP(LOADB, a0, a1, a2, a3) \
+  LOADB KA_ROW(a0, "0", "1", "2") KA_ROW(a1, "3", "4", "5") KA_ROW(a2, "6", "7", "8") KA_ROW(a3, "9", "10", "11")
+// The end of the kernel, one tile row (3 ymm) at a time: add row r of C (%[c], rows %[ldc] bytes apart) / store the
+// row to D (%[d], rows %[ldd] bytes apart).
+#define KA_ADDC(r0, r1, r2)                                                                                   \
+  "vaddps 0(%[c]), %%ymm" r0 ", %%ymm" r0 "\n\t" "vaddps 32(%[c]), %%ymm" r1 ", %%ymm" r1 "\n\t"              \
+  "vaddps 64(%[c]), %%ymm" r2 ", %%ymm" r2 "\n\t" "add %[ldc], %[c]\n\t"
+#define KA_STORED(r0, r1, r2)                                                                                 \
+  "vmovups %%ymm" r0 ", 0(%[d])\n\t" "vmovups %%ymm" r1 ", 32(%[d])\n\t" "vmovups %%ymm" r2 ", 64(%[d])\n\t" \
+  "add %[ldd], %[d]\n\t"
+// The whole 4x24 kernel for one way to read B (L0..L3: the B loads of the 4 steps of an unrolled iteration; P0 / P1:
+// prefetches before steps 0 / 2; B4 / B1: how B advances after 4 steps / 1 step): a step reads 16 bytes of A and 96
+// of B, unrolled by 4 (k4 = steps / 4, k1 = steps % 4); then D = C + tile (C == nullptr: D = tile).
+#define KA_KERNEL(L0, L1, L2, L3, P0, P1, B4, B1)                                                             \
+  "vxorps %%ymm0, %%ymm0, %%ymm0\n\t" "vxorps %%ymm1, %%ymm1, %%ymm1\n\t" "vxorps %%ymm2, %%ymm2, %%ymm2\n\t"      \
+  "vxorps %%ymm3, %%ymm3, %%ymm3\n\t" "vxorps %%ymm4, %%ymm4, %%ymm4\n\t" "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"      \
+  "vxorps %%ymm6, %%ymm6, %%ymm6\n\t" "vxorps %%ymm7, %%ymm7, %%ymm7\n\t" "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"      \
+  "vxorps %%ymm9, %%ymm9, %%ymm9\n\t" "vxorps %%ymm10, %%ymm10, %%ymm10\n\t" "vxorps %%ymm11, %%ymm11, %%ymm11\n\t" \
+  "test %[k4], %[k4]\n\t"                                                                                     \
+  "jz 2f\n\t"                                                                                                 \
+  "1:\n\t"                                                                                                    \
+  P0                                                                                                          \
+  KA_STEP(L0, "0", "4", "8", "12")                                                                            \
+  KA_STEP(L1, "16", "20", "24", "28")                                                                         \
+  P1                                                                                                          \
+  KA_STEP(L2, "32", "36", "40", "44")                                                                         \
+  KA_STEP(L3, "48", "52", "56", "60")                                                                         \
+  "add $64, %[a]\n\t"                                                                                         \
+  B4                                                                                                          \
+  "dec %[k4]\n\t"                                                                                             \
+  "jnz 1b\n\t"                                                                                                \
+  "2:\n\t"                                                                                                    \
+  "test %[k1], %[k1]\n\t"                                                                                     \
+  "jz 4f\n\t"                                                                                                 \
+  "3:\n\t"                                                                                                    \
+  KA_STEP(L0, "0", "4", "8", "12")                                                                            \
+  "add $16, %[a]\n\t"                                                                                         \
+  B1                                                                                                          \
+  "dec %[k1]\n\t"                                                                                             \
+  "jnz 3b\n\t"                                                                                                \
+  "4:\n\t"                                                                                                    \
+  "test %[c], %[c]\n\t"                                                                                       \
+  "jz 5f\n\t"                                                                                                 \
+  KA_ADDC("0", "1", "2") KA_ADDC("3", "4", "5") KA_ADDC("6", "7", "8") KA_ADDC("9", "10", "11")               \
+  "5:\n\t"                                                                                                    \
+  KA_STORED("0", "1", "2") KA_STORED("3", "4", "5") KA_STORED("6", "7", "8") KA_STORED("9", "10", "11")       \
+  "vzeroupper\n\t"
+#define KA_CLOBBERS                                                                                           \
+  "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",   \
+      "xmm13", "xmm14", "xmm15", "memory", "cc"
+
+// D = C + Ap.Bp (C == nullptr: D = Ap.Bp), rows ldc / ldd floats apart (gemm.h gemm_micro adds the K blocks'
+// partial sums from registers); C and D may be one tile. Two lines of the packed B panel are prefetched two
+// iterations (8 k) ahead.
+__attribute__((target("avx2,fma"))) inline void ukr_avx2_4x24(int64_t kc, const float* Ap, const float* Bp,
+                                                               const float* C, int64_t ldc, float* D, int64_t ldd) {
+  int64_t k4 = kc >> 2, k1 = kc & 3, ldcb = ldc * 4, lddb = ldd * 4;
+  __asm__ volatile(KA_KERNEL(KA_LOADB("0", "32", "64"), KA_LOADB("96", "128", "160"), KA_LOADB("192", "224", "256"),
+                             KA_LOADB("288", "320", "352"), "prefetcht0 768(%[b])\n\t", "prefetcht0 832(%[b])\n\t",
+                             "add $384, %[b]\n\t", "add $96, %[b]\n\t")
+                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D)
+                   : [ldc] "r"(ldcb), [ldd] "r"(lddb)
+                   : KA_CLOBBERS);
+}
+
+// The same with B read in place, not packed: row k of the 24-column panel is the 24 floats at B + koff[k] (any
+// alignment; conv2d_shift.h's input layout, where every row of the implicit im2col matrix is a contiguous run).
+__attribute__((target("avx2,fma"))) inline void ukr_avx2_4x24_rows(int64_t kc, const float* Ap, const float* B,
+                                                                    const int64_t* koff, const float* C, int64_t ldc,
+                                                                    float* D, int64_t ldd) {
+  int64_t k4 = kc >> 2, k1 = kc & 3, ldcb = ldc * 4, lddb = ldd * 4, r;
+  __asm__ volatile(KA_KERNEL(KA_LOADB_ROW("0"), KA_LOADB_ROW("8"), KA_LOADB_ROW("16"), KA_LOADB_ROW("24"), "", "",
+                             "add $32, %[bk]\n\t", "add $8, %[bk]\n\t")
+                   : [a] "+r"(Ap), [bk] "+r"(koff), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D),
+                     [r] "=&r"(r)
+                   : [b] "r"(B), [ldc] "r"(ldcb), [ldd] "r"(lddb)
+                   : KA_CLOBBERS);
 }
 #undef KA_LOADB
+#undef KA_LOADB_ROW
 #undef KA_ROW
 #undef KA_STEP
+#undef KA_ADDC
+#undef KA_STORED
+#undef KA_KERNEL
+#undef KA_CLOBBERS
 
 // AVX-512 helpers: zero four / eight zmm registers.
 #define KZ_ZERO4(r0, r1, r2, r3)                                                                              \
@@ -210,7 +256,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16"))) inline 
 
 #else
 // Not x86: cpu_isa() never picks these paths (detection reports generic); they exist so the dispatch compiles.
-inline void ukr_avx2_4x24(int64_t, const float*, const float*, float*) { std::abort(); }
+inline void ukr_avx2_4x24(int64_t, const float*, const float*, const float*, int64_t, float*, int64_t) { std::abort(); }
+inline void ukr_avx2_4x24_rows(int64_t, const float*, const float*, const int64_t*, const float*, int64_t, float*,
+                               int64_t) {
+  std::abort();
+}
 inline void ukr_avx512_8x48(int64_t, const float*, const float*, const float*, int64_t, float*, int64_t) { std::abort(); }
 inline void ukr_avx512_8x48_rows(int64_t, const float*, const float*, const int64_t*, const float*, int64_t, float*,
                                  int64_t) {
