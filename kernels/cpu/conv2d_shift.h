@@ -188,8 +188,8 @@ inline void phase_split(const float* src, int64_t planes, int64_t rows, int64_t 
   }
 }
 
-// B(b, k, j) = src[(b/G)*per_n + (b%G)*per_g + koff[k] + j]: one memcpy of NR floats per k and panel; on the avx512
-// path the GEMM reads full panels in place through rows / row_offsets (gemm.h has_direct_b) and packs only the last.
+// B(b, k, j) = src[(b/G)*per_n + (b%G)*per_g + koff[k] + j]: one memcpy of NR floats per k and panel; on the avx2 / avx512
+// paths the GEMM reads full panels in place through rows / row_offsets (gemm.h has_direct_b) and packs only the last.
 struct ShiftPackB {
   const float* src; const int64_t* koff; int64_t per_n, per_g, G;
   const float* rows(int64_t b, int64_t j0) const { return src + (b / G) * per_n + (b % G) * per_g + j0; }
