@@ -115,7 +115,7 @@ describe.each(paths)('gemm_f32 (CPU, KILN_CPU_ISA=%s)', (isa) => {
 });
 
 // Ragged sizes (1, 7, 17, 63, 65, 1000) in every role, odd K (the bf16 pair panels pad k), K > KC of every path
-// (256 f32, 512 bf16), transposed, batched-broadcast and padded operands, row and per-element epilogues.
+// (generic 256, bf16 512, avx2 / avx512 f32 1024: the micro-kernels that add the C tile from registers), transposed, batched-broadcast and padded operands, row and per-element epilogues.
 const ragged: [string, Case, Variant][] = [];
 for (const [dtype, pad, rows] of [[0, 3, 1], [1, 0, 1], [1, 5, 0], [2, 2, 1]] as const) {
   const v: Variant = { dtype, pad, rows };
@@ -124,6 +124,7 @@ for (const [dtype, pad, rows] of [[0, 3, 1], [1, 0, 1], [1, 5, 0], [2, 2, 1]] as
     [`1 x 1 x 1, ${tag}`, { batch: 1, M: 1, N: 1, K: 1, tA: 0, tB: 0, bcA: 0, bcB: 0 }, v],
     [`7 x 65 x 17, ${tag}`, { batch: 1, M: 7, N: 65, K: 17, tA: 0, tB: 0, bcA: 0, bcB: 0 }, v],
     [`63 x 17 x 1000 (K > KC), ${tag}`, { batch: 1, M: 63, N: 17, K: 1000, tA: 0, tB: 0, bcA: 0, bcB: 0 }, v],
+    [`17 x 65 x 2311 (K > 2 KC of every path, odd K), ${tag}`, { batch: 1, M: 17, N: 65, K: 2311, tA: 0, tB: 0, bcA: 0, bcB: 0 }, v],
     [`65 x 63 x 7, both transposed, ${tag}`, { batch: 1, M: 65, N: 63, K: 7, tA: 1, tB: 1, bcA: 0, bcB: 0 }, v],
     [`1000 x 7 x 65, A transposed, ${tag}`, { batch: 1, M: 1000, N: 7, K: 65, tA: 1, tB: 0, bcA: 0, bcB: 0 }, v],
     [`17 x 1000 x 63, B transposed, ${tag}`, { batch: 1, M: 17, N: 1000, K: 63, tA: 0, tB: 1, bcA: 0, bcB: 0 }, v],
