@@ -21,6 +21,24 @@
 
 namespace kiln {
 
+// The epilogue that only stores the f32 result into a contiguous output out[q0][D1][D2][D3] (the library's `_out`
+// entries, kiln_lib.h): conv_emit calls its row() inline (no indirect call per row), and a kernel that sums the whole
+// output in a buffer of that layout (the weight gradient's dW) sums it there: conv_out(epi) is that buffer, nullptr for
+// any other epilogue.
+struct ConvStore {
+  float* out; int64_t D1, D2, D3;
+  void row(int64_t q0, int64_t q1, int64_t q2, int64_t q3, int64_t step, int64_t len, const float* acc) const {
+    float* d = out + ((q0 * D1 + q1) * D2 + q2) * D3 + q3;
+    if (step == 1) std::memcpy(d, acc, size_t(len) * sizeof(float));
+    else for (int64_t r = 0; r < len; ++r) d[r * step] = acc[r];
+  }
+};
+template <class Epi>
+inline float* conv_out(const Epi& epi) {
+  if constexpr (std::is_same_v<Epi, ConvStore>) return epi.out;
+  else return nullptr;
+}
+
 namespace wgrad {
 // One tile per ISA path, chosen at run time like gemm.h's micro-kernels (cpu_isa(), KILN_CPU_ISA), each with its own
 // target attribute, so the library holds every width whatever -march says:
@@ -137,8 +155,9 @@ void conv2d_bwd_weight_dot_path(const Conv2dShape& s, const float* x, const floa
   const float* const xp = xq.data();
   const float* const dyq = dyqb.p;
   const std::vector<int64_t> koff = input_koff(s, L);
-  AlignedBuf dwb(size_t(s.O * Nc));
-  float* const dw = dwb.p;
+  float* const out = conv_out(epi);  // a plain-store epilogue: the tiles sum straight into the output
+  AlignedBuf dwb(size_t(out ? 0 : s.O * Nc));
+  float* const dw = out ? out : dwb.p;
   // Blocking: K in blocks of KB floats of one image; the columns in super-blocks of the taps of 65536 / KB input
   // channels (their xq rows over one K block, ~256 KiB, stay in L2) split into NR-wide tiles; the MR dy rows of a
   // row block over one K block (32 KiB) stay in L1 while the super-block's tiles pass.
@@ -174,7 +193,7 @@ void conv2d_bwd_weight_dot_path(const Conv2dShape& s, const float* x, const floa
           }
         }
     }
-    wgrad_emit(s, dw, epi);
+    if (!out) wgrad_emit(s, dw, epi);
   }
 }
 // The dot-tile weight gradient on the path cpu_isa() picked (avx512_bf16 runs the f32 avx512 tiles).
@@ -286,8 +305,9 @@ void conv2d_bwd_weight_gemm(const Conv2dShape& s, const float* x, const float* d
   const float* const xp = in_place ? x : xq.data();
   const float* const dyp = in_place ? dy : dyqb.p;
   const std::vector<int64_t> koff = input_koff(s, L);
-  AlignedBuf dwb(size_t(s.O * Nc));
-  float* const dw = dwb.p;
+  float* const out = conv_out(epi);  // a plain-store epilogue: the images sum straight into the output
+  AlignedBuf dwb(size_t(out ? 0 : s.O * Nc));
+  float* const dw = out ? out : dwb.p;
   for (int64_t n = 0; n < s.N; ++n) {
     struct Acc {  // the first image stores, later ones add
       float* dw; int64_t Og, Nc; bool first;
@@ -300,6 +320,7 @@ void conv2d_bwd_weight_gemm(const Conv2dShape& s, const float* x, const float* d
     gemm_packed_f32(G, Og, Nc, T, WgradPackA{dyp + n * s.O * T, T, Og},
                     WgradPackB{xp + n * s.C * L.plane(), koff.data(), Cg * L.plane(), Nc}, acc);
   }
+  if (out) return;
 #pragma omp parallel if (s.O * Nc > 65536)
   wgrad_emit(s, dw, epi);
 }
