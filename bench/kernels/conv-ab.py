@@ -3,7 +3,8 @@
     /usr/bin/python3 bench/kernels/conv-ab.py [--ref REV] [--modes 0,1,2] [--reps 20] [--only 32ch,1x1] [--isa avx2]
 
 Builds bench/kernels/conv-lib.cpp with kernels/cpu/lib.cpp of this checkout (and, with --ref, of git revision REV
-as well: before/after in the same run) and times each conv case of bench/run.ts the same way for every build and
+as well: before/after in the same run; a library with the plain-store entries kiln_conv2d_*_out_f32 is timed through
+those too, as "<build> out": what the renderer calls for a conv whose epilogue is only the store) and times each conv case of bench/run.ts the same way for every build and
 for torch (torch.conv2d; aten convolution_backward for the input / weight gradient), alternating, so load on a
 shared machine hits every entry alike. Same thread count (2 unless OMP_NUM_THREADS), OMP_WAIT_POLICY=passive as
 run.ts sets it. `--isa avx2` caps both sides at AVX2 as `bench/run.ts --isa avx2` does (KILN_CPU_ISA=avx2 and the
@@ -28,22 +29,26 @@ torch.set_num_threads(threads)
 tmp = tempfile.mkdtemp(prefix='kiln-conv-ab-')
 
 
-def build(name: str, kdir: str) -> ctypes.CDLL:
-  row = '1' if 'kiln_epi4r' in open(os.path.join(kdir, 'kiln_lib.h')).read() else '0'
-  so = os.path.join(tmp, f'conv-{name}.so')
-  subprocess.run(['g++', '-O3', '-march=native', '-fopenmp', '-std=c++17', '-shared', '-fPIC', '-fno-gnu-unique', f'-DROW={row}', '-I', kdir,
+def build(name: str, kdir: str) -> dict:
+  """The build's timed entries: `name` (store epilogue) and, where the library has them, `name out` (plain store)."""
+  hdr = open(os.path.join(kdir, 'kiln_lib.h')).read()
+  row, out = ('1' if k in hdr else '0' for k in ('kiln_epi4r', 'kiln_conv2d_bwd_weight_out_f32'))
+  so = os.path.join(tmp, f'conv-{name.replace("@", "-")}.so')
+  subprocess.run(['g++', '-O3', '-march=native', '-fopenmp', '-std=c++17', '-shared', '-fPIC', '-fno-gnu-unique', f'-DROW={row}', f'-DOUT={out}', '-I', kdir,
                   os.path.join(ROOT, 'bench/kernels/conv-lib.cpp'), os.path.join(kdir, 'lib.cpp'), '-o', so]
                  + (['-mno-avx512f'] if args.isa == 'avx2' else []), check=True)
   lib = ctypes.CDLL(so)
-  lib.kb_conv.restype = ctypes.c_double
-  lib.kb_conv.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 3
-  return lib
+  fns = {name: lib.kb_conv, **({f'{name} out': lib.kb_conv_out} if out == '1' else {})}
+  for f in fns.values():
+    f.restype = ctypes.c_double
+    f.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 3
+  return fns
 
 
-libs = {'kiln': build('kiln', os.path.join(ROOT, 'kernels/cpu'))}
+libs = build('kiln', os.path.join(ROOT, 'kernels/cpu'))
 if args.ref:
   subprocess.run(f'git -C {ROOT} archive {args.ref} kernels/cpu | tar -x -C {tmp}', shell=True, check=True)
-  libs[f'kiln@{args.ref}'] = build('ref', os.path.join(tmp, 'kernels/cpu'))
+  libs.update(build(f'kiln@{args.ref}', os.path.join(tmp, 'kernels/cpu')))
 
 CASES = [('conv3x3 64ch 56²', 64, 64, 56, 3, 1), ('conv3x3 32ch 64² (UNet)', 32, 32, 64, 3, 1),
          ('conv3x3 320ch 64² (UNet)', 320, 320, 64, 3, 1), ('conv1x1 320→640ch 32² (UNet shortcut)', 320, 640, 32, 1, 1),
@@ -69,8 +74,8 @@ for name, C, O, H, k, s in CASES:
       ref = tf().numpy()
       for r in range(args.reps + 1):
         for n, lib in libs.items():
-          y[...] = 0
-          t = lib.kb_conv(mode, dims.ctypes.data, a.ctypes.data, b.ctypes.data, y.ctypes.data, *shape[1:])
+          y[...] = np.nan
+          t = lib(mode, dims.ctypes.data, a.ctypes.data, b.ctypes.data, y.ctypes.data, *shape[1:])
           if r == 0:
             err = float(np.abs(y - ref).max() / np.abs(ref).max())
             if not err < 1e-4: sys.exit(f'{n} {name} mode {mode}: rel. error {err} vs torch')

@@ -1,6 +1,7 @@
 // Times one call of the kernel library's conv entry points (kernels/cpu/lib.cpp, what compiled programs call)
 // with a store epilogue through the library's function-pointer ABI; loaded by bench/kernels/conv-ab.py.
 // ROW=1: the row-segment epilogue (kiln_epi4r); ROW=0: the per-element one of earlier library versions.
+// OUT=1: kb_conv_out times the plain-store entries (kiln_conv2d_*_out_f32), what the renderer calls for a lone conv.
 #include <chrono>
 #include <cstdint>
 #include "kiln_lib.h"
@@ -26,3 +27,13 @@ extern "C" double kb_conv(int mode, const int64_t* dims, const float* a, const f
   else kiln_conv2d_bwd_weight_f32(dims, a, b, epi, &fr);
   return now() - t0;
 }
+#if OUT
+// The same through the plain-store entries: the result written straight into y (no epilogue).
+extern "C" double kb_conv_out(int mode, const int64_t* dims, const float* a, const float* b, float* y, int64_t, int64_t, int64_t) {
+  const double t0 = now();
+  if (mode == 0) kiln_conv2d_out_f32(dims, a, b, y);
+  else if (mode == 1) kiln_conv2d_bwd_data_out_f32(dims, a, b, y);
+  else kiln_conv2d_bwd_weight_out_f32(dims, a, b, y);
+  return now() - t0;
+}
+#endif

@@ -49,9 +49,12 @@ const conv = ({ k, v, a, epiName, epilogueRow }: Ctx): TemplateCode => {
   const [N, C, H, W] = xs, [O, , KH, KW] = ws;
   const st = a.stride as number[], pd = a.padding as number[], dl = a.dilation as number[];
   const dims = [N, C, H, W, O, KH, KW, st[0], st[1], pd[0], pd[1], pd[2], pd[3], dl[0], dl[1], a.groups];
+  const decl = `static const int64_t dims[16] = {${dims.join(', ')}};`;
+  const out = plainStore(k);
+  if (out !== null) return { helpers: [], body: [decl, `kiln_${k.template}_out_f32(dims, ${ptr(p)}, ${ptr(q)}, b${out});`] };
   return {
     helpers: epilogueRow(['q0', 'q1', 'q2', 'q3'], [`const int64_t ${v[0]} = q0, ${v[1]} = q1, ${v[2]} = q2, ${v[3]} = q3t;`], true),
-    body: [`static const int64_t dims[16] = {${dims.join(', ')}};`, `kiln_${k.template}_f32(dims, ${ptr(p)}, ${ptr(q)}, ${epiName}, &fr);`],
+    body: [decl, `kiln_${k.template}_f32(dims, ${ptr(p)}, ${ptr(q)}, ${epiName}, &fr);`],
   };
 };
 

@@ -13,7 +13,8 @@
 //                M = C/G, N = H*W, K = O/G*KH*KW, batch = N*G (per stride phase: its taps only).
 //   bwd_weight   per g:       dw[o, c,kh,kw] = sum_{n,oh,ow} dy[n, o, oh, ow] * x[n, c, ih, iw]
 //                M = O/G, N = C/G*KH*KW, K = N*Ho*Wo, batch = G (both operands contiguous in K: dot products).
-// Out-of-range taps read as 0. Each epilogue is called exactly once per output element with the full sum.
+// Out-of-range taps read as 0. Each epilogue is called exactly once per output element with the full sum, except the
+// plain store ConvStore (conv2d_wgrad.h, the library's _out entries), into whose buffer the weight gradient sums dW.
 #pragma once
 
 #include <vector>

@@ -10,7 +10,7 @@
 // reads both operands straight from the copies (MR + NR vector loads per MR*NR FMAs); the lanes are added once
 // per tile and K block. dyq rows are padded with zeros to a multiple of W (the xq reads past a row's end
 // multiply those zeros; the planes keep W floats of slack). Tiles run row block by row block, so a block's MR
-// dy rows stay in L2 while the xq columns stream past them. Vector width of the compile target, as attention.h.
+// dy rows stay in L2 while the xq columns stream past them. Vector width and tile of the path cpu_isa() runs (below).
 // For 1x1 and strided convs with 128 or more output channels a group the transposing pack pays for itself:
 // conv2d_bwd_weight_gemm (below) runs the same sum on gemm.h's packed driver (conv2d.h picks).
 #pragma once
@@ -21,51 +21,94 @@
 
 namespace kiln {
 
-namespace wgrad {
-#if defined(__AVX512F__)
-constexpr int W = 16, MR = 4, NR = 6;  // 24 accumulators + 4 dy vectors + 1 x vector of 32 zmm
-#elif defined(__AVX__)
-constexpr int W = 8, MR = 2, NR = 6;   // 12 + 2 + 1 of 16 ymm
-#else
-constexpr int W = 4, MR = 2, NR = 6;
-#endif
-typedef float vf __attribute__((vector_size(W * 4)));
-typedef float vfu __attribute__((vector_size(W * 4), aligned(4)));
-static inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
-static inline float hsum(vf v) {
-#if defined(__AVX__)
-#if defined(__AVX512F__)  // halves to 8 lanes first (not with _mm512_reduce_add_ps: GCC 12 warns inside it)
-  const __m256 h = (__m256)(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-                            __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
-#else
-  const __m256 h = (__m256)v;
-#endif
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-#else
-  float s = 0.0f;
-  for (int u = 0; u < W; ++u) s += v[u];
-  return s;
-#endif
+// The epilogue that only stores the f32 result into a contiguous output out[q0][D1][D2][D3] (the library's `_out`
+// entries, kiln_lib.h): conv_emit calls its row() inline (no indirect call per row), and a kernel that sums the whole
+// output in a buffer of that layout (the weight gradient's dW) sums it there: conv_out(epi) is that buffer, nullptr for
+// any other epilogue.
+struct ConvStore {
+  float* out; int64_t D1, D2, D3;
+  void row(int64_t q0, int64_t q1, int64_t q2, int64_t q3, int64_t step, int64_t len, const float* acc) const {
+    float* d = out + ((q0 * D1 + q1) * D2 + q2) * D3 + q3;
+    if (step == 1) std::memcpy(d, acc, size_t(len) * sizeof(float));
+    else for (int64_t r = 0; r < len; ++r) d[r * step] = acc[r];
+  }
+};
+template <class Epi>
+inline float* conv_out(const Epi& epi) {
+  if constexpr (std::is_same_v<Epi, ConvStore>) return epi.out;
+  else return nullptr;
 }
 
-// dw[r*ldw + c] += sum_{u < len} a[r][u] * b[c][u]  for r < mr, c < nr  (len a multiple of W).
-inline void tile(int64_t len, const float* const* a, const float* const* b, float* dw, int64_t ldw, int64_t mr,
-                 int64_t nr) {
-  vf acc[MR][NR] = {};
-  for (int64_t u = 0; u < len; u += W) {
-    vf av[MR];
-    for (int r = 0; r < MR; ++r) av[r] = load(a[r] + u);
-    for (int c = 0; c < NR; ++c) {
-      vf bv = load(b[c] + u);
-      __asm__("" : "+v"(bv));  // one load of b per column (GCC would fold it into each of the MR FMAs instead)
-      for (int r = 0; r < MR; ++r) acc[r][c] += av[r] * bv;
-    }
+namespace wgrad {
+// One tile per ISA path, chosen at run time like gemm.h's micro-kernels (cpu_isa(), KILN_CPU_ISA), each with its own
+// target attribute, so the library holds every width whatever -march says:
+//   avx512  16 lanes, 4 x 6 tiles (24 accumulators + 4 dy vectors + 1 x vector of 32 zmm)
+//   avx2     8 lanes, 2 x 6 tiles (12 + 2 + 1 of 16 ymm)
+//   generic  4 lanes (SSE2 on x86), 2 x 6   (W is 4, 8 or 16)
+// Each computes dw[r*ldw + c] += sum_{u < len} a[r][u] * b[c][u] for r < mr, c < nr (len a multiple of W); rows /
+// columns past mr / nr repeat real ones and are dropped. A macro because GCC inlines nothing into a function of
+// another target: the body is spelled once and compiled under each path's attribute. noinline: GCC would inline a
+// tile whose target is a subset of the caller's (the generic one in an AVX2 build) and compile it for the caller's,
+// contracting the generic path's multiply-adds to FMAs; one call per tile and K block costs nothing.
+#define KILN_WGRAD_TILE(NAME, TARGET, W_, MR_, NR_)                                                              \
+  TARGET __attribute__((noinline)) inline void NAME(int64_t len, const float* const* a, const float* const* b,  \
+                                                     float* dw, int64_t ldw, int64_t mr, int64_t nr) {          \
+    constexpr int W = W_, MR = MR_, NR = NR_;                                                                   \
+    typedef float vf __attribute__((vector_size(W * 4)));                                                       \
+    typedef float vfu __attribute__((vector_size(W * 4), aligned(4)));                                          \
+    vf acc[MR][NR] = {};                                                                                        \
+    for (int64_t u = 0; u < len; u += W) {                                                                      \
+      vf av[MR];                                                                                                \
+      for (int r = 0; r < MR; ++r) av[r] = *reinterpret_cast<const vfu*>(a[r] + u);                             \
+      for (int c = 0; c < NR; ++c) {                                                                            \
+        vf bv = *reinterpret_cast<const vfu*>(b[c] + u);                                                        \
+        __asm__("" : "+v"(bv)); /* one load of b per column (GCC would fold it into each of the MR FMAs) */     \
+        for (int r = 0; r < MR; ++r) acc[r][c] += av[r] * bv;                                                   \
+      }                                                                                                         \
+    }                                                                                                           \
+    float sum[MR][NR]; /* lanes added once per tile and K block, by halves: 16 -> 8 -> 4 -> 1 */             \
+    for (int r = 0; r < MR; ++r)                                                                                \
+      for (int c = 0; c < NR; ++c) {                                                                            \
+        typedef float v8 __attribute__((vector_size(32)));                                                      \
+        typedef float v4 __attribute__((vector_size(16)));                                                      \
+        v4 q;                                                                                                   \
+        if constexpr (W == 16) {                                                                                \
+          v8 lo, hi;                                                                                            \
+          std::memcpy(&lo, &acc[r][c], 32);                                                                     \
+          std::memcpy(&hi, reinterpret_cast<const char*>(&acc[r][c]) + 32, 32);                                 \
+          const v8 h = lo + hi;                                                                                 \
+          v4 l4, h4;                                                                                            \
+          std::memcpy(&l4, &h, 16);                                                                             \
+          std::memcpy(&h4, reinterpret_cast<const char*>(&h) + 16, 16);                                         \
+          q = l4 + h4;                                                                                          \
+        } else if constexpr (W == 8) {                                                                          \
+          v4 l4, h4;                                                                                            \
+          std::memcpy(&l4, &acc[r][c], 16);                                                                     \
+          std::memcpy(&h4, reinterpret_cast<const char*>(&acc[r][c]) + 16, 16);                                 \
+          q = l4 + h4;                                                                                          \
+        } else {                                                                                                \
+          std::memcpy(&q, &acc[r][c], 16);                                                                      \
+        }                                                                                                       \
+        sum[r][c] = (q[0] + q[2]) + (q[1] + q[3]);                                                              \
+      }                                                                                                         \
+    for (int64_t r = 0; r < mr; ++r)                                                                            \
+      for (int64_t c = 0; c < nr; ++c) dw[r * ldw + c] += sum[r][c];                                            \
   }
-  for (int64_t r = 0; r < mr; ++r)
-    for (int64_t c = 0; c < nr; ++c) dw[r * ldw + c] += hsum(acc[r][c]);
-}
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+KILN_WGRAD_TILE(tile_avx512, __attribute__((target("arch=x86-64-v4"))), 16, 4, 6)
+KILN_WGRAD_TILE(tile_avx2, __attribute__((target("arch=x86-64-v3"))), 8, 2, 6)
+KILN_WGRAD_TILE(tile_generic, __attribute__((target("arch=x86-64"))), 4, 2, 6)
+#else
+KILN_WGRAD_TILE(tile_avx512, , 16, 4, 6)
+KILN_WGRAD_TILE(tile_avx2, , 8, 2, 6)
+KILN_WGRAD_TILE(tile_generic, , 4, 2, 6)
+#endif
+#undef KILN_WGRAD_TILE
+
+// The path's tile shape and kernel (the driver below is instantiated once per path).
+struct Avx512 { static constexpr int W = 16, MR = 4, NR = 6; static constexpr auto tile = tile_avx512; };
+struct Avx2 { static constexpr int W = 8, MR = 2, NR = 6; static constexpr auto tile = tile_avx2; };
+struct Generic { static constexpr int W = 4, MR = 2, NR = 6; static constexpr auto tile = tile_generic; };
 }  // namespace wgrad
 
 // Both weight-gradient paths, called inside a parallel region (orphaned `omp for`):
@@ -85,33 +128,36 @@ inline void wgrad_copy_dy(const float* dy, int64_t planes, int64_t Ho, int64_t W
 // dw[o, (c, kh, kw)] to the epilogue, one row segment of KW per (o, c, kh).
 template <class Epi>
 void wgrad_emit(const Conv2dShape& s, const float* dw, Epi& epi) {
-  const int64_t Nc = s.Cg() * s.KH * s.KW;
+  const int64_t Cg = s.Cg(), KH = s.KH, KW = s.KW;
 #pragma omp for schedule(static)
-  for (int64_t o = 0; o < s.O; ++o)
-    for (int64_t ckh = 0; ckh < s.Cg() * s.KH; ++ckh) conv_emit(epi, o, ckh / s.KH, ckh % s.KH, 0, 1, s.KW, dw + o * Nc + ckh * s.KW);
+  for (int64_t o = 0; o < s.O; ++o) {
+    const float* d = dw + o * Cg * KH * KW;
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t kh = 0; kh < KH; ++kh, d += KW) conv_emit(epi, o, c, kh, 0, 1, KW, d);
+  }
 }
 
 // Weight gradient: dw[o, (c, kh, kw)] = sum_{n, oh, ow} dy[n, o, oh, ow] * x[n, g*Cg + c, ih, iw];
 // epi(o, c, kh, kw, acc), one row segment of KW per (o, c, kh).
-template <class Epi>
-void conv2d_bwd_weight_dot(const Conv2dShape& s, const float* x, const float* dy, Epi& epi) {
+template <class P, class Epi>
+void conv2d_bwd_weight_dot_path(const Conv2dShape& s, const float* x, const float* dy, Epi& epi) {
   using namespace conv_shift;
-  using wgrad::MR;
-  using wgrad::NR;
+  constexpr int W = P::W, MR = P::MR, NR = P::NR;
   const Layout L = input_layout(s);
   const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = L.Wq, KH = s.KH, KW = s.KW, G = s.G, Og = s.Og(), Cg = s.Cg();
   // dyq rows: Tp floats of K (a multiple of W), at a stride ld that is not a multiple of 256 floats (rows 1 KiB
   // apart or a multiple of it share L1 sets: 32² images, 1x1 convs, were 10-15% slower).
-  const int64_t Tp = (Ho * Wq + wgrad::W - 1) / wgrad::W * wgrad::W, ld = Tp % 256 ? Tp : Tp + wgrad::W;
+  const int64_t Tp = (Ho * Wq + W - 1) / W * W, ld = Tp % 256 ? Tp : Tp + W;
   const int64_t Nc = Cg * KH * KW;
-  Planes xq(s.N * s.C, L, slack(s) + wgrad::W);
+  Planes xq(s.N * s.C, L, slack(s) + W);
   phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
   AlignedBuf dyqb(size_t(s.N * s.O * ld));
   const float* const xp = xq.data();
   const float* const dyq = dyqb.p;
   const std::vector<int64_t> koff = input_koff(s, L);
-  AlignedBuf dwb(size_t(s.O * Nc));
-  float* const dw = dwb.p;
+  float* const out = conv_out(epi);  // a plain-store epilogue: the tiles sum straight into the output
+  AlignedBuf dwb(size_t(out ? 0 : s.O * Nc));
+  float* const dw = out ? out : dwb.p;
   // Blocking: K in blocks of KB floats of one image; the columns in super-blocks of the taps of 65536 / KB input
   // channels (their xq rows over one K block, ~256 KiB, stay in L2) split into NR-wide tiles; the MR dy rows of a
   // row block over one K block (32 KiB) stay in L1 while the super-block's tiles pass.
@@ -142,12 +188,22 @@ void conv2d_bwd_weight_dot(const Conv2dShape& s, const float* x, const float* dy
               const float* b[NR];
               for (int c = 0; c < NR; ++c)
                 b[c] = xp + (n * s.C + g * Cg) * L.plane() + koff[size_t(j0 + std::min<int64_t>(c, nr - 1))] + k0;
-              wgrad::tile(len, a, b, dw + (g * Og + i0) * Nc + j0, Nc, mr, nr);
+              P::tile(len, a, b, dw + (g * Og + i0) * Nc + j0, Nc, mr, nr);
             }
           }
         }
     }
-    wgrad_emit(s, dw, epi);
+    if (!out) wgrad_emit(s, dw, epi);
+  }
+}
+// The dot-tile weight gradient on the path cpu_isa() picked (avx512_bf16 runs the f32 avx512 tiles).
+template <class Epi>
+void conv2d_bwd_weight_dot(const Conv2dShape& s, const float* x, const float* dy, Epi& epi) {
+  switch (cpu_isa()) {
+    case Isa::Avx512Bf16:
+    case Isa::Avx512: return conv2d_bwd_weight_dot_path<wgrad::Avx512>(s, x, dy, epi);
+    case Isa::Avx2: return conv2d_bwd_weight_dot_path<wgrad::Avx2>(s, x, dy, epi);
+    default: return conv2d_bwd_weight_dot_path<wgrad::Generic>(s, x, dy, epi);
   }
 }
 
@@ -249,8 +305,9 @@ void conv2d_bwd_weight_gemm(const Conv2dShape& s, const float* x, const float* d
   const float* const xp = in_place ? x : xq.data();
   const float* const dyp = in_place ? dy : dyqb.p;
   const std::vector<int64_t> koff = input_koff(s, L);
-  AlignedBuf dwb(size_t(s.O * Nc));
-  float* const dw = dwb.p;
+  float* const out = conv_out(epi);  // a plain-store epilogue: the images sum straight into the output
+  AlignedBuf dwb(size_t(out ? 0 : s.O * Nc));
+  float* const dw = out ? out : dwb.p;
   for (int64_t n = 0; n < s.N; ++n) {
     struct Acc {  // the first image stores, later ones add
       float* dw; int64_t Og, Nc; bool first;
@@ -263,6 +320,7 @@ void conv2d_bwd_weight_gemm(const Conv2dShape& s, const float* x, const float* d
     gemm_packed_f32(G, Og, Nc, T, WgradPackA{dyp + n * s.O * T, T, Og},
                     WgradPackB{xp + n * s.C * L.plane(), koff.data(), Cg * L.plane(), Nc}, acc);
   }
+  if (out) return;
 #pragma omp parallel if (s.O * Nc > 65536)
   wgrad_emit(s, dw, epi);
 }

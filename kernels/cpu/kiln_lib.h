@@ -49,6 +49,13 @@ void kiln_conv2d_f32(const int64_t* dims /* N,C,H,W,O,KH,KW,sh,sw,pt,pb,pl,pr,dh
                      const float* w, kiln_epi4r epi, const kiln_frame* fr);                     // epi(n, o, oh, ow, acc)
 void kiln_conv2d_bwd_data_f32(const int64_t* dims, const float* dy, const float* w, kiln_epi4r epi, const kiln_frame* fr);   // epi(n, c, ih, iw, acc)
 void kiln_conv2d_bwd_weight_f32(const int64_t* dims, const float* x, const float* dy, kiln_epi4r epi, const kiln_frame* fr); // epi(o, ci, kh, kw, acc)
+// The same with no epilogue: the result stored into a contiguous f32 output, y [N,O,Ho,Wo], dx [N,C,H,W],
+// dw [O,C/G,KH,KW] (the renderer passes it when the fused epilogue is that plain store). The weight gradient sums into
+// dw itself instead of a scratch copy handed out in one indirect call per KW-long dW row (a quarter of a 1x1 weight
+// gradient's time); the others store each row segment inline (kiln::ConvStore) instead of calling the epilogue.
+void kiln_conv2d_out_f32(const int64_t* dims, const float* x, const float* w, float* y);
+void kiln_conv2d_bwd_data_out_f32(const int64_t* dims, const float* dy, const float* w, float* dx);
+void kiln_conv2d_bwd_weight_out_f32(const int64_t* dims, const float* x, const float* dy, float* dw);
 
 // q [nb,lq,d], k [nb,lk,d], v [nb,lk,dv] contiguous; epi(b, i, t, acc).
 void kiln_sdpa_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q, const float* k,

@@ -75,6 +75,17 @@ KILN_EXPORT void kiln_conv2d_bwd_data_f32(const int64_t* d, const float* dy, con
 KILN_EXPORT void kiln_conv2d_bwd_weight_f32(const int64_t* d, const float* x, const float* dy, kiln_epi4r epi, const kiln_frame* fr) {
   kiln::conv2d_bwd_weight_f32(KILN_CONV_DIMS, x, dy, Epi4Row{epi, fr});
 }
+// Plain stores (kiln::ConvStore): dW / strided dx written in place, rows of y and stride-1 dx copied as they finish.
+KILN_EXPORT void kiln_conv2d_out_f32(const int64_t* d, const float* x, const float* w, float* y) {
+  const kiln::Conv2dShape s{KILN_CONV_DIMS};
+  kiln::conv2d_f32(KILN_CONV_DIMS, x, w, kiln::ConvStore{y, s.O, s.Ho(), s.Wo()});
+}
+KILN_EXPORT void kiln_conv2d_bwd_data_out_f32(const int64_t* d, const float* dy, const float* w, float* dx) {
+  kiln::conv2d_bwd_data_f32(KILN_CONV_DIMS, dy, w, kiln::ConvStore{dx, d[1], d[2], d[3]});
+}
+KILN_EXPORT void kiln_conv2d_bwd_weight_out_f32(const int64_t* d, const float* x, const float* dy, float* dw) {
+  kiln::conv2d_bwd_weight_f32(KILN_CONV_DIMS, x, dy, kiln::ConvStore{dw, d[1] / d[15], d[5], d[6]});
+}
 
 KILN_EXPORT void kiln_sdpa_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q,
                                const float* k, const float* v, float scale, int causal, kiln_epi3 epi, const kiln_frame* fr) {

@@ -1,8 +1,11 @@
 // Driver for kiln::conv2d_f32 / conv2d_bwd_data_f32 / conv2d_bwd_weight_f32.
 // argv: N C H W O KH KW sh sw pt pb pl pr dh dw G mode(0 fwd, 1 bwd_data, 2 bwd_weight) seed [rows]
 // rows 1: the epilogue takes row segments, epi.row(q0, q1, q2, q3, step, len, acc) (what the library passes);
-// otherwise one call per element.
+// rows 2: kiln::ConvStore, the plain store the library's _out entries pass (no calls to count; the output starts as
+// NaN, so an element left unwritten or added into fails); otherwise one call per element.
 // Inputs drawn in order x [N,C,H,W], w [O,C/G,KH,KW], dy [N,O,Ho,Wo]. Prints y, dx or dw.
+#include <cmath>
+
 #include "common.h"
 #include "conv2d.h"
 
@@ -47,17 +50,18 @@ int main(int argc, char** argv) {
   const kiln::Conv2dShape s{N, C, H, W, O, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw, G};
   const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = C / G;
   const auto x = rng.fill(N * C * H * W), w = rng.fill(O * Cg * KH * KW), dy = rng.fill(N * O * Ho * Wo);
-  const bool rows = argc > 19 && std::atoi(argv[19]) == 1;
+  const int rows = argc > 19 ? std::atoi(argv[19]) : 0;
   const int64_t n_out = mode == 0 ? N * O * Ho * Wo : mode == 1 ? N * C * H * W : O * Cg * KH * KW;
-  std::vector<float> out(size_t(n_out), -12345.0f);
+  std::vector<float> out(size_t(n_out), rows == 2 ? std::nanf("") : -12345.0f);
   std::vector<int> calls(size_t(n_out), 0);
   const Store st = mode == 0 ? Store{out.data(), calls.data(), O, Ho, Wo}
                    : mode == 1 ? Store{out.data(), calls.data(), C, H, W}
                                : Store{out.data(), calls.data(), Cg, KH, KW};
-  if (rows) run(mode, s, x, w, dy, StoreRows{st});
+  if (rows == 2) run(mode, s, x, w, dy, kiln::ConvStore{out.data(), st.D1, st.D2, st.D3});
+  else if (rows == 1) run(mode, s, x, w, dy, StoreRows{st});
   else run(mode, s, x, w, dy, st);
   std::printf("path %s\n", kiln::isa_name(kiln::cpu_isa()));
-  print_calls(calls);
+  if (rows != 2) print_calls(calls);
   print("out", out);
   return 0;
 }
