@@ -7,7 +7,7 @@
  *
  * Prints kernels (fused and unfused), naive / planned / resident / budget bytes, what was recomputed, and times.
  */
-import fs from 'node:fs';
+import { writeJsonAtomic } from '../models/io/atomicWrite';
 import { lowerProgram } from '../compiler/compile';
 import { residentBytes } from '../compiler/schedule/memory';
 import { DreamBoothBase, dreamboothConfigs } from '../models/dreambooth/base';
@@ -50,7 +50,7 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
     seconds: { graph: graphSeconds, scheduleAndPlan: lap() },
   };
   console.log(JSON.stringify(result, null, 1));
-  if (o.json) fs.writeFileSync(o.json, JSON.stringify(result, null, 1) + '\n');
+  if (o.json) writeJsonAtomic(o.json, result, 1);
 }
 
 if (isMain(import.meta.url)) await runCli(cli, (o) => main(o));

@@ -20,7 +20,7 @@
  * the 16-bit figures are estimated instead by planning the same schedule with 2-byte frozen weights, activations
  * and gradients (trainable parameters and optimizer state stay f32), and the JSON says so (`precision.source`).
  */
-import fs from 'node:fs';
+import { writeJsonAtomic } from '../models/io/atomicWrite';
 import { lowerProgram } from '../compiler/compile';
 import { renderProgramCppParts } from '../compiler/render/cpp';
 import { renderProgramCuda } from '../compiler/render/cuda';
@@ -79,7 +79,7 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
   const planInput: Omit<PlanInput, 'budget'> = estimated ? halved(low.planInput) : low.planInput;
   // Without the budget, for comparison (one cheap plan: no recompute search).
   const unbudgeted = budget === undefined ? undefined : planMemory({ ...planInput });
-  if (unbudgeted && o.json) fs.writeFileSync(o.json, JSON.stringify({ config: config.name, stage, resolution: config.unet.sampleSize * 8, precision, estimated, budgetGiB: GiB(budget!), plan: 'pending', unbudgeted: summaryOf(unbudgeted), f32: summaryOf(low.plan) }, null, 1) + '\n');
+  if (unbudgeted && o.json) writeJsonAtomic(o.json, { config: config.name, stage, resolution: config.unet.sampleSize * 8, precision, estimated, budgetGiB: GiB(budget!), plan: 'pending', unbudgeted: summaryOf(unbudgeted), f32: summaryOf(low.plan) }, 1);
   let p: MemoryPlan = low.plan;
   if (precision !== 'f32') {
     console.error(`${precision}${estimated ? ' (estimated)' : ''}: planning${budget === undefined ? '' : ' under the budget'}…`);
@@ -88,7 +88,7 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
     } catch (e) {
       // A budget below the floor: the CLI still reports what it found (the JSON gets the error's paragraph).
       if (!(e instanceof MemoryBudgetError) || !o.json) throw e;
-      fs.writeFileSync(o.json, JSON.stringify({ config: config.name, stage, resolution: config.unet.sampleSize * 8, precision, estimated, budgetGiB: GiB(budget!), floorGiB: GiB(e.floorBytes), error: e.message, unbudgeted: summaryOf(planMemory({ ...planInput })), f32: summaryOf(low.plan) }, null, 1) + '\n');
+      writeJsonAtomic(o.json, { config: config.name, stage, resolution: config.unet.sampleSize * 8, precision, estimated, budgetGiB: GiB(budget!), floorGiB: GiB(e.floorBytes), error: e.message, unbudgeted: summaryOf(planMemory({ ...planInput })), f32: summaryOf(low.plan) }, 1);
       throw e;
     }
   }
@@ -99,13 +99,13 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
 
   const partial = { config: config.name, stage, resolution: config.unet.sampleSize * 8, precision, estimated, budgetGiB: budget === undefined ? null : GiB(budget), plan: summaryOf(p), unbudgeted: summaryOf(unbudgeted ?? p), f32: summaryOf(low.plan) };
   // Deep plans are slow: the figures so far are written before the floor is searched.
-  if (o.json) fs.writeFileSync(o.json, JSON.stringify({ ...partial, floorGiB: o.floor ? 'pending' : null }, null, 1) + '\n');
+  if (o.json) writeJsonAtomic(o.json, { ...partial, floorGiB: o.floor ? 'pending' : null }, 1);
   let floorBytes: number | undefined, f32FloorBytes: number | undefined;
   if (o.floor) {
     console.error(`floor (${JSON.stringify(partial.plan)})…`);
     floorBytes = memoryFloor(planInput);
     if (precision !== 'f32') {
-      if (o.json) fs.writeFileSync(o.json, JSON.stringify({ ...partial, floorGiB: GiB(floorBytes), f32FloorGiB: 'pending' }, null, 1) + '\n');
+      if (o.json) writeJsonAtomic(o.json, { ...partial, floorGiB: GiB(floorBytes), f32FloorGiB: 'pending' }, 1);
       console.error(`f32 floor…`);
       f32FloorBytes = memoryFloor(low.planInput);
     }
@@ -146,7 +146,7 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
     seconds: { graph: graphSeconds, scheduleAndPlan: lowerSeconds, plan: planSeconds, allSegments: allSegmentsSeconds, floor: floorSeconds, renderCpp: renderSeconds }, compiled,
   };
   console.log(JSON.stringify(result, null, 1));
-  if (o.json) fs.writeFileSync(o.json, JSON.stringify(result, null, 1) + '\n');
+  if (o.json) writeJsonAtomic(o.json, result, 1);
 }
 
 const GiB = (b: number) => +(b / 2 ** 30).toFixed(3);

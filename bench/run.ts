@@ -27,7 +27,8 @@
  * OpenMP threads, measured like bench/kernels/gemm-peak.cpp; copy bandwidth counted read + write).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeJsonAtomic } from '../models/io/atomicWrite';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -287,7 +288,7 @@ async function main() {
     const dir = path.join(here, 'results');
     mkdirSync(dir, { recursive: true });
     const file = path.join(dir, `cpu-${ISA === 'avx2' ? 'avx2cap-' : ''}${report.date.slice(0, 10)}.json`);
-    writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+    writeJsonAtomic(file, report, 2);
     log(`saved ${path.relative(root, file)}`);
     const chart = writeChart(file.replace(/\.json$/, '-ratios'), ratioChart(report.results as Row[], report.machine.loadavgBefore, unet));
     log(`saved ${path.relative(root, chart.svg)}, ${path.relative(root, chart.png)}`);

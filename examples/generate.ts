@@ -4,10 +4,10 @@
  *
  *   npx tsx examples/generate.ts "a red fox in the snow" --out fox.png --seed 7 --steps 4 [--guidance 1.2] [--weights DIR] [--backend compiled|reference]
  */
-import fs from 'node:fs';
 import { TextToImagePipeline } from '../models/pipelines/text-to-image';
 import { LIMITS } from '../models/pipelines/options';
 import { defineCli, isMain, progress, runCli, type Parsed } from '../tools/cli';
+import { writeAll, writeFileAtomic } from '../models/io/atomicWrite';
 
 export const cli = defineCli({
   command: 'npx tsx examples/generate.ts',
@@ -33,7 +33,7 @@ export async function generate(o: GenerateOptions): Promise<void> {
   const bar = progress('generate', o.steps + 2);
   const img = await pipe.generate({ prompt: o.prompt, negativePrompt: o['negative-prompt'], steps: o.steps, cfg: o.guidance, seed: o.seed, onProgress: (d, _t, label) => bar.update(d, label) });
   bar.stop();
-  fs.writeFileSync(o.out, img.png);
+  writeFileAtomic(o.out, (fd) => writeAll(fd, img.png));
   console.log(`wrote ${o.out} (${img.width}×${img.height}) for "${o.prompt}", seed ${o.seed}, ${o.steps} steps, ${pipe.runner.name}, ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
 }
 

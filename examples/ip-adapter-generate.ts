@@ -24,6 +24,7 @@ import { LIMITS } from '../models/pipelines/options';
 import { TextToImagePipeline } from '../models/pipelines/text-to-image';
 import { materialize } from '../models/weights';
 import { defineCli, isMain, progress, runCli, UsageError, type Parsed } from '../tools/cli';
+import { writeAll, writeFileAtomic } from '../models/io/atomicWrite';
 
 const SAMPLE = 'node_modules/@vladmandic/face-api/demo/sample1.jpg';
 const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073], CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
@@ -127,7 +128,7 @@ export async function ipAdapterGenerate(o: IpGenerateOptions): Promise<{ tokens:
     },
   });
   bar.stop();
-  fs.writeFileSync(o.out, img.png);
+  writeFileAtomic(o.out, (fd) => writeAll(fd, img.png));
   console.log(`wrote ${o.out} (${img.width}×${img.height}) for "${o.prompt}" with IP-Adapter ${kind} (${T} tokens${needFace ? `, ${faces.length} face embedding(s) of ${faces[0].length}` : ''}), seed ${o.seed}, ${o.steps} steps, ${pipe.runner.name}, ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
   return { tokens: T, width: img.width };
 }

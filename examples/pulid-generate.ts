@@ -11,6 +11,7 @@ import { PULID_MAX_NUM_ZERO, PULID_MAX_STEPS, PULID_MODES, PULID_ORTHO, PulidPip
 import { SAMPLERS } from '../models/sched/index';
 import { LIMITS } from '../models/pipelines/options';
 import { defineCli, isMain, progress, runCli, type Parsed } from '../tools/cli';
+import { writeAll, writeFileAtomic } from '../models/io/atomicWrite';
 
 const SAMPLE = 'node_modules/@vladmandic/face-api/demo/sample2.jpg';
 
@@ -59,7 +60,7 @@ export async function main(o: Parsed<typeof cli.def.options>): Promise<void> {
     bar.stop();
     const file = scales.length > 1 ? o.out.replace(/(\.png)?$/, `_s${s}.png`) : o.out;
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    fs.writeFileSync(file, img.png);
+    writeFileAtomic(file, (fd) => writeAll(fd, img.png));
     img.faces.forEach((f, i) => console.log(`  ${photos[i]}: face found, descriptor ‖·‖ = ${f.descriptorNorm.toFixed(3)}`));
     console.log(`  wrote ${file} (${img.width}×${img.height}, id_scale ${s}, ${img.mode}, num_zero ${img.numZero}, ${img.sampler} × ${img.steps}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }

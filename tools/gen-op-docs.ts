@@ -1,7 +1,8 @@
 /** Generates docs/ops.md from the op registry: each primitive's lowering kind, VJP (and what it saves), and where
  * its definition lives. The source locations come from the TypeScript AST (ts-morph), so the table points at
  * the one registry entry that defines each op. `--check` exits non-zero when docs/ops.md is out of date. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeTextAtomic } from '../models/io/atomicWrite';
 import path from 'node:path';
 import { Node as TsNode, Project, SyntaxKind } from 'ts-morph';
 import { OPS, OP_NAMES } from '../compiler/ops/registry';
@@ -86,5 +87,5 @@ if (isMain(import.meta.url)) {
   const text = renderOpDocs();
   if (values.check) {
     if (readFileSync(file, 'utf8') !== text) { console.error('docs/ops.md is out of date: run npm run docs:ops'); process.exit(1); }
-  } else writeFileSync(file, text);
+  } else writeTextAtomic(file, text);
 }

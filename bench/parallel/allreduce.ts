@@ -11,13 +11,14 @@
  * MPI_Allreduce in the same process (allreduce-worker.ts). Bandwidth is the algorithm bandwidth, buffer bytes /
  * seconds per call (the same for all sides). Results are printed and saved to bench/results/allreduce-<date>.json. */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as k from '../../compiler/index';
 import { repoRoot } from '../../runtime/paths';
 import { DP_LR, microUnetBatch, shardKeys } from '../../test/support/dp-nets';
 import { mpirunArgs } from '../../test/support/mpirun';
+import { writeJsonAtomic } from '../../models/io/atomicWrite';
 
 const arg = (name: string, d: number) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? Number(process.argv[i + 1]) : d; };
 const np = arg('np', 2), reps = arg('reps', 20), rounds = arg('rounds', 5);
@@ -82,6 +83,5 @@ if (!process.argv.includes('--no-step')) {
 mkdirSync(path.join(repoRoot, 'bench/results'), { recursive: true });
 const file = path.join(repoRoot, 'bench/results', `allreduce-${new Date().toISOString().slice(0, 10)}.json`);
 load.push(os.loadavg()[0]);
-writeFileSync(`${file}.tmp`, JSON.stringify({ np, reps, rounds, cpus: os.cpus().length, loadAverage1m: load, rows, step }, null, 2));
-renameSync(`${file}.tmp`, file);
+writeJsonAtomic(file, { np, reps, rounds, cpus: os.cpus().length, loadAverage1m: load, rows, step }, 2);
 console.log(`saved ${path.relative(repoRoot, file)}`);

@@ -38,3 +38,13 @@ test('imports only point down: models → compiler → runtime → kernels', () 
   }
   expect(bad).toEqual([]);
 });
+
+// Every file written for a user (images, metrics, results, docs) goes through models/io/atomicWrite.ts: a reader
+// sees the old file or the new one, never half of one. Scratch files inside a private temporary folder
+// (bench/peers' mkdtemp folders, the runtime's build folders, which runtime/cache.ts renames into place) are exempt.
+test('outputs are written atomically (no plain writeFileSync outside scratch folders)', () => {
+  const scratch = new Set(['bench/peers/peers.ts', 'bench/peers/unet-step.ts']);
+  const bad = ['models', 'compiler', 'tools', 'examples', 'bench'].flatMap((d) => files(d))
+    .filter((f) => !scratch.has(f) && /\bwriteFileSync\s*\(/.test(readFileSync(path.join(repoRoot, f), 'utf8')));
+  expect(bad).toEqual([]);
+});
