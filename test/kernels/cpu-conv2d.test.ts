@@ -59,6 +59,10 @@ const shapes: [string, Conv][] = [
   // (stored at a padded stride); groups with 5 output channels a group (a row block of 4 plus 1).
   ['ragged: C 5, O 9, 2 images 45x50, pad 1 (K 2340 > K block)', [2, 5, 45, 50, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ['1x1 C 9, O 10, 16x16 (rows of 256)', [1, 9, 16, 16, 10, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
+  // Planes a multiple of 4 KiB apart, where every channel's row of one tap maps to the same L1 sets: 30x30 padded to
+  // a 32x32 phase plane (the forward reads these rows in place on avx512), and a 1x1 over 32x32 planes.
+  ['3x3 pad 1 on 30x30, C 19 (padded plane 32x32 = 4 KiB)', [1, 19, 30, 30, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['1x1 C 9, O 17, 32x32 (planes 4 KiB apart)', [1, 9, 32, 32, 17, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
   ['groups 2, 5 outputs a group, 3x3 pad 1', [1, 6, 9, 11, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2]],
   // Weight gradient as a packed GEMM (O/G >= 128, conv2d_wgrad.h): images summed over GEMM calls, groups as the
   // batch, 8x8 transposes with ragged row / column / K tails (K 65, 63 columns, 129 rows a group); 1x1 read in
