@@ -34,14 +34,17 @@ namespace kiln {
 // One step of the 4x24 tile: the 3 B vectors LOADB loads, 4 A broadcasts at A offsets a0..a3.
 #define KA_STEP(LOADB, a0, a1, a2, a3) \
   LOADB KA_ROW(a0, "0", "1", "2") KA_ROW(a1, "3", "4", "5") KA_ROW(a2, "6", "7", "8") KA_ROW(a3, "9", "10", "11")
-// The end of the kernel, one tile row (3 ymm) at a time: add row r of C (%[c], rows %[ldc] bytes apart) / store the
-// row to D (%[d], rows %[ldd] bytes apart).
-#define KA_ADDC(r0, r1, r2)                                                                                   \
-  "vaddps 0(%[c]), %%ymm" r0 ", %%ymm" r0 "\n\t" "vaddps 32(%[c]), %%ymm" r1 ", %%ymm" r1 "\n\t"              \
-  "vaddps 64(%[c]), %%ymm" r2 ", %%ymm" r2 "\n\t" "add %[ldc], %[c]\n\t"
-#define KA_STORED(r0, r1, r2)                                                                                 \
-  "vmovups %%ymm" r0 ", 0(%[d])\n\t" "vmovups %%ymm" r1 ", 32(%[d])\n\t" "vmovups %%ymm" r2 ", 64(%[d])\n\t" \
+// The end of a kernel, one tile row of 3 vectors at a time (register kind R and the byte offsets o1 / o2 of the
+// row's 2nd / 3rd vector: "ymm" 32 64, "zmm" 64 128): add row r of C (%[c], rows %[ldc] bytes apart) / store the row
+// to D (%[d], rows %[ldd] bytes apart). Shared by the AVX2 (KA_) and AVX-512 (KY_) kernels.
+#define K3_ADDC(R, o1, o2, r0, r1, r2)                                                                        \
+  "vaddps 0(%[c]), %%" R r0 ", %%" R r0 "\n\t" "vaddps " o1 "(%[c]), %%" R r1 ", %%" R r1 "\n\t"             \
+  "vaddps " o2 "(%[c]), %%" R r2 ", %%" R r2 "\n\t" "add %[ldc], %[c]\n\t"
+#define K3_STORED(R, o1, o2, r0, r1, r2)                                                                      \
+  "vmovups %%" R r0 ", 0(%[d])\n\t" "vmovups %%" R r1 ", " o1 "(%[d])\n\t" "vmovups %%" R r2 ", " o2 "(%[d])\n\t" \
   "add %[ldd], %[d]\n\t"
+#define KA_ADDC(r0, r1, r2) K3_ADDC("ymm", "32", "64", r0, r1, r2)
+#define KA_STORED(r0, r1, r2) K3_STORED("ymm", "32", "64", r0, r1, r2)
 // The whole 4x24 kernel for one way to read B (L0..L3: the B loads of the 4 steps of an unrolled iteration; P0 / P1:
 // prefetches before steps 0 / 2; B4 / B1: how B advances after 4 steps / 1 step): a step reads 16 bytes of A and 96
 // of B, unrolled by 4 (k4 = steps / 4, k1 = steps % 4); then D = C + tile (C == nullptr: D = tile).
@@ -148,14 +151,8 @@ __attribute__((target("avx2,fma"))) inline void ukr_avx2_4x24_rows(int64_t kc, c
   KY_ROW(BC, OP, a2, "27", "6", "7", "8") KY_ROW(BC, OP, a3, "28", "9", "10", "11")                          \
   KY_ROW(BC, OP, a4, "27", "12", "13", "14") KY_ROW(BC, OP, a5, "28", "15", "16", "17")                      \
   KY_ROW(BC, OP, a6, "27", "18", "19", "20") KY_ROW(BC, OP, a7, "28", "21", "22", "23")
-// The end of the kernel, one tile row (3 zmm) at a time: add row r of C (%[c], rows %[ldc] bytes apart), store the
-// row to D (%[d], rows %[ldd] bytes apart).
-#define KY_ADDC(r0, r1, r2)                                                                                   \
-  "vaddps 0(%[c]), %%zmm" r0 ", %%zmm" r0 "\n\t" "vaddps 64(%[c]), %%zmm" r1 ", %%zmm" r1 "\n\t"              \
-  "vaddps 128(%[c]), %%zmm" r2 ", %%zmm" r2 "\n\t" "add %[ldc], %[c]\n\t"
-#define KY_STORED(r0, r1, r2)                                                                                 \
-  "vmovups %%zmm" r0 ", 0(%[d])\n\t" "vmovups %%zmm" r1 ", 64(%[d])\n\t" "vmovups %%zmm" r2 ", 128(%[d])\n\t" \
-  "add %[ldd], %[d]\n\t"
+#define KY_ADDC(r0, r1, r2) K3_ADDC("zmm", "64", "128", r0, r1, r2)
+#define KY_STORED(r0, r1, r2) K3_STORED("zmm", "64", "128", r0, r1, r2)
 // The whole 8x48 kernel for one broadcast / multiply-add pair and one way to read B (L0..L3: the B loads of the 4
 // steps of an unrolled iteration; B4 / B1: how B advances after 4 steps / 1 step): a step reads 32 bytes of A and
 // 192 of B, unrolled by 4 (k4 = steps / 4, k1 = steps % 4); then D = C + tile (C == nullptr: D = tile).
@@ -251,6 +248,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16"))) inline 
 #undef KY_PACKED_B
 #undef KY_KERNEL_PACKED
 #undef KY_CLOBBERS
+#undef K3_ADDC
+#undef K3_STORED
 #undef KZ_ZERO4
 #undef KZ_ZERO8
 
