@@ -1,11 +1,11 @@
 /** Compiled sdpa on the C++ back end: a kernel whose epilogue is only the plain f32 store hands the library its
  * output buffer (kiln_sdpa_out_f32, no call per element); a fused epilogue still goes through the epilogue
  * function. Both against the float64 reference, with ragged sizes and a causal case. */
-import { compile, evaluate, input, sdpa } from '../../compiler/index';
+import { input, sdpa } from '../../compiler/index';
 import { lowerProgram } from '../../compiler/compile';
 import { renderProgramCpp } from '../../compiler/render/cpp';
+import { expectMatchesReference, vals } from '../support/store-check';
 
-const vals = (n: number, s: number) => Float64Array.from({ length: n }, (_v, i) => Math.sin(i * 0.37 + s) + 0.3 * Math.cos(i * 1.7 * s));
 
 test('sdpa: plain output stored directly, fused epilogue through the epilogue function, both match', async () => {
   const spec = () => {
@@ -22,12 +22,5 @@ test('sdpa: plain output stored directly, fused epilogue through the epilogue fu
   expect((src.match(/kiln_sdpa_out_f32\(/g) ?? []).length).toBe(2);
   expect((src.match(/kiln_sdpa_f32\(/g) ?? []).length).toBe(1);
   const feeds = { q: vals(2 * 3 * 65 * 17, 1), k: vals(2 * 3 * 77 * 17, 2), v: vals(2 * 3 * 77 * 9, 3), qc: vals(63 * 7, 4), kc: vals(63 * 7, 5), vc: vals(63, 6) };
-  const got = (await compile(spec())).run(feeds), want = evaluate(spec(), feeds).outputs;
-  for (const name of ['plain', 'fused', 'causal']) {
-    const w = want[name].data, g = got[name];
-    expect(g).toHaveLength(w.length);
-    let err = 0;
-    for (let i = 0; i < w.length; i++) err = Math.max(err, Math.abs(g[i] - w[i]) / Math.max(1, Math.abs(w[i])));
-    expect([name, err <= 1e-5]).toEqual([name, true]);
-  }
+  await expectMatchesReference(spec, feeds);
 }, 240_000);

@@ -2,11 +2,11 @@
  * the library its output buffer (kiln_conv2d*_out_f32: dW summed in place, rows stored inline, no epilogue call); a
  * fused epilogue (bias, scale, a gradient sum) still goes through the epilogue function. Every kind against the
  * float64 reference, stride 1 and stride 2, ragged sizes. */
-import { compile, conv2d, evaluate, grad, input } from '../../compiler/index';
+import { conv2d, grad, input } from '../../compiler/index';
 import { lowerProgram } from '../../compiler/compile';
 import { renderProgramCpp } from '../../compiler/render/cpp';
+import { expectMatchesReference, vals } from '../support/store-check';
 
-const vals = (n: number, s: number) => Float64Array.from({ length: n }, (_v, i) => Math.sin(i * 0.37 + s) + 0.3 * Math.cos(i * 1.7 * s));
 
 test('conv2d: plain outputs stored directly, fused epilogues through the epilogue function, both match', async () => {
   const spec = () => {
@@ -34,12 +34,5 @@ test('conv2d: plain outputs stored directly, fused epilogues through the epilogu
   const feeds = { x: vals(2 * 7 * 9 * 11, 1), w: vals(5 * 7 * 9, 2), b: vals(5, 3), x2: vals(7 * 9 * 11, 5),
     y: vals(2 * 5 * 9 * 11, 8), w2: vals(17 * 5 * 9, 4), x3: vals(3 * 13 * 17, 6), w3: vals(6 * 3 * 9, 7),
     g1: vals(2 * 5 * 9 * 11, 9), g2: vals(2 * 17 * 5 * 6, 10), g3: vals(6 * 7 * 9, 11) };
-  const got = (await compile(spec())).run(feeds), want = evaluate(spec(), feeds).outputs;
-  for (const name of Object.keys(want)) {
-    const w = want[name].data, g = got[name];
-    expect(g).toHaveLength(w.length);
-    let err = 0;
-    for (let i = 0; i < w.length; i++) err = Math.max(err, Math.abs(g[i] - w[i]) / Math.max(1, Math.abs(w[i])));
-    expect([name, err <= 1e-5]).toEqual([name, true]);
-  }
+  await expectMatchesReference(spec, feeds);
 }, 240_000);
