@@ -43,6 +43,13 @@ namespace kiln {
 #define K3_STORED(R, o1, o2, r0, r1, r2)                                                                      \
   "vmovups %%" R r0 ", 0(%[d])\n\t" "vmovups %%" R r1 ", " o1 "(%[d])\n\t" "vmovups %%" R r2 ", " o2 "(%[d])\n\t" \
   "add %[ldd], %[d]\n\t"
+// The loop of a kernel: STEP4 (4 steps) then NEXT4 while k4 > 0, STEP1 then NEXT1 while k1 > 0; then ADDC (the tile
+// rows' C adds) unless %[c] is null, STORE (the D stores), vzeroupper. Shared by the AVX2 (KA_) and AVX-512 (KY_)
+// kernels.
+#define K3_LOOP(STEP4, NEXT4, STEP1, NEXT1, ADDC, STORE)                                                      \
+  "test %[k4], %[k4]\n\t" "jz 2f\n\t" "1:\n\t" STEP4 NEXT4 "dec %[k4]\n\t" "jnz 1b\n\t"                            \
+  "2:\n\t" "test %[k1], %[k1]\n\t" "jz 4f\n\t" "3:\n\t" STEP1 NEXT1 "dec %[k1]\n\t" "jnz 3b\n\t"                 \
+  "4:\n\t" "test %[c], %[c]\n\t" "jz 5f\n\t" ADDC "5:\n\t" STORE "vzeroupper\n\t"
 #define KA_ADDC(r0, r1, r2) K3_ADDC("ymm", "32", "64", r0, r1, r2)
 #define KA_STORED(r0, r1, r2) K3_STORED("ymm", "32", "64", r0, r1, r2)
 // The whole 4x24 kernel for one way to read B (L0..L3: the B loads of the 4 steps of an unrolled iteration; P0 / P1:
@@ -53,35 +60,11 @@ namespace kiln {
   "vxorps %%ymm3, %%ymm3, %%ymm3\n\t" "vxorps %%ymm4, %%ymm4, %%ymm4\n\t" "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"      \
   "vxorps %%ymm6, %%ymm6, %%ymm6\n\t" "vxorps %%ymm7, %%ymm7, %%ymm7\n\t" "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"      \
   "vxorps %%ymm9, %%ymm9, %%ymm9\n\t" "vxorps %%ymm10, %%ymm10, %%ymm10\n\t" "vxorps %%ymm11, %%ymm11, %%ymm11\n\t" \
-  "test %[k4], %[k4]\n\t"                                                                                     \
-  "jz 2f\n\t"                                                                                                 \
-  "1:\n\t"                                                                                                    \
-  P0                                                                                                          \
-  KA_STEP(L0, "0", "4", "8", "12")                                                                            \
-  KA_STEP(L1, "16", "20", "24", "28")                                                                         \
-  P1                                                                                                          \
-  KA_STEP(L2, "32", "36", "40", "44")                                                                         \
-  KA_STEP(L3, "48", "52", "56", "60")                                                                         \
-  "add $64, %[a]\n\t"                                                                                         \
-  B4                                                                                                          \
-  "dec %[k4]\n\t"                                                                                             \
-  "jnz 1b\n\t"                                                                                                \
-  "2:\n\t"                                                                                                    \
-  "test %[k1], %[k1]\n\t"                                                                                     \
-  "jz 4f\n\t"                                                                                                 \
-  "3:\n\t"                                                                                                    \
-  KA_STEP(L0, "0", "4", "8", "12")                                                                            \
-  "add $16, %[a]\n\t"                                                                                         \
-  B1                                                                                                          \
-  "dec %[k1]\n\t"                                                                                             \
-  "jnz 3b\n\t"                                                                                                \
-  "4:\n\t"                                                                                                    \
-  "test %[c], %[c]\n\t"                                                                                       \
-  "jz 5f\n\t"                                                                                                 \
-  KA_ADDC("0", "1", "2") KA_ADDC("3", "4", "5") KA_ADDC("6", "7", "8") KA_ADDC("9", "10", "11")               \
-  "5:\n\t"                                                                                                    \
-  KA_STORED("0", "1", "2") KA_STORED("3", "4", "5") KA_STORED("6", "7", "8") KA_STORED("9", "10", "11")       \
-  "vzeroupper\n\t"
+  K3_LOOP(P0 KA_STEP(L0, "0", "4", "8", "12") KA_STEP(L1, "16", "20", "24", "28")                             \
+          P1 KA_STEP(L2, "32", "36", "40", "44") KA_STEP(L3, "48", "52", "56", "60"),                         \
+          "add $64, %[a]\n\t" B4, KA_STEP(L0, "0", "4", "8", "12"), "add $16, %[a]\n\t" B1,                   \
+          KA_ADDC("0", "1", "2") KA_ADDC("3", "4", "5") KA_ADDC("6", "7", "8") KA_ADDC("9", "10", "11"),      \
+          KA_STORED("0", "1", "2") KA_STORED("3", "4", "5") KA_STORED("6", "7", "8") KA_STORED("9", "10", "11"))
 #define KA_CLOBBERS                                                                                           \
   "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",   \
       "xmm13", "xmm14", "xmm15", "memory", "cc"
@@ -159,37 +142,17 @@ __attribute__((target("avx2,fma"))) inline void ukr_avx2_4x24_rows(int64_t kc, c
 #define KY_KERNEL(BC, OP, L0, L1, L2, L3, B4, B1)                                                             \
   KZ_ZERO8("0", "1", "2", "3", "4", "5", "6", "7") KZ_ZERO8("8", "9", "10", "11", "12", "13", "14", "15")     \
   KZ_ZERO8("16", "17", "18", "19", "20", "21", "22", "23")                                                    \
-  "test %[k4], %[k4]\n\t"                                                                                     \
-  "jz 2f\n\t"                                                                                                 \
-  "1:\n\t"                                                                                                    \
-  "prefetcht0 256(%[a])\n\t"                                                                                  \
-  KY_STEP(BC, OP, L0, "0", "4", "8", "12", "16", "20", "24", "28")                                            \
-  KY_STEP(BC, OP, L1, "32", "36", "40", "44", "48", "52", "56", "60")                                         \
-  KY_STEP(BC, OP, L2, "64", "68", "72", "76", "80", "84", "88", "92")                                         \
-  KY_STEP(BC, OP, L3, "96", "100", "104", "108", "112", "116", "120", "124")                                  \
-  "add $128, %[a]\n\t"                                                                                        \
-  B4                                                                                                          \
-  "dec %[k4]\n\t"                                                                                             \
-  "jnz 1b\n\t"                                                                                                \
-  "2:\n\t"                                                                                                    \
-  "test %[k1], %[k1]\n\t"                                                                                     \
-  "jz 4f\n\t"                                                                                                 \
-  "3:\n\t"                                                                                                    \
-  KY_STEP(BC, OP, L0, "0", "4", "8", "12", "16", "20", "24", "28")                                            \
-  "add $32, %[a]\n\t"                                                                                         \
-  B1                                                                                                          \
-  "dec %[k1]\n\t"                                                                                             \
-  "jnz 3b\n\t"                                                                                                \
-  "4:\n\t"                                                                                                    \
-  "test %[c], %[c]\n\t"                                                                                       \
-  "jz 5f\n\t"                                                                                                 \
-  KY_ADDC("0", "1", "2") KY_ADDC("3", "4", "5") KY_ADDC("6", "7", "8") KY_ADDC("9", "10", "11")               \
-  KY_ADDC("12", "13", "14") KY_ADDC("15", "16", "17") KY_ADDC("18", "19", "20") KY_ADDC("21", "22", "23")     \
-  "5:\n\t"                                                                                                    \
-  KY_STORED("0", "1", "2") KY_STORED("3", "4", "5") KY_STORED("6", "7", "8") KY_STORED("9", "10", "11")       \
-  KY_STORED("12", "13", "14") KY_STORED("15", "16", "17") KY_STORED("18", "19", "20")                         \
-  KY_STORED("21", "22", "23")                                                                                 \
-  "vzeroupper\n\t"
+  K3_LOOP("prefetcht0 256(%[a])\n\t"                                                                          \
+          KY_STEP(BC, OP, L0, "0", "4", "8", "12", "16", "20", "24", "28")                                    \
+          KY_STEP(BC, OP, L1, "32", "36", "40", "44", "48", "52", "56", "60")                                 \
+          KY_STEP(BC, OP, L2, "64", "68", "72", "76", "80", "84", "88", "92")                                 \
+          KY_STEP(BC, OP, L3, "96", "100", "104", "108", "112", "116", "120", "124"),                         \
+          "add $128, %[a]\n\t" B4, KY_STEP(BC, OP, L0, "0", "4", "8", "12", "16", "20", "24", "28"),          \
+          "add $32, %[a]\n\t" B1,                                                                             \
+          KY_ADDC("0", "1", "2") KY_ADDC("3", "4", "5") KY_ADDC("6", "7", "8") KY_ADDC("9", "10", "11")       \
+          KY_ADDC("12", "13", "14") KY_ADDC("15", "16", "17") KY_ADDC("18", "19", "20") KY_ADDC("21", "22", "23"),\
+          KY_STORED("0", "1", "2") KY_STORED("3", "4", "5") KY_STORED("6", "7", "8") KY_STORED("9", "10", "11")\
+          KY_STORED("12", "13", "14") KY_STORED("15", "16", "17") KY_STORED("18", "19", "20") KY_STORED("21", "22", "23"))
 // Packed B panels (4 steps are 768 bytes), for KY_KERNEL_PACKED (which expands it into KY_KERNEL's arguments).
 #define KY_KERNEL_PACKED(...) KY_KERNEL(__VA_ARGS__)
 #define KY_PACKED_B                                                                                           \
@@ -250,6 +213,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16"))) inline 
 #undef KY_CLOBBERS
 #undef K3_ADDC
 #undef K3_STORED
+#undef K3_LOOP
 #undef KZ_ZERO4
 #undef KZ_ZERO8
 
