@@ -86,7 +86,12 @@ function loops(vars: readonly Expr[], shape: Shape, body: string[], inner: strin
  * `omp simd reduction` — the sum of a [2, 8, 8] tensor over axis 0 into a transposed [8, 8] output came out as
  * zeros (test/backend/gcc-simd-nest.test.ts; -mprefer-vector-width=256 or no -fopenmp also avoid it), while the
  * same nest inside an OpenMP region is compiled correctly. Found by diffing the arena kernel by kernel. */
-const parallelFor = (n: number): string => `#pragma omp parallel for schedule(static) if(${n} > 16384)`;
+const parallelFor = (n: number): string => `#pragma omp parallel for schedule(static) if(kiln::par_elems(${n}))`;
+
+/** Elements up to which a kernel stays on one thread: KILN_PAR_MIN_ELEMS of kernels/cpu/parallel.h (why: there), which
+ * the pragmas ask at run time (kiln::par_elems); the renderer's own choice (parallelize a long reduction itself)
+ * uses the same default (test/project checks the two agree). */
+export const PAR_MIN_ELEMS = 131072;
 
 function reduceBody(k: ReduceKernel): string[] {
   const p = new ExprPrinter(cppLang, (b) => `b${b}`);
@@ -95,7 +100,7 @@ function reduceBody(k: ReduceKernel): string[] {
   const body = [...p.lines.splice(0), k.combine === 'add' ? `acc += ${v};` : `acc = kiln_maxf(acc, ${v});`];
   const init = k.combine === 'add' ? literal(0, k.accDtype) : literal(-Infinity, k.accDtype);
   // Few rows, long reductions: parallelize the reduction itself; otherwise the rows.
-  const red = numel(k.outer) < 8 && numel(k.inner) > 16384;
+  const red = numel(k.outer) < 8 && numel(k.inner) > PAR_MIN_ELEMS;
   const innerLoops = red
     ? loops(k.innerVars, k.inner, body, null, `#pragma omp parallel for reduction(${op}:acc)`)
     : loops(k.innerVars, k.inner, body, `#pragma omp simd reduction(${op}:acc)`, null);
@@ -152,7 +157,7 @@ function laneLoops(vars: readonly Expr[], shape: Shape, lines: string[], v: stri
 const ROW_CACHE_BYTES = 65536;
 
 function rowBody(k: RowKernel): string[] {
-  const red = numel(k.outer) < 8 && numel(k.inner) > 16384;
+  const red = numel(k.outer) < 8 && numel(k.inner) > PAR_MIN_ELEMS;
   const cache = planRowCache(k, red ? 0 : ROW_CACHE_BYTES);
   // The flat position in the row of the inner loop variables (dims of extent 1 have no loop: their index is 0).
   let flat = '', stride = 1;

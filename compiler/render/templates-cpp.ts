@@ -113,7 +113,7 @@ const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {
       body: [
         `std::vector<float> tmp(${numel(k.outShape)}, 0.0f);`,
         `kiln_scatter_add_f32(${outer}, ${nIdx}, ${inner}, ${a.size}, ${ptr(upd)}, ${ptr(ix)}, tmp.data());`,
-        `#pragma omp parallel for if(${numel(k.outShape)} > 16384)`,
+        `#pragma omp parallel for if(kiln::par_elems(${numel(k.outShape)}))`,
         `for (int64_t f = 0; f < ${numel(k.outShape)}; ++f) {`,
         '  const float acc = tmp[f];',
         ...[...bind, ...storeLines(k.stores, p)].map((l) => `  ${l}`),
@@ -165,7 +165,7 @@ function widenOperands(k: ExternKernel): { k: ExternKernel; lines: string[] } {
     if (o.dt !== 'bf16' && o.dt !== 'f16') return o;
     const n = numel(o.shape), st = stridesOf(o.shape);
     const at = o.shape.map((d, j) => (d === 1 || o.strides[j] === 0 ? '' : ` + ((f / ${st[j]}) % ${d}) * ${o.strides[j]}`)).join('');
-    lines.push(`std::vector<float> cv${i}(${n});`, `#pragma omp parallel for if(${n} > 16384)`,
+    lines.push(`std::vector<float> cv${i}(${n});`, `#pragma omp parallel for if(kiln::par_elems(${n}))`,
       `for (int64_t f = 0; f < ${n}; ++f) cv${i}[f] = ${cppLang.fromStorage(`b${o.buf}[${o.offset}${at}]`, o.dt)};`);
     return { ...o, buf: -(i + 1), offset: 0, strides: st, dt: 'f32' as const };
   });

@@ -35,7 +35,7 @@ void conv2d_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K
   if (Cg == 1 && Og == 1) {
     // Depthwise (MobileNet): one tiny GEMM per channel would waste the micro-kernel; a direct loop over each
     // output row, vectorized along it, is several times faster. Rows of partial sums stay in registers/L1.
-#pragma omp parallel
+#pragma omp parallel if (par_macs(double(N * C * Ho * Wo * KH * KW)))
     {
       std::vector<float> row(static_cast<size_t>(Wo));
 #pragma omp for collapse(2) schedule(static)

@@ -167,7 +167,7 @@ void conv2d_bwd_weight_dot_path(const Conv2dShape& s, const float* x, const floa
   const int64_t want = 8 * int64_t(omp_get_max_threads());
   const int64_t nrc = std::min(nib, std::max<int64_t>(1, (want + G * nsb - 1) / (G * nsb)));
   // One parallel region for the dy copy, the tiles and the epilogue (threads wake once per call).
-#pragma omp parallel if (double(s.O) * double(Nc) * double(s.N * Tp) > 1e6)
+#pragma omp parallel if (par_macs(double(s.O) * double(Nc) * double(s.N * Tp)))
   {
     wgrad_copy_dy(dy, s.N * s.O, Ho, Wo, Wq, Tp, ld, dyqb.p);
 #pragma omp for schedule(static)
@@ -299,7 +299,7 @@ void conv2d_bwd_weight_gemm(const Conv2dShape& s, const float* x, const float* d
   AlignedBuf dyqb(size_t(in_place ? 0 : s.N * s.O * T));
   if (!in_place) {
     phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
-#pragma omp parallel
+#pragma omp parallel if (par_elems(double(s.N * s.O * T)))
     wgrad_copy_dy(dy, s.N * s.O, Ho, Wo, Wq, T, T, dyqb.p);
   }
   const float* const xp = in_place ? x : xq.data();
@@ -321,7 +321,7 @@ void conv2d_bwd_weight_gemm(const Conv2dShape& s, const float* x, const float* d
                     WgradPackB{xp + n * s.C * L.plane(), koff.data(), Cg * L.plane(), Nc}, acc);
   }
   if (out) return;
-#pragma omp parallel if (s.O * Nc > 65536)
+#pragma omp parallel if (par_elems(double(s.O * Nc)))
   wgrad_emit(s, dw, epi);
 }
 

@@ -27,6 +27,7 @@
 #include "cpu_isa.h"
 #include "gemm_ukr.h"
 #include "half.h"
+#include "parallel.h"
 #include "team_sync.h"
 
 namespace kiln {
@@ -396,11 +397,11 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   const int64_t nc_max = std::min<int64_t>(NCb, npan_all * NR);
   const int64_t kc_max = std::min<int64_t>(KC, K);
   const int64_t mb_max = std::min<int64_t>(MB, mpan_all * MR);
-  // Small per-batch problems: one batch element per thread, serial inside. Otherwise all threads
-  // cooperate on each batch element.
+  // Too little work in all for a parallel region (parallel.h): one thread. Small per-batch problems: one batch
+  // element per thread, serial inside. Otherwise all threads cooperate on each batch element.
   const double flops = double(M) * double(N) * double(K);
-  const bool batch_parallel = batch >= max_thr && max_thr > 1 && flops < 4.0e6;
-  const bool serial = !batch_parallel && (max_thr == 1 || flops < 1.5e5);
+  const bool serial = max_thr == 1 || !par_macs(flops * double(batch));
+  const bool batch_parallel = !serial && batch >= max_thr && flops < 4.0e6;
   // Column chunks (GemmSplit::Columns): whole NR panels, at most NC columns each, a multiple of the thread count
   // (at least 2 per thread when there are panels enough), panel counts differing by at most one; when K > KC, at
   // most as many columns as keep the chunk's C buffer in a quarter of the L2 (its K passes then never leave it).
@@ -552,7 +553,7 @@ void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA
                      GemmSplit split = GemmSplit::Auto) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
   if (K <= 0) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (par_elems(double(batch) * double(M) * double(N)))
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t i = 0; i < M; ++i)
         for (int64_t j0 = 0; j0 < N; j0 += 64) {

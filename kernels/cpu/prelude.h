@@ -13,6 +13,8 @@
 #include <cstring>
 #include <omp.h>
 
+#include "parallel.h"  // kiln::par_elems: whether a kernel loop is worth all threads
+
 // Kernels index disjoint ranges of one arena, which the compiler cannot prove; the renderer marks
 // pointers that the memory planner guarantees do not alias.
 #define KILN_RESTRICT __restrict__

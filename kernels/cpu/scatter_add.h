@@ -10,13 +10,15 @@
 #include <cstdint>
 #include <cstring>
 
+#include "parallel.h"
+
 namespace kiln {
 
 inline void scatter_add_f32(int64_t outer, int64_t n_idx, int64_t inner, int64_t size, const float* upd,
                             const int32_t* idx, float* out) {
   const bool split_outer = outer >= omp_get_max_threads() || inner < 64;
   const int64_t chunks = split_outer ? outer : std::min<int64_t>(omp_get_max_threads() * 4, (inner + 15) / 16);
-#pragma omp parallel for schedule(static) if (outer * n_idx * inner > 32768)
+#pragma omp parallel for schedule(static) if (kiln::par_elems(double(outer * n_idx * inner)))
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t o0 = split_outer ? c : 0, o1 = split_outer ? c + 1 : outer;
     const int64_t t0 = split_outer ? 0 : inner * c / chunks, t1 = split_outer ? inner : inner * (c + 1) / chunks;

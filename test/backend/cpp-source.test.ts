@@ -2,7 +2,10 @@
  * casts of O, and no mutable globals (template epilogues get the arena through the kiln_frame their kernel passes). */
 import { compile, evaluate, input, linear, logSoftmax, softmax } from '../../compiler/index';
 import { lowerProgram } from '../../compiler/compile';
-import { renderProgramCpp } from '../../compiler/render/cpp';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '../../compiler/ir/source';
+import { PAR_MIN_ELEMS, renderProgramCpp } from '../../compiler/render/cpp';
 import { relErr } from '../support/lift';
 
 function graph() {
@@ -13,6 +16,14 @@ function graph() {
 const feeds = { x: Array.from({ length: 32 }, (_v, i) => Math.sin(i)), w: Array.from({ length: 48 }, (_v, i) => Math.cos(i * 0.3)) };
 
 describe('generated C++', () => {
+  test('asks kernels/cpu/parallel.h whether a loop goes parallel, whose default the renderer shares', () => {
+    const header = readFileSync(path.join(repoRoot, 'kernels/cpu/parallel.h'), 'utf8');
+    expect(Number(/#define KILN_PAR_MIN_ELEMS (\d+)/.exec(header)?.[1])).toBe(PAR_MIN_ELEMS);
+    const x = input('x', [300, 1000]);
+    const low = lowerProgram({ outputs: { y: x.mul(2).add(1) } });
+    expect(renderProgramCpp(low.kernels, low.info)).toMatch(/#pragma omp parallel for schedule\(static\) if\(kiln::par_elems\(300000\)\)/);
+  });
+
   test('has no noise: extent-1 loops, void casts', () => {
     const low = lowerProgram(graph());
     const src = renderProgramCpp(low.kernels, low.info);

@@ -114,6 +114,20 @@ describe.each(paths)('gemm_f32 (CPU, KILN_CPU_ISA=%s)', (isa) => {
   });
 });
 
+// The runtime's own parallel-region thresholds (kernels/cpu/parallel.h; the cases above run with the harness's lower
+// PAR_TEST_ENV): a 130 x 150 x 577 GEMM (1.1e7 multiply-adds) still runs on the threads, a 63 x 17 x 1000 one
+// (1.1e6) on one thread, and each gives the float64 reference's result either way.
+describe.each(paths)('gemm_f32 at the default parallel thresholds (CPU, KILN_CPU_ISA=%s)', (isa) => {
+  it.each([[130, 150, 577], [63, 17, 1000], [17, 65, 2311]])('%i x %i x %i', (M, N, K) => {
+    const c: Case = { batch: 1, M, N, K, tA: 0, tB: 0, bcA: 0, bcB: 0 };
+    const seed = 3000 + M + N + K;
+    const out = runDriver(bin, [1, M, N, K, 0, 0, 0, 0, seed, 0, 0, 1], { KILN_CPU_ISA: isa, KILN_PAR_MIN_MACS: '', KILN_PAR_MIN_ELEMS: '' });
+    expect(out.path).toBe(isa);
+    const { ref, mag } = gemmRef(c, out.arrays.A, out.arrays.B);
+    expectClose(out.arrays.C, ref, mag, 'C');
+  });
+});
+
 // Ragged sizes (1, 7, 17, 63, 65, 1000) in every role, odd K (the bf16 pair panels pad k), K > KC of every path
 // (generic 256, bf16 512, avx2 / avx512 f32 1024: the micro-kernels that add the C tile from registers), transposed, batched-broadcast and padded operands, row and per-element epilogues.
 const ragged: [string, Case, Variant][] = [];

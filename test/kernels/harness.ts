@@ -37,9 +37,14 @@ export interface DriverOutput {
   arrays: Record<string, Float64Array>;
 }
 
-/** Runs one case; `env` is added to this process's environment (e.g. { KILN_CPU_ISA: 'avx2' }). */
+/** The parallel-region thresholds (kernels/cpu/parallel.h) the cases were sized for: a GEMM or conv from 1.5e5
+ * multiply-adds and a pass from 16384 elements runs multi-threaded, so the mid-size cases keep testing the drivers'
+ * thread splits (team, column chunks, batch) that the defaults keep for larger work. */
+export const PAR_TEST_ENV = { KILN_PAR_MIN_MACS: '150000', KILN_PAR_MIN_ELEMS: '16384' };
+
+/** Runs one case; `env` is added to this process's environment and PAR_TEST_ENV (e.g. { KILN_CPU_ISA: 'avx2' }). */
 export function runDriver(bin: string, args: number[], env: Record<string, string> = {}): DriverOutput {
-  const r = spawnSync(bin, args.map(String), { encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, ...env } });
+  const r = spawnSync(bin, args.map(String), { encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, ...PAR_TEST_ENV, ...env } });
   if (r.status !== 0) throw new Error(`${path.basename(bin)} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   const out: DriverOutput = { callsOnce: undefined, path: undefined, arrays: {} };
   for (const line of r.stdout.split('\n')) {
