@@ -111,7 +111,7 @@ struct PrepackA {
     const int mr = packer.mr;
     const int64_t panels = (M + mr - 1) / mr, per = packer.per();
     float* dst = buf.p;
-#pragma omp parallel for collapse(2) schedule(static) if (par_elems(double(na * M * K)))
+#pragma omp parallel for collapse(2) schedule(static) if (par_copy(double(na * M * K)))
     for (int64_t a = 0; a < na; ++a)
       for (int64_t q = 0; q < panels; ++q) {
         const int64_t i0 = q * mr, mc = std::min<int64_t>(mr, M - i0);
@@ -159,7 +159,7 @@ inline void gather_every(const float* __restrict__ s, int64_t lo, int64_t hi, fl
 // dst plane p = phase split of src plane p (rows x cols), source origin at (-top, -left) of the padded plane.
 inline void phase_split(const float* src, int64_t planes, int64_t rows, int64_t cols, int64_t top, int64_t left,
                         const Layout& L, float* dst) {
-#pragma omp parallel for schedule(static) if (par_elems(double(planes * L.plane())))
+#pragma omp parallel for schedule(static) if (par_copy(double(planes * L.plane())))
   for (int64_t p = 0; p < planes; ++p) {
     const float* s = src + p * rows * cols;
     float* d = dst + p * L.plane();

@@ -299,7 +299,7 @@ void conv2d_bwd_weight_gemm(const Conv2dShape& s, const float* x, const float* d
   AlignedBuf dyqb(size_t(in_place ? 0 : s.N * s.O * T));
   if (!in_place) {
     phase_split(x, s.N * s.C, s.H, s.W, s.pt, s.pl, L, xq.data());
-#pragma omp parallel if (par_elems(double(s.N * s.O * T)))
+#pragma omp parallel if (par_copy(double(s.N * s.O * T)))
     wgrad_copy_dy(dy, s.N * s.O, Ho, Wo, Wq, T, T, dyqb.p);
   }
   const float* const xp = in_place ? x : xq.data();

@@ -6,7 +6,9 @@
 // again), against ~1 us with spinning workers on bare metal: the tiny-UNet training step, ~3400 kernels, took
 // 54-63 ms with regions from 16384 elements / 1.5e5 multiply-adds up, 15 ms with spinning workers (bench/README.md
 // "Parallel regions"). So a kernel goes parallel only when one core would need ~100 us or more:
-//   KILN_PAR_MIN_ELEMS   elements of an elementwise pass, a reduction's input, a copy or a repacking;
+//   KILN_PAR_MIN_ELEMS   elements of an elementwise pass or a reduction's input (~1 ns each on one core);
+//   KILN_PAR_MIN_COPY    elements of a plain copy or repacking (a conv's padded input, its packed weights: ~0.2 ns
+//                        each, so 4x as many for the same ~100 us);
 //   KILN_PAR_MIN_MACS    multiply-adds of a GEMM, convolution or attention.
 // Generated programs ask through prelude.h (`#pragma omp parallel for if(kiln::par_elems(n))`); the same loop runs
 // on one thread or several with the same per-element arithmetic (parallel reductions aside: a long reduction of few
@@ -18,6 +20,7 @@
 #include <cstdlib>
 
 #define KILN_PAR_MIN_ELEMS 131072
+#define KILN_PAR_MIN_COPY 524288
 #define KILN_PAR_MIN_MACS 4.0e6
 
 namespace kiln {
@@ -37,6 +40,11 @@ inline bool par_macs(double macs) {
 // True when a pass over `n` elements is worth a parallel region.
 inline bool par_elems(double n) {
   static const double m = par_threshold("KILN_PAR_MIN_ELEMS", KILN_PAR_MIN_ELEMS);
+  return n > m;
+}
+// True when copying `n` elements is worth a parallel region.
+inline bool par_copy(double n) {
+  static const double m = par_threshold("KILN_PAR_MIN_COPY", KILN_PAR_MIN_COPY);
   return n > m;
 }
 }  // namespace kiln

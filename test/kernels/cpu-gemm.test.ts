@@ -121,7 +121,7 @@ describe.each(paths)('gemm_f32 at the default parallel thresholds (CPU, KILN_CPU
   it.each([[130, 150, 577], [63, 17, 1000], [17, 65, 2311]])('%i x %i x %i', (M, N, K) => {
     const c: Case = { batch: 1, M, N, K, tA: 0, tB: 0, bcA: 0, bcB: 0 };
     const seed = 3000 + M + N + K;
-    const out = runDriver(bin, [1, M, N, K, 0, 0, 0, 0, seed, 0, 0, 1], { KILN_CPU_ISA: isa, KILN_PAR_MIN_MACS: '', KILN_PAR_MIN_ELEMS: '' });
+    const out = runDriver(bin, [1, M, N, K, 0, 0, 0, 0, seed, 0, 0, 1], { KILN_CPU_ISA: isa, KILN_PAR_MIN_MACS: '', KILN_PAR_MIN_ELEMS: '', KILN_PAR_MIN_COPY: '' });
     expect(out.path).toBe(isa);
     const { ref, mag } = gemmRef(c, out.arrays.A, out.arrays.B);
     expectClose(out.arrays.C, ref, mag, 'C');

@@ -38,9 +38,9 @@ export interface DriverOutput {
 }
 
 /** The parallel-region thresholds (kernels/cpu/parallel.h) the cases were sized for: a GEMM or conv from 1.5e5
- * multiply-adds and a pass from 16384 elements runs multi-threaded, so the mid-size cases keep testing the drivers'
- * thread splits (team, column chunks, batch) that the defaults keep for larger work. */
-export const PAR_TEST_ENV = { KILN_PAR_MIN_MACS: '150000', KILN_PAR_MIN_ELEMS: '16384' };
+ * multiply-adds, a pass from 16384 elements and a copy from 32768 runs multi-threaded, so the mid-size cases keep
+ * testing the drivers' thread splits (team, column chunks, batch) that the defaults keep for larger work. */
+export const PAR_TEST_ENV = { KILN_PAR_MIN_MACS: '150000', KILN_PAR_MIN_ELEMS: '16384', KILN_PAR_MIN_COPY: '32768' };
 
 /** Runs one case; `env` is added to this process's environment and PAR_TEST_ENV (e.g. { KILN_CPU_ISA: 'avx2' }). */
 export function runDriver(bin: string, args: number[], env: Record<string, string> = {}): DriverOutput {
