@@ -1,7 +1,7 @@
 // Machine peaks for bench/run.ts: f32 FMA throughput and memory copy bandwidth, with all OpenMP threads.
 //   g++ -O3 -march=native -fopenmp -std=c++17 bench/peak.cpp -o /tmp/kiln-peak && /tmp/kiln-peak
 // Prints one JSON line: {"threads", "fmaGflops", "fmaGflops1", "copyGBs"}.
-// FMA: 12 independent ymm FMA chains per thread in inline asm, as bench/kernels/gemm-peak.cpp measures it
+// FMA: 12 independent FMA chains per thread in inline asm (zmm on an AVX-512 build, else ymm), as bench/kernels/gemm-peak.cpp measures it
 // (a C++ loop lets GCC merge identical chains). Copy: 256 MiB → 256 MiB, threads split the range; bytes
 // counted are read + written (2 × 256 MiB), best of 5.
 #include <omp.h>
@@ -24,7 +24,7 @@ static double fma_peak(int threads) {
     const double t0 = now();
 #pragma omp parallel num_threads(threads)
     fma_loop(iters);
-    best = std::max(best, threads * double(iters) * 12 * 8 * 2 / (now() - t0) / 1e9);
+    best = std::max(best, threads * double(iters) * 12 * FMA_LANES * 2 / (now() - t0) / 1e9);
   }
   return best;
 }

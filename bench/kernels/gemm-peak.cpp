@@ -1,10 +1,10 @@
 // GFLOP/s of kiln::gemm_f32 against the machine's measured FMA peak.
 //   g++ -O3 -march=native -fopenmp -std=c++17 -I kernels/cpu bench/kernels/gemm-peak.cpp -o /tmp/gemm-peak
 //   /tmp/gemm-peak [n=1024] [reps=10]
-// The peak is measured, not computed from the clock: every thread runs 12 independent ymm FMA chains
-// (enough to cover FMA latency x pipes), so the result is what the core's FMA units actually deliver.
-// The peak is a ymm (AVX2) one: on an AVX-512 CPU gemm_f32 runs the avx512 path (kernels/cpu/cpu_isa.h) and can
-// exceed it; bench/kernels/gemm-isa.cpp compares every path with OpenBLAS instead.
+// The peak is measured, not computed from the clock: every thread runs 12 independent FMA chains (enough to cover
+// FMA latency x pipes) on the build's widest vectors (bench/fma-loop.h: zmm with -march=native on an AVX-512 CPU,
+// where gemm_f32 runs the avx512 path; ymm otherwise), so the result is what the core's FMA units actually deliver.
+// bench/kernels/gemm-isa.cpp compares every path with OpenBLAS.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
       const double t0 = now();
 #pragma omp parallel
       fma_loop(iters);
-      peak = std::max(peak, t * double(iters) * 12 * 8 * 2 / (now() - t0) / 1e9);
+      peak = std::max(peak, t * double(iters) * 12 * FMA_LANES * 2 / (now() - t0) / 1e9);
     }
     double best = 1e30;
     for (int r = 0; r < reps + 1; ++r) {
