@@ -10,10 +10,16 @@
 // max m, running sum l, rescaled accumulator), so only a BQ x BKF score block exists. Scores (Q K^T) and P V
 // are register-tiled micro-GEMMs on GCC vectors, max / exp / sum run on whole vectors (kiln_expv). A key row
 // of up to 256 (cross attention: 77 text tokens) is a single block: one pass, no rescaling, no flash overhead.
-// Backward: a stats pass (same loop) gives per-row m, l and delta_i = rowsum(dP o P) = dO_i . O_i; then
-//   dQ tile (over key blocks):  dQ_i = scale * sum_j P_ij (dP_ij - delta_i) K_j
-//   dK/dV tile (over query blocks, per key block): dV_j = sum_i P_ij dO_i,  dK_j = scale * sum_i dS_ij Q_i
-// with P recomputed from (m, l). epi(b, row, t, acc) is called once per output element.
+// Backward: a stats pass (the forward's tile loop) gives per-row m, 1/l and delta_i = rowsum(dP o P) = dO_i . O_i;
+// then, with P recomputed from (m, 1/l) and dS = P o (dP - delta), the same micro-GEMMs on blocks:
+//   dQ (per b, BQ-row query tile, over BK-key blocks): S = scale Q K^T, dP = dO V^T, dQ += dS K; dQ *= scale.
+//   dK / dV (per b, BK-key block, over BQT-query tiles): the transposed blocks directly, so every product is
+//   again (rows) x (packed, transposed columns): S^T = scale K Q^T, dV += P^T dO; for dK dP^T = V dO^T,
+//   dK += dS^T Q, dK *= scale. P^T's column i needs m_i, 1/l_i, delta_i: vector loads along the row.
+// Each operand a tile reads as columns is packed once per call: transposed, rows padded to whole vectors with
+// zeros (K^T, V^T, Q^T, dO^T); each one it reads as whole-vector rows likewise (V, K, Q, dO rows padded).
+// A call with little work (the tiny UNet's attention) runs on the calling thread: see PAR_MIN_MACS.
+// epi(b, row, t, acc) is called once per output element.
 #pragma once
 
 #include <omp.h>
@@ -22,6 +28,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -34,9 +41,18 @@
 namespace kiln {
 
 namespace attn_cfg {
-constexpr int64_t BQ = 32;   // query rows per task
-constexpr int64_t BK = 64;   // keys per block (backward)
+constexpr int64_t BQ = 32;   // query rows per task (forward, stats, dQ)
+constexpr int64_t BK = 64;   // keys per block (dQ) and per task (dK / dV)
+constexpr int64_t BQT = 64;  // queries per block (dK / dV): the columns of S^T, 4 AVX-512 vectors
 constexpr int64_t BKF = 256; // keys per block (forward): a row of up to 256 scores is one block, one pass
+// A parallel region costs ~35-50 us to wake and join the second thread (OMP_WAIT_POLICY=passive, as the
+// runtime sets it), and each barrier in it more. Below about 4e6 multiply-adds of the forward, nb*lq*lk*(d+dv)
+// (~60 us of forward, 100-230 us of backward on one core), a second thread saves no more than that (measured on
+// a 2-core VM with other load: two threads no faster at 4.2e6, 1.3x at 1.7e7), so the call runs serially.
+constexpr double PAR_MIN_MACS = 4e6;
+static inline bool parallel_worth(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv) {
+  return double(nb) * double(lq) * double(lk) * double(d + dv) >= PAR_MIN_MACS;
+}
 }  // namespace attn_cfg
 
 // Vector width of the compile target (the library is built with -march=native): GCC vector extensions, so
@@ -153,6 +169,28 @@ static inline void over_rows(int64_t rows, G g) {
     default: break;
   }
 }
+
+// s[r][c] = scale * a[r,:] . bt[:,c] for `rows` rows of a (row stride n) and `cols` columns (a multiple of W)
+// of bt (n rows of stride ldb): register tiles over the whole block.
+static inline void scores(const float* a, int64_t rows, int64_t n, const float* bt, int64_t ldb, int64_t cols,
+                          float* s, int64_t lds, float scale) {
+  over_rows(rows, [&](auto RR, int64_t r0) {
+    over_cols(cols, [&](auto NV, int64_t c) {
+      qk_tile<decltype(RR)::value, decltype(NV)::value>(a + r0 * n, n, bt + c, ldb, s + r0 * lds + c, lds, scale);
+    });
+  });
+}
+
+// o[r][c] += sum_{j < nk} p[r][j] b[j][c] for `rows` rows and `cols` columns (a multiple of W); b rows have
+// stride ldb, p rows ldp, o rows ldo.
+static inline void accumulate(const float* p, int64_t ldp, int64_t rows, int64_t nk, const float* b, int64_t ldb,
+                              int64_t cols, float* o, int64_t ldo) {
+  over_rows(rows, [&](auto RR, int64_t r0) {
+    over_cols(cols, [&](auto NV, int64_t c) {
+      pv_tile<decltype(RR)::value, decltype(NV)::value>(p + r0 * ldp, ldp, nk, b + c, ldb, o + r0 * ldo + c, ldo);
+    });
+  });
+}
 }  // namespace attn_simd
 
 namespace attn_detail {
@@ -164,57 +202,69 @@ static inline float dot(const float* __restrict__ a, const float* __restrict__ b
   return s;
 }
 
-static inline void axpy(float* __restrict__ y, float a, const float* __restrict__ x, int64_t n) {
-#pragma omp simd
-  for (int64_t t = 0; t < n; ++t) y[t] += a * x[t];
-}
-
-// K and V of every batch in the layouts the register tiles read: kt[b][t][j] (keys along a row, padded with
-// zeros to lkp) and vp[b][j][t] (rows padded with zeros to dvp).
-struct Packed {
-  int64_t lkp, dvp;
-  std::vector<float> kt, vp;
+// One operand [nb][n][w] of every batch in a layout the register tiles read, padded with zeros. Transposed
+// (the columns of a score block): x[b][c][j], rows of ld = padded(n), plus 16 floats where that is a multiple
+// of 32 (an even number of 64 B lines): a score tile loads the same columns of all w rows, and rows an even
+// number of lines apart share a part of the L1 sets (lk = 1024: 4 KiB apart, all in one set; the tile ran from
+// L2). Rows (the right-hand side of an accumulate): x[b][j][c], rows of ld = padded(w), read one after another.
+struct Pack {
+  const float* src = nullptr;
+  int64_t n = 0, w = 0, ld = 0;
+  bool trans = false;
+  std::unique_ptr<float[]> x;
+  void init(const float* src_, int64_t nb, int64_t n_, int64_t w_, bool trans_) {
+    src = src_, n = n_, w = w_, trans = trans_;
+    ld = attn_simd::padded(trans ? n : w);
+    if (trans && ld % 32 == 0) ld += 16;
+    x.reset(new float[nb * (trans ? w : n) * ld]);
+  }
+  const float* at(int64_t b) const { return x.get() + b * (trans ? w : n) * ld; }
+  void fill(int64_t b) {
+    const float* a = src + b * n * w;
+    float* o = x.get() + b * (trans ? w : n) * ld;
+    if (trans) {
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t c = 0; c < w; ++c) o[c * ld + j] = a[j * w + c];
+      for (int64_t c = 0; c < w; ++c) std::fill(o + c * ld + n, o + (c + 1) * ld, 0.0f);
+    } else {
+      for (int64_t j = 0; j < n; ++j) {
+        std::copy(a + j * w, a + (j + 1) * w, o + j * ld);
+        std::fill(o + j * ld + w, o + (j + 1) * ld, 0.0f);
+      }
+    }
+  }
 };
 
-static inline void pack_kv(Packed& pk, int64_t nb, int64_t lk, int64_t d, int64_t dv, const float* k, const float* v) {
-  using attn_simd::padded;
-  pk.lkp = padded(lk);
-  pk.dvp = padded(dv);
-  pk.kt.assign(nb * d * pk.lkp, 0.0f);
-  pk.vp.assign(nb * lk * pk.dvp, 0.0f);
-  const int64_t lkp = pk.lkp, dvp = pk.dvp;
-  float* kt = pk.kt.data();
-  float* vp = pk.vp.data();
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < nb; ++b) {
-    for (int64_t j = 0; j < lk; ++j)
-      for (int64_t t = 0; t < d; ++t) kt[(b * d + t) * lkp + j] = k[(b * lk + j) * d + t];
-    for (int64_t j = 0; j < lk; ++j)
-      std::copy(v + (b * lk + j) * dv, v + (b * lk + j + 1) * dv, vp + (b * lk + j) * dvp);
-  }
+// Fills the np packs, one (pack, batch) per iteration of a worksharing loop: called inside the caller's
+// parallel region (or, outside one, serially); the loop's barrier makes them visible to every thread.
+static inline void fill_packs(Pack* const* ps, int64_t np, int64_t nb) {
+#pragma omp for schedule(dynamic, 1) collapse(2)
+  for (int64_t p = 0; p < np; ++p)
+    for (int64_t b = 0; b < nb; ++b) ps[p]->fill(b);
 }
 
-// Online softmax over all keys for query rows [i0, i0+nq) of one batch (q, kt, vp already offset to it):
-// the row max m, the row sum l, and o[r*dvp + t] = sum_j e^{s_ij - m} v_jt (unnormalised). Keys come in
-// blocks of BKF; a row of at most BKF keys (cross attention: 77) is one block: scores, max, exp and sum in
-// one pass over an L1-resident score row, no rescaling. s holds nq x (BKF rounded up to W) scores.
-static inline void forward_tile(int64_t i0, int64_t nq, int64_t lk, int64_t d, const Packed& pk, const float* q,
-                                const float* kt, const float* vp, float scale, bool causal, float* m, float* l,
-                                float* o, float* s) {
+// The row stride of forward_tile's score block: a key block, no longer than the keys (the per-call scratch
+// stays small for short rows: freed and reallocated on every call, it is page faults when the heap is trimmed).
+static inline int64_t score_ld(int64_t lk) { return attn_simd::padded(std::min(attn_cfg::BKF, lk)); }
+
+// Online softmax over all keys for query rows [i0, i0+nq) of one batch (q, kt, vp already offset to it; kt rows
+// of lkp, vp rows of dvp): the row max m, the row sum l, and o[r*dvp + t] = sum_j e^{s_ij - m} v_jt
+// (unnormalised; only m and l when vp is null). Keys come in blocks of BKF; a row of at most BKF keys (cross
+// attention: 77) is one block: scores, max, exp and sum in one pass over an L1-resident score row, no
+// rescaling. s holds nq rows of lds = score_ld(lk) scores.
+static inline void forward_tile(int64_t i0, int64_t nq, int64_t lk, int64_t d, const float* q, const float* kt,
+                                int64_t lkp, const float* vp, int64_t dvp, float scale, bool causal, float* m,
+                                float* l, float* o, float* s) {
   using namespace attn_simd;
-  const int64_t lkp = pk.lkp, dvp = pk.dvp, lds = padded(attn_cfg::BKF);
+  const int64_t lds = score_ld(lk);
   const float ninf = -std::numeric_limits<float>::infinity();
   for (int64_t r = 0; r < nq; ++r) { m[r] = ninf; l[r] = 0.0f; }
-  std::fill(o, o + nq * dvp, 0.0f);
+  if (vp) std::fill(o, o + nq * dvp, 0.0f);
   const int64_t kend = causal ? std::min(lk, i0 + nq) : lk;
   const vf lane = lanes();
   for (int64_t j0 = 0; j0 < kend; j0 += attn_cfg::BKF) {
     const int64_t nk = std::min(attn_cfg::BKF, kend - j0), nkp = padded(nk);
-    over_rows(nq, [&](auto RR, int64_t r0) {
-      over_cols(nkp, [&](auto NV, int64_t c) {
-        qk_tile<decltype(RR)::value, decltype(NV)::value>(q + (i0 + r0) * d, d, kt + j0 + c, lkp, s + r0 * lds + c, lds, scale);
-      });
-    });
+    scores(q + i0 * d, nq, d, kt + j0, lkp, nkp, s, lds, scale);
     for (int64_t r = 0; r < nq; ++r) {
       float* sr = s + r * lds;
       const int64_t jmax = causal ? std::max<int64_t>(0, std::min(nk, i0 + r - j0 + 1)) : nk;
@@ -237,16 +287,73 @@ static inline void forward_tile(int64_t i0, int64_t nq, int64_t lk, int64_t d, c
       }
       float sum = 0.0f;
       for (int u = 0; u < W; ++u) sum += vsum[u];
-      if (corr != 1.0f)
+      if (vp && corr != 1.0f)
         for (int64_t t = 0; t < dvp; ++t) o[r * dvp + t] *= corr;
       l[r] = l[r] * corr + sum;
       m[r] = mx;
     }
-    over_rows(nq, [&](auto RR, int64_t r0) {
-      over_cols(dvp, [&](auto NV, int64_t c) {
-        pv_tile<decltype(RR)::value, decltype(NV)::value>(s + r0 * lds, lds, nk, vp + j0 * dvp + c, dvp, o + r0 * dvp + c, dvp);
-      });
-    });
+    if (vp) accumulate(s, lds, nq, nk, vp + j0 * dvp, dvp, dvp, o, dvp);
+  }
+}
+
+// dQ rows [i0, i0+nq) of one batch, unscaled, into dq (rows of padded(d)): over key blocks of BK,
+// S = scale Q K^T, dP = dO V^T, dS = P o (dP - delta) with P = e^{S - m} / l (0 where masked or padding),
+// dQ += dS K. q, dout, kT (K^T), vT (V^T), kR (K rows) and the stats M / IL / DL are offset to the batch.
+static inline void dq_tile(int64_t i0, int64_t nq, int64_t lk, int64_t d, int64_t dv, const float* q,
+                           const float* dout, const Pack& kT, const Pack& vT, const Pack& kR, int64_t b,
+                           const float* M, const float* IL, const float* DL, float scale, bool causal, float* s,
+                           float* dp, float* dq) {
+  using namespace attn_simd;
+  const int64_t lds = padded(std::min(attn_cfg::BK, lk)), ldq = kR.ld;
+  std::fill(dq, dq + nq * ldq, 0.0f);
+  const int64_t kend = causal ? std::min(lk, i0 + nq) : lk;
+  const vf lane = lanes();
+  for (int64_t j0 = 0; j0 < kend; j0 += attn_cfg::BK) {
+    const int64_t nk = std::min(attn_cfg::BK, kend - j0), nkp = padded(nk);
+    scores(q + i0 * d, nq, d, kT.at(b) + j0, kT.ld, nkp, s, lds, scale);
+    scores(dout + i0 * dv, nq, dv, vT.at(b) + j0, vT.ld, nkp, dp, lds, 1.0f);
+    for (int64_t r = 0; r < nq; ++r) {
+      const int64_t i = i0 + r, jmax = causal ? std::max<int64_t>(0, std::min(nk, i - j0 + 1)) : nk;
+      const vf m = bcast(M[i]), il = bcast(IL[i]), dl = bcast(DL[i]);
+      for (int64_t j = 0; j < nkp; j += W) {
+        const vf p = lane + float(j) < float(jmax) ? kiln_expv(load(s + r * lds + j) - m) * il : vf{};
+        store(s + r * lds + j, p * (load(dp + r * lds + j) - dl));
+      }
+    }
+    accumulate(s, lds, nq, nk, kR.at(b) + j0 * ldq, ldq, ldq, dq, ldq);
+  }
+}
+
+// dK (wrt 1, unscaled) or dV (wrt 2) rows [j0, j0+nk) of one batch into acc (rows of the ld of qR / doR): over
+// query tiles of BQT, S^T = scale K Q^T, P^T = e^{S^T - m} / l per column (0 where masked or padding), then
+// dV += P^T dO, or dP^T = V dO^T, dS^T = P^T o (dP^T - delta), dK += dS^T Q. k and v are offset to the batch;
+// qT (Q^T), qR (Q rows), doT (dO^T), doR (dO rows) are the packs this wrt uses; M / IL / DL rows of lqp.
+static inline void dkv_tile(int wrt, int64_t j0, int64_t nk, int64_t lq, int64_t d, int64_t dv, const float* k,
+                            const float* v, const Pack& qT, const Pack& qR, const Pack& doT, const Pack& doR,
+                            int64_t b, const float* M, const float* IL, const float* DL, float scale, bool causal,
+                            float* s, float* dp, float* acc) {
+  using namespace attn_simd;
+  const int64_t lds = padded(std::min(attn_cfg::BQT, lq));
+  const Pack& rhs = wrt == 1 ? qR : doR;
+  std::fill(acc, acc + nk * rhs.ld, 0.0f);
+  const vf lane = lanes();
+  // Causal: no query before j0 sees a key of the block (j0 is a multiple of W, so every tile starts on one).
+  for (int64_t i0 = causal ? j0 : 0; i0 < lq; i0 += attn_cfg::BQT) {
+    const int64_t nq = std::min(attn_cfg::BQT, lq - i0), nqp = padded(nq);
+    scores(k + j0 * d, nk, d, qT.at(b) + i0, qT.ld, nqp, s, lds, scale);
+    if (wrt == 1) scores(v + j0 * dv, nk, dv, doT.at(b) + i0, doT.ld, nqp, dp, lds, 1.0f);
+    for (int64_t r = 0; r < nk; ++r) {
+      // Query columns [lo, nq) see key j0 + r.
+      const float lo = causal ? float(j0 + r - i0) : 0.0f;
+      for (int64_t c = 0; c < nqp; c += W) {
+        const vf x = lane + float(c);
+        const int64_t i = i0 + c;
+        const vf e = kiln_expv(load(s + r * lds + c) - load(M + i)) * load(IL + i);
+        const vf p = (x >= lo) & (x < float(nq)) ? e : vf{};
+        store(s + r * lds + c, wrt == 1 ? p * (load(dp + r * lds + c) - load(DL + i)) : p);
+      }
+    }
+    accumulate(s, lds, nk, nq, rhs.at(b) + i0 * rhs.ld, rhs.ld, rhs.ld, acc, rhs.ld);
   }
 }
 
@@ -257,21 +364,24 @@ template <class Epi>
 void sdpa_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q, const float* k,
               const float* v, float scale, bool causal, Epi epi) {
   using namespace attn_cfg;
-  attn_detail::Packed pk;
-  attn_detail::pack_kv(pk, nb, lk, d, dv, k, v);
+  attn_detail::Pack kT, vR;
+  kT.init(k, nb, lk, d, true);
+  vR.init(v, nb, lk, dv, false);
+  attn_detail::Pack* const packs[] = {&kT, &vR};
   const int64_t nqt = (lq + BQ - 1) / BQ;
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(nb, lq, lk, d, dv))
   {
-    std::vector<float> m(BQ), l(BQ), o(BQ * pk.dvp), s(BQ * attn_simd::padded(BKF));
+    attn_detail::fill_packs(packs, 2, nb);
+    std::vector<float> m(BQ), l(BQ), o(BQ * vR.ld), s(BQ * attn_detail::score_ld(lk));
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int64_t b = 0; b < nb; ++b)
-      for (int64_t qt = 0; qt < nqt; ++qt) {
-        const int64_t i0 = qt * BQ, nq = std::min(BQ, lq - i0);
-        attn_detail::forward_tile(i0, nq, lk, d, pk, q + b * lq * d, pk.kt.data() + b * d * pk.lkp,
-                                  pk.vp.data() + b * lk * pk.dvp, scale, causal, m.data(), l.data(), o.data(), s.data());
+      for (int64_t t = 0; t < nqt; ++t) {
+        const int64_t i0 = t * BQ, nq = std::min(BQ, lq - i0);
+        attn_detail::forward_tile(i0, nq, lk, d, q + b * lq * d, kT.at(b), kT.ld, vR.at(b), vR.ld, scale, causal,
+                                  m.data(), l.data(), o.data(), s.data());
         for (int64_t r = 0; r < nq; ++r) {
           const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-          for (int64_t t = 0; t < dv; ++t) epi(b, i0 + r, t, o[r * pk.dvp + t] * inv);
+          for (int64_t c = 0; c < dv; ++c) epi(b, i0 + r, c, o[r * vR.ld + c] * inv);
         }
       }
   }
@@ -282,85 +392,80 @@ template <class Epi>
 void sdpa_grad_f32(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv, const float* q, const float* k,
                    const float* v, const float* dout, float scale, bool causal, int wrt, Epi epi) {
   using namespace attn_cfg;
-  using attn_detail::dot;
-  using attn_detail::axpy;
-  const int64_t nqt = (lq + BQ - 1) / BQ;
-  // Per-row stats: m, 1/l, delta = dO . O.
-  std::vector<float> M(nb * lq), IL(nb * lq), DL(nb * lq);
-  attn_detail::Packed pk;
-  attn_detail::pack_kv(pk, nb, lk, d, dv, k, v);
-#pragma omp parallel
+  using attn_detail::Pack;
+  // kT for the stats pass, vR too where it needs O (delta: dQ and dK); then dQ: V^T, K rows; dK: Q^T, Q rows,
+  // dO^T; dV: Q^T, dO rows.
+  const bool need_o = wrt != 2;
+  Pack kT, vR, vT, kR, qT, qR, doT, doR;
+  Pack* packs[5] = {&kT};
+  int np = 1;
+  kT.init(k, nb, lk, d, true);
+  if (need_o) vR.init(v, nb, lk, dv, false), packs[np++] = &vR;
+  if (wrt == 0) {
+    vT.init(v, nb, lk, dv, true), packs[np++] = &vT;
+    kR.init(k, nb, lk, d, false), packs[np++] = &kR;
+  } else {
+    qT.init(q, nb, lq, d, true), packs[np++] = &qT;
+    if (wrt == 1) {
+      qR.init(q, nb, lq, d, false), packs[np++] = &qR;
+      doT.init(dout, nb, lq, dv, true), packs[np++] = &doT;
+    } else {
+      doR.init(dout, nb, lq, dv, false), packs[np++] = &doR;
+    }
+  }
+  // Per-row stats m, 1/l, delta = dO . O (dQ, dK); rows of lqp so that dK / dV load them as whole vectors.
+  const int64_t lqp = attn_simd::padded(lq), nqt = (lq + BQ - 1) / BQ, nkt = (lk + BK - 1) / BK;
+  std::vector<float> M(nb * lqp), IL(nb * lqp), DL(nb * lqp);
+#pragma omp parallel if (parallel_worth(nb, lq, lk, d, dv))
   {
-    std::vector<float> m(BQ), l(BQ), acc(BQ * pk.dvp), s(BQ * attn_simd::padded(BKF));
+    attn_detail::fill_packs(packs, np, nb);
+    // The stats pass's score block, then two score blocks of the gradient: BQ x BK (dQ) or BK x BQT (dK / dV),
+    // row lengths cut to the keys / queries there are; acc holds O, then a dQ, dK or dV block.
+    const int64_t blk = wrt == 0 ? BQ * attn_simd::padded(std::min(BK, lk))
+                                 : std::min(BK, lk) * attn_simd::padded(std::min(BQT, lq));
+    std::vector<float> m(BQ), l(BQ), acc(BQ * vR.ld), s(std::max(BQ * attn_detail::score_ld(lk), 2 * blk));
+    float *sb = s.data(), *dp = sb + blk;
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int64_t b = 0; b < nb; ++b)
-      for (int64_t qt = 0; qt < nqt; ++qt) {
-        const int64_t i0 = qt * BQ, nq = std::min(BQ, lq - i0);
-        attn_detail::forward_tile(i0, nq, lk, d, pk, q + b * lq * d, pk.kt.data() + b * d * pk.lkp,
-                                  pk.vp.data() + b * lk * pk.dvp, scale, causal, m.data(), l.data(), acc.data(), s.data());
+      for (int64_t t = 0; t < nqt; ++t) {
+        const int64_t i0 = t * BQ, nq = std::min(BQ, lq - i0);
+        attn_detail::forward_tile(i0, nq, lk, d, q + b * lq * d, kT.at(b), kT.ld, need_o ? vR.at(b) : nullptr,
+                                  vR.ld, scale, causal, m.data(), l.data(), acc.data(), s.data());
         for (int64_t r = 0; r < nq; ++r) {
-          const int64_t row = b * lq + i0 + r;
+          const int64_t row = b * lqp + i0 + r;
           const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
           M[row] = m[r];
           IL[row] = inv;
-          DL[row] = inv * dot(dout + row * dv, acc.data() + r * pk.dvp, dv);
+          if (need_o) DL[row] = inv * attn_detail::dot(dout + (b * lq + i0 + r) * dv, acc.data() + r * vR.ld, dv);
         }
       }
-  }
-  if (wrt == 0) {
-#pragma omp parallel
-    {
-      std::vector<float> x(d);
-#pragma omp for schedule(dynamic, 4) collapse(2)
+    if (wrt == 0) {
+      acc.resize(BQ * kR.ld);
+#pragma omp for schedule(dynamic, 1) collapse(2)
       for (int64_t b = 0; b < nb; ++b)
-        for (int64_t i = 0; i < lq; ++i) {
-          const int64_t row = b * lq + i;
-          const float* qi = q + row * d;
-          const float* doi = dout + row * dv;
-          std::fill(x.begin(), x.end(), 0.0f);
-          const int64_t kend = causal ? std::min(lk, i + 1) : lk;
-          for (int64_t j = 0; j < kend; ++j) {
-            const float* kj = k + (b * lk + j) * d;
-            const float p = std::exp(scale * dot(qi, kj, d) - M[row]) * IL[row];
-            const float dp = dot(doi, v + (b * lk + j) * dv, dv);
-            axpy(x.data(), p * (dp - DL[row]), kj, d);
-          }
-          for (int64_t t = 0; t < d; ++t) epi(b, i, t, scale * x[t]);
+        for (int64_t t = 0; t < nqt; ++t) {
+          const int64_t i0 = t * BQ, nq = std::min(BQ, lq - i0), o = b * lqp;
+          attn_detail::dq_tile(i0, nq, lk, d, dv, q + b * lq * d, dout + b * lq * dv, kT, vT, kR, b, M.data() + o,
+                               IL.data() + o, DL.data() + o, scale, causal, sb, dp, acc.data());
+          for (int64_t r = 0; r < nq; ++r)
+            for (int64_t c = 0; c < d; ++c) epi(b, i0 + r, c, scale * acc[r * kR.ld + c]);
+        }
+    } else {
+      const Pack& rhs = wrt == 1 ? qR : doR;
+      const int64_t width = wrt == 1 ? d : dv;
+      const float f = wrt == 1 ? scale : 1.0f;
+      acc.resize(BK * rhs.ld);
+#pragma omp for schedule(dynamic, 1) collapse(2)
+      for (int64_t b = 0; b < nb; ++b)
+        for (int64_t t = 0; t < nkt; ++t) {
+          const int64_t j0 = t * BK, nk = std::min(BK, lk - j0), o = b * lqp;
+          attn_detail::dkv_tile(wrt, j0, nk, lq, d, dv, k + b * lk * d, v + b * lk * dv, qT, qR, doT, doR, b,
+                                M.data() + o, IL.data() + o, DL.data() + o, scale, causal, sb, dp,
+                                acc.data());
+          for (int64_t r = 0; r < nk; ++r)
+            for (int64_t c = 0; c < width; ++c) epi(b, j0 + r, c, f * acc[r * rhs.ld + c]);
         }
     }
-    return;
-  }
-  // dK or dV: one task per (b, block of BK keys); loop over query rows.
-  const int64_t nkt = (lk + BK - 1) / BK;
-  const int64_t width = wrt == 1 ? d : dv;
-#pragma omp parallel
-  {
-    std::vector<float> acc(BK * width);
-#pragma omp for schedule(dynamic, 1) collapse(2)
-    for (int64_t b = 0; b < nb; ++b)
-      for (int64_t kt = 0; kt < nkt; ++kt) {
-        const int64_t j0 = kt * BK, nk = std::min(BK, lk - j0);
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int64_t i = causal ? j0 : 0; i < lq; ++i) {
-          const int64_t row = b * lq + i;
-          const float* qi = q + row * d;
-          const float* doi = dout + row * dv;
-          const int64_t jmax = causal ? std::min(nk, i - j0 + 1) : nk;
-          for (int64_t jj = 0; jj < jmax; ++jj) {
-            const int64_t j = j0 + jj;
-            const float p = std::exp(scale * dot(qi, k + (b * lk + j) * d, d) - M[row]) * IL[row];
-            if (wrt == 2) {
-              axpy(acc.data() + jj * dv, p, doi, dv);
-            } else {
-              const float dp = dot(doi, v + (b * lk + j) * dv, dv);
-              axpy(acc.data() + jj * d, p * (dp - DL[row]), qi, d);
-            }
-          }
-        }
-        const float f = wrt == 1 ? scale : 1.0f;
-        for (int64_t jj = 0; jj < nk; ++jj)
-          for (int64_t t = 0; t < width; ++t) epi(b, j0 + jj, t, f * acc[jj * width + t]);
-      }
   }
 }
 

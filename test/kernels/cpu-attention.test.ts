@@ -25,13 +25,16 @@ const shapes: [string, Case][] = [
 ];
 // Ragged sizes (1, 7, 17, 63, 65, 1000) around the vector widths (4, 8, 16 lanes) and the 256-key forward
 // block: one block with a padded tail, several blocks with the online rescaling, causal rows whose later blocks
-// are fully masked.
+// are fully masked. The last two: several 64-key blocks and 64-query tiles in the backward with a causal
+// diagonal in every batch, and a call large enough to run its parallel regions on more than one thread.
 const ragged: [string, Case][] = [
   ['lq 1, lk 1000 (4 key blocks), d 7, dv 17', { nb: 1, lq: 1, lk: 1000, d: 7, dv: 17, causal: 0 }],
   ['lq 65, lk 63, d 17, dv 65', { nb: 2, lq: 65, lk: 63, d: 17, dv: 65, causal: 0 }],
   ['lq 63, lk 65, d 65, dv 7', { nb: 1, lq: 63, lk: 65, d: 65, dv: 7, causal: 0 }],
   ['causal, lq = lk = 300 (2 key blocks), d 17, dv 1', { nb: 1, lq: 300, lk: 300, d: 17, dv: 1, causal: 1 }],
   ['lq 1000, lk 7, d 1, dv 63', { nb: 1, lq: 1000, lk: 7, d: 1, dv: 63, causal: 0 }],
+  ['causal, nb 3, lq = lk = 130 (3 backward key blocks and query tiles), d 24, dv 40', { nb: 3, lq: 130, lk: 130, d: 24, dv: 40, causal: 1 }],
+  ['lq 200, lk 190, d 48, dv 56 (over PAR_MIN_MACS: threaded)', { nb: 2, lq: 200, lk: 190, d: 48, dv: 56, causal: 0 }],
 ];
 shapes.push(...ragged);
 const which: [string, number][] = [['forward', -1], ['dQ', 0], ['dK', 1], ['dV', 2]];
@@ -57,7 +60,7 @@ describe('sdpa (CPU)', () => {
 });
 
 describe('sdpa (CPU) at every vector width', () => {
-  const cases2 = [...shapes.slice(0, 3), ...ragged].flatMap(([s, c]) => MARCHES.flatMap((m) => [-1, 0].map((wrt) => [`${m} ${wrt < 0 ? 'forward' : 'dQ'}: ${s}`, m, c, wrt] as [string, string, Case, number])));
+  const cases2 = [...shapes.slice(0, 3), ...ragged].flatMap(([s, c]) => MARCHES.flatMap((m) => which.map(([w, wrt]) => [`${m} ${w}: ${s}`, m, c, wrt] as [string, string, Case, number])));
   it.each(cases2)('%s', (_name, march, c, wrt) => {
     const bin = buildDriver('attention', march);
     const seed = 999 + c.lq * 31 + c.lk * 7 + c.d + wrt;
