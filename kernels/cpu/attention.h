@@ -18,7 +18,7 @@
 //   dK += dS^T Q, dK *= scale. P^T's column i needs m_i, 1/l_i, delta_i: vector loads along the row.
 // Each operand a tile reads as columns is packed once per call: transposed, rows padded to whole vectors with
 // zeros (K^T, V^T, Q^T, dO^T); each one it reads as whole-vector rows likewise (V, K, Q, dO rows padded).
-// A call with little work (the tiny UNet's attention) runs on the calling thread: see PAR_MIN_MACS.
+// A call with little work (the tiny UNet's attention) runs on the calling thread: see parallel_worth.
 // epi(b, row, t, acc) is called once per output element.
 #pragma once
 
@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "mathfun.h"
+#include "parallel.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -45,13 +46,11 @@ constexpr int64_t BQ = 32;   // query rows per task (forward, stats, dQ)
 constexpr int64_t BK = 64;   // keys per block (dQ) and per task (dK / dV)
 constexpr int64_t BQT = 64;  // queries per block (dK / dV): the columns of S^T, 4 AVX-512 vectors
 constexpr int64_t BKF = 256; // keys per block (forward): a row of up to 256 scores is one block, one pass
-// A parallel region costs ~35-50 us to wake and join the second thread (OMP_WAIT_POLICY=passive, as the
-// runtime sets it), and each barrier in it more. Below about 4e6 multiply-adds of the forward, nb*lq*lk*(d+dv)
-// (~60 us of forward, 100-230 us of backward on one core), a second thread saves no more than that (measured on
-// a 2-core VM with other load: two threads no faster at 4.2e6, 1.3x at 1.7e7), so the call runs serially.
-constexpr double PAR_MIN_MACS = 4e6;
+// One parallel region per call, and only for work that pays for waking the second thread (parallel.h par_macs):
+// nb*lq*lk*(d+dv) multiply-adds of the forward (~60 us of forward, 100-230 us of backward on one core at 4e6;
+// measured on a 2-core VM with other load: two threads no faster at 4.2e6, 1.3x at 1.7e7).
 static inline bool parallel_worth(int64_t nb, int64_t lq, int64_t lk, int64_t d, int64_t dv) {
-  return double(nb) * double(lq) * double(lk) * double(d + dv) >= PAR_MIN_MACS;
+  return par_macs(double(nb) * double(lq) * double(lk) * double(d + dv));
 }
 }  // namespace attn_cfg
 
