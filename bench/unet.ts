@@ -59,13 +59,23 @@ async function measure(label: string, spec: { outputs: Record<string, Tensor>; u
   const m = prog.memoryReport();
   const byKind: Record<string, number> = {};
   for (const k of prog.kernels) byKind[k.kind] = (byKind[k.kind] ?? 0) + 1;
-  // The slowest kernels, so the table says where the time goes.
-  const prof = prog.profile(1).sort((a, b) => b.ms - a.ms).slice(0, 5).map((p) => `${p.name} ${p.ms.toFixed(1)} ms`);
+  // Where the time goes: the slowest kernels, and the time summed over kernels of the same kind (the first two ops
+  // of a kernel's name: `sdpa_grad`, `conv2d_bwd`, `mul_mul`…; bench/README.md "Parallel regions" came from this).
+  const all = prog.profile(3);
+  const prof = [...all].sort((a, b) => b.ms - a.ms).slice(0, 5).map((p) => `${p.name} ${p.ms.toFixed(2)} ms`);
+  const kinds = new Map<string, { ms: number; kernels: number }>();
+  for (const p of all) {
+    const k = p.name.replace(/^k\d+_/, '').split('_').slice(0, 2).join('_');
+    const v = kinds.get(k) ?? { ms: 0, kernels: 0 };
+    v.ms += p.ms; v.kernels++;
+    kinds.set(k, v);
+  }
+  const byKindMs = [...kinds].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8).map(([k, v]) => `${k} ×${v.kernels} ${v.ms.toFixed(2)} ms`);
   const row = {
     label, compileS: +(compileMs / 1e3).toFixed(1), firstRunMs: +firstRunMs.toFixed(1), runMs: +times[times.length >> 1].toFixed(1), minRunMs: +times[0].toFixed(1),
     kernelsUnfused: prog.parts.unfusedKernels, kernels: prog.kernels.length, byKind,
     naiveMiB: MiB(m.naiveBytes), plannedMiB: MiB(m.plannedBytes), peakLiveMiB: MiB(m.peakLiveBytes), recomputed: m.recomputed.length, inPlace: m.inPlace,
-    slowest: prof,
+    slowest: prof, timeByKind: byKindMs,
   };
   log(`${label}: compile ${row.compileS} s, run ${row.runMs} ms, ${row.kernelsUnfused} → ${row.kernels} kernels, arena ${row.plannedMiB} MiB (naive ${row.naiveMiB})`);
   return row;
@@ -130,7 +140,7 @@ async function main(o: Parsed<typeof cli.def.options>, which: string[]): Promise
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const r of rows) console.log(`| ${r.label} | ${r.compileS} | ${r.runMs} (${r.minRunMs}) | ${r.kernelsUnfused} → ${r.kernels} | ${r.plannedMiB} (${r.naiveMiB}) | ${r.peakLiveMiB} | ${r.recomputed} |`);
     console.log(`\nload average after: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
-    for (const r of rows) console.log(`${r.label}: slowest kernels: ${r.slowest.join(', ')}`);
+    for (const r of rows) console.log(`${r.label}: slowest kernels: ${r.slowest.join(', ')}; by kind: ${r.timeByKind.join(', ')}`);
   }
 }
 
