@@ -430,8 +430,8 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
 
   // Columns [j_lo, j_hi) of batch element b. team == nullptr: the calling thread alone. `step` numbers the steps
   // across calls (the team's B buffer and phase numbers follow it).
-  auto run_one = [&](int64_t b, int64_t j_lo, int64_t j_hi, TeamSync* team, int64_t& step, E* Bbase, float* Cb,
-                     E* Ap) {
+  auto run_one = [&](int64_t b, int64_t j_lo, int64_t j_hi, TeamSync* team, int64_t joined, int64_t& step, E* Bbase,
+                     float* Cb, E* Ap) {
     const int nthr = team ? omp_get_num_threads() : 1;
     for (int64_t ib = 0; ib < M; ib += MB) {
       const int64_t mrows = std::min(MB, M - ib);
@@ -492,10 +492,14 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
             }
           };
           if (team) {
+            // A thread that joined after `joined` barriers skips the steps before (team_sync.h, late joiners).
             const int64_t ph = 2 * step;
-            for (int64_t g = team->next(ph); g < ngrp; g = team->next(ph)) pack_b(g);
-            team->barrier(ph);  // B(pc, jc) complete; step - 1's items all done (so the other buffer is free)
-            for (int64_t t = team->next(ph + 1); t < ntask; t = team->next(ph + 1)) task(t);
+            if (step >= joined) {
+              for (int64_t g = team->next(ph); g < ngrp; g = team->next(ph)) pack_b(g);
+              team->barrier(ph);  // B(pc, jc) complete; step - 1's items all done (so the other buffer is free)
+            }
+            if (step + 1 >= joined)
+              for (int64_t t = team->next(ph + 1); t < ntask; t = team->next(ph + 1)) task(t);
           } else {
             for (int64_t g = 0; g < ngrp; ++g) pack_b(g);
             for (int64_t t = 0; t < ntask; ++t) task(t);
@@ -513,7 +517,7 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
       float* Cb = need_c ? cbuf + size_t(tid) * mb_max * nc_max : nullptr;
       int64_t step = 0;
 #pragma omp for schedule(dynamic)
-      for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, step, Bp, Cb, abuf.p + tid * astride);
+      for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, 0, step, Bp, Cb, abuf.p + tid * astride);
     }
   } else if (col_parallel) {
 #pragma omp parallel
@@ -526,22 +530,23 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
       for (int64_t t = 0; t < batch * chunks; ++t) {
         const int64_t c = t % chunks;
         const int64_t j0 = npan_all * c / chunks * NR, j1 = std::min(N, npan_all * (c + 1) / chunks * NR);
-        run_one(t / chunks, j0, j1, nullptr, step, Bp, Cb, abuf.p + tid * astride);
+        run_one(t / chunks, j0, j1, nullptr, 0, step, Bp, Cb, abuf.p + tid * astride);
       }
     }
   } else if (serial) {
     int64_t step = 0;
-    for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, step, bbuf.p, cbuf, abuf.p);
+    for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, 0, step, bbuf.p, cbuf, abuf.p);
   } else {
-    TeamSync team(max_thr);
+    TeamSync team;
 #pragma omp parallel num_threads(max_thr)
     {
       const int tid = omp_get_thread_num();
       int64_t step = 0;
       if (omp_get_num_threads() == max_thr) {
-        for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, &team, step, bbuf.p, cbuf, abuf.p + tid * astride);
+        const int64_t joined = team.join(tid > 0);
+        for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, &team, joined, step, bbuf.p, cbuf, abuf.p + tid * astride);
       } else if (tid == 0) {  // the runtime gave fewer threads (nested region, thread limit): run alone
-        for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, step, bbuf.p, cbuf, abuf.p);
+        for (int64_t b = 0; b < batch; ++b) run_one(b, 0, N, nullptr, 0, step, bbuf.p, cbuf, abuf.p);
       }
     }
   }

@@ -128,6 +128,21 @@ describe.each(paths)('gemm_f32 at the default parallel thresholds (CPU, KILN_CPU
   });
 });
 
+// Late joiners (kernels/cpu/team_sync.h): the second thread joins the team 0.3 / 3 ms after the first, which by then
+// has passed some or all of the K steps' barriers (packed B, run items) alone; it must skip those steps and take
+// only what is left. Shapes with many K steps, column blocks and batch elements, every path.
+describe.each(paths)('gemm_f32 with a late second thread (CPU, KILN_CPU_ISA=%s)', (isa) => {
+  const shapes: [number, number, number, number][] = [[1, 40, 1600, 2100], [3, 130, 150, 577], [2, 48, 1600, 1100]];
+  it.each(shapes.flatMap(([b, M, N, K]) => [300, 3000].map((us) => [b, M, N, K, us] as const)))('batch %i, %i x %i x %i, second thread %i us late', (batch, M, N, K, us) => {
+    const c: Case = { batch, M, N, K, tA: 0, tB: 0, bcA: 0, bcB: 0 };
+    const seed = 4000 + M + N + K + us;
+    const out = runDriver(bin, [batch, M, N, K, 0, 0, 0, 0, seed, 0, 0, 1], { KILN_CPU_ISA: isa, KILN_TEAM_JOIN_DELAY_US: String(us) });
+    expect(out.path).toBe(isa);
+    const { ref, mag } = gemmRef(c, out.arrays.A, out.arrays.B);
+    expectClose(out.arrays.C, ref, mag, 'C');
+  });
+});
+
 // Ragged sizes (1, 7, 17, 63, 65, 1000) in every role, odd K (the bf16 pair panels pad k), K > KC of every path
 // (generic 256, bf16 512, avx2 / avx512 f32 1024: the micro-kernels that add the C tile from registers), transposed, batched-broadcast and padded operands, row and per-element epilogues.
 const ragged: [string, Case, Variant][] = [];
