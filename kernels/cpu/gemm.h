@@ -440,6 +440,8 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
       // block keeps >= 2 panels, so a core slowed by another process hands its share to the other one.
       int64_t nrb = (mpan + MC / MR - 1) / (MC / MR);
       if (nthr > 1) nrb = std::max(nrb, std::min<int64_t>(4 * nthr, mpan / 2));
+      // A multiple of the thread count: 11 blocks on 2 threads leave one thread a twelfth of the work alone at the end.
+      if (nthr > 1 && (nrb + nthr - 1) / nthr * nthr <= mpan) nrb = (nrb + nthr - 1) / nthr * nthr;
       nrb = std::max<int64_t>(1, std::min(nrb, mpan));
       for (int64_t jc = j_lo; jc < j_hi; jc += NCb) {
         const int64_t nc = std::min(NCb, j_hi - jc);
