@@ -4,7 +4,10 @@
  *
  *   npx tsx bench/run.ts                 table on stdout, results saved to bench/results/cpu-<date>.json
  *   npx tsx bench/run.ts --json          the JSON on stdout (progress on stderr)
- *   options: --only matmul,conv,...  --quick (fewer samples)  --no-tfjs  --no-save  --isa avx2
+ *   options: --only matmul,conv,...  --quick (fewer samples)  --rounds N  --no-tfjs  --no-save  --isa avx2
+ *
+ * PyTorch and OpenBLAS (bench/peers) are timed in rounds interleaved with Kiln, case by case (--rounds, default 3),
+ * so that a peer and Kiln see the same machine; ratios are the median of the rounds' ratios.
  *
  * `--isa avx2` emulates an AVX2-only CPU on this one (same cores and caches, capped ISA): Kiln runs with
  * KILN_CPU_ISA=avx2 (the GEMM / conv micro-kernels) and builds its programs and kernel library with AVX-512 off
@@ -27,6 +30,7 @@
  * OpenMP threads, measured like bench/kernels/gemm-peak.cpp; copy bandwidth counted read + write).
  */
 import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdirSync } from 'node:fs';
 import { writeJsonAtomic } from '../models/io/atomicWrite';
 import os from 'node:os';
@@ -37,7 +41,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { compile, conv2d, groupNorm, input, layerNorm, logSoftmax, sdpa, softmax, type CpuProgram, type Tensor } from '../compiler/index';
 import { writeChart } from '../models/io/plot';
-import { openblasPeer, peerIsaProbe, relErr, torchPeer, type PeerCase, type PeerIsa } from './peers/peers';
+import { openblasPeer, peerIsaProbe, relErr, TorchPeer, type PeerCase, type PeerIsa, type PeerTiming } from './peers/peers';
 import { unetStep, type UnetStepResult } from './peers/unet-step';
 import { defineCli, exitUsage, parseOrExit, runCli } from '../tools/cli';
 
@@ -52,7 +56,8 @@ const cli = defineCli({
   options: {
     json: { type: 'flag', help: 'print the JSON report on stdout (progress on stderr)' },
     only: { type: 'string', help: `comma-separated case prefixes (${CASE_KINDS.join(', ')})` },
-    quick: { type: 'flag', help: 'fewer samples' },
+    quick: { type: 'flag', help: 'fewer samples, one round' },
+    rounds: { type: 'int', min: 1, max: 50, help: 'rounds: in each, every case is timed on Kiln, then PyTorch, then OpenBLAS (about 1 s each); ratios are the median over the rounds (default 3, 1 with --quick)' },
     'no-tfjs': { type: 'flag', help: 'no TensorFlow.js peer' },
     'no-peers': { type: 'flag', help: 'no PyTorch / OpenBLAS peers (bench/peers)' },
     'no-save': { type: 'flag', help: 'do not write bench/results/' },
@@ -63,6 +68,9 @@ const cli = defineCli({
 const { values: opts } = parseOrExit(cli);
 const JSON_OUT = opts.json, QUICK = opts.quick, NO_TFJS = opts['no-tfjs'], NO_SAVE = opts['no-save'], NO_PEERS = opts['no-peers'];
 const ONLY = opts.only?.split(',');
+const ROUNDS = (opts.rounds as number | undefined) ?? (QUICK ? 1 : 3);
+/** Samples per side per round: at least MIN_SAMPLES, about MAX_TIME seconds (2 s split over the rounds, ≥ 0.5 s). */
+const MIN_SAMPLES = QUICK ? 3 : 5, MAX_TIME = QUICK ? 0.5 : Math.max(0.5, 2 / ROUNDS);
 const ISA = opts.isa as PeerIsa;
 for (const o of ONLY ?? []) if (!CASE_KINDS.some((k) => k.startsWith(o) || o.startsWith(k))) exitUsage(cli, `--only: no case starts with '${o}' (${CASE_KINDS.join(', ')})`);
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -190,9 +198,9 @@ const CASES: Case[] = [
 
 interface Timing { medianMs: number; minMs: number; rmePct: number; samples: number }
 
-function time(name: string, fn: () => void): Timing {
+function time(name: string, fn: () => void, minSamples = MIN_SAMPLES, maxTime = MAX_TIME): Timing {
   fn(); // warm-up: first-touch pages, thread pools
-  const b = new Benchmark(name, fn, { minSamples: QUICK ? 3 : 8, maxTime: QUICK ? 0.5 : 2, initCount: 1 });
+  const b = new Benchmark(name, fn, { minSamples, maxTime, initCount: 1 });
   b.run();
   if (b.error) throw b.error;
   const s = [...b.stats.sample].sort((x, y) => x - y);
@@ -228,6 +236,7 @@ async function main() {
 
   const results: Record<string, unknown>[] = [];
   const kilnOut: Float32Array[] = [];
+  const progs: CpuProgram[] = [];
   let cpuIsa: unknown;
   for (const c of CASES) {
     const t0 = performance.now();
@@ -235,14 +244,11 @@ async function main() {
     const compileMs = performance.now() - t0;
     const ky = prog.run(c.feeds).y as Float32Array;
     kilnOut.push(ky);
+    progs.push(prog);
     cpuIsa ??= prog.parts.cpuIsa;
-    const kiln = time(`kiln ${c.name}`, () => prog.parts.lib.call('kiln_run', prog.arena));
-    const rate = (ms: number) => c.work / (ms / 1e3) / 1e9;
-    const peakRate = c.kind === 'flop' ? peak.fmaGflops : peak.copyGBs;
     const row: Record<string, unknown> = {
       name: c.name, shape: c.shape, unit: c.kind === 'flop' ? 'GFLOP/s' : 'GB/s', work: c.work,
-      kiln: { ...kiln, rate: rate(kiln.medianMs), bestRate: rate(kiln.minMs), pctPeak: (100 * rate(kiln.medianMs)) / peakRate,
-        kernels: prog.kernels.length, kernelNames: prog.kernels.map((k) => k.name), compileMs },
+      kiln: { kernels: prog.kernels.length, kernelNames: prog.kernels.map((k) => k.name), compileMs },
     };
     if (!NO_TFJS && c.tfjs) {
       const t = c.tfjs(c.feeds);
@@ -251,25 +257,53 @@ async function main() {
       let maxDiff = 0, maxRef = 0;
       for (let i = 0; i < td.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(td[i] - ky[i])); maxRef = Math.max(maxRef, Math.abs(td[i])); }
       ty.dispose();
-      const tj = time(`tfjs ${c.name}`, () => t.op().dispose());
+      const tj = time(`tfjs ${c.name}`, () => t.op().dispose(), QUICK ? 3 : 8, QUICK ? 0.5 : 2);
       t.inputs.forEach((x) => x.dispose());
-      row.tfjs = { ...tj, rate: rate(tj.medianMs), pctPeak: (100 * rate(tj.medianMs)) / peakRate };
-      row.speedup = tj.medianMs / kiln.medianMs;
+      row.tfjs = tj;
       row.relErr = maxDiff / maxRef;
     }
     results.push(row);
-    log(`${c.name}: kiln ${kiln.medianMs.toFixed(2)} ms${row.tfjs ? `, tfjs ${(row.tfjs as Timing).medianMs.toFixed(2)} ms` : ''}`);
   }
 
+  const torch = NO_PEERS ? undefined : await startTorch(results, kilnOut, peak.threads);
+  log(`timing ${CASES.length} cases in ${ROUNDS} round(s), Kiln and its peers in turn on each case`);
+  const rounds: Record<string, { kiln: Timing; torch?: PeerTiming; openblas?: PeerTiming }[]> = {};
+  let openblas: unknown = NO_PEERS ? 'not run (--no-peers)' : 'no matmul case';
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [i, c] of CASES.entries()) {
+      // OpenBLAS's idle threads (inside PyTorch too) spin ~0.1 s after a call before they sleep: let them settle.
+      if (!NO_PEERS) await sleep(250);
+      const kiln = time(`kiln ${c.name}`, () => progs[i].parts.lib.call('kiln_run', progs[i].arena));
+      const entry: (typeof rounds)[string][number] = { kiln };
+      if (torch?.ok && torch.usable[i]) entry.torch = await torch.peer.time(i, MIN_SAMPLES, MAX_TIME);
+      if (!NO_PEERS && c.torch.op === 'matmul') {
+        const [M, K] = c.torch.inputs.a, N = c.torch.inputs.b[1];
+        const ob = openblasPeer(M, N, K, c.feeds.a, c.feeds.b, peak.threads, MIN_SAMPLES, MAX_TIME, ISA);
+        if (!ob.ok) openblas = ob.note;
+        else {
+          openblas = { config: ob.config, threads: peak.threads };
+          const err = relErr(kilnOut[i], ob.out);
+          results[i].openblasRelErr = err;
+          if (err < 1e-3) entry.openblas = ob.timing;
+        }
+      }
+      (rounds[c.name] ??= []).push(entry);
+      log(`round ${r + 1}/${ROUNDS} ${c.name}: kiln ${kiln.medianMs.toFixed(3)} ms` +
+        (entry.torch ? `, PyTorch ${entry.torch.medianMs.toFixed(3)}` : '') + (entry.openblas ? `, OpenBLAS ${entry.openblas.medianMs.toFixed(3)}` : ''));
+    }
+  }
+  torch?.ok && torch.peer.close();
+  CASES.forEach((c, i) => summarize(results[i], rounds[c.name], c, c.kind === 'flop' ? peak.fmaGflops : peak.copyGBs));
+  const peers = { torch: NO_PEERS ? 'not run (--no-peers)' : torch!.ok ? { ...torch!.peer.info, loadavgAfter: os.loadavg() } : torch!.note, openblas };
+
   const loadKiln = os.loadavg();
-  const peers = NO_PEERS ? { torch: 'not run (--no-peers)', openblas: 'not run (--no-peers)' } : runPeers(results, kilnOut, peak.threads);
   const peerIsa = { isa: ISA, kiln: { KILN_CPU_ISA: process.env.KILN_CPU_ISA ?? 'auto', cxx: repoRelative(process.env.KILN_CXX ?? 'g++') },
     peers: NO_PEERS ? 'not run (--no-peers)' : peerIsaProbe(ISA), tfjs: 'unchanged (wasm SIMD, 128-bit)' };
   log(`peer ISA (${ISA}): ${JSON.stringify(peerIsa.peers)}`);
   let unet: UnetStepResult | undefined;
   if (!ONLY || ONLY.some((o) => 'unet'.startsWith(o))) {
     log('tiny-UNet training step: compiling…');
-    unet = await unetStep(peak.threads, QUICK ? 3 : 8, QUICK ? 0.5 : 2, time, !NO_PEERS, ISA);
+    unet = await unetStep(peak.threads, QUICK ? 3 : 8, QUICK ? 0.5 : 2, (name, fn) => time(name, fn, QUICK ? 3 : 8, QUICK ? 0.5 : 2), !NO_PEERS, ISA);
     log(`tiny-UNet step: kiln ${unet.kiln.medianMs.toFixed(2)} ms${unet.torch ? `, PyTorch ${unet.torch.medianMs.toFixed(2)} ms` : ''}${unet.note ? ` (${unet.note})` : ''}`);
   }
 
@@ -282,7 +316,8 @@ async function main() {
     cpuIsa, peerIsa, peak, tfjs: { version: tf.version_core, ...tfjsInfo }, peers, unetStep: unet,
     timing: 'median (and min = best of N) of the samples; Kiln: kiln_run on the resident arena; tfjs: op on resident tensors, output disposed unread; ' +
       'PyTorch: eager op under torch.no_grad() on resident tensors, same thread count (bench/peers/torch_cpu.py); OpenBLAS: cblas_sgemm (bench/peers/openblas_sgemm.cpp). ' +
-      'Ratios are peer time / Kiln time (> 1: Kiln faster), from the medians (vs*) and from the best samples (vs*Best)',
+      `Rounds: ${ROUNDS}; in each, every case is timed on Kiln, then PyTorch, then OpenBLAS (each side at least ${MIN_SAMPLES} samples, about ${MAX_TIME} s), so both sides see the same machine. ` +
+      'A side\'s medianMs is the median of its round medians (roundMediansMs), minMs its best sample. Ratios are peer time / Kiln time (> 1: Kiln faster): vs* the median over the rounds of that round\'s ratio of medians, vs*Best the ratio of the best samples',
     results,
   };
   if (!NO_SAVE) {
@@ -304,37 +339,48 @@ async function main() {
   }
 }
 
-/** PyTorch on every case (one process, after Kiln's timings), OpenBLAS on the matmuls; each peer's output is
- * checked against Kiln's (relErr) before its time is used. Adds `torch`, `openblas` and the ratios to each row. */
-function runPeers(results: Record<string, unknown>[], kilnOut: Float32Array[], threads: number): { torch: unknown; openblas: unknown } {
-  const minSamples = QUICK ? 3 : 8, maxTime = QUICK ? 0.5 : 2;
+/** The PyTorch peer process with every case loaded; `usable[i]`: its output of case i agrees with Kiln's (a peer
+ * whose output disagrees is reported, not timed). */
+async function startTorch(results: Record<string, unknown>[], kilnOut: Float32Array[], threads: number):
+  Promise<{ ok: true; peer: TorchPeer; usable: boolean[] } | { ok: false; note: string }> {
   const tcases: PeerCase[] = CASES.map((c) => ({ name: c.name, op: c.torch.op, attrs: c.torch.attrs,
     inputs: Object.fromEntries(Object.entries(c.torch.inputs).map(([k, shape]) => [k, { shape, data: c.feeds[k] }])) }));
-  log(`PyTorch peer: ${tcases.length} cases…`);
-  const tr = torchPeer(tcases, threads, minSamples, maxTime, ISA);
-  let torch: unknown = tr.ok ? { ...tr.info, loadavgAfter: os.loadavg() } : tr.note;
-  if (!tr.ok) log(tr.note);
-  let openblas: unknown = 'no matmul case';
-  CASES.forEach((c, i) => {
-    const row = results[i], kiln = row.kiln as Timing;
-    if (tr.ok) {
-      const t = tr.results[i], err = relErr(kilnOut[i], t.out);
-      row.torch = { medianMs: t.medianMs, minMs: t.minMs, samples: t.samples, relErr: err };
-      // A peer whose output disagrees is reported, not compared.
-      if (err < 1e-3) { row.vsTorch = t.medianMs / kiln.medianMs; row.vsTorchBest = t.minMs / kiln.minMs; }
-    }
-    if (c.torch.op === 'matmul') {
-      const [M, K] = c.torch.inputs.a, N = c.torch.inputs.b[1];
-      const ob = openblasPeer(M, N, K, c.feeds.a, c.feeds.b, threads, minSamples, maxTime, ISA);
-      if (!ob.ok) { openblas = ob.note; return; }
-      openblas = { config: ob.config, threads };
-      const err = relErr(kilnOut[i], ob.out);
-      row.openblas = { ...ob.timing, relErr: err };
-      if (err < 1e-3) { row.vsOpenblas = ob.timing.medianMs / kiln.medianMs; row.vsOpenblasBest = ob.timing.minMs / kiln.minMs; }
-    }
+  log(`PyTorch peer: loading ${tcases.length} cases…`);
+  const tr = await TorchPeer.start(tcases, threads, ISA);
+  if (!tr.ok) { log(tr.note); return tr; }
+  const usable = CASES.map((_, i) => {
+    const err = relErr(kilnOut[i], tr.peer.outs[i]);
+    results[i].torchRelErr = err;
+    return err < 1e-3;
   });
-  if (tr.ok) torch = { ...(torch as object), loadavgAfterOpenblas: os.loadavg() };
-  return { torch, openblas };
+  return { ok: true, peer: tr.peer, usable };
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((x, y) => x - y); return s[s.length >> 1]; };
+
+/** A row's times and ratios from its rounds: each side's median is the median of its round medians and its best
+ * the best sample of any round; a ratio (peer time / Kiln time) is the median over the rounds of that round's
+ * ratio (vs*) and the ratio of the bests (vs*Best). */
+function summarize(row: Record<string, unknown>, rs: { kiln: Timing; torch?: PeerTiming; openblas?: PeerTiming }[], c: Case, peakRate: number): void {
+  const side = (ts: (Timing | PeerTiming)[]) => ({ medianMs: median(ts.map((t) => t.medianMs)), minMs: Math.min(...ts.map((t) => t.minMs)),
+    samples: ts.reduce((n, t) => n + t.samples, 0), roundMediansMs: ts.map((t) => +t.medianMs.toFixed(4)) });
+  const rate = (ms: number) => c.work / (ms / 1e3) / 1e9;
+  const kiln = side(rs.map((r) => r.kiln));
+  row.kiln = { ...kiln, rmePct: median(rs.map((r) => r.kiln.rmePct)), rate: rate(kiln.medianMs), bestRate: rate(kiln.minMs),
+    pctPeak: (100 * rate(kiln.medianMs)) / peakRate, ...(row.kiln as object) };
+  if (row.tfjs) {
+    const tj = row.tfjs as Timing;
+    row.tfjs = { ...tj, rate: rate(tj.medianMs), pctPeak: (100 * rate(tj.medianMs)) / peakRate };
+    row.speedup = tj.medianMs / kiln.medianMs;
+  }
+  for (const [key, name, errKey] of [['torch', 'Torch', 'torchRelErr'], ['openblas', 'Openblas', 'openblasRelErr']] as const) {
+    const ts = rs.map((r) => r[key]).filter((t): t is PeerTiming => !!t);
+    if (ts.length !== rs.length || !ts.length) continue;
+    row[key] = { ...side(ts), relErr: row[errKey] };
+    row[`vs${name}`] = median(rs.map((r) => r[key]!.medianMs / r.kiln.medianMs));
+    row[`vs${name}Best`] = Math.min(...ts.map((t) => t.minMs)) / kiln.minMs;
+    delete row[errKey];
+  }
 }
 
 /** A short ASCII label for the chart's marks (the PNG's bitmap font has no superscripts; long names overlap). */

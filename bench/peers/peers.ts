@@ -3,7 +3,8 @@
  * python3-torch or libopenblas-dev is missing the peer is skipped with a note in the report, never an error, and
  * nothing in Kiln's run time depends on them. Inputs travel as raw float32 files in a temporary folder; each peer
  * writes its output back so run.ts checks it against Kiln's before using its time. */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -53,9 +54,6 @@ export interface PeerCase {
   inputs: Record<string, { shape: readonly number[]; data: Float32Array }>;
   attrs?: Record<string, unknown>;
 }
-export type PeerRun =
-  | { ok: true; info: Record<string, unknown>; results: (PeerTiming & { out: Float32Array })[] }
-  | { ok: false; note: string };
 
 const readF32 = (file: string) => {
   const b = readFileSync(file);
@@ -63,15 +61,25 @@ const readF32 = (file: string) => {
 };
 const writeF32 = (file: string, a: Float32Array) => writeFileSync(file, Buffer.from(a.buffer, a.byteOffset, a.byteLength));
 
-/** Runs every case once in one PyTorch process (eager, `threads` intra-op threads). */
-export function torchPeer(cases: readonly PeerCase[], threads: number, minSamples: number, maxTime: number, isa: PeerIsa): PeerRun {
-  if (!existsSync(PYTHON)) return { ok: false, note: `${PYTHON} not found: PyTorch peer skipped` };
-  const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
-  if (probe.status !== 0) return { ok: false, note: `torch/numpy not importable by ${PYTHON} (apt-get install python3-torch): PyTorch peer skipped` };
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-torch-peer-'));
-  try {
+/** One PyTorch process holding every case (eager, `threads` intra-op threads), which times a case when asked:
+ * run.ts interleaves its requests with Kiln's own timings of the same case, round after round, so the two sides
+ * see the same machine (on a shared VM a run's PyTorch times moved 10–40 % between runs when they were taken in
+ * one block after Kiln's). `outs` are the peer's outputs, for the check against Kiln's before any time is used. */
+export class TorchPeer {
+  private pending: ((line: string) => void)[] = [];
+  private stderr = '';
+  /** torch's version, threads and parallel backend, as the process reports them. */
+  info: Record<string, unknown> = {};
+  outs: Float32Array[] = [];
+  private constructor(private child: ChildProcessWithoutNullStreams, private dir: string) {}
+
+  static async start(cases: readonly PeerCase[], threads: number, isa: PeerIsa): Promise<{ ok: true; peer: TorchPeer } | { ok: false; note: string }> {
+    if (!existsSync(PYTHON)) return { ok: false, note: `${PYTHON} not found: PyTorch peer skipped` };
+    const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
+    if (probe.status !== 0) return { ok: false, note: `torch/numpy not importable by ${PYTHON} (apt-get install python3-torch): PyTorch peer skipped` };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-torch-peer-'));
     const spec = {
-      threads, minSamples, maxTime,
+      threads,
       cases: cases.map((c, i) => ({
         name: c.name, op: c.op, attrs: c.attrs ?? {},
         inputs: Object.fromEntries(Object.entries(c.inputs).map(([k, v]) => {
@@ -82,13 +90,37 @@ export function torchPeer(cases: readonly PeerCase[], threads: number, minSample
       })),
     };
     writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(spec));
-    const r = spawnSync(PYTHON, [path.join(here, 'torch_cpu.py'), dir], { encoding: 'utf8', env: peerEnv(isa, { OMP_NUM_THREADS: String(threads) }) });
-    if (r.status !== 0) return { ok: false, note: `torch_cpu.py failed (${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` };
-    const res = JSON.parse(readFileSync(path.join(dir, 'result.json'), 'utf8')) as { results: PeerTiming[] } & Record<string, unknown>;
-    const { results, ...info } = res;
-    return { ok: true, info, results: results.map((t, i) => ({ ...t, out: readF32(path.join(dir, `out-${i}.bin`)) })) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    const child = spawn(PYTHON, [path.join(here, 'torch_cpu.py'), dir], { env: peerEnv(isa, { OMP_NUM_THREADS: String(threads) }) });
+    const peer = new TorchPeer(child, dir);
+    child.stderr.on('data', (d: Buffer) => { peer.stderr = (peer.stderr + d.toString()).slice(-4000); });
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (l) => peer.pending.shift()?.(l));
+    const failed = new Promise<string>((resolve) => child.on('close', (code) => {
+      for (const p of peer.pending.splice(0)) p('');
+      resolve(`torch_cpu.py failed (${code}): ${peer.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    }));
+    const ready = await Promise.race([peer.next(), failed]);
+    if (!ready.startsWith('{')) { peer.close(); return { ok: false, note: ready || (await failed) }; }
+    const { ready: _ready, ...info } = JSON.parse(ready) as Record<string, unknown>;
+    peer.info = info;
+    peer.outs = cases.map((_, i) => readF32(path.join(dir, `out-${i}.bin`)));
+    return { ok: true, peer };
+  }
+
+  private next(): Promise<string> { return new Promise((resolve) => this.pending.push(resolve)); }
+
+  /** The median / best of case `i`'s samples (at least `minSamples`, about `maxTime` seconds). */
+  async time(i: number, minSamples: number, maxTime: number): Promise<PeerTiming> {
+    const reply = this.next();
+    this.child.stdin.write(JSON.stringify({ case: i, minSamples, maxTime }) + '\n');
+    const line = await reply;
+    if (!line.startsWith('{')) throw new Error(`torch_cpu.py stopped: ${this.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    return JSON.parse(line) as PeerTiming;
+  }
+
+  close(): void {
+    this.child.stdin.end();
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

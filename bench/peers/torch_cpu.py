@@ -2,9 +2,13 @@
 
     /usr/bin/python3 bench/peers/torch_cpu.py DIR
 
-DIR/spec.json: {"threads": T, "minSamples": S, "maxTime": seconds, "cases": [{"name", "op", "inputs": {name:
-{"shape", "file"}}, "attrs"}]}; every input file is raw little-endian float32. For each case the output goes to
-DIR/out-<index>.bin (float32, Kiln's layout) and the timings to DIR/result.json. Bench-only: Kiln never runs Python.
+DIR/spec.json: {"threads": T, "cases": [{"name", "op", "inputs": {name: {"shape", "file"}}, "attrs"}]}; every input
+file is raw little-endian float32. The process loads every case, writes each case's output to DIR/out-<index>.bin
+(float32, Kiln's layout), prints one JSON line {"ready": true, "torch", "threads", "parallel"} and then serves
+timing requests, one JSON line each on stdin ({"case": i, "minSamples": S, "maxTime": seconds}) answered by one
+JSON line on stdout ({"medianMs", "minMs", "samples"}), until stdin closes. run.ts interleaves these requests with
+Kiln's own timings of the same case (rounds), so both sides are measured under the same machine conditions.
+Bench-only: Kiln never runs Python.
 """
 import json
 import os
@@ -59,7 +63,7 @@ def main():
     with open(os.path.join(d, "spec.json")) as f:
         spec = json.load(f)
     torch.set_num_threads(spec["threads"])
-    results = []
+    fns = []
     for i, c in enumerate(spec["cases"]):
         t = {}
         for name, inp in c["inputs"].items():
@@ -68,11 +72,15 @@ def main():
         fn = op_fn(c, t)
         with torch.no_grad():
             fn().contiguous().numpy().astype("<f4").tofile(os.path.join(d, "out-%d.bin" % i))
-        results.append(dict(name=c["name"], **timed(fn, spec["minSamples"], spec["maxTime"])))
-    info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-            "parallel": torch.__config__.parallel_info().split("\n")[0:4], "results": results}
-    with open(os.path.join(d, "result.json"), "w") as f:
-        json.dump(info, f)
+        fns.append(fn)
+    info = {"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "parallel": torch.__config__.parallel_info().split("\n")[0:4]}
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        print(json.dumps(timed(fns[req["case"]], req["minSamples"], req["maxTime"])), flush=True)
 
 
 if __name__ == "__main__":
