@@ -136,9 +136,11 @@ export function lowerGroup(g: Group, env: LowerEnv, name: string, misread: (n: N
   const a = g.anchor;
   if (g.rows.length) return lowerRows(g, env, name, rootBuf, ops, misread);
   if (!a) {
-    const v = vars('i', g.root.shape);
-    const em = new Emitter(env, g.root, null, null, misread);
-    return { kind: 'pointwise', name, vars: v, shape: g.root.shape, stores: [{ buf: rootBuf, off: E.flatIndex(v, g.root.shape), value: em.emit(g.root, v, null), dt: g.root.dtype }], ops };
+    const { vars: v, shape, stores } = coalescedLoops(g.root.shape, (ix) => {
+      const em = new Emitter(env, g.root, null, null, misread);
+      return [{ buf: rootBuf, off: E.flatIndex(ix, g.root.shape), value: em.emit(g.root, ix, null), dt: g.root.dtype }];
+    });
+    return { kind: 'pointwise', name, vars: v, shape, stores, ops };
   }
   const low = OPS[a.op].lower;
   if (low.kind === 'reduce') {
@@ -189,6 +191,56 @@ function lowerRows(g: Group, env: LowerEnv, name: string, rootBuf: number, ops: 
   const ix = E.unflatten(flat, g.root.shape);
   const stores = [{ buf: rootBuf, off: E.flatIndex(ix, g.root.shape), value: em.emit(g.root, ix, null), dt: g.root.dtype }];
   return { kind: 'row', name, outerVars: ov, outer, innerVars: iv, inner, reductions, stores, ops };
+}
+
+/** Loop coalescing (Inductor's loop merging, tinygrad's view merging): adjacent dims of a pointwise kernel's loop
+ * nest run as one loop of their product when no index the kernel computes needs them apart. The root's index
+ * over a merged group is unflattened from the group's variable (i = m / e, j = m % e) and index simplification
+ * puts every affine read back together (a·i + b·j with a = b·e is b·m); a merge is kept when the kernel it
+ * yields holds no more divisions or remainders of loop variables than the nest without it, so a transpose, a
+ * broadcast along one of the dims or a padding mask keeps its dims apart. An AdamW update of a [32, 64, 3, 3]
+ * weight was a nest whose inner loop ran 3 elements; it is one loop of 18432 (and kernels that differ only in how
+ * a contiguous tensor is shaped now render the same function). Tried from the innermost dim outwards, after the
+ * whole nest as one loop (the common case: one emission). `stores(ix)` builds the kernel's stores at root index ix. */
+function coalescedLoops(shape: Shape, stores: (ix: readonly Expr[]) => Store[]): { vars: Expr[]; shape: number[]; stores: Store[] } {
+  const attempt = (groups: readonly (readonly [number, number])[]) => {
+    const gshape = groups.map(([lo, hi]) => numel(shape.slice(lo, hi)));
+    const gv = vars('i', gshape);
+    const ix = groups.flatMap(([lo, hi], k) => (hi - lo === 1 ? [gv[k]] : E.unflatten(gv[k], shape.slice(lo, hi))));
+    const st = stores(ix);
+    return { vars: gv, shape: gshape, stores: st, divmods: loopDivmods(st) };
+  };
+  const n = shape.length;
+  if (n <= 1) return attempt(n ? [[0, 1]] : []);
+  const whole = attempt([[0, n]]);
+  if (whole.divmods === 0) return whole;
+  let groups: (readonly [number, number])[] = shape.map((_d, i) => [i, i + 1] as const);
+  let best = attempt(groups);
+  for (let k = n - 2; k >= 0; k--) {  // dim k is still a group of its own, just before the one starting at k + 1
+    const at = groups.findIndex(([lo]) => lo === k + 1);
+    const cand = [...groups.slice(0, at - 1), [k, groups[at][1]] as const, ...groups.slice(at + 1)];
+    const tried = attempt(cand);
+    if (tried.divmods <= best.divmods) { groups = cand; best = tried; }
+  }
+  return best;
+}
+
+/** Integer divisions and remainders of loop variables in a kernel's stores (each distinct node once). */
+function loopDivmods(stores: readonly Store[]): number {
+  const hasVar = new Map<string, boolean>();
+  let count = 0;
+  const walk = (e: Expr): boolean => {
+    const hit = hasVar.get(e.key);
+    if (hit !== undefined) return hit;
+    let v = e.k === 'var';
+    const kids: Expr[] = e.k === 'alu' || e.k === 'where' ? [...e.args] : e.k === 'cast' ? [e.x] : e.k === 'load' ? (e.mask ? [e.off, e.mask] : [e.off]) : e.k === 'philox' ? [e.key_, e.ctr] : [];
+    for (const c of kids) v = walk(c) || v;
+    if (v && e.k === 'alu' && (e.op === 'idiv' || e.op === 'mod')) count++;
+    hasVar.set(e.key, v);
+    return v;
+  };
+  for (const st of stores) { walk(st.off); walk(st.value); }
+  return count;
 }
 
 export const kernelElements = (k: Kernel): number =>
