@@ -9,12 +9,15 @@ import { isFreeLeaf, isView, viewLayout } from '../ops/views';
 
 /** What fusion hands lowering: `root` is realized; `region` is every node inlined into it (root included);
  * `anchor` is the reduction or template the kernel is built around, if any (its result feeds the fused
- * epilogue); `rows` are the reductions over trailing axes that run as stages of a row kernel, in order. */
+ * epilogue); `rows` are the reductions over trailing axes that run as stages of a row kernel, in order;
+ * `others` are further realized nodes of the root's shape that a plain pointwise kernel stores beside its root
+ * (side outputs, fusion step 5), computed inline wherever the kernel reads them. */
 export interface KernelGroup {
   readonly root: Node;
   readonly anchor: Node | null;
   readonly region: readonly Node[];
   readonly rows: readonly Node[];
+  readonly others?: readonly Node[];
 }
 type Group = KernelGroup;
 import { ctxOf } from '../ops/context';
@@ -37,7 +40,11 @@ class Emitter {
   private memo = new Map<string, Expr>();
   /** Row-kernel reductions: node id → accumulator slot, all at position `anchorPos`. */
   rows = new Map<number, number>();
-  constructor(private env: LowerEnv, private root: Node, private anchor: Node | null, private anchorPos: Expr | null, private misread: (n: Node) => void) {}
+  /** Nodes computed inline although realized: the root and the group's side outputs. */
+  private inline: ReadonlySet<Node>;
+  constructor(private env: LowerEnv, root: Node, private anchor: Node | null, private anchorPos: Expr | null, private misread: (n: Node) => void, others: readonly Node[] = []) {
+    this.inline = new Set([root, ...others]);
+  }
 
   /** Value of `n` at multi-index `ix`, under `mask` (loads happen only where it holds). */
   emit(n: Node, ix: readonly Expr[], mask: Expr | null): Expr {
@@ -45,7 +52,7 @@ class Emitter {
     const hit = this.memo.get(key);
     if (hit) return hit;
     let out: Expr;
-    const buf = n === this.root ? undefined : this.env.bufferOf.get(n.id);
+    const buf = this.inline.has(n) ? undefined : this.env.bufferOf.get(n.id);
     const slot = this.rows.get(n.id);
     if (n === this.anchor || slot !== undefined) {
       if (E.flatIndex(ix, n.shape).key !== this.anchorPos!.key) this.misread(n);
@@ -136,9 +143,11 @@ export function lowerGroup(g: Group, env: LowerEnv, name: string, misread: (n: N
   const a = g.anchor;
   if (g.rows.length) return lowerRows(g, env, name, rootBuf, ops, misread);
   if (!a) {
+    const others = g.others ?? [];
     const { vars: v, shape, stores } = coalescedLoops(g.root.shape, (ix) => {
-      const em = new Emitter(env, g.root, null, null, misread);
-      return [{ buf: rootBuf, off: E.flatIndex(ix, g.root.shape), value: em.emit(g.root, ix, null), dt: g.root.dtype }];
+      // One emitter for every root: a side output the root reads is the same expression as its own store.
+      const em = new Emitter(env, g.root, null, null, misread, others);
+      return [g.root, ...others].map((r) => ({ buf: r === g.root ? rootBuf : env.bufferOf.get(r.id)!, off: E.flatIndex(ix, r.shape), value: em.emit(r, ix, null), dt: r.dtype }));
     });
     return { kind: 'pointwise', name, vars: v, shape, stores, ops };
   }

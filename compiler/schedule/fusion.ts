@@ -14,7 +14,14 @@
  *    what fusion decided (Inductor's can_fuse_vertical; no exception-driven re-fusion).
  * 4. Row kernels: reductions over trailing axes whose every reader lies in one pointwise kernel of the
  *    reduced input's size run as stages of that kernel (softmax, layer norm, group norm + SiLU: one kernel
- *    each, when nothing else needs the statistics). */
+ *    each, when nothing else needs the statistics).
+ * 5. Side outputs (multi-output kernels): a value that must be stored because the caller wants it (an output or
+ *    a parameter update's new value, `sideOutputs`) and whose every reader lies in one plain pointwise kernel of
+ *    the same shape is computed in that kernel and stored beside its root, instead of in a kernel of its own
+ *    whose buffer the other reads back. AdamW's new moments m' and v' are read only by the parameter's update,
+ *    so one kernel per parameter reads p, g, m, v once and writes p', m', v' (three kernels before). The kernel
+ *    computes every root at each element from the same loads (codegen shares the expressions), so what it stores
+ *    is what the separate kernels stored. */
 import type { Node } from '../ir/node';
 import { numel, stridesOf } from '../ir/shape';
 import { OPS } from '../ops/registry';
@@ -63,7 +70,7 @@ function regionCost(region: readonly Node[]): number {
   return region.reduce((c, n) => c + (kind(n) === 'pointwise' ? cost(n) : 0), 0);
 }
 
-export function fuse(order: readonly Node[], roots: readonly Node[], forced: ReadonlySet<number> = new Set(), maxInlineCost = 8, enabled = true): FusionResult {
+export function fuse(order: readonly Node[], roots: readonly Node[], forced: ReadonlySet<number> = new Set(), maxInlineCost = 8, enabled = true, sideOutputs: ReadonlySet<number> = new Set()): FusionResult {
   const reasons: WhyNot[] = [];
   const why = (n: Node, code: WhyNotCode, text: string) => { reasons.push({ node: n, code, text: `${n.op}#${n.id} (${n.src}): ${text}` }); };
   const realized = new Set<number>();
@@ -212,5 +219,38 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
     const rows = rowsOf.get(n.id) ?? [];
     groups.push({ root: n, anchor, rows, region: regionOf(n, realized, anchor ?? undefined) });
   }
-  return { realized, groups, whyNot: reasons.map((r) => r.text), reasons };
+  return { realized, groups: enabled && sideOutputs.size ? withSideOutputs(groups, realized, users, sideOutputs) : groups, whyNot: reasons.map((r) => r.text), reasons };
+}
+
+/** 5. Side outputs: merges into a plain pointwise group G each group Q whose root is in `sideOutputs`, plain
+ * pointwise too, of G's shape, and read by no node outside G's region (so G is its only reader and nothing runs
+ * between Q's old place and G that needs Q's buffer). G keeps its place in the order (after Q: it reads Q); Q's
+ * root and those merged into Q join G's `others`, and G's region then runs through them. */
+function withSideOutputs(groups: readonly Group[], realized: ReadonlySet<number>, users: ReadonlyMap<number, Node[]>, sideOutputs: ReadonlySet<number>): Group[] {
+  const plain = (g: Group) => kind(g.root) === 'pointwise' && !g.anchor && !g.rows.length;
+  const byRoot = new Map(groups.map((g) => [g.root.id, g]));
+  const merged = new Set<number>();
+  const out = new Map<number, Group>();
+  for (const g0 of groups) {
+    let g = g0;
+    if (plain(g)) {
+      const inRegion = new Set(g.region.map((n) => n.id));
+      const take: Group[] = [];
+      for (const n of g.region) for (const i of n.inputs) {
+        const q = byRoot.get(i.id);
+        if (!q || q === g || merged.has(i.id) || take.includes(q) || !sideOutputs.has(i.id) || !plain(q)) continue;
+        if (q.root.shape.length !== g.root.shape.length || q.root.shape.some((d, k) => d !== g.root.shape[k])) continue;
+        if (!(users.get(i.id) ?? []).every((u) => inRegion.has(u.id))) continue;
+        take.push(out.get(i.id) ?? q);
+      }
+      if (take.length) {
+        const others = [...(g.others ?? []), ...take.flatMap((q) => [q.root, ...(q.others ?? [])])];
+        const inline = new Set(others.map((o) => o.id));
+        for (const q of take) { merged.add(q.root.id); out.delete(q.root.id); }
+        g = { ...g, others, region: regionOf(g.root, { has: (id: number) => realized.has(id) && !inline.has(id) }) };
+      }
+    }
+    out.set(g.root.id, g);
+  }
+  return [...out.values()];
 }

@@ -8,7 +8,7 @@ import { fuse, type FusionResult } from './fusion';
 import { isFreeLeaf } from '../ops/views';
 import { OPS } from '../ops/registry';
 import { kernelElements, lowerGroup } from '../codegen/lower';
-import type { Expr, Kernel } from '../codegen/kir';
+import type { Expr, Kernel, Store } from '../codegen/kir';
 import type { BufferKind, BufferRole, PlanBuffer, PlanInput, PlanStep } from './plan-types';
 import { isBackward, isOptionalSegment, segmentOf, segmentOutputOf } from '../ir/segment';
 import { buffersOf } from '../codegen/buffers';
@@ -31,7 +31,8 @@ const safeName = (ops: readonly string[]) => ops.slice(0, 6).join('_').replace(/
 /** `stores`: further values to realize (the precision policy's low stores, passes/precision-stores.ts). */
 export function schedule(order: readonly Node[], outputs: readonly Node[], updates: readonly { param: Node; value: Node }[], fuseKernels = true, stores: readonly Node[] = []): Scheduled {
   const roots = [...outputs, ...updates.map((u) => u.value), ...stores];
-  const fusion = fuse(order, roots, new Set(), 8, fuseKernels);
+  // Outputs and update values may be stored by the kernel that reads them (fusion step 5: side outputs).
+  const fusion = fuse(order, roots, new Set(), 8, fuseKernels, new Set([...outputs, ...updates.map((u) => u.value)].map((n) => n.id)));
   const bufferOf = new Map<number, number>(), nodeOf = new Map<number, Node>();
   // Buffers are numbered in graph order, so the same graph built twice renders the same source (cache hits).
   for (const n of order) if (fusion.realized.has(n.id)) { bufferOf.set(n.id, nodeOf.size); nodeOf.set(nodeOf.size, n); }
@@ -50,7 +51,9 @@ export function schedule(order: readonly Node[], outputs: readonly Node[], updat
   });
   const steps: PlanStep[] = kernels.map((k, i) => {
     const { reads, writes } = buffersOf(k);
-    return { id: i, label: k.name, reads, writes, recomputable: k.kind !== 'commit', cost: costOf(k), inPlace: inPlacePairs(k), ...(k.kind === 'commit' ? { copies: true } : {}) };
+    // A kernel with side outputs is not recomputed: a second run would rewrite its other outputs, which may by
+    // then hold a parameter's committed value in place.
+    return { id: i, label: k.name, reads, writes, recomputable: k.kind !== 'commit' && writes.length === 1, cost: costOf(k), inPlace: inPlacePairs(k), ...(k.kind === 'commit' ? { copies: true } : {}) };
   });
   let unfused = 0;
   for (const n of order) if (OPS[n.op].lower.kind !== 'source') unfused++;
@@ -76,10 +79,15 @@ function costOf(k: Kernel): number {
 }
 
 /** Inputs a pointwise kernel reads only at exactly the offset it writes (every load of that buffer), with the
- * same element size: the output may then overwrite the input in place. */
+ * same element size: the output may then overwrite the input in place. With side outputs, each store pairs with
+ * the inputs read at its own offset: the renderers compute every value of an element (all its loads) before any
+ * of its stores, so an element's stores never change what the element reads. */
 function inPlacePairs(k: Kernel): { read: number; write: number }[] {
-  if (k.kind !== 'pointwise' || k.stores.length !== 1) return [];
-  const s = k.stores[0];
+  if (k.kind !== 'pointwise') return [];
+  return k.stores.flatMap((s) => inPlaceFor(k.stores, s));
+}
+
+function inPlaceFor(stores: readonly Store[], s: Store): { read: number; write: number }[] {
   const offsets = new Map<number, Set<string>>(), sizes = new Map<number, number>();
   const seen = new Set<string>();
   const walk = (e: Expr) => {
@@ -96,6 +104,7 @@ function inPlacePairs(k: Kernel): { read: number; write: number }[] {
     else if (e.k === 'load') { walk(e.off); if (e.mask) walk(e.mask); }
     else if (e.k === 'philox') { walk(e.key_); walk(e.ctr); }
   };
-  walk(s.value);
-  return [...offsets].filter(([b, o]) => b !== s.buf && o.size === 1 && o.has(s.off.key) && sizes.get(b) === byteSize[s.dt]).map(([b]) => ({ read: b, write: s.buf }));
+  for (const st of stores) walk(st.value);
+  const written = new Set(stores.map((st) => st.buf));
+  return [...offsets].filter(([b, o]) => !written.has(b) && o.size === 1 && o.has(s.off.key) && sizes.get(b) === byteSize[s.dt]).map(([b]) => ({ read: b, write: s.buf }));
 }
