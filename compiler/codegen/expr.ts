@@ -258,3 +258,14 @@ export function unflatten(flat: Expr, shape: readonly number[]): Expr[] {
   for (let i = shape.length - 1; i >= 0; i--) { out[i] = shape[i] === 1 ? idx(0) : alu('mod', alu('idiv', flat, idx(st)), idx(shape[i])); st *= shape[i]; }
   return out;
 }
+
+/** An expression's operands (what a walk over a kernel expression descends into). */
+export const children = (e: Expr): readonly Expr[] => {
+  switch (e.k) {
+    case 'alu': case 'where': return e.args;
+    case 'cast': return [e.x];
+    case 'load': return e.mask ? [e.off, e.mask] : [e.off];
+    case 'philox': return [e.key_, e.ctr];
+    default: return [];
+  }
+};

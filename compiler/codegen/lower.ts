@@ -242,8 +242,7 @@ function loopDivmods(stores: readonly Store[]): number {
     const hit = hasVar.get(e.key);
     if (hit !== undefined) return hit;
     let v = e.k === 'var';
-    const kids: Expr[] = e.k === 'alu' || e.k === 'where' ? [...e.args] : e.k === 'cast' ? [e.x] : e.k === 'load' ? (e.mask ? [e.off, e.mask] : [e.off]) : e.k === 'philox' ? [e.key_, e.ctr] : [];
-    for (const c of kids) v = walk(c) || v;
+    for (const c of E.children(e)) v = walk(c) || v;
     if (v && e.k === 'alu' && (e.op === 'idiv' || e.op === 'mod')) count++;
     hasVar.set(e.key, v);
     return v;

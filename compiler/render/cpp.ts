@@ -12,7 +12,8 @@ import { cOps, ExprPrinter, literal, printStores, type Lang } from './cstyle';
 import { templateCall } from './templates-cpp';
 import { buffersOf } from '../codegen/buffers';
 import { localizeBuffers } from '../codegen/remap';
-import { children, planRowCache, rowInvariant } from './row-cache';
+import { planRowCache, rowInvariant } from './row-cache';
+import { children } from '../codegen/expr';
 
 /** exp, sigmoid, tanh and erf through the vectorizable polynomials of kernels/cpu/mathfun.h (libm's are calls). */
 const cppOps = {

@@ -12,6 +12,7 @@
  * one the later stage would have computed, from the same inputs, by the same code. */
 import { numel } from '../ir/shape';
 import type { Expr, RowKernel } from '../codegen/kir';
+import { children } from '../codegen/expr';
 import type { ScalarOp } from '../ops/lowering';
 
 /** Ops whose per-element cost exceeds a store plus a load. */
@@ -30,16 +31,6 @@ export interface RowCachePlan {
   readonly reads: readonly (readonly number[])[];
 }
 
-/** An expression's operands (what a walk over a kernel expression descends into). */
-export const children = (e: Expr): readonly Expr[] => {
-  switch (e.k) {
-    case 'alu': case 'where': return e.args;
-    case 'cast': return [e.x];
-    case 'load': return e.mask ? [e.off, e.mask] : [e.off];
-    case 'philox': return [e.key_, e.ctr];
-    default: return [];
-  }
-};
 
 /** Bytes of one element of a cached value in registers (the renderers' value types). */
 const valueBytes = (e: Expr): number => (e.dt === 'bool' ? 1 : e.dt === 'i32' ? 8 : 4);

@@ -8,7 +8,8 @@ import { fuse, type FusionResult } from './fusion';
 import { isFreeLeaf } from '../ops/views';
 import { OPS } from '../ops/registry';
 import { kernelElements, lowerGroup } from '../codegen/lower';
-import type { Expr, Kernel, Store } from '../codegen/kir';
+import type { Expr, Kernel } from '../codegen/kir';
+import { children } from '../codegen/expr';
 import type { BufferKind, BufferRole, PlanBuffer, PlanInput, PlanStep } from './plan-types';
 import { isBackward, isOptionalSegment, segmentOf, segmentOutputOf } from '../ir/segment';
 import { buffersOf } from '../codegen/buffers';
@@ -84,10 +85,7 @@ function costOf(k: Kernel): number {
  * of its stores, so an element's stores never change what the element reads. */
 function inPlacePairs(k: Kernel): { read: number; write: number }[] {
   if (k.kind !== 'pointwise') return [];
-  return k.stores.flatMap((s) => inPlaceFor(k.stores, s));
-}
-
-function inPlaceFor(stores: readonly Store[], s: Store): { read: number; write: number }[] {
+  // Each loaded buffer's load offsets (a masked load counts apart) and element size, over the whole kernel.
   const offsets = new Map<number, Set<string>>(), sizes = new Map<number, number>();
   const seen = new Set<string>();
   const walk = (e: Expr) => {
@@ -99,12 +97,10 @@ function inPlaceFor(stores: readonly Store[], s: Store): { read: number; write: 
       offsets.set(e.buf, o);
       sizes.set(e.buf, byteSize[e.dt]);
     }
-    if (e.k === 'alu' || e.k === 'where') e.args.forEach(walk);
-    else if (e.k === 'cast') walk(e.x);
-    else if (e.k === 'load') { walk(e.off); if (e.mask) walk(e.mask); }
-    else if (e.k === 'philox') { walk(e.key_); walk(e.ctr); }
+    children(e).forEach(walk);
   };
-  for (const st of stores) walk(st.value);
-  const written = new Set(stores.map((st) => st.buf));
-  return [...offsets].filter(([b, o]) => !written.has(b) && o.size === 1 && o.has(s.off.key) && sizes.get(b) === byteSize[s.dt]).map(([b]) => ({ read: b, write: s.buf }));
+  for (const st of k.stores) walk(st.value);
+  const written = new Set(k.stores.map((st) => st.buf));
+  return k.stores.flatMap((s) => [...offsets].filter(([b, o]) => !written.has(b) && o.size === 1 && o.has(s.off.key) && sizes.get(b) === byteSize[s.dt])
+    .map(([b]) => ({ read: b, write: s.buf })));
 }
