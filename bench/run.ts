@@ -312,11 +312,11 @@ async function main() {
         (entry.torch ? `, PyTorch ${entry.torch.medianMs.toFixed(3)}` : '') + (entry.openblas ? `, OpenBLAS ${entry.openblas.medianMs.toFixed(3)}` : ''));
     }
   }
-  torch?.ok && torch.peer.close();
+  if (torch?.ok) torch.peer.close();
+  const loadRounds = os.loadavg();
   CASES.forEach((c, i) => summarize(results[i], rounds[c.name], c, c.kind === 'flop' ? peak.fmaGflops : peak.copyGBs));
   const peers = { torch: NO_PEERS ? 'not run (--no-peers)' : torch!.ok ? { ...torch!.peer.info, loadavgAfter: os.loadavg() } : torch!.note, openblas };
 
-  const loadKiln = os.loadavg();
   const peerIsa = { isa: ISA, kiln: { KILN_CPU_ISA: process.env.KILN_CPU_ISA ?? 'auto', cxx: repoRelative(process.env.KILN_CXX ?? 'g++') },
     peers: NO_PEERS ? 'not run (--no-peers)' : peerIsaProbe(ISA), tfjs: 'unchanged (wasm SIMD, 128-bit)' };
   log(`peer ISA (${ISA}): ${JSON.stringify(peerIsa.peers)}`);
@@ -332,7 +332,7 @@ async function main() {
     date: new Date().toISOString(),
     machine: { cpu: cpu[0]?.model, logicalCores: cpu.length, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version,
       ompThreads: process.env.OMP_NUM_THREADS ?? `default (${peak.threads})`, ompWaitPolicy: process.env.OMP_WAIT_POLICY,
-      loadavgBefore: load0, loadavgAfterKiln: loadKiln, loadavgAfter: os.loadavg() },
+      loadavgBefore: load0, loadavgAfterRounds: loadRounds, loadavgAfter: os.loadavg() },
     cpuIsa, peerIsa, peak, tfjs: { version: tf.version_core, ...tfjsInfo }, peers, unetStep: unet,
     timing: 'median (and min = best of N) of per-call samples for Kiln (kiln_run on the resident arena), PyTorch and OpenBLAS alike; tfjs (benchmark.js): median of cycle means, op on resident tensors, output disposed unread; ' +
       'PyTorch: eager op under torch.no_grad() on resident tensors, same thread count (bench/peers/torch_cpu.py); OpenBLAS: cblas_sgemm (bench/peers/openblas_sgemm.cpp). ' +
