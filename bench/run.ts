@@ -71,6 +71,8 @@ const ONLY = opts.only?.split(',');
 const ROUNDS = (opts.rounds as number | undefined) ?? (QUICK ? 1 : 3);
 /** Samples per side per round: at least MIN_SAMPLES, about MAX_TIME seconds (2 s split over the rounds, ≥ 0.5 s). */
 const MIN_SAMPLES = QUICK ? 3 : 5, MAX_TIME = QUICK ? 0.5 : Math.max(0.5, 2 / ROUNDS);
+/** Samples of what is timed once, outside the rounds (tfjs-wasm, the tiny-UNet step): at least ONCE_SAMPLES, about ONCE_TIME s. */
+const ONCE_SAMPLES = QUICK ? 3 : 8, ONCE_TIME = QUICK ? 0.5 : 2;
 const ISA = opts.isa as PeerIsa;
 for (const o of ONLY ?? []) if (!CASE_KINDS.some((k) => k.startsWith(o) || o.startsWith(k))) exitUsage(cli, `--only: no case starts with '${o}' (${CASE_KINDS.join(', ')})`);
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -220,7 +222,7 @@ function time(_name: string, fn: () => void, minSamples = MIN_SAMPLES, maxTime =
 /** tfjs-wasm (not a target peer): benchmark.js, median and best of its samples (each a mean over a cycle of calls). */
 function timeBenchmarkJs(name: string, fn: () => void): Timing {
   fn(); // warm-up: first-touch pages, thread pools
-  const b = new Benchmark(name, fn, { minSamples: QUICK ? 3 : 8, maxTime: QUICK ? 0.5 : 2, initCount: 1 });
+  const b = new Benchmark(name, fn, { minSamples: ONCE_SAMPLES, maxTime: ONCE_TIME, initCount: 1 });
   b.run();
   if (b.error) throw b.error;
   const s = [...b.stats.sample].sort((x, y) => x - y);
@@ -289,30 +291,33 @@ async function main() {
   log(`timing ${CASES.length} cases in ${ROUNDS} round(s), Kiln and its peers in turn on each case`);
   const rounds: Record<string, { kiln: Timing; torch?: PeerTiming; openblas?: PeerTiming }[]> = {};
   let openblas: unknown = NO_PEERS ? 'not run (--no-peers)' : 'no matmul case';
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const [i, c] of CASES.entries()) {
-      // OpenBLAS's idle threads (inside PyTorch too) spin ~0.1 s after a call before they sleep: let them settle.
-      if (!NO_PEERS) await sleep(250);
-      const kiln = time(`kiln ${c.name}`, () => progs[i].parts.lib.call('kiln_run', progs[i].arena));
-      const entry: (typeof rounds)[string][number] = { kiln };
-      if (torch?.ok && torch.usable[i]) entry.torch = await torch.peer.time(i, MIN_SAMPLES, MAX_TIME);
-      if (!NO_PEERS && c.torch.op === 'matmul') {
-        const [M, K] = c.torch.inputs.a, N = c.torch.inputs.b[1];
-        const ob = openblasPeer(M, N, K, c.feeds.a, c.feeds.b, peak.threads, MIN_SAMPLES, MAX_TIME, ISA);
-        if (!ob.ok) openblas = ob.note;
-        else {
-          openblas = { config: ob.config, threads: peak.threads };
-          const err = relErr(kilnOut[i], ob.out);
-          results[i].openblasRelErr = err;
-          if (err < 1e-3) entry.openblas = ob.timing;
+  try {
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [i, c] of CASES.entries()) {
+        // OpenBLAS's idle threads (inside PyTorch too) spin ~0.1 s after a call before they sleep: let them settle.
+        if (!NO_PEERS) await sleep(250);
+        const kiln = time(`kiln ${c.name}`, () => progs[i].parts.lib.call('kiln_run', progs[i].arena));
+        const entry: (typeof rounds)[string][number] = { kiln };
+        if (torch?.ok && torch.usable[i]) entry.torch = await torch.peer.time(i, MIN_SAMPLES, MAX_TIME);
+        if (!NO_PEERS && c.torch.op === 'matmul') {
+          const [M, K] = c.torch.inputs.a, N = c.torch.inputs.b[1];
+          const ob = openblasPeer(M, N, K, c.feeds.a, c.feeds.b, peak.threads, MIN_SAMPLES, MAX_TIME, ISA);
+          if (!ob.ok) openblas = ob.note;
+          else {
+            openblas = { config: ob.config, threads: peak.threads };
+            const err = relErr(kilnOut[i], ob.out);
+            results[i].openblasRelErr = err;
+            if (err < 1e-3) entry.openblas = ob.timing;
+          }
         }
+        (rounds[c.name] ??= []).push(entry);
+        log(`round ${r + 1}/${ROUNDS} ${c.name}: kiln ${kiln.medianMs.toFixed(3)} ms` +
+          (entry.torch ? `, PyTorch ${entry.torch.medianMs.toFixed(3)}` : '') + (entry.openblas ? `, OpenBLAS ${entry.openblas.medianMs.toFixed(3)}` : ''));
       }
-      (rounds[c.name] ??= []).push(entry);
-      log(`round ${r + 1}/${ROUNDS} ${c.name}: kiln ${kiln.medianMs.toFixed(3)} ms` +
-        (entry.torch ? `, PyTorch ${entry.torch.medianMs.toFixed(3)}` : '') + (entry.openblas ? `, OpenBLAS ${entry.openblas.medianMs.toFixed(3)}` : ''));
     }
+  } finally {
+    if (torch?.ok) torch.peer.close();  // its process and its temporary folder, whatever happened
   }
-  if (torch?.ok) torch.peer.close();
   const loadRounds = os.loadavg();
   CASES.forEach((c, i) => summarize(results[i], rounds[c.name], c, c.kind === 'flop' ? peak.fmaGflops : peak.copyGBs));
   const peers = { torch: NO_PEERS ? 'not run (--no-peers)' : torch!.ok ? { ...torch!.peer.info, loadavgAfter: os.loadavg() } : torch!.note, openblas };
@@ -323,7 +328,7 @@ async function main() {
   let unet: UnetStepResult | undefined;
   if (!ONLY || ONLY.some((o) => 'unet'.startsWith(o))) {
     log('tiny-UNet training step: compiling…');
-    unet = await unetStep(peak.threads, QUICK ? 3 : 8, QUICK ? 0.5 : 2, (name, fn) => time(name, fn, QUICK ? 3 : 8, QUICK ? 0.5 : 2), !NO_PEERS, ISA);
+    unet = await unetStep(peak.threads, ONCE_SAMPLES, ONCE_TIME, (name, fn) => time(name, fn, ONCE_SAMPLES, ONCE_TIME), !NO_PEERS, ISA);
     log(`tiny-UNet step: kiln ${unet.kiln.medianMs.toFixed(2)} ms${unet.torch ? `, PyTorch ${unet.torch.medianMs.toFixed(2)} ms` : ''}${unet.note ? ` (${unet.note})` : ''}`);
   }
 

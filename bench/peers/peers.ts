@@ -93,11 +93,13 @@ export class TorchPeer {
     const child = spawn(PYTHON, [path.join(here, 'torch_cpu.py'), dir], { env: peerEnv(isa, { OMP_NUM_THREADS: String(threads) }) });
     const peer = new TorchPeer(child, dir);
     child.stderr.on('data', (d: Buffer) => { peer.stderr = (peer.stderr + d.toString()).slice(-4000); });
+    // A request written after the process died fails here; the 'close' handler below answers it.
+    child.stdin.on('error', () => undefined);
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (l) => peer.pending.shift()?.(l));
     const failed = new Promise<string>((resolve) => child.on('close', (code) => {
       for (const p of peer.pending.splice(0)) p('');
-      resolve(`torch_cpu.py failed (${code}): ${peer.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+      resolve(`torch_cpu.py failed (${code}): ${peer.stderrTail()}`);
     }));
     const ready = await Promise.race([peer.next(), failed]);
     if (!ready.startsWith('{')) { peer.close(); return { ok: false, note: ready || (await failed) }; }
@@ -108,13 +110,14 @@ export class TorchPeer {
   }
 
   private next(): Promise<string> { return new Promise((resolve) => this.pending.push(resolve)); }
+  private stderrTail(): string { return this.stderr.trim().split('\n').slice(-3).join(' | '); }
 
   /** The median / best of case `i`'s samples (at least `minSamples`, about `maxTime` seconds). */
   async time(i: number, minSamples: number, maxTime: number): Promise<PeerTiming> {
     const reply = this.next();
     this.child.stdin.write(JSON.stringify({ case: i, minSamples, maxTime }) + '\n');
     const line = await reply;
-    if (!line.startsWith('{')) throw new Error(`torch_cpu.py stopped: ${this.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    if (!line.startsWith('{')) throw new Error(`torch_cpu.py stopped: ${this.stderrTail()}`);
     return JSON.parse(line) as PeerTiming;
   }
 
