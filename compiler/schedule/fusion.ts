@@ -228,25 +228,25 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
  * root and those merged into Q join G's `others`, and G's region then runs through them. */
 function withSideOutputs(groups: readonly Group[], realized: ReadonlySet<number>, users: ReadonlyMap<number, Node[]>, sideOutputs: ReadonlySet<number>): Group[] {
   const plain = (g: Group) => kind(g.root) === 'pointwise' && !g.anchor && !g.rows.length;
-  const byRoot = new Map(groups.map((g) => [g.root.id, g]));
-  const merged = new Set<number>();
+  // Groups kept so far, by root id, in order: a group merged into a later one leaves it.
   const out = new Map<number, Group>();
   for (const g0 of groups) {
     let g = g0;
     if (plain(g)) {
       const inRegion = new Set(g.region.map((n) => n.id));
-      const take: Group[] = [];
+      // Candidates by root id (a value read by several nodes of the region is taken once), as merged so far.
+      const take = new Map<number, Group>();
       for (const n of g.region) for (const i of n.inputs) {
-        const q = byRoot.get(i.id);
-        if (!q || q === g || merged.has(i.id) || take.includes(q) || !sideOutputs.has(i.id) || !plain(q)) continue;
+        const q = out.get(i.id);
+        if (!q || q === g || take.has(i.id) || !sideOutputs.has(i.id) || !plain(q)) continue;
         if (q.root.shape.length !== g.root.shape.length || q.root.shape.some((d, k) => d !== g.root.shape[k])) continue;
         if (!(users.get(i.id) ?? []).every((u) => inRegion.has(u.id))) continue;
-        take.push(out.get(i.id) ?? q);
+        take.set(i.id, q);
       }
-      if (take.length) {
-        const others = [...(g.others ?? []), ...take.flatMap((q) => [q.root, ...(q.others ?? [])])];
+      if (take.size) {
+        const others = [...(g.others ?? []), ...[...take.values()].flatMap((q) => [q.root, ...(q.others ?? [])])];
         const inline = new Set(others.map((o) => o.id));
-        for (const q of take) { merged.add(q.root.id); out.delete(q.root.id); }
+        for (const id of take.keys()) out.delete(id);
         g = { ...g, others, region: regionOf(g.root, { has: (id: number) => realized.has(id) && !inline.has(id) }) };
       }
     }
