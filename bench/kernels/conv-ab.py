@@ -16,6 +16,7 @@ import argparse, ctypes, json, os, subprocess, sys, tempfile, time
 ap = argparse.ArgumentParser()
 ap.add_argument('--ref'); ap.add_argument('--modes', default='0'); ap.add_argument('--reps', type=int, default=20)
 ap.add_argument('--only'); ap.add_argument('--isa', choices=['native', 'avx2'], default='native')
+ap.add_argument('--shapes', help='other cases instead of run.ts\'s: C:O:H:k:s:N,... (square H x H input, padding (k-1)/2, N images)')
 args = ap.parse_args()
 os.environ.setdefault('OMP_WAIT_POLICY', 'passive')
 if args.isa == 'avx2':  # before torch loads (oneDNN and OpenBLAS read these once)
@@ -53,20 +54,26 @@ if args.ref:
 CASES = [('conv3x3 64ch 56²', 64, 64, 56, 3, 1), ('conv3x3 32ch 64² (UNet)', 32, 32, 64, 3, 1),
          ('conv3x3 320ch 64² (UNet)', 320, 320, 64, 3, 1), ('conv1x1 320→640ch 32² (UNet shortcut)', 320, 640, 32, 1, 1),
          ('conv3x3 320ch 64² stride 2 (UNet downsample)', 320, 320, 64, 3, 2)]
+CASES = [(*c, 1) for c in CASES]
+if args.shapes:
+  CASES = []
+  for t in args.shapes.split(','):
+    C, O, H, k, s, N = (int(v) for v in t.split(':'))
+    CASES.append((f'conv{k}x{k} {C}→{O}ch {H}²{f" stride {s}" if s > 1 else ""}{f" x{N}" if N > 1 else ""}', C, O, H, k, s, N))
 rng = np.random.default_rng(0)
-for name, C, O, H, k, s in CASES:
+for name, C, O, H, k, s, N in CASES:
   if args.only and not any(o in name for o in args.only.split(',')): continue
   p = (k - 1) // 2
   Ho = (H + 2 * p - k) // s + 1
-  x = rng.standard_normal((1, C, H, H), dtype=np.float32)
+  x = rng.standard_normal((N, C, H, H), dtype=np.float32)
   w = rng.standard_normal((O, C, k, k), dtype=np.float32) * 0.1
-  dy = rng.standard_normal((1, O, Ho, Ho), dtype=np.float32)
-  dims = np.array([1, C, H, H, O, k, k, s, s, p, p, p, p, 1, 1, 1], dtype=np.int64)
+  dy = rng.standard_normal((N, O, Ho, Ho), dtype=np.float32)
+  dims = np.array([N, C, H, H, O, k, k, s, s, p, p, p, p, 1, 1, 1], dtype=np.int64)
   tx, tw, tdy = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(dy)
   cb = lambda m: torch.ops.aten.convolution_backward(tdy, tx, tw, None, [s, s], [p, p], [1, 1], False, [0, 0], 1, m)
   for mode in (int(m) for m in args.modes.split(',')):
-    a, b, shape, tf = [(x, w, (1, O, Ho, Ho), lambda: torch.conv2d(tx, tw, stride=s, padding=p)),
-                       (dy, w, (1, C, H, H), lambda: cb([True, False, False])[0]),
+    a, b, shape, tf = [(x, w, (N, O, Ho, Ho), lambda: torch.conv2d(tx, tw, stride=s, padding=p)),
+                       (dy, w, (N, C, H, H), lambda: cb([True, False, False])[0]),
                        (x, dy, (O, C, k, k), lambda: cb([False, True, False])[1])][mode]
     y = np.zeros(shape, np.float32)
     best = {n: float('inf') for n in [*libs, 'torch']}

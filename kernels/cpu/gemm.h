@@ -231,6 +231,14 @@ static inline void epi_run(Epi& epi, int64_t b, int64_t i, int64_t j0, int n, co
   }
 }
 
+// Plain-store epilogues: an Epi with `float* at(b, i, j)` (where C(b, i, j) goes, rows `ld` floats apart) and a
+// member `ld` takes full tiles straight from the micro-kernel's registers (conv2d_winograd.h's M), no tile copy.
+template <class E, class = void>
+struct has_direct_c : std::false_type {};
+template <class E>
+struct has_direct_c<E, std::void_t<decltype(std::declval<E&>().at(int64_t(), int64_t(), int64_t())), decltype(E::ld)>>
+    : std::true_type {};
+
 // Paths whose micro-kernel adds a C tile itself: U::ukr_c(kc, Ap, Bp, C, ldc, D, ldd), D = C + Ap.Bp (gemm_ukr.h);
 // and that can read B in place: U::ukr_rows(kc, Ap, B, koff, C, ldc, D, ldd), row k of the B panel at B + koff[k].
 template <class U, class = void>
@@ -264,6 +272,10 @@ static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ A
         if (Bk) return U::ukr_rows(kc, Ap, Bp, Bk, c, lc, d, ld);
       U::ukr_c(kc, Ap, Bp, c, lc, d, ld);
     };
+    if constexpr (has_direct_c<Epi>::value) {
+      if (mr == MR && nr == NR && mode == KStep::Only) return kernel(nullptr, 0, epi.at(b, i0, j0), epi.ld);
+      if (mr == MR && nr == NR && mode == KStep::Last) return kernel(C, ldc, epi.at(b, i0, j0), epi.ld);
+    }
     if (mr == MR && nr == NR && mode != KStep::Only) {
       if (mode == KStep::First) return kernel(nullptr, 0, C, ldc);
       if (mode == KStep::Middle) return kernel(C, ldc, C, ldc);

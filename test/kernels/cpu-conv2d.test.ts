@@ -146,3 +146,75 @@ describe('conv2d weight gradient tiles per ISA path (CPU)', () => {
         if (a < b) expect(`${a} vs ${b}: ${bits.get(a) === bits.get(b) ? 'same' : 'different'} bits`).toBe(`${a} vs ${b}: different bits`);
   });
 });
+
+/** Winograd F(2x2, 3x3) (kernels/cpu/conv2d_winograd.h) for 3x3 stride-1 ungrouped convs, forward and input gradient,
+ * forced on (KILN_CONV_WINOGRAD=1) at sizes the default would leave to the shift GEMM: odd output sizes (a tile row or
+ * column half outside), padding 0 / asymmetric / wider than the kernel (the input gradient's offset 2 - pt is then
+ * negative), tiles that span images, K past KC and M past MC; on every path and epilogue, and in chunks of one and a
+ * few tile rows (KILN_CONV_SCRATCH_FLOATS). Same float64 bound as every conv case. */
+const winoShapes: [string, Conv][] = [
+  ['3x3 pad 1, 9x10, 2 images', [2, 3, 9, 10, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 1, O 7, 1x1 image, pad 1', [1, 1, 1, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 7, O 17, 3x65, pad 1', [2, 7, 3, 65, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 5, O 6, 8x7, pad (0, 2, 2, 0)', [1, 5, 8, 7, 6, 3, 3, 1, 1, 0, 2, 2, 0, 1, 1, 1]],
+  ['C 4, O 5, 10x11, no padding', [1, 4, 10, 11, 5, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
+  ['C 3, O 4, 4x5, padding (3, 2, 2, 3)', [1, 3, 4, 5, 4, 3, 3, 1, 1, 3, 2, 2, 3, 1, 1, 1]],
+  ['C 16, O 24, 3 images 4x4 (tiles across images)', [3, 16, 4, 4, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 65, O 17, 17x63 (K 65)', [1, 65, 17, 63, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 33, O 200, 9x17 (M > MC)', [1, 33, 9, 17, 200, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 130, O 65, 5x9 (K 130)', [1, 130, 5, 9, 65, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 1100, O 9, 3x3 (K > every KC)', [1, 1100, 3, 3, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+];
+const winoCases = winoShapes.flatMap(([s, p]) => modes.slice(0, 2).map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
+describe.each(cpuGemmPaths().paths.flatMap((isa) => epilogues.map(([e, rows]) => [isa, e, rows] as [string, string, number])))('conv2d Winograd (CPU, KILN_CPU_ISA=%s, epilogue %s)', (isa, _e, rows) => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  it.each(winoCases)('%s', (_name, p, mode) => {
+    const seed = 91 + p.reduce((a, b) => a * 3 + b, 0) % 100000 + mode;
+    const out = runDriver(bin, [...p, mode, seed, rows], { KILN_CPU_ISA: isa, KILN_CONV_WINOGRAD: '1' });
+    expect(out.path).toBe(isa);
+    expect(out.callsOnce).toBe(rows === 2 ? undefined : true);
+    const { ref, mag } = reference(p, mode, seed);
+    expectClose(out.arrays.out, ref, mag, 'out');
+  });
+});
+describe.each([['1'], ['700']])('conv2d Winograd in chunks of tile rows (CPU, KILN_CONV_SCRATCH_FLOATS=%s)', (limit) => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  it.each(winoCases)('%s', (_name, p, mode) => {
+    const seed = 91 + p.reduce((a, b) => a * 3 + b, 0) % 100000 + mode;
+    const out = runDriver(bin, [...p, mode, seed, 1], { KILN_CONV_WINOGRAD: '1', KILN_CONV_SCRATCH_FLOATS: limit });
+    expect(out.callsOnce).toBe(true);
+    const { ref, mag } = reference(p, mode, seed);
+    expectClose(out.arrays.out, ref, mag, 'out');
+  });
+});
+// The switch is real: forced on and off, the same inputs give different bits (different sums); by default
+// (conv_winograd in conv2d_winograd.h) AVX-512 paths take Winograd from 64 channels each way and 128 tiles, the others
+// from 32 channels and 64 tiles.
+describe('conv2d Winograd selection (CPU)', () => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  const bitsOf = (p: Conv, mode: number, env: Record<string, string>) => Array.from(runDriver(bin, [...p, mode, 3, 1], env).arrays.out).join(' ');
+  const wide = (isa: string) => isa.startsWith('avx512');
+  it.each([
+    ['64 -> 64 channels, 32x32 (256 tiles)', [1, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
+    ['32 -> 64 channels, 16x16 (64 tiles)', [1, 32, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
+    ['64 -> 64 channels, 2 images 10x10 (50 tiles)', [2, 64, 10, 10, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
+    ['16 -> 16 channels, 32x32', [1, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
+  ])('%s', (_name, p, wino) => {
+    for (const isa of cpuGemmPaths().paths)
+      for (const mode of [0, 1]) {
+        const on = bitsOf(p, mode, { KILN_CPU_ISA: isa, KILN_CONV_WINOGRAD: '1' }), off = bitsOf(p, mode, { KILN_CPU_ISA: isa, KILN_CONV_WINOGRAD: '0' });
+        const dflt = bitsOf(p, mode, { KILN_CPU_ISA: isa });
+        expect(`${isa} mode ${mode}: ${on === off ? 'same' : 'different'}`).toBe(`${isa} mode ${mode}: different`);
+        expect(`${isa} mode ${mode}: ${dflt === on ? 'Winograd' : dflt === off ? 'shift GEMM' : 'neither'}`).toBe(`${isa} mode ${mode}: ${wino(isa) ? 'Winograd' : 'shift GEMM'}`);
+      }
+  });
+});
