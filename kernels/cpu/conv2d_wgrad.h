@@ -207,48 +207,6 @@ void conv2d_bwd_weight_dot(const Conv2dShape& s, const float* x, const float* dy
   }
 }
 
-// The weight gradient GEMM's panels: both operands are rows contiguous in K, packed transposed into the driver's
-// k-major panels d[k*R + r] = src[r][k0 + k] (r < R; rows past `rows` are zeros). Groups of 8 full rows go
-// through an 8x8 in-register transpose (AVX), 8 k at a time; the rest element by element.
-template <int R>
-inline void pack_transposed(const float* const* src, int rows, int64_t k0, int64_t kc, float* d) {
-  int r0 = 0;
-#if defined(__AVX__)
-  for (; R % 8 == 0 && r0 + 8 <= rows; r0 += 8) {
-    const float* s[8];
-    for (int r = 0; r < 8; ++r) s[r] = src[r0 + r] + k0;
-    int64_t k = 0;
-    for (; k + 8 <= kc; k += 8) {
-      __m256 v[8], t[8];
-      for (int r = 0; r < 8; ++r) v[r] = _mm256_loadu_ps(s[r] + k);
-      for (int r = 0; r < 8; r += 2) {
-        t[r] = _mm256_unpacklo_ps(v[r], v[r + 1]);
-        t[r + 1] = _mm256_unpackhi_ps(v[r], v[r + 1]);
-      }
-      for (int h = 0; h < 8; h += 4) {  // rows h..h+3: 4x4 blocks in each 128-bit half
-        v[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
-        v[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
-        v[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
-        v[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
-      }
-      for (int q = 0; q < 4; ++q) {
-        _mm256_storeu_ps(d + (k + q) * R + r0, _mm256_permute2f128_ps(v[q], v[q + 4], 0x20));
-        _mm256_storeu_ps(d + (k + q + 4) * R + r0, _mm256_permute2f128_ps(v[q], v[q + 4], 0x31));
-      }
-    }
-    for (; k < kc; ++k)
-      for (int r = 0; r < 8; ++r) d[k * R + r0 + r] = s[r][k];
-  }
-#endif
-  for (int r = r0; r < R; ++r)
-    if (r < rows) {
-      const float* s = src[r] + k0;
-      for (int64_t k = 0; k < kc; ++k) d[k * R + r] = s[k];
-    } else {
-      for (int64_t k = 0; k < kc; ++k) d[k * R + r] = 0.0f;
-    }
-}
-
 // Panels of W transposed rows for the driver's packers: rows first .. first + n (those below `limit` are real,
 // row q at addr(q), contiguous along k; the rest zero), each panel kc x W.
 template <int W, class Addr>

@@ -14,6 +14,7 @@
 // micro-kernels carry ISA target attributes, so this header needs no -m flag to hold every path.
 #pragma once
 
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -639,6 +640,77 @@ struct LoadF16 {
   float operator()(uint16_t h) const { return kiln_f16_to_f32(h); }
 };
 
+// Rows contiguous in K packed transposed into the driver's k-major panels d[k*R + r] = src[r][k0 + k] (r < R; rows
+// past `rows` are zeros): the row-major A of a matmul and a conv's weights (StridedPackA), both operands of the conv
+// weight gradient's GEMM (conv2d_wgrad.h). Groups of 8 full rows go through an 8x8 in-register transpose (AVX), 8 k
+// at a time, a group of 4 (the avx2 / generic paths' MR) through a 4x8 one; the rest element by element.
+template <int R>
+inline void pack_transposed(const float* const* src, int rows, int64_t k0, int64_t kc, float* d) {
+  int r0 = 0;
+#if defined(__AVX__)
+  for (; R % 8 == 0 && r0 + 8 <= rows; r0 += 8) {
+    const float* s[8];
+    for (int r = 0; r < 8; ++r) s[r] = src[r0 + r] + k0;
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      __m256 v[8], t[8];
+      for (int r = 0; r < 8; ++r) v[r] = _mm256_loadu_ps(s[r] + k);
+      for (int r = 0; r < 8; r += 2) {
+        t[r] = _mm256_unpacklo_ps(v[r], v[r + 1]);
+        t[r + 1] = _mm256_unpackhi_ps(v[r], v[r + 1]);
+      }
+      for (int h = 0; h < 8; h += 4) {  // rows h..h+3: 4x4 blocks in each 128-bit half
+        v[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+        v[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+        v[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        v[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+      }
+      for (int q = 0; q < 4; ++q) {
+        _mm256_storeu_ps(d + (k + q) * R + r0, _mm256_permute2f128_ps(v[q], v[q + 4], 0x20));
+        _mm256_storeu_ps(d + (k + q + 4) * R + r0, _mm256_permute2f128_ps(v[q], v[q + 4], 0x31));
+      }
+    }
+    for (; k < kc; ++k)
+      for (int r = 0; r < 8; ++r) d[k * R + r0 + r] = s[r][k];
+  }
+  for (; R % 4 == 0 && r0 + 4 <= rows; r0 += 4) {
+    const float* s[4];
+    for (int r = 0; r < 4; ++r) s[r] = src[r0 + r] + k0;
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      const __m256 v0 = _mm256_loadu_ps(s[0] + k), v1 = _mm256_loadu_ps(s[1] + k), v2 = _mm256_loadu_ps(s[2] + k),
+                   v3 = _mm256_loadu_ps(s[3] + k);
+      const __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1), t2 = _mm256_unpacklo_ps(v2, v3),
+                   t3 = _mm256_unpackhi_ps(v2, v3);
+      // c_q = column k+q in its low half, k+q+4 in its high half
+      const __m256 c0 = _mm256_shuffle_ps(t0, t2, 0x44), c1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+                   c2 = _mm256_shuffle_ps(t1, t3, 0x44), c3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      if (R == 4) {  // columns k..k+7 are 32 contiguous floats
+        _mm256_storeu_ps(d + k * 4, _mm256_permute2f128_ps(c0, c1, 0x20));
+        _mm256_storeu_ps(d + (k + 2) * 4, _mm256_permute2f128_ps(c2, c3, 0x20));
+        _mm256_storeu_ps(d + (k + 4) * 4, _mm256_permute2f128_ps(c0, c1, 0x31));
+        _mm256_storeu_ps(d + (k + 6) * 4, _mm256_permute2f128_ps(c2, c3, 0x31));
+      } else {
+        const __m256 c[4] = {c0, c1, c2, c3};
+        for (int q = 0; q < 4; ++q) {
+          _mm_storeu_ps(d + (k + q) * R + r0, _mm256_castps256_ps128(c[q]));
+          _mm_storeu_ps(d + (k + q + 4) * R + r0, _mm256_extractf128_ps(c[q], 1));
+        }
+      }
+    }
+    for (; k < kc; ++k)
+      for (int r = 0; r < 4; ++r) d[k * R + r0 + r] = s[r][k];
+  }
+#endif
+  for (int r = r0; r < R; ++r)
+    if (r < rows) {
+      const float* s = src[r] + k0;
+      for (int64_t k = 0; k < kc; ++k) d[k * R + r] = s[k];
+    } else {
+      for (int64_t k = 0; k < kc; ++k) d[k * R + r] = 0.0f;
+    }
+}
+
 // Strided packers for gemm_f32 / gemm_half: X(b, r, c) = X[off(b) + r*rs + c*cs] of element Load::T, written
 // as f32 panels (float* dst, every path) or — bf16 operands only — as the bf16 pair panels of the avx512_bf16
 // path (uint16_t* dst: dst[p*kp*R + (k/2)*2R + 2*r + k%2], kp = kc rounded up to even, zero-filled).
@@ -657,8 +729,12 @@ struct StridedPackA {
       if (mr == MR && cs == 1) {
         const T* rows[MR];
         for (int r = 0; r < MR; ++r) rows[r] = base + (i + r) * rs;
-        for (int64_t k = 0; k < kc; ++k)
-          for (int r = 0; r < MR; ++r) d[k * MR + r] = ld(rows[r][k]);
+        if constexpr (std::is_same<Load, LoadF32>::value) {
+          pack_transposed<MR>(rows, MR, 0, kc, d);
+        } else {
+          for (int64_t k = 0; k < kc; ++k)
+            for (int r = 0; r < MR; ++r) d[k * MR + r] = ld(rows[r][k]);
+        }
       } else {
         for (int64_t k = 0; k < kc; ++k) {
           const T* src = base + k * cs + i * rs;
