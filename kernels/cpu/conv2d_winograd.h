@@ -60,11 +60,6 @@ struct MStore {
   void operator()(int64_t b, int64_t i, int64_t j, float acc) const { *at(b, i, j) = acc; }
 };
 
-// U = G g G^T for the MR rows i0 + r of one panel and every k < K, into the driver's panel layout (PrepackedA:
-// u[xi*per + k*MR + r]); rows past M are zero. Row i, column k's kernel: g[(i*K + k)*9 + e] (forward), or with
-// `transposed` g[(k*M + i)*9 + 8 - e] (the input gradient's flipped [K, M] kernel). Vectorized across the panel's
-// rows: 9 scalar loads and ~5 vector operations per kernel. Blocks of KB columns go through a local buffer, so the
-// 16 destinations (per floats apart, often a multiple of 4 KiB: the same L1 sets) take one memcpy each per block.
 constexpr int KB = 32;  // columns (k) per block of the weight transform
 
 template <int N> struct VecOf;
@@ -79,6 +74,12 @@ template <> struct VecOf<8> {
   }
 };
 
+// U = G g G^T for the MR rows i0 + r of one panel and columns k0 .. k0 + KB, into the driver's panel layout
+// (PrepackedA: u[xi*per + k*MR + r]); rows past M are zero. Row i, column k's kernel: g[(i*K + k)*9 + e] (forward),
+// or with `Transposed` g[(k*M + i)*9 + 8 - e] (the input gradient's flipped [K, M] kernel). Vectorized across the
+// panel's rows: 9 lane-inserted loads and ~5 vector operations per kernel (per-kernel scalar code with 16 scattered
+// stores, and GCC's gathers, each cost more than the GEMM at 640 channels). The block goes through a local buffer,
+// so the 16 destinations (per floats apart, often a multiple of 4 KiB: the same L1 sets) take one memcpy each.
 template <int MR, bool Transposed>
 void weight_block(const float* g, int64_t M, int64_t K, int64_t i0, int64_t k0, int64_t per, float* u) {
   using vec = typename VecOf<MR>::type;  // one lane per row of the panel: ymm / xmm for the MR of 8 / 4
@@ -93,10 +94,6 @@ void weight_block(const float* g, int64_t M, int64_t K, int64_t i0, int64_t k0, 
   const vec half = vec{} + 0.5f;
   for (int kk = 0; kk < kb; ++kk) {
     const int64_t off = (k0 + kk) * kstep;
-    if constexpr (Transposed) {  // the panel's 9*MR floats of a k are contiguous, 9*M floats after the last k's
-      const char* ahead = reinterpret_cast<const char*>(gr[0] + off + 4 * kstep);
-      for (int l = 0; l < 9 * MR * 4 + 64; l += 64) __builtin_prefetch(ahead + l);
-    }
     vec w[9];
     for (int e = 0; e < 9; ++e) w[e] = VecOf<MR>::lanes(gr, off + (Transposed ? 8 - e : e));  // lane inserts
     vec t[4][3];
@@ -134,8 +131,8 @@ void weight_panels(const float* g, int64_t M, int64_t K, bool transposed, int64_
 }
 
 // A row stride of at least n floats that is an odd number of 64-byte lines: rows read together (a GEMM panel's k
-// rows of V, a tile's 16 values of M) then fall in different L1 sets; at n = 1024 (32x32 tiles... 64x64 outputs) a
-// stride of n put every row of a panel in the same sets, and the GEMM ran at half speed.
+// rows of V, a tile's 16 values of M) then fall in different L1 sets; at n = 1024 tiles (a 64x64 output) a stride
+// of n put every row of a panel in the same sets, and the GEMM ran at half speed.
 inline int64_t odd_lines(int64_t n) {
   const int64_t l = (n + 15) / 16;
   return (l | 1) * 16;
