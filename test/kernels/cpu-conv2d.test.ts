@@ -22,6 +22,17 @@ function computeReference(p: Conv, mode: number, seed: number): { ref: Float64Ar
   return convRef(p, mode, x, w, dy);
 }
 
+/** Runs one case on the driver and checks it against the float64 reference: the ISA path when one is forced, each
+ * output element's epilogue called exactly once (rows 0 / 1; the plain store, rows 2, has no calls to count). */
+function checkCase(bin: string, p: Conv, mode: number, seed: number, rows: number, env: Record<string, string>): void {
+  const out = runDriver(bin, [...p, mode, seed, rows], env);
+  if (env.KILN_CPU_ISA) expect(out.path).toBe(env.KILN_CPU_ISA);
+  expect(out.callsOnce).toBe(rows === 2 ? undefined : true);
+  const { ref, mag } = reference(p, mode, seed);
+  expectClose(out.arrays.out, ref, mag, 'out');
+}
+const seedOf = (base: number, p: Conv, mode: number) => base + p.reduce((a, b) => a * 3 + b, 0) % 100000 + mode;
+
 const shapes: [string, Conv][] = [
   ['3x3 pad 1', [2, 3, 9, 10, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ['stride 2, asymmetric padding', [1, 4, 11, 8, 6, 3, 3, 2, 2, 0, 1, 1, 2, 1, 1, 1]],
@@ -82,11 +93,7 @@ describe.each([['1'], ['700']])('conv2d forward in bands of output rows (CPU, KI
     bin = buildDriver('conv2d');
   });
   it.each(shapes.filter(([, p]) => !(p[1] === p[15] && p[4] === p[15])))('%s', (_name, p) => {
-    const seed = 77 + p.reduce((a, b) => a * 3 + b, 0) % 100000;
-    const out = runDriver(bin, [...p, 0, seed, 1], { KILN_CONV_SCRATCH_FLOATS: limit });
-    expect(out.callsOnce).toBe(true);
-    const { ref, mag } = reference(p, 0, seed);
-    expectClose(out.arrays.out, ref, mag, 'out');
+    checkCase(bin, p, 0, seedOf(77, p, 0), 1, { KILN_CONV_SCRATCH_FLOATS: limit });
   });
 });
 
@@ -100,12 +107,7 @@ describe.each(cpuGemmPaths().paths.flatMap((isa) => epilogues.map(([e, rows]) =>
     bin = buildDriver('conv2d');
   });
   it.each(cases)('%s', (_name, p, mode) => {
-    const seed = 77 + p.reduce((a, b) => a * 3 + b, 0) % 100000 + mode;
-    const out = runDriver(bin, [...p, mode, seed, rows], { KILN_CPU_ISA: isa });
-    expect(out.path).toBe(isa);
-    expect(out.callsOnce).toBe(rows === 2 ? undefined : true);
-    const { ref, mag } = reference(p, mode, seed);
-    expectClose(out.arrays.out, ref, mag, 'out');
+    checkCase(bin, p, mode, seedOf(77, p, mode), rows, { KILN_CPU_ISA: isa });
   });
 });
 
@@ -172,12 +174,7 @@ describe.each(cpuGemmPaths().paths.flatMap((isa) => epilogues.map(([e, rows]) =>
     bin = buildDriver('conv2d');
   });
   it.each(winoCases)('%s', (_name, p, mode) => {
-    const seed = 91 + p.reduce((a, b) => a * 3 + b, 0) % 100000 + mode;
-    const out = runDriver(bin, [...p, mode, seed, rows], { KILN_CPU_ISA: isa, KILN_CONV_WINOGRAD: '1' });
-    expect(out.path).toBe(isa);
-    expect(out.callsOnce).toBe(rows === 2 ? undefined : true);
-    const { ref, mag } = reference(p, mode, seed);
-    expectClose(out.arrays.out, ref, mag, 'out');
+    checkCase(bin, p, mode, seedOf(91, p, mode), rows, { KILN_CPU_ISA: isa, KILN_CONV_WINOGRAD: '1' });
   });
 });
 describe.each([['1'], ['700']])('conv2d Winograd in chunks of tile rows (CPU, KILN_CONV_SCRATCH_FLOATS=%s)', (limit) => {
@@ -186,11 +183,7 @@ describe.each([['1'], ['700']])('conv2d Winograd in chunks of tile rows (CPU, KI
     bin = buildDriver('conv2d');
   });
   it.each(winoCases)('%s', (_name, p, mode) => {
-    const seed = 91 + p.reduce((a, b) => a * 3 + b, 0) % 100000 + mode;
-    const out = runDriver(bin, [...p, mode, seed, 1], { KILN_CONV_WINOGRAD: '1', KILN_CONV_SCRATCH_FLOATS: limit });
-    expect(out.callsOnce).toBe(true);
-    const { ref, mag } = reference(p, mode, seed);
-    expectClose(out.arrays.out, ref, mag, 'out');
+    checkCase(bin, p, mode, seedOf(91, p, mode), 1, { KILN_CONV_WINOGRAD: '1', KILN_CONV_SCRATCH_FLOATS: limit });
   });
 });
 // The switch is real: forced on and off, the same inputs give different bits (different sums); by default
