@@ -2,12 +2,13 @@
 // weight gradient on register-tiled dot products along its long K, or (1x1 or strided, O/G >= 128) a packed GEMM
 // whose packers transpose both operands (conv2d_wgrad.h).
 //
-// Nothing of size C*KH*KW x Ho*Wo is ever materialised.
+// Nothing of size C*KH*KW x Ho*Wo is materialised, except by the few-pixel paths (conv2d_small.h: Ho*Wo <= 196).
 // Which packer, per shape: 1x1 stride 1 unpadded -> plain strided GEMM; otherwise the "shift" formulation of
 // conv2d_shift.h (input copied once into a padded, stride-phase-split layout where each im2col row is a
 // contiguous run, so a B panel packs with memcpy; bwd_data runs one such GEMM per output stride phase).
 // Depthwise (C/G = O/G = 1) forward is a direct loop. 3x3 stride-1 ungrouped forward and input-gradient convs with
-// enough channels and tiles (conv_winograd) run Winograd F(2x2, 3x3) (conv2d_winograd.h) instead. The GEMMs:
+// enough channels and tiles (conv_winograd) run Winograd F(2x2, 3x3) (conv2d_winograd.h) instead; convs with few output
+// pixels (conv_small_fwd / conv_small_bwd) read w in place instead of packing it (conv2d_small.h). The GEMMs:
 //   forward      per (n, g):  y[o, p]      = sum_{c,kh,kw} w[o, c,kh,kw] * x[c, ih(p,kh), iw(p,kw)]
 //                M = O/G, N = Ho*Wo, K = C/G*KH*KW, batch = N*G.   1x1 / stride 1 / no pad -> plain strided GEMM.
 //   bwd_data     per (n, g):  dx[c, q]     = sum_{o,kh,kw} w[o, c,kh,kw] * dy[o, oh, ow]  (oh*sh = ih+pt-kh*dh)
@@ -20,6 +21,7 @@
 
 #include <vector>
 
+#include "conv2d_small.h"
 #include "conv2d_wgrad.h"
 #include "conv2d_winograd.h"
 
@@ -77,6 +79,10 @@ void conv2d_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K
     conv3x3_winograd(N, C, H, W, O, Ho, Wo, pt, pl, x, w, false, epi);
     return;
   }
+  if (conv_small_fwd(Ho * Wo, Og * Cg * KH * KW)) {  // few output pixels: w read in place, not packed (conv2d_small.h)
+    conv2d_fwd_small(s, x, w, epi);
+    return;
+  }
   auto out = row_split([&](int64_t b, int64_t i, int64_t oh, int64_t ow, int64_t len, const float* acc) {
     conv_emit(epi, b / G, (b % G) * Og + i, oh, ow, 1, len, acc);
   }, Wo, Wo);
@@ -109,6 +115,16 @@ void conv2d_bwd_data_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, 
         }
     return;
   }
+  if (KH == 3 && KW == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && G == 1 &&
+      conv_winograd(O, C, N * ((H + 1) / 2) * ((W + 1) / 2))) {
+    // A correlation of dy with the flipped, transposed kernel: input offsets 2 - pt, 2 - pl.
+    conv3x3_winograd(N, O, Ho, Wo, C, H, W, 2 - pt, 2 - pl, dy, w, true, epi);
+    return;
+  }
+  if (conv_small_bwd(Ho * Wo, Og * Cg * KH * KW)) {  // few dy pixels: w read in place (conv2d_small.h)
+    conv_small::bwd_data(s, dy, w, epi);
+    return;
+  }
   if (KH == 1 && KW == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0) {
     // 1x1 stride 1: dx[c, :] = sum_o w[o, c] dy[o, :], A = w transposed (w[g*Og + o][c]).
     auto out = row_split([&](int64_t b, int64_t i, int64_t ih, int64_t iw, int64_t len, const float* acc) {
@@ -120,12 +136,6 @@ void conv2d_bwd_data_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, 
                          [G](int64_t b) { return b % G; });
     gemm_packed_f32(N * G, Cg, H * W, Og, pre.packer,
                     StridedPackB<decltype(bOff)>{dy, H * W, 1, bOff}, out, GemmSplit::Columns);
-    return;
-  }
-  if (KH == 3 && KW == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && G == 1 &&
-      conv_winograd(O, C, N * ((H + 1) / 2) * ((W + 1) / 2))) {
-    // A correlation of dy with the flipped, transposed kernel: input offsets 2 - pt, 2 - pl.
-    conv3x3_winograd(N, O, Ho, Wo, C, H, W, 2 - pt, 2 - pl, dy, w, true, epi);
     return;
   }
   conv2d_bwd_data_phases(s, dy, w, epi);

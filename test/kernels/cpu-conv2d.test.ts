@@ -211,3 +211,50 @@ describe('conv2d Winograd selection (CPU)', () => {
       }
   });
 });
+
+/** Convs with few output pixels (kernels/cpu/conv2d_small.h): the forward as dot-product tiles over w's rows and the
+ * patch matrix, the input gradient as a GEMM reading w in place plus a col2im gather. Forced on (KILN_CONV_SMALL=1)
+ * for every general shape above (groups, depthwise, strides, dilation, asymmetric and wide padding, ragged K tails of
+ * the 4- / 8- / 16-lane tiles, row and pixel counts off the tiles, two images), on every path and epilogue; forced off
+ * on the shapes the default now sends there, so the packed paths keep their small cases. Same float64 bound. */
+const smallCases = shapes.slice(0, 14).flatMap(([s, p]) => modes.slice(0, 2).map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
+describe.each(cpuGemmPaths().paths.flatMap((isa) => epilogues.map(([e, rows]) => [isa, e, rows] as [string, string, number])))('conv2d small (CPU, KILN_CPU_ISA=%s, epilogue %s)', (isa, _e, rows) => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  it.each(smallCases)('%s', (_name, p, mode) => {
+    checkCase(bin, p, mode, seedOf(93, p, mode), rows, { KILN_CPU_ISA: isa, KILN_CONV_SMALL: '1' });
+  });
+});
+describe('conv2d small paths forced off (CPU)', () => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  it.each(smallCases)('%s', (_name, p, mode) => {
+    checkCase(bin, p, mode, seedOf(93, p, mode), 1, { KILN_CONV_SMALL: '0' });
+  });
+});
+// The switch is real (forced on and off give different bits) and the default follows conv_small_fwd / conv_small_bwd:
+// the forward from 32 Ki weight floats a group and up to 16 output pixels, the input gradient up to 16 pixels or up to
+// 196 with 36 Ki weight floats.
+describe('conv2d small selection (CPU)', () => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  const bitsOf = (p: Conv, mode: number, env: Record<string, string>) => Array.from(runDriver(bin, [...p, mode, 5, 1], env).arrays.out).join(' ');
+  it.each([
+    ['256 channels, 4x4 (16 pixels)', [1, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, true, true],
+    ['64 channels, 9x9 stride 2 (25 pixels)', [1, 64, 9, 9, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, false, true],
+    ['16 channels, 4x4 (16 pixels, 2304 weights)', [1, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, false, true],
+    ['64 channels, 17x17 (289 pixels)', [1, 64, 17, 17, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, false, false],
+  ])('%s', (_name, p, fwd, bwd) => {
+    for (const mode of [0, 1]) {
+      const on = bitsOf(p, mode, { KILN_CONV_SMALL: '1' }), off = bitsOf(p, mode, { KILN_CONV_SMALL: '0' }), dflt = bitsOf(p, mode, {});
+      expect(`mode ${mode}: ${on === off ? 'same' : 'different'}`).toBe(`mode ${mode}: different`);
+      expect(`mode ${mode}: ${dflt === on ? 'small' : dflt === off ? 'packed' : 'neither'}`).toBe(`mode ${mode}: ${(mode === 0 ? fwd : bwd) ? 'small' : 'packed'}`);
+    }
+  });
+});

@@ -1,0 +1,171 @@
+// Convolutions with few output pixels (the last stages of a ResNet, a UNet's 4x4 and 8x8 levels), forward and input
+// gradient, without packing the weights.
+//
+// The packed paths (conv2d_shift.h) copy the whole weight tensor into GEMM panels on every call: O*C*KH*KW floats
+// against O*C*KH*KW*P multiply-adds, so with P = Ho*Wo output pixels in the single digits the copy is most of
+// the call (256 ch 3x3 at 4x4: ~0.3 ms of a 0.33 ms forward; at 1x1, 0.4-0.65 ms for 1.2 MFLOP). Here w is read
+// in place, once:
+//   forward   y[o, p]   = sum_k w[o, k] * xcol[p, k],   k = (c, kh, kw): dot products along k, both operands
+//             contiguous (w's rows as they are, xcol the P x K patch matrix, small), on the weight gradient's
+//             register tiles (conv2d_wgrad.h wgrad::tile_*, MR rows of w x NR pixels, lanes added once per tile);
+//   input     dcol[p, j] = sum_o dy[o, p] * w[o, j],     j = (c, kh, kw): gemm.h's driver with B = w read in place
+//   gradient  (row o of B is w's row o, has_direct_b) and A = dy transposed (P x O, small); then
+//             dx[c, ih, iw] = sum of dcol over the taps that land on (ih, iw) (col2im, a gather).
+// conv2d.h takes these per shape (conv_small_fwd / conv_small_bwd below).  Same sums, same
+// float64 bound as the packed paths; the ragged tail of k (K % W) is added after the tiles, element by element.
+#pragma once
+
+#include <vector>
+
+#include "conv2d_wgrad.h"
+
+namespace kiln {
+
+// When conv2d.h takes these paths: KILN_CONV_SMALL=0|1 forces them off / on (the tests), else per shape from the
+// output pixels P = Ho*Wo and the weight floats of a group, Og*Cg*KH*KW (measured crossovers, bench/README.md
+// "Small convs"): the forward from 32 Ki weights and up to 16 pixels (below that the packing is cheap and the
+// micro-kernel's tiles beat the dot tiles), the input gradient up to 16 pixels, or 196 (14x14) with 36 Ki weights (64
+// channels 3x3) and up (the col2im gather and the dcol buffer grow with P, the packing it saves does not).
+inline int conv_small_forced() {
+  static const int v = [] {
+    const char* e = std::getenv("KILN_CONV_SMALL");
+    return e && (e[0] == '0' || e[0] == '1') && e[1] == 0 ? e[0] - '0' : -1;
+  }();
+  return v;
+}
+inline bool conv_small_fwd(int64_t pixels, int64_t wfloats) {
+  const int f = conv_small_forced();
+  return f >= 0 ? f == 1 : pixels <= 16 && wfloats >= 32768;
+}
+inline bool conv_small_bwd(int64_t pixels, int64_t wfloats) {
+  const int f = conv_small_forced();
+  return f >= 0 ? f == 1 : pixels <= 16 || (pixels <= 196 && wfloats >= 36864);
+}
+
+namespace conv_small {
+
+// xcol[p, k] for one (n, g): the input patch of output pixel p = oh*Wo + ow, k = (c, kh, kw) < Cg*KH*KW, 0 outside x.
+// Column by column (k outer): each (k, oh) is a run of ow with one bounds test per run, not per element.
+inline void im2col_rows(const Conv2dShape& s, const float* x, int64_t n, int64_t g, int64_t ld, float* xcol) {
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = s.Cg();
+  for (int64_t c = 0; c < Cg; ++c) {
+    const float* xc = x + ((n * s.C + g * Cg + c) * s.H) * s.W;
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        float* d = xcol + (c * s.KH + kh) * s.KW + kw;
+        const int64_t off = kw * s.dw - s.pl;  // iw = ow*sw + off; valid ow in [lo, hi)
+        const int64_t lo = std::min(Wo, off >= 0 ? int64_t(0) : (-off + s.sw - 1) / s.sw);
+        const int64_t hi = std::max(lo, std::min(Wo, (s.W - off + s.sw - 1) / s.sw));
+        for (int64_t oh = 0; oh < Ho; ++oh) {
+          float* dr = d + oh * Wo * ld;
+          const int64_t ih = oh * s.sh - s.pt + kh * s.dh;
+          if (ih < 0 || ih >= s.H) {
+            for (int64_t ow = 0; ow < Wo; ++ow) dr[ow * ld] = 0.0f;
+            continue;
+          }
+          const float* xr = xc + ih * s.W + off;
+          for (int64_t ow = 0; ow < lo; ++ow) dr[ow * ld] = 0.0f;
+          for (int64_t ow = lo; ow < hi; ++ow) dr[ow * ld] = xr[ow * s.sw];
+          for (int64_t ow = hi; ow < Wo; ++ow) dr[ow * ld] = 0.0f;
+        }
+      }
+  }
+}
+
+template <class P, class Epi>
+void fwd_path(const Conv2dShape& s, const float* x, const float* w, Epi& epi) {
+  constexpr int W = P::W, MR = P::MR, NR = P::NR;
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Pn = Ho * Wo, G = s.G, Og = s.Og();
+  const int64_t K = s.Cg() * s.KH * s.KW, Kf = K / W * W, ld = (K + 15) / 16 * 16;
+  const int64_t mblk = (Og + MR - 1) / MR;
+  AlignedBuf xcol(size_t(Pn * ld)), acc(size_t(Og * Pn));
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t g = 0; g < G; ++g) {
+      im2col_rows(s, x, n, g, ld, xcol.p);
+      const float* wg = w + g * Og * K;
+#pragma omp parallel for schedule(static) if (par_macs(double(Og) * double(Pn) * double(K)))
+      for (int64_t ib = 0; ib < mblk; ++ib) {
+        const int64_t o0 = ib * MR, mr = std::min<int64_t>(MR, Og - o0);
+        float* y = acc.p + o0 * Pn;
+        std::fill(y, y + mr * Pn, 0.0f);
+        const float* a[MR];
+        for (int r = 0; r < MR; ++r) a[r] = wg + (o0 + std::min<int64_t>(r, mr - 1)) * K;
+        if (Kf > 0)
+          for (int64_t p0 = 0; p0 < Pn; p0 += NR) {
+            const int64_t nr = std::min<int64_t>(NR, Pn - p0);
+            const float* b[NR];
+            for (int c = 0; c < NR; ++c) b[c] = xcol.p + (p0 + std::min<int64_t>(c, nr - 1)) * ld;
+            P::tile(Kf, a, b, y + p0, Pn, mr, nr);
+          }
+        for (int64_t r = 0; r < mr && Kf < K; ++r)  // the ragged tail of k
+          for (int64_t p = 0; p < Pn; ++p) {
+            float t = 0.0f;
+            for (int64_t k = Kf; k < K; ++k) t += a[r][k] * xcol.p[p * ld + k];
+            y[r * Pn + p] += t;
+          }
+        for (int64_t r = 0; r < mr; ++r)
+          for (int64_t oh = 0; oh < Ho; ++oh) conv_emit(epi, n, g * Og + o0 + r, oh, 0, 1, Wo, y + r * Pn + oh * Wo);
+      }
+    }
+}
+
+// dcol[b][p][j] from the GEMM's tiles: full tiles straight from the micro-kernel (gemm.h has_direct_c).
+struct DcolStore {
+  float* d; int64_t P, ld;
+  float* at(int64_t b, int64_t i, int64_t j) const { return d + (b * P + i) * ld + j; }
+  void row(int64_t b, int64_t i, int64_t j0, int n, const float* v) const { std::memcpy(at(b, i, j0), v, size_t(n) * sizeof(float)); }
+};
+
+template <class Epi>
+void bwd_data(const Conv2dShape& s, const float* dy, const float* w, Epi& epi) {
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Pn = Ho * Wo, G = s.G, Og = s.Og(), Cg = s.Cg(), KH = s.KH, KW = s.KW;
+  const int64_t K = Cg * KH * KW;
+  AlignedBuf dcol(size_t(G * Pn * K));  // one image at a time
+  std::vector<int64_t> koff(static_cast<size_t>(Og));
+  for (int64_t o = 0; o < Og; ++o) koff[size_t(o)] = o * K;
+  for (int64_t n = 0; n < s.N; ++n) {
+    // A(g, p, o) = dy[n, g*Og + o, p]; B(g, o, j) = w[g*Og + o, j], rows read in place (koff[o] = o*K).
+    auto aOff = [=](int64_t g) { return (n * s.O + g * Og) * Pn; };
+    gemm_packed_f32(G, Pn, K, Og, StridedPackA<decltype(aOff)>{dy, 1, Pn, aOff, Pn},
+                    conv_shift::ShiftPackB{w, koff.data(), 0, Og * K, G}, DcolStore{dcol.p, Pn, K});
+    // col2im: dx[n, g*Cg + c, ih, iw] = sum over (kh, kw) with ih = oh*sh - pt + kh*dh, iw = ow*sw - pl + kw*dw.
+#pragma omp parallel if (par_elems(double(s.C * s.H * s.W * KH * KW)))
+    {
+      std::vector<float> row(size_t(s.W));
+#pragma omp for collapse(2) schedule(static)
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t c = 0; c < Cg; ++c) {
+          const float* d = dcol.p + g * Pn * K + c * KH * KW;
+          for (int64_t ih = 0; ih < s.H; ++ih) {
+            std::fill(row.begin(), row.end(), 0.0f);
+            for (int64_t kh = 0; kh < KH; ++kh) {
+              const int64_t th = ih + s.pt - kh * s.dh;
+              if (th < 0 || th % s.sh || th / s.sh >= Ho) continue;
+              const int64_t oh = th / s.sh;
+              for (int64_t kw = 0; kw < KW; ++kw)
+                for (int64_t ow = 0; ow < Wo; ++ow) {
+                  const int64_t iw = ow * s.sw - s.pl + kw * s.dw;
+                  if (iw >= 0 && iw < s.W) row[size_t(iw)] += d[(oh * Wo + ow) * K + kh * KW + kw];
+                }
+            }
+            conv_emit(epi, n, g * Cg + c, ih, 0, 1, s.W, row.data());
+          }
+        }
+    }
+  }
+}
+
+}  // namespace conv_small
+
+// Forward on the dot tiles of the path cpu_isa() runs (avx512_bf16 runs the f32 avx512 tiles).
+template <class Epi>
+void conv2d_fwd_small(const Conv2dShape& s, const float* x, const float* w, Epi& epi) {
+  switch (cpu_isa()) {
+    case Isa::Avx512Bf16:
+    case Isa::Avx512: return conv_small::fwd_path<wgrad::Avx512>(s, x, w, epi);
+    case Isa::Avx2: return conv_small::fwd_path<wgrad::Avx2>(s, x, w, epi);
+    default: return conv_small::fwd_path<wgrad::Generic>(s, x, w, epi);
+  }
+}
+
+}  // namespace kiln
