@@ -6,7 +6,10 @@
  * 1. Leaves, outputs, reductions and templates start realized; template operands must be buffers (or strided
  *    views of buffers, where the template reads through strides).
  * 2. Pointwise nodes are inlined into every kernel that reads them; one read by several kernels is realized
- *    instead when recomputing it would cost more than `maxInlineCost` (repeated to a fixed point).
+ *    instead when recomputing it would cost more than `maxInlineCost` (repeated to a fixed point). Within one
+ *    kernel, a value read through several movement ops (pooling windows, stencil taps) is evaluated once per index
+ *    map: the costliest is realized while cost x maps exceeds `maxRecomputeCost` (a max-pool's backward recomputed
+ *    the whole chain of window maxima for each of the 9 windows, 530 operations per element).
  * 3. Epilogues: a reduction or template whose value flows through single-use pointwise nodes into one realized
  *    pointwise root of the same size becomes that root's anchor, so the kernel computes it and applies the
  *    epilogue before storing, when `canAnchor` (codegen) says the epilogue reads the anchor at the element it
@@ -35,11 +38,12 @@ export type Group = KernelGroup;
 /** Why a node was not fused into its consumer's kernel:
  * - `operand-in-memory`: a template operand must be a buffer (or a strided view of one);
  * - `shared-expensive`: read by several kernels and too costly to recompute in each;
+ * - `recompute-multiplied`: read by one kernel at several index maps, each a full recomputation, too costly in all;
  * - `consumer-not-pointwise`, `several-exits`, `broadcast-epilogue`, `anchor-taken`: no single same-size
  *   pointwise epilogue to build the kernel around;
  * - `anchor-misread`: the epilogue reads the anchor at another element (canAnchor said no);
  * - `rows-misread`: reductions that would be row stages are read at other rows. */
-export type WhyNotCode = 'operand-in-memory' | 'shared-expensive' | 'consumer-not-pointwise' | 'several-exits' | 'broadcast-epilogue' | 'anchor-taken' | 'anchor-misread' | 'rows-misread';
+export type WhyNotCode = 'operand-in-memory' | 'shared-expensive' | 'recompute-multiplied' | 'consumer-not-pointwise' | 'several-exits' | 'broadcast-epilogue' | 'anchor-taken' | 'anchor-misread' | 'rows-misread';
 export interface WhyNot { readonly node: Node; readonly code: WhyNotCode; readonly text: string }
 
 export interface FusionResult {
@@ -70,7 +74,33 @@ function regionCost(region: readonly Node[]): number {
   return region.reduce((c, n) => c + (kind(n) === 'pointwise' ? cost(n) : 0), 0);
 }
 
-export function fuse(order: readonly Node[], roots: readonly Node[], forced: ReadonlySet<number> = new Set(), maxInlineCost = 8, enabled = true, sideOutputs: ReadonlySet<number> = new Set()): FusionResult {
+/** Most index maps counted per node (a value read through more is realized the same way). */
+const MAPS_CAP = 64;
+/** For each node of a kernel's region, the distinct paths of movement ops (non-elementwise pointwise ops) from the
+ * root down to it: the index maps the kernel evaluates it at (paths through equal movement nodes would share one map
+ * after codegen's hash-consing; these count them apart, an upper bound). `region` lists inputs first. */
+function indexMaps(region: readonly Node[], root: Node): Map<number, Set<string>> {
+  const inRegion = new Set(region.map((n) => n.id));
+  const maps = new Map<number, Set<string>>([[root.id, new Set([''])]]);
+  for (let i = region.length - 1; i >= 0; i--) {
+    const u = region[i], su = maps.get(u.id);
+    if (!su) continue;
+    const l = OPS[u.op].lower;
+    const moves = l.kind === 'pointwise' && !l.elementwise && u.inputs.length > 0;
+    for (const inp of new Set(u.inputs)) {
+      if (!inRegion.has(inp.id)) continue;
+      let s = maps.get(inp.id);
+      if (!s) maps.set(inp.id, (s = new Set()));
+      for (const sig of su) {
+        if (s.size >= MAPS_CAP) break;
+        s.add(moves ? `${sig}/${u.id}` : sig);
+      }
+    }
+  }
+  return maps;
+}
+
+export function fuse(order: readonly Node[], roots: readonly Node[], forced: ReadonlySet<number> = new Set(), maxInlineCost = 8, enabled = true, sideOutputs: ReadonlySet<number> = new Set(), maxRecomputeCost = 16): FusionResult {
   const reasons: WhyNot[] = [];
   const why = (n: Node, code: WhyNotCode, text: string) => { reasons.push({ node: n, code, text: `${n.op}#${n.id} (${n.src}): ${text}` }); };
   const realized = new Set<number>();
@@ -104,20 +134,53 @@ export function fuse(order: readonly Node[], roots: readonly Node[], forced: Rea
   }
 
   // 2. Pointwise values read by several kernels: recompute when cheap, else realize.
-  for (let changed = true; changed;) {
-    changed = false;
-    const readers = new Map<number, number>();
-    for (const n of order) {
-      if (!realized.has(n.id) || kind(n) === 'source') continue;
-      for (const r of regionOf(n, realized)) if (r !== n) readers.set(r.id, (readers.get(r.id) ?? 0) + 1);
+  const shared = (): boolean => {
+    let any = false;
+    for (let changed = true; changed;) {
+      changed = false;
+      const readers = new Map<number, number>();
+      for (const n of order) {
+        if (!realized.has(n.id) || kind(n) === 'source') continue;
+        for (const r of regionOf(n, realized)) if (r !== n) readers.set(r.id, (readers.get(r.id) ?? 0) + 1);
+      }
+      for (const n of order) {
+        const k = readers.get(n.id) ?? 0;
+        if (k < 2 || realized.has(n.id)) continue;
+        const c = regionCost(regionOf(n, realized));
+        if (c > maxInlineCost) { realize(n, `read by ${k} kernels and recomputing it costs ${c} > ${maxInlineCost}`, 'shared-expensive'); changed = any = true; }
+      }
     }
-    for (const n of order) {
-      const k = readers.get(n.id) ?? 0;
-      if (k < 2 || realized.has(n.id)) continue;
-      const c = regionCost(regionOf(n, realized));
-      if (c > maxInlineCost) { realize(n, `read by ${k} kernels and recomputing it costs ${c} > ${maxInlineCost}`, 'shared-expensive'); changed = true; }
+    return any;
+  };
+  // 2b. Values one kernel evaluates at several index maps: read through different movement ops (the windows of a
+  //     pooling, the taps of a stencil), each map is a separate evaluation of the whole inlined expression. Realize
+  //     the costliest while its cost times its maps exceeds maxRecomputeCost; a value realized here is a kernel
+  //     root in turn, looked at after the others. Then step 2 again (new kernels may share an inlined value).
+  const multiplied = (): boolean => {
+    let any = false;
+    const queue = order.filter((n) => realized.has(n.id) && kind(n) !== 'source');
+    for (let q = 0; q < queue.length; q++) {
+      const root = queue[q];
+      for (;;) {
+        const region = regionOf(root, realized);
+        const maps = indexMaps(region, root);
+        let worst: { n: Node; k: number; c: number } | null = null;
+        for (const n of region) {
+          const k = maps.get(n.id)?.size ?? 0;
+          if (n === root || k < 2 || kind(n) !== 'pointwise' || isFreeLeaf(n)) continue;
+          const c = regionCost(regionOf(n, realized));
+          if (c * k > maxRecomputeCost && (!worst || c * k > worst.c * worst.k)) worst = { n, k, c };
+        }
+        if (!worst) break;
+        realize(worst.n, `evaluated at ${worst.k >= MAPS_CAP ? `${MAPS_CAP}+` : worst.k} index maps in the kernel of ${root.op}#${root.id}, recomputing it costs ${worst.c} each (${worst.c * worst.k} > ${maxRecomputeCost})`, 'recompute-multiplied');
+        queue.push(worst.n);
+        any = true;
+      }
     }
-  }
+    return any;
+  };
+  shared();
+  if (enabled) while (multiplied() && shared());
 
   // 3. Epilogue fusion.
   const anchorOf = new Map<number, Node>();

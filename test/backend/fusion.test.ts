@@ -1,5 +1,5 @@
 /** Pass tests: small graphs and the kernels they must become. */
-import { compile, input, param, softmax, layerNorm, groupNorm, linear, evaluate, grad } from '../../compiler/index';
+import { compile, input, param, softmax, layerNorm, groupNorm, linear, evaluate, grad, maxPool2d } from '../../compiler/index';
 import { normalFill } from '../../compiler/ir/philox';
 import { relErr } from '../support/lift';
 
@@ -52,5 +52,47 @@ describe('fusion', () => {
     const x = input('x', [4, 16]);
     const m = x.mean(1, true);
     await check({ y: x.sub(m) as never, m: m as never }, { x: [4, 16] });
+  });
+});
+
+/** Fusion step 2b: a value one kernel reads at several index maps is evaluated once per map. A max-pool's backward
+ * (a chain of `maximum` over 9 strided windows, each window's gradient needing the maxima before it) inlined the
+ * whole chain at each of the 9 windows an input element falls in: 530 operations per element in the face network's
+ * pool, its costliest kernel. Such values are realized when cost x maps exceeds the bound; the results are the
+ * float64 reference's either way, and cheap stencils stay fused. */
+describe('fusion: values recomputed at many index maps', () => {
+  const loadsOf = (k: { kind: string }): number => {
+    const seen = new Set<string>();
+    let loads = 0;
+    const walk = (e: { k: string; key: string; args?: readonly unknown[]; x?: unknown; off?: unknown; mask?: unknown }) => {
+      if (seen.has(e.key)) return;
+      seen.add(e.key);
+      if (e.k === 'load') loads++;
+      for (const c of [...(e.args ?? []), e.x, e.off, e.mask]) if (c) walk(c as never);
+    };
+    for (const s of (k as { stores?: readonly { value: never }[] }).stores ?? []) walk(s.value);
+    return loads;
+  };
+
+  test('max-pool 3x3/2 backward: the window maxima are realized, not recomputed per window; gradient matches', async () => {
+    const x = input('x', [2, 3, 11, 11]);
+    const w = input('w', [2, 3, 5, 5]);
+    const y = maxPool2d(x.relu(), 3, 2).mul(w).sum();
+    const [gx] = grad(y, [x]);
+    const prog = await check({ y: y as never, gx: gx as never }, { x: [2, 3, 11, 11], w: [2, 3, 5, 5] });
+    const codes = prog.parts.fusion.reasons.filter((r) => r.code === 'recompute-multiplied');
+    expect(codes.length).toBeGreaterThan(0);
+    expect(codes.every((r) => /index maps in the kernel of/.test(r.text))).toBe(true);
+    // The kernel storing gx reads each window's values once: 9 windows x a few buffers, not the 9 x 9 chain.
+    const gxKernel = prog.kernels.filter((k) => k.kind === 'pointwise' && loadsOf(k) > 0).sort((a, b) => loadsOf(b) - loadsOf(a))[0];
+    expect(loadsOf(gxKernel)).toBeLessThan(60);
+  });
+
+  test('a cheap two-tap stencil stays one kernel', async () => {
+    const x = input('x', [4, 33]);
+    const d = x.slice([0, 1], [4, 33]).sub(x.slice([0, 0], [4, 32])).mul(0.5);
+    const prog = await check({ d: d as never }, { x: [4, 33] });
+    expect(prog.kernels.length).toBe(1);
+    expect(prog.parts.fusion.reasons.filter((r) => r.code === 'recompute-multiplied')).toHaveLength(0);
   });
 });
