@@ -75,7 +75,7 @@ void conv2d_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K
     return;
   }
   if (KH == 3 && KW == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && G == 1 &&
-      conv_winograd(C, O, N * ((Ho + 1) / 2) * ((Wo + 1) / 2))) {
+      conv_winograd(C, O, ((Ho + 1) / 2) * ((Wo + 1) / 2))) {
     conv3x3_winograd(N, C, H, W, O, Ho, Wo, pt, pl, x, w, false, epi);
     return;
   }
@@ -116,7 +116,7 @@ void conv2d_bwd_data_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, 
     return;
   }
   if (KH == 3 && KW == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && G == 1 &&
-      conv_winograd(O, C, N * ((H + 1) / 2) * ((W + 1) / 2))) {
+      conv_winograd(O, C, ((H + 1) / 2) * ((W + 1) / 2))) {
     // A correlation of dy with the flipped, transposed kernel: input offsets 2 - pt, 2 - pl.
     conv3x3_winograd(N, O, Ho, Wo, C, H, W, 2 - pt, 2 - pl, dy, w, true, epi);
     return;

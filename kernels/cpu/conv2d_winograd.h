@@ -27,7 +27,10 @@
 namespace kiln {
 
 // Use Winograd for this 3x3 stride-1 conv? ch_in / ch_out: the channels the GEMM sums over / produces; tiles: the
-// number of 2x2 output tiles over the batch. Its fixed cost is the weight transform (16*C*O floats written and read
+// number of 2x2 output tiles of one image. Per image, not over the batch: the choice must not depend on the batch
+// size, or one image's result would (Winograd rounds differently), and a data-parallel run (2 ranks x batch 1)
+// would not reproduce the single process (batch 2): it did not, by 2e-5 on the ID adapter's weights after 5 PuLID
+// steps, when 64 tiles an image took the shift GEMM and 2 x 64 over a batch took Winograd. Its fixed cost is the weight transform (16*C*O floats written and read
 // again, ~7 ns per channel pair on 2 cores, bench/README.md "Winograd"), its gain ~20 multiply-adds per tile and
 // channel pair, so it pays from a few dozen tiles up, later where the GEMM is faster: AVX-512 paths from 128 tiles
 // and 64 channels each way, the others (half the FMA width) from 64 tiles and 32 channels.

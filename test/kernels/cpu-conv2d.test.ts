@@ -187,7 +187,7 @@ describe.each([['1'], ['700']])('conv2d Winograd in chunks of tile rows (CPU, KI
   });
 });
 // The switch is real: forced on and off, the same inputs give different bits (different sums); by default
-// (conv_winograd in conv2d_winograd.h) AVX-512 paths take Winograd from 64 channels each way and 128 tiles, the others
+// (conv_winograd in conv2d_winograd.h) AVX-512 paths take Winograd from 64 channels each way and 128 tiles an image, the others
 // from 32 channels and 64 tiles.
 describe('conv2d Winograd selection (CPU)', () => {
   let bin = '';
@@ -200,6 +200,8 @@ describe('conv2d Winograd selection (CPU)', () => {
     ['64 -> 64 channels, 32x32 (256 tiles)', [1, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
     ['32 -> 64 channels, 16x16 (64 tiles)', [1, 32, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
     ['64 -> 64 channels, 2 images 10x10 (50 tiles)', [2, 64, 10, 10, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
+    // Tiles count per image, not over the batch (a batch-1 and a batch-2 run must pick the same algorithm):
+    ['64 -> 64 channels, 2 images 16x16 (64 tiles an image)', [2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
     ['16 -> 16 channels, 32x32', [1, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
   ])('%s', (_name, p, wino) => {
     for (const isa of cpuGemmPaths().paths)
