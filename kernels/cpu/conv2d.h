@@ -57,8 +57,8 @@ void conv2d_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K
                 const float wv = wc[kh * KW + kw];
                 const int64_t off = kw * dw - pl;
                 // valid ow: 0 <= ow*sw + off < W
-                const int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-                const int64_t hi = std::min<int64_t>(Wo, (W - off + sw - 1) / sw);
+                int64_t lo, hi;
+                valid_span(off, sw, W, Wo, lo, hi);
                 float* r = row.data();
                 if (sw == 1) {
 #pragma omp simd

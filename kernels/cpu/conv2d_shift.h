@@ -127,6 +127,13 @@ PrepackA<PackA, Which> prepack_a(const PackA& inner, int64_t na, First first, in
   return PrepackA<PackA, Which>(inner, na, first, M, K, which);
 }
 
+// The indices t < n with 0 <= t*step + off < len, as [lo, hi) (lo <= hi): the output columns whose tap lands inside a
+// row of `len` input columns.
+inline void valid_span(int64_t off, int64_t step, int64_t len, int64_t n, int64_t& lo, int64_t& hi) {
+  lo = std::min(n, off >= 0 ? int64_t(0) : (-off + step - 1) / step);
+  hi = std::max(lo, std::min(n, (len - off + step - 1) / step));
+}
+
 namespace conv_shift {
 
 struct Layout {
@@ -168,8 +175,8 @@ inline void phase_split(const float* src, int64_t planes, int64_t rows, int64_t 
         float* dq = d + (a * L.sw + b) * L.phase();
         // columns c with 0 <= c*sw + b - left < cols
         const int64_t off = b - left;
-        const int64_t lo = std::min(L.Wq, off >= 0 ? 0 : (-off + L.sw - 1) / L.sw);
-        const int64_t hi = std::max(lo, std::min(L.Wq, (cols - off + L.sw - 1) / L.sw));
+        int64_t lo, hi;
+        valid_span(off, L.sw, cols, L.Wq, lo, hi);
         for (int64_t r = 0; r < L.Hq; ++r) {
           float* drow = dq + r * L.Wq;
           const int64_t ih = r * L.sh + a - top;

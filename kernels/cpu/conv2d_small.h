@@ -54,8 +54,8 @@ inline void im2col_rows(const Conv2dShape& s, const float* x, int64_t n, int64_t
       for (int64_t kw = 0; kw < s.KW; ++kw) {
         float* d = xcol + (c * s.KH + kh) * s.KW + kw;
         const int64_t off = kw * s.dw - s.pl;  // iw = ow*sw + off; valid ow in [lo, hi)
-        const int64_t lo = std::min(Wo, off >= 0 ? int64_t(0) : (-off + s.sw - 1) / s.sw);
-        const int64_t hi = std::max(lo, std::min(Wo, (s.W - off + s.sw - 1) / s.sw));
+        int64_t lo, hi;
+        valid_span(off, s.sw, s.W, Wo, lo, hi);
         for (int64_t oh = 0; oh < Ho; ++oh) {
           float* dr = d + oh * Wo * ld;
           const int64_t ih = oh * s.sh - s.pt + kh * s.dh;
@@ -109,13 +109,6 @@ void fwd_path(const Conv2dShape& s, const float* x, const float* w, Epi& epi) {
     }
 }
 
-// dcol[b][p][j] from the GEMM's tiles: full tiles straight from the micro-kernel (gemm.h has_direct_c).
-struct DcolStore {
-  float* d; int64_t P, ld;
-  float* at(int64_t b, int64_t i, int64_t j) const { return d + (b * P + i) * ld + j; }
-  void row(int64_t b, int64_t i, int64_t j0, int n, const float* v) const { std::memcpy(at(b, i, j0), v, size_t(n) * sizeof(float)); }
-};
-
 template <class Epi>
 void bwd_data(const Conv2dShape& s, const float* dy, const float* w, Epi& epi) {
   const int64_t Ho = s.Ho(), Wo = s.Wo(), Pn = Ho * Wo, G = s.G, Og = s.Og(), Cg = s.Cg(), KH = s.KH, KW = s.KW;
@@ -127,7 +120,7 @@ void bwd_data(const Conv2dShape& s, const float* dy, const float* w, Epi& epi) {
     // A(g, p, o) = dy[n, g*Og + o, p]; B(g, o, j) = w[g*Og + o, j], rows read in place (koff[o] = o*K).
     auto aOff = [=](int64_t g) { return (n * s.O + g * Og) * Pn; };
     gemm_packed_f32(G, Pn, K, Og, StridedPackA<decltype(aOff)>{dy, 1, Pn, aOff, Pn},
-                    conv_shift::ShiftPackB{w, koff.data(), 0, Og * K, G}, DcolStore{dcol.p, Pn, K});
+                    conv_shift::ShiftPackB{w, koff.data(), 0, Og * K, G}, DenseStore{dcol.p, Pn, K});  // dcol[g][p][j]
     // col2im: dx[n, g*Cg + c, ih, iw] = sum over (kh, kw) with ih = oh*sh - pt + kh*dh, iw = ow*sw - pl + kw*dw.
 #pragma omp parallel if (par_elems(double(s.C * s.H * s.W * KH * KW)))
     {

@@ -52,16 +52,6 @@ struct Ident {
   int64_t operator()(int64_t b) const { return b; }
 };
 
-// The GEMM's epilogue: M[xi][o][t] at m + (xi*O + o)*ld + t; full tiles straight from the micro-kernel
-// (gemm.h has_direct_c), edge tiles as rows.
-struct MStore {
-  float* m; int64_t O, ld;
-  float* at(int64_t b, int64_t i, int64_t j) const { return m + (b * O + i) * ld + j; }
-  void row(int64_t b, int64_t i, int64_t j0, int n, const float* acc) const {
-    std::memcpy(at(b, i, j0), acc, size_t(n) * sizeof(float));
-  }
-  void operator()(int64_t b, int64_t i, int64_t j, float acc) const { *at(b, i, j) = acc; }
-};
 
 constexpr int KB = 32;  // columns (k) per block of the weight transform
 
@@ -220,7 +210,7 @@ void conv3x3_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int
         }
     }
     for (int64_t c = 0; c < C; ++c) koff[size_t(c)] = c * Tp;
-    gemm_packed_f32(16, O, T, C, U, conv_shift::ShiftPackB{V, koff.data(), C * Tp, 0, 1}, wino::MStore{M, O, Tp}, GemmSplit::Columns);
+    gemm_packed_f32(16, O, T, C, U, conv_shift::ShiftPackB{V, koff.data(), C * Tp, 0, 1}, DenseStore{M, O, Tp}, GemmSplit::Columns);  // M[xi][o][t]
     // Output transform: one (o, tile row) per item, its two output rows handed over as runs of Wo.
 #pragma omp parallel if (par_copy(double(16 * O * T)))
     {

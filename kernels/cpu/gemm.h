@@ -240,6 +240,17 @@ template <class E>
 struct has_direct_c<E, std::void_t<decltype(std::declval<E&>().at(int64_t(), int64_t(), int64_t())), decltype(E::ld)>>
     : std::true_type {};
 
+// The plain store into a dense C[b][i][j] (M rows a batch element, rows ld floats apart): full tiles straight from the
+// micro-kernel (has_direct_c), partial ones by row. Winograd's M and the few-pixel input gradient's dcol use it.
+struct DenseStore {
+  float* c; int64_t M, ld;
+  float* at(int64_t b, int64_t i, int64_t j) const { return c + (b * M + i) * ld + j; }
+  void row(int64_t b, int64_t i, int64_t j0, int n, const float* acc) const {
+    std::memcpy(at(b, i, j0), acc, size_t(n) * sizeof(float));
+  }
+  void operator()(int64_t b, int64_t i, int64_t j, float acc) const { *at(b, i, j) = acc; }
+};
+
 // Paths whose micro-kernel adds a C tile itself: U::ukr_c(kc, Ap, Bp, C, ldc, D, ldd), D = C + Ap.Bp (gemm_ukr.h);
 // and that can read B in place: U::ukr_rows(kc, Ap, B, koff, C, ldc, D, ldd), row k of the B panel at B + koff[k].
 template <class U, class = void>

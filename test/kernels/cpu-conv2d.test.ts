@@ -101,15 +101,19 @@ describe.each([['1'], ['700']])('conv2d forward in bands of output rows (CPU, KI
 // driver aborts on a segment that leaves the output row), and the plain store of the _out entries (kiln::ConvStore:
 // dW summed in place; no calls to count, the output starts as NaN).
 const epilogues: [string, number][] = [['per element', 0], ['per row', 1], ['plain store', 2]];
-describe.each(cpuGemmPaths().paths.flatMap((isa) => epilogues.map(([e, rows]) => [isa, e, rows] as [string, string, number])))('conv2d (CPU, KILN_CPU_ISA=%s, epilogue %s)', (isa, _e, rows) => {
-  let bin = '';
-  beforeAll(() => {
-    bin = buildDriver('conv2d');
+/** Every case on every GEMM path this CPU runs (KILN_CPU_ISA) and every epilogue, seeds from `base`, under `env`. */
+function eachPathAndEpilogue(title: string, list: [string, Conv, number][], base: number, env: Record<string, string>): void {
+  describe.each(cpuGemmPaths().paths.flatMap((isa) => epilogues.map(([e, rows]) => [isa, e, rows] as [string, string, number])))(`${title} (CPU, KILN_CPU_ISA=%s, epilogue %s)`, (isa, _e, rows) => {
+    let bin = '';
+    beforeAll(() => {
+      bin = buildDriver('conv2d');
+    });
+    it.each(list)('%s', (_name, p, mode) => {
+      checkCase(bin, p, mode, seedOf(base, p, mode), rows, { KILN_CPU_ISA: isa, ...env });
+    });
   });
-  it.each(cases)('%s', (_name, p, mode) => {
-    checkCase(bin, p, mode, seedOf(77, p, mode), rows, { KILN_CPU_ISA: isa });
-  });
-});
+}
+eachPathAndEpilogue('conv2d', cases, 77, {});
 
 /** The weight gradient's dot-product tiles (conv2d_wgrad.h) are picked at run time like the GEMM's micro-kernels
  * (cpu_isa(), KILN_CPU_ISA): 16 lanes in 4x6 tiles (avx512), 8 lanes in 2x6 (avx2), 4 lanes in 2x6 (generic), each
@@ -168,15 +172,7 @@ const winoShapes: [string, Conv][] = [
   ['C 1100, O 9, 3x3 (K > every KC)', [1, 1100, 3, 3, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
 ];
 const winoCases = winoShapes.flatMap(([s, p]) => modes.slice(0, 2).map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
-describe.each(cpuGemmPaths().paths.flatMap((isa) => epilogues.map(([e, rows]) => [isa, e, rows] as [string, string, number])))('conv2d Winograd (CPU, KILN_CPU_ISA=%s, epilogue %s)', (isa, _e, rows) => {
-  let bin = '';
-  beforeAll(() => {
-    bin = buildDriver('conv2d');
-  });
-  it.each(winoCases)('%s', (_name, p, mode) => {
-    checkCase(bin, p, mode, seedOf(91, p, mode), rows, { KILN_CPU_ISA: isa, KILN_CONV_WINOGRAD: '1' });
-  });
-});
+eachPathAndEpilogue('conv2d Winograd', winoCases, 91, { KILN_CONV_WINOGRAD: '1' });
 describe.each([['1'], ['700']])('conv2d Winograd in chunks of tile rows (CPU, KILN_CONV_SCRATCH_FLOATS=%s)', (limit) => {
   let bin = '';
   beforeAll(() => {
@@ -220,15 +216,7 @@ describe('conv2d Winograd selection (CPU)', () => {
  * the 4- / 8- / 16-lane tiles, row and pixel counts off the tiles, two images), on every path and epilogue; forced off
  * on the shapes the default now sends there, so the packed paths keep their small cases. Same float64 bound. */
 const smallCases = shapes.slice(0, 14).flatMap(([s, p]) => modes.slice(0, 2).map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
-describe.each(cpuGemmPaths().paths.flatMap((isa) => epilogues.map(([e, rows]) => [isa, e, rows] as [string, string, number])))('conv2d small (CPU, KILN_CPU_ISA=%s, epilogue %s)', (isa, _e, rows) => {
-  let bin = '';
-  beforeAll(() => {
-    bin = buildDriver('conv2d');
-  });
-  it.each(smallCases)('%s', (_name, p, mode) => {
-    checkCase(bin, p, mode, seedOf(93, p, mode), rows, { KILN_CPU_ISA: isa, KILN_CONV_SMALL: '1' });
-  });
-});
+eachPathAndEpilogue('conv2d small', smallCases, 93, { KILN_CONV_SMALL: '1' });
 describe('conv2d small paths forced off (CPU)', () => {
   let bin = '';
   beforeAll(() => {
