@@ -9,7 +9,7 @@
  *    instead when recomputing it would cost more than `maxInlineCost` (repeated to a fixed point). Within one
  *    kernel, a value read through several movement ops (pooling windows, stencil taps) is evaluated once per index
  *    map: the costliest is realized while cost x maps exceeds `maxRecomputeCost` (a max-pool's backward recomputed
- *    the whole chain of window maxima for each of the 9 windows, 530 operations per element).
+ *    the whole chain of window maxima for each of the 9 windows, a 554-line expression per element).
  * 3. Epilogues: a reduction or template whose value flows through single-use pointwise nodes into one realized
  *    pointwise root of the same size becomes that root's anchor, so the kernel computes it and applies the
  *    epilogue before storing, when `canAnchor` (codegen) says the epilogue reads the anchor at the element it

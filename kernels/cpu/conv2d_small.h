@@ -22,15 +22,12 @@
 namespace kiln {
 
 // When conv2d.h takes these paths: KILN_CONV_SMALL=0|1 forces them off / on (the tests), else per shape from the
-// output pixels P = Ho*Wo and the weight floats of a group, Og*Cg*KH*KW (measured crossovers, bench/README.md
-// "Small convs"): the forward from 32 Ki weights and up to 16 pixels (below that the packing is cheap and the
+// output pixels P = Ho*Wo and the weight floats of a group, Og*Cg*KH*KW (measured crossovers, kernels/README.md
+// "Few output pixels"): the forward from 32 Ki weights and up to 16 pixels (below that the packing is cheap and the
 // micro-kernel's tiles beat the dot tiles), the input gradient up to 16 pixels, or 196 (14x14) with 36 Ki weights (64
 // channels 3x3) and up (the col2im gather and the dcol buffer grow with P, the packing it saves does not).
 inline int conv_small_forced() {
-  static const int v = [] {
-    const char* e = std::getenv("KILN_CONV_SMALL");
-    return e && (e[0] == '0' || e[0] == '1') && e[1] == 0 ? e[0] - '0' : -1;
-  }();
+  static const int v = env_switch("KILN_CONV_SMALL");
   return v;
 }
 inline bool conv_small_fwd(int64_t pixels, int64_t wfloats) {

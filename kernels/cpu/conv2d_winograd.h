@@ -30,16 +30,13 @@ namespace kiln {
 // number of 2x2 output tiles of one image. Per image, not over the batch: the choice must not depend on the batch
 // size, or one image's result would (Winograd rounds differently), and a data-parallel run (2 ranks x batch 1)
 // would not reproduce the single process (batch 2): it did not, by 2e-5 on the ID adapter's weights after 5 PuLID
-// steps, when 64 tiles an image took the shift GEMM and 2 x 64 over a batch took Winograd. Its fixed cost is the weight transform (16*C*O floats written and read
-// again, ~7 ns per channel pair on 2 cores, bench/README.md "Winograd"), its gain ~20 multiply-adds per tile and
+// steps, when 64 tiles an image took the shift GEMM and 2 x 64 over a batch took Winograd. Its fixed cost is the
+// weight transform (16*C*O floats written and read again, ~7 ns per channel pair on 2 cores, bench/README.md "Winograd"), its gain ~20 multiply-adds per tile and
 // channel pair, so it pays from a few dozen tiles up, later where the GEMM is faster: AVX-512 paths from 128 tiles
 // and 64 channels each way, the others (half the FMA width) from 64 tiles and 32 channels.
 // KILN_CONV_WINOGRAD=0: never; =1: whenever the shape allows (the tests force both).
 inline bool conv_winograd(int64_t ch_in, int64_t ch_out, int64_t tiles) {
-  static const int mode = [] {
-    const char* e = std::getenv("KILN_CONV_WINOGRAD");
-    return e && *e == '0' ? 0 : e && *e == '1' ? 1 : -1;
-  }();
+  static const int mode = env_switch("KILN_CONV_WINOGRAD");
   if (mode >= 0) return mode == 1;
   const bool wide = cpu_isa() == Isa::Avx512 || cpu_isa() == Isa::Avx512Bf16;
   const int64_t min_ch = wide ? 64 : 32, min_tiles = wide ? 128 : 64;
@@ -51,7 +48,6 @@ namespace wino {
 struct Ident {
   int64_t operator()(int64_t b) const { return b; }
 };
-
 
 constexpr int KB = 32;  // columns (k) per block of the weight transform
 

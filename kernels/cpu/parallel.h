@@ -32,6 +32,11 @@ inline double par_threshold(const char* name, double dflt) {
   const double v = std::strtod(e, &end);
   return end && *end == 0 && v >= 0 ? v : dflt;
 }
+// A forcing switch from the environment: 0 or 1 when `name` is exactly "0" or "1", else -1 (unset: decide per shape).
+inline int env_switch(const char* name) {
+  const char* e = std::getenv(name);
+  return e && (e[0] == '0' || e[0] == '1') && e[1] == 0 ? e[0] - '0' : -1;
+}
 // True when `macs` multiply-adds are worth a parallel region.
 inline bool par_macs(double macs) {
   static const double m = par_threshold("KILN_PAR_MIN_MACS", KILN_PAR_MIN_MACS);
