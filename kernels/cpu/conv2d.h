@@ -7,7 +7,8 @@
 // conv2d_shift.h (input copied once into a padded, stride-phase-split layout where each im2col row is a
 // contiguous run, so a B panel packs with memcpy; bwd_data runs one such GEMM per output stride phase).
 // Depthwise (C/G = O/G = 1) forward is a direct loop. 3x3 stride-1 ungrouped forward and input-gradient convs with
-// enough channels and tiles (conv_winograd) run Winograd F(2x2, 3x3) (conv2d_winograd.h) instead; convs with few output
+// enough channels and tiles (conv_winograd) run Winograd F(2x2, 3x3) (conv2d_winograd.h) instead, and 3x3 stride-2
+// ones its stride-2 form (25 products for 36 multiply-adds a tile; the input gradient with odd padding); convs with few output
 // pixels (conv_small_fwd / conv_small_bwd) read w in place instead of packing it (conv2d_small.h). The GEMMs:
 //   forward      per (n, g):  y[o, p]      = sum_{c,kh,kw} w[o, c,kh,kw] * x[c, ih(p,kh), iw(p,kw)]
 //                M = O/G, N = Ho*Wo, K = C/G*KH*KW, batch = N*G.   1x1 / stride 1 / no pad -> plain strided GEMM.
@@ -74,9 +75,10 @@ void conv2d_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K
     }
     return;
   }
-  if (KH == 3 && KW == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && G == 1 &&
-      conv_winograd(C, O, ((Ho + 1) / 2) * ((Wo + 1) / 2))) {
-    conv3x3_winograd(N, C, H, W, O, Ho, Wo, pt, pl, x, w, false, epi);
+  if (KH == 3 && KW == 3 && sh == sw && sh <= 2 && dh == 1 && dw == 1 && G == 1 &&
+      conv_winograd(C, O, ((Ho + 1) / 2) * ((Wo + 1) / 2), sh == 2)) {
+    if (sh == 1) conv3x3_winograd<wino::F23>(N, C, H, W, O, Ho, Wo, pt, pl, x, w, false, epi);
+    else conv3x3_winograd<wino::S2>(N, C, H, W, O, Ho, Wo, pt, pl, x, w, false, epi);
     return;
   }
   if (conv_small_fwd(Ho * Wo, Og * Cg * KH * KW)) {  // few output pixels: w read in place, not packed (conv2d_small.h)
@@ -118,7 +120,13 @@ void conv2d_bwd_data_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, 
   if (KH == 3 && KW == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && G == 1 &&
       conv_winograd(O, C, ((H + 1) / 2) * ((W + 1) / 2))) {
     // A correlation of dy with the flipped, transposed kernel: input offsets 2 - pt, 2 - pl.
-    conv3x3_winograd(N, O, Ho, Wo, C, H, W, 2 - pt, 2 - pl, dy, w, true, epi);
+    conv3x3_winograd<wino::F23>(N, O, Ho, Wo, C, H, W, 2 - pt, 2 - pl, dy, w, true, epi);
+    return;
+  }
+  if (KH == 3 && KW == 3 && sh == 2 && sw == 2 && dh == 1 && dw == 1 && G == 1 && pt % 2 == 1 && pl % 2 == 1 &&
+      conv_winograd(O, C, ((H + 3) / 4) * ((W + 3) / 4), true)) {
+    // The stride-2 transposed conv of dy, 4x4 dx tiles each from a 3x3 window of dy starting (pt - 1)/2 in.
+    conv3x3_winograd<wino::S2T>(N, O, Ho, Wo, C, H, W, -(pt - 1) / 2, -(pl - 1) / 2, dy, w, true, epi);
     return;
   }
   if (conv_small_bwd(Ho * Wo, Og * Cg * KH * KW)) {  // few dy pixels: w read in place (conv2d_small.h)

@@ -182,6 +182,34 @@ describe.each([['1'], ['700']])('conv2d Winograd in chunks of tile rows (CPU, KI
     checkCase(bin, p, mode, seedOf(91, p, mode), 1, { KILN_CONV_WINOGRAD: '1', KILN_CONV_SCRATCH_FLOATS: limit });
   });
 });
+/** Stride-2 Winograd (S2 forward, S2T input gradient with odd padding; kernels/cpu/conv2d_winograd.h), forced on:
+ * odd output sizes, a 1-pixel image, padding 0 / 1 / 2 / 3 and asymmetric (the input gradient runs S2T only when pt
+ * and pl are odd, the phase GEMMs otherwise: both are checked), tiles across images, K past KC, M past MC; on every
+ * path and epilogue and in chunks of one and a few tile rows. Same float64 bound as every conv case. */
+const winoS2Shapes: [string, Conv][] = [
+  ['stride 2 pad 1, 9x10, 2 images', [2, 3, 9, 10, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  ['stride 2, C 1, O 7, 1x1 image, pad 1', [1, 1, 1, 1, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  ['stride 2, C 7, O 17, 3x65, pad 1', [2, 7, 3, 65, 17, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  ['stride 2, C 5, O 6, 11x8, pad (1, 0, 3, 2)', [1, 5, 11, 8, 6, 3, 3, 2, 2, 1, 0, 3, 2, 1, 1, 1]],
+  ['stride 2, C 4, O 5, 10x11, no padding', [1, 4, 10, 11, 5, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1]],
+  ['stride 2, C 3, O 4, 6x7, padding (3, 3, 1, 2)', [1, 3, 6, 7, 4, 3, 3, 2, 2, 3, 3, 1, 2, 1, 1, 1]],
+  ['stride 2, C 3, O 4, 9x9, padding 2', [1, 3, 9, 9, 4, 3, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1]],
+  ['stride 2, C 16, O 24, 3 images 7x8 (tiles across images)', [3, 16, 7, 8, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  ['stride 2, C 65, O 17, 33x63 (K 65)', [1, 65, 33, 63, 17, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  ['stride 2, C 33, O 200, 17x33 (M > MC)', [1, 33, 17, 33, 200, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  ['stride 2, C 1100, O 9, 5x6 (K > every KC)', [1, 1100, 5, 6, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+];
+const winoS2Cases = winoS2Shapes.flatMap(([s, p]) => modes.slice(0, 2).map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
+eachPathAndEpilogue('conv2d stride-2 Winograd', winoS2Cases, 93, { KILN_CONV_WINOGRAD: '1' });
+describe.each([['1'], ['900']])('conv2d stride-2 Winograd in chunks of tile rows (CPU, KILN_CONV_SCRATCH_FLOATS=%s)', (limit) => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  it.each(winoS2Cases)('%s', (_name, p, mode) => {
+    checkCase(bin, p, mode, seedOf(93, p, mode), 1, { KILN_CONV_WINOGRAD: '1', KILN_CONV_SCRATCH_FLOATS: limit });
+  });
+});
 // The switch is real: forced on and off, the same inputs give different bits (different sums); by default
 // (conv_winograd in conv2d_winograd.h) AVX-512 paths take Winograd from 64 channels each way and 128 tiles an image, the others
 // from 32 channels and 64 tiles.
@@ -199,6 +227,10 @@ describe('conv2d Winograd selection (CPU)', () => {
     // Tiles count per image, not over the batch (a batch-1 and a batch-2 run must pick the same algorithm):
     ['64 -> 64 channels, 2 images 16x16 (64 tiles an image)', [2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
     ['16 -> 16 channels, 32x32', [1, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
+    // Stride 2 (S2 / S2T) from 256 tiles an image on every path, with the same channel minimums:
+    ['stride 2, 64 -> 64 channels, 64x64 (256 tiles)', [1, 64, 64, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
+    ['stride 2, 32 -> 32 channels, 64x64 (256 tiles)', [1, 32, 64, 64, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
+    ['stride 2, 128 -> 128 channels, 2 images 32x32 (64 tiles an image)', [2, 128, 32, 32, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
   ])('%s', (_name, p, wino) => {
     for (const isa of cpuGemmPaths().paths)
       for (const mode of [0, 1]) {
