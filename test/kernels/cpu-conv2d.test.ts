@@ -211,8 +211,8 @@ describe.each([['1'], ['900']])('conv2d stride-2 Winograd in chunks of tile rows
   });
 });
 // The switch is real: forced on and off, the same inputs give different bits (different sums); by default
-// (conv_winograd in conv2d_winograd.h) AVX-512 paths take Winograd from 64 channels each way and 128 tiles an image, the others
-// from 32 channels and 64 tiles.
+// (conv_winograd in conv2d_winograd.h) AVX-512 paths take Winograd from 64 channels each way and 128 tiles an image (64
+// tiles from 128 channels), the others from 32 channels and 64 tiles; stride 2 from 256 tiles on every path.
 describe('conv2d Winograd selection (CPU)', () => {
   let bin = '';
   beforeAll(() => {
@@ -227,6 +227,9 @@ describe('conv2d Winograd selection (CPU)', () => {
     // Tiles count per image, not over the batch (a batch-1 and a batch-2 run must pick the same algorithm):
     ['64 -> 64 channels, 2 images 16x16 (64 tiles an image)', [2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
     ['16 -> 16 channels, 32x32', [1, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
+    // From 128 channels each way, AVX-512 paths too from 64 tiles:
+    ['128 -> 128 channels, 16x16 (64 tiles)', [1, 128, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
+    ['128 -> 64 channels, 16x16 (64 tiles)', [1, 128, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
     // Stride 2 (S2 / S2T) from 256 tiles an image on every path, with the same channel minimums:
     ['stride 2, 64 -> 64 channels, 64x64 (256 tiles)', [1, 64, 64, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
     ['stride 2, 32 -> 32 channels, 64x64 (256 tiles)', [1, 32, 64, 64, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
