@@ -36,7 +36,7 @@ namespace kiln {
 // steps, when 64 tiles an image took the shift GEMM and 2 x 64 over a batch took Winograd. Its fixed cost is the
 // weight transform (16*C*O floats written and read again, ~7 ns per channel pair on 2 cores, bench/README.md "Winograd"), its gain ~20 multiply-adds per tile and
 // channel pair, so it pays from a few dozen tiles up, later where the GEMM is faster: AVX-512 paths from 64 channels
-// each way and 128 tiles (64 tiles from 128 channels: at 16x16 outputs, 128-640 channels, 1.1-1.5x faster than the
+// each way and 128 tiles (64 tiles from 128 channels: at 16x16 outputs, 128-640 channels, 1.1-1.4x faster than the
 // shift GEMM, whose weight packing is a large part of such a call), the others (half the FMA width) from 64 tiles and
 // 32 channels. Stride 2 saves 11 of 36
 // multiply-adds a tile, not 20, over 25 GEMMs of a quarter the columns: from 256 tiles (a 32x32 output) on every
