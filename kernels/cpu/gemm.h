@@ -64,6 +64,12 @@ struct Avx512 {  // B panel 1024x48 (192 KiB) and A block 48x1024 (192 KiB) in a
                        float* d, int64_t ldd) {
     ukr_avx512_8x48_rows(kc, a, b, koff, c, ldc, d, ldd);
   }
+  // t = a.b for the first nr < NR columns of a packed panel (at least those; t rows NR apart).
+  static void ukr_tail(int64_t kc, const float* a, const float* b, int nr, float* t) {
+    if (nr <= 16) ukr_avx512_8xn<1>(kc, a, b, NR, t, NR);
+    else if (nr <= 32) ukr_avx512_8xn<2>(kc, a, b, NR, t, NR);
+    else ukr_avx512_8x48(kc, a, b, nullptr, 0, t, NR);
+  }
 };
 struct Avx512Bf16 {  // bf16 operands: B panel 512x48 bf16 (48 KiB) in L1; A block 192x512 bf16 (192 KiB) in L2
   using Elem = uint16_t;
@@ -87,6 +93,11 @@ struct Avx2 {  // B panel 1024x24 (96 KiB) and A block 24x1024 (96 KiB) in L2, d
   static void ukr_rows(int64_t kc, const float* a, const float* b, const int64_t* koff, const float* c, int64_t ldc,
                        float* d, int64_t ldd) {
     ukr_avx2_4x24_rows(kc, a, b, koff, c, ldc, d, ldd);
+  }
+  static void ukr_tail(int64_t kc, const float* a, const float* b, int nr, float* t) {
+    if (nr <= 8) ukr_avx2_4xn<1>(kc, a, b, NR, t, NR);
+    else if (nr <= 16) ukr_avx2_4xn<2>(kc, a, b, NR, t, NR);
+    else ukr_avx2_4x24(kc, a, b, nullptr, 0, t, NR);
   }
 };
 struct Generic {
@@ -261,6 +272,10 @@ template <class U, class = void>
 struct has_ukr_rows : std::false_type {};
 template <class U>
 struct has_ukr_rows<U, std::void_t<decltype(&U::ukr_rows)>> : std::true_type {};
+template <class U, class = void>
+struct has_ukr_tail : std::false_type {};
+template <class U>
+struct has_ukr_tail<U, std::void_t<decltype(&U::ukr_tail)>> : std::true_type {};
 
 // acc(MR x NR) = Ap(kc x MR) . Bp(kc x NR) by the path's micro-kernel; then, per mode: Only -> epi;
 // First -> C = acc; Middle -> C += acc; Last -> epi(C + acc). mr/nr clip the tile at the matrix edge. Bk != nullptr
@@ -295,7 +310,11 @@ static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ A
       for (int r = 0; r < MR; ++r) epi_run(epi, b, i0 + r, j0, NR, t + r * NR);
       return;
     }
-    kernel(nullptr, 0, t, NR);
+    if constexpr (has_ukr_tail<U>::value)
+      if (nr < NR && !Bk) U::ukr_tail(kc, Ap, Bp, nr, t);  // a narrow tail of a packed panel
+      else kernel(nullptr, 0, t, NR);
+    else
+      kernel(nullptr, 0, t, NR);
   } else {
     U::ukr(kc, Ap, Bp, t);
   }

@@ -11,6 +11,10 @@
 #include <cstdint>
 #include <cstdlib>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace kiln {
 
 #if defined(__x86_64__)
@@ -217,6 +221,61 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16"))) inline 
 #undef KZ_ZERO4
 #undef KZ_ZERO8
 
+// Narrow tails: the last column block of a GEMM whose N is not a multiple of NR (a 16-column tail of N = 1024 on
+// the 8x48 kernel, 256 Winograd tiles, ...) ran the full-width kernel on a zero-padded panel: 3x the work for 16
+// columns. These compute only the first NV vectors of each row of the packed panel (rows ldb floats apart):
+// t[r * ldt + c] = sum_k Ap[k * MR + r] * Bp[k * ldb + c], c < NV * lanes. 8 x 16 / 8 x 32 on AVX-512 (8 / 16
+// accumulators: two FMA pipes of latency 4 stay busy from 8), 4 x 8 / 4 x 16 on AVX2. Intrinsics: at 8-16
+// accumulators GCC keeps them in registers (checked with objdump: no spills in the k loop).
+template <int NV>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline void ukr_avx512_8xn(
+    int64_t kc, const float* Ap, const float* Bp, int64_t ldb, float* t, int64_t ldt) {
+  __m512 acc[8][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 b[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_load_ps(Bp + k * ldb + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) {
+      const __m512 a = _mm512_set1_ps(Ap[k * 8 + r]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) _mm512_store_ps(t + r * ldt + 16 * v, acc[r][v]);
+}
+template <int NV>
+__attribute__((target("avx2,fma"))) inline void ukr_avx2_4xn(int64_t kc, const float* Ap, const float* Bp,
+                                                             int64_t ldb, float* t, int64_t ldt) {
+  __m256 acc[4][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    __m256 b[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) b[v] = _mm256_load_ps(Bp + k * ldb + 8 * v);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      const __m256 a = _mm256_broadcast_ss(Ap + k * 4 + r);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) _mm256_store_ps(t + r * ldt + 8 * v, acc[r][v]);
+}
+
 #else
 // Not x86: cpu_isa() never picks these paths (detection reports generic); they exist so the dispatch compiles.
 inline void ukr_avx2_4x24(int64_t, const float*, const float*, const float*, int64_t, float*, int64_t) { std::abort(); }
@@ -232,6 +291,10 @@ inline void ukr_avx512_8x48_rows(int64_t, const float*, const float*, const int6
 inline void ukr_avx512bf16_8x48(int64_t, const uint16_t*, const uint16_t*, const float*, int64_t, float*, int64_t) {
   std::abort();
 }
+template <int NV>
+inline void ukr_avx512_8xn(int64_t, const float*, const float*, int64_t, float*, int64_t) { std::abort(); }
+template <int NV>
+inline void ukr_avx2_4xn(int64_t, const float*, const float*, int64_t, float*, int64_t) { std::abort(); }
 #endif  // x86-64
 
 // Portable C++, 4x16: for CPUs with neither path (and KILN_CPU_ISA=generic). On x86 it is compiled for the
