@@ -171,17 +171,22 @@ const winoShapes: [string, Conv][] = [
   ['C 130, O 65, 5x9 (K 130)', [1, 130, 5, 9, 65, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ['C 1100, O 9, 3x3 (K > every KC)', [1, 1100, 3, 3, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
 ];
-const winoCases = winoShapes.flatMap(([s, p]) => modes.slice(0, 2).map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
-eachPathAndEpilogue('conv2d Winograd', winoCases, 91, { KILN_CONV_WINOGRAD: '1' });
-describe.each([['1'], ['700']])('conv2d Winograd in chunks of tile rows (CPU, KILN_CONV_SCRATCH_FLOATS=%s)', (limit) => {
-  let bin = '';
-  beforeAll(() => {
-    bin = buildDriver('conv2d');
+/** Forward and input gradient of each shape with Winograd forced on: on every path and epilogue, then in chunks of
+ * one tile row (scratch limit 1 float) and of a few (`few` floats) on the best path. */
+function winogradCases(title: string, shapes: [string, Conv][], base: number, few: string): void {
+  const list = shapes.flatMap(([s, p]) => modes.slice(0, 2).map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
+  eachPathAndEpilogue(title, list, base, { KILN_CONV_WINOGRAD: '1' });
+  describe.each([['1'], [few]])(`${title} in chunks of tile rows (CPU, KILN_CONV_SCRATCH_FLOATS=%s)`, (limit) => {
+    let bin = '';
+    beforeAll(() => {
+      bin = buildDriver('conv2d');
+    });
+    it.each(list)('%s', (_name, p, mode) => {
+      checkCase(bin, p, mode, seedOf(base, p, mode), 1, { KILN_CONV_WINOGRAD: '1', KILN_CONV_SCRATCH_FLOATS: limit });
+    });
   });
-  it.each(winoCases)('%s', (_name, p, mode) => {
-    checkCase(bin, p, mode, seedOf(91, p, mode), 1, { KILN_CONV_WINOGRAD: '1', KILN_CONV_SCRATCH_FLOATS: limit });
-  });
-});
+}
+winogradCases('conv2d Winograd', winoShapes, 91, '700');
 /** Stride-2 Winograd (S2 forward, S2T input gradient with odd padding; kernels/cpu/conv2d_winograd.h), forced on:
  * odd output sizes, a 1-pixel image, padding 0 / 1 / 2 / 3 and asymmetric (the input gradient runs S2T only when pt
  * and pl are odd, the phase GEMMs otherwise: both are checked), tiles across images, K past KC, M past MC; on every
@@ -199,17 +204,7 @@ const winoS2Shapes: [string, Conv][] = [
   ['stride 2, C 33, O 200, 17x33 (M > MC)', [1, 33, 17, 33, 200, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
   ['stride 2, C 1100, O 9, 5x6 (K > every KC)', [1, 1100, 5, 6, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
 ];
-const winoS2Cases = winoS2Shapes.flatMap(([s, p]) => modes.slice(0, 2).map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
-eachPathAndEpilogue('conv2d stride-2 Winograd', winoS2Cases, 93, { KILN_CONV_WINOGRAD: '1' });
-describe.each([['1'], ['900']])('conv2d stride-2 Winograd in chunks of tile rows (CPU, KILN_CONV_SCRATCH_FLOATS=%s)', (limit) => {
-  let bin = '';
-  beforeAll(() => {
-    bin = buildDriver('conv2d');
-  });
-  it.each(winoS2Cases)('%s', (_name, p, mode) => {
-    checkCase(bin, p, mode, seedOf(93, p, mode), 1, { KILN_CONV_WINOGRAD: '1', KILN_CONV_SCRATCH_FLOATS: limit });
-  });
-});
+winogradCases('conv2d stride-2 Winograd', winoS2Shapes, 93, '900');
 // The switch is real: forced on and off, the same inputs give different bits (different sums); by default
 // (conv_winograd in conv2d_winograd.h) AVX-512 paths take Winograd from 64 channels each way and 128 tiles an image (64
 // tiles from 128 channels), the others from 32 channels and 64 tiles; stride 2 from 256 tiles on every path.
