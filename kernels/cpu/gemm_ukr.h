@@ -227,54 +227,31 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16"))) inline 
 // t[r * ldt + c] = sum_k Ap[k * MR + r] * Bp[k * ldb + c], c < NV * lanes. 8 x 16 / 8 x 32 on AVX-512 (8 / 16
 // accumulators: two FMA pipes of latency 4 stay busy from 8), 4 x 8 / 4 x 16 on AVX2. Intrinsics: at 8-16
 // accumulators GCC keeps them in registers (checked with objdump: no spills in the k loop).
-template <int NV>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline void ukr_avx512_8xn(
-    int64_t kc, const float* Ap, const float* Bp, int64_t ldb, float* t, int64_t ldt) {
-  __m512 acc[8][NV];
-#pragma GCC unroll 8
-  for (int r = 0; r < 8; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    __m512 b[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_load_ps(Bp + k * ldb + 16 * v);
-#pragma GCC unroll 8
-    for (int r = 0; r < 8; ++r) {
-      const __m512 a = _mm512_set1_ps(Ap[k * 8 + r]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
-    }
+// One body for both ISAs (the target attribute cannot be a template parameter): NAME<NV>, MR rows, vectors of type
+// V with LANES floats and their set-zero / load / broadcast / multiply-add / store intrinsics.
+#define K_NARROW(NAME, TARGET, MR, V, LANES, ZERO, LOAD, SET1, FMA, STORE)                                    \
+  template <int NV>                                                                                           \
+  __attribute__((target(TARGET))) inline void NAME(int64_t kc, const float* Ap, const float* Bp, int64_t ldb,  \
+                                                   float* t, int64_t ldt) {                                   \
+    V acc[MR][NV];                                                                                            \
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)                                                     \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; ++v) acc[r][v] = ZERO();                               \
+    for (int64_t k = 0; k < kc; ++k) {                                                                        \
+      V b[NV];                                                                                                \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; ++v) b[v] = LOAD(Bp + k * ldb + LANES * v);            \
+      _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {                                                 \
+        const V a = SET1(Ap[k * MR + r]);                                                                     \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; ++v) acc[r][v] = FMA(a, b[v], acc[r][v]);            \
+      }                                                                                                       \
+    }                                                                                                         \
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)                                                     \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; ++v) STORE(t + r * ldt + LANES * v, acc[r][v]);        \
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < 8; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) _mm512_store_ps(t + r * ldt + 16 * v, acc[r][v]);
-}
-template <int NV>
-__attribute__((target("avx2,fma"))) inline void ukr_avx2_4xn(int64_t kc, const float* Ap, const float* Bp,
-                                                             int64_t ldb, float* t, int64_t ldt) {
-  __m256 acc[4][NV];
-#pragma GCC unroll 4
-  for (int r = 0; r < 4; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    __m256 b[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) b[v] = _mm256_load_ps(Bp + k * ldb + 8 * v);
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
-      const __m256 a = _mm256_broadcast_ss(Ap + k * 4 + r);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < 4; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) _mm256_store_ps(t + r * ldt + 8 * v, acc[r][v]);
-}
+K_NARROW(ukr_avx512_8xn, "avx512f,avx512bw,avx512vl,avx512dq", 8, __m512, 16, _mm512_setzero_ps, _mm512_load_ps,
+         _mm512_set1_ps, _mm512_fmadd_ps, _mm512_store_ps)
+K_NARROW(ukr_avx2_4xn, "avx2,fma", 4, __m256, 8, _mm256_setzero_ps, _mm256_load_ps, _mm256_set1_ps, _mm256_fmadd_ps,
+         _mm256_store_ps)
+#undef K_NARROW
 
 #else
 // Not x86: cpu_isa() never picks these paths (detection reports generic); they exist so the dispatch compiles.
