@@ -2,14 +2,16 @@
 // weight gradient on register-tiled dot products along its long K, or (1x1 or strided, O/G >= 128) a packed GEMM
 // whose packers transpose both operands (conv2d_wgrad.h).
 //
-// Nothing of size C*KH*KW x Ho*Wo is materialised, except by the few-pixel paths (conv2d_small.h: Ho*Wo <= 196).
+// Nothing of size C*KH*KW x Ho*Wo is materialised, except by the few-pixel paths (conv2d_small.h: Ho*Wo <= 256).
 // Which packer, per shape: 1x1 stride 1 unpadded -> plain strided GEMM; otherwise the "shift" formulation of
 // conv2d_shift.h (input copied once into a padded, stride-phase-split layout where each im2col row is a
 // contiguous run, so a B panel packs with memcpy; bwd_data runs one such GEMM per output stride phase).
 // Depthwise (C/G = O/G = 1) forward is a direct loop. 3x3 stride-1 ungrouped forward and input-gradient convs with
 // enough channels and tiles (conv_winograd) run Winograd F(2x2, 3x3) (conv2d_winograd.h) instead, and 3x3 stride-2
 // ones its stride-2 form (25 products for 36 multiply-adds a tile; the input gradient with odd padding); convs with few output
-// pixels (conv_small_fwd / conv_small_bwd) read w in place instead of packing it (conv2d_small.h). The GEMMs:
+// pixels (conv_arows_fwd, conv_small_fwd / conv_small_bwd) read w in place instead of packing it (conv2d_small.h):
+// the forward up to 256 pixels with many weights as an outer product over w's rows, fewer weights or pixels as dot
+// tiles. The GEMMs:
 //   forward      per (n, g):  y[o, p]      = sum_{c,kh,kw} w[o, c,kh,kw] * x[c, ih(p,kh), iw(p,kw)]
 //                M = O/G, N = Ho*Wo, K = C/G*KH*KW, batch = N*G.   1x1 / stride 1 / no pad -> plain strided GEMM.
 //   bwd_data     per (n, g):  dx[c, q]     = sum_{o,kh,kw} w[o, c,kh,kw] * dy[o, oh, ow]  (oh*sh = ih+pt-kh*dh)
@@ -76,9 +78,13 @@ void conv2d_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K
     return;
   }
   if (KH == 3 && KW == 3 && sh == sw && sh <= 2 && dh == 1 && dw == 1 && G == 1 &&
-      conv_winograd(C, O, ((Ho + 1) / 2) * ((Wo + 1) / 2), sh == 2)) {
+      conv_winograd(C, O, ((Ho + 1) / 2) * ((Wo + 1) / 2), sh == 2, conv_arows_fwd(s))) {
     if (sh == 1) conv3x3_winograd<wino::F23>(N, C, H, W, O, Ho, Wo, pt, pl, x, w, false, epi);
     else conv3x3_winograd<wino::S2>(N, C, H, W, O, Ho, Wo, pt, pl, x, w, false, epi);
+    return;
+  }
+  if (conv_arows_fwd(s)) {  // few output pixels, many weights: w read in place by an outer-product kernel (conv2d_small.h)
+    conv2d_fwd_arows(s, x, w, epi);
     return;
   }
   if (conv_small_fwd(Ho * Wo, Og * Cg * KH * KW)) {  // few output pixels: w read in place, not packed (conv2d_small.h)

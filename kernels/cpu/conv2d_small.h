@@ -5,6 +5,11 @@
 // against O*C*KH*KW*P multiply-adds, so with P = Ho*Wo output pixels in the single digits the copy is most of
 // the call (256 ch 3x3 at 4x4: ~0.3 ms of a 0.33 ms forward; at 1x1, 0.4-0.65 ms for 1.2 MFLOP). Here w is read
 // in place, once:
+//   forward   with many weights (conv_arows_fwd, up to 256 pixels): y[o, j] = sum_k w[o, k] * xk[k, j], an outer-product
+//   (arows)   GEMM whose micro-kernel (gemm_ukr.h ukr_*_arows) broadcasts from MR rows of w in place and multiplies NV
+//             vectors of a row of the k-major patch matrix xk (the pixels of several images side by side): no weight
+//             packing, and the FMA rate of the packed GEMM (measured 240-330 GFLOP/s on 2 AVX-512 cores, 8x8 to
+//             16x16 outputs at 128-1280 channels, against 100-200 for the packed and dot paths);
 //   forward   y[o, p]   = sum_k w[o, k] * xcol[p, k],   k = (c, kh, kw): dot products along k, both operands
 //             contiguous (w's rows as they are, xcol the P x K patch matrix, small), on the weight gradient's
 //             register tiles (conv2d_wgrad.h wgrad::tile_*, MR rows of w x NR pixels, lanes added once per tile);
@@ -33,6 +38,19 @@ inline int conv_small_forced() {
 inline bool conv_small_fwd(int64_t pixels, int64_t wfloats) {
   const int f = conv_small_forced();
   return f >= 0 ? f == 1 : pixels <= 16 && wfloats >= 32768;
+}
+// The forward on w read in place (fwd_arows below), before the dot tiles and the packed paths; Winograd yields to it
+// unless forced (conv2d.h):
+// KILN_CONV_AROWS=0|1 forces it off / on, else from 64 Ki weight floats a group (a 3x3 conv of 86 channels each way)
+// and 17 (below, the dot tiles) to 256 (AVX-512) / 196 (AVX2) output pixels an image; measured crossovers in
+// kernels/README.md "Few output pixels". Per image, not over the batch (as conv_winograd). Never by default on the
+// portable path.
+inline bool conv_arows_fwd(const Conv2dShape& s) {
+  static const int f = env_switch("KILN_CONV_AROWS");
+  if (f >= 0) return f == 1;
+  const Isa isa = cpu_isa();
+  const int64_t P = s.Ho() * s.Wo(), pmax = isa == Isa::Avx512 || isa == Isa::Avx512Bf16 ? 256 : isa == Isa::Avx2 ? 196 : 0;
+  return P > 16 && P <= pmax && s.Og() * s.Cg() * s.KH * s.KW >= 65536;
 }
 inline bool conv_small_bwd(int64_t pixels, int64_t wfloats) {
   const int f = conv_small_forced();
@@ -106,6 +124,138 @@ void fwd_path(const Conv2dShape& s, const float* x, const float* w, Epi& epi) {
     }
 }
 
+// The patch matrix k-major for images n0 .. n0+nb-1 of group g: xk[k * ld + j * P + p] (k = (c, kh, kw), p = oh*Wo + ow
+// of image n0 + j), 0 outside x and in the pad columns nb*P .. ld-1. Channels c0 .. c1-1 (threads split them).
+inline void im2col_kmajor(const Conv2dShape& s, const float* x, int64_t n0, int64_t nb, int64_t g, int64_t c0,
+                          int64_t c1, int64_t ld, float* xk) {
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), P = Ho * Wo, Cg = s.Cg();
+  for (int64_t c = c0; c < c1; ++c)
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        float* d = xk + ((c * s.KH + kh) * s.KW + kw) * ld;
+        const int64_t off = kw * s.dw - s.pl;  // iw = ow*sw + off; valid ow in [lo, hi)
+        int64_t lo, hi;
+        valid_span(off, s.sw, s.W, Wo, lo, hi);
+        for (int64_t j = 0; j < nb; ++j) {
+          const float* xc = x + (((n0 + j) * s.C + g * Cg + c) * s.H) * s.W;
+          for (int64_t oh = 0; oh < Ho; ++oh) {
+            float* dr = d + j * P + oh * Wo;
+            const int64_t ih = oh * s.sh - s.pt + kh * s.dh;
+            if (ih < 0 || ih >= s.H) {
+              std::fill(dr, dr + Wo, 0.0f);
+              continue;
+            }
+            const float* xr = xc + ih * s.W + off;
+            std::fill(dr, dr + lo, 0.0f);
+            if (s.sw == 1) std::memcpy(dr + lo, xr + lo, size_t(hi - lo) * sizeof(float));
+            else for (int64_t ow = lo; ow < hi; ++ow) dr[ow] = xr[ow * s.sw];
+            std::fill(dr + hi, dr + Wo, 0.0f);
+          }
+        }
+        std::fill(d + nb * P, d + ld, 0.0f);
+      }
+}
+
+// The forward as an outer-product GEMM y[o, j] = sum_k w[o, k] * xk[k, j] whose A (w) is read in place: the micro-kernel
+// (gemm_ukr.h ukr_*_arows) broadcasts from MR rows of w and loads NV vectors of a row of the patch matrix, which holds
+// the pixels of as many images as fit Pmax columns side by side. Per path P: LANES, ACC (accumulators), kernel<MR, NV>.
+// K runs in blocks whose patch rows take half the L2; the threads split the row blocks of w (and the patch matrix's
+// channels while it is built). NVMAX * MR accumulators + NVMAX B vectors + a broadcast fit the register file: 32 zmm,
+// and 16 ymm on an AVX2-only CPU.
+struct ArowsAvx512 {
+  static constexpr int LANES = 16, ACC = 24, NVMAX = 4;
+  template <int MR, int NV>
+  static void ukr(int64_t kc, const float* const* a, const float* b, int64_t ldb, float* y, int64_t ldy, bool acc) {
+    ukr_avx512_arows<MR, NV>(kc, a, b, ldb, y, ldy, acc);
+  }
+};
+struct ArowsAvx2 {
+  static constexpr int LANES = 8, ACC = 12, NVMAX = 3;
+  template <int MR, int NV>
+  static void ukr(int64_t kc, const float* const* a, const float* b, int64_t ldb, float* y, int64_t ldy, bool acc) {
+    ukr_avx2_arows<MR, NV>(kc, a, b, ldb, y, ldy, acc);
+  }
+};
+struct ArowsGeneric {
+  static constexpr int LANES = 4, ACC = 24, NVMAX = 4;
+  template <int MR, int NV>
+  static void ukr(int64_t kc, const float* const* a, const float* b, int64_t ldb, float* y, int64_t ldy, bool acc) {
+    ukr_generic_arows<MR, NV>(kc, a, b, ldb, y, ldy, acc);
+  }
+};
+// Rows of w per tile for tiles NV vectors wide: as many as the accumulators allow, at most 12.
+template <class P>
+constexpr int arows_mr(int nv) { return std::min(12, P::ACC / nv); }
+
+template <class P, int MR>
+void arows_tile(int nv, int64_t kc, const float* const* a, const float* b, int64_t ldb, float* y, int64_t ldy, bool acc) {
+  switch (nv) {  // NV <= 4 and MR * NV within the accumulators (the caller's tiles never ask for more)
+    case 1: return P::template ukr<MR, 1>(kc, a, b, ldb, y, ldy, acc);
+    case 2: if constexpr (MR * 2 <= P::ACC) return P::template ukr<MR, 2>(kc, a, b, ldb, y, ldy, acc); break;
+    case 3: if constexpr (MR * 3 <= P::ACC) return P::template ukr<MR, 3>(kc, a, b, ldb, y, ldy, acc); break;
+    case 4: if constexpr (MR * 4 <= P::ACC) return P::template ukr<MR, 4>(kc, a, b, ldb, y, ldy, acc); break;
+  }
+  std::abort();
+}
+
+template <class P, int MR, class Epi>
+void fwd_arows_mr(const Conv2dShape& s, const float* x, const float* w, int nvt, int64_t nbimg, Epi& epi) {
+  constexpr int L = P::LANES;
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Pn = Ho * Wo, G = s.G, Og = s.Og();
+  const int64_t K = s.Cg() * s.KH * s.KW, ld = (nbimg * Pn + L - 1) / L * L, nvec = ld / L;
+  // K blocks from the columns of one call at most (256, or one image's), not from this call's batch: each output's sum
+  // then runs in the same order whatever the batch size (a data-parallel run must reproduce the single process).
+  const int64_t kcb = std::max<int64_t>(64, cpu_caches().l2 / 2 / (std::max<int64_t>(256, Pn) * int64_t(sizeof(float))));
+  const int64_t mblk = (Og + MR - 1) / MR;
+  AlignedBuf xk(size_t(K * ld)), yb(size_t(mblk * MR * ld));
+  for (int64_t n0 = 0; n0 < s.N; n0 += nbimg)
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t nb = std::min(nbimg, s.N - n0);
+      const float* wg = w + g * Og * K;
+#pragma omp parallel if (par_macs(double(Og) * double(ld) * double(K)))
+      {
+        const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+        const int64_t cg = s.Cg();
+        im2col_kmajor(s, x, n0, nb, g, cg * tid / nt, cg * (tid + 1) / nt, ld, xk.p);
+#pragma omp barrier
+        const int64_t b0 = mblk * tid / nt, b1 = mblk * (tid + 1) / nt;
+        for (int64_t k0 = 0; k0 < K; k0 += kcb) {
+          const int64_t kc = std::min(kcb, K - k0);
+          for (int64_t ib = b0; ib < b1; ++ib) {
+            const int64_t o0 = ib * MR, mr = std::min<int64_t>(MR, Og - o0);
+            const float* a[MR];
+            for (int r = 0; r < MR; ++r) a[r] = wg + (o0 + std::min<int64_t>(r, mr - 1)) * K + k0;
+            for (int64_t v0 = 0; v0 < nvec; v0 += nvt) {
+              const int nv = int(std::min<int64_t>(nvt, nvec - v0));
+              arows_tile<P, MR>(nv, kc, a, xk.p + k0 * ld + v0 * L, ld, yb.p + o0 * ld + v0 * L, ld, k0 > 0);
+            }
+          }
+        }
+        for (int64_t ib = b0; ib < b1; ++ib)
+          for (int64_t o = ib * MR; o < std::min(Og, (ib + 1) * MR); ++o)
+            for (int64_t j = 0; j < nb; ++j)
+              for (int64_t oh = 0; oh < Ho; ++oh)
+                conv_emit(epi, n0 + j, g * Og + o, oh, 0, 1, Wo, yb.p + o * ld + j * Pn + oh * Wo);
+      }
+    }
+}
+
+// Images side by side up to 256 columns; tiles of the widest NV <= NVMAX vectors, MR rows as the accumulators allow.
+template <class P, class Epi>
+void fwd_arows(const Conv2dShape& s, const float* x, const float* w, Epi& epi) {
+  constexpr int L = P::LANES;
+  const int64_t Pn = s.Ho() * s.Wo();
+  const int64_t nbimg = std::max<int64_t>(1, std::min<int64_t>(s.N, 256 / Pn));
+  const int nvt = int(std::min<int64_t>(P::NVMAX, (nbimg * Pn + L - 1) / L));
+  switch (arows_mr<P>(nvt)) {
+    case 12: return fwd_arows_mr<P, 12>(s, x, w, nvt, nbimg, epi);
+    case 8: return fwd_arows_mr<P, 8>(s, x, w, nvt, nbimg, epi);
+    case 6: return fwd_arows_mr<P, 6>(s, x, w, nvt, nbimg, epi);
+    case 4: return fwd_arows_mr<P, 4>(s, x, w, nvt, nbimg, epi);
+    default: return fwd_arows_mr<P, 3>(s, x, w, nvt, nbimg, epi);
+  }
+}
+
 template <class Epi>
 void bwd_data(const Conv2dShape& s, const float* dy, const float* w, Epi& epi) {
   const int64_t Ho = s.Ho(), Wo = s.Wo(), Pn = Ho * Wo, G = s.G, Og = s.Og(), Cg = s.Cg(), KH = s.KH, KW = s.KW;
@@ -155,6 +305,17 @@ void conv2d_fwd_small(const Conv2dShape& s, const float* x, const float* w, Epi&
     case Isa::Avx512: return conv_small::fwd_path<wgrad::Avx512>(s, x, w, epi);
     case Isa::Avx2: return conv_small::fwd_path<wgrad::Avx2>(s, x, w, epi);
     default: return conv_small::fwd_path<wgrad::Generic>(s, x, w, epi);
+  }
+}
+
+// Forward on w read in place (conv_small::fwd_arows) with the micro-kernels of the path cpu_isa() runs.
+template <class Epi>
+void conv2d_fwd_arows(const Conv2dShape& s, const float* x, const float* w, Epi& epi) {
+  switch (cpu_isa()) {
+    case Isa::Avx512Bf16:
+    case Isa::Avx512: return conv_small::fwd_arows<conv_small::ArowsAvx512>(s, x, w, epi);
+    case Isa::Avx2: return conv_small::fwd_arows<conv_small::ArowsAvx2>(s, x, w, epi);
+    default: return conv_small::fwd_arows<conv_small::ArowsGeneric>(s, x, w, epi);
   }
 }
 

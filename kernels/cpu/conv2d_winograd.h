@@ -41,10 +41,13 @@ namespace kiln {
 // 32 channels. Stride 2 saves 11 of 36
 // multiply-adds a tile, not 20, over 25 GEMMs of a quarter the columns: from 256 tiles (a 32x32 output) on every
 // path (measured, bench/README.md "Stride-2 Winograd").
+// yield: a path measured faster takes this shape by default (the forward on w read in place, conv2d_small.h
+// conv_arows_fwd: 16x16 outputs at 128-640 channels 1.0-1.2x faster than F(2x2,3x3) on AVX-512).
 // KILN_CONV_WINOGRAD=0: never; =1: whenever the shape allows (the tests force both).
-inline bool conv_winograd(int64_t ch_in, int64_t ch_out, int64_t tiles, bool strided = false) {
+inline bool conv_winograd(int64_t ch_in, int64_t ch_out, int64_t tiles, bool strided = false, bool yield = false) {
   static const int mode = env_switch("KILN_CONV_WINOGRAD");
   if (mode >= 0) return mode == 1;
+  if (yield) return false;
   const bool wide = cpu_isa() == Isa::Avx512 || cpu_isa() == Isa::Avx512Bf16;
   const int64_t min_ch = wide ? 64 : 32, min_tiles = strided ? 256 : wide && std::min(ch_in, ch_out) < 128 ? 128 : 64;
   return ch_in >= min_ch && ch_out >= min_ch && tiles >= min_tiles;

@@ -253,6 +253,42 @@ K_NARROW(ukr_avx2_4xn, "avx2,fma", 4, __m256, 8, _mm256_setzero_ps, _mm256_load_
          _mm256_store_ps)
 #undef K_NARROW
 
+// Few-pixel conv forward (conv2d_small.h): y(MR x NV vectors) (+)= A . B with A's MR rows read in place (row r at
+// a[r], consecutive in k: the conv's weights, never packed) and B's rows ldb floats apart (the patch matrix, k-major).
+// Each k: NV vector loads of B, MR broadcasts of A (FMAs with a memory operand), MR*NV FMAs; y rows ldy apart,
+// added to (acc) or overwritten. Callers keep MR * NV at most 24 (AVX-512) / 12 (AVX2), so nothing spills.
+#define K_AROWS(NAME, TARGET, V, LANES, ZERO, LOAD, SET1, FMA, STORE, ADD)                                         \
+  template <int MR, int NV>                                                                                       \
+  __attribute__((target(TARGET))) inline void NAME(int64_t kc, const float* const* a, const float* b, int64_t ldb, \
+                                                   float* y, int64_t ldy, bool acc_in) {                          \
+    V acc[MR][NV];                                                                                                \
+    _Pragma("GCC unroll 12") for (int r = 0; r < MR; ++r)                                                        \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) acc[r][v] = ZERO();                                   \
+    const float* ar[MR];                                                                                          \
+    _Pragma("GCC unroll 12") for (int r = 0; r < MR; ++r) ar[r] = a[r];                                          \
+    for (int64_t k = 0; k < kc; ++k) {                                                                            \
+      V bv[NV];                                                                                                   \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) {                                                     \
+        bv[v] = LOAD(b + k * ldb + LANES * v);                                                                    \
+        __asm__("" : "+v"(bv[v])); /* in a register: not re-read by each row's FMA (GCC folds it otherwise) */   \
+      }                                                                                                           \
+      _Pragma("GCC unroll 12") for (int r = 0; r < MR; ++r) {                                                    \
+        const V av = SET1(ar[r][k]);                                                                              \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) acc[r][v] = FMA(av, bv[v], acc[r][v]);              \
+      }                                                                                                           \
+    }                                                                                                             \
+    _Pragma("GCC unroll 12") for (int r = 0; r < MR; ++r)                                                        \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) {                                                     \
+        float* d = y + r * ldy + LANES * v;                                                                       \
+        STORE(d, acc_in ? ADD(LOAD(d), acc[r][v]) : acc[r][v]);                                                   \
+      }                                                                                                           \
+  }
+K_AROWS(ukr_avx512_arows, "avx512f,avx512bw,avx512vl,avx512dq", __m512, 16, _mm512_setzero_ps, _mm512_load_ps,
+        _mm512_set1_ps, _mm512_fmadd_ps, _mm512_store_ps, _mm512_add_ps)
+K_AROWS(ukr_avx2_arows, "avx2,fma", __m256, 8, _mm256_setzero_ps, _mm256_load_ps, _mm256_set1_ps, _mm256_fmadd_ps,
+        _mm256_store_ps, _mm256_add_ps)
+#undef K_AROWS
+
 #else
 // Not x86: cpu_isa() never picks these paths (detection reports generic); they exist so the dispatch compiles.
 inline void ukr_avx2_4x24(int64_t, const float*, const float*, const float*, int64_t, float*, int64_t) { std::abort(); }
@@ -272,6 +308,10 @@ template <int NV>
 inline void ukr_avx512_8xn(int64_t, const float*, const float*, int64_t, float*, int64_t) { std::abort(); }
 template <int NV>
 inline void ukr_avx2_4xn(int64_t, const float*, const float*, int64_t, float*, int64_t) { std::abort(); }
+template <int MR, int NV>
+inline void ukr_avx512_arows(int64_t, const float* const*, const float*, int64_t, float*, int64_t, bool) { std::abort(); }
+template <int MR, int NV>
+inline void ukr_avx2_arows(int64_t, const float* const*, const float*, int64_t, float*, int64_t, bool) { std::abort(); }
 #endif  // x86-64
 
 // Portable C++, 4x16: for CPUs with neither path (and KILN_CPU_ISA=generic). On x86 it is compiled for the
@@ -289,6 +329,23 @@ inline void ukr_generic_4x16(int64_t kc, const float* __restrict__ Ap, const flo
     }
   for (int r = 0; r < 4; ++r)
     for (int c = 0; c < 16; ++c) t[r * 16 + c] = acc[r][c];
+}
+
+// The portable form of ukr_*_arows (conv2d_small.h ArowsGeneric): MR rows of A in place x NV groups of 4 columns.
+template <int MR, int NV>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target("arch=x86-64")))
+#endif
+inline void ukr_generic_arows(int64_t kc, const float* const* a, const float* b, int64_t ldb, float* y, int64_t ldy,
+                              bool acc_in) {
+  float acc[MR][NV * 4] = {};
+  for (int64_t k = 0; k < kc; ++k)
+    for (int r = 0; r < MR; ++r) {
+      const float av = a[r][k];
+      for (int c = 0; c < NV * 4; ++c) acc[r][c] += av * b[k * ldb + c];
+    }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NV * 4; ++c) y[r * ldy + c] = acc_in ? y[r * ldy + c] + acc[r][c] : acc[r][c];
 }
 
 }  // namespace kiln

@@ -207,7 +207,8 @@ const winoS2Shapes: [string, Conv][] = [
 winogradCases('conv2d stride-2 Winograd', winoS2Shapes, 93, '900');
 // The switch is real: forced on and off, the same inputs give different bits (different sums); by default
 // (conv_winograd in conv2d_winograd.h) AVX-512 paths take Winograd from 64 channels each way and 128 tiles an image (64
-// tiles from 128 channels), the others from 32 channels and 64 tiles; stride 2 from 256 tiles on every path.
+// tiles from 128 channels, except forwards that the in-place outer product takes: up to 256 pixels with 64 Ki weights),
+// the others from 32 channels and 64 tiles; stride 2 from 256 tiles on every path.
 describe('conv2d Winograd selection (CPU)', () => {
   let bin = '';
   beforeAll(() => {
@@ -215,15 +216,16 @@ describe('conv2d Winograd selection (CPU)', () => {
   });
   const bitsOf = (p: Conv, mode: number, env: Record<string, string>) => Array.from(runDriver(bin, [...p, mode, 3, 1], env).arrays.out).join(' ');
   const wide = (isa: string) => isa.startsWith('avx512');
-  it.each([
+  it.each<[string, Conv, (isa: string, mode: number) => boolean]>([
     ['64 -> 64 channels, 32x32 (256 tiles)', [1, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
     ['32 -> 64 channels, 16x16 (64 tiles)', [1, 32, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
     ['64 -> 64 channels, 2 images 10x10 (50 tiles)', [2, 64, 10, 10, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
     // Tiles count per image, not over the batch (a batch-1 and a batch-2 run must pick the same algorithm):
     ['64 -> 64 channels, 2 images 16x16 (64 tiles an image)', [2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
     ['16 -> 16 channels, 32x32', [1, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
-    // From 128 channels each way, AVX-512 paths too from 64 tiles:
-    ['128 -> 128 channels, 16x16 (64 tiles)', [1, 128, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
+    // From 128 channels each way, AVX-512 paths too from 64 tiles: the input gradient; their forward takes the outer
+    // product over w in place (conv2d_small.h conv_arows_fwd) first:
+    ['128 -> 128 channels, 16x16 (64 tiles)', [1, 128, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string, mode: number) => !wide(isa) || mode === 1],
     ['128 -> 64 channels, 16x16 (64 tiles)', [1, 128, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
     // Stride 2 (S2 / S2T) from 256 tiles an image on every path, with the same channel minimums:
     ['stride 2, 64 -> 64 channels, 64x64 (256 tiles)', [1, 64, 64, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
@@ -235,7 +237,7 @@ describe('conv2d Winograd selection (CPU)', () => {
         const on = bitsOf(p, mode, { KILN_CPU_ISA: isa, KILN_CONV_WINOGRAD: '1' }), off = bitsOf(p, mode, { KILN_CPU_ISA: isa, KILN_CONV_WINOGRAD: '0' });
         const dflt = bitsOf(p, mode, { KILN_CPU_ISA: isa });
         expect(`${isa} mode ${mode}: ${on === off ? 'same' : 'different'}`).toBe(`${isa} mode ${mode}: different`);
-        expect(`${isa} mode ${mode}: ${dflt === on ? 'Winograd' : dflt === off ? 'shift GEMM' : 'neither'}`).toBe(`${isa} mode ${mode}: ${wino(isa) ? 'Winograd' : 'shift GEMM'}`);
+        expect(`${isa} mode ${mode}: ${dflt === on ? 'Winograd' : dflt === off ? 'not Winograd' : 'neither'}`).toBe(`${isa} mode ${mode}: ${wino(isa, mode) ? 'Winograd' : 'not Winograd'}`);
       }
   });
 });
@@ -275,6 +277,55 @@ describe('conv2d small selection (CPU)', () => {
       const on = bitsOf(p, mode, { KILN_CONV_SMALL: '1' }), off = bitsOf(p, mode, { KILN_CONV_SMALL: '0' }), dflt = bitsOf(p, mode, {});
       expect(`mode ${mode}: ${on === off ? 'same' : 'different'}`).toBe(`mode ${mode}: different`);
       expect(`mode ${mode}: ${dflt === on ? 'small' : dflt === off ? 'packed' : 'neither'}`).toBe(`mode ${mode}: ${(mode === 0 ? fwd : bwd) ? 'small' : 'packed'}`);
+    }
+  });
+});
+
+/** The forward as an outer product over w read in place (conv2d_small.h fwd_arows, gemm_ukr.h ukr_*_arows), forced on
+ * (KILN_CONV_AROWS=1): every general shape above, and shapes for its own edges: row blocks of 12 / 8 / 6 / 4 / 3
+ * with ragged last blocks (O 37, 13, 1), 1 to 4 vectors a tile and a narrower last tile (pixel counts 1, 9, 25, 49, 81,
+ * 100, 289), images side by side (3 x 25 pixels in one call) and in groups (3 x 100: two images, then one), K past
+ * the K block (65 x 9 = 585 > 512 on a 1 MiB L2: the second block adds to the first), stride 2, dilation, groups,
+ * asymmetric padding, 1x1; on every path and epilogue. Same float64 bound as every conv case. */
+const arowsShapes: [string, Conv][] = [
+  ['C 7, O 37, 3 images 5x5 pad 1 (side by side)', [3, 7, 5, 5, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 5, O 13, 3 images 10x10 pad 1 (groups of images)', [3, 5, 10, 10, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 65, O 19, 9x9 pad 1 (K 585 > K block)', [1, 65, 9, 9, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 3, O 1, 17x17 pad 1 (289 pixels, one image past 256)', [1, 3, 17, 17, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 9, O 30, 2 images 13x14 stride 2 pad (1, 0, 2, 1)', [2, 9, 13, 14, 30, 3, 3, 2, 2, 1, 0, 2, 1, 1, 1, 1]],
+  ['C 6, O 10, 7x7 dilation 2 pad 2, groups 2', [1, 6, 7, 7, 10, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 2]],
+  ['1x1 C 70, O 25, 2 images 7x7', [2, 70, 7, 7, 25, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
+  ['C 4, O 50, 1x1 image pad 1 (1 pixel)', [1, 4, 1, 1, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 8, O 27, 3x3 image pad 1 (9 pixels)', [1, 8, 3, 3, 27, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+];
+const arowsCases = [...shapes.slice(0, 14), ...arowsShapes].map(([s, p]) => [`forward: ${s}`, p, 0] as [string, Conv, number]);
+eachPathAndEpilogue('conv2d forward on w in place', arowsCases, 97, { KILN_CONV_AROWS: '1' });
+// The switch is real (forced on and off give different bits) and the default follows conv_arows_fwd: from 64 Ki weight
+// floats a group and 17 to 256 (AVX-512) / 196 (AVX2) output pixels an image, never on the portable path; per image,
+// not over the batch.
+describe('conv2d forward on w in place: selection (CPU)', () => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  const bitsOf = (p: Conv, env: Record<string, string>) => Array.from(runDriver(bin, [...p, 0, 7, 1], env).arrays.out).join(' ');
+  const wide = (isa: string) => isa.startsWith('avx512');
+  it.each<[string, Conv, (isa: string) => boolean]>([
+    ['320 channels, 8x8', [1, 320, 8, 8, 320, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
+    ['128 channels, 16x16 stride 2 (8x8 outputs)', [1, 128, 16, 16, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
+    ['128 channels, 14x14 (196 pixels)', [1, 128, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
+    ['128 channels, 15x15 (225 pixels)', [1, 128, 15, 15, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], wide],
+    ['128 channels, 17x17 (289 pixels)', [1, 128, 17, 17, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
+    ['256 channels, 4x4 (16 pixels)', [1, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
+    ['256 channels, 2 images 4x4 (16 pixels an image)', [2, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
+    ['64 channels, 8x8 (36 Ki weights)', [1, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
+    ['1x1 640 -> 256 channels, 2 images 8x8', [2, 640, 8, 8, 256, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1], (isa) => isa !== 'generic'],
+  ])('%s', (_name, p, arows) => {
+    for (const isa of cpuGemmPaths().paths) {
+      const on = bitsOf(p, { KILN_CPU_ISA: isa, KILN_CONV_AROWS: '1' }), off = bitsOf(p, { KILN_CPU_ISA: isa, KILN_CONV_AROWS: '0' });
+      const dflt = bitsOf(p, { KILN_CPU_ISA: isa });
+      expect(`${isa}: ${on === off ? 'same' : 'different'}`).toBe(`${isa}: different`);
+      expect(`${isa}: ${dflt === on ? 'w in place' : dflt === off ? 'other' : 'neither'}`).toBe(`${isa}: ${arows(isa) ? 'w in place' : 'other'}`);
     }
   });
 });
