@@ -174,7 +174,9 @@ void conv2d_bwd_weight_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O
   // Packed GEMM for 1x1 and strided convs with O/G large enough to pay for transposing both operands ((Og + Nc)*K
   // copies against Og*Nc*K FMAs). Measured: 1x1 320->640 and stride 2 at 320 ch faster than the dot tiles, 32-64
   // channels 1.2-1.6x slower; 3x3 stride 1 at 320 ch no faster (bimodal, 25-32 vs 28 ms), so it keeps the tiles.
-  if (s.Og() >= 128 && (KH * KW == 1 || sh > 1 || sw > 1))
+  if (conv_arows_wgrad(s))  // few output pixels: the outer product over dy in place (conv2d_small.h)
+    conv2d_bwd_weight_arows(s, x, dy, epi);
+  else if (s.Og() >= 128 && (KH * KW == 1 || sh > 1 || sw > 1))
     conv2d_bwd_weight_gemm(s, x, dy, epi);
   else
     conv2d_bwd_weight_dot(s, x, dy, epi);

@@ -45,12 +45,25 @@ inline bool conv_small_fwd(int64_t pixels, int64_t wfloats) {
 // and 17 (below, the dot tiles) to 256 (AVX-512) / 196 (AVX2) output pixels an image; measured crossovers in
 // kernels/README.md "Few output pixels". Per image, not over the batch (as conv_winograd). Never by default on the
 // portable path.
+inline int conv_arows_forced() {
+  static const int v = env_switch("KILN_CONV_AROWS");
+  return v;
+}
 inline bool conv_arows_fwd(const Conv2dShape& s) {
-  static const int f = env_switch("KILN_CONV_AROWS");
+  const int f = conv_arows_forced();
   if (f >= 0) return f == 1;
   const Isa isa = cpu_isa();
   const int64_t P = s.Ho() * s.Wo(), pmax = isa == Isa::Avx512 || isa == Isa::Avx512Bf16 ? 256 : isa == Isa::Avx2 ? 196 : 0;
   return P > 16 && P <= pmax && s.Og() * s.Cg() * s.KH * s.KW >= 65536;
+}
+// The weight gradient on dy read in place (wgrad_arows below) instead of the dot tiles or the packed GEMM
+// (conv2d_wgrad.h): KILN_CONV_AROWS forces it too, else up to 256 output pixels an image with 32 Ki weight floats a
+// group (64 channels 3x3) on the AVX-512 and AVX2 paths (fewer channels: the dot tiles are as fast or faster).
+inline bool conv_arows_wgrad(const Conv2dShape& s) {
+  const int f = conv_arows_forced();
+  if (f >= 0) return f == 1;
+  const Isa isa = cpu_isa();
+  return isa != Isa::Generic && s.Ho() * s.Wo() <= 256 && s.Og() * s.Cg() * s.KH * s.KW >= 32768;
 }
 inline bool conv_small_bwd(int64_t pixels, int64_t wfloats) {
   const int f = conv_small_forced();
@@ -61,9 +74,11 @@ namespace conv_small {
 
 // xcol[p, k] for one (n, g): the input patch of output pixel p = oh*Wo + ow, k = (c, kh, kw) < Cg*KH*KW, 0 outside x.
 // Column by column (k outer): each (k, oh) is a run of ow with one bounds test per run, not per element.
-inline void im2col_rows(const Conv2dShape& s, const float* x, int64_t n, int64_t g, int64_t ld, float* xcol) {
+// Channels c0 .. c1-1 (default all; threads split them).
+inline void im2col_rows(const Conv2dShape& s, const float* x, int64_t n, int64_t g, int64_t ld, float* xcol,
+                        int64_t c0 = 0, int64_t c1 = -1) {
   const int64_t Ho = s.Ho(), Wo = s.Wo(), Cg = s.Cg();
-  for (int64_t c = 0; c < Cg; ++c) {
+  for (int64_t c = c0; c < (c1 < 0 ? Cg : c1); ++c) {
     const float* xc = x + ((n * s.C + g * Cg + c) * s.H) * s.W;
     for (int64_t kh = 0; kh < s.KH; ++kh)
       for (int64_t kw = 0; kw < s.KW; ++kw) {
@@ -256,6 +271,90 @@ void fwd_arows(const Conv2dShape& s, const float* x, const float* w, Epi& epi) {
   }
 }
 
+// The weight gradient as the same outer product, A = dy in place: dw[o, j] = sum_{n, p} dy[n, o, p] * xcol_n[p, j], j =
+// (c, kh, kw), xcol_n the pixel-major patch matrix of image n (rows ld floats apart, ld = K rounded up to the
+// vectors; built k-major by im2col_kmajor and transposed in blocks: im2col_rows' writes ld apart took half the call at
+// 14x14), for a group of images at a time (as many as fit 2 Mi floats, or KILN_CONV_SCRATCH_FLOATS: the tests). Per tile of dw (MR rows x NV
+// vectors) the images add their P pixels in order (one micro-kernel call each; the tile stays in L1 between them), so
+// the sums do not depend on the batch size. The threads split the column tiles; NV is chosen so that a tile of B
+// (P x NV vectors) stays in L1 while every row block of dy passes it. dw is the plain-store epilogue's output itself
+// when its rows are whole vectors (conv_out, K % LANES == 0), else a buffer emitted at the end; a last row block with
+// fewer than MR rows goes through a tile buffer.
+template <class P, int MR, class Epi>
+void wgrad_arows_mr(const Conv2dShape& s, const float* x, const float* dy, int nvt, Epi& epi) {
+  constexpr int L = P::LANES;
+  const int64_t Pn = s.Ho() * s.Wo(), G = s.G, Og = s.Og(), Cg = s.Cg(), KH = s.KH, KW = s.KW;
+  const int64_t K = Cg * KH * KW, ld = (K + L - 1) / L * L, nvec = ld / L, ntile = (nvec + nvt - 1) / nvt;
+  const int64_t mblk = (Og + MR - 1) / MR, img = Pn * ld;
+  const int64_t nbimg = std::max<int64_t>(1, std::min<int64_t>(s.N, std::min<int64_t>(int64_t(1) << 21, conv_scratch_floats()) / img));
+  float* const out = conv_out(epi);
+  const bool direct = out && ld == K;
+  const int64_t Pp = (Pn + 15) / 16 * 16;
+  AlignedBuf xcol(size_t(nbimg * img)), xk(size_t(K * Pp)), dwb(size_t(direct ? 0 : s.O * ld));
+  float* const dw = direct ? out : dwb.p;
+#pragma omp parallel if (par_macs(double(s.N) * double(s.O) * double(Pn) * double(K)))
+  {
+    const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+    alignas(64) float tile[MR * 4 * L];
+    for (int64_t n0 = 0; n0 < s.N; n0 += nbimg)
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t nb = std::min(nbimg, s.N - n0);
+        for (int64_t j = 0; j < nb; ++j) {  // k-major rows of this thread's channels, then transposed in 16 x 16 blocks
+          float* xc = xcol.p + j * img;
+          const int64_t c0 = Cg * tid / nt, c1 = Cg * (tid + 1) / nt, k0 = c0 * KH * KW, k1 = c1 * KH * KW;
+          im2col_kmajor(s, x, n0 + j, 1, g, c0, c1, Pp, xk.p);
+          for (int64_t kb = k0; kb < k1; kb += 16)
+            for (int64_t pb = 0; pb < Pn; pb += 16)
+              for (int64_t k = kb; k < std::min(kb + 16, k1); ++k)
+                for (int64_t p = pb; p < std::min(pb + 16, Pn); ++p) xc[p * ld + k] = xk.p[k * Pp + p];
+          for (int64_t p = Pn * tid / nt; p < Pn * (tid + 1) / nt; ++p) std::fill(xc + p * ld + K, xc + (p + 1) * ld, 0.0f);
+        }
+#pragma omp barrier
+        for (int64_t t = ntile * tid / nt; t < ntile * (tid + 1) / nt; ++t) {
+          const int64_t v0 = t * nvt;
+          const int nv = int(std::min<int64_t>(nvt, nvec - v0));
+          for (int64_t ib = 0; ib < mblk; ++ib) {
+            const int64_t o0 = ib * MR, mr = std::min<int64_t>(MR, Og - o0);
+            float* d = dw + (g * Og + o0) * ld + v0 * L;
+            const bool whole = mr == MR;  // else through `tile` (rows past the group's end are not dw's)
+            for (int64_t j = 0; j < nb; ++j) {
+              const int64_t n = n0 + j;
+              const float* a[MR];
+              for (int r = 0; r < MR; ++r) a[r] = dy + (n * s.O + g * Og + o0 + std::min<int64_t>(r, mr - 1)) * Pn;
+              if (whole) arows_tile<P, MR>(nv, Pn, a, xcol.p + j * img + v0 * L, ld, d, ld, n > 0);
+              else arows_tile<P, MR>(nv, Pn, a, xcol.p + j * img + v0 * L, ld, tile, nv * L, j > 0);
+            }
+            if (!whole)
+              for (int64_t r = 0; r < mr; ++r)
+                for (int64_t c = 0; c < nv * L; ++c) d[r * ld + c] = n0 > 0 ? d[r * ld + c] + tile[r * nv * L + c] : tile[r * nv * L + c];
+          }
+        }
+#pragma omp barrier
+      }
+    if (!direct) {
+#pragma omp for schedule(static)
+      for (int64_t o = 0; o < s.O; ++o)
+        for (int64_t c = 0; c < Cg; ++c)
+          for (int64_t kh = 0; kh < KH; ++kh) conv_emit(epi, o, c, kh, 0, 1, KW, dw + o * ld + (c * KH + kh) * KW);
+    }
+  }
+}
+
+template <class P, class Epi>
+void wgrad_arows(const Conv2dShape& s, const float* x, const float* dy, Epi& epi) {
+  constexpr int L = P::LANES;
+  // NV: a tile of B (P rows of NV vectors) in 32 KiB of L1, at most the vectors of a row.
+  const int64_t fit = std::max<int64_t>(1, 32768 / (s.Ho() * s.Wo() * L * int64_t(sizeof(float))));
+  const int nvt = int(std::min<int64_t>({P::NVMAX, fit, (s.Cg() * s.KH * s.KW + L - 1) / L}));
+  switch (arows_mr<P>(nvt)) {
+    case 12: return wgrad_arows_mr<P, 12>(s, x, dy, nvt, epi);
+    case 8: return wgrad_arows_mr<P, 8>(s, x, dy, nvt, epi);
+    case 6: return wgrad_arows_mr<P, 6>(s, x, dy, nvt, epi);
+    case 4: return wgrad_arows_mr<P, 4>(s, x, dy, nvt, epi);
+    default: return wgrad_arows_mr<P, 3>(s, x, dy, nvt, epi);
+  }
+}
+
 template <class Epi>
 void bwd_data(const Conv2dShape& s, const float* dy, const float* w, Epi& epi) {
   const int64_t Ho = s.Ho(), Wo = s.Wo(), Pn = Ho * Wo, G = s.G, Og = s.Og(), Cg = s.Cg(), KH = s.KH, KW = s.KW;
@@ -316,6 +415,17 @@ void conv2d_fwd_arows(const Conv2dShape& s, const float* x, const float* w, Epi&
     case Isa::Avx512: return conv_small::fwd_arows<conv_small::ArowsAvx512>(s, x, w, epi);
     case Isa::Avx2: return conv_small::fwd_arows<conv_small::ArowsAvx2>(s, x, w, epi);
     default: return conv_small::fwd_arows<conv_small::ArowsGeneric>(s, x, w, epi);
+  }
+}
+
+// Weight gradient on dy read in place (conv_small::wgrad_arows), micro-kernels of the path cpu_isa() runs.
+template <class Epi>
+void conv2d_bwd_weight_arows(const Conv2dShape& s, const float* x, const float* dy, Epi& epi) {
+  switch (cpu_isa()) {
+    case Isa::Avx512Bf16:
+    case Isa::Avx512: return conv_small::wgrad_arows<conv_small::ArowsAvx512>(s, x, dy, epi);
+    case Isa::Avx2: return conv_small::wgrad_arows<conv_small::ArowsAvx2>(s, x, dy, epi);
+    default: return conv_small::wgrad_arows<conv_small::ArowsGeneric>(s, x, dy, epi);
   }
 }
 

@@ -253,13 +253,14 @@ K_NARROW(ukr_avx2_4xn, "avx2,fma", 4, __m256, 8, _mm256_setzero_ps, _mm256_load_
          _mm256_store_ps)
 #undef K_NARROW
 
-// Few-pixel conv forward (conv2d_small.h): y(MR x NV vectors) (+)= A . B with A's MR rows read in place (row r at
-// a[r], consecutive in k: the conv's weights, never packed) and B's rows ldb floats apart (the patch matrix, k-major).
-// Each k: NV vector loads of B, MR broadcasts of A (FMAs with a memory operand), MR*NV FMAs; y rows ldy apart,
-// added to (acc) or overwritten. Callers keep MR * NV at most 24 (AVX-512) / 12 (AVX2), so nothing spills.
-#define K_AROWS(NAME, TARGET, V, LANES, ZERO, LOAD, SET1, FMA, STORE, ADD)                                         \
+// Few-pixel convs (conv2d_small.h): y(MR x NV vectors) (+)= A . B with A's MR rows read in place (row r at a[r],
+// consecutive in k: the forward's weights, the weight gradient's dy) and B's rows ldb floats apart, 64-byte aligned (a
+// patch matrix). Each k: NV vector loads of B, MR broadcasts of A, MR*NV FMAs; y rows ldy apart (any alignment),
+// added to (acc) or overwritten. Callers keep MR * NV at most 24 (AVX-512) / 12 (AVX2), so nothing spills; not inlined
+// (inlined into the callers' loops, GCC stored the B vectors to the stack every k).
+#define K_AROWS(NAME, TARGET, V, LANES, ZERO, LOAD, SET1, FMA, LOADU, STOREU, ADD)                                         \
   template <int MR, int NV>                                                                                       \
-  __attribute__((target(TARGET))) inline void NAME(int64_t kc, const float* const* a, const float* b, int64_t ldb, \
+  __attribute__((target(TARGET), noinline)) void NAME(int64_t kc, const float* const* a, const float* b, int64_t ldb, \
                                                    float* y, int64_t ldy, bool acc_in) {                          \
     V acc[MR][NV];                                                                                                \
     _Pragma("GCC unroll 12") for (int r = 0; r < MR; ++r)                                                        \
@@ -280,13 +281,13 @@ K_NARROW(ukr_avx2_4xn, "avx2,fma", 4, __m256, 8, _mm256_setzero_ps, _mm256_load_
     _Pragma("GCC unroll 12") for (int r = 0; r < MR; ++r)                                                        \
       _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) {                                                     \
         float* d = y + r * ldy + LANES * v;                                                                       \
-        STORE(d, acc_in ? ADD(LOAD(d), acc[r][v]) : acc[r][v]);                                                   \
+        STOREU(d, acc_in ? ADD(LOADU(d), acc[r][v]) : acc[r][v]);                                                 \
       }                                                                                                           \
   }
 K_AROWS(ukr_avx512_arows, "avx512f,avx512bw,avx512vl,avx512dq", __m512, 16, _mm512_setzero_ps, _mm512_load_ps,
-        _mm512_set1_ps, _mm512_fmadd_ps, _mm512_store_ps, _mm512_add_ps)
+        _mm512_set1_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_add_ps)
 K_AROWS(ukr_avx2_arows, "avx2,fma", __m256, 8, _mm256_setzero_ps, _mm256_load_ps, _mm256_set1_ps, _mm256_fmadd_ps,
-        _mm256_store_ps, _mm256_add_ps)
+        _mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps)
 #undef K_AROWS
 
 #else

@@ -281,12 +281,14 @@ describe('conv2d small selection (CPU)', () => {
   });
 });
 
-/** The forward as an outer product over w read in place (conv2d_small.h fwd_arows, gemm_ukr.h ukr_*_arows), forced on
- * (KILN_CONV_AROWS=1): every general shape above, and shapes for its own edges: row blocks of 12 / 8 / 6 / 4 / 3
- * with ragged last blocks (O 37, 13, 1), 1 to 4 vectors a tile and a narrower last tile (pixel counts 1, 9, 25, 49, 81,
- * 100, 289), images side by side (3 x 25 pixels in one call) and in groups (3 x 100: two images, then one), K past
- * the K block (65 x 9 = 585 > 512 on a 1 MiB L2: the second block adds to the first), stride 2, dilation, groups,
- * asymmetric padding, 1x1; on every path and epilogue. Same float64 bound as every conv case. */
+/** The forward as an outer product over w read in place (conv2d_small.h fwd_arows, gemm_ukr.h ukr_*_arows) and the
+ * weight gradient as one over dy in place (wgrad_arows), forced on (KILN_CONV_AROWS=1): every general shape above, and
+ * shapes for their own edges: row blocks of 12 / 8 / 6 / 4 / 3 with ragged last blocks (O 37, 13, 1, 19, 30), 1 to 4
+ * vectors a tile and a narrower last tile (pixel counts 1, 9, 25, 49, 81, 100, 289; K = 63, 45, 54, 585, 81, 630),
+ * images side by side (3 x 25 pixels in one call) and in groups (3 x 100: two images, then one), K past the forward's
+ * K block (65 x 9 = 585 > 512 on a 1 MiB L2: the second block adds to the first), stride 2, dilation, groups,
+ * asymmetric padding, 1x1; on every path and epilogue (the plain store: the weight gradient sums into the output when
+ * its rows are whole vectors). Same float64 bound as every conv case. */
 const arowsShapes: [string, Conv][] = [
   ['C 7, O 37, 3 images 5x5 pad 1 (side by side)', [3, 7, 5, 5, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ['C 5, O 13, 3 images 10x10 pad 1 (groups of images)', [3, 5, 10, 10, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
@@ -297,12 +299,51 @@ const arowsShapes: [string, Conv][] = [
   ['1x1 C 70, O 25, 2 images 7x7', [2, 70, 7, 7, 25, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
   ['C 4, O 50, 1x1 image pad 1 (1 pixel)', [1, 4, 1, 1, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ['C 8, O 27, 3x3 image pad 1 (9 pixels)', [1, 8, 3, 3, 27, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  ['C 16, O 13, 2 images 6x6 pad 1 (K 144: whole vectors)', [2, 16, 6, 6, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
 ];
-const arowsCases = [...shapes.slice(0, 14), ...arowsShapes].map(([s, p]) => [`forward: ${s}`, p, 0] as [string, Conv, number]);
-eachPathAndEpilogue('conv2d forward on w in place', arowsCases, 97, { KILN_CONV_AROWS: '1' });
+const arowsCases = [...shapes.slice(0, 14), ...arowsShapes].flatMap(([s, p]) => [['forward', 0], ['bwd_weight', 2]].map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
+eachPathAndEpilogue('conv2d outer products on w / dy in place', arowsCases, 97, { KILN_CONV_AROWS: '1' });
+// The weight gradient one image a group (KILN_CONV_SCRATCH_FLOATS=1: later images add to dw, through the tile buffer in
+// ragged row blocks), on the best path, every shape with more than one image.
+describe('conv2d weight gradient on dy in place, one image at a time (CPU)', () => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  it.each(arowsCases.filter(([, p, mode]) => mode === 2 && p[0] > 1))('%s', (_name, p, mode) => {
+    for (const rows of [1, 2]) checkCase(bin, p, mode, seedOf(97, p, mode), rows, { KILN_CONV_AROWS: '1', KILN_CONV_SCRATCH_FLOATS: '1' });
+  });
+});
+// Forced off, the general shapes whose weights the default now sends there on some path (32 Ki floats a group and up),
+// so the packed paths keep their cases.
+const weightFloats = (p: Conv) => (p[4] / p[15]) * (p[1] / p[15]) * p[5] * p[6];
+eachPathAndEpilogue('conv2d outer products forced off', cases.filter(([, p, mode]) => mode !== 1 && weightFloats(p) >= 32768), 77, { KILN_CONV_AROWS: '0' });
 // The switch is real (forced on and off give different bits) and the default follows conv_arows_fwd: from 64 Ki weight
 // floats a group and 17 to 256 (AVX-512) / 196 (AVX2) output pixels an image, never on the portable path; per image,
-// not over the batch.
+// not over the batch; and conv_arows_wgrad: up to 256 pixels an image from 32 Ki weight floats, not on the portable path.
+describe('conv2d weight gradient on dy in place: selection (CPU)', () => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  const bitsOf = (p: Conv, env: Record<string, string>) => Array.from(runDriver(bin, [...p, 2, 7, 1], env).arrays.out).join(' ');
+  it.each<[string, Conv, boolean]>([
+    ['320 channels, 8x8', [1, 320, 8, 8, 320, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], true],
+    ['512 channels, 2x2', [1, 512, 2, 2, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], true],
+    ['64 channels, 2 images 16x16 (256 pixels an image)', [2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], true],
+    ['64 channels, 17x17 (289 pixels)', [1, 64, 17, 17, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], false],
+    ['32 channels, 8x8 (9 Ki weights)', [1, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], false],
+  ])('%s', (_name, p, arows) => {
+    for (const isa of cpuGemmPaths().paths) {
+      const on = bitsOf(p, { KILN_CPU_ISA: isa, KILN_CONV_AROWS: '1' }), off = bitsOf(p, { KILN_CPU_ISA: isa, KILN_CONV_AROWS: '0' });
+      const dflt = bitsOf(p, { KILN_CPU_ISA: isa });
+      // (stride-1 3x3 shapes: the alternative is the dot tiles, whose lane sums round differently; a 1x1 or strided
+      // conv's packed GEMM sums each output in the same order as the outer product, the same bits)
+      expect(`${isa}: ${on === off ? 'same' : 'different'}`).toBe(`${isa}: different`);
+      expect(`${isa}: ${dflt === on ? 'dy in place' : dflt === off ? 'other' : 'neither'}`).toBe(`${isa}: ${arows && isa !== 'generic' ? 'dy in place' : 'other'}`);
+    }
+  });
+});
 describe('conv2d forward on w in place: selection (CPU)', () => {
   let bin = '';
   beforeAll(() => {
