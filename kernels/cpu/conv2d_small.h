@@ -213,6 +213,18 @@ void arows_tile(int nv, int64_t kc, const float* const* a, const float* b, int64
   std::abort();
 }
 
+// f(Dim<MR>{}) with the rows per tile of tiles nvt vectors wide (arows_mr as a compile-time constant).
+template <class P, class F>
+void with_arows_mr(int nvt, F&& f) {
+  switch (arows_mr<P>(nvt)) {
+    case 12: return f(Dim<12>{});
+    case 8: return f(Dim<8>{});
+    case 6: return f(Dim<6>{});
+    case 4: return f(Dim<4>{});
+    default: return f(Dim<3>{});
+  }
+}
+
 template <class P, int MR, class Epi>
 void fwd_arows_mr(const Conv2dShape& s, const float* x, const float* w, int nvt, int64_t nbimg, Epi& epi) {
   constexpr int L = P::LANES;
@@ -262,13 +274,7 @@ void fwd_arows(const Conv2dShape& s, const float* x, const float* w, Epi& epi) {
   const int64_t Pn = s.Ho() * s.Wo();
   const int64_t nbimg = std::max<int64_t>(1, std::min<int64_t>(s.N, 256 / Pn));
   const int nvt = int(std::min<int64_t>(P::NVMAX, (nbimg * Pn + L - 1) / L));
-  switch (arows_mr<P>(nvt)) {
-    case 12: return fwd_arows_mr<P, 12>(s, x, w, nvt, nbimg, epi);
-    case 8: return fwd_arows_mr<P, 8>(s, x, w, nvt, nbimg, epi);
-    case 6: return fwd_arows_mr<P, 6>(s, x, w, nvt, nbimg, epi);
-    case 4: return fwd_arows_mr<P, 4>(s, x, w, nvt, nbimg, epi);
-    default: return fwd_arows_mr<P, 3>(s, x, w, nvt, nbimg, epi);
-  }
+  with_arows_mr<P>(nvt, [&](auto mr) { fwd_arows_mr<P, decltype(mr)::value>(s, x, w, nvt, nbimg, epi); });
 }
 
 // The weight gradient as the same outer product, A = dy in place: dw[o, j] = sum_{n, p} dy[n, o, p] * xcol_n[p, j], j =
@@ -346,13 +352,7 @@ void wgrad_arows(const Conv2dShape& s, const float* x, const float* dy, Epi& epi
   // NV: a tile of B (P rows of NV vectors) in 32 KiB of L1, at most the vectors of a row.
   const int64_t fit = std::max<int64_t>(1, 32768 / (s.Ho() * s.Wo() * L * int64_t(sizeof(float))));
   const int nvt = int(std::min<int64_t>({P::NVMAX, fit, (s.Cg() * s.KH * s.KW + L - 1) / L}));
-  switch (arows_mr<P>(nvt)) {
-    case 12: return wgrad_arows_mr<P, 12>(s, x, dy, nvt, epi);
-    case 8: return wgrad_arows_mr<P, 8>(s, x, dy, nvt, epi);
-    case 6: return wgrad_arows_mr<P, 6>(s, x, dy, nvt, epi);
-    case 4: return wgrad_arows_mr<P, 4>(s, x, dy, nvt, epi);
-    default: return wgrad_arows_mr<P, 3>(s, x, dy, nvt, epi);
-  }
+  with_arows_mr<P>(nvt, [&](auto mr) { wgrad_arows_mr<P, decltype(mr)::value>(s, x, dy, nvt, epi); });
 }
 
 template <class Epi>
@@ -407,26 +407,24 @@ void conv2d_fwd_small(const Conv2dShape& s, const float* x, const float* w, Epi&
   }
 }
 
-// Forward on w read in place (conv_small::fwd_arows) with the micro-kernels of the path cpu_isa() runs.
-template <class Epi>
-void conv2d_fwd_arows(const Conv2dShape& s, const float* x, const float* w, Epi& epi) {
+// f(P{}) with the outer-product micro-kernels of the path cpu_isa() runs (avx512_bf16 runs the f32 avx512 ones).
+template <class F>
+void with_arows_path(F&& f) {
   switch (cpu_isa()) {
     case Isa::Avx512Bf16:
-    case Isa::Avx512: return conv_small::fwd_arows<conv_small::ArowsAvx512>(s, x, w, epi);
-    case Isa::Avx2: return conv_small::fwd_arows<conv_small::ArowsAvx2>(s, x, w, epi);
-    default: return conv_small::fwd_arows<conv_small::ArowsGeneric>(s, x, w, epi);
+    case Isa::Avx512: return f(conv_small::ArowsAvx512{});
+    case Isa::Avx2: return f(conv_small::ArowsAvx2{});
+    default: return f(conv_small::ArowsGeneric{});
   }
 }
-
-// Weight gradient on dy read in place (conv_small::wgrad_arows), micro-kernels of the path cpu_isa() runs.
+// Forward on w read in place (conv_small::fwd_arows); weight gradient on dy read in place (conv_small::wgrad_arows).
+template <class Epi>
+void conv2d_fwd_arows(const Conv2dShape& s, const float* x, const float* w, Epi& epi) {
+  with_arows_path([&](auto p) { conv_small::fwd_arows<decltype(p)>(s, x, w, epi); });
+}
 template <class Epi>
 void conv2d_bwd_weight_arows(const Conv2dShape& s, const float* x, const float* dy, Epi& epi) {
-  switch (cpu_isa()) {
-    case Isa::Avx512Bf16:
-    case Isa::Avx512: return conv_small::wgrad_arows<conv_small::ArowsAvx512>(s, x, dy, epi);
-    case Isa::Avx2: return conv_small::wgrad_arows<conv_small::ArowsAvx2>(s, x, dy, epi);
-    default: return conv_small::wgrad_arows<conv_small::ArowsGeneric>(s, x, dy, epi);
-  }
+  with_arows_path([&](auto p) { conv_small::wgrad_arows<decltype(p)>(s, x, dy, epi); });
 }
 
 }  // namespace kiln
