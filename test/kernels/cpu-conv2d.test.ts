@@ -321,52 +321,43 @@ eachPathAndEpilogue('conv2d outer products forced off', cases.filter(([, p, mode
 // The switch is real (forced on and off give different bits) and the default follows conv_arows_fwd: from 64 Ki weight
 // floats a group and 17 to 256 (AVX-512) / 196 (AVX2) output pixels an image, never on the portable path; per image,
 // not over the batch; and conv_arows_wgrad: up to 256 pixels an image from 32 Ki weight floats, not on the portable path.
-describe('conv2d weight gradient on dy in place: selection (CPU)', () => {
-  let bin = '';
-  beforeAll(() => {
-    bin = buildDriver('conv2d');
+/** Per ISA path: forced on and off give different bits, and the default is the forced-on result exactly where
+ * `arows(isa)` (mode 0: the forward on w in place, 2: the weight gradient on dy in place). */
+function arowsSelection(title: string, mode: number, list: [string, Conv, (isa: string) => boolean][]): void {
+  describe(title, () => {
+    let bin = '';
+    beforeAll(() => {
+      bin = buildDriver('conv2d');
+    });
+    const bitsOf = (p: Conv, env: Record<string, string>) => Array.from(runDriver(bin, [...p, mode, 7, 1], env).arrays.out).join(' ');
+    it.each(list)('%s', (_name, p, arows) => {
+      for (const isa of cpuGemmPaths().paths) {
+        const on = bitsOf(p, { KILN_CPU_ISA: isa, KILN_CONV_AROWS: '1' }), off = bitsOf(p, { KILN_CPU_ISA: isa, KILN_CONV_AROWS: '0' });
+        const dflt = bitsOf(p, { KILN_CPU_ISA: isa });
+        expect(`${isa}: ${on === off ? 'same' : 'different'}`).toBe(`${isa}: different`);
+        expect(`${isa}: ${dflt === on ? 'in place' : dflt === off ? 'other' : 'neither'}`).toBe(`${isa}: ${arows(isa) ? 'in place' : 'other'}`);
+      }
+    });
   });
-  const bitsOf = (p: Conv, env: Record<string, string>) => Array.from(runDriver(bin, [...p, 2, 7, 1], env).arrays.out).join(' ');
-  it.each<[string, Conv, boolean]>([
-    ['320 channels, 8x8', [1, 320, 8, 8, 320, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], true],
-    ['512 channels, 2x2', [1, 512, 2, 2, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], true],
-    ['64 channels, 2 images 16x16 (256 pixels an image)', [2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], true],
-    ['64 channels, 17x17 (289 pixels)', [1, 64, 17, 17, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], false],
-    ['32 channels, 8x8 (9 Ki weights)', [1, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], false],
-  ])('%s', (_name, p, arows) => {
-    for (const isa of cpuGemmPaths().paths) {
-      const on = bitsOf(p, { KILN_CPU_ISA: isa, KILN_CONV_AROWS: '1' }), off = bitsOf(p, { KILN_CPU_ISA: isa, KILN_CONV_AROWS: '0' });
-      const dflt = bitsOf(p, { KILN_CPU_ISA: isa });
-      // (stride-1 3x3 shapes: the alternative is the dot tiles, whose lane sums round differently; a 1x1 or strided
-      // conv's packed GEMM sums each output in the same order as the outer product, the same bits)
-      expect(`${isa}: ${on === off ? 'same' : 'different'}`).toBe(`${isa}: different`);
-      expect(`${isa}: ${dflt === on ? 'dy in place' : dflt === off ? 'other' : 'neither'}`).toBe(`${isa}: ${arows && isa !== 'generic' ? 'dy in place' : 'other'}`);
-    }
-  });
-});
-describe('conv2d forward on w in place: selection (CPU)', () => {
-  let bin = '';
-  beforeAll(() => {
-    bin = buildDriver('conv2d');
-  });
-  const bitsOf = (p: Conv, env: Record<string, string>) => Array.from(runDriver(bin, [...p, 0, 7, 1], env).arrays.out).join(' ');
-  const wide = (isa: string) => isa.startsWith('avx512');
-  it.each<[string, Conv, (isa: string) => boolean]>([
-    ['320 channels, 8x8', [1, 320, 8, 8, 320, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
-    ['128 channels, 16x16 stride 2 (8x8 outputs)', [1, 128, 16, 16, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
-    ['128 channels, 14x14 (196 pixels)', [1, 128, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
-    ['128 channels, 15x15 (225 pixels)', [1, 128, 15, 15, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], wide],
-    ['128 channels, 17x17 (289 pixels)', [1, 128, 17, 17, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
-    ['256 channels, 4x4 (16 pixels)', [1, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
-    ['256 channels, 2 images 4x4 (16 pixels an image)', [2, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
-    ['64 channels, 8x8 (36 Ki weights)', [1, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
-    ['1x1 640 -> 256 channels, 2 images 8x8', [2, 640, 8, 8, 256, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1], (isa) => isa !== 'generic'],
-  ])('%s', (_name, p, arows) => {
-    for (const isa of cpuGemmPaths().paths) {
-      const on = bitsOf(p, { KILN_CPU_ISA: isa, KILN_CONV_AROWS: '1' }), off = bitsOf(p, { KILN_CPU_ISA: isa, KILN_CONV_AROWS: '0' });
-      const dflt = bitsOf(p, { KILN_CPU_ISA: isa });
-      expect(`${isa}: ${on === off ? 'same' : 'different'}`).toBe(`${isa}: different`);
-      expect(`${isa}: ${dflt === on ? 'w in place' : dflt === off ? 'other' : 'neither'}`).toBe(`${isa}: ${arows(isa) ? 'w in place' : 'other'}`);
-    }
-  });
-});
+}
+// Weight gradient: stride-1 3x3 shapes only (the alternative is then the dot tiles, whose lane sums round differently;
+// a 1x1 or strided conv's packed GEMM sums each output in the same order as the outer product, the same bits).
+arowsSelection('conv2d weight gradient on dy in place: selection (CPU)', 2, [
+  ['320 channels, 8x8', [1, 320, 8, 8, 320, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
+  ['256 channels, 2x2', [1, 256, 2, 2, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
+  ['64 channels, 2 images 16x16 (256 pixels an image)', [2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
+  ['64 channels, 17x17 (289 pixels)', [1, 64, 17, 17, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
+  ['32 channels, 8x8 (9 Ki weights)', [1, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
+]);
+const wide = (isa: string) => isa.startsWith('avx512');
+arowsSelection('conv2d forward on w in place: selection (CPU)', 0, [
+  ['320 channels, 8x8', [1, 320, 8, 8, 320, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
+  ['128 channels, 16x16 stride 2 (8x8 outputs)', [1, 128, 16, 16, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
+  ['128 channels, 14x14 (196 pixels)', [1, 128, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], (isa) => isa !== 'generic'],
+  ['128 channels, 15x15 (225 pixels)', [1, 128, 15, 15, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], wide],
+  ['128 channels, 17x17 (289 pixels)', [1, 128, 17, 17, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
+  ['256 channels, 4x4 (16 pixels)', [1, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
+  ['256 channels, 2 images 4x4 (16 pixels an image)', [2, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
+  ['64 channels, 8x8 (36 Ki weights)', [1, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1], () => false],
+  ['1x1 640 -> 256 channels, 2 images 8x8', [2, 640, 8, 8, 256, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1], (isa) => isa !== 'generic'],
+]);
