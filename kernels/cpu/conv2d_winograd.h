@@ -334,6 +334,25 @@ inline int64_t odd_lines(int64_t n) {
   return (l | 1) * 16;
 }
 
+// Tile rows per group of the fused pipeline (conv3x3_winograd), 0 for the stage-by-stage one. Stage by stage, the
+// threads share each of the three stages (input transform into V, P GEMMs into M, output transform), with a barrier
+// between; V and M (P*(C + O) floats a tile, 3.2 MiB each at 64 channels on a 56² image) go through L3 between them.
+// Fused, each thread takes groups of tile rows and runs all three stages on a group alone (two groups a thread,
+// handed out dynamically): no barrier, and larger GEMMs per call than an L2-sized group would give (groups of a
+// quarter or half the L2 measured slower). But a thread reads all of U (P*C*O floats) per group, so it is taken
+// where U takes at most a quarter of the L2 (64 channels each way on a 1 MiB L2; at 128-256 channels on 28²-56²
+// images it measured 0.9-1.1x). Measured on Zen 5, 2 threads: 64 ch 56² 0.87 -> 0.73 ms, 64² 0.73 -> 0.65 ms,
+// 28² 0.40 -> 0.32 ms; AVX2 path 32 ch 64² 0.54 -> 0.36 ms, 64 ch 56² 0.83 -> 0.85. per_row: floats of V and M a
+// tile row needs; rows_all: tile rows in all; u: floats of U. A group holds at most the conv's scratch limit
+// (conv_scratch_floats()) over the threads. KILN_CONV_WINO_FUSED=0|1 forces it off / on (on: groups of one tile row).
+inline int64_t fused_rows(int64_t per_row, int64_t rows_all, int64_t u) {
+  static const int mode = env_switch("KILN_CONV_WINO_FUSED");
+  if (mode >= 0) return mode;
+  const int64_t thr = omp_get_max_threads();
+  if (u * int64_t(sizeof(float)) > int64_t(cpu_caches().l2) / 4 || rows_all < 2 * thr) return 0;
+  return std::max<int64_t>(1, std::min(rows_all / (2 * thr), conv_scratch_floats() / thr / per_row));
+}
+
 }  // namespace wino
 
 // F23: y[n, o, oh, ow] = sum_{c, kh, kw} g(o, c, kh, kw) * x[n, c, oh - pt + kh, ow - pl + kw]; S2: the same at
@@ -354,61 +373,96 @@ void conv3x3_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int
   U.p = ubuf.p;
   if (mr == 8) wino::weight_panels<Scheme, 8>(w, O, C, transposed, per, ubuf.p);
   else wino::weight_panels<Scheme, 4>(w, O, C, transposed, per, ubuf.p);  // every other path's MR (gemm_cfg)
-  // Chunks of whole tile rows (n, ty) whose V and M fit the conv's scratch limit (conv_scratch_floats()).
   const int64_t rows_all = N * th;
-  const int64_t per_row = P * (C + O) * tw;
+  const int64_t wb = step * tw + R - step;  // input columns a tile row reads: [-pl, wb - pl)
+  // (B^T d B) of channel c, tile row r0 + r of the (n, ty) list, into V (rows Tp floats apart); d, tmp, dr, vr: the
+  // calling thread's scratch (dr[s] = d + s*wb).
+  auto input_row = [&](int64_t c, int64_t r0, int64_t r, float* V, int64_t Tp, float* d, float* tmp, const float* const* dr,
+                       float** vr) {
+    const int64_t n = (r0 + r) / th, ty = (r0 + r) % th;
+    const float* xc = x + (n * C + c) * H * W;
+    const int64_t lo = std::min(wb, std::max<int64_t>(0, pl)), hi = std::max(lo, std::min(wb, W + pl));
+    for (int s = 0; s < R; ++s) {
+      float* ds = d + s * wb;
+      const int64_t ih = step * ty - pt + s;
+      if (ih < 0 || ih >= H) {
+        std::fill(ds, ds + wb, 0.0f);
+        continue;
+      }
+      std::fill(ds, ds + lo, 0.0f);
+      std::memcpy(ds + lo, xc + ih * W + (lo - pl), size_t(hi - lo) * sizeof(float));
+      std::fill(ds + hi, ds + wb, 0.0f);
+    }
+    for (int xi = 0; xi < P; ++xi) vr[xi] = V + (xi * C + c) * Tp + r * tw;
+    Scheme::input(dr, tw, tmp, vr);
+  };
+  // (A^T m A) of output channel o, tile row r0 + r, from M; its OT output rows handed over as runs of Wo.
+  auto output_row = [&](int64_t o, int64_t r0, int64_t r, const float* M, int64_t Tp, float* const* yr) {
+    const int64_t n = (r0 + r) / th, ty = (r0 + r) % th;
+    Scheme::output(M + o * Tp + r * tw, O * Tp, tw, yr);
+    for (int i = 0; i < OT && OT * ty + i < Ho; ++i) conv_emit(epi, n, o, OT * ty + i, 0, 1, Wo, yr[i]);
+  };
+  struct Scratch {  // one thread's input / output transform buffers
+    std::vector<float> d, tmp, y;
+    const float* dr[R];
+    float* vr[P];
+    float* yr[OT];
+    explicit Scratch(int64_t tw) : d(size_t(R * (step * tw + R - step))), tmp(size_t(Scheme::scratch(tw))), y(size_t(OT * OT * tw)) {
+      for (int s = 0; s < R; ++s) dr[s] = d.data() + s * (step * tw + R - step);
+      for (int i = 0; i < OT; ++i) yr[i] = y.data() + i * OT * tw;
+    }
+  };
+  const int64_t per_row = P * (C + O) * tw;  // floats of V and M a tile row needs
+  const int64_t fused_rows = wino::fused_rows(per_row, rows_all, 16 * per);
+  if (fused_rows > 0) {
+    // Each thread runs the whole pipeline on its own groups of tile rows, V and M in its L2 (wino::fused_rows).
+    const int64_t nchunk = (rows_all + fused_rows - 1) / fused_rows, Tmax = wino::odd_lines(fused_rows * tw);
+    std::vector<int64_t> koff(static_cast<size_t>(C));
+    for (int64_t c = 0; c < C; ++c) koff[size_t(c)] = c * Tmax;
+#pragma omp parallel
+    {
+      Scratch sc(tw);
+      AlignedBuf vbuf(size_t(P * C * Tmax)), mbuf(size_t(P * O * Tmax));
+#pragma omp for schedule(dynamic)
+      for (int64_t q = 0; q < nchunk; ++q) {
+        const int64_t r0 = q * fused_rows, nr = std::min(fused_rows, rows_all - r0);
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t r = 0; r < nr; ++r) input_row(c, r0, r, vbuf.p, Tmax, sc.d.data(), sc.tmp.data(), sc.dr, sc.vr);
+        gemm_packed_f32(P, O, nr * tw, C, U, conv_shift::ShiftPackB{vbuf.p, koff.data(), C * Tmax, 0, 1},
+                        DenseStore{mbuf.p, O, Tmax}, GemmSplit::Columns);  // serial inside a parallel region
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t r = 0; r < nr; ++r) output_row(o, r0, r, mbuf.p, Tmax, sc.yr);
+      }
+    }
+    return;
+  }
+  // Chunks of whole tile rows (n, ty) whose V and M fit the conv's scratch limit (conv_scratch_floats()), each stage
+  // shared by the threads.
   const int64_t chunk = std::max<int64_t>(1, std::min(rows_all, conv_scratch_floats() / per_row));
   const int64_t Tmax = wino::odd_lines(chunk * tw);
   AlignedBuf vbuf(size_t(P * C * Tmax)), mbuf(size_t(P * O * Tmax));
   std::vector<int64_t> koff(static_cast<size_t>(C));
-  const int64_t wb = step * tw + R - step;  // input columns a tile row reads: [-pl, wb - pl)
   for (int64_t r0 = 0; r0 < rows_all; r0 += chunk) {
     const int64_t nr = std::min(chunk, rows_all - r0), T = nr * tw, Tp = wino::odd_lines(T);  // Tp: row stride
     float* V = vbuf.p;
     float* M = mbuf.p;
-    // Input transform: one (c, tile row) per item; its R input rows padded into d.
+    // Input transform: one (c, tile row) per item.
 #pragma omp parallel if (par_copy(double(P * C * T)))
     {
-      std::vector<float> d(size_t(R * wb)), tmp(size_t(Scheme::scratch(tw)));
-      const float* dr[R];
-      for (int s = 0; s < R; ++s) dr[s] = d.data() + s * wb;
-      float* vr[P];
+      Scratch sc(tw);
 #pragma omp for collapse(2) schedule(static)
       for (int64_t c = 0; c < C; ++c)
-        for (int64_t r = 0; r < nr; ++r) {
-          const int64_t n = (r0 + r) / th, ty = (r0 + r) % th;
-          const float* xc = x + (n * C + c) * H * W;
-          const int64_t lo = std::min(wb, std::max<int64_t>(0, pl)), hi = std::max(lo, std::min(wb, W + pl));
-          for (int s = 0; s < R; ++s) {
-            float* ds = d.data() + s * wb;
-            const int64_t ih = step * ty - pt + s;
-            if (ih < 0 || ih >= H) {
-              std::fill(ds, ds + wb, 0.0f);
-              continue;
-            }
-            std::fill(ds, ds + lo, 0.0f);
-            std::memcpy(ds + lo, xc + ih * W + (lo - pl), size_t(hi - lo) * sizeof(float));
-            std::fill(ds + hi, ds + wb, 0.0f);
-          }
-          for (int xi = 0; xi < P; ++xi) vr[xi] = V + (xi * C + c) * Tp + r * tw;
-          Scheme::input(dr, tw, tmp.data(), vr);
-        }
+        for (int64_t r = 0; r < nr; ++r) input_row(c, r0, r, V, Tp, sc.d.data(), sc.tmp.data(), sc.dr, sc.vr);
     }
     for (int64_t c = 0; c < C; ++c) koff[size_t(c)] = c * Tp;
     gemm_packed_f32(P, O, T, C, U, conv_shift::ShiftPackB{V, koff.data(), C * Tp, 0, 1}, DenseStore{M, O, Tp}, GemmSplit::Columns);  // M[xi][o][t]
-    // Output transform: one (o, tile row) per item, its OT output rows handed over as runs of Wo.
+    // Output transform: one (o, tile row) per item.
 #pragma omp parallel if (par_copy(double(P * O * T)))
     {
-      std::vector<float> y(size_t(OT * OT * tw));
-      float* yr[OT];
-      for (int i = 0; i < OT; ++i) yr[i] = y.data() + i * OT * tw;
+      Scratch sc(tw);
 #pragma omp for collapse(2) schedule(static)
       for (int64_t o = 0; o < O; ++o)
-        for (int64_t r = 0; r < nr; ++r) {
-          const int64_t n = (r0 + r) / th, ty = (r0 + r) % th;
-          Scheme::output(M + o * Tp + r * tw, O * Tp, tw, yr);
-          for (int i = 0; i < OT && OT * ty + i < Ho; ++i) conv_emit(epi, n, o, OT * ty + i, 0, 1, Wo, yr[i]);
-        }
+        for (int64_t r = 0; r < nr; ++r) output_row(o, r0, r, M, Tp, sc.yr);
     }
   }
 }

@@ -427,7 +427,9 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
   // share of L2, up to 4 x MC (MC % MR == 0).
   const int64_t MC = std::max(blk.MC, std::min(4 * blk.MC, blk.MC * blk.KC / KC / MR * MR));
   auto kpad = [](int64_t kc) { return (kc + U::KP - 1) / U::KP * U::KP; };  // k extent of a packed panel
-  const int max_thr = omp_get_max_threads();
+  // Inside an active parallel region (a caller that splits the work itself: conv3x3_winograd's fused pipeline) the
+  // GEMM runs on the calling thread alone.
+  const int max_thr = omp_in_parallel() ? 1 : omp_get_max_threads();
   // Column blocks: as few as NC allows, of equal width (whole panels), so no thin block is left at the end.
   const int64_t npan_all = (N + NR - 1) / NR;
   const int64_t nblk_n = (npan_all * NR + blk.NC - 1) / blk.NC;

@@ -205,6 +205,37 @@ const winoS2Shapes: [string, Conv][] = [
   ['stride 2, C 1100, O 9, 5x6 (K > every KC)', [1, 1100, 5, 6, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
 ];
 winogradCases('conv2d stride-2 Winograd', winoS2Shapes, 93, '900');
+/** The fused Winograd pipeline (conv2d_winograd.h fused_rows: each thread runs input transform, GEMMs and output
+ * transform on its own groups of tile rows) forced on with groups of one tile row (KILN_CONV_WINO_FUSED=1): every F(2x2,
+ * 3x3), stride-2 and stride-2 input-gradient shape above (groups across images, tile rows half outside, K past KC, M
+ * past MC), on every path and epilogue. Same float64 bound. */
+const fusedList = [...winoShapes, ...winoS2Shapes].flatMap(([s, p]) => modes.slice(0, 2).map(([m, mode]) => [`${m}: ${s}`, p, mode] as [string, Conv, number]));
+eachPathAndEpilogue('conv2d Winograd fused', fusedList, 95, { KILN_CONV_WINOGRAD: '1', KILN_CONV_WINO_FUSED: '1' });
+// Fused or stage by stage, each output sums the same products in the same order (the GEMM's K blocks do not depend on
+// how many columns a call has): the same bits, forced on, forced off and by default (which fuses 64 -> 64 channels
+// and stays stage by stage at 128 on a 1 MiB L2); so the choice may depend on the batch size and the thread count.
+describe('conv2d Winograd fused and stage by stage give the same bits (CPU)', () => {
+  let bin = '';
+  beforeAll(() => {
+    bin = buildDriver('conv2d');
+  });
+  it.each<[string, Conv]>([
+    ['64 -> 64 channels, 2 images 32x32', [2, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+    ['128 -> 128 channels, 17x19', [1, 128, 17, 19, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+    ['stride 2, 64 -> 64 channels, 64x64', [1, 64, 64, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]],
+  ])('%s', (_name, p) => {
+    for (const isa of cpuGemmPaths().paths)
+      for (const mode of [0, 1]) {
+        const run = (env: Record<string, string>) => runDriver(bin, [...p, mode, 7, 1], { KILN_CPU_ISA: isa, KILN_CONV_WINOGRAD: '1', ...env }).arrays.out;
+        const on = run({ KILN_CONV_WINO_FUSED: '1' }), off = run({ KILN_CONV_WINO_FUSED: '0' }), dflt = run({});
+        const { ref, mag } = reference(p, mode, 7);
+        expectClose(on, ref, mag, 'out');
+        const same = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+        expect(`${isa} mode ${mode}: fused ${same(on, off) ? 'same' : 'different'}, default ${same(dflt, off) ? 'same' : 'different'}`)
+          .toBe(`${isa} mode ${mode}: fused same, default same`);
+      }
+  });
+});
 // The switch is real: forced on and off, the same inputs give different bits (different sums); by default
 // (conv_winograd in conv2d_winograd.h) AVX-512 paths take Winograd from 64 channels each way and 128 tiles an image (64
 // tiles from 128 channels, except forwards that the in-place outer product takes: up to 256 pixels with 64 Ki weights),
