@@ -35,10 +35,12 @@ namespace kiln {
 // would not reproduce the single process (batch 2): it did not, by 2e-5 on the ID adapter's weights after 5 PuLID
 // steps, when 64 tiles an image took the shift GEMM and 2 x 64 over a batch took Winograd. Its fixed cost is the
 // weight transform (16*C*O floats written and read again, ~7 ns per channel pair on 2 cores, bench/README.md "Winograd"), its gain ~20 multiply-adds per tile and
-// channel pair, so it pays from a few dozen tiles up, later where the GEMM is faster: AVX-512 paths from 64 channels
-// each way and 128 tiles (64 tiles from 128 channels: at 16x16 outputs, 128-640 channels, 1.1-1.4x faster than the
-// shift GEMM, whose weight packing is a large part of such a call), the others (half the FMA width) from 64 tiles and
-// 32 channels. Stride 2 saves 11 of 36
+// channel pair, so it pays from a few dozen tiles up, later where the GEMM is faster: AVX-512 paths from 32 channels
+// each way and 256 tiles (32x32 outputs; since the pipeline runs fused per thread at these channel counts,
+// wino::fused_rows: 32 ch 64² forward 0.32 -> 0.24 ms, input gradient 0.39 -> 0.24, 32² 1.3-1.5x, 16x16 and 24x24
+// outputs slower), from 64 channels at 128 tiles, from 128 channels at 64 tiles (16x16 outputs, 128-640 channels,
+// 1.1-1.4x faster than the shift GEMM, whose weight packing is a large part of such a call); the others (half the FMA
+// width) from 64 tiles and 32 channels. Stride 2 saves 11 of 36
 // multiply-adds a tile, not 20, over 25 GEMMs of a quarter the columns: from 256 tiles (a 32x32 output) on every
 // path (measured, bench/README.md "Stride-2 Winograd").
 // yield: a path measured faster takes this shape by default (the forward on w read in place, conv2d_small.h
@@ -49,8 +51,9 @@ inline bool conv_winograd(int64_t ch_in, int64_t ch_out, int64_t tiles, bool str
   if (mode >= 0) return mode == 1;
   if (yield) return false;
   const bool wide = cpu_isa() == Isa::Avx512 || cpu_isa() == Isa::Avx512Bf16;
-  const int64_t min_ch = wide ? 64 : 32, min_tiles = strided ? 256 : wide && std::min(ch_in, ch_out) < 128 ? 128 : 64;
-  return ch_in >= min_ch && ch_out >= min_ch && tiles >= min_tiles;
+  const int64_t ch = std::min(ch_in, ch_out);
+  const int64_t min_tiles = strided || (wide && ch < 64) ? 256 : wide && ch < 128 ? 128 : 64;
+  return ch >= 32 && tiles >= min_tiles;
 }
 
 namespace wino {

@@ -237,9 +237,10 @@ describe('conv2d Winograd fused and stage by stage give the same bits (CPU)', ()
   });
 });
 // The switch is real: forced on and off, the same inputs give different bits (different sums); by default
-// (conv_winograd in conv2d_winograd.h) AVX-512 paths take Winograd from 64 channels each way and 128 tiles an image (64
-// tiles from 128 channels, except forwards that the in-place outer product takes: up to 256 pixels with 64 Ki weights),
-// the others from 32 channels and 64 tiles; stride 2 from 256 tiles on every path.
+// (conv_winograd in conv2d_winograd.h) AVX-512 paths take Winograd from 32 channels each way and 256 tiles an image,
+// from 64 channels at 128 tiles and from 128 at 64 (except forwards that the in-place outer product takes: up to 256
+// pixels with 64 Ki weights), the others from 32 channels and 64 tiles; stride 2 from 32 channels and 256 tiles on every
+// path.
 describe('conv2d Winograd selection (CPU)', () => {
   let bin = '';
   beforeAll(() => {
@@ -250,6 +251,8 @@ describe('conv2d Winograd selection (CPU)', () => {
   it.each<[string, Conv, (isa: string, mode: number) => boolean]>([
     ['64 -> 64 channels, 32x32 (256 tiles)', [1, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
     ['32 -> 64 channels, 16x16 (64 tiles)', [1, 32, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
+    ['32 -> 32 channels, 24x24 (144 tiles)', [1, 32, 24, 24, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
+    ['32 -> 32 channels, 32x32 (256 tiles)', [1, 32, 32, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
     ['64 -> 64 channels, 2 images 10x10 (50 tiles)', [2, 64, 10, 10, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
     // Tiles count per image, not over the batch (a batch-1 and a batch-2 run must pick the same algorithm):
     ['64 -> 64 channels, 2 images 16x16 (64 tiles an image)', [2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
@@ -260,7 +263,8 @@ describe('conv2d Winograd selection (CPU)', () => {
     ['128 -> 64 channels, 16x16 (64 tiles)', [1, 128, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
     // Stride 2 (S2 / S2T) from 256 tiles an image on every path, with the same channel minimums:
     ['stride 2, 64 -> 64 channels, 64x64 (256 tiles)', [1, 64, 64, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
-    ['stride 2, 32 -> 32 channels, 64x64 (256 tiles)', [1, 32, 64, 64, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, (isa: string) => !wide(isa)],
+    ['stride 2, 32 -> 32 channels, 64x64 (256 tiles)', [1, 32, 64, 64, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => true],
+    ['stride 2, 16 -> 16 channels, 64x64 (256 tiles)', [1, 16, 64, 64, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
     ['stride 2, 128 -> 128 channels, 2 images 32x32 (64 tiles an image)', [2, 128, 32, 32, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1] as Conv, (_isa: string) => false],
   ])('%s', (_name, p, wino) => {
     for (const isa of cpuGemmPaths().paths)
