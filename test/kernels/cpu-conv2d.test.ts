@@ -230,7 +230,7 @@ describe('conv2d Winograd fused and stage by stage give the same bits (CPU)', ()
         const on = run({ KILN_CONV_WINO_FUSED: '1' }), off = run({ KILN_CONV_WINO_FUSED: '0' }), dflt = run({});
         const { ref, mag } = reference(p, mode, 7);
         expectClose(on, ref, mag, 'out');
-        const same = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+        const same = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.from(a).every((v, i) => Object.is(v, b[i]));
         expect(`${isa} mode ${mode}: fused ${same(on, off) ? 'same' : 'different'}, default ${same(dflt, off) ? 'same' : 'different'}`)
           .toBe(`${isa} mode ${mode}: fused same, default same`);
       }
