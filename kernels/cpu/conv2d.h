@@ -30,6 +30,14 @@
 
 namespace kiln {
 
+// The GEMM epilogue of a 1x1 stride-1 conv, whose output is exactly the GEMM's C (row (n*G + g)*M + i, M channels a
+// group, N = H*W pixels a row): with the plain store (ConvStore) full tiles go straight from the micro-kernel's
+// registers (DenseStore; 320->640 ch 32² forward 1.38 -> 1.24 ms), with any other epilogue the row runs `out`.
+template <class Epi, class Out>
+auto dense_or(const Epi& epi, int64_t M, int64_t N, Out out) {
+  if constexpr (std::is_same_v<Epi, ConvStore>) return DenseStore{epi.out, M, N};
+  else return out;
+}
 
 // y[n,o,oh,ow]: epi(int64_t n, int64_t o, int64_t oh, int64_t ow, float acc).
 template <class Epi>
@@ -101,11 +109,8 @@ void conv2d_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t K
     // 1x1 stride 1: B is x[n, g*Cg + c, :] with row stride H*W — a plain strided GEMM (w packed once).
     auto bOff = [=](int64_t b) { return ((b / G) * C + (b % G) * Cg) * H * W; };
     auto pre = prepack_a(packA, G, [](int64_t g) { return g; }, Og, Cg, [G](int64_t b) { return b % G; });
-    const StridedPackB<decltype(bOff)> packB{x, H * W, 1, bOff};
-    if constexpr (std::is_same_v<Epi, ConvStore>)  // y is the GEMM's C (row (n*G + g)*Og + i): tiles stored from registers
-      gemm_packed_f32(N * G, Og, H * W, Cg, pre.packer, packB, DenseStore{epi.out, Og, H * W}, GemmSplit::Columns);
-    else
-      gemm_packed_f32(N * G, Og, H * W, Cg, pre.packer, packB, out, GemmSplit::Columns);
+    gemm_packed_f32(N * G, Og, H * W, Cg, pre.packer, StridedPackB<decltype(bOff)>{x, H * W, 1, bOff},
+                    dense_or(epi, Og, H * W, out), GemmSplit::Columns);
     return;
   }
   conv2d_fwd_shift(s, x, packA, epi);
@@ -152,11 +157,8 @@ void conv2d_bwd_data_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, 
     auto bOff = [=](int64_t b) { return ((b / G) * O + (b % G) * Og) * H * W; };
     auto pre = prepack_a(StridedPackA<decltype(aOff)>{w, 1, Cg, aOff, Cg}, G, [](int64_t g) { return g; }, Cg, Og,
                          [G](int64_t b) { return b % G; });
-    const StridedPackB<decltype(bOff)> packB{dy, H * W, 1, bOff};
-    if constexpr (std::is_same_v<Epi, ConvStore>)  // dx is the GEMM's C (row (n*G + g)*Cg + i)
-      gemm_packed_f32(N * G, Cg, H * W, Og, pre.packer, packB, DenseStore{epi.out, Cg, H * W}, GemmSplit::Columns);
-    else
-      gemm_packed_f32(N * G, Cg, H * W, Og, pre.packer, packB, out, GemmSplit::Columns);
+    gemm_packed_f32(N * G, Cg, H * W, Og, pre.packer, StridedPackB<decltype(bOff)>{dy, H * W, 1, bOff},
+                    dense_or(epi, Cg, H * W, out), GemmSplit::Columns);
     return;
   }
   conv2d_bwd_data_phases(s, dy, w, epi);

@@ -378,10 +378,19 @@ void conv3x3_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int
   else wino::weight_panels<Scheme, 4>(w, O, C, transposed, per, ubuf.p);  // every other path's MR (gemm_cfg)
   const int64_t rows_all = N * th;
   const int64_t wb = step * tw + R - step;  // input columns a tile row reads: [-pl, wb - pl)
-  // (B^T d B) of channel c, tile row r0 + r of the (n, ty) list, into V (rows Tp floats apart); d, tmp, dr, vr: the
-  // calling thread's scratch (dr[s] = d + s*wb).
-  auto input_row = [&](int64_t c, int64_t r0, int64_t r, float* V, int64_t Tp, float* d, float* tmp, const float* const* dr,
-                       float** vr) {
+  struct Scratch {  // one thread's input / output transform buffers: R padded input rows, the scheme's, OT output rows
+    std::vector<float> d, tmp, y;
+    const float* dr[R];
+    float* vr[P];
+    float* yr[OT];
+    Scratch(int64_t tw, int64_t wb) : d(size_t(R * wb)), tmp(size_t(Scheme::scratch(tw))), y(size_t(OT * OT * tw)) {
+      for (int s = 0; s < R; ++s) dr[s] = d.data() + s * wb;
+      for (int i = 0; i < OT; ++i) yr[i] = y.data() + i * OT * tw;
+    }
+  };
+  // (B^T d B) of channel c, tile row r0 + r of the (n, ty) list, into V (rows Tp floats apart).
+  auto input_row = [&](int64_t c, int64_t r0, int64_t r, float* V, int64_t Tp, Scratch& sc) {
+    float* d = sc.d.data();
     const int64_t n = (r0 + r) / th, ty = (r0 + r) % th;
     const float* xc = x + (n * C + c) * H * W;
     const int64_t lo = std::min(wb, std::max<int64_t>(0, pl)), hi = std::max(lo, std::min(wb, W + pl));
@@ -396,45 +405,39 @@ void conv3x3_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int
       std::memcpy(ds + lo, xc + ih * W + (lo - pl), size_t(hi - lo) * sizeof(float));
       std::fill(ds + hi, ds + wb, 0.0f);
     }
-    for (int xi = 0; xi < P; ++xi) vr[xi] = V + (xi * C + c) * Tp + r * tw;
-    Scheme::input(dr, tw, tmp, vr);
+    for (int xi = 0; xi < P; ++xi) sc.vr[xi] = V + (xi * C + c) * Tp + r * tw;
+    Scheme::input(sc.dr, tw, sc.tmp.data(), sc.vr);
+  };
+  // M[xi][o][t] = U[xi] . V[xi] for T tiles (rows of V and M Tp floats apart); koff: C entries of scratch.
+  auto gemm = [&](int64_t T, int64_t Tp, const float* V, float* M, int64_t* koff) {
+    for (int64_t c = 0; c < C; ++c) koff[c] = c * Tp;
+    gemm_packed_f32(P, O, T, C, U, conv_shift::ShiftPackB{V, koff, C * Tp, 0, 1}, DenseStore{M, O, Tp}, GemmSplit::Columns);
   };
   // (A^T m A) of output channel o, tile row r0 + r, from M; its OT output rows handed over as runs of Wo.
-  auto output_row = [&](int64_t o, int64_t r0, int64_t r, const float* M, int64_t Tp, float* const* yr) {
+  auto output_row = [&](int64_t o, int64_t r0, int64_t r, const float* M, int64_t Tp, Scratch& sc) {
     const int64_t n = (r0 + r) / th, ty = (r0 + r) % th;
-    Scheme::output(M + o * Tp + r * tw, O * Tp, tw, yr);
-    for (int i = 0; i < OT && OT * ty + i < Ho; ++i) conv_emit(epi, n, o, OT * ty + i, 0, 1, Wo, yr[i]);
-  };
-  struct Scratch {  // one thread's input / output transform buffers
-    std::vector<float> d, tmp, y;
-    const float* dr[R];
-    float* vr[P];
-    float* yr[OT];
-    explicit Scratch(int64_t tw) : d(size_t(R * (step * tw + R - step))), tmp(size_t(Scheme::scratch(tw))), y(size_t(OT * OT * tw)) {
-      for (int s = 0; s < R; ++s) dr[s] = d.data() + s * (step * tw + R - step);
-      for (int i = 0; i < OT; ++i) yr[i] = y.data() + i * OT * tw;
-    }
+    Scheme::output(M + o * Tp + r * tw, O * Tp, tw, sc.yr);
+    for (int i = 0; i < OT && OT * ty + i < Ho; ++i) conv_emit(epi, n, o, OT * ty + i, 0, 1, Wo, sc.yr[i]);
   };
   const int64_t per_row = P * (C + O) * tw;  // floats of V and M a tile row needs
-  const int64_t fused_rows = wino::fused_rows(per_row, rows_all, 16 * per);
+  const int64_t fused_rows = wino::fused_rows(per_row, rows_all, 16 * per);  // 16 * per: floats of U
   if (fused_rows > 0) {
-    // Each thread runs the whole pipeline on its own groups of tile rows, V and M in its L2 (wino::fused_rows).
+    // Each thread runs all three stages on its own groups of tile rows (wino::fused_rows); the GEMM runs on the calling
+    // thread inside the parallel region.
     const int64_t nchunk = (rows_all + fused_rows - 1) / fused_rows, Tmax = wino::odd_lines(fused_rows * tw);
-    std::vector<int64_t> koff(static_cast<size_t>(C));
-    for (int64_t c = 0; c < C; ++c) koff[size_t(c)] = c * Tmax;
 #pragma omp parallel
     {
-      Scratch sc(tw);
+      Scratch sc(tw, wb);
+      std::vector<int64_t> koff(static_cast<size_t>(C));
       AlignedBuf vbuf(size_t(P * C * Tmax)), mbuf(size_t(P * O * Tmax));
 #pragma omp for schedule(dynamic)
       for (int64_t q = 0; q < nchunk; ++q) {
         const int64_t r0 = q * fused_rows, nr = std::min(fused_rows, rows_all - r0);
         for (int64_t c = 0; c < C; ++c)
-          for (int64_t r = 0; r < nr; ++r) input_row(c, r0, r, vbuf.p, Tmax, sc.d.data(), sc.tmp.data(), sc.dr, sc.vr);
-        gemm_packed_f32(P, O, nr * tw, C, U, conv_shift::ShiftPackB{vbuf.p, koff.data(), C * Tmax, 0, 1},
-                        DenseStore{mbuf.p, O, Tmax}, GemmSplit::Columns);  // serial inside a parallel region
+          for (int64_t r = 0; r < nr; ++r) input_row(c, r0, r, vbuf.p, Tmax, sc);
+        gemm(nr * tw, Tmax, vbuf.p, mbuf.p, koff.data());
         for (int64_t o = 0; o < O; ++o)
-          for (int64_t r = 0; r < nr; ++r) output_row(o, r0, r, mbuf.p, Tmax, sc.yr);
+          for (int64_t r = 0; r < nr; ++r) output_row(o, r0, r, mbuf.p, Tmax, sc);
       }
     }
     return;
@@ -452,20 +455,19 @@ void conv3x3_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int
     // Input transform: one (c, tile row) per item.
 #pragma omp parallel if (par_copy(double(P * C * T)))
     {
-      Scratch sc(tw);
+      Scratch sc(tw, wb);
 #pragma omp for collapse(2) schedule(static)
       for (int64_t c = 0; c < C; ++c)
-        for (int64_t r = 0; r < nr; ++r) input_row(c, r0, r, V, Tp, sc.d.data(), sc.tmp.data(), sc.dr, sc.vr);
+        for (int64_t r = 0; r < nr; ++r) input_row(c, r0, r, V, Tp, sc);
     }
-    for (int64_t c = 0; c < C; ++c) koff[size_t(c)] = c * Tp;
-    gemm_packed_f32(P, O, T, C, U, conv_shift::ShiftPackB{V, koff.data(), C * Tp, 0, 1}, DenseStore{M, O, Tp}, GemmSplit::Columns);  // M[xi][o][t]
+    gemm(T, Tp, V, M, koff.data());
     // Output transform: one (o, tile row) per item.
 #pragma omp parallel if (par_copy(double(P * O * T)))
     {
-      Scratch sc(tw);
+      Scratch sc(tw, wb);
 #pragma omp for collapse(2) schedule(static)
       for (int64_t o = 0; o < O; ++o)
-        for (int64_t r = 0; r < nr; ++r) output_row(o, r0, r, M, Tp, sc.yr);
+        for (int64_t r = 0; r < nr; ++r) output_row(o, r0, r, M, Tp, sc);
     }
   }
 }
