@@ -91,10 +91,13 @@ const TEMPLATES: Record<TemplateName, (c: Ctx) => TemplateCode> = {
     const [M, N] = k.outShape.slice(-2), K = A.shape[A.shape.length - 1];
     const bstride = (x: StridedView) => batch.map((_d, i) => { const j = i - (batch.length - (x.shape.length - 2)); return j < 0 || x.shape[j] === 1 ? 0 : x.strides[j]; });
     const list = (xs: readonly number[]) => `{${xs.length ? xs.join(', ') : '0'}}`;
+    const bt = `const kiln_batch bt = {${batch.length}, ${list(batch)}, ${list(bstride(A))}, ${list(bstride(B))}};`;
+    const args = `${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt`;
+    const out = plainStore(k);
+    if (out !== null && A.dt === 'f32') return { helpers: [], body: [bt, `kiln_gemm_out_f32(${args}, b${out});`] };
     return {
       helpers: epilogueRow(['bb', 'ii', 'jj'], [...bindBatch(v.slice(0, -2), batch, 'bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jjt;`]),
-      body: [`const kiln_batch bt = {${batch.length}, ${list(batch)}, ${list(bstride(A))}, ${list(bstride(B))}};`,
-        `kiln_gemm_${A.dt}(${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, &bt, ${epiName}, &fr);`],
+      body: [bt, `kiln_gemm_${A.dt}(${args}, ${epiName}, &fr);`],
     };
   },
   conv2d: conv,

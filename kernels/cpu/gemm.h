@@ -40,8 +40,8 @@ using Dim = std::integral_constant<int, V>;
 // Per path: micro-tile and cache blocking. The blocking is derived once per process from the detected caches
 // (cpu_cache.h) by gemm_blocking<U>(); KC / MC / NC here are the values tuned on a 48 KiB L1d, 1 MiB L2 core
 // (Zen 5), which the derivation reproduces there:
-//   KC: one KC x NR panel of B takes at most a quarter of the L2 (KC = L2 / 4 / (NR*4), at most U::KC) while the
-//   MR-row A panels stream past it. A deep KC matters more than an L1-resident B panel: every K block past the
+//   KC: one KC x NR panel of B takes at most 3/8 of the L2 (KC = 3 L2 / 8 / (NR*4), at most U::KC) while the
+//   MR-row A panels stream past it; K up to 2304 runs as one block (2048^3: no C buffer at all). A deep KC matters more than an L1-resident B panel: every K block past the
 //   first is a pass over the C buffer of partial sums (below), which for 2048^3 does not fit any cache; the
 //   micro-kernel's 3 B loads + 8 broadcasts per 24 FMAs are served from L2 at full speed (measured, avx512:
 //   KC 1024 vs 256 on 2048^3 -11%, 1024^3 -11%; kernels/README.md). The column split (conv) keeps L1-sized K
@@ -50,11 +50,11 @@ using Dim = std::integral_constant<int, V>;
 //   at most U::NC columns and half the L3.
 namespace gemm_cfg {
 // Elem: the packed panels' element type; KP: k granularity of a panel (2: bf16 pairs, k padded to even).
-struct Avx512 {  // B panel 1024x48 (192 KiB) and A block 48x1024 (192 KiB) in a 1 MiB L2
+struct Avx512 {  // B panel 2048x48 (384 KiB) and A block 32x2048 (256 KiB) in a 1 MiB L2
   using Elem = float;
   static constexpr int KP = 1;
   static constexpr int MR = 8, NR = 48;
-  static constexpr int64_t KC = 1024, MC = 48, NC = 1536;
+  static constexpr int64_t KC = 2048, MC = 24, NC = 1536;
   static constexpr double L2Share = 0.1875;
   // d = c + a.b, rows ldc / ldd apart (c == nullptr: d = a.b); ukr_rows reads B in place, row k at b + koff[k].
   static void ukr_c(int64_t kc, const float* a, const float* b, const float* c, int64_t ldc, float* d, int64_t ldd) {
@@ -81,12 +81,12 @@ struct Avx512Bf16 {  // bf16 operands: B panel 512x48 bf16 (48 KiB) in L1; A blo
     ukr_avx512bf16_8x48(kc, a, b, c, ldc, d, ldd);
   }
 };
-struct Avx2 {  // B panel 1024x24 (96 KiB) and A block 24x1024 (96 KiB) in L2, deep K as avx512 (kernels/README.md)
+struct Avx2 {  // B panel 2048x24 (192 KiB) and A block 24x2048 (192 KiB) in L2, deep K as avx512 (kernels/README.md)
   using Elem = float;
   static constexpr int KP = 1;
   static constexpr int MR = 4, NR = 24;
-  static constexpr int64_t KC = 1024, MC = 24, NC = 2040;
-  static constexpr double L2Share = 0.09375;
+  static constexpr int64_t KC = 2048, MC = 24, NC = 2040;
+  static constexpr double L2Share = 0.1875;
   static void ukr_c(int64_t kc, const float* a, const float* b, const float* c, int64_t ldc, float* d, int64_t ldd) {
     ukr_avx2_4x24(kc, a, b, c, ldc, d, ldd);
   }
@@ -201,7 +201,7 @@ const GemmBlocking& gemm_blocking() {
   static const GemmBlocking b = [] {
     const CpuCaches& c = cpu_caches();
     constexpr int64_t es = sizeof(typename U::Elem);
-    const int64_t kc = std::min<int64_t>(U::KC, std::max<int64_t>(64, c.l2 / 4 / (U::NR * es) / 8 * 8));
+    const int64_t kc = std::min<int64_t>(U::KC, std::max<int64_t>(64, c.l2 * 3 / 8 / (U::NR * es) / 8 * 8));
     const int64_t mc = std::min<int64_t>(2048 / U::MR * U::MR,
                                          std::max<int64_t>(4 * U::MR, int64_t(double(c.l2) * U::L2Share) / (kc * es) / U::MR * U::MR));
     const int64_t nc = std::min<int64_t>(U::NC, std::max<int64_t>(4 * U::NR, c.l3 / 2 / (kc * es) / U::NR * U::NR));

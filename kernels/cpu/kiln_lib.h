@@ -44,6 +44,10 @@ void kiln_gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t 
 void kiln_gemm_f16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t rsA, int64_t csA, const uint16_t* B,
                    int64_t rsB, int64_t csB, const kiln_batch* batch, kiln_epi3r epi, const kiln_frame* fr);
 
+// The same with the plain store: C(b,i,j) written to C[(b*M + i)*N + j], no epilogue call.
+void kiln_gemm_out_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsA, int64_t csA, const float* B,
+                       int64_t rsB, int64_t csB, const kiln_batch* batch, float* C);
+
 // NCHW x, OIHW w; padding [top, bottom, left, right].
 void kiln_conv2d_f32(const int64_t* dims /* N,C,H,W,O,KH,KW,sh,sw,pt,pb,pl,pr,dh,dw,groups */, const float* x,
                      const float* w, kiln_epi4r epi, const kiln_frame* fr);                     // epi(n, o, oh, ow, acc)

@@ -55,6 +55,13 @@ KILN_EXPORT void kiln_gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, 
   kiln::gemm_f32(batch_count(bt), M, N, K, A, rsA, csA, BatchOff{bt, false}, B, rsB, csB, BatchOff{bt, true}, EpiRow{epi, fr});
 }
 
+// The plain store (the epilogue only writes C, row-major, batch-major): full tiles go from the micro-kernel's registers
+// to C (kiln::DenseStore), no epilogue call per tile row.
+KILN_EXPORT void kiln_gemm_out_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsA, int64_t csA,
+                                   const float* B, int64_t rsB, int64_t csB, const kiln_batch* bt, float* C) {
+  kiln::gemm_f32(batch_count(bt), M, N, K, A, rsA, csA, BatchOff{bt, false}, B, rsB, csB, BatchOff{bt, true}, kiln::DenseStore{C, M, N});
+}
+
 // bf16 / f16 operands, converted to f32 while packing (gemm_half.h).
 KILN_EXPORT void kiln_gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t rsA, int64_t csA,
                                 const uint16_t* B, int64_t rsB, int64_t csB, const kiln_batch* bt, kiln_epi3r epi, const kiln_frame* fr) {
