@@ -66,9 +66,11 @@ const shapes: [string, Conv][] = [
   ['ragged: C 130, O 17, 5x9 pad 1 (K 1170 > every KC)', [1, 130, 5, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   // K 279: less than an eighth past KC 256, one K block of 279 (gemm.h: K blocks of equal depth).
   ['ragged: C 31, O 65, 7x63 pad 1 (K 279, one K block)', [1, 31, 7, 63, 65, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
-  // Weight gradient (conv2d_wgrad.h): K = Ho*Wq past one K block (2048) over two images; dy rows of 256 floats
+  // Weight gradient (conv2d_wgrad.h): K = Ho*Wq past one K block (2048 on avx2 / generic) over two images; dy rows of 256 floats
   // (stored at a padded stride); groups with 5 output channels a group (a row block of 4 plus 1).
   ['ragged: C 5, O 9, 2 images 45x50, pad 1 (K 2340 > K block)', [2, 5, 45, 50, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
+  // K = 90 x 97 = 8730 past avx512's K block of 8192 (avx2 and generic: 2048), one image.
+  ['ragged: C 3, O 5, 90x95, pad 1 (K 8730 > every K block)', [1, 3, 90, 95, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ['1x1 C 9, O 10, 16x16 (rows of 256)', [1, 9, 16, 16, 10, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1]],
   // Planes a multiple of 4 KiB apart, where every channel's row of one tap maps to the same L1 sets: 30x30 padded to
   // a 32x32 phase plane (the forward reads these rows in place on avx512), and a 1x1 over 32x32 planes.
