@@ -41,12 +41,13 @@ using Dim = std::integral_constant<int, V>;
 // (cpu_cache.h) by gemm_blocking<U>(); KC / MC / NC here are the values tuned on a 48 KiB L1d, 1 MiB L2 core
 // (Zen 5), which the derivation reproduces there:
 //   KC: one KC x NR panel of B takes at most 3/8 of the L2 (KC = 3 L2 / 8 / (NR*4), at most U::KC) while the
-//   MR-row A panels stream past it; K up to 2304 runs as one block (2048^3: no C buffer at all). A deep KC matters more than an L1-resident B panel: every K block past the
-//   first is a pass over the C buffer of partial sums (below), which for 2048^3 does not fit any cache; the
+//   MR-row A panels stream past it; a K up to 2304 runs as one block (2048^3: no C buffer at all). A deep KC matters
+//   more than an L1-resident B panel: every K block past the first is a pass over the C buffer of partial sums
+//   (below), which for 2048^3 does not fit any cache; the
 //   micro-kernel's 3 B loads + 8 broadcasts per 24 FMAs are served from L2 at full speed (measured, avx512:
 //   KC 1024 vs 256 on 2048^3 -11%, 1024^3 -11%; kernels/README.md). The column split (conv) keeps L1-sized K
 //   blocks (gemm_packed_path);
-//   MC: the MC x KC block of A takes U::L2Share of the L2;  NC: the KC x NC block of B (shared by the threads)
+//   MC: the MC x KC block of A takes U::L2Share of the L2 (at least 4 MR rows);  NC: the KC x NC block of B (shared by the threads)
 //   at most U::NC columns and half the L3.
 namespace gemm_cfg {
 // Elem: the packed panels' element type; KP: k granularity of a panel (2: bf16 pairs, k padded to even).
@@ -54,7 +55,7 @@ struct Avx512 {  // B panel 2048x48 (384 KiB) and A block 32x2048 (256 KiB) in a
   using Elem = float;
   static constexpr int KP = 1;
   static constexpr int MR = 8, NR = 48;
-  static constexpr int64_t KC = 2048, MC = 24, NC = 1536;
+  static constexpr int64_t KC = 2048, MC = 32, NC = 1536;
   static constexpr double L2Share = 0.1875;
   // d = c + a.b, rows ldc / ldd apart (c == nullptr: d = a.b); ukr_rows reads B in place, row k at b + koff[k].
   static void ukr_c(int64_t kc, const float* a, const float* b, const float* c, int64_t ldc, float* d, int64_t ldd) {
