@@ -1,35 +1,44 @@
 // Vectorizable float math for generated C++: glibc's expf is a scalar call unless -ffast-math (which would
 // also let GCC reorder reductions and drop NaN/inf semantics), so loops with exp, sigmoid or SiLU would not
-// vectorize. kiln_expf is the Cephes range reduction and polynomial, written with ternaries and bit casts only, so
-// `omp simd` loops turn it into AVX2 / AVX-512 code. Within 1.01 ulp of double exp over the whole float range,
-// subnormal results included (measured every 1e-4 on [-110, 90]); NaN in NaN out, +Inf above 88.72, exact 0 below
-// -103.97, with no select after the clamp: x is clamped to [-104, 88.8] and 2^n (n in [-150, 128], not one float)
-// is applied as two normal scales 2^(n>>1) * 2^(n - (n>>1)), so y * 2^n rounds once, to a subnormal, a normal or
-// +Inf as IEEE would. NaN passes both clamps (the compares are false) and the polynomial. The clamp constants
-// let g++ fold the clamped lanes to 0 and +Inf, so it computes the unclamped value and masks those lanes; both are
-// cheaper than the previous version's clamp at 88.38 (which returned e^88.38 on (88.38, 88.72], up to 29% low) and
-// its NaN and +Inf selects: softmax's exp stage 17% faster (kernels/README.md, "Row kernels").
+// vectorize. kiln_expf is written with ternaries and bit casts only, so `omp simd` loops turn it into AVX2 / AVX-512
+// code. Within 0.89 ulp of double exp over the whole float range, subnormal results included (measured on every
+// 13th float in [-110, 110]); NaN in NaN out, +Inf above 88.72, exact 0 below -103.97, with no select after the
+// clamp. About 20 vector operations (session 17; 32 before, kernels/README.md "Row kernels"):
+// - Clamp x to [-104, 88.8] with limits read from kiln_exp_limits, which the compiler cannot fold: `lo > x ? lo : x`
+//   is then exactly vmaxps(lo, x) and the upper one vminps (NaN in the second operand comes out). With literal
+//   limits g++ folds the clamped lanes to 0 / +Inf and masks them after the polynomial (four compares, three
+//   logic operations, two blends a vector on AVX2).
+// - n = round(x log2 e) by the shifter 1.5 * 2^23 + 254: t's bits are 0x4B400000 + (n + 254), n = t - shifter.
+// - r = x - n ln 2 in two parts (Cody-Waite), |r| <= ln 2 / 2; e^r = 1 + r (1 + r P(r)), Horner, P of degree 4
+//   fitted by iterated weighted least squares to the relative error (3.1e-9 before float rounding).
+// - 2^n (n in [-150, 128], not one float) as two normal scales straight from t's bits: with h = bits(t) >> 1,
+//   h << 23 is 2^(n>>1) and (bits(t) - h) << 23 is 2^(n - (n>>1)) (0x4B400000's half shifts out), so y * 2^n
+//   rounds once, to a subnormal, a normal or +Inf as IEEE would.
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
+// The clamp limits of kiln_expf, kept in memory so that g++ emits vmaxps / vminps for the clamp (see above). Hidden:
+// one copy per shared object, never written.
+__attribute__((visibility("hidden"))) inline float kiln_exp_limits[2] = {-104.0f, 88.8f};
+
 static inline __attribute__((always_inline)) float kiln_expf(float x) {
-  const float xl = x < -104.0f ? -104.0f : x;
-  const float xc = xl > 88.8f ? 88.8f : xl;
-  const float n = std::floor(xc * 1.44269504088896341f + 0.5f);
+  const float lo = kiln_exp_limits[0], hi = kiln_exp_limits[1];
+  const float xl = lo > x ? lo : x;
+  const float xc = hi < xl ? hi : xl;
+  const float t = xc * 1.44269504088896341f + 12583166.0f;
+  const float n = t - 12583166.0f;
   const float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  const int32_t ni = int32_t(n), n1 = ni >> 1, n2 = ni - n1;
-  const float s1 = __builtin_bit_cast(float, uint32_t(n1 + 127) << 23);
-  const float s2 = __builtin_bit_cast(float, uint32_t(n2 + 127) << 23);
-  return y * s1 * s2;
+  float p = 1.38145988e-3f;
+  p = p * r + 8.36871658e-3f;
+  p = p * r + 4.16683890e-2f;
+  p = p * r + 1.66665211e-1f;
+  p = p * r + 4.99999940e-1f;
+  p = p * r + 1.0f;
+  const float y = p * r + 1.0f;
+  const uint32_t tb = __builtin_bit_cast(uint32_t, t), h = tb >> 1;
+  return y * __builtin_bit_cast(float, h << 23) * __builtin_bit_cast(float, (tb - h) << 23);
 }
 
 static inline float kiln_sigmoidf(float x) { return 1.0f / (1.0f + kiln_expf(-x)); }
@@ -83,26 +92,23 @@ static inline __attribute__((always_inline)) float kiln_erff(float x) {
 }
 
 // kiln_expf on a GCC vector of floats (vector_size extension: one source for xmm, ymm or zmm), for kernels that
-// hold their data in vectors already (attention.h). The same clamp, polynomial and split scale; n = round(x log2 e)
-// by the 1.5 * 2^23 shifter instead of floor(x log2 e + 0.5) (they differ only at exact ties, where either r is
-// within the polynomial's range). The same special values as kiln_expf.
+// hold their data in vectors already (attention.h): the same operations in the same order, so the same bits.
 template <class V>
 static inline __attribute__((always_inline)) V kiln_expv(V x) {
-  typedef int32_t I __attribute__((vector_size(sizeof(V))));
-  const V lo = V{} - 104.0f, hi = V{} + 88.8f;
-  V xc = x < lo ? lo : x;
-  xc = xc > hi ? hi : xc;
-  const V shift = V{} + 12582912.0f;
-  const V n = (xc * 1.44269504088896341f + shift) - shift;
+  typedef uint32_t U __attribute__((vector_size(sizeof(V))));
+  const V lo = V{} + kiln_exp_limits[0], hi = V{} + kiln_exp_limits[1];
+  const V xl = lo > x ? lo : x;
+  const V xc = hi < xl ? hi : xl;
+  const V t = xc * 1.44269504088896341f + 12583166.0f;
+  const V n = t - 12583166.0f;
   const V r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  V p = V{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const V y = p * r * r + r + 1.0f;
-  const I ni = __builtin_convertvector(n, I), n1 = ni >> 1, n2 = ni - n1;
-  const I b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
-  return y * reinterpret_cast<const V&>(b1) * reinterpret_cast<const V&>(b2);
+  V p = V{} + 1.38145988e-3f;
+  p = p * r + 8.36871658e-3f;
+  p = p * r + 4.16683890e-2f;
+  p = p * r + 1.66665211e-1f;
+  p = p * r + 4.99999940e-1f;
+  p = p * r + 1.0f;
+  const V y = p * r + 1.0f;
+  const U tb = reinterpret_cast<const U&>(t), h = tb >> 1, s1 = h << 23, s2 = (tb - h) << 23;
+  return y * reinterpret_cast<const V&>(s1) * reinterpret_cast<const V&>(s2);
 }
