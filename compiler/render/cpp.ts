@@ -124,7 +124,7 @@ function reduceBody(k: ReduceKernel): string[] {
 
 /** Partial accumulators of a row reduction: one per lane of LANES (4 zmm, 8 ymm), so the loop carries LANES / width
  * independent chains instead of one. A single vector accumulator makes a cheap reduction latency-bound: softmax's
- * max (kiln_maxf is a compare-and-select chain) took 300 ns per row of 1024 with one accumulator, 140 ns with these
+ * max (kiln_maxf was a compare-and-select chain then, five vector operations now) took 300 ns per row of 1024 with one accumulator, 140 ns with these
  * lanes (AVX-512, L1-resident row). Sums add in another order (LANES partial sums, then those), as a vectorized
  * reduction already does with its vector width. */
 const LANES = 64;
