@@ -186,7 +186,7 @@ inline void phase_split(const float* src, int64_t planes, int64_t rows, int64_t 
           }
           const float* srow = s + ih * cols + off;
           std::fill(drow, drow + lo, 0.0f);
-          if (L.sw == 1) std::memcpy(drow + lo, srow + lo, size_t(hi - lo) * sizeof(float));
+          if (L.sw == 1) __builtin_memcpy(drow + lo, srow + lo, size_t(hi - lo) * sizeof(float));
           else if (L.sw == 2) gather_every<2>(srow, lo, hi, drow);  // compile-time stride: vectorized
           else gather_every<0>(srow, lo, hi, drow, L.sw);
           std::fill(drow + hi, drow + L.Wq, 0.0f);
@@ -209,7 +209,7 @@ struct ShiftPackB {
       const float* bp = base + p * NR;
       const int nr = int(std::min<int64_t>(NR, nc - p * NR));
       if (nr == NR) {
-        for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, bp + koff[k0 + k], NR * sizeof(float));
+        for (int64_t k = 0; k < kc; ++k) __builtin_memcpy(d + k * NR, bp + koff[k0 + k], NR * sizeof(float));
       } else {
         for (int64_t k = 0; k < kc; ++k) {
           const float* s = bp + koff[k0 + k];

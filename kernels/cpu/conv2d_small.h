@@ -162,7 +162,7 @@ inline void im2col_kmajor(const Conv2dShape& s, const float* x, int64_t n0, int6
             }
             const float* xr = xc + ih * s.W + off;
             std::fill(dr, dr + lo, 0.0f);
-            if (s.sw == 1) std::memcpy(dr + lo, xr + lo, size_t(hi - lo) * sizeof(float));
+            if (s.sw == 1) __builtin_memcpy(dr + lo, xr + lo, size_t(hi - lo) * sizeof(float));
             else for (int64_t ow = lo; ow < hi; ++ow) dr[ow] = xr[ow * s.sw];
             std::fill(dr + hi, dr + Wo, 0.0f);
           }

@@ -29,7 +29,7 @@ struct ConvStore {
   float* out; int64_t D1, D2, D3;
   void row(int64_t q0, int64_t q1, int64_t q2, int64_t q3, int64_t step, int64_t len, const float* acc) const {
     float* d = out + ((q0 * D1 + q1) * D2 + q2) * D3 + q3;
-    if (step == 1) std::memcpy(d, acc, size_t(len) * sizeof(float));
+    if (step == 1) __builtin_memcpy(d, acc, size_t(len) * sizeof(float));
     else for (int64_t r = 0; r < len; ++r) d[r * step] = acc[r];
   }
 };
@@ -74,20 +74,20 @@ namespace wgrad {
         v4 q;                                                                                                   \
         if constexpr (W == 16) {                                                                                \
           v8 lo, hi;                                                                                            \
-          std::memcpy(&lo, &acc[r][c], 32);                                                                     \
-          std::memcpy(&hi, reinterpret_cast<const char*>(&acc[r][c]) + 32, 32);                                 \
+          __builtin_memcpy(&lo, &acc[r][c], 32);                                                                     \
+          __builtin_memcpy(&hi, reinterpret_cast<const char*>(&acc[r][c]) + 32, 32);                                 \
           const v8 h = lo + hi;                                                                                 \
           v4 l4, h4;                                                                                            \
-          std::memcpy(&l4, &h, 16);                                                                             \
-          std::memcpy(&h4, reinterpret_cast<const char*>(&h) + 16, 16);                                         \
+          __builtin_memcpy(&l4, &h, 16);                                                                             \
+          __builtin_memcpy(&h4, reinterpret_cast<const char*>(&h) + 16, 16);                                         \
           q = l4 + h4;                                                                                          \
         } else if constexpr (W == 8) {                                                                          \
           v4 l4, h4;                                                                                            \
-          std::memcpy(&l4, &acc[r][c], 16);                                                                     \
-          std::memcpy(&h4, reinterpret_cast<const char*>(&acc[r][c]) + 16, 16);                                 \
+          __builtin_memcpy(&l4, &acc[r][c], 16);                                                                     \
+          __builtin_memcpy(&h4, reinterpret_cast<const char*>(&acc[r][c]) + 16, 16);                                 \
           q = l4 + h4;                                                                                          \
         } else {                                                                                                \
-          std::memcpy(&q, &acc[r][c], 16);                                                                      \
+          __builtin_memcpy(&q, &acc[r][c], 16);                                                                      \
         }                                                                                                       \
         sum[r][c] = (q[0] + q[2]) + (q[1] + q[3]);                                                              \
       }                                                                                                         \
@@ -123,7 +123,7 @@ inline void wgrad_copy_dy(const float* dy, int64_t planes, int64_t Ho, int64_t W
   for (int64_t p = 0; p < planes; ++p) {
     float* d = dyq + p * ld;
     for (int64_t oh = 0; oh < Ho; ++oh) {
-      std::memcpy(d + oh * Wq, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
+      __builtin_memcpy(d + oh * Wq, dy + (p * Ho + oh) * Wo, size_t(Wo) * sizeof(float));
       std::fill(d + oh * Wq + Wo, d + (oh + 1) * Wq, 0.0f);
     }
     std::fill(d + Ho * Wq, d + Tp, 0.0f);
@@ -276,7 +276,7 @@ void conv2d_bwd_weight_gemm(const Conv2dShape& s, const float* x, const float* d
       float* dw; int64_t Og, Nc; bool first;
       void row(int64_t g, int64_t i, int64_t j0, int len, const float* v) {
         float* d = dw + (g * Og + i) * Nc + j0;
-        if (first) std::memcpy(d, v, size_t(len) * sizeof(float));
+        if (first) __builtin_memcpy(d, v, size_t(len) * sizeof(float));
         else for (int t = 0; t < len; ++t) d[t] += v[t];
       }
     } acc{dw, Og, Nc, n == 0};

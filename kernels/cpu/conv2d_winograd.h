@@ -304,12 +304,12 @@ void weight_block(const float* g, int64_t M, int64_t K, int64_t i0, int64_t k0, 
     for (int a = 0; a < 4; ++a) {
       vec q[4];
       G::rows4(t[0][a], t[1][a], t[2][a], q);
-      for (int b = 0; b < 4; ++b) std::memcpy(&blk[a * 4 + b][kk * MR], &q[b], sizeof(vec));
+      for (int b = 0; b < 4; ++b) __builtin_memcpy(&blk[a * 4 + b][kk * MR], &q[b], sizeof(vec));
     }
     for (int xi = 0; xi < 16; ++xi)
       for (int r = rows; r < MR; ++r) blk[xi][kk * MR + r] = 0.0f;
   }
-  for (int xi = 0; xi < 16; ++xi) std::memcpy(u + xi * per + k0 * MR, blk[xi], size_t(kb) * MR * sizeof(float));
+  for (int xi = 0; xi < 16; ++xi) __builtin_memcpy(u + xi * per + k0 * MR, blk[xi], size_t(kb) * MR * sizeof(float));
 }
 
 // Every panel of U. The forward kernel's rows are contiguous along k, so each item is a panel; the transposed
@@ -402,7 +402,7 @@ void conv3x3_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int
         continue;
       }
       std::fill(ds, ds + lo, 0.0f);
-      std::memcpy(ds + lo, xc + ih * W + (lo - pl), size_t(hi - lo) * sizeof(float));
+      __builtin_memcpy(ds + lo, xc + ih * W + (lo - pl), size_t(hi - lo) * sizeof(float));
       std::fill(ds + hi, ds + wb, 0.0f);
     }
     for (int xi = 0; xi < P; ++xi) sc.vr[xi] = V + (xi * C + c) * Tp + r * tw;

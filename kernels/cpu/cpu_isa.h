@@ -79,7 +79,7 @@ inline Flags detect(char* model, size_t model_len) {
     unsigned r[12];
     for (unsigned i = 0; i < 3; ++i) __get_cpuid(0x80000002u + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
     char s[49];
-    std::memcpy(s, r, 48);
+    __builtin_memcpy(s, r, 48);
     s[48] = 0;
     const char* p = s;
     while (*p == ' ') ++p;

@@ -258,7 +258,7 @@ struct DenseStore {
   float* c; int64_t M, ld;
   float* at(int64_t b, int64_t i, int64_t j) const { return c + (b * M + i) * ld + j; }
   void row(int64_t b, int64_t i, int64_t j0, int n, const float* acc) const {
-    std::memcpy(at(b, i, j0), acc, size_t(n) * sizeof(float));
+    __builtin_memcpy(at(b, i, j0), acc, size_t(n) * sizeof(float));
   }
   void operator()(int64_t b, int64_t i, int64_t j, float acc) const { *at(b, i, j) = acc; }
 };
@@ -326,7 +326,7 @@ static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ A
         for (int r = 0; r < MR; ++r) epi_run(epi, b, i0 + r, j0, NR, t + r * NR);
         return;
       case KStep::First:
-        for (int r = 0; r < MR; ++r) std::memcpy(C + r * ldc, t + r * NR, NR * sizeof(float));
+        for (int r = 0; r < MR; ++r) __builtin_memcpy(C + r * ldc, t + r * NR, NR * sizeof(float));
         return;
       case KStep::Middle:
         for (int r = 0; r < MR; ++r)
@@ -803,7 +803,7 @@ struct StridedPackB {
         for (int64_t k = 0; k < kc; ++k) {
           const T* src = base + k * rs + j;
           if constexpr (std::is_same<Load, LoadF32>::value) {
-            std::memcpy(d + k * NR, src, NR * sizeof(float));
+            __builtin_memcpy(d + k * NR, src, NR * sizeof(float));
           } else {
 #pragma omp simd
             for (int c = 0; c < NR; ++c) d[k * NR + c] = ld(src[c]);

@@ -57,6 +57,6 @@ static inline int64_t kiln_ceil_div(int64_t a, int64_t b) { return (a + b - 1) /
 // A double passed through an int64 slot of `args` (JS writes it through a Float64Array view).
 static inline double kiln_arg_f64(const int64_t* args, int i) {
   double d;
-  std::memcpy(&d, &args[i], sizeof d);
+  __builtin_memcpy(&d, &args[i], sizeof d);
   return d;
 }

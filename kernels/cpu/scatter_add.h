@@ -24,7 +24,7 @@ inline void scatter_add_f32(int64_t outer, int64_t n_idx, int64_t inner, int64_t
     const int64_t t0 = split_outer ? 0 : inner * c / chunks, t1 = split_outer ? inner : inner * (c + 1) / chunks;
     for (int64_t o = o0; o < o1; ++o) {
       float* ob = out + o * size * inner;
-      for (int64_t s = 0; s < size; ++s) std::memset(ob + s * inner + t0, 0, sizeof(float) * (t1 - t0));
+      for (int64_t s = 0; s < size; ++s) __builtin_memset(ob + s * inner + t0, 0, sizeof(float) * (t1 - t0));
       for (int64_t n = 0; n < n_idx; ++n) {
         float* dst = ob + int64_t(idx[n]) * inner;
         const float* src = upd + (o * n_idx + n) * inner;
