@@ -74,6 +74,12 @@ export class CudaProgram extends Program {
     return out;
   }
   protected execute(): void {
+    this.launchAll();
+    this.device.sync();
+  }
+
+  /** Queues one run's kernels (or one kiln_run call) on the stream without waiting for them. */
+  private launchAll(): void {
     if (this.launcher) {
       const { lib, msg } = this.launcher;
       try {
@@ -82,7 +88,6 @@ export class CudaProgram extends Program {
         const end = msg.indexOf(0);
         throw new Error(new TextDecoder().decode(msg.subarray(0, end < 0 ? msg.length : end)) || (e as Error).message);
       }
-      this.device.sync();
       return;
     }
     this.fns.forEach(({ fn, l, bufs }, i) => {
@@ -91,7 +96,6 @@ export class CudaProgram extends Program {
       // With the non-finite check, each kernel's outputs are read back once its last launch has run.
       if (this.parts.checkNans && l.kernelIndex !== undefined && this.fns[i + 1]?.l.kernelIndex !== l.kernelIndex) this.checkFinite(l.kernelIndex);
     });
-    this.device.sync();
   }
 
   private checkFinite(index: number): void {
@@ -109,6 +113,13 @@ export class CudaProgram extends Program {
     }
   }
 
-  /** Milliseconds for one run of all kernels, measured with CUDA events. */
-  time(): number { return this.device.time(() => this.execute()); }
+  /** Frees the program's device arena (its parameters and activations); the program cannot run afterwards. */
+  dispose(): void { this.device.freeArena(); }
+
+  /** Device memory in use and in total (the driver's cuMemGetInfo), for a program's measured footprint. */
+  memInfo(): { freeBytes: number; totalBytes: number } { return this.device.memInfo(); }
+
+  /** Milliseconds per run of all kernels, measured with CUDA events around `reps` runs queued back to back (no host
+   * wait between them, so launch latency hides behind the GPU's work as in a training loop). */
+  time(reps = 1): number { return this.device.time(() => { for (let i = 0; i < reps; i++) this.launchAll(); }) / reps; }
 }

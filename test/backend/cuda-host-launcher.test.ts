@@ -42,4 +42,19 @@ describe('CUDA host launcher (kiln_run), direct and through a CUDA Graph, on the
     expect((await compile(spec, { backend: 'cuda-emu', checks: true })).launchMode).toBe('list');
     expect((await compile(spec, { backend: 'cuda-emu', checkNans: true })).launchMode).toBe('list');
   }, 300_000);
+
+  test('time(reps) queues reps whole runs between its events (both launch modes); dispose() frees the arena', async () => {
+    const { spec, feeds } = convNetStep();
+    for (const launcher of ['host', 'list'] as const) {
+      const p = await compile(spec, { backend: 'cuda-emu', launcher });
+      p.run(feeds);
+      const step = () => p.getParam('adamw.step')[0];
+      const before = step();
+      expect(p.time(3)).toBeGreaterThanOrEqual(0);
+      // Three more AdamW steps ran: the step counter moved by three.
+      expect(`${launcher}: ${step() - before}`).toBe(`${launcher}: 3`);
+      p.dispose();
+      expect(() => p.run(feeds)).toThrow(/arena/);
+    }
+  }, 300_000);
 });
