@@ -10,10 +10,8 @@
  * - a gradient or composite (several kernels, each storing its result low, then the output): ≤ 3u + K·2^-23
  *   (measured worst: 1.3u bf16 (rsqrt'), 1.4u f16 (recip')). */
 import * as k from '../../compiler/index';
-import { collect } from '../../compiler/ir/graph';
-import { numel } from '../../compiler/ir/shape';
-import { halfToF32, f32ToBf16Bits, bf16BitsToF32, f32ToF16Bits, f16BitsToF32 } from '../../compiler/ir/half';
-import { forwardTable, gradTable } from '../support/op-table';
+import { bf16BitsToF32, f32ToBf16Bits } from '../../compiler/ir/half';
+import { HALF_U, halfOpTable } from '../support/op-table';
 import { relErr } from '../support/lift';
 import { convNetStep, microUnetStep } from '../support/nets';
 import fs from 'node:fs';
@@ -21,31 +19,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadWeightsInto, saveParams } from '../../models/weights';
 
-const U = { bf16: 2 ** -8, f16: 2 ** -11 } as const;
+const U = HALF_U;
 
 describe.each([['cpu', 'bf16'], ['cpu', 'f16'], ['cuda-emu', 'bf16']] as const)('%s back end, %s storage', (backend, precision) => {
   test('every primitive, gradient and composite of the op table against float64 (bound per output above)', async () => {
-    const f = forwardTable(), g = gradTable();
-    const written: Record<string, k.Tensor> = { ...f.outputs, ...Object.fromEntries(Object.entries(g.outputs).map(([a, b]) => [`grad:${a}`, b])) };
-    // Float outputs stored in the low type too, so every value is rounded where it is stored.
-    const outputs = Object.fromEntries(Object.entries(written).map(([a, b]) => [a, b.dtype === 'f32' ? b.cast(precision) : b]));
-    const leaves = collect({ outputs: written }).inputs;
-    const round = (v: number) => (precision === 'bf16' ? bf16BitsToF32(f32ToBf16Bits(v)) : f16BitsToF32(f32ToF16Bits(v)));
-    const fed: Record<string, ArrayLike<number>> = { ...f.feeds, ...g.feeds };
-    const dtypeOf = new Map(leaves.map((n) => [n.attrs.name, n.dtype]));
-    const feeds = Object.fromEntries(Object.entries(fed).map(([n, v]) => [n, dtypeOf.get(n) === 'f32' ? Float64Array.from(v, round) : v]));
-    const prog = await k.compile({ outputs }, { precision: { precision, inputs: 'low' }, backend });
+    const t = halfOpTable(precision);
+    const prog = await k.compile({ outputs: t.outputs }, { precision: { precision, inputs: 'low' }, backend });
     // Fed inputs are stored low: the program's input leaves are bf16 / f16.
     expect(prog.parts.inputs.filter((n) => n.dtype === precision).length).toBeGreaterThan(50);
-    const raw = prog.run(feeds as never);
-    const want = k.evaluate({ outputs: written }, feeds).outputs;
+    const raw = prog.run(t.feeds as never);
     const bad: string[] = [];
-    for (const [name, t] of Object.entries(written)) {
-      const got = outputs[name].dtype === precision ? halfToF32(raw[name] as Uint16Array, precision) : raw[name];
-      const K = Math.max(1, ...t.node.inputs.map((i) => numel(i.shape) / Math.max(1, numel(t.shape))));
-      const bound = (name.startsWith('grad:') ? 3 : 1) * U[precision] + K * 2 ** -23;
-      const e = relErr(got, want[name].data);
-      if (!(e <= bound)) bad.push(`${name}: ${e.toExponential(2)} > ${bound.toExponential(2)}`);
+    for (const name of Object.keys(t.written)) {
+      const e = relErr(t.toF32(name, raw[name]), t.want[name].data);
+      if (!(e <= t.bound(name))) bad.push(`${name}: ${e.toExponential(2)} > ${t.bound(name).toExponential(2)}`);
     }
     expect(bad).toEqual([]);
   }, 600_000);

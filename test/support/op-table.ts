@@ -3,6 +3,9 @@
  * native build), each with its own inputs. Shared by the C++ back end and the emulated CUDA back end, so a new
  * back end gets the whole table by calling describeOpTable. */
 import { compile, evaluate, grad, input, constant, type CompileOptions, type Tensor } from '../../compiler/index';
+import { collect } from '../../compiler/ir/graph';
+import { numel } from '../../compiler/ir/shape';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, halfToF32 } from '../../compiler/ir/half';
 import { forwardCases } from '../ops/forward-cases';
 import { compositeGradCases, primitiveGradCases } from '../ops/grad-cases';
 import { values } from './gradcheck';
@@ -42,6 +45,33 @@ export function gradTable(): { outputs: Record<string, Tensor>; feeds: Record<st
 
 /** The bound for one output: f16/bf16 round trips are compared with exact math, so f16's half-ulp. */
 export const opTableBound = (output: string): number => (output.startsWith('cast') ? 2 ** -11 : TOL);
+
+/** Unit roundoff of the 16-bit storage types. */
+export const HALF_U = { bf16: 2 ** -8, f16: 2 ** -11 } as const;
+
+/** The whole op table (forward cases and gradients as `grad:<key>`) for 16-bit storage: float outputs cast to
+ * `precision` (so every value is rounded where it is stored), feeds rounded to it (compile with
+ * `{ precision: { precision, inputs: 'low' } }` and they are stored low exactly). `want` is the float64 oracle of
+ * the uncast outputs; `bound(name)` is the normwise bound of test/backend/precision-cpu.test.ts's error model:
+ * (3 for gradients and composites, else 1)·u + K·2^-23, K the reduction length; `toF32` reads an output back. */
+export function halfOpTable(precision: 'bf16' | 'f16') {
+  const f = forwardTable(), g = gradTable();
+  const written: Record<string, Tensor> = { ...f.outputs, ...Object.fromEntries(Object.entries(g.outputs).map(([a, b]) => [`grad:${a}`, b])) };
+  const outputs = Object.fromEntries(Object.entries(written).map(([a, b]) => [a, b.dtype === 'f32' ? b.cast(precision) : b]));
+  const leaves = collect({ outputs: written }).inputs;
+  const round = (v: number) => (precision === 'bf16' ? bf16BitsToF32(f32ToBf16Bits(v)) : f16BitsToF32(f32ToF16Bits(v)));
+  const fed: Record<string, ArrayLike<number>> = { ...f.feeds, ...g.feeds };
+  const dtypeOf = new Map(leaves.map((n) => [n.attrs.name, n.dtype]));
+  const feeds = Object.fromEntries(Object.entries(fed).map(([n, v]) => [n, dtypeOf.get(n) === 'f32' ? Float64Array.from(v, round) : v]));
+  const want = evaluate({ outputs: written }, feeds).outputs;
+  const bound = (name: string): number => {
+    const t = written[name];
+    const K = Math.max(1, ...t.node.inputs.map((i) => numel(i.shape) / Math.max(1, numel(t.shape))));
+    return (name.startsWith('grad:') ? 3 : 1) * HALF_U[precision] + K * 2 ** -23;
+  };
+  const toF32 = (name: string, raw: ArrayLike<number>): ArrayLike<number> => (outputs[name].dtype === precision ? halfToF32(raw as Uint16Array, precision) : raw);
+  return { outputs, written, feeds, want, bound, toF32 };
+}
 
 export function describeOpTable(label: string, opts: CompileOptions = {}): void {
   describe(label, () => {
