@@ -39,7 +39,7 @@ def read_safetensors(path):
 
 def timestep_embedding(t, dim):  # flip_sin_to_cos=True, shift 0 (models/nn/embeddings.ts)
     half = dim // 2
-    freqs = torch.tensor([math.exp(-math.log(10000) * i / half) for i in range(half)], dtype=torch.float32)
+    freqs = torch.tensor([math.exp(-math.log(10000) * i / half) for i in range(half)], dtype=torch.float32, device=t.device)
     arg = t.reshape(-1, 1) * freqs.reshape(1, -1)
     emb = torch.cat([torch.cos(arg), torch.sin(arg)], 1)
     return F.pad(emb, (0, 1)) if dim % 2 else emb
