@@ -7,7 +7,7 @@ export function initValues(init: Init, n: number): Float64Array {
     case 'zeros': return new Float64Array(n);
     case 'ones': return new Float64Array(n).fill(1);
     case 'constant': return new Float64Array(n).fill(init.value);
-    case 'normal': { const m = init.mean ?? 0; return normalFill(n, init.seed).map((z) => m + init.std * z); }
-    case 'uniform': return uniformFill(n, init.seed, 0).map((u) => init.low + (init.high - init.low) * u);
+    case 'normal': { const m = init.mean ?? 0, sd = init.std, v = normalFill(n, init.seed); for (let i = 0; i < n; i++) v[i] = m + sd * v[i]; return v; }
+    case 'uniform': { const lo = init.low, w = init.high - init.low, v = uniformFill(n, init.seed, 0); for (let i = 0; i < n; i++) v[i] = lo + w * v[i]; return v; }
   }
 }
