@@ -15,6 +15,24 @@ const ind = (s: string[], n = 1) => s.map((l) => '  '.repeat(n) + l);
 /** Shared-memory sizes, mirrored from the templates (checked by static_assert in the generated code). */
 const GEMM_F32_SMEM = 8 * (128 + 128 + 8) * 4;
 const GEMM_MMA_SMEM = (128 + 128) * (32 + 8) * 2;
+const GEMM_PIPE_SMEM = 3 * 2 * 128 * (32 + 8) * 2;
+/** The pipelined tensor-core tile (kernels/cuda/gemm.cuh GemmTilePipe: cp.async ring, ldmatrix) takes 16-bit operands
+ * each stored with a unit stride along k or along m / n, whose other stride, contiguous extent and offsets are
+ * multiples of 8 elements (16 bytes; buffers are 64-byte aligned). Returns its layout flags, or undefined for the
+ * general tile. */
+function pipeLayout(A: StridedView, B: StridedView, M: number, N: number, K: number, dt: string): { AK: boolean; BN: boolean } | undefined {
+  if (dt !== 'bf16' && dt !== 'f16') return undefined;
+  const st = (v: StridedView) => [v.strides[v.shape.length - 2], v.strides[v.shape.length - 1]];
+  const [rsA, csA] = st(A), [rsB, csB] = st(B);
+  const AK = csA === 1, BN = csB === 1;
+  if (!AK && rsA !== 1) return undefined;
+  if (!BN && rsB !== 1) return undefined;
+  const eight = (x: number) => x % 8 === 0;
+  const batchOk = (v: StridedView) => v.strides.slice(0, -2).every((x, i) => v.shape[i] === 1 || eight(x));
+  if (!eight(AK ? rsA : csA) || !eight(BN ? rsB : csB) || !eight(AK ? K : M) || !eight(BN ? N : K)) return undefined;
+  if (!eight(A.offset) || !eight(B.offset) || !batchOk(A) || !batchOk(B)) return undefined;
+  return { AK, BN };
+}
 /** The element type and GEMM tile config for a template's floating operands: f32 runs the SIMT tile, bf16 / f16
  * the tensor-core (mma.sync) tile; all floating operands must share one dtype. */
 function elemOf(k: ExternKernel): { T: string; cfg: string; smem: number } {
@@ -62,12 +80,16 @@ export function templateCallCuda(k: ExternKernel, decl: readonly string[]): Cuda
         }
         return `[=](int b) -> int64_t { return ${terms.join(' + ') || '0'}; }`;
       };
+      const pipe = pipeLayout(A, B, M, N, K, A.dt);
+      const [cfg, smem, call] = pipe
+        ? ['kiln::GemmTilePipe', GEMM_PIPE_SMEM, `kiln::gemm_tile_pipelined<kiln::GemmTilePipe, ${el.T}, ${pipe.AK}, ${pipe.BN}>`]
+        : [el.cfg, el.smem, `kiln::gemm_tile<${el.cfg}, ${el.T}>`];
       const body = [
-        `static_assert(${el.cfg}::smem_bytes == ${el.smem}, "launch smem differs from the template");`,
-        `kiln::gemm_tile<${el.cfg}, ${el.T}>(blockIdx.x, blockIdx.y, blockIdx.z, ${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${off(A)},`,
+        `static_assert(${cfg}::smem_bytes == ${smem}, "launch smem differs from the template");`,
+        `${call}(blockIdx.x, blockIdx.y, blockIdx.z, ${M}, ${N}, ${K}, ${ptr(A)}, ${A.strides[A.shape.length - 2]}, ${A.strides[A.shape.length - 1]}, ${off(A)},`,
         `  ${ptr(B)}, ${B.strides[B.shape.length - 2]}, ${B.strides[B.shape.length - 1]}, ${off(B)},`,
         ...ind(epi('int bb, int ii, int jj', [...bindBatch('bb'), `const int64_t ${v[r - 2]} = ii, ${v[r - 1]} = jj;`])), ');'];
-      return { code: kernel(k.name, body), launches: [{ kernel: k.name, grid: [cdiv(N, 128), cdiv(M, 128), Math.max(numel(batch), 1)], block: [256, 1, 1], smem: el.smem }], scratch: 0 };
+      return { code: kernel(k.name, body), launches: [{ kernel: k.name, grid: [cdiv(N, 128), cdiv(M, 128), Math.max(numel(batch), 1)], block: [256, 1, 1], smem }], scratch: 0 };
     }
     case 'conv2d': case 'conv2d_bwd_data': case 'conv2d_bwd_weight': {
       k.operands.forEach((o) => { if (!contiguous(o)) throw new Error(`CUDA back end: ${k.template} operands must be contiguous`); });

@@ -51,6 +51,47 @@ describe.each([true, false])('gemm.cuh on the CUDA emulator (checks %s)', (check
   });
 });
 
+/** The pipelined tile (GemmTilePipe: 3-stage cp.async ring, ldmatrix) per storage order, then the guarded entry on
+ * aligned and unaligned operands. Shapes ragged against the 128 x 128 tile, K over five 32-deep k tiles (the ring
+ * wraps), batch 2 with one operand broadcast. */
+const PIPE = { BM: 128, BN: 128, smem: 61440 };
+const pipeCases: [string, string, GemmCase][] = [
+  ['A k-contiguous, B n-contiguous', 'akbn', { batch: 2, M: 136, N: 264, K: 136, tA: 0, tB: 0, bcA: 1, bcB: 0 }],
+  ['A k-contiguous, B k-contiguous', 'akbk', { batch: 2, M: 136, N: 264, K: 136, tA: 0, tB: 1, bcA: 0, bcB: 1 }],
+  ['A m-contiguous, B n-contiguous', 'ambn', { batch: 2, M: 136, N: 144, K: 136, tA: 1, tB: 0, bcA: 0, bcB: 0 }],
+  ['A m-contiguous, B k-contiguous, K < BK', 'ambk', { batch: 1, M: 8, N: 264, K: 16, tA: 1, tB: 1, bcA: 0, bcB: 0 }],
+];
+
+function runPipe(drv: EmuDriver, dt: Dtype, kernel: string, c: GemmCase, seed: number, guarded = false): void {
+  const rng = new Rng(seed);
+  const sz = gemmSizes(c);
+  const A = quantize(rng.fill(sz.a), dt);
+  const B = quantize(rng.fill(sz.b), dt);
+  const { ref, mag } = gemmRef(c, A.values, B.values);
+  drv.reset();
+  const a = drv.buf('A', A.bytes), b = drv.buf('B', B.bytes), out = drv.buf('C', ref.length * 4), count = drv.counter('count', ref.length);
+  const { M, N, K } = c, sA = c.bcA ? 0 : M * K, sB = c.bcB ? 0 : K * N;
+  const args = guarded
+    ? [c.tA ? 1 : K, c.tA ? M : 1, sA, c.tB ? 1 : N, c.tB ? K : 1, sB]
+    : [c.tA ? M : K, sA, c.tB ? K : N, sB];
+  drv.launch(kernel, [Math.ceil(N / PIPE.BN), Math.ceil(M / PIPE.BM), c.batch], 256, PIPE.smem, [out, count, a, b, M, N, K, ...args]);
+  drv.expectOnce(count);
+  expectClose(drv.f32(out), ref, mag, `C (${kernel})`);
+}
+
+describe('gemm.cuh pipelined tile on the CUDA emulator (checks on)', () => {
+  let drv: EmuDriver;
+  beforeAll(async () => {
+    drv = await EmuDriver.load('gemm', true);
+  });
+  it.each(pipeCases)('bf16: %s', (_n, layout, c) => runPipe(drv, 'bf16', `emu_gemm_pipe_bf16_${layout}`, c, 77 + c.M + c.N));
+  it('f16: A k-contiguous, B n-contiguous', () => runPipe(drv, 'f16', 'emu_gemm_pipe_f16_akbn', pipeCases[0][2], 5));
+  it('guarded entry: aligned operands (pipelined) and K = 7 (falls back to the GemmTileMma tile)', () => {
+    runPipe(drv, 'bf16', 'emu_gemm_guarded_bf16', { batch: 2, M: 136, N: 264, K: 40, tA: 0, tB: 0, bcA: 0, bcB: 1 }, 9, true);
+    runPipe(drv, 'bf16', 'emu_gemm_guarded_bf16', { batch: 1, M: 77, N: 130, K: 7, tA: 0, tB: 0, bcA: 0, bcB: 0 }, 10, true);
+  });
+});
+
 describe('gemm.cuh on the CUDA emulator: memcheck', () => {
   it('names the buffer and the template line of an out-of-bounds operand read', async () => {
     const drv = await EmuDriver.load('gemm', true);
