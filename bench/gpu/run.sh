@@ -3,14 +3,15 @@
 # as each finishes (a timeout still returns what is done). From the repository root:
 #   bash bench/gpu/pack.sh                           # here: node, the built addon and a pruned node_modules into .gpu/
 #   device run (carry .gpu): source .gpu/activate.sh && bash bench/gpu/run.sh "$OUT" [step ...]
-# Steps (default: all, in this order): info optable train sanitize kernels unet. On the device (16 cores, H200) the first
-# lease ran info optable train sanitize in 161 s; kernels about 1-2 minutes; unet at most 230 s.
+# Steps (default: all, in this order): info optable train sanitize kernels unet pulid. On the device (16 cores, H200)
+# the first lease ran info optable train sanitize in 161 s, then train beside kernels in 190 s and unet in 96 s; pulid
+# (not yet run there) stops itself at 280 s.
 # KILN_GPU_TAR=FILE: after every step, FILE is rewritten as a tar of the output folder (the device tool returns at
 # most 8 files, so its command keeps its results in one tar under $OUT).
 # Dry run without a GPU (the emulator instead, same commands): KILN_GPU_DRYRUN=1 bash bench/gpu/run.sh /tmp/gpu-dry
 set -uo pipefail
 out=${1:-bench/results}; shift || true
-steps=${*:-info optable train sanitize kernels unet}
+steps=${*:-info optable train sanitize kernels unet pulid}
 mkdir -p "$out"
 backend=cuda
 [ "${KILN_GPU_DRYRUN:-}" = 1 ] && backend=cuda-emu
@@ -69,4 +70,6 @@ has kernels && step kernels 240 node --import tsx bench/gpu/kernels.ts --backend
 [ -n "$train_pid" ] && { wait "$train_pid"; cat "$out/train.log"; bundle; }
 # The UNet step stops itself at its --deadline (200 s here) and keeps what it measured.
 has unet && step unet 230 node --import tsx bench/gpu/unet-step.ts --backend "$backend" --out "$out" --deadline 200 $([ "$backend" = cuda-emu ] && echo --config tiny)
+# PuLID SDXL stage 2 at 768² in bf16 under the planner's 14 GiB budget: planned against measured device memory.
+has pulid && step pulid 300 node --import tsx bench/gpu/pulid-step.ts --backend "$backend" --out "$out" --deadline 280 $([ "$backend" = cuda-emu ] && echo --config micro --steps 1)
 exit 0

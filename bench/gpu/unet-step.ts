@@ -9,7 +9,7 @@
  * The program is built here step by step as compile() builds it (compiler/compile.ts: lowerProgram, render, nvcc
  * over one unit per core, CudaProgram) so lowering and nvcc are timed apart. Parameters are uploaded from one
  * shared N(0, 1) pattern scaled to each parameter's init (std or bounds), not by Program.initialize(), whose host
- * fill (Philox normals, ~0.2 µs a value, and zeros through Float64Arrays) would take over 10 minutes for SDXL's
+ * fill (Philox normals, ~0.1 µs a value) would take minutes for SDXL's
  * 2.6 B parameters and their AdamW state; the step's time does not depend on the values. PyTorch runs in its own
  * process (bench/gpu/torch_unet_step.py) after Kiln's arena is freed. */
 import { spawn } from 'node:child_process';
@@ -71,7 +71,7 @@ function fill(n: number, seed: number): Float32Array {
 }
 
 /** A CudaProgram whose parameters are filled from one shared N(0, 1) pattern, scaled to each init (see the header). */
-class BenchProgram extends CudaProgram {
+export class BenchProgram extends CudaProgram {
   protected override initialize(): void {
     const params = this.parts.params;
     const big = Math.max(1, ...params.map((p) => numel(p.shape)));

@@ -90,6 +90,7 @@ const CLIS: [string, string[], RegExp][] = [
   ['bench/gpu/check.ts', ['once', '--launch', 'graph'], /^check: --launch: one of host, list, not 'graph'/],
   ['bench/gpu/kernels.ts', ['--reps', '0'], /^kernels: --reps: 0 is out of range \(1\.\.1000\)/],
   ['bench/gpu/unet-step.ts', ['--config', 'sd15'], /^unet-step: --config: one of sdxl, tiny, not 'sd15'/],
+  ['bench/gpu/pulid-step.ts', ['--resolution', '100'], /^pulid-step: --resolution: a multiple of 8 pixels, not 100/],
   ['bench/face/recognizer.ts', ['--reps', 'abc'], /^recognizer: --reps: expected a whole number, got 'abc'/],
   ['bench/face/reference-forward.ts', ['foo'], /^reference-forward: unknown network 'foo'/],
   ['bench/face/full-size-check.ts', ['/no/such/dir'], /^full-size-check: '\/no\/such\/dir' has no full_size\.safetensors/],
