@@ -59,6 +59,33 @@ template <> struct MmaOp<__half> {
   static __device__ __forceinline__ void run(float* c, const uint32_t* a, const uint32_t* b) { ptx::mma_m16n8k16_f16(c, a, b, c); }
 };
 
+// The warp's MT x NT m16n8k16 products of one 16-deep k step.
+template <class Cfg, class T>
+__device__ __forceinline__ void mma_all(float (&acc)[Cfg::MT][Cfg::NT][4], const uint32_t (&af)[Cfg::MT][4], const uint32_t (&bf)[Cfg::NT][2]) {
+#pragma unroll
+  for (int a = 0; a < Cfg::MT; ++a)
+#pragma unroll
+    for (int c = 0; c < Cfg::NT; ++c) MmaOp<T>::run(acc[a][c], af[a], bf[c]);
+}
+
+// The warp's accumulators to the epilogue, in range only. Layout of m16n8: c0,c1 -> (g, 2*tig + {0,1}); c2,c3 ->
+// (g + 8, 2*tig + {0,1}), warps tiled WARPS_M x WARPS_N over the block's BM x BN.
+template <class Cfg, class Epi>
+__device__ __forceinline__ void store_acc(const float (&acc)[Cfg::MT][Cfg::NT][4], int b, int i0, int j0, int M, int N, Epi& epi) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wm = warp / Cfg::WARPS_N, wn = warp % Cfg::WARPS_N;
+  const int g = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int a = 0; a < Cfg::MT; ++a)
+#pragma unroll
+    for (int c = 0; c < Cfg::NT; ++c)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = i0 + wm * (Cfg::MT * 16) + a * 16 + g + (e >= 2 ? 8 : 0);
+        const int j = j0 + wn * (Cfg::NT * 8) + c * 8 + tig * 2 + (e & 1);
+        if (i < M && j < N) epi(b, i, j, acc[a][c][e]);
+      }
+}
+
 // Tensor-core tile. As is [BM][LDS] (k contiguous), Bs is [BN][LDS] (k contiguous, i.e. "col" operand).
 template <class Cfg, class T, class ALoad, class BLoad, class Epi>
 __device__ __forceinline__ void tile_mma(int tn, int tm, int b, int M, int N, int K, ALoad aLoad, BLoad bLoad,
@@ -69,13 +96,7 @@ __device__ __forceinline__ void tile_mma(int tn, int tm, int b, int M, int N, in
   const int wm = warp / Cfg::WARPS_N, wn = warp % Cfg::WARPS_N;
   const int g = lane >> 2, tig = lane & 3;
   const int i0 = tm * Cfg::BM, j0 = tn * Cfg::BN;
-  float acc[Cfg::MT][Cfg::NT][4];
-#pragma unroll
-  for (int a = 0; a < Cfg::MT; ++a)
-#pragma unroll
-    for (int c = 0; c < Cfg::NT; ++c)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[a][c][e] = 0.0f;
+  float acc[Cfg::MT][Cfg::NT][4] = {};
   const T zero = from_f32<T>(0.0f);
   for (int k0 = 0; k0 < K; k0 += Cfg::BK) {
     // Fill: A with k fastest (coalesced for row-major A), B with n fastest (coalesced for row-major B).
@@ -107,24 +128,11 @@ __device__ __forceinline__ void tile_mma(int tn, int tm, int b, int M, int N, in
         bf[c][0] = *reinterpret_cast<const uint32_t*>(p);
         bf[c][1] = *reinterpret_cast<const uint32_t*>(p + 8);
       }
-#pragma unroll
-      for (int a = 0; a < Cfg::MT; ++a)
-#pragma unroll
-        for (int c = 0; c < Cfg::NT; ++c) MmaOp<T>::run(acc[a][c], af[a], bf[c]);
+      mma_all<Cfg, T>(acc, af, bf);
     }
     __syncthreads();
   }
-  // Accumulator layout of m16n8: c0,c1 -> (g, 2*tig + {0,1}); c2,c3 -> (g + 8, 2*tig + {0,1}).
-#pragma unroll
-  for (int a = 0; a < Cfg::MT; ++a)
-#pragma unroll
-    for (int c = 0; c < Cfg::NT; ++c)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int i = i0 + wm * (Cfg::MT * 16) + a * 16 + g + (e >= 2 ? 8 : 0);
-        const int j = j0 + wn * (Cfg::NT * 8) + c * 8 + tig * 2 + (e & 1);
-        if (i < M && j < N) epi(b, i, j, acc[a][c][e]);
-      }
+  store_acc<Cfg>(acc, b, i0, j0, M, N, epi);
 }
 
 // SIMT f32 tile. As is [BK][BM + 4], Bs is [BK][BN + 4].
@@ -186,7 +194,6 @@ __device__ __forceinline__ void tile_pipe(int tn, int tm, int b, int M, int N, i
   T* Bs = As + Cfg::STAGES * Cfg::STAGE;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp / Cfg::WARPS_N, wn = warp % Cfg::WARPS_N;
-  const int g = lane >> 2, tig = lane & 3;
   const int i0 = tm * Cfg::BM, j0 = tn * Cfg::BN;
   const int KT = (K + Cfg::BK - 1) / Cfg::BK;
   // One stage: BM x BK of A and BK x BN of B in 16-byte chunks, two of each per thread.
@@ -217,13 +224,7 @@ __device__ __forceinline__ void tile_pipe(int tn, int tm, int b, int M, int N, i
       }
     }
   };
-  float acc[Cfg::MT][Cfg::NT][4];
-#pragma unroll
-  for (int a = 0; a < Cfg::MT; ++a)
-#pragma unroll
-    for (int c = 0; c < Cfg::NT; ++c)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[a][c][e] = 0.0f;
+  float acc[Cfg::MT][Cfg::NT][4] = {};
 #pragma unroll
   for (int s = 0; s < Cfg::STAGES - 1; ++s) {
     if (s < KT) load(s, s);
@@ -260,23 +261,11 @@ __device__ __forceinline__ void tile_pipe(int tn, int tm, int b, int M, int N, i
         else ptx::ldmatrix<4, false>(r, bs + (n0 + r8 + (mj >> 1) * 8) * Cfg::LDS + kk + (mj & 1) * 8);
         bf[c][0] = r[0]; bf[c][1] = r[1]; bf[c + 1][0] = r[2]; bf[c + 1][1] = r[3];
       }
-#pragma unroll
-      for (int a = 0; a < Cfg::MT; ++a)
-#pragma unroll
-        for (int c = 0; c < Cfg::NT; ++c) MmaOp<T>::run(acc[a][c], af[a], bf[c]);
+      mma_all<Cfg, T>(acc, af, bf);
     }
   }
   ptx::cp_async_wait<0>();  // no copy may still target shared memory when the block exits
-#pragma unroll
-  for (int a = 0; a < Cfg::MT; ++a)
-#pragma unroll
-    for (int c = 0; c < Cfg::NT; ++c)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int i = i0 + wm * (Cfg::MT * 16) + a * 16 + g + (e >= 2 ? 8 : 0);
-        const int j = j0 + wn * (Cfg::NT * 8) + c * 8 + tig * 2 + (e & 1);
-        if (i < M && j < N) epi(b, i, j, acc[a][c][e]);
-      }
+  store_acc<Cfg>(acc, b, i0, j0, M, N, epi);
 }
 
 }  // namespace gemm_detail

@@ -4,7 +4,7 @@
  * bf16 / f16 inputs are rounded in the reference too, so products are exact and only the f32 accumulation
  * differs (bound: REL in harness.ts, K <= 130 terms). Every epilogue must run exactly once. */
 import { expectClose, Rng } from './harness';
-import { EmuDriver, quantize, type Dtype } from './emu-harness';
+import { EmuDriver, quantize, type DevBuf, type Dtype } from './emu-harness';
 import { gemmRef, gemmSizes, type GemmCase } from './reference';
 
 const F32 = { BM: 128, BN: 128, smem: 8448 };
@@ -19,23 +19,27 @@ const cases: [string, GemmCase][] = [
   ['batch 2, B broadcast, A transposed, 2 row blocks', { batch: 2, M: 129, N: 17, K: 33, tA: 1, tB: 0, bcA: 0, bcB: 1 }],
 ];
 
-function run(drv: EmuDriver, dt: Dtype, c: GemmCase, seed: number): void {
+/** Random operands rounded to `dt`, the float64 reference and the device buffers; `launch` gets them and launches, then
+ * every output must have been stored exactly once and be within the bound. */
+function check(drv: EmuDriver, dt: Dtype, c: GemmCase, seed: number, label: string, launch: (a: DevBuf, b: DevBuf, out: DevBuf, count: DevBuf) => void): void {
   const rng = new Rng(seed);
   const sz = gemmSizes(c);
   const A = quantize(rng.fill(sz.a), dt);
   const B = quantize(rng.fill(sz.b), dt);
   const { ref, mag } = gemmRef(c, A.values, B.values);
   drv.reset();
-  const a = drv.buf('A', A.bytes);
-  const b = drv.buf('B', B.bytes);
-  const out = drv.buf('C', ref.length * 4);
-  const count = drv.counter('count', ref.length);
+  const a = drv.buf('A', A.bytes), b = drv.buf('B', B.bytes), out = drv.buf('C', ref.length * 4), count = drv.counter('count', ref.length);
+  launch(a, b, out, count);
+  drv.expectOnce(count);
+  expectClose(drv.f32(out), ref, mag, label);
+}
+
+function run(drv: EmuDriver, dt: Dtype, c: GemmCase, seed: number): void {
   const { M, N, K } = c;
   const cfg = dt === 'f32' ? F32 : MMA;
   const strides = [c.tA ? 1 : K, c.tA ? M : 1, c.bcA ? 0 : M * K, c.tB ? 1 : N, c.tB ? K : 1, c.bcB ? 0 : K * N];
-  drv.launch(`emu_gemm_${dt}`, [Math.ceil(N / cfg.BN), Math.ceil(M / cfg.BM), c.batch], 256, cfg.smem, [out, count, a, b, M, N, K, ...strides]);
-  drv.expectOnce(count);
-  expectClose(drv.f32(out), ref, mag, `C (${dt})`);
+  check(drv, dt, c, seed, `C (${dt})`, (a, b, out, count) =>
+    drv.launch(`emu_gemm_${dt}`, [Math.ceil(N / cfg.BN), Math.ceil(M / cfg.BM), c.batch], 256, cfg.smem, [out, count, a, b, M, N, K, ...strides]));
 }
 
 describe.each([true, false])('gemm.cuh on the CUDA emulator (checks %s)', (checks) => {
@@ -63,20 +67,12 @@ const pipeCases: [string, string, GemmCase][] = [
 ];
 
 function runPipe(drv: EmuDriver, dt: Dtype, kernel: string, c: GemmCase, seed: number, guarded = false): void {
-  const rng = new Rng(seed);
-  const sz = gemmSizes(c);
-  const A = quantize(rng.fill(sz.a), dt);
-  const B = quantize(rng.fill(sz.b), dt);
-  const { ref, mag } = gemmRef(c, A.values, B.values);
-  drv.reset();
-  const a = drv.buf('A', A.bytes), b = drv.buf('B', B.bytes), out = drv.buf('C', ref.length * 4), count = drv.counter('count', ref.length);
   const { M, N, K } = c, sA = c.bcA ? 0 : M * K, sB = c.bcB ? 0 : K * N;
   const args = guarded
     ? [c.tA ? 1 : K, c.tA ? M : 1, sA, c.tB ? 1 : N, c.tB ? K : 1, sB]
     : [c.tA ? M : K, sA, c.tB ? K : N, sB];
-  drv.launch(kernel, [Math.ceil(N / PIPE.BN), Math.ceil(M / PIPE.BM), c.batch], 256, PIPE.smem, [out, count, a, b, M, N, K, ...args]);
-  drv.expectOnce(count);
-  expectClose(drv.f32(out), ref, mag, `C (${kernel})`);
+  check(drv, dt, c, seed, `C (${kernel})`, (a, b, out, count) =>
+    drv.launch(kernel, [Math.ceil(N / PIPE.BN), Math.ceil(M / PIPE.BM), c.batch], 256, PIPE.smem, [out, count, a, b, M, N, K, ...args]));
 }
 
 describe('gemm.cuh pipelined tile on the CUDA emulator (checks on)', () => {
