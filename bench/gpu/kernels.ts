@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { compile, conv2d, grad, groupNorm, input, sdpa, type CudaProgram, type Tensor } from '../../compiler/index';
 import { bf16BitsToF32, f32ToBf16Bits } from '../../compiler/ir/half';
 import { writeJsonAtomic } from '../../models/io/atomicWrite';
+import { fill } from './fill';
 import { defineCli, isMain, runCli, type Parsed } from '../../tools/cli';
 
 export const cli = defineCli({
@@ -50,12 +51,6 @@ interface Case {
   check?(feeds: Record<string, Float32Array>, out: Record<string, ArrayLike<number>>): string | undefined;
 }
 
-const fill = (n: number, seed: number, scale = 1) => {
-  const a = new Float32Array(n);
-  let s = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < n; i++) { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; a[i] = ((s >>> 0) / 4294967296 - 0.5) * 2 * scale; }
-  return a;
-};
 const toF32 = (v: ArrayLike<number>): ArrayLike<number> => (v instanceof Uint16Array ? Float32Array.from(v, bf16BitsToF32) : v);
 const finite = (name: string, out: Record<string, ArrayLike<number>>): string | undefined => {
   for (const [k, raw] of Object.entries(out)) {

@@ -21,6 +21,7 @@ import { PulidModel, trainStepGraph } from '../../models/pulid/model';
 import { writeJsonAtomic } from '../../models/io/atomicWrite';
 import { defineCli, isMain, runCli, UsageError, type Parsed } from '../../tools/cli';
 import { BenchProgram } from './unet-step';
+import { fill } from './fill';
 
 export const cli = defineCli({
   command: 'npx tsx bench/gpu/pulid-step.ts',
@@ -48,10 +49,7 @@ function feedFor(name: string, n: number, size: number, seed: number): Float32Ar
   if (name === 'alpha' || name === 'sigma') return new Float32Array(n).fill(0.7);
   if (name === 'timestep') return new Float32Array(n).fill(500);
   if (name.endsWith('time_ids')) return Float32Array.from({ length: n }, (_, i) => [size, size, 0, 0, size, size][i % 6]);
-  const a = new Float32Array(n);
-  let s = seed * 2654435761 >>> 0 || 1;
-  for (let i = 0; i < n; i++) { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; a[i] = (s >>> 0) / 2 ** 31 - 1; }
-  return a;
+  return fill(n, seed);
 }
 
 async function main(o: Parsed<typeof cli.def.options>): Promise<number> {

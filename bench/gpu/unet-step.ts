@@ -30,6 +30,7 @@ import { bytesByKind, residentBytes } from '../../compiler/schedule/memory';
 import { compileCudaEmu, openEmulatedDevice, type CompiledEmuModule } from '../../runtime/cuda-emu';
 import { UNet2DConditionModel, pooledTextDim, sdxlUnetConfig, tinyUnetConfig, type UnetConfig } from '../../models/unet/index';
 import { writeJsonAtomic } from '../../models/io/atomicWrite';
+import { fill } from './fill';
 import { defineCli, isMain, runCli, type Parsed } from '../../tools/cli';
 
 export const cli = defineCli({
@@ -61,14 +62,6 @@ const median = (xs: readonly number[]) => { const s = [...xs].sort((a, b) => a -
 const LR = 1e-5;
 /** Seconds kept for PyTorch when deciding whether another Kiln step fits before --deadline. */
 const TORCH_RESERVE_S = 90;
-
-/** xorshift32 in [-1, 1): feeds. */
-function fill(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; a[i] = (s >>> 0) / 2 ** 31 - 1; }
-  return a;
-}
 
 /** A CudaProgram whose parameters are filled from one shared N(0, 1) pattern, scaled to each init (see the header). */
 export class BenchProgram extends CudaProgram {
