@@ -1,5 +1,5 @@
 // kiln conv2d (NCHW x, OIHW w) as implicit GEMM: forward and input gradient on the packed driver of gemm.h, the
-// weight gradient on register-tiled dot products along its long K, or (1x1 or strided, O/G >= 128) a packed GEMM
+// weight gradient on register-tiled dot products along its long K, or (O/G >= 128) a packed GEMM
 // whose packers transpose both operands (conv2d_wgrad.h).
 //
 // Nothing of size C*KH*KW x Ho*Wo is materialised, except by the few-pixel paths (conv2d_small.h: Ho*Wo <= 256).
@@ -180,12 +180,15 @@ void conv2d_bwd_weight_f32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O
       }
     return;
   }
-  // Packed GEMM for 1x1 and strided convs with O/G large enough to pay for transposing both operands ((Og + Nc)*K
-  // copies against Og*Nc*K FMAs). Measured: 1x1 320->640 and stride 2 at 320 ch faster than the dot tiles, 32-64
-  // channels 1.2-1.6x slower; 3x3 stride 1 at 320 ch no faster (bimodal, 25-32 vs 28 ms), so it keeps the tiles.
+  // Packed GEMM when O/G is large enough to pay for transposing both operands ((Og + Nc)*K copies against Og*Nc*K
+  // FMAs). Measured: 1x1 320->640 and stride 2 at 320 ch faster than the dot tiles, 32-64 channels 1.2-1.6x slower.
+  // 3x3 stride 1 at 320 ch 64^2: no faster on Zen 5 before the GEMM's next-panel L2 prefetch (bimodal, 25-32 vs 28
+  // ms); with it, on an Intel Xeon (2 vCPU, AVX-512), 26.1-27.9 vs 30.7-32.1 ms native and 39.6-41.4 vs 42.3-43.4
+  // AVX2-capped (the dot tiles' 10 vector loads per 24 FMAs, two thirds of the x loads split across cache lines,
+  // bind on the load ports there; kernels/README.md "Measured: the next B panel's L2 prefetch").
   if (conv_arows_wgrad(s))  // few output pixels: the outer product over dy in place (conv2d_small.h)
     conv2d_bwd_weight_arows(s, x, dy, epi);
-  else if (s.Og() >= 128 && (KH * KW == 1 || sh > 1 || sw > 1))
+  else if (s.Og() >= 128)
     conv2d_bwd_weight_gemm(s, x, dy, epi);
   else
     conv2d_bwd_weight_dot(s, x, dy, epi);

@@ -11,7 +11,7 @@
 // per tile and K block. dyq rows are padded with zeros to a multiple of W (the xq reads past a row's end
 // multiply those zeros; the planes keep W floats of slack). Tiles run row block by row block, so a block's MR
 // dy rows stay in L2 while the xq columns stream past them. Vector width and tile of the path cpu_isa() runs (below).
-// For 1x1 and strided convs with 128 or more output channels a group the transposing pack pays for itself:
+// For convs with 128 or more output channels a group the transposing pack pays for itself:
 // conv2d_bwd_weight_gemm (below) runs the same sum on gemm.h's packed driver (conv2d.h picks).
 #pragma once
 

@@ -4,7 +4,12 @@
 // AVX-512 BF16) plus xgetbv(0), which says whether the OS saves the ymm (XCR0 bits 1-2), zmm/opmask
 // (bits 5-7) and AMX tile (bits 17-18) state — a CPU flag without OS support is not usable.
 //   avx512_bf16  avx512 plus AVX-512 BF16: bf16 x bf16 GEMMs multiply bf16 pairs with vdpbf16ps; every other
-//                GEMM (f32, f16 operands, conv) runs the avx512 kernels
+//                GEMM (f32, f16 operands, conv) runs the avx512 kernels. On an Intel CPU (cpuid vendor
+//                GenuineIntel) the automatic choice converts bf16 GEMMs' panels to f32 instead (`bf16_dot` false):
+//                vdpbf16ps retired about one instruction every two cycles on the Xeon measured (2 vCPU, AVX-512 BF16
+//                and AMX), so the 8x48 kernel ran 110 GFLOP/s on bf16 pairs against 200 on f32 (kernels/README.md
+//                "Measured: the next B panel's L2 prefetch"); on Zen 5 vdpbf16ps was 2.7x faster. KILN_CPU_ISA=avx512_bf16
+//                forces vdpbf16ps anywhere.
 //   avx512  needs AVX-512 F+DQ+BW+VL, AVX2, FMA and OS zmm state
 //   avx2    needs AVX2, FMA and OS ymm state
 //   generic anything else (portable C++)
@@ -35,6 +40,7 @@ struct CpuIsaState {
   Isa isa = Isa::Generic;  // the path taken (meaningful when ok)
   Isa best = Isa::Generic; // the best path this CPU can run
   bool ok = true;
+  bool bf16_dot = false;   // bf16 x bf16 GEMMs multiply bf16 pairs (vdpbf16ps): the avx512_bf16 path, unless auto on Intel
   char model[64] = "unknown cpu";
   char features[256] = "";  // detected features usable here, space separated
   char error[256] = "";
@@ -44,13 +50,15 @@ namespace isa_detail {
 
 struct Flags {
   bool fma = false, avx2 = false, f = false, dq = false, bw = false, vl = false, vnni = false, bf16 = false,
-       amx_tile = false, amx_bf16 = false, amx_int8 = false, os_ymm = false, os_zmm = false, os_amx = false;
+       amx_tile = false, amx_bf16 = false, amx_int8 = false, os_ymm = false, os_zmm = false, os_amx = false,
+       intel = false;
 };
 
 inline Flags detect(char* model, size_t model_len) {
   Flags fl;
 #ifdef KILN_X86
   unsigned a, b, c, d;
+  if (__get_cpuid(0, &a, &b, &c, &d)) fl.intel = b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu;  // GenuineIntel
   if (!__get_cpuid(1, &a, &b, &c, &d)) return fl;
   const bool osxsave = c & (1u << 27), avx = c & (1u << 28);
   fl.fma = c & (1u << 12);
@@ -111,8 +119,10 @@ inline CpuIsaState resolve() {
   const bool can_bf16 = can_avx512 && f.bf16;
   s.best = can_bf16 ? Isa::Avx512Bf16 : can_avx512 ? Isa::Avx512 : can_avx2 ? Isa::Avx2 : Isa::Generic;
   s.isa = s.best;
+  s.bf16_dot = s.isa == Isa::Avx512Bf16 && !f.intel;
   const char* env = std::getenv("KILN_CPU_ISA");
   if (!env || !*env || std::strcmp(env, "auto") == 0) return s;
+  s.bf16_dot = false;
   if (std::strcmp(env, "generic") == 0) {
     s.isa = Isa::Generic;
   } else if (std::strcmp(env, "avx2") == 0 || std::strcmp(env, "avx512") == 0 || std::strcmp(env, "avx512_bf16") == 0) {
@@ -131,6 +141,7 @@ inline CpuIsaState resolve() {
       return s;
     }
     s.isa = want;
+    s.bf16_dot = want == Isa::Avx512Bf16;
   } else {
     s.ok = false;
     std::snprintf(s.error, sizeof s.error,

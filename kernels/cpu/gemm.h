@@ -58,8 +58,9 @@ struct Avx512 {  // B panel 2048x48 (384 KiB) and A block 32x2048 (256 KiB) in a
   static constexpr int64_t KC = 2048, MC = 32, NC = 1536;
   static constexpr double L2Share = 0.1875;
   // d = c + a.b, rows ldc / ldd apart (c == nullptr: d = a.b); ukr_rows reads B in place, row k at b + koff[k].
-  static void ukr_c(int64_t kc, const float* a, const float* b, const float* c, int64_t ldc, float* d, int64_t ldd) {
-    ukr_avx512_8x48(kc, a, b, c, ldc, d, ldd);
+  static void ukr_c(int64_t kc, const float* a, const float* b, const float* c, int64_t ldc, float* d, int64_t ldd,
+                    const float* pf) {
+    ukr_avx512_8x48(kc, a, b, c, ldc, d, ldd, pf);
   }
   static void ukr_rows(int64_t kc, const float* a, const float* b, const int64_t* koff, const float* c, int64_t ldc,
                        float* d, int64_t ldd) {
@@ -78,8 +79,9 @@ struct Avx512Bf16 {  // bf16 operands: B panel 512x48 bf16 (48 KiB) in L1; A blo
   static constexpr int MR = 8, NR = 48;
   static constexpr int64_t KC = 512, MC = 192, NC = 1536;
   static constexpr double L2Share = 0.1875;
-  static void ukr_c(int64_t kc, const uint16_t* a, const uint16_t* b, const float* c, int64_t ldc, float* d, int64_t ldd) {
-    ukr_avx512bf16_8x48(kc, a, b, c, ldc, d, ldd);
+  static void ukr_c(int64_t kc, const uint16_t* a, const uint16_t* b, const float* c, int64_t ldc, float* d, int64_t ldd,
+                    const uint16_t* pf) {
+    ukr_avx512bf16_8x48(kc, a, b, c, ldc, d, ldd, pf);
   }
 };
 struct Avx2 {  // B panel 2048x24 (192 KiB) and A block 24x2048 (192 KiB) in L2, deep K as avx512 (kernels/README.md)
@@ -88,8 +90,9 @@ struct Avx2 {  // B panel 2048x24 (192 KiB) and A block 24x2048 (192 KiB) in L2,
   static constexpr int MR = 4, NR = 24;
   static constexpr int64_t KC = 2048, MC = 24, NC = 2040;
   static constexpr double L2Share = 0.1875;
-  static void ukr_c(int64_t kc, const float* a, const float* b, const float* c, int64_t ldc, float* d, int64_t ldd) {
-    ukr_avx2_4x24(kc, a, b, c, ldc, d, ldd);
+  static void ukr_c(int64_t kc, const float* a, const float* b, const float* c, int64_t ldc, float* d, int64_t ldd,
+                    const float* pf) {
+    ukr_avx2_4x24(kc, a, b, c, ldc, d, ldd, pf);
   }
   static void ukr_rows(int64_t kc, const float* a, const float* b, const int64_t* koff, const float* c, int64_t ldc,
                        float* d, int64_t ldd) {
@@ -211,15 +214,19 @@ const GemmBlocking& gemm_blocking() {
   return b;
 }
 
-// "L1d 48 KiB, L2 1024 KiB, L3 32768 KiB (cpuid leaf 4); blocking KC 256 MC 192 NC 480" for path `isa`.
-inline void describe_blocking(Isa isa, char* out, size_t n) {
+// "L1d 48 KiB, L2 1024 KiB, L3 32768 KiB (cpuid leaf 4); blocking KC 256 MC 192 NC 480" for path `isa`; on the
+// avx512_bf16 path without bf16_dot (cpu_isa.h: auto on Intel) the avx512 blocking, and a note that bf16 GEMMs
+// convert their panels to f32.
+inline void describe_blocking(Isa isa, char* out, size_t n, bool bf16_dot = true) {
   const CpuCaches& c = cpu_caches();
-  const GemmBlocking& b = isa == Isa::Avx512Bf16 ? gemm_blocking<gemm_cfg::Avx512Bf16>()
-                          : isa == Isa::Avx512 ? gemm_blocking<gemm_cfg::Avx512>()
+  const bool pairs = isa == Isa::Avx512Bf16 && bf16_dot;
+  const GemmBlocking& b = pairs ? gemm_blocking<gemm_cfg::Avx512Bf16>()
+                          : isa >= Isa::Avx512 ? gemm_blocking<gemm_cfg::Avx512>()
                           : isa == Isa::Avx2 ? gemm_blocking<gemm_cfg::Avx2>() : gemm_blocking<gemm_cfg::Generic>();
-  std::snprintf(out, n, "L1d %lld KiB, L2 %lld KiB, L3 %lld KiB (%s); blocking KC %lld MC %lld NC %lld",
+  std::snprintf(out, n, "L1d %lld KiB, L2 %lld KiB, L3 %lld KiB (%s); blocking KC %lld MC %lld NC %lld%s",
                 (long long)(c.l1d >> 10), (long long)(c.l2 >> 10), (long long)(c.l3 >> 10), c.source, (long long)b.KC,
-                (long long)b.MC, (long long)b.NC);
+                (long long)b.MC, (long long)b.NC,
+                isa == Isa::Avx512Bf16 && !pairs ? "; bf16 GEMMs on f32 panels (vdpbf16ps is slower on Intel cores)" : "");
 }
 
 // Modes of one micro-kernel call with respect to the K blocking.
@@ -281,10 +288,11 @@ struct has_ukr_tail<U, std::void_t<decltype(&U::ukr_tail)>> : std::true_type {};
 // acc(MR x NR) = Ap(kc x MR) . Bp(kc x NR) by the path's micro-kernel; then, per mode: Only -> epi;
 // First -> C = acc; Middle -> C += acc; Last -> epi(C + acc). mr/nr clip the tile at the matrix edge. Bk != nullptr
 // (paths with ukr_rows, full-width tiles): Bp is B read in place, row k at Bp + Bk[k] (gemm_packed_path direct_b).
+// pf: where a packed kernel's L2 prefetch stream starts (gemm_ukr.h K3_PF; nullptr: none).
 template <class U, class Epi>
 static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ Ap, const typename U::Elem* Bp,
                               const int64_t* Bk, float* __restrict__ C, int64_t ldc, int mr, int nr, KStep mode,
-                              int64_t b, int64_t i0, int64_t j0, Epi& epi) {
+                              int64_t b, int64_t i0, int64_t j0, Epi& epi, const typename U::Elem* pf = nullptr) {
   constexpr int MR = U::MR, NR = U::NR;
   alignas(64) float t[MR * NR];
   // The C-buffer tile (K > KC) was last touched a whole K block ago and sits in L2: fetch its lines now, so they
@@ -298,7 +306,7 @@ static inline void gemm_micro(int64_t kc, const typename U::Elem* __restrict__ A
     auto kernel = [&](const float* c, int64_t lc, float* d, int64_t ld) {
       if constexpr (has_ukr_rows<U>::value)
         if (Bk) return U::ukr_rows(kc, Ap, Bp, Bk, c, lc, d, ld);
-      U::ukr_c(kc, Ap, Bp, c, lc, d, ld);
+      U::ukr_c(kc, Ap, Bp, c, lc, d, ld, pf);
     };
     if constexpr (has_direct_c<Epi>::value) {
       if (mr == MR && nr == NR && mode == KStep::Only) return kernel(nullptr, 0, epi.at(b, i0, j0), epi.ld);
@@ -498,6 +506,8 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
         const int64_t ngrp = (npan + bgrp - 1) / bgrp, ntask = nrb * ncb;
         for (int64_t pc = 0; pc < K; pc += KC, ++step) {
           const int64_t kc = std::min(KC, K - pc), kp = kpad(kc);
+          // K3_PF streams 32 bytes a kernel step (one k; a k pair on bf16 panels): pf_calls calls cover a panel.
+          const int64_t pf_slice = kp / U::KP * 32 / int64_t(sizeof(E)), pf_calls = NR * int64_t(sizeof(E)) * U::KP / 32;
           const bool first = pc == 0, last = pc + kc >= K;
           const KStep mode = first && last ? KStep::Only : first ? KStep::First : last ? KStep::Last : KStep::Middle;
           E* Bp = Bbase + (team ? size_t(step & 1) * bstride : 0);
@@ -531,11 +541,18 @@ void gemm_packed_path(int64_t batch, int64_t M, int64_t N, int64_t K, PackA& pac
                   bk = packB.row_offsets(pc);
                 }
               }
+              // The packed kernels' L2 prefetch stream: the first pf_calls A panels each fetch one slice of the next
+              // packed B panel (this item's first panel after its last: the next row block's), so a panel that was
+              // packed to L3 (or by the other core) is in this core's L2 when its first micro-kernel call reads it.
+              const int64_t qn = q + 1 < q1 ? q + 1 : q0;
+              const bool pf_next = qn != q && (!direct_b || (nc - qn * NR) < NR);
               for (int64_t p = 0; p < pr_end - pr; ++p) {
                 const int mr = int(std::min<int64_t>(MR, mc - p * MR));
                 const int64_t row = (pr + p) * MR;  // row inside the C chunk
                 float* c = need_c ? Cb + row * nc_max + q * NR : nullptr;
-                gemm_micro<U>(kc, Ablk + p * astep, bp, bk, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR, epi);
+                const E* pf = pf_next && p < pf_calls ? Bp + qn * kp * NR + p * pf_slice : nullptr;
+                gemm_micro<U>(kc, Ablk + p * astep, bp, bk, c, nc_max, mr, nr, mode, b, i0 + p * MR, jc + q * NR, epi,
+                              pf);
               }
             }
           };
@@ -615,15 +632,18 @@ void gemm_packed_f32(int64_t batch, int64_t M, int64_t N, int64_t K, PackA packA
         }
     return;
   }
-  // The bf16 path needs packers that write bf16 pair panels (StridedPackA/B on bf16 words); others run avx512.
+  // The bf16 path needs packers that write bf16 pair panels (StridedPackA/B on bf16 words) and bf16_dot (cpu_isa.h);
+  // others run avx512.
   constexpr bool bf16_packers =
       std::is_invocable<PackA&, Dim<gemm_cfg::Avx512Bf16::MR>, int64_t, int64_t, int64_t, int64_t, int64_t, uint16_t*>::value &&
       std::is_invocable<PackB&, Dim<gemm_cfg::Avx512Bf16::NR>, int64_t, int64_t, int64_t, int64_t, int64_t, uint16_t*>::value;
   switch (cpu_isa()) {
     case Isa::Avx512Bf16:
       if constexpr (bf16_packers) {
-        gemm_packed_path<gemm_cfg::Avx512Bf16>(batch, M, N, K, packA, packB, epi, split);
-        break;
+        if (cpu_isa_state().bf16_dot) {  // else (auto on Intel) the panels are converted for the f32 kernel
+          gemm_packed_path<gemm_cfg::Avx512Bf16>(batch, M, N, K, packA, packB, epi, split);
+          break;
+        }
       }
       [[fallthrough]];
     case Isa::Avx512: gemm_packed_path<gemm_cfg::Avx512>(batch, M, N, K, packA, packB, epi, split); break;

@@ -47,6 +47,11 @@ namespace kiln {
 #define K3_STORED(R, o1, o2, r0, r1, r2)                                                                      \
   "vmovups %%" R r0 ", 0(%[d])\n\t" "vmovups %%" R r1 ", " o1 "(%[d])\n\t" "vmovups %%" R r2 ", " o2 "(%[d])\n\t" \
   "add %[ldd], %[d]\n\t"
+// The packed kernels' L2 prefetch stream (2 cache lines per 4 k steps, at %[pf], which advances 128 bytes): the
+// driver points it at a slice of the B panel the next calls read (gemm.h, gemm_cfg PfBytesPerK). Without it, on an
+// Intel Xeon with AVX-512 (2 vCPU, 2 MiB L2, a far L3) the 8x48 kernel ran 154-172 GFLOP/s instead of 194-205 when
+// each B panel came from L3 (kernels/README.md "Measured: the next B panel's L2 prefetch").
+#define K3_PF "prefetcht1 0(%[pf])\n\t" "prefetcht1 64(%[pf])\n\t" "add $128, %[pf]\n\t"
 // The loop of a kernel: STEP4 (4 steps) then NEXT4 while k4 > 0, STEP1 then NEXT1 while k1 > 0; then ADDC (the tile
 // rows' C adds) unless %[c] is null, STORE (the D stores), vzeroupper. Shared by the AVX2 (KA_) and AVX-512 (KY_)
 // kernels.
@@ -59,13 +64,13 @@ namespace kiln {
 // The whole 4x24 kernel for one way to read B (L0..L3: the B loads of the 4 steps of an unrolled iteration; P0 / P1:
 // prefetches before steps 0 / 2; B4 / B1: how B advances after 4 steps / 1 step): a step reads 16 bytes of A and 96
 // of B, unrolled by 4 (k4 = steps / 4, k1 = steps % 4); then D = C + tile (C == nullptr: D = tile).
-#define KA_KERNEL(L0, L1, L2, L3, P0, P1, B4, B1)                                                             \
+#define KA_KERNEL(L0, L1, L2, L3, P0, P1, B4, B1, PF)                                                         \
   "vxorps %%ymm0, %%ymm0, %%ymm0\n\t" "vxorps %%ymm1, %%ymm1, %%ymm1\n\t" "vxorps %%ymm2, %%ymm2, %%ymm2\n\t"      \
   "vxorps %%ymm3, %%ymm3, %%ymm3\n\t" "vxorps %%ymm4, %%ymm4, %%ymm4\n\t" "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"      \
   "vxorps %%ymm6, %%ymm6, %%ymm6\n\t" "vxorps %%ymm7, %%ymm7, %%ymm7\n\t" "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"      \
   "vxorps %%ymm9, %%ymm9, %%ymm9\n\t" "vxorps %%ymm10, %%ymm10, %%ymm10\n\t" "vxorps %%ymm11, %%ymm11, %%ymm11\n\t" \
   K3_LOOP(P0 KA_STEP(L0, "0", "4", "8", "12") KA_STEP(L1, "16", "20", "24", "28")                             \
-          P1 KA_STEP(L2, "32", "36", "40", "44") KA_STEP(L3, "48", "52", "56", "60"),                         \
+          P1 KA_STEP(L2, "32", "36", "40", "44") PF KA_STEP(L3, "48", "52", "56", "60"),                      \
           "add $64, %[a]\n\t" B4, KA_STEP(L0, "0", "4", "8", "12"), "add $16, %[a]\n\t" B1,                   \
           KA_ADDC("0", "1", "2") KA_ADDC("3", "4", "5") KA_ADDC("6", "7", "8") KA_ADDC("9", "10", "11"),      \
           KA_STORED("0", "1", "2") KA_STORED("3", "4", "5") KA_STORED("6", "7", "8") KA_STORED("9", "10", "11"))
@@ -77,12 +82,14 @@ namespace kiln {
 // partial sums from registers); C and D may be one tile. Two lines of the packed B panel are prefetched two
 // iterations (8 k) ahead.
 __attribute__((target("avx2,fma"))) inline void ukr_avx2_4x24(int64_t kc, const float* Ap, const float* Bp,
-                                                               const float* C, int64_t ldc, float* D, int64_t ldd) {
+                                                               const float* C, int64_t ldc, float* D, int64_t ldd,
+                                                               const float* pf = nullptr) {
   int64_t k4 = kc >> 2, k1 = kc & 3, ldcb = ldc * 4, lddb = ldd * 4;
+  if (!pf) pf = Bp;  // no stream: the lines this call reads anyway
   __asm__ volatile(KA_KERNEL(KA_LOADB("0", "32", "64"), KA_LOADB("96", "128", "160"), KA_LOADB("192", "224", "256"),
                              KA_LOADB("288", "320", "352"), "prefetcht0 768(%[b])\n\t", "prefetcht0 832(%[b])\n\t",
-                             "add $384, %[b]\n\t", "add $96, %[b]\n\t")
-                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D)
+                             "add $384, %[b]\n\t", "add $96, %[b]\n\t", K3_PF)
+                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D), [pf] "+r"(pf)
                    : [ldc] "r"(ldcb), [ldd] "r"(lddb)
                    : KA_CLOBBERS);
 }
@@ -94,7 +101,7 @@ __attribute__((target("avx2,fma"))) inline void ukr_avx2_4x24_rows(int64_t kc, c
                                                                     float* D, int64_t ldd) {
   int64_t k4 = kc >> 2, k1 = kc & 3, ldcb = ldc * 4, lddb = ldd * 4, r;
   __asm__ volatile(KA_KERNEL(KA_LOADB_ROW("0"), KA_LOADB_ROW("8"), KA_LOADB_ROW("16"), KA_LOADB_ROW("24"), "", "",
-                             "add $32, %[bk]\n\t", "add $8, %[bk]\n\t")
+                             "add $32, %[bk]\n\t", "add $8, %[bk]\n\t", "")
                    : [a] "+r"(Ap), [bk] "+r"(koff), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D),
                      [r] "=&r"(r)
                    : [b] "r"(B), [ldc] "r"(ldcb), [ldd] "r"(lddb)
@@ -143,12 +150,12 @@ __attribute__((target("avx2,fma"))) inline void ukr_avx2_4x24_rows(int64_t kc, c
 // The whole 8x48 kernel for one broadcast / multiply-add pair and one way to read B (L0..L3: the B loads of the 4
 // steps of an unrolled iteration; B4 / B1: how B advances after 4 steps / 1 step): a step reads 32 bytes of A and
 // 192 of B, unrolled by 4 (k4 = steps / 4, k1 = steps % 4); then D = C + tile (C == nullptr: D = tile).
-#define KY_KERNEL(BC, OP, L0, L1, L2, L3, B4, B1)                                                             \
+#define KY_KERNEL(BC, OP, L0, L1, L2, L3, B4, B1, PF)                                                         \
   KZ_ZERO8("0", "1", "2", "3", "4", "5", "6", "7") KZ_ZERO8("8", "9", "10", "11", "12", "13", "14", "15")     \
   KZ_ZERO8("16", "17", "18", "19", "20", "21", "22", "23")                                                    \
   K3_LOOP("prefetcht0 256(%[a])\n\t"                                                                          \
           KY_STEP(BC, OP, L0, "0", "4", "8", "12", "16", "20", "24", "28")                                    \
-          KY_STEP(BC, OP, L1, "32", "36", "40", "44", "48", "52", "56", "60")                                 \
+          KY_STEP(BC, OP, L1, "32", "36", "40", "44", "48", "52", "56", "60") PF                              \
           KY_STEP(BC, OP, L2, "64", "68", "72", "76", "80", "84", "88", "92")                                 \
           KY_STEP(BC, OP, L3, "96", "100", "104", "108", "112", "116", "120", "124"),                         \
           "add $128, %[a]\n\t" B4, KY_STEP(BC, OP, L0, "0", "4", "8", "12", "16", "20", "24", "28"),          \
@@ -161,7 +168,7 @@ __attribute__((target("avx2,fma"))) inline void ukr_avx2_4x24_rows(int64_t kc, c
 #define KY_KERNEL_PACKED(...) KY_KERNEL(__VA_ARGS__)
 #define KY_PACKED_B                                                                                           \
   KY_LOADB("0", "64", "128"), KY_LOADB("192", "256", "320"), KY_LOADB("384", "448", "512"),                   \
-      KY_LOADB("576", "640", "704"), "add $768, %[b]\n\t", "add $192, %[b]\n\t"
+      KY_LOADB("576", "640", "704"), "add $768, %[b]\n\t", "add $192, %[b]\n\t", K3_PF
 #define KY_CLOBBERS                                                                                           \
   "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",   \
       "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",      \
@@ -170,10 +177,12 @@ __attribute__((target("avx2,fma"))) inline void ukr_avx2_4x24_rows(int64_t kc, c
 // The AVX-512 kernels write D = C + Ap.Bp (C == nullptr: D = Ap.Bp), rows ldc / ldd floats apart, so the driver's
 // K blocks add their partial sums to its C buffer from registers (gemm.h gemm_micro); C and D may be one tile.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline void ukr_avx512_8x48(
-    int64_t kc, const float* Ap, const float* Bp, const float* C, int64_t ldc, float* D, int64_t ldd) {
+    int64_t kc, const float* Ap, const float* Bp, const float* C, int64_t ldc, float* D, int64_t ldd,
+    const float* pf = nullptr) {
   int64_t k4 = kc >> 2, k1 = kc & 3, ldcb = ldc * 4, lddb = ldd * 4;
+  if (!pf) pf = Bp;  // no stream: the lines this call reads anyway
   __asm__ volatile(KY_KERNEL_PACKED("vbroadcastss", "vfmadd231ps", KY_PACKED_B)
-                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D)
+                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D), [pf] "+r"(pf)
                    : [ldc] "r"(ldcb), [ldd] "r"(lddb)
                    : KY_CLOBBERS);
 }
@@ -185,7 +194,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline void ukr_av
     int64_t ldd) {
   int64_t k4 = kc >> 2, k1 = kc & 3, ldcb = ldc * 4, lddb = ldd * 4, r;
   __asm__ volatile(KY_KERNEL("vbroadcastss", "vfmadd231ps", KY_LOADB_ROW("0"), KY_LOADB_ROW("8"), KY_LOADB_ROW("16"),
-                             KY_LOADB_ROW("24"), "add $32, %[bk]\n\t", "add $8, %[bk]\n\t")
+                             KY_LOADB_ROW("24"), "add $32, %[bk]\n\t", "add $8, %[bk]\n\t", "")
                    : [a] "+r"(Ap), [bk] "+r"(koff), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D),
                      [r] "=&r"(r)
                    : [b] "r"(B), [ldc] "r"(ldcb), [ldd] "r"(lddb)
@@ -197,11 +206,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline void ukr_av
 // vdpbf16ps adds both products to the f32 accumulators (bf16 x bf16 is exact in f32). Twice the k per
 // instruction of the f32 kernel, at the same bytes per step. kc: k rounded up to even (the packers zero-pad).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16"))) inline void ukr_avx512bf16_8x48(
-    int64_t kc, const uint16_t* Ap, const uint16_t* Bp, const float* C, int64_t ldc, float* D, int64_t ldd) {
+    int64_t kc, const uint16_t* Ap, const uint16_t* Bp, const float* C, int64_t ldc, float* D, int64_t ldd,
+    const uint16_t* pf = nullptr) {
   const int64_t pairs = (kc + 1) >> 1;
   int64_t k4 = pairs >> 2, k1 = pairs & 3, ldcb = ldc * 4, lddb = ldd * 4;
+  if (!pf) pf = Bp;
   __asm__ volatile(KY_KERNEL_PACKED("vpbroadcastd", "vdpbf16ps", KY_PACKED_B)
-                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D)
+                   : [a] "+r"(Ap), [b] "+r"(Bp), [k4] "+r"(k4), [k1] "+r"(k1), [c] "+r"(C), [d] "+r"(D), [pf] "+r"(pf)
                    : [ldc] "r"(ldcb), [ldd] "r"(lddb)
                    : KY_CLOBBERS);
 }
@@ -218,6 +229,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16"))) inline 
 #undef K3_ADDC
 #undef K3_STORED
 #undef K3_LOOP
+#undef K3_PF
 #undef KZ_ZERO4
 #undef KZ_ZERO8
 
@@ -292,17 +304,24 @@ K_AROWS(ukr_avx2_arows, "avx2,fma", __m256, 8, _mm256_setzero_ps, _mm256_load_ps
 
 #else
 // Not x86: cpu_isa() never picks these paths (detection reports generic); they exist so the dispatch compiles.
-inline void ukr_avx2_4x24(int64_t, const float*, const float*, const float*, int64_t, float*, int64_t) { std::abort(); }
+inline void ukr_avx2_4x24(int64_t, const float*, const float*, const float*, int64_t, float*, int64_t,
+                          const float* = nullptr) {
+  std::abort();
+}
 inline void ukr_avx2_4x24_rows(int64_t, const float*, const float*, const int64_t*, const float*, int64_t, float*,
                                int64_t) {
   std::abort();
 }
-inline void ukr_avx512_8x48(int64_t, const float*, const float*, const float*, int64_t, float*, int64_t) { std::abort(); }
+inline void ukr_avx512_8x48(int64_t, const float*, const float*, const float*, int64_t, float*, int64_t,
+                            const float* = nullptr) {
+  std::abort();
+}
 inline void ukr_avx512_8x48_rows(int64_t, const float*, const float*, const int64_t*, const float*, int64_t, float*,
                                  int64_t) {
   std::abort();
 }
-inline void ukr_avx512bf16_8x48(int64_t, const uint16_t*, const uint16_t*, const float*, int64_t, float*, int64_t) {
+inline void ukr_avx512bf16_8x48(int64_t, const uint16_t*, const uint16_t*, const float*, int64_t, float*, int64_t,
+                                const uint16_t* = nullptr) {
   std::abort();
 }
 template <int NV>

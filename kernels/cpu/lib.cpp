@@ -122,7 +122,7 @@ KILN_EXPORT int kiln_cpu_isa(uint8_t* msg, const int64_t*) {
     return 1;
   }
   char caches[256];
-  kiln::describe_blocking(s.isa, caches, sizeof caches);
+  kiln::describe_blocking(s.isa, caches, sizeof caches, s.bf16_dot);
   std::snprintf(out, 1024, "%s\n%s\n%s\n%s\n%s", kiln::isa_name(s.isa), kiln::isa_name(s.best), s.model, s.features, caches);
   return 0;
 }

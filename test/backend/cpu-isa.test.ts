@@ -2,6 +2,7 @@
  * path this CPU supports (KILN_CPU_ISA, one child process each: the choice is made once per process), checked
  * against the reference evaluator; explain() names the path; a refused KILN_CPU_ISA is a CpuIsaError at compile. */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from '../kernels/harness';
 import { CPU_ISA_PATHS } from '../../runtime/kernel-lib';
@@ -17,14 +18,22 @@ function child(isa: string): ChildResult {
 }
 
 const auto = child('auto');
+let intel = false;
+try {
+  intel = /^vendor_id\s*:\s*GenuineIntel$/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+} catch {
+  // not Linux: no vendor line; cpu_isa.h reads cpuid, which agrees with it where both exist
+}
 const best = /^CPU kernels: (\w+) \(/.exec(auto.explain ?? '')?.[1] ?? 'none';
 
 describe('CPU kernel paths (compiled programs)', () => {
   test('auto: explain() names the best path, the model and the detected features', () => {
     expect(auto.error).toBeUndefined();
     expect(CPU_ISA_PATHS).toContain(best);
-    expect(auto.explain).toMatch(/^CPU kernels: \w+ \(.+, detected: [\w ]+\); caches L1d \d+ KiB, L2 \d+ KiB, L3 \d+ KiB \(.+\); blocking KC \d+ MC \d+ NC \d+$/);
+    expect(auto.explain).toMatch(/^CPU kernels: \w+ \(.+, detected: [\w ]+\); caches L1d \d+ KiB, L2 \d+ KiB, L3 \d+ KiB \(.+\); blocking KC \d+ MC \d+ NC \d+(; bf16 GEMMs on f32 panels \(vdpbf16ps is slower on Intel cores\))?$/);
     expect(auto.explain).not.toMatch(/forced/);
+    // On an avx512_bf16 CPU auto multiplies bf16 pairs with vdpbf16ps except on Intel (kernels/cpu/cpu_isa.h bf16_dot).
+    expect(auto.explain?.includes('bf16 GEMMs on f32 panels')).toBe(best === 'avx512_bf16' && intel);
     expect(auto.err).toBeLessThanOrEqual(1e-5);
   });
 
@@ -34,6 +43,7 @@ describe('CPU kernel paths (compiled programs)', () => {
       expect(r.error).toBeUndefined();
       expect(r.explain?.startsWith(`CPU kernels: ${isa} (`)).toBe(true);
       if (isa !== best) expect(r.explain).toMatch(new RegExp(`forced by KILN_CPU_ISA; best here: ${best}\\); caches .*; blocking KC \\d+ MC \\d+ NC \\d+$`));
+      expect(r.explain).not.toMatch(/bf16 GEMMs on f32 panels/);  // a forced path is taken as named
       expect(r.err).toBeLessThanOrEqual(1e-5);
     }, 120_000);
 

@@ -78,6 +78,25 @@ describe('CPU ISA detection', () => {
     expect(runDriver(bin, [1, 3, 3, 3, 0, 0, 0, 0, 1], { KILN_CPU_ISA: 'auto' }).path).toBe(best);
   });
 
+  // bf16 x bf16 GEMMs on an avx512_bf16 CPU: auto multiplies bf16 pairs (vdpbf16ps) except on Intel, where the
+  // panels are converted to f32 for the avx512 kernel (cpu_isa.h bf16_dot). Either way auto's result is, bit for bit,
+  // that of the forced path the rule picks, and differs from the other one's (another summation order).
+  (best === 'avx512_bf16' ? it : it.skip)('auto on an avx512_bf16 CPU: bf16 GEMMs multiply pairs except on Intel', () => {
+    let intel = false;
+    try {
+      intel = /^vendor_id\s*:\s*GenuineIntel$/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+    } catch {
+      return;  // not Linux: no vendor to compare with
+    }
+    const probe = spawnSync(bin, ['isa'], { encoding: 'utf8', env: { ...process.env, KILN_CPU_ISA: '' } }).stdout;
+    expect(/^bf16_dot (\d)$/m.exec(probe)?.[1]).toBe(intel ? '0' : '1');
+    const args = [1, 70, 100, 1030, 0, 0, 0, 0, 77, 1, 0, 1];
+    const run = (isa: string) => runDriver(bin, args, { KILN_CPU_ISA: isa }).arrays.C;
+    const auto = run('auto'), conv = run('avx512'), pairs = run('avx512_bf16');
+    expect(Array.from(auto)).toEqual(Array.from(intel ? conv : pairs));
+    expect(Array.from(conv)).not.toEqual(Array.from(pairs));
+  });
+
   it('derives the GEMM blocking from the detected caches (cpu_cache.h, gemm_blocking)', () => {
     const out = spawnSync(bin, ['isa'], { encoding: 'utf8' }).stdout;
     const [l1d, l2, l3] = (/^caches (\d+) (\d+) (\d+) (.+)$/m.exec(out) ?? []).slice(1, 4).map(Number);

@@ -3,7 +3,8 @@
 //   type, and the rounded values are what A and B print); pad: extra elements after each stored row of A and B
 //   (a non-contiguous view: the leading dimension is the row length + pad); rows 1: the epilogue is a row
 //   epilogue (epi.row(b, i, j0, n, v)), 0 (default): one call per element.
-// or argv: isa  -> prints "best <path>", "features <detected...>" (cpu_isa.h), "caches <l1d> <l2> <l3> <source>"
+// or argv: isa  -> prints "best <path>", "features <detected...>", "bf16_dot <0|1>" (cpu_isa.h),
+//                  "caches <l1d> <l2> <l3> <source>"
 // (cpu_cache.h) and "blocking <path> <KC> <MC> <NC>" per path (gemm.h), then exits.
 // A is stored [nA][M][K] (or [nA][K][M] when transA), B [nB][K][N] (or [nB][N][K]); nX = bcastX ? 1 : batch.
 // Inputs are drawn in order A, B. Prints path, calls_once, A and B (dense, in that layout, as the GEMM saw them)
@@ -26,7 +27,7 @@ struct RowOnly {  // hands the driver's per-element epilogue to the GEMM as a ro
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "isa") {
     const kiln::CpuIsaState& s = kiln::cpu_isa_state();
-    std::printf("best %s\nfeatures %s\n", kiln::isa_name(s.best), s.features);
+    std::printf("best %s\nfeatures %s\nbf16_dot %d\n", kiln::isa_name(s.best), s.features, int(s.bf16_dot));
     const kiln::CpuCaches& c = kiln::cpu_caches();
     std::printf("caches %lld %lld %lld %s\n", (long long)c.l1d, (long long)c.l2, (long long)c.l3, c.source);
     for (kiln::Isa i : {kiln::Isa::Generic, kiln::Isa::Avx2, kiln::Isa::Avx512, kiln::Isa::Avx512Bf16}) {
