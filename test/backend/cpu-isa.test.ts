@@ -2,9 +2,8 @@
  * path this CPU supports (KILN_CPU_ISA, one child process each: the choice is made once per process), checked
  * against the reference evaluator; explain() names the path; a refused KILN_CPU_ISA is a CpuIsaError at compile. */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT } from '../kernels/harness';
+import { intelCpu, ROOT } from '../kernels/harness';
 import { CPU_ISA_PATHS } from '../../runtime/kernel-lib';
 
 interface ChildResult { explain?: string; err?: number; error?: string }
@@ -18,12 +17,7 @@ function child(isa: string): ChildResult {
 }
 
 const auto = child('auto');
-let intel = false;
-try {
-  intel = /^vendor_id\s*:\s*GenuineIntel$/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
-} catch {
-  // not Linux: no vendor line; cpu_isa.h reads cpuid, which agrees with it where both exist
-}
+const intel = intelCpu() === true;
 const best = /^CPU kernels: (\w+) \(/.exec(auto.explain ?? '')?.[1] ?? 'none';
 
 describe('CPU kernel paths (compiled programs)', () => {

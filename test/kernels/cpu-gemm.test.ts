@@ -4,7 +4,7 @@
  * The reference takes the inputs the driver printed (for bf16 / f16: the values after rounding to the type). */
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { buildDriver, cpuGemmPaths, expectClose, Rng, runDriver } from './harness';
+import { buildDriver, cpuGemmPaths, expectClose, intelCpu, Rng, runDriver } from './harness';
 import { gemmRef, gemmSizes, type GemmCase as Case } from './reference';
 
 function reference(c: Case, seed: number): { ref: Float64Array; mag: Float64Array } {
@@ -82,12 +82,8 @@ describe('CPU ISA detection', () => {
   // panels are converted to f32 for the avx512 kernel (cpu_isa.h bf16_dot). Either way auto's result is, bit for bit,
   // that of the forced path the rule picks, and differs from the other one's (another summation order).
   (best === 'avx512_bf16' ? it : it.skip)('auto on an avx512_bf16 CPU: bf16 GEMMs multiply pairs except on Intel', () => {
-    let intel = false;
-    try {
-      intel = /^vendor_id\s*:\s*GenuineIntel$/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
-    } catch {
-      return;  // not Linux: no vendor to compare with
-    }
+    const intel = intelCpu();
+    if (intel === null) return;  // not Linux: no vendor to compare with
     const probe = spawnSync(bin, ['isa'], { encoding: 'utf8', env: { ...process.env, KILN_CPU_ISA: '' } }).stdout;
     expect(/^bf16_dot (\d)$/m.exec(probe)?.[1]).toBe(intel ? '0' : '1');
     const args = [1, 70, 100, 1030, 0, 0, 0, 0, 77, 1, 0, 1];

@@ -66,6 +66,16 @@ export function cpuGemmPaths(): { paths: string[]; best: string; features: strin
   return { paths: order.slice(0, order.indexOf(best) + 1), best, features: (/^features (.*)$/m.exec(r.stdout)?.[1] ?? '').split(' ') };
 }
 
+/** Whether /proc/cpuinfo names an Intel CPU (vendor_id GenuineIntel; cpu_isa.h reads the same from cpuid); null where
+ * there is no /proc/cpuinfo (not Linux). */
+export function intelCpu(): boolean | null {
+  try {
+    return /^vendor_id\s*:\s*GenuineIntel$/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
 /** xorshift32, identical to Rng in test/kernels/cpu/common.h. */
 export class Rng {
   private s: number;
