@@ -17,7 +17,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { adamw, grad, input, lowerProgram, trainableParams, CudaProgram, type GraphSpec } from '../../compiler/index';
+import { lowerProgram, CudaProgram, type GraphSpec } from '../../compiler/index';
+import { unetTrainGraph } from '../unet-train-graph';
 import { renderProgramCuda } from '../../compiler/render/cuda';
 import { hostArray } from '../../compiler/program';
 import { toHalfBits } from '../../compiler/ir/half';
@@ -28,7 +29,7 @@ import { compileCudaHost, CudaDevice } from '../../runtime/cuda';
 import type { CachedArtifact } from '../../runtime/cache';
 import { bytesByKind, residentBytes } from '../../compiler/schedule/memory';
 import { compileCudaEmu, openEmulatedDevice, type CompiledEmuModule } from '../../runtime/cuda-emu';
-import { UNet2DConditionModel, pooledTextDim, sdxlUnetConfig, tinyUnetConfig, type UnetConfig } from '../../models/unet/index';
+import { pooledTextDim, sdxlUnetConfig, tinyUnetConfig, type UnetConfig } from '../../models/unet/index';
 import { writeJsonAtomic } from '../../models/io/atomicWrite';
 import { fill } from './fill';
 import { defineCli, isMain, runCli, type Parsed } from '../../tools/cli';
@@ -94,16 +95,11 @@ export class BenchProgram extends CudaProgram {
   }
 }
 
-/** The training step graph: UNet forward, MSE against a target, gradients of every parameter, AdamW. */
+/** The training step graph (bench/unet-train-graph.ts) and its inputs. */
 export function stepGraph(c: UnetConfig, tokens: number) {
   const S = c.sampleSize;
-  const unet = new UNet2DConditionModel(c, { seed: 13, trainable: true });
-  const shapes: Record<string, number[]> = { sample: [1, 4, S, S], t: [1], ctx: [1, tokens, c.crossAttentionDim], pooled: [1, pooledTextDim(c)], timeIds: [1, 6], target: [1, 4, S, S] };
-  const x = Object.fromEntries(Object.entries(shapes).map(([k, s]) => [k, input(k, s)]));
-  const pred = unet.forward({ sample: x.sample, timestep: x.t, encoderHiddenStates: x.ctx, textEmbeds: x.pooled, timeIds: x.timeIds });
-  const loss = pred.sub(x.target).square().mean();
-  const params = trainableParams(loss);
-  const spec: GraphSpec = { outputs: { loss }, updates: adamw(params, grad(loss, params), { lr: LR }) };
+  const { unet, loss, params, updates } = unetTrainGraph(c, tokens, LR);
+  const spec: GraphSpec = { outputs: { loss }, updates };
   const feeds: Record<string, Float32Array> = {
     sample: fill(4 * S * S, 1), t: Float32Array.of(500), ctx: fill(tokens * c.crossAttentionDim, 2), pooled: fill(pooledTextDim(c), 3),
     timeIds: Float32Array.of(8 * S, 8 * S, 0, 0, 8 * S, 8 * S), target: fill(4 * S * S, 4),

@@ -7,8 +7,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { adamw, compile, grad, input, trainableParams, type CpuProgram } from '../../compiler/index';
-import { UNet2DConditionModel, pooledTextDim, tinyUnetConfig } from '../../models/unet/index';
+import { compile, type CpuProgram } from '../../compiler/index';
+import { pooledTextDim, tinyUnetConfig } from '../../models/unet/index';
+import { unetTrainGraph } from '../unet-train-graph';
 import { loadWeightsInto, materialize, paramsOf, saveParams } from '../../models/weights';
 import { peerEnv, relErr, type PeerIsa, type PeerTiming } from './peers';
 
@@ -26,14 +27,9 @@ export interface UnetStepResult {
 /** `time` is run.ts's timer (median and min of repeated calls). */
 export async function unetStep(threads: number, minSamples: number, maxTime: number, time: (name: string, fn: () => void) => PeerTiming, peers: boolean, isa: PeerIsa): Promise<UnetStepResult> {
   const c = tinyUnetConfig, S = c.sampleSize;
-  const unet = new UNet2DConditionModel(c, { seed: 13, trainable: true });
-  const shapes: Record<string, number[]> = { sample: [1, 4, S, S], t: [1], ctx: [1, CTX_LEN, c.crossAttentionDim], pooled: [1, pooledTextDim(c)], timeIds: [1, 6], target: [1, 4, S, S] };
-  const x = Object.fromEntries(Object.entries(shapes).map(([k, s]) => [k, input(k, s)]));
-  const pred = unet.forward({ sample: x.sample, timestep: x.t, encoderHiddenStates: x.ctx, textEmbeds: x.pooled, timeIds: x.timeIds });
-  const loss = pred.sub(x.target).square().mean();
-  const params = trainableParams(loss);
+  const { unet, shapes, pred, loss, updates } = unetTrainGraph(c, CTX_LEN, LR);
   const t0 = performance.now();
-  const prog: CpuProgram = await compile({ outputs: { loss, pred }, updates: adamw(params, grad(loss, params), { lr: LR }) });
+  const prog: CpuProgram = await compile({ outputs: { loss, pred }, updates });
   const compileMs = performance.now() - t0;
   const fill = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed));
   const feeds: Record<string, Float32Array> = {
